@@ -1,1 +1,14 @@
-//! placeholder
+//! The product's vocabulary, shared by the server and the browser.
+//!
+//! Nothing here does IO, so the same types compile for the wasm front end and for the server,
+//! and the UI can never disagree with the server about what a role or a state means.
+
+pub mod email;
+pub mod ids;
+pub mod integration;
+pub mod user;
+
+pub use email::{EmailAddress, EmailError};
+pub use ids::{OrgId, UserId};
+pub use integration::{IntegrationKind, IntegrationStatus};
+pub use user::{Role, RoleParseError, SessionUser};

@@ -1,1 +1,138 @@
-//! placeholder
+//! Where the product keeps what matters: organizations, people, sessions (and, later, connections,
+//! tokens and synced data).
+//!
+//! [`Store`] is a trait of domain-level operations, not CRUD. It has two implementations, each with
+//! its own migrations: SQLite (the embedded default, a file under `./data/`) and PostgreSQL (for
+//! several server instances against one database). [`open`] picks one from the database URL.
+//! One conformance suite (`tests/it`) runs against both.
+
+pub mod accounts;
+mod common;
+pub mod error;
+pub mod password;
+mod postgres;
+pub mod session_token;
+mod sqlite;
+
+use async_trait::async_trait;
+use domain::{EmailAddress, OrgId, Role, SessionUser, UserId};
+use std::sync::Arc;
+
+pub use error::StoreError;
+pub use postgres::PgStore;
+pub use session_token::{SessionToken, SessionTokenHash};
+pub use sqlite::SqliteStore;
+
+/// Which database a store writes to; shown by `/healthz` and the logs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+impl Backend {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Backend::Sqlite => "sqlite",
+            Backend::Postgres => "postgres",
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Organization {
+    pub id: OrgId,
+    pub name: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct User {
+    pub id: UserId,
+    pub org_id: OrgId,
+    pub email: EmailAddress,
+    pub display_name: String,
+    pub role: Role,
+}
+
+/// A user with their password hash: only the sign-in code ever sees this.
+#[derive(Clone)]
+pub struct UserCredentials {
+    pub user: User,
+    pub password_hash: password::PasswordHash,
+}
+
+pub struct NewUser {
+    pub org_id: OrgId,
+    pub email: EmailAddress,
+    pub display_name: String,
+    pub role: Role,
+    pub password_hash: password::PasswordHash,
+}
+
+/// Counts of recent failed sign-ins, for rate limiting.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct SignInFailures {
+    pub for_email: u32,
+    pub from_ip: u32,
+}
+
+/// Unix time in seconds. All stored times use it so both databases compare them the same way.
+pub type UnixTime = i64;
+
+pub fn now_unix() -> UnixTime {
+    time::OffsetDateTime::now_utc().unix_timestamp()
+}
+
+#[async_trait]
+pub trait Store: Send + Sync + 'static {
+    fn backend(&self) -> Backend;
+
+    /// A cheap round trip to the database, for `/healthz`.
+    async fn ping(&self) -> Result<(), StoreError>;
+
+    async fn create_organization(&self, name: &str) -> Result<Organization, StoreError>;
+    async fn organization_by_name(&self, name: &str) -> Result<Option<Organization>, StoreError>;
+    async fn organization(&self, id: OrgId) -> Result<Option<Organization>, StoreError>;
+
+    /// Fails with [`StoreError::Conflict`] when the email is taken (emails are unique platform-wide,
+    /// because sign-in asks only for an email).
+    async fn create_user(&self, new: NewUser) -> Result<User, StoreError>;
+    async fn user_credentials(&self, email: &EmailAddress) -> Result<Option<UserCredentials>, StoreError>;
+    async fn users_in_org(&self, org: OrgId) -> Result<Vec<User>, StoreError>;
+
+    async fn start_session(
+        &self,
+        user: &User,
+        token: &SessionTokenHash,
+        now: UnixTime,
+        expires_at: UnixTime,
+    ) -> Result<(), StoreError>;
+    /// The user behind a live session, or `None` when it is unknown or expired.
+    async fn session_user(&self, token: &SessionTokenHash, now: UnixTime) -> Result<Option<SessionUser>, StoreError>;
+    async fn end_session(&self, token: &SessionTokenHash) -> Result<(), StoreError>;
+    async fn purge_expired_sessions(&self, now: UnixTime) -> Result<u64, StoreError>;
+
+    async fn record_sign_in_failure(&self, email: &str, client_ip: &str, at: UnixTime) -> Result<(), StoreError>;
+    async fn sign_in_failures_since(
+        &self,
+        email: &str,
+        client_ip: &str,
+        since: UnixTime,
+    ) -> Result<SignInFailures, StoreError>;
+    /// After a successful sign-in the email's failures no longer count against it.
+    async fn clear_sign_in_failures(&self, email: &str) -> Result<(), StoreError>;
+}
+
+pub type DynStore = Arc<dyn Store>;
+
+/// Opens (creating and migrating as needed) the database a URL names:
+/// `sqlite://path/to/file.db`, `sqlite::memory:`, or `postgres://…`.
+pub async fn open(url: &str) -> Result<DynStore, StoreError> {
+    if url.starts_with("sqlite:") {
+        Ok(Arc::new(SqliteStore::open(url).await?))
+    } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+        Ok(Arc::new(PgStore::open(url).await?))
+    } else {
+        Err(StoreError::UnsupportedUrl)
+    }
+}

@@ -1,0 +1,6 @@
+//! The store conformance suite: every scenario runs on SQLite, and on PostgreSQL whenever
+//! `STORE_TEST_POSTGRES_URL` names a server (`make test` starts a throwaway cluster and sets it).
+//! With `STORE_TEST_REQUIRE_POSTGRES=1` a missing PostgreSQL fails the run instead of skipping.
+
+mod harness;
+mod scenarios;

@@ -1,0 +1,138 @@
+//! Scenarios every Store implementation must pass.
+
+use crate::harness::on_both_backends;
+use domain::{EmailAddress, Role};
+use store::accounts::{self, SignInError};
+use store::{SessionToken, Store, StoreError};
+
+on_both_backends!(
+    organizations_have_unique_names,
+    users_have_unique_emails_across_organizations,
+    sign_in_starts_a_new_session_each_time,
+    wrong_password_and_unknown_email_look_the_same,
+    sessions_expire_and_end,
+    sign_in_is_rate_limited_per_email,
+    success_clears_the_failure_count,
+    users_are_listed_per_organization,
+    passwords_are_stored_as_argon2id_hashes,
+);
+
+async fn organizations_have_unique_names(store: &dyn Store) {
+    let org = store.create_organization("Northwind").await.unwrap();
+    assert_eq!(store.organization_by_name("Northwind").await.unwrap(), Some(org.clone()));
+    assert_eq!(store.organization(org.id).await.unwrap(), Some(org));
+    assert!(matches!(store.create_organization("Northwind").await, Err(StoreError::Conflict(_))));
+    assert_eq!(store.organization_by_name("Nowhere").await.unwrap(), None);
+}
+
+async fn users_have_unique_emails_across_organizations(store: &dyn Store) {
+    let a = store.create_organization("A").await.unwrap();
+    let b = store.create_organization("B").await.unwrap();
+    accounts::create_user(store, a.id, "Pat@Example.com", "Pat", Role::Admin, "long enough pw").await.unwrap();
+    let again = accounts::create_user(store, b.id, "pat@example.com", "Pat", Role::Member, "long enough pw").await;
+    assert!(matches!(again, Err(accounts::CreateUserError::Store(StoreError::Conflict(_)))));
+}
+
+async fn sign_in_starts_a_new_session_each_time(store: &dyn Store) {
+    let org = store.create_organization("Northwind").await.unwrap();
+    let user = accounts::create_user(store, org.id, "alice@northwind.test", "Alice Anders", Role::Member, "alice-password")
+        .await
+        .unwrap();
+    let now = 1_700_000_000;
+    let first = accounts::sign_in(store, " Alice@Northwind.test", "alice-password", "10.0.0.1", now).await.unwrap();
+    let second = accounts::sign_in(store, "alice@northwind.test", "alice-password", "10.0.0.1", now).await.unwrap();
+    assert_ne!(first.token, second.token, "every sign-in must get a fresh session id");
+    let who = store.session_user(&first.token.hash(), now + 1).await.unwrap().unwrap();
+    assert_eq!(who.user_id, user.id);
+    assert_eq!(who.org_name, "Northwind");
+    assert_eq!(who.role, Role::Member);
+    assert_eq!(who.email, EmailAddress::parse("alice@northwind.test").unwrap());
+    assert!(store.session_user(&second.token.hash(), now + 1).await.unwrap().is_some());
+}
+
+async fn wrong_password_and_unknown_email_look_the_same(store: &dyn Store) {
+    let org = store.create_organization("Northwind").await.unwrap();
+    accounts::create_user(store, org.id, "bob@northwind.test", "Bob", Role::Member, "bob-password").await.unwrap();
+    let wrong = accounts::sign_in(store, "bob@northwind.test", "not-bobs", "10.0.0.2", 1).await;
+    let unknown = accounts::sign_in(store, "nobody@northwind.test", "whatever", "10.0.0.2", 1).await;
+    let malformed = accounts::sign_in(store, "not an email", "whatever", "10.0.0.2", 1).await;
+    for r in [wrong, unknown, malformed] {
+        match r {
+            Err(e @ SignInError::BadCredentials) => {
+                assert_eq!(e.to_string(), "That email and password do not match an account.")
+            }
+            Err(other) => panic!("expected BadCredentials, got {other}"),
+            Ok(_) => panic!("sign-in must fail"),
+        }
+    }
+}
+
+async fn sessions_expire_and_end(store: &dyn Store) {
+    let org = store.create_organization("Northwind").await.unwrap();
+    accounts::create_user(store, org.id, "carol@northwind.test", "Carol", Role::Admin, "carol-password").await.unwrap();
+    let now = 1_700_000_000;
+    let s = accounts::sign_in(store, "carol@northwind.test", "carol-password", "ip", now).await.unwrap();
+    assert_eq!(s.expires_at, now + accounts::SESSION_TTL_SECS);
+    assert!(store.session_user(&s.token.hash(), s.expires_at - 1).await.unwrap().is_some());
+    assert!(store.session_user(&s.token.hash(), s.expires_at).await.unwrap().is_none());
+    assert_eq!(store.purge_expired_sessions(s.expires_at).await.unwrap(), 1);
+
+    let s2 = accounts::sign_in(store, "carol@northwind.test", "carol-password", "ip", now).await.unwrap();
+    accounts::sign_out(store, &s2.token).await.unwrap();
+    assert!(store.session_user(&s2.token.hash(), now).await.unwrap().is_none());
+    let stranger = SessionToken::generate();
+    assert!(store.session_user(&stranger.hash(), now).await.unwrap().is_none());
+}
+
+async fn sign_in_is_rate_limited_per_email(store: &dyn Store) {
+    let org = store.create_organization("Northwind").await.unwrap();
+    accounts::create_user(store, org.id, "dan@northwind.test", "Dan", Role::Member, "dan-password").await.unwrap();
+    let now = 1_700_000_000;
+    for i in 0..accounts::MAX_FAILURES_PER_EMAIL {
+        let r = accounts::sign_in(store, "dan@northwind.test", "guess", &format!("ip{i}"), now + i64::from(i)).await;
+        assert!(matches!(r, Err(SignInError::BadCredentials)));
+    }
+    // Now even the right password is refused, from any address...
+    let r = accounts::sign_in(store, "dan@northwind.test", "dan-password", "elsewhere", now + 10).await;
+    assert!(matches!(r, Err(SignInError::RateLimited { minutes: 15 })), "got {:?}", r.err());
+    // ...until the window has passed.
+    let later = now + accounts::FAILURE_WINDOW_SECS + 10;
+    assert!(accounts::sign_in(store, "dan@northwind.test", "dan-password", "elsewhere", later).await.is_ok());
+}
+
+async fn success_clears_the_failure_count(store: &dyn Store) {
+    let org = store.create_organization("Northwind").await.unwrap();
+    accounts::create_user(store, org.id, "eve@northwind.test", "Eve", Role::Member, "eve-password").await.unwrap();
+    let now = 1_700_000_000;
+    for _ in 0..accounts::MAX_FAILURES_PER_EMAIL - 1 {
+        let _ = accounts::sign_in(store, "eve@northwind.test", "guess", "ip", now).await;
+    }
+    accounts::sign_in(store, "eve@northwind.test", "eve-password", "ip", now).await.unwrap();
+    let f = store.sign_in_failures_since("eve@northwind.test", "ip", now - 60).await.unwrap();
+    assert_eq!(f.for_email, 0);
+    for _ in 0..accounts::MAX_FAILURES_PER_EMAIL - 1 {
+        let _ = accounts::sign_in(store, "eve@northwind.test", "guess", "ip", now).await;
+    }
+    assert!(accounts::sign_in(store, "eve@northwind.test", "eve-password", "ip", now).await.is_ok());
+}
+
+async fn users_are_listed_per_organization(store: &dyn Store) {
+    let a = store.create_organization("A").await.unwrap();
+    let b = store.create_organization("B").await.unwrap();
+    accounts::create_user(store, a.id, "zed@a.test", "Zed", Role::Member, "password-1").await.unwrap();
+    accounts::create_user(store, a.id, "amy@a.test", "Amy", Role::Admin, "password-2").await.unwrap();
+    accounts::create_user(store, b.id, "bea@b.test", "", Role::Member, "password-3").await.unwrap();
+    let names: Vec<_> = store.users_in_org(a.id).await.unwrap().into_iter().map(|u| u.display_name).collect();
+    assert_eq!(names, ["Amy", "Zed"]);
+    let bs = store.users_in_org(b.id).await.unwrap();
+    assert_eq!(bs.len(), 1);
+    assert_eq!(bs[0].display_name, "bea", "an empty name falls back to the email's local part");
+}
+
+async fn passwords_are_stored_as_argon2id_hashes(store: &dyn Store) {
+    let org = store.create_organization("A").await.unwrap();
+    accounts::create_user(store, org.id, "h@a.test", "H", Role::Member, "plain-text-pw").await.unwrap();
+    let creds = store.user_credentials(&EmailAddress::parse("h@a.test").unwrap()).await.unwrap().unwrap();
+    assert!(creds.password_hash.as_str().starts_with("$argon2id$"));
+    assert!(!creds.password_hash.as_str().contains("plain-text-pw"));
+}
