@@ -1,1 +1,69 @@
+//! The pages people see, and the server functions behind them.
+//!
+//! Server functions are thin adapters: the first line checks who is calling (see [`auth`]), the
+//! rest calls the plain crates (`domain`, `store`, …) that know nothing of Leptos.
 
+pub mod auth;
+pub mod components;
+pub mod error;
+pub mod pages;
+#[cfg(feature = "ssr")]
+pub mod state;
+
+use leptos::prelude::*;
+use leptos_meta::{MetaTags, Stylesheet, Title, provide_meta_context};
+use leptos_router::components::{Route, Router, Routes};
+use leptos_router::path;
+
+/// The name the wasm bundle, the JS glue and the stylesheet are served under (`/pkg/i360.*`).
+pub const OUTPUT_NAME: &str = "i360";
+
+/// The HTML document around the app; rendered on the server only.
+pub fn shell(options: LeptosOptions) -> impl IntoView {
+    view! {
+        <!DOCTYPE html>
+        <html lang="en">
+            <head>
+                <meta charset="utf-8"/>
+                <meta name="viewport" content="width=device-width, initial-scale=1"/>
+                <meta name="color-scheme" content="light"/>
+                <link rel="icon" href="/favicon.svg" type="image/svg+xml"/>
+                <AutoReload options=options.clone()/>
+                <HydrationScripts options/>
+                <MetaTags/>
+            </head>
+            <body>
+                <App/>
+            </body>
+        </html>
+    }
+}
+
+#[component]
+pub fn App() -> impl IntoView {
+    provide_meta_context();
+    auth::provide_session();
+
+    // Lets end-to-end tests wait until the page is interactive. Effects run only in the browser.
+    Effect::new(move |_| {
+        if let Some(body) = document().body() {
+            let _ = body.set_attribute("data-hydrated", "true");
+        }
+    });
+
+    view! {
+        <Stylesheet id="leptos" href="/pkg/i360.css"/>
+        <Title formatter=|page: String| {
+            if page.is_empty() { "Intelligence360".to_string() } else { format!("{page} · Intelligence360") }
+        }/>
+        <Router>
+            <Routes fallback=pages::not_found::NotFound>
+                <Route path=path!("/login") view=pages::login::LoginPage/>
+                <Route path=path!("/") view=pages::actions::ActionsPage/>
+                <Route path=path!("/activity") view=pages::activity::ActivityPage/>
+                <Route path=path!("/profile") view=pages::profile::ProfilePage/>
+                <Route path=path!("/settings/integrations") view=pages::integrations::IntegrationsPage/>
+            </Routes>
+        </Router>
+    }
+}

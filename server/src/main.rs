@@ -1,1 +1,88 @@
-fn main() {}
+//! `server`: starts the web server or runs an operator command. See `server --help`.
+
+use clap::Parser;
+use server::cli::{Cli, Command, OrgCommand, ServeArgs, UserCommand};
+use server::{ServeConfig, demo, metrics::Metrics, telemetry};
+use std::sync::Arc;
+
+#[tokio::main]
+async fn main() -> std::process::ExitCode {
+    let cli = Cli::parse();
+    telemetry::init(cli.log_format);
+    match run(cli).await {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(err) => {
+            eprintln!("error: {err:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run(cli: Cli) -> anyhow::Result<()> {
+    ensure_sqlite_dir(&cli.database_url)?;
+    let store = store::open(&cli.database_url).await?;
+    match cli.command {
+        None => serve(store, cli.serve).await,
+        Some(Command::Serve(args)) => serve(store, args).await,
+        Some(Command::Migrate) => {
+            println!("database is up to date ({})", store.backend().as_str());
+            Ok(())
+        }
+        Some(Command::Org(OrgCommand::Create { name })) => {
+            let org = store.create_organization(name.trim()).await?;
+            println!("created organization {:?} ({})", org.name, org.id);
+            Ok(())
+        }
+        Some(Command::User(UserCommand::Create { org, email, name, role, password, password_file })) => {
+            let password = match (password, password_file) {
+                (Some(p), _) => p,
+                (None, Some(path)) => std::fs::read_to_string(&path)?.lines().next().unwrap_or_default().to_owned(),
+                (None, None) => anyhow::bail!("give the password with --password-file or I360_USER_PASSWORD"),
+            };
+            let organization = store
+                .organization_by_name(org.trim())
+                .await?
+                .ok_or_else(|| anyhow::anyhow!("no organization named {org:?}; create it with `server org create`"))?;
+            let user =
+                store::accounts::create_user(store.as_ref(), organization.id, &email, &name, role, &password).await?;
+            println!("created {} {} in {:?}", user.role.as_str(), user.email, organization.name);
+            Ok(())
+        }
+    }
+}
+
+async fn serve(store: store::DynStore, args: ServeArgs) -> anyhow::Result<()> {
+    if args.demo {
+        demo::seed(store.as_ref()).await?;
+    }
+    let listener = tokio::net::TcpListener::bind(args.bind).await?;
+    let bound = listener.local_addr()?;
+    let config = ServeConfig {
+        bind: bound,
+        site_root: args.site_root,
+        public_url: args.public_url.unwrap_or_else(|| format!("http://{bound}")),
+    };
+    let router = server::router(store, &config, Arc::new(Metrics::default()));
+    tracing::info!(url = %config.public_url, "listening");
+    println!("\nIntelligence360 is running at {}\n", config.public_url);
+    if args.demo {
+        println!("{}", demo::logins_banner());
+    }
+    axum::serve(listener, router.into_make_service_with_connect_info::<std::net::SocketAddr>())
+        .with_graceful_shutdown(async {
+            let _ = tokio::signal::ctrl_c().await;
+        })
+        .await?;
+    Ok(())
+}
+
+/// SQLite creates the file but not its directory; `./data/` may not exist on a fresh clone.
+fn ensure_sqlite_dir(url: &str) -> anyhow::Result<()> {
+    if let Some(path) = url.strip_prefix("sqlite://") {
+        let path = path.split('?').next().unwrap_or(path);
+        if let Some(dir) = std::path::Path::new(path).parent().filter(|d| !d.as_os_str().is_empty()) {
+            std::fs::create_dir_all(dir)?;
+        }
+    }
+    Ok(())
+}

@@ -3,11 +3,13 @@
 //! Nothing here does IO, so the same types compile for the wasm front end and for the server,
 //! and the UI can never disagree with the server about what a role or a state means.
 
+pub mod actions;
 pub mod email;
 pub mod ids;
 pub mod integration;
 pub mod user;
 
+pub use actions::{ActionCard, FeedFacts};
 pub use email::{EmailAddress, EmailError};
 pub use ids::{OrgId, UserId};
 pub use integration::{IntegrationKind, IntegrationStatus};

@@ -1,0 +1,60 @@
+# Intelligence360: `make run` starts the demo, `make test` runs every test. Both install what is
+# missing first. Build output lives outside the clone, in one fixed place that CI uses too, so a
+# rebuild compiles only what changed.
+
+SHELL := /bin/bash
+.SHELLFLAGS := -eu -o pipefail -c
+
+export CARGO_TARGET_DIR ?= $(HOME)/.cache/i360/target
+FRONT_TARGET := $(CARGO_TARGET_DIR)/front
+SITE := $(CARGO_TARGET_DIR)/site
+SERVER_BIN := $(CARGO_TARGET_DIR)/debug/server
+WASM := $(FRONT_TARGET)/wasm32-unknown-unknown/wasm-release/frontend.wasm
+PG_DIR := $(CARGO_TARGET_DIR)/test-postgres
+PG_PORT ?= 55432
+NEXTEST_ARGS ?=
+
+.PHONY: run test tools build build-server build-site test-rust test-e2e clean-data help
+
+help:
+	@echo "make run    install what is missing, build, start the demo on http://127.0.0.1:3000"
+	@echo "make test   install what is missing, build, run every test (Rust, SQLite + PostgreSQL, Playwright)"
+
+tools:
+	@./scripts/install-tools.sh
+
+build: build-server build-site
+
+build-server:
+	cargo build -p server
+
+# The front end is built on its own (never with the server's `ssr` feature), then bound with
+# wasm-bindgen and laid out next to the stylesheet and public files.
+build-site:
+	cargo build -p frontend --lib --target wasm32-unknown-unknown --profile wasm-release --target-dir $(FRONT_TARGET)
+	rm -rf $(SITE).new && mkdir -p $(SITE).new/pkg
+	wasm-bindgen --target web --no-typescript --remove-name-section --out-dir $(SITE).new/pkg --out-name i360 $(WASM)
+	mv $(SITE).new/pkg/i360_bg.wasm $(SITE).new/pkg/i360.wasm
+	cp style/main.css $(SITE).new/pkg/i360.css
+	cp -r public/. $(SITE).new/
+	rm -rf $(SITE) && mv $(SITE).new $(SITE)
+
+run: tools build
+	$(SERVER_BIN) --demo --site-root $(SITE)
+
+test: tools build
+	$(MAKE) --no-print-directory test-rust
+	$(MAKE) --no-print-directory test-e2e
+
+# The store suite runs on SQLite and on a throwaway PostgreSQL cluster started here.
+test-rust:
+	./scripts/test-postgres.sh start $(PG_DIR) $(PG_PORT)
+	STORE_TEST_POSTGRES_URL=postgres://postgres@127.0.0.1:$(PG_PORT)/postgres STORE_TEST_REQUIRE_POSTGRES=1 \
+	  cargo nextest run -p domain -p store -p server -p m365-emulator -p app --features app/ssr $(NEXTEST_ARGS) \
+	  ; status=$$?; ./scripts/test-postgres.sh stop $(PG_DIR); exit $$status
+
+test-e2e:
+	cd end2end && I360_SERVER_BIN=$(SERVER_BIN) I360_SITE_ROOT=$(SITE) npx playwright test
+
+clean-data:
+	rm -rf data

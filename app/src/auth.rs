@@ -1,0 +1,154 @@
+//! Who is signed in: the session cookie, sign-in and sign-out, and the role checks that every
+//! server function starts with.
+
+use crate::error::AppError;
+use domain::SessionUser;
+use leptos::prelude::*;
+
+/// The session cookie. `HttpOnly` keeps it from scripts. `SameSite=Lax` (not `Strict`) because the
+/// OAuth callback is a top-level navigation from Microsoft's site and must still carry the session.
+pub const SESSION_COOKIE: &str = "i360_session";
+
+/// The signed-in person, refetched whenever someone signs in or out.
+#[derive(Clone, Copy)]
+pub struct Session {
+    pub user: Resource<Result<Option<SessionUser>, AppError>>,
+    pub login: ServerAction<Login>,
+    pub logout: ServerAction<Logout>,
+}
+
+pub fn provide_session() {
+    let login = ServerAction::<Login>::new();
+    let logout = ServerAction::<Logout>::new();
+    // Blocking: pages are rendered for the right person (or redirected) before any HTML is sent.
+    let user = Resource::new_blocking(
+        move || (login.version().get(), logout.version().get()),
+        |_| current_user(),
+    );
+    provide_context(Session { user, login, logout });
+}
+
+pub fn use_session() -> Session {
+    expect_context::<Session>()
+}
+
+/// The signed-in user, or `None` for a visitor.
+#[server(endpoint = "current_user")]
+pub async fn current_user() -> Result<Option<SessionUser>, AppError> {
+    ssr::session_user().await
+}
+
+#[server(endpoint = "login")]
+pub async fn login(email: String, password: String) -> Result<(), AppError> {
+    use store::accounts::{self, SignInError};
+    let state = expect_context::<crate::state::AppState>();
+    let ip = ssr::client_ip().await;
+    let now = store::now_unix();
+    match accounts::sign_in(state.store.as_ref(), &email, &password, &ip, now).await {
+        Ok(signed_in) => {
+            // A fresh token at every sign-in, and the old one (if any) ended: no session fixation.
+            if let Some(old) = ssr::session_token().await {
+                let _ = accounts::sign_out(state.store.as_ref(), &old).await;
+            }
+            ssr::set_session_cookie(&signed_in.token, signed_in.expires_at - now, state.secure_cookies);
+            tracing::info!(user = %signed_in.user.id, org = %signed_in.user.org_id, "signed in");
+            leptos_axum::redirect("/");
+            Ok(())
+        }
+        Err(e @ SignInError::BadCredentials) => Err(AppError::Invalid(e.to_string()).respond()),
+        Err(e @ SignInError::RateLimited { .. }) => {
+            if let Some(res) = use_context::<leptos_axum::ResponseOptions>() {
+                res.set_status(axum::http::StatusCode::TOO_MANY_REQUESTS);
+            }
+            Err(AppError::Invalid(e.to_string()))
+        }
+        Err(other) => Err(AppError::internal(other).respond()),
+    }
+}
+
+#[server(endpoint = "logout")]
+pub async fn logout() -> Result<(), AppError> {
+    let state = expect_context::<crate::state::AppState>();
+    if let Some(token) = ssr::session_token().await {
+        store::accounts::sign_out(state.store.as_ref(), &token).await?;
+    }
+    ssr::clear_session_cookie(state.secure_cookies);
+    leptos_axum::redirect("/login");
+    Ok(())
+}
+
+#[cfg(feature = "ssr")]
+pub use ssr::{require_admin, require_user};
+
+#[cfg(feature = "ssr")]
+mod ssr {
+    use super::SESSION_COOKIE;
+    use crate::error::AppError;
+    use axum::http::{HeaderMap, HeaderValue, header};
+    use domain::SessionUser;
+    use leptos::prelude::*;
+    use store::SessionToken;
+
+    pub async fn session_token() -> Option<SessionToken> {
+        let headers: HeaderMap = leptos_axum::extract().await.ok()?;
+        headers
+            .get_all(header::COOKIE)
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .flat_map(|v| v.split(';'))
+            .filter_map(|pair| pair.trim().split_once('='))
+            .find(|(name, _)| *name == SESSION_COOKIE)
+            .and_then(|(_, value)| SessionToken::from_cookie(value))
+    }
+
+    pub async fn session_user() -> Result<Option<SessionUser>, AppError> {
+        let Some(token) = session_token().await else {
+            return Ok(None);
+        };
+        let state = expect_context::<crate::state::AppState>();
+        Ok(state.store.session_user(&token.hash(), store::now_unix()).await?)
+    }
+
+    /// The first line of every server function for signed-in people: 401 for visitors.
+    pub async fn require_user() -> Result<SessionUser, AppError> {
+        session_user().await?.ok_or_else(|| AppError::Unauthorized.respond())
+    }
+
+    /// The first line of every admin server function: 401 for visitors, 403 for members.
+    pub async fn require_admin() -> Result<SessionUser, AppError> {
+        let user = require_user().await?;
+        if !user.is_admin() {
+            tracing::warn!(user = %user.user_id, "member called an admin server function");
+            return Err(AppError::Forbidden.respond());
+        }
+        Ok(user)
+    }
+
+    pub async fn client_ip() -> String {
+        use axum::extract::ConnectInfo;
+        use std::net::SocketAddr;
+        match leptos_axum::extract::<ConnectInfo<SocketAddr>>().await {
+            Ok(ConnectInfo(addr)) => addr.ip().to_string(),
+            Err(_) => "unknown".to_owned(),
+        }
+    }
+
+    fn set_cookie(value: String) {
+        if let (Some(res), Ok(v)) = (use_context::<leptos_axum::ResponseOptions>(), HeaderValue::from_str(&value)) {
+            res.append_header(header::SET_COOKIE, v);
+        }
+    }
+
+    pub fn set_session_cookie(token: &SessionToken, max_age_secs: i64, secure: bool) {
+        let secure = if secure { "; Secure" } else { "" };
+        set_cookie(format!(
+            "{SESSION_COOKIE}={}; Path=/; HttpOnly; SameSite=Lax; Max-Age={max_age_secs}{secure}",
+            token.as_cookie_value()
+        ));
+    }
+
+    pub fn clear_session_cookie(secure: bool) {
+        let secure = if secure { "; Secure" } else { "" };
+        set_cookie(format!("{SESSION_COOKIE}=; Path=/; HttpOnly; SameSite=Lax; Max-Age=0{secure}"));
+    }
+}

@@ -1,0 +1,69 @@
+//! `/`, the Actions feed: cards asking the signed-in person to do something.
+
+use crate::components::guard::Guarded;
+use crate::error::AppError;
+use domain::ActionCard;
+use leptos::prelude::*;
+use leptos_meta::Title;
+
+#[server(endpoint = "action_cards")]
+pub async fn action_cards() -> Result<Vec<ActionCard>, AppError> {
+    let user = crate::auth::require_user().await?;
+    let facts = domain::FeedFacts { role: user.role, office365: domain::IntegrationStatus::NotSetUp };
+    Ok(domain::actions::cards_for(&facts))
+}
+
+#[component]
+pub fn ActionsPage() -> impl IntoView {
+    view! {
+        <Title text="Actions"/>
+        <Guarded page=|user| {
+            let cards = Resource::new(|| (), |_| action_cards());
+            view! {
+                <div class="page-head">
+                    <div>
+                        <h1>"Actions"</h1>
+                        <p class="muted">"Hello " {user.display_name} ". Things that need you show up here."</p>
+                    </div>
+                </div>
+                <Suspense fallback=|| view! { <p class="muted">"Loading actions…"</p> }>
+                    {move || Suspend::new(async move {
+                        match cards.await {
+                            Ok(cards) if cards.is_empty() => view! { <EmptyFeed/> }.into_any(),
+                            Ok(cards) => view! {
+                                <ul class="cards" data-testid="action-cards">
+                                    {cards.into_iter().map(|c| view! { <Card card=c/> }).collect_view()}
+                                </ul>
+                            }.into_any(),
+                            Err(e) => view! { <p class="alert alert--error" role="alert">{e.to_string()}</p> }.into_any(),
+                        }
+                    })}
+                </Suspense>
+            }
+        }/>
+    }
+}
+
+#[component]
+fn Card(card: ActionCard) -> impl IntoView {
+    view! {
+        <li class="card action-card" data-action=card.id.clone()>
+            <div class="action-card__body">
+                <h2>{card.title}</h2>
+                <p>{card.body}</p>
+            </div>
+            <a class="button button--primary" href=card.href>{card.button}</a>
+        </li>
+    }
+}
+
+#[component]
+fn EmptyFeed() -> impl IntoView {
+    view! {
+        <section class="empty-state" data-testid="actions-empty">
+            <div class="empty-state__icon" aria-hidden="true">"✓"</div>
+            <h2>"You're all caught up"</h2>
+            <p>"Nothing needs your attention right now. New actions, like connecting an account, will appear here."</p>
+        </section>
+    }
+}

@@ -1,0 +1,53 @@
+#!/usr/bin/env bash
+# Installs what building and testing need and is missing; safe to run any number of times.
+# Everything comes from the machine's registries: rustup components, crates.io, Debian, npm.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+say() { echo "==> $*"; }
+as_root() { if [ "$(id -u)" = 0 ]; then "$@"; elif command -v sudo >/dev/null; then sudo "$@"; else echo "need root for: $*" >&2; exit 1; fi; }
+apt_updated=""
+apt_install() {
+  [ -n "$apt_updated" ] || { as_root apt-get update -qq; apt_updated=1; }
+  as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$@" >/dev/null
+}
+
+# The wasm target for the front end.
+if ! rustup target list --installed | grep -qx wasm32-unknown-unknown; then
+  say "adding the wasm32-unknown-unknown target"
+  rustup target add wasm32-unknown-unknown
+fi
+
+# The wasm-bindgen CLI must be exactly the version of the wasm-bindgen crate in Cargo.lock.
+wbg_version=$(awk '/^name = "wasm-bindgen"$/ { getline; gsub(/version = |"/, ""); print; exit }' Cargo.lock)
+if ! wasm-bindgen --version 2>/dev/null | grep -qx "wasm-bindgen $wbg_version"; then
+  say "installing wasm-bindgen-cli $wbg_version (about 2 minutes)"
+  # Not --locked: one of its locked dependency versions is missing from the reachable registry.
+  cargo install wasm-bindgen-cli --version "$wbg_version" --force
+fi
+
+# cargo-nextest runs the Rust tests; the machine image normally has it.
+if ! command -v cargo-nextest >/dev/null; then
+  say "installing cargo-nextest"
+  cargo install cargo-nextest --locked
+fi
+
+# Debian's Chromium for Playwright (Playwright's own browser download cannot work here).
+if [ ! -x /usr/bin/chromium ]; then
+  say "installing Chromium from Debian's packages"
+  apt_install chromium
+fi
+
+# Node.js and npm for the Playwright tests.
+if ! command -v npm >/dev/null; then
+  say "installing Node.js and npm from Debian's packages"
+  apt_install nodejs npm
+fi
+
+# The end-to-end test packages, reinstalled only when package-lock.json changes.
+stamp=end2end/node_modules/.package-lock.stamp
+if [ ! -f "$stamp" ] || ! cmp -s end2end/package-lock.json "$stamp"; then
+  say "installing the end-to-end test packages"
+  (cd end2end && PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD=1 npm ci --no-audit --no-fund --loglevel=error)
+  cp end2end/package-lock.json "$stamp"
+fi

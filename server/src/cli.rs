@@ -1,0 +1,93 @@
+//! The command line. Every flag has an environment variable, shown by `server --help`.
+
+use crate::telemetry::LogFormat;
+use clap::{Args, Parser, Subcommand};
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+#[derive(Debug, Parser)]
+#[command(name = "server", version, about = "Intelligence360: the Office 365 integration server.")]
+pub struct Cli {
+    /// Database to use: `sqlite://path/file.db` (created if missing) or `postgres://user@host/db`.
+    #[arg(long, env = "DATABASE_URL", default_value = "sqlite://data/intelligence360.db", global = true)]
+    pub database_url: String,
+
+    /// Log lines as human-readable text or as JSON.
+    #[arg(long, env = "I360_LOG_FORMAT", value_enum, default_value = "text", global = true)]
+    pub log_format: LogFormat,
+
+    #[command(subcommand)]
+    pub command: Option<Command>,
+
+    #[command(flatten)]
+    pub serve: ServeArgs,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Start the web server (the default when no command is given).
+    Serve(ServeArgs),
+    /// Manage organizations.
+    #[command(subcommand)]
+    Org(OrgCommand),
+    /// Manage the people who sign in.
+    #[command(subcommand)]
+    User(UserCommand),
+    /// Create or update the database schema, then exit.
+    Migrate,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct ServeArgs {
+    /// Address and port to listen on.
+    #[arg(long, env = "I360_BIND", default_value = "127.0.0.1:3000")]
+    pub bind: SocketAddr,
+
+    /// Directory with the compiled front end (`pkg/i360.js`, `pkg/i360.wasm`, `pkg/i360.css`).
+    #[arg(long, env = "LEPTOS_SITE_ROOT", default_value = "target/site")]
+    pub site_root: PathBuf,
+
+    /// The URL people use to reach this server; `https://` turns on Secure cookies.
+    /// Defaults to http://<bind>.
+    #[arg(long, env = "I360_PUBLIC_URL")]
+    pub public_url: Option<String>,
+
+    /// Seed the demo organization (one admin, three members) if it is missing.
+    #[arg(long, env = "I360_DEMO")]
+    pub demo: bool,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum OrgCommand {
+    /// Create an organization.
+    Create {
+        /// The organization's name, unique on this server.
+        #[arg(long)]
+        name: String,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum UserCommand {
+    /// Create a user in an organization.
+    Create {
+        /// The organization's name.
+        #[arg(long)]
+        org: String,
+        /// The email the person signs in with.
+        #[arg(long)]
+        email: String,
+        /// The name shown in the app.
+        #[arg(long, default_value = "")]
+        name: String,
+        /// `admin` or `member`.
+        #[arg(long, default_value = "member")]
+        role: domain::Role,
+        /// The password. Prefer `--password-file` or the environment so it stays out of shell history.
+        #[arg(long, env = "I360_USER_PASSWORD", hide_env_values = true)]
+        password: Option<String>,
+        /// Read the password from this file (first line).
+        #[arg(long, env = "I360_USER_PASSWORD_FILE")]
+        password_file: Option<PathBuf>,
+    },
+}

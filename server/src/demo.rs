@@ -1,0 +1,52 @@
+//! The demo organization `make run` starts with: one admin and three members whose emails match
+//! the users of the Microsoft 365 emulator's demo tenant (`northwind.test`).
+
+use domain::Role;
+use store::{Store, accounts};
+
+pub const ORG_NAME: &str = "Northwind Traders";
+pub const ADMIN_PASSWORD: &str = "northwind-admin";
+pub const MEMBER_PASSWORD: &str = "northwind-member";
+
+pub struct DemoUser {
+    pub email: &'static str,
+    pub name: &'static str,
+    pub role: Role,
+}
+
+pub const USERS: [DemoUser; 4] = [
+    DemoUser { email: "admin@northwind.test", name: "Adele Admin", role: Role::Admin },
+    DemoUser { email: "alice@northwind.test", name: "Alice Anders", role: Role::Member },
+    DemoUser { email: "bob@northwind.test", name: "Bob Burke", role: Role::Member },
+    DemoUser { email: "carol@northwind.test", name: "Carol Chen", role: Role::Member },
+];
+
+pub fn password_for(role: Role) -> &'static str {
+    match role {
+        Role::Admin => ADMIN_PASSWORD,
+        Role::Member => MEMBER_PASSWORD,
+    }
+}
+
+/// Creates whatever part of the demo organization is missing; running it twice changes nothing.
+pub async fn seed(store: &dyn Store) -> anyhow::Result<()> {
+    let org = match store.organization_by_name(ORG_NAME).await? {
+        Some(org) => org,
+        None => store.create_organization(ORG_NAME).await?,
+    };
+    for u in &USERS {
+        let email = domain::EmailAddress::parse(u.email)?;
+        if store.user_credentials(&email).await?.is_none() {
+            accounts::create_user(store, org.id, u.email, u.name, u.role, password_for(u.role)).await?;
+        }
+    }
+    Ok(())
+}
+
+pub fn logins_banner() -> String {
+    let mut s = String::from("Demo logins:\n");
+    for u in &USERS {
+        s.push_str(&format!("  {:<8} {:<24} password: {}\n", u.role.as_str(), u.email, password_for(u.role)));
+    }
+    s
+}

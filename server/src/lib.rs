@@ -1,0 +1,25 @@
+//! The server: wires the Leptos app, the axum routes and the store together.
+//!
+//! `main.rs` only parses the command line; everything here is a library so the integration tests
+//! can start the same server in-process on port 0.
+
+pub mod cli;
+pub mod demo;
+pub mod http;
+pub mod metrics;
+pub mod telemetry;
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+/// What a running server needs to know.
+#[derive(Debug, Clone)]
+pub struct ServeConfig {
+    pub bind: SocketAddr,
+    /// Where the compiled front end lives (`pkg/i360.js`, `pkg/i360.wasm`, `pkg/i360.css`).
+    pub site_root: PathBuf,
+    /// The address people use to reach the server; `https://` turns on `Secure` cookies.
+    pub public_url: String,
+}
+
+pub use http::router;

@@ -1,0 +1,111 @@
+//! Prometheus text for `/metrics`: request counts and latencies by matched route.
+//!
+//! Keyed by the route pattern (`/api/login`, `/settings/integrations`), never the raw path, so ids
+//! in URLs cannot blow up the number of series.
+
+use axum::extract::{MatchedPath, Request, State};
+use axum::middleware::Next;
+use axum::response::Response;
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
+
+/// Upper bounds of the latency histogram, in seconds.
+const BUCKETS: [f64; 11] = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0];
+
+#[derive(Default)]
+struct Series {
+    count: u64,
+    sum_secs: f64,
+    buckets: [u64; BUCKETS.len()],
+}
+
+#[derive(Default)]
+pub struct Metrics {
+    // (route, method, status) -> series. A BTreeMap keeps the output stable for readers and tests.
+    requests: Mutex<BTreeMap<(String, String, u16), Series>>,
+}
+
+impl Metrics {
+    pub fn observe(&self, route: &str, method: &str, status: u16, secs: f64) {
+        let mut map = match self.requests.lock() {
+            Ok(m) => m,
+            Err(poisoned) => poisoned.into_inner(),
+        };
+        let s = map.entry((route.to_owned(), method.to_owned(), status)).or_default();
+        s.count += 1;
+        s.sum_secs += secs;
+        for (i, bound) in BUCKETS.iter().enumerate() {
+            if secs <= *bound {
+                s.buckets[i] += 1;
+            }
+        }
+    }
+
+    pub fn render(&self) -> String {
+        let map = match self.requests.lock() {
+            Ok(m) => m,
+            Err(poisoned) => poisoned.into_inner(),
+        };
+        let mut out = String::new();
+        out.push_str("# HELP http_requests_total HTTP requests served, by matched route, method and status.\n");
+        out.push_str("# TYPE http_requests_total counter\n");
+        for ((route, method, status), s) in map.iter() {
+            let _ = writeln!(
+                out,
+                "http_requests_total{{route=\"{}\",method=\"{method}\",status=\"{status}\"}} {}",
+                escape(route),
+                s.count
+            );
+        }
+        out.push_str("# HELP http_request_duration_seconds Time to produce the response head.\n");
+        out.push_str("# TYPE http_request_duration_seconds histogram\n");
+        for ((route, method, status), s) in map.iter() {
+            let labels = format!("route=\"{}\",method=\"{method}\",status=\"{status}\"", escape(route));
+            for (i, bound) in BUCKETS.iter().enumerate() {
+                let _ = writeln!(out, "http_request_duration_seconds_bucket{{{labels},le=\"{bound}\"}} {}", s.buckets[i]);
+            }
+            let _ = writeln!(out, "http_request_duration_seconds_bucket{{{labels},le=\"+Inf\"}} {}", s.count);
+            let _ = writeln!(out, "http_request_duration_seconds_sum{{{labels}}} {}", s.sum_secs);
+            let _ = writeln!(out, "http_request_duration_seconds_count{{{labels}}} {}", s.count);
+        }
+        out
+    }
+}
+
+fn escape(label: &str) -> String {
+    label.replace('\\', "\\\\").replace('"', "\\\"").replace('\n', "\\n")
+}
+
+pub async fn record(State(metrics): State<Arc<Metrics>>, req: Request, next: Next) -> Response {
+    let route = match req.extensions().get::<MatchedPath>() {
+        Some(p) => p.as_str().to_owned(),
+        // Static files and unknown paths share one series.
+        None => "(unmatched)".to_owned(),
+    };
+    let method = req.method().as_str().to_owned();
+    let started = Instant::now();
+    let res = next.run(req).await;
+    metrics.observe(&route, &method, res.status().as_u16(), started.elapsed().as_secs_f64());
+    res
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn renders_counts_and_cumulative_buckets() {
+        let m = Metrics::default();
+        m.observe("/healthz", "GET", 200, 0.003);
+        m.observe("/healthz", "GET", 200, 0.2);
+        m.observe("/api/login", "POST", 422, 0.06);
+        let text = m.render();
+        assert!(text.contains("http_requests_total{route=\"/healthz\",method=\"GET\",status=\"200\"} 2"));
+        assert!(text.contains("http_requests_total{route=\"/api/login\",method=\"POST\",status=\"422\"} 1"));
+        assert!(text.contains("http_request_duration_seconds_bucket{route=\"/healthz\",method=\"GET\",status=\"200\",le=\"0.005\"} 1"));
+        assert!(text.contains("http_request_duration_seconds_bucket{route=\"/healthz\",method=\"GET\",status=\"200\",le=\"0.25\"} 2"));
+        assert!(text.contains("http_request_duration_seconds_count{route=\"/healthz\",method=\"GET\",status=\"200\"} 2"));
+    }
+}
