@@ -118,6 +118,12 @@ fn into_response(g: GResp) -> Response {
 
 fn finish(shared: &Shared, ctx: &Ctx, route: &str, mailbox: Option<&str>, mut resp: GResp) -> GResp {
     crate::control::count(shared, route, resp.status, mailbox);
+    // One Preference-Applied header listing every applied preference, as Graph sends it.
+    let applied: Vec<String> = resp.headers.iter().filter(|(k, _)| k == "Preference-Applied").map(|(_, v)| v.clone()).collect();
+    if applied.len() > 1 {
+        resp.headers.retain(|(k, _)| k != "Preference-Applied");
+        resp.headers.push(("Preference-Applied".into(), applied.join(", ")));
+    }
     if resp.body.is_some() {
         resp.headers.push(("Content-Type".into(), JSON_CT.into()));
     }

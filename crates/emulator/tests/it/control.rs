@@ -1,0 +1,96 @@
+//! The control API over HTTP: faults, counters, mailbox changes, reset; absent unless enabled.
+
+use crate::helpers::*;
+use serde_json::{Value, json};
+
+#[tokio::test]
+async fn control_api_over_http() {
+    let t = spawn().await;
+    let base = t.emu.base_url();
+    let at = user_token(&t, "alice@northwind.test").await;
+
+    // Fail the next two delta requests for alice with 503 + Retry-After, then succeed.
+    let r = t.http.post(format!("{base}/_emulator/faults")).json(&json!({"route": "messages/delta", "mailbox": "alice@northwind.test", "status": 503, "retry_after": 1, "count": 2})).send().await.unwrap();
+    assert_eq!(r.status(), 200);
+    for _ in 0..2 {
+        let r = graph(&t, &at, "/me/mailFolders/inbox/messages/delta", &[]).await;
+        assert_eq!(r.status, 503);
+        assert_eq!(r.headers.get("retry-after").unwrap(), "1");
+        assert_graph_error_shape(&r.text, "serviceNotAvailable");
+    }
+    assert_eq!(graph(&t, &at, "/me/mailFolders/inbox/messages/delta", &[]).await.status, 200);
+    // 410 injection.
+    t.http.post(format!("{base}/_emulator/faults")).json(&json!({"route": "calendarView", "status": 410, "count": 1})).send().await.unwrap();
+    let r = graph(&t, &at, "/me/calendarView/delta?startDateTime=2026-01-01T00:00:00Z&endDateTime=2026-02-01T00:00:00Z", &[]).await;
+    assert_eq!(r.status, 410);
+    assert_graph_error_shape(&r.text, "SyncStateNotFound");
+    // 500 on the token endpoint.
+    t.http.post(format!("{base}/_emulator/faults")).json(&json!({"route": "/oauth2/v2.0/token", "status": 500, "count": 1})).send().await.unwrap();
+    let (s, e) = app_token(&t, NW).await;
+    assert_eq!((s, e["error"].as_str()), (500, Some("server_error")));
+
+    // Add/change/delete/move items over HTTP, visible in the next delta round.
+    let (_, delta, _) = delta_round(&t, &at, "/me/mailFolders/inbox/messages/delta", &["odata.maxpagesize=200"]).await;
+    let added: Value = t.http.post(format!("{base}/_emulator/mailboxes/alice@northwind.test/messages")).json(&json!({"container": "inbox", "fields": {"subject": "via HTTP"}})).send().await.unwrap().json().await.unwrap();
+    let id = added["result"]["id"].as_str().unwrap().to_string();
+    let listed: Value = t.http.get(format!("{base}/_emulator/mailboxes/alice@northwind.test/messages?container=inbox&limit=2")).send().await.unwrap().json().await.unwrap();
+    let other = listed["result"][0]["id"].as_str().unwrap().to_string();
+    let r = t.http.patch(format!("{base}/_emulator/mailboxes/alice@northwind.test/items/{other}")).json(&json!({"subject": "patched"})).send().await.unwrap();
+    assert_eq!(r.status(), 200);
+    let (changes, delta, _) = delta_round(&t, &at, &delta, &[]).await;
+    assert_eq!(changes.len(), 2);
+    assert!(changes.iter().any(|c| c["subject"] == "via HTTP") && changes.iter().any(|c| c["subject"] == "patched"));
+    let r = t.http.post(format!("{base}/_emulator/mailboxes/alice@northwind.test/items/{id}/move")).json(&json!({"to": "archive"})).send().await.unwrap();
+    assert_eq!(r.status(), 200);
+    let r = t.http.delete(format!("{base}/_emulator/mailboxes/alice@northwind.test/items/{other}")).send().await.unwrap();
+    assert_eq!(r.status(), 200);
+    let (changes, _, _) = delta_round(&t, &at, &delta, &[]).await;
+    assert_eq!(changes.iter().filter(|c| c.get("@removed").is_some()).count(), 2);
+    let r = t.http.delete(format!("{base}/_emulator/mailboxes/alice@northwind.test/items/{other}")).send().await.unwrap();
+    assert_eq!(r.status(), 404, "already deleted");
+
+    // Policy, secret, revocation over HTTP.
+    let r = t.http.post(format!("{base}/_emulator/tenants/northwind.test/consent-policy")).json(&json!({"users_may_consent": false})).send().await.unwrap();
+    assert_eq!(r.status(), 200);
+    let r = t.http.post(format!("{base}/_emulator/apps/{}/expire-secret", m365_emulator::DEMO_CLIENT_ID)).json(&json!({"secret": m365_emulator::DEMO_CLIENT_SECRET})).send().await.unwrap();
+    assert_eq!(r.status(), 200);
+    let (s, e) = app_token(&t, NW).await;
+    assert_eq!((s, e["error_codes"][0].as_u64()), (401, Some(7000222)));
+    let r = t.http.post(format!("{base}/_emulator/users/alice@northwind.test/revoke-refresh-tokens")).send().await.unwrap();
+    assert_eq!(r.status(), 200);
+
+    // Counters: by route and status, per mailbox.
+    let c: m365_emulator::Counters = t.http.get(format!("{base}/_emulator/counters")).send().await.unwrap().json().await.unwrap();
+    assert_eq!(c.requests_matching("GET /me/mailFolders/{id}/messages/delta", Some(503)), 2);
+    assert!(c.requests_matching("GET /me/mailFolders/{id}/messages/delta", Some(200)) >= 3);
+    assert_eq!(c.requests_matching("/oauth2/v2.0/token", Some(500)), 1);
+    let m = c.mailbox("alice@northwind.test").unwrap();
+    assert!(m.requests >= 6 && m.max_concurrency >= 1);
+    assert!(!m.retried_before_retry_after || m.requests > 0);
+    let r = t.http.post(format!("{base}/_emulator/reset")).send().await.unwrap();
+    assert_eq!(r.status(), 200);
+    assert!(t.emu.counters().requests.is_empty());
+    t.emu.shutdown().await;
+}
+
+#[tokio::test]
+async fn control_api_is_absent_unless_enabled() {
+    let t = spawn_with(|c| c.control_api = false).await;
+    let r = t.http.get(format!("{}/_emulator/counters", t.emu.base_url())).send().await.unwrap();
+    assert_eq!(r.status(), 404);
+    t.emu.shutdown().await;
+}
+
+#[tokio::test]
+async fn early_retries_after_retry_after_are_flagged_per_mailbox() {
+    let t = spawn().await;
+    let at = user_token(&t, "bob@northwind.test").await;
+    t.emu.inject_fault(m365_emulator::FaultRule { mailbox: Some("bob@northwind.test".into()), status: Some(429), retry_after: Some(30.0), count: 1, ..Default::default() });
+    let r = graph(&t, &at, "/me/contactFolders", &[]).await;
+    assert_eq!(r.status, 429);
+    assert_eq!(r.headers.get("retry-after").unwrap(), "30");
+    assert!(!t.emu.counters().mailbox("bob@northwind.test").unwrap().retried_before_retry_after);
+    assert_eq!(graph(&t, &at, "/me/contactFolders", &[]).await.status, 200);
+    assert!(t.emu.counters().mailbox("bob@northwind.test").unwrap().retried_before_retry_after, "came back 0 s into a 30 s Retry-After");
+    t.emu.shutdown().await;
+}
