@@ -14,7 +14,7 @@ PG_DIR := $(CARGO_TARGET_DIR)/test-postgres
 PG_PORT ?= 55432
 NEXTEST_ARGS ?=
 
-.PHONY: run test tools build build-server build-site test-rust test-e2e clean-data help
+.PHONY: run test tools build build-server build-site lint test-rust test-e2e clean-data help
 
 help:
 	@echo "make run    install what is missing, build, start the demo on http://127.0.0.1:3000"
@@ -43,8 +43,15 @@ run: tools build
 	$(SERVER_BIN) --demo --site-root $(SITE)
 
 test: tools build
+	$(MAKE) --no-print-directory lint
 	$(MAKE) --no-print-directory test-rust
 	$(MAKE) --no-print-directory test-e2e
+
+# Clippy per side (never `ssr` and `hydrate` together); the workspace lints deny unwrap/expect/panic
+# outside tests.
+lint:
+	cargo clippy -p domain -p store -p server -p m365-emulator -p app --features app/ssr --all-targets -- -D warnings
+	cargo clippy -p frontend --target wasm32-unknown-unknown --target-dir $(FRONT_TARGET) -- -D warnings
 
 # The store suite runs on SQLite and on a throwaway PostgreSQL cluster started here.
 test-rust:

@@ -55,14 +55,9 @@ pub async fn login(email: String, password: String) -> Result<(), AppError> {
             leptos_axum::redirect("/");
             Ok(())
         }
-        Err(e @ SignInError::BadCredentials) => Err(AppError::Invalid(e.to_string()).respond()),
-        Err(e @ SignInError::RateLimited { .. }) => {
-            if let Some(res) = use_context::<leptos_axum::ResponseOptions>() {
-                res.set_status(axum::http::StatusCode::TOO_MANY_REQUESTS);
-            }
-            Err(AppError::Invalid(e.to_string()))
-        }
-        Err(other) => Err(AppError::internal(other).respond()),
+        Err(e @ SignInError::BadCredentials) => Err(AppError::invalid(e.to_string()).respond()),
+        Err(e @ SignInError::RateLimited { .. }) => Err(AppError::rate_limited(e.to_string()).respond()),
+        Err(other) => Err(AppError::internal(other)),
     }
 }
 
@@ -111,7 +106,7 @@ mod ssr {
 
     /// The first line of every server function for signed-in people: 401 for visitors.
     pub async fn require_user() -> Result<SessionUser, AppError> {
-        session_user().await?.ok_or_else(|| AppError::Unauthorized.respond())
+        session_user().await?.ok_or_else(|| AppError::unauthorized().respond())
     }
 
     /// The first line of every admin server function: 401 for visitors, 403 for members.
@@ -119,7 +114,7 @@ mod ssr {
         let user = require_user().await?;
         if !user.is_admin() {
             tracing::warn!(user = %user.user_id, "member called an admin server function");
-            return Err(AppError::Forbidden.respond());
+            return Err(AppError::forbidden().respond());
         }
         Ok(user)
     }

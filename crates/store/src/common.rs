@@ -68,6 +68,10 @@ macro_rules! impl_store {
                 Ok(())
             }
 
+            async fn close(&self) {
+                self.pool.close().await;
+            }
+
             async fn create_organization(&self, name: &str) -> Result<$crate::Organization, $crate::StoreError> {
                 let id = uuid::Uuid::new_v4();
                 sqlx::query("INSERT INTO organizations (id, name, created_at) VALUES ($1, $2, $3)")

@@ -90,6 +90,9 @@ pub trait Store: Send + Sync + 'static {
     /// A cheap round trip to the database, for `/healthz`.
     async fn ping(&self) -> Result<(), StoreError>;
 
+    /// Closes every connection; later calls fail. Used at shutdown.
+    async fn close(&self);
+
     async fn create_organization(&self, name: &str) -> Result<Organization, StoreError>;
     async fn organization_by_name(&self, name: &str) -> Result<Option<Organization>, StoreError>;
     async fn organization(&self, id: OrgId) -> Result<Option<Organization>, StoreError>;

@@ -2,5 +2,8 @@
 //! `STORE_TEST_POSTGRES_URL` names a server (`make test` starts a throwaway cluster and sets it).
 //! With `STORE_TEST_REQUIRE_POSTGRES=1` a missing PostgreSQL fails the run instead of skipping.
 
+// Test-only code: a failed unwrap is a failed test.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
 mod harness;
 mod scenarios;

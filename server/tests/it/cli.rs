@@ -1,0 +1,59 @@
+//! The operator CLI for a non-demo install.
+
+use std::process::Command;
+
+fn server(db: &str, args: &[&str]) -> std::process::Output {
+    Command::new(env!("CARGO_BIN_EXE_server"))
+        .args(args)
+        .env("DATABASE_URL", db)
+        .env_remove("I360_USER_PASSWORD")
+        .output()
+        .unwrap()
+}
+
+#[tokio::test]
+async fn an_operator_creates_an_organization_and_its_first_admin() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = format!("sqlite://{}", dir.path().join("nested/ops.db").display());
+    let out = server(&db, &["org", "create", "--name", "Contoso"]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+
+    let pw = dir.path().join("pw");
+    std::fs::write(&pw, "a-long-password\n").unwrap();
+    let out = server(
+        &db,
+        &["user", "create", "--org", "Contoso", "--email", "Ops@Contoso.test", "--name", "Olga Ops", "--role", "admin",
+          "--password-file", pw.to_str().unwrap()],
+    );
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(String::from_utf8_lossy(&out.stdout).contains("created admin ops@contoso.test"));
+
+    let store = store::open(&db).await.unwrap();
+    let signed_in = store::accounts::sign_in(store.as_ref(), "ops@contoso.test", "a-long-password", "cli", store::now_unix())
+        .await
+        .unwrap();
+    assert_eq!(signed_in.user.role, domain::Role::Admin);
+    assert_eq!(signed_in.user.display_name, "Olga Ops");
+
+    let out = server(&db, &["user", "create", "--org", "Nowhere", "--email", "x@y.test", "--password-file", pw.to_str().unwrap()]);
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("no organization named \"Nowhere\""));
+}
+
+#[test]
+fn help_lists_every_flag_with_its_environment_variable() {
+    let out = Command::new(env!("CARGO_BIN_EXE_server")).arg("--help").output().unwrap();
+    // Help text wraps to the terminal: compare with runs of whitespace made single spaces.
+    let help = String::from_utf8_lossy(&out.stdout).split_whitespace().collect::<Vec<_>>().join(" ");
+    for (flag, env) in [
+        ("--database-url", "DATABASE_URL"),
+        ("--log-format", "I360_LOG_FORMAT"),
+        ("--bind", "I360_BIND"),
+        ("--site-root", "LEPTOS_SITE_ROOT"),
+        ("--public-url", "I360_PUBLIC_URL"),
+        ("--demo", "I360_DEMO"),
+    ] {
+        assert!(help.contains(flag), "{flag} missing from --help:\n{help}");
+        assert!(help.contains(&format!("[env: {env}=")), "{env} missing from --help:\n{help}");
+    }
+}

@@ -1,0 +1,80 @@
+//! `spawn_app()`: the server on port 0 with a fresh database and the demo organization.
+
+use server::{ServeConfig, metrics::Metrics};
+use std::net::SocketAddr;
+use std::sync::Arc;
+use store::DynStore;
+
+pub struct TestApp {
+    pub base: String,
+    pub store: DynStore,
+    _dir: tempfile::TempDir,
+}
+
+pub async fn spawn_app() -> TestApp {
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}", dir.path().join("app.db").display());
+    let store = store::open(&url).await.unwrap();
+    server::demo::seed(store.as_ref()).await.unwrap();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let config = ServeConfig {
+        bind: addr,
+        site_root: dir.path().join("site"),
+        public_url: format!("http://{addr}"),
+    };
+    let router = server::router(store.clone(), &config, Arc::new(Metrics::default()));
+    tokio::spawn(async move {
+        axum::serve(listener, router.into_make_service_with_connect_info::<SocketAddr>()).await.unwrap();
+    });
+    TestApp { base: format!("http://{addr}"), store, _dir: dir }
+}
+
+impl TestApp {
+    /// A client with its own cookie jar that does not follow redirects (tests look at them).
+    pub fn client(&self) -> reqwest::Client {
+        reqwest::Client::builder()
+            .cookie_store(true)
+            .redirect(reqwest::redirect::Policy::none())
+            .build()
+            .unwrap()
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.base)
+    }
+
+    /// Calls a server function the way the hydrated page does (form-encoded POST, JSON answer).
+    pub async fn call(&self, client: &reqwest::Client, endpoint: &str, form: &[(&str, &str)]) -> reqwest::Response {
+        client
+            .post(self.url(&format!("/api/{endpoint}")))
+            .header("accept", "application/json")
+            .header("sec-fetch-site", "same-origin")
+            .form(form)
+            .send()
+            .await
+            .unwrap()
+    }
+
+    /// A client signed in as `email`.
+    pub async fn signed_in(&self, email: &str) -> reqwest::Client {
+        let client = self.client();
+        let password = if email.starts_with("admin@") {
+            server::demo::ADMIN_PASSWORD
+        } else {
+            server::demo::MEMBER_PASSWORD
+        };
+        let res = self.call(&client, "login", &[("email", email), ("password", password)]).await;
+        assert!(res.status().is_success() || res.status().is_redirection(), "sign-in failed: {}", res.status());
+        client
+    }
+}
+
+pub fn session_cookie(res: &reqwest::Response) -> Option<String> {
+    res.headers()
+        .get_all("set-cookie")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .find(|v| v.starts_with("i360_session="))
+        .map(str::to_owned)
+}

@@ -1,0 +1,10 @@
+//! Full-stack tests: the real router in-process on port 0, a fresh SQLite database, and an HTTP
+//! client that keeps cookies like a browser.
+
+// Test-only code: a failed unwrap is a failed test.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+mod cli;
+mod helpers;
+mod operations;
+mod sign_in;

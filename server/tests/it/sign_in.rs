@@ -1,0 +1,133 @@
+use crate::helpers::{session_cookie, spawn_app};
+
+#[tokio::test]
+async fn signing_in_sets_a_hardened_cookie_with_a_new_id_each_time() {
+    let app = spawn_app().await;
+    let client = app.client();
+    let form = [("email", "alice@northwind.test"), ("password", server::demo::MEMBER_PASSWORD)];
+    let first = app.call(&client, "login", &form).await;
+    assert!(first.status().is_success() || first.status().is_redirection(), "{}", first.status());
+    let c1 = session_cookie(&first).expect("a session cookie");
+    assert!(c1.contains("HttpOnly"), "{c1}");
+    assert!(c1.contains("SameSite=Lax"), "{c1}");
+    assert!(c1.contains("Path=/"), "{c1}");
+    let second = app.call(&client, "login", &form).await;
+    let c2 = session_cookie(&second).expect("a session cookie");
+    assert_ne!(c1.split(';').next(), c2.split(';').next(), "a new session id at every sign-in");
+
+    let me = app.call(&client, "current_user", &[]).await;
+    assert_eq!(me.status(), 200);
+    let body: serde_json::Value = me.json().await.unwrap();
+    assert_eq!(body["email"], "alice@northwind.test");
+    assert_eq!(body["role"], "member");
+}
+
+#[tokio::test]
+async fn a_wrong_password_is_refused_without_saying_which_part_was_wrong() {
+    let app = spawn_app().await;
+    let client = app.client();
+    let res = app.call(&client, "login", &[("email", "alice@northwind.test"), ("password", "nope-nope")]).await;
+    assert_eq!(res.status(), 422);
+    assert!(session_cookie(&res).is_none());
+    let text = res.text().await.unwrap();
+    assert!(text.contains("That email and password do not match an account."), "{text}");
+    let me: serde_json::Value = app.call(&client, "current_user", &[]).await.json().await.unwrap();
+    assert!(me.is_null(), "still signed out: {me}");
+}
+
+#[tokio::test]
+async fn sign_in_is_rate_limited() {
+    let app = spawn_app().await;
+    let client = app.client();
+    for _ in 0..store::accounts::MAX_FAILURES_PER_EMAIL {
+        let res = app.call(&client, "login", &[("email", "bob@northwind.test"), ("password", "guess-guess")]).await;
+        assert_eq!(res.status(), 422);
+    }
+    let res = app
+        .call(&client, "login", &[("email", "bob@northwind.test"), ("password", server::demo::MEMBER_PASSWORD)])
+        .await;
+    assert_eq!(res.status(), 429);
+    assert!(session_cookie(&res).is_none());
+    assert!(res.text().await.unwrap().contains("Too many failed sign-in attempts"));
+}
+
+#[tokio::test]
+async fn members_get_403_from_admin_functions_and_visitors_401() {
+    let app = spawn_app().await;
+    let visitor = app.client();
+    assert_eq!(app.call(&visitor, "list_integrations", &[]).await.status(), 401);
+
+    let member = app.signed_in("carol@northwind.test").await;
+    let res = app.call(&member, "list_integrations", &[]).await;
+    assert_eq!(res.status(), 403);
+    let err: serde_json::Value = res.json().await.unwrap();
+    assert_eq!(err["code"], "forbidden");
+    assert_eq!(err["message"], "Only admins can do this. Ask an admin of your organization.");
+
+    let admin = app.signed_in("admin@northwind.test").await;
+    let res = app.call(&admin, "list_integrations", &[]).await;
+    assert_eq!(res.status(), 200);
+    let rows: serde_json::Value = res.json().await.unwrap();
+    assert_eq!(rows[0]["kind"], "Office365");
+    assert_eq!(rows[0]["status"], "NotSetUp");
+}
+
+#[tokio::test]
+async fn admin_pages_say_ask_your_admin_to_members_and_redirect_visitors() {
+    let app = spawn_app().await;
+    let visitor = app.client();
+    // A browser asks for HTML; that is when the server answers with a real redirect.
+    let res = visitor.get(app.url("/settings/integrations")).header("accept", "text/html").send().await.unwrap();
+    assert_eq!(res.status(), 302);
+    assert_eq!(res.headers()["location"], "/login");
+
+    let member = app.signed_in("alice@northwind.test").await;
+    let res = member.get(app.url("/settings/integrations")).send().await.unwrap();
+    assert_eq!(res.status(), 403);
+    let html = res.text().await.unwrap();
+    assert!(html.contains("This page is for admins"));
+    assert!(!html.contains("data-integration=\"office365\""));
+
+    let admin = app.signed_in("admin@northwind.test").await;
+    let res = admin.get(app.url("/settings/integrations")).send().await.unwrap();
+    assert_eq!(res.status(), 200);
+    let html = res.text().await.unwrap();
+    assert!(html.contains("All Integrations"));
+    assert!(html.contains("Not set up"));
+}
+
+#[tokio::test]
+async fn signing_out_ends_the_session_for_good() {
+    let app = spawn_app().await;
+    let client = app.signed_in("bob@northwind.test").await;
+    let me: serde_json::Value = app.call(&client, "current_user", &[]).await.json().await.unwrap();
+    assert_eq!(me["email"], "bob@northwind.test");
+    let res = app.call(&client, "logout", &[]).await;
+    let cleared = session_cookie(&res).expect("the cookie is cleared");
+    assert!(cleared.contains("Max-Age=0"));
+    let me: serde_json::Value = app.call(&client, "current_user", &[]).await.json().await.unwrap();
+    assert!(me.is_null());
+}
+
+#[tokio::test]
+async fn cross_site_posts_are_refused_before_anything_runs() {
+    let app = spawn_app().await;
+    let client = app.client();
+    let res = client
+        .post(app.url("/api/login"))
+        .header("sec-fetch-site", "cross-site")
+        .form(&[("email", "alice@northwind.test"), ("password", server::demo::MEMBER_PASSWORD)])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 403);
+    assert!(session_cookie(&res).is_none());
+    let res = client
+        .post(app.url("/api/login"))
+        .header("origin", "https://evil.example")
+        .form(&[("email", "alice@northwind.test"), ("password", server::demo::MEMBER_PASSWORD)])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 403);
+}
