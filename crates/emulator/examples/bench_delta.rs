@@ -1,0 +1,137 @@
+//! Delta serving speed: `cargo run --release -p m365-emulator --example bench_delta`.
+//!
+//! Builds a 1,000-mailbox × 10,000-message world, then
+//! 1. runs full inbox delta rounds (pages of 500) for several mailboxes over HTTP, 4 clients in parallel,
+//!    and reports pages/s, items/s and MB/s;
+//! 2. measures, in the same run, the cheapest thing any client must do with those pages — parse the JSON —
+//!    to show the emulator is not the bottleneck;
+//! 3. touches every mailbox once and reports the process's resident memory.
+
+use m365_emulator::{DEMO_CLIENT_ID, DEMO_CLIENT_SECRET, EmulatorConfig, Fixture, MailboxCounts, NORTHWIND_TENANT_ID, ThrottleConfig, UserFixture};
+use std::time::Instant;
+
+fn rss_mb() -> f64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| s.lines().find(|l| l.starts_with("VmRSS:")).and_then(|l| l.split_whitespace().nth(1)).and_then(|kb| kb.parse::<f64>().ok()))
+        .map(|kb| kb / 1024.0)
+        .unwrap_or(0.0)
+}
+
+#[tokio::main]
+async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    let mailboxes: usize = std::env::var("BENCH_MAILBOXES").ok().and_then(|v| v.parse().ok()).unwrap_or(1000);
+    let messages: u64 = std::env::var("BENCH_MESSAGES").ok().and_then(|v| v.parse().ok()).unwrap_or(10_000);
+    let rounds: usize = std::env::var("BENCH_ROUNDS").ok().and_then(|v| v.parse().ok()).unwrap_or(16);
+    let page: usize = 500;
+
+    let mut fixture = Fixture::demo();
+    fixture.set_all_counts(MailboxCounts { messages, events: 25, contacts: 30, tasks: 20 });
+    let template = fixture.tenants[0].users[1].clone();
+    for i in 0..mailboxes {
+        fixture.tenants[0].users.push(UserFixture {
+            id: format!("b0000000-0000-4000-8000-{i:012}"),
+            user_principal_name: format!("user{i:04}@northwind.test"),
+            display_name: format!("Bench User {i}"),
+            ..template.clone()
+        });
+    }
+    let rss_before = rss_mb();
+    let mut config = EmulatorConfig::new(fixture);
+    config.throttling = ThrottleConfig::disabled();
+    let emu = m365_emulator::spawn(config).await?;
+    emu.grant_admin_consent(NORTHWIND_TENANT_ID, DEMO_CLIENT_ID, &[], &["Mail.Read"])?;
+    let http = reqwest::Client::new();
+    let tok: serde_json::Value = http
+        .post(format!("{}/{NORTHWIND_TENANT_ID}/oauth2/v2.0/token", emu.base_url()))
+        .form(&[("client_id", DEMO_CLIENT_ID), ("client_secret", DEMO_CLIENT_SECRET), ("grant_type", "client_credentials"), ("scope", "https://graph.microsoft.com/.default")])
+        .send()
+        .await?
+        .json()
+        .await?;
+    let token = tok["access_token"].as_str().ok_or("no token")?.to_string();
+
+    // 1. Full delta rounds, 4 clients in parallel, raw bytes only (no parsing on the client side).
+    let started = Instant::now();
+    let mut tasks = Vec::new();
+    for worker in 0..4usize {
+        let http = http.clone();
+        let token = token.clone();
+        let graph = emu.graph_base();
+        tasks.push(tokio::spawn(async move {
+            let mut pages = 0usize;
+            let mut bytes = 0usize;
+            let mut bodies = Vec::new();
+            for r in 0..rounds / 4 {
+                let user = format!("user{:04}@northwind.test", worker * 100 + r);
+                let mut url = format!("{graph}/users/{user}/mailFolders/inbox/messages/delta");
+                loop {
+                    let body = http.get(&url).bearer_auth(&token).header("Prefer", format!("odata.maxpagesize={page}")).send().await?.bytes().await?;
+                    pages += 1;
+                    bytes += body.len();
+                    // Only the link is looked for, with a substring search (no JSON parse).
+                    let text = String::from_utf8_lossy(&body);
+                    let next = text.find("\"@odata.nextLink\":\"").map(|i| text[i + 19..].split('"').next().unwrap_or("").to_string());
+                    if bodies.len() < 40 {
+                        bodies.push(body);
+                    }
+                    match next {
+                        Some(n) => url = n,
+                        None => break,
+                    }
+                }
+            }
+            Ok::<_, reqwest::Error>((pages, bytes, bodies))
+        }));
+    }
+    let mut pages = 0;
+    let mut bytes = 0;
+    let mut sample = Vec::new();
+    for t in tasks {
+        let (p, b, bodies) = t.await??;
+        pages += p;
+        bytes += b;
+        sample.extend(bodies);
+    }
+    let secs = started.elapsed().as_secs_f64();
+    let items = pages * page; // approximately: last page of each round is partial
+    println!("emulator: {pages} delta pages of up to {page} messages in {secs:.2} s");
+    println!("  {:.0} pages/s, ~{:.0} items/s, {:.1} MB/s over HTTP (4 clients)", pages as f64 / secs, items as f64 / secs, bytes as f64 / secs / 1e6);
+
+    // 2. The same pages, parsed as JSON once each (the least work any client does before storing).
+    let parse_start = Instant::now();
+    let mut parsed_items = 0usize;
+    let mut parsed_bytes = 0usize;
+    for body in &sample {
+        let v: serde_json::Value = serde_json::from_slice(body)?;
+        parsed_items += v["value"].as_array().map(|a| a.len()).unwrap_or(0);
+        parsed_bytes += body.len();
+    }
+    let psecs = parse_start.elapsed().as_secs_f64();
+    let parse_rate = parsed_bytes as f64 / psecs / 1e6;
+    println!("client-side JSON parse only (1 core): {:.0} items/s, {parse_rate:.1} MB/s", parsed_items as f64 / psecs);
+    println!("  ratio emulator serving / one core parsing: {:.2}x", (bytes as f64 / secs / 1e6) / parse_rate);
+
+    // 3. Touch every mailbox (first page of its inbox delta) and report memory (sample pages freed first,
+    //    so the number is the emulator's own footprint plus this process's runtime).
+    drop(sample);
+    let rss_mid = rss_mb();
+    let touch = Instant::now();
+    for i in 0..mailboxes {
+        let url = format!("{}/users/user{i:04}@northwind.test/mailFolders/inbox/messages/delta", emu.graph_base());
+        let r = http.get(url).bearer_auth(&token).header("Prefer", "odata.maxpagesize=10").send().await?;
+        if !r.status().is_success() {
+            return Err(format!("mailbox {i}: {}", r.status()).into());
+        }
+        let _ = r.bytes().await?;
+    }
+    println!(
+        "{mailboxes} mailboxes × {messages} messages: all touched in {:.2} s; process RSS {:.0} MB (before spawn {:.0} MB, before touching {:.0} MB)",
+        touch.elapsed().as_secs_f64(),
+        rss_mb(),
+        rss_before,
+        rss_mid
+    );
+    emu.shutdown().await;
+    Ok(())
+}
