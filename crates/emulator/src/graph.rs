@@ -884,20 +884,26 @@ fn delta(shared: &Shared, ctx: &Ctx, req: &GReq, user: &UserRef, res: Res, conta
     };
     let size = page_pref.or(st.top).unwrap_or(shared.opts.delta_default_page_size).clamp(1, 1000);
     let kind = res.kind();
-    let mut items: Vec<Value> = Vec::new();
+    let mut items = Items::default();
     let mut more = false;
     let removed = |id: String| json!({"@odata.type": format!("#microsoft.graph.{}", res.entity()), "id": id, "@removed": {"reason": "deleted"}});
     let in_window = |i: &crate::store::Instance| st.w.is_some_and(|(s, e)| i.start.unix_timestamp() < e && i.end.unix_timestamp() > s);
 
     match (res, st.p) {
         (Res::Folders, 0) => {
-            items = MAIL_FOLDERS.iter().map(|f| folder_json(&mb, f.key)).collect();
+            for f in MAIL_FOLDERS {
+                items.push(&folder_json(&mb, f.key));
+            }
         }
         (Res::Folders, _) => {
-            items = mb.changed_containers(Kind::Message, st.s, st.u).iter().filter(|c| MAIL_FOLDERS.iter().any(|f| f.key == c.as_str())).map(|c| folder_json(&mb, c)).collect();
+            for c in mb.changed_containers(Kind::Message, st.s, st.u).iter().filter(|c| MAIL_FOLDERS.iter().any(|f| f.key == c.as_str())) {
+                items.push(&folder_json(&mb, c));
+            }
         }
         (Res::Lists, 0) => {
-            items = TASK_LISTS.iter().filter_map(|l| list_lists_json(&mb, l.0)).collect();
+            for l in TASK_LISTS.iter().filter_map(|l| list_lists_json(&mb, l.0)) {
+                items.push(&l);
+            }
         }
         (Res::Lists, _) => {}
         (Res::Events, 0) => {
@@ -905,13 +911,13 @@ fn delta(shared: &Shared, ctx: &Ctx, req: &GReq, user: &UserRef, res: Res, conta
             let mut n = st.k.map(|k| k + 1).unwrap_or(0);
             let upper = mb.upper(Kind::Event);
             while n < upper {
-                if items.len() >= size {
+                if items.count >= size {
                     more = true;
                     break;
                 }
                 for inst in mb.event_instances(n, immutable) {
                     if in_window(&inst) {
-                        items.push(inst.json);
+                        items.push(&inst.json);
                     }
                 }
                 st.k = Some(n);
@@ -922,7 +928,7 @@ fn delta(shared: &Shared, ctx: &Ctx, req: &GReq, user: &UserRef, res: Res, conta
             let changed = mb.changes(Kind::Event, None, st.s, st.u);
             let start = st.k.map(|k| changed.partition_point(|n| *n <= k)).unwrap_or(0);
             for &n in &changed[start..] {
-                if items.len() >= size {
+                if items.count >= size {
                     more = true;
                     break;
                 }
@@ -934,7 +940,7 @@ fn delta(shared: &Shared, ctx: &Ctx, req: &GReq, user: &UserRef, res: Res, conta
                         if let Some(id) = inst.json.get("id").and_then(Value::as_str) {
                             present_ids.insert(id.to_string());
                         }
-                        items.push(inst.json);
+                        items.push(&inst.json);
                     }
                 }
                 let mut ids = mb.event_instance_ids(n, immutable);
@@ -943,7 +949,7 @@ fn delta(shared: &Shared, ctx: &Ctx, req: &GReq, user: &UserRef, res: Res, conta
                 }
                 for id in ids {
                     if !present_ids.contains(&id) {
-                        items.push(removed(id));
+                        items.push(&removed(id));
                     }
                 }
                 st.k = Some(n);
@@ -953,8 +959,10 @@ fn delta(shared: &Shared, ctx: &Ctx, req: &GReq, user: &UserRef, res: Res, conta
             let ns = mb.page(kind, container, st.k, size + 1);
             more = ns.len() > size;
             for &n in ns.iter().take(size) {
-                if let Some(v) = mb.item_json(kind, n, immutable) {
-                    items.push(select(v, st.sel.as_ref()));
+                if st.sel.is_none() {
+                    items.raw(|out| mb.write_item(kind, n, immutable, out));
+                } else if let Some(v) = mb.item_json(kind, n, immutable) {
+                    items.push(&select(v, st.sel.as_ref()));
                 }
                 st.k = Some(n);
             }
@@ -967,11 +975,11 @@ fn delta(shared: &Shared, ctx: &Ctx, req: &GReq, user: &UserRef, res: Res, conta
             for &n in slice.iter().take(size) {
                 if mb.is_in(kind, n, container) {
                     if let Some(v) = mb.item_json(kind, n, immutable) {
-                        items.push(select(v, st.sel.as_ref()));
+                        items.push(&select(v, st.sel.as_ref()));
                     }
                 } else {
                     // Deleted, or moved to another folder: gone from *this* folder's view.
-                    items.push(removed(generate::item_id(mb.ctx.hash, kind, n, None, container, immutable)));
+                    items.push(&removed(generate::item_id(mb.ctx.hash, kind, n, None, container, immutable)));
                 }
                 st.k = Some(n);
             }
@@ -979,20 +987,56 @@ fn delta(shared: &Shared, ctx: &Ctx, req: &GReq, user: &UserRef, res: Res, conta
     }
     drop(mb);
     let path = format!("{}/v1.0{}", shared.base_url, req.path);
-    let mut out = Map::new();
-    out.insert("@odata.context".into(), json!(format!("{}/v1.0/$metadata#Collection({})", shared.base_url, res.entity())));
+    // Assembled as text: the items are already serialized JSON.
+    let mut text = String::with_capacity(items.buf.len() + 512);
+    text.push_str("{\"@odata.context\":");
+    text.push_str(&json!(format!("{}/v1.0/$metadata#Collection({})", shared.base_url, res.entity())).to_string());
     if more {
-        out.insert("@odata.nextLink".into(), json!(format!("{path}?$skiptoken={}", encode_token(&st))));
+        text.push_str(",\"@odata.nextLink\":");
+        text.push_str(&json!(format!("{path}?$skiptoken={}", encode_token(&st))).to_string());
     } else {
         let next = DeltaState { p: 1, s: st.u, k: None, ..st.clone() };
-        out.insert("@odata.deltaLink".into(), json!(format!("{path}?$deltatoken={}", encode_token(&next))));
+        text.push_str(",\"@odata.deltaLink\":");
+        text.push_str(&json!(format!("{path}?$deltatoken={}", encode_token(&next))).to_string());
     }
-    out.insert("value".into(), Value::Array(items));
-    let mut r = GResp::json(200, &Value::Object(out));
+    text.push_str(",\"value\":[");
+    text.push_str(&String::from_utf8_lossy(&items.buf));
+    text.push_str("]}");
+    let mut r = GResp { status: 200, headers: Vec::new(), body: Some(text) };
     if page_pref.is_some() {
         r = r.header("Preference-Applied", format!("odata.maxpagesize={size}"));
     }
     r
+}
+
+/// A JSON array body under construction.
+#[derive(Default)]
+struct Items {
+    buf: Vec<u8>,
+    count: usize,
+}
+
+impl Items {
+    fn sep(&mut self) {
+        if self.count > 0 {
+            self.buf.push(b',');
+        }
+    }
+    fn push(&mut self, v: &Value) {
+        self.sep();
+        if serde_json::to_writer(&mut self.buf, v).is_ok() {
+            self.count += 1;
+        }
+    }
+    fn raw(&mut self, write: impl FnOnce(&mut Vec<u8>) -> bool) {
+        let mark = self.buf.len();
+        self.sep();
+        if write(&mut self.buf) {
+            self.count += 1;
+        } else {
+            self.buf.truncate(mark);
+        }
+    }
 }
 
 // ------------------------------------------------------------------ $batch

@@ -20,6 +20,21 @@ pub(crate) struct Overlay {
     pub version: u32,
 }
 
+#[derive(serde::Serialize)]
+struct MessageEnvelope<'a> {
+    #[serde(rename = "@odata.type")]
+    odata_type: &'a str,
+    #[serde(rename = "@odata.etag")]
+    etag: &'a str,
+    id: &'a str,
+    #[serde(flatten)]
+    message: &'a generate::GenMessage,
+    #[serde(rename = "changeKey")]
+    change_key: &'a str,
+    #[serde(rename = "parentFolderId")]
+    parent_folder_id: &'a str,
+}
+
 #[derive(Clone, Debug)]
 pub(crate) struct ChangeEntry {
     pub seq: u64,
@@ -140,6 +155,28 @@ impl MailboxState {
             _ => {}
         }
         Some(Value::Object(out))
+    }
+
+    /// Appends item `n` as JSON to `out`; generated, untouched messages take a fast path that serializes
+    /// the typed message directly (no `Value` tree).
+    pub(crate) fn write_item(&self, kind: Kind, n: u64, immutable: bool, out: &mut Vec<u8>) -> bool {
+        if kind == Kind::Message && n < self.generated(kind) && !self.overlays.contains_key(&(kind, n)) {
+            let folder = generate::message_folder(&self.ctx, n);
+            let msg = generate::message_typed(&self.ctx, n, folder);
+            let env = MessageEnvelope {
+                odata_type: "#microsoft.graph.message",
+                etag: &generate::etag(0, n),
+                id: &generate::item_id(self.ctx.hash, kind, n, None, folder, immutable),
+                message: &msg,
+                change_key: &generate::change_key(0, n),
+                parent_folder_id: &generate::folder_id(self.ctx.hash, folder),
+            };
+            return serde_json::to_writer(out, &env).is_ok();
+        }
+        match self.item_json(kind, n, immutable) {
+            Some(v) => serde_json::to_writer(out, &v).is_ok(),
+            None => false,
+        }
     }
 
     /// The calendarView instances of event `n`: single instance, or the occurrences and exceptions of a
@@ -279,7 +316,7 @@ impl MailboxState {
                         }
                         _ => {
                             // Cheap path: generated read flag without building the body twice.
-                            generate::message(&self.ctx, n, container).get("isRead").and_then(Value::as_bool).unwrap_or(true)
+                            generate::message_typed(&self.ctx, n, container).is_read
                         }
                     };
                     if !read {
@@ -378,6 +415,17 @@ mod tests {
         s.delete(Kind::Contact, n).unwrap();
         assert_eq!(s.page(Kind::Contact, "contacts", None, 100).len(), before);
         assert!(s.update(Kind::Contact, n, Map::new(), OffsetDateTime::UNIX_EPOCH).is_none());
+    }
+
+    #[test]
+    fn fast_message_writer_matches_the_value_path() {
+        let s = state();
+        for n in 0..20 {
+            let mut buf = Vec::new();
+            assert!(s.write_item(Kind::Message, n, n % 2 == 0, &mut buf));
+            let fast: Value = serde_json::from_slice(&buf).unwrap();
+            assert_eq!(fast, s.item_json(Kind::Message, n, n % 2 == 0).unwrap());
+        }
     }
 
     #[test]
