@@ -237,6 +237,13 @@ const SALT_EVENT: u64 = 3;
 const SALT_CONTACT: u64 = 4;
 const SALT_TASK: u64 = 5;
 
+const SALT_READ: u64 = 6;
+
+/// Whether generated message `n` is read: its own hash, so folder unread counts need no message bodies.
+pub(crate) fn message_read(ctx: &MailboxCtx, n: u64, folder: &str) -> bool {
+    folder == "sentitems" || folder == "drafts" || Rng::new(ctx.seed, ctx.hash, SALT_READ, n).below(3) != 0
+}
+
 /// Folder a generated message starts in.
 pub(crate) fn message_folder(ctx: &MailboxCtx, n: u64) -> &'static str {
     let mut roll = Rng::new(ctx.seed, ctx.hash, SALT_FOLDER, n).below(100);
@@ -294,7 +301,7 @@ pub(crate) struct GenMessage {
     body_preview: String,
     importance: &'static str,
     conversation_id: String,
-    pub(crate) is_read: bool,
+    is_read: bool,
     is_draft: bool,
     body: ItemBody,
     sender: Recipient,
@@ -343,7 +350,7 @@ pub(crate) fn message_typed(ctx: &MailboxCtx, n: u64, folder: &str) -> GenMessag
         body_preview: body.chars().take(255).collect::<String>().replace('\n', " "),
         importance: if rng.below(10) == 0 { "high" } else { "normal" },
         conversation_id: URL_SAFE_NO_PAD.encode(format!("{:016x}|conv|{}", ctx.hash, n / 3)),
-        is_read: outgoing || rng.below(3) != 0,
+        is_read: message_read(ctx, n, folder),
         is_draft: folder == "drafts",
         body: ItemBody { content_type: "text", content: body },
         sender: recipient(from.0, from.1),
@@ -380,7 +387,7 @@ pub(crate) fn event_plan(ctx: &MailboxCtx, n: u64) -> EventPlan {
     let start = if all_day { midnight + Duration::days(day) } else { midnight + Duration::days(day) + Duration::hours(hour) };
     let lengths = [30, 45, 60, 90];
     let minutes = if all_day { 24 * 60 } else { lengths[rng.below(4) as usize] };
-    let recurring = n % 5 == 0;
+    let recurring = n.is_multiple_of(5);
     let attendees = (0..1 + rng.below(3)).map(|_| person(&mut rng, None)).collect();
     EventPlan {
         start,

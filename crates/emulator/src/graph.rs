@@ -377,11 +377,10 @@ async fn dispatch(shared: &Arc<Shared>, req: GReq, _in_batch: bool) -> GResp {
                     shared.throttle.note_retry_after(&grant.client_id, &t.user.id, ra);
                 }
             }
-            if status == 429 {
-                if let Some(t) = &target_user {
+            if status == 429
+                && let Some(t) = &target_user {
                     crate::control::note_throttled(shared, &t.user.user_principal_name);
                 }
-            }
             return finish(shared, &ctx, &template, mailbox_label.as_deref(), r);
         }
     }
@@ -736,8 +735,8 @@ fn send_mail(shared: &Shared, ctx: &Ctx, req: &GReq, grant: &AccessGrant, caller
     }
     // Sending "from" someone else needs Send As / on behalf rights (§3.7).
     let from_addr = message.get("from").and_then(|f| f.pointer("/emailAddress/address")).and_then(Value::as_str).map(str::to_string);
-    if let Some(from) = &from_addr {
-        if !from.eq_ignore_ascii_case(&user.user.user_principal_name) {
+    if let Some(from) = &from_addr
+        && !from.eq_ignore_ascii_case(&user.user.user_principal_name) {
             let ok = match (caller, shared.user(from)) {
                 (Some(c), Some(owner)) => allowed(grant, Some(c), &owner, Need::MailSend),
                 (None, Some(_)) => grant.roles.iter().any(|r| r.eq_ignore_ascii_case("Mail.Send")),
@@ -747,7 +746,6 @@ fn send_mail(shared: &Shared, ctx: &Ctx, req: &GReq, grant: &AccessGrant, caller
                 return err(ctx, 403, "ErrorSendAsDenied", "The user account which was used to submit this request does not have the right to send mail on behalf of the specified sending account. Cannot submit message.");
             }
         }
-    }
     let now = shared.now();
     let stamp = generate::graph_datetime(now);
     let sender = json!({"emailAddress": {"name": user.user.display_name, "address": user.user.user_principal_name}});

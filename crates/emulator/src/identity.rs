@@ -690,11 +690,10 @@ async fn login_step(State(shared): State<Arc<Shared>>, Path(tenant): Path<String
                 return html(StatusCode::OK, page);
             }
             flow.mfa_done = true;
-            if let Some(sid) = &flow.session {
-                if let Some(s) = lock(&shared.idp).sessions.get_mut(sid) {
+            if let Some(sid) = &flow.session
+                && let Some(s) = lock(&shared.idp).sessions.get_mut(sid) {
                     s.mfa = true;
                 }
-            }
             after_sign_in(&shared, flow_id, flow, &user)
         }
         (Step::Consent, "accept") => {
@@ -937,11 +936,10 @@ async fn logout(State(shared): State<Arc<Shared>>, RawQuery(q): RawQuery, header
     }
     if let Some(loc) = r.headers().get(header::LOCATION).cloned() {
         // No parameters were added: strip a dangling '?'.
-        if let Ok(s) = loc.to_str() {
-            if let Ok(v) = HeaderValue::from_str(s.trim_end_matches('?')) {
+        if let Ok(s) = loc.to_str()
+            && let Ok(v) = HeaderValue::from_str(s.trim_end_matches('?')) {
                 r.headers_mut().insert(header::LOCATION, v);
             }
-        }
     }
     r
 }
@@ -958,11 +956,10 @@ async fn token(State(shared): State<Arc<Shared>>, Path(tenant): Path<String>, he
         if let Some(status) = fault.status {
             let error = if status == 503 || status == 429 { "temporarily_unavailable" } else { "server_error" };
             let mut r = aad_json(&shared, &Aad::new(error, 90033, "A transient error has occurred. Please try again.").status(status), &correlation);
-            if let Some(ra) = fault.retry_after {
-                if let Ok(v) = HeaderValue::from_str(&format_retry_after(ra)) {
+            if let Some(ra) = fault.retry_after
+                && let Ok(v) = HeaderValue::from_str(&format_retry_after(ra)) {
                     r.headers_mut().insert(header::RETRY_AFTER, v);
                 }
-            }
             crate::control::count(&shared, route, status, None);
             return r;
         }
@@ -1053,11 +1050,10 @@ fn redeem_code(shared: &Shared, pt: &PathTenant, app: &AppFixture, form: &HashMa
         if !g.client_id.eq_ignore_ascii_case(&app.client_id) {
             return Err(Aad::new("invalid_grant", 70000, "The provided value for the 'code' parameter is not valid. The code was issued to a different client."));
         }
-        if let PathTenant::Tenant(i) = pt {
-            if shared.tenant(*i).is_some_and(|t| !t.id.eq_ignore_ascii_case(&g.tenant_id)) {
+        if let PathTenant::Tenant(i) = pt
+            && shared.tenant(*i).is_some_and(|t| !t.id.eq_ignore_ascii_case(&g.tenant_id)) {
                 return Err(Aad::new("invalid_grant", 700005, "Provided Authorization Code is intended to use against other tenant, thus rejected."));
             }
-        }
         if &g.redirect_uri != redirect_uri {
             return Err(Aad::new("invalid_grant", 500112, format!("The reply address '{redirect_uri}' does not match the reply address '{}' provided when requesting Authorization code.", g.redirect_uri)));
         }
@@ -1085,11 +1081,10 @@ fn redeem_refresh(shared: &Shared, _pt: &PathTenant, app: &AppFixture, form: &Ha
         if !g.client_id.eq_ignore_ascii_case(&app.client_id) {
             return Err(Aad::new("invalid_grant", 70000, "Provided grant is invalid or malformed."));
         }
-        if let Some(from) = valid_from.get(&g.user_id.to_ascii_lowercase()) {
-            if g.issued < *from {
+        if let Some(from) = valid_from.get(&g.user_id.to_ascii_lowercase())
+            && g.issued < *from {
                 return Err(Aad::new("invalid_grant", 50173, format!("The provided grant has expired due to it being revoked, a fresh auth token is needed. The user might have changed or reset their password. The grant was issued on '{}' and the TokensValidFrom date (before which tokens are not valid) for this user is '{}'.", aad_timestamp(g.issued), aad_timestamp(*from))));
             }
-        }
         let idle = now - g.last_used;
         if idle > Duration::seconds(shared.opts.refresh_token_max_inactive_secs) {
             // Wording as observed: "...inactive for 90.00:00:00" (§1.4, [S28]).

@@ -316,7 +316,7 @@ impl MailboxState {
                         }
                         _ => {
                             // Cheap path: generated read flag without building the body twice.
-                            generate::message_typed(&self.ctx, n, container).is_read
+                            generate::message_read(&self.ctx, n, container)
                         }
                     };
                     if !read {
@@ -364,11 +364,10 @@ impl MailboxState {
             return None;
         }
         // A regular id names the folder the item was in; after a move it is stale (Outlook semantics).
-        if let Some(c) = &p.container {
-            if p.kind == Kind::Message && self.container_of(p.kind, p.n).as_deref() != Some(c.as_str()) {
+        if let Some(c) = &p.container
+            && p.kind == Kind::Message && self.container_of(p.kind, p.n).as_deref() != Some(c.as_str()) {
                 return None;
             }
-        }
         self.container_of(p.kind, p.n)?;
         Some((p.kind, p.n))
     }

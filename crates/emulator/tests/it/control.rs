@@ -94,3 +94,17 @@ async fn early_retries_after_retry_after_are_flagged_per_mailbox() {
     assert!(t.emu.counters().mailbox("bob@northwind.test").unwrap().retried_before_retry_after, "came back 0 s into a 30 s Retry-After");
     t.emu.shutdown().await;
 }
+
+#[test]
+fn binary_help_lists_flags_with_env_fallbacks() {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_m365-emulator")).arg("--help").output().expect("binary runs");
+    assert!(out.status.success());
+    let help = String::from_utf8_lossy(&out.stdout);
+    for flag in ["--bind", "--fixture", "--control-api", "--tls", "--no-throttling", "--seed", "M365_EMULATOR_BIND"] {
+        assert!(help.contains(flag), "--help mentions {flag}:\n{help}");
+    }
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_m365-emulator")).arg("--print-demo-fixture").output().expect("binary runs");
+    let printed: m365_emulator::Fixture = serde_json::from_slice(&out.stdout).expect("fixture JSON");
+    assert_eq!(printed, m365_emulator::Fixture::demo());
+    assert_eq!(m365_emulator::Fixture::from_path(concat!(env!("CARGO_MANIFEST_DIR"), "/fixtures/demo.json")).unwrap(), printed);
+}
