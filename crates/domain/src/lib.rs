@@ -7,10 +7,13 @@ pub mod actions;
 pub mod email;
 pub mod ids;
 pub mod integration;
+pub mod permissions;
+pub mod reason;
 pub mod user;
 
 pub use actions::{ActionCard, FeedFacts};
 pub use email::{EmailAddress, EmailError};
 pub use ids::{OrgId, UserId};
 pub use integration::{IntegrationKind, IntegrationStatus};
+pub use reason::{ReasonCode, WhoMustAct};
 pub use user::{Role, RoleParseError, SessionUser};

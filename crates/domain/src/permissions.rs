@@ -1,0 +1,395 @@
+//! The one catalogue of Microsoft Graph permissions the product asks for.
+//!
+//! The permissions table on the settings page, the `scope` of every authorization request and the
+//! "granted vs needed per feature" check after every connect are all derived from [`CATALOGUE`], so
+//! the three can never disagree (a hard-coded scope list beside the table is how products end up
+//! asking for more than they show).
+
+use serde::{Deserialize, Serialize};
+
+/// How the help article groups permissions for readers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum Group {
+    ReadOnly,
+    ReadWrite,
+}
+
+impl Group {
+    pub fn label(self) -> &'static str {
+        match self {
+            Group::ReadOnly => "READ-ONLY",
+            Group::ReadWrite => "READ-WRITE",
+        }
+    }
+}
+
+/// Delegated permissions act as a signed-in user; application permissions act as the app itself
+/// and always need an admin's consent (MICROSOFT.md §1.7).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum PermissionType {
+    Delegated,
+    Application,
+}
+
+impl PermissionType {
+    pub fn label(self) -> &'static str {
+        match self {
+            PermissionType::Delegated => "Delegated",
+            PermissionType::Application => "Application",
+        }
+    }
+}
+
+/// What the admin chooses to sync.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+pub enum Feature {
+    Mail,
+    Calendar,
+    Contacts,
+    Tasks,
+}
+
+impl Feature {
+    pub const ALL: [Feature; 4] = [Feature::Mail, Feature::Calendar, Feature::Contacts, Feature::Tasks];
+
+    pub fn label(self) -> &'static str {
+        match self {
+            Feature::Mail => "Mail",
+            Feature::Calendar => "Calendar",
+            Feature::Contacts => "Contacts",
+            Feature::Tasks => "Tasks",
+        }
+    }
+
+    /// "Contacts sync is off: Contacts.Read was not granted."
+    pub fn sync_label(self) -> &'static str {
+        match self {
+            Feature::Mail => "Mail sync",
+            Feature::Calendar => "Calendar sync",
+            Feature::Contacts => "Contacts sync",
+            Feature::Tasks => "Tasks sync",
+        }
+    }
+}
+
+/// Read-only syncs; read-write also lets people send mail and create events, contacts and tasks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum AccessLevel {
+    ReadOnly,
+    ReadWrite,
+}
+
+/// How the organization connects to Microsoft 365 (PRODUCT.md, "Connection modes").
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum ConnectionMode {
+    /// Each member connects their own account with delegated permissions.
+    Individual,
+    /// One service user with delegate access signs in with the `.Shared` permissions.
+    ServiceUser,
+    /// Admin consent for application permissions, then client-credentials tokens.
+    ApplicationPermissions,
+}
+
+/// One Microsoft Graph permission, with the words users see for it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct Permission {
+    /// The Graph permission name, e.g. `Mail.Read.Shared`; also its `scope` value.
+    pub graph_name: &'static str,
+    /// Microsoft's permission id (MICROSOFT.md §2).
+    pub id: &'static str,
+    pub group: Group,
+    /// "What you see in the OAuth dialogue…"
+    pub dialogue: &'static str,
+    /// "What it means…"
+    pub meaning: &'static str,
+    pub kind: PermissionType,
+    pub admin_consent: bool,
+    /// The features that need it, and at which access level.
+    pub features: &'static [Feature],
+    pub access: AccessLevel,
+}
+
+/// Every sign-in also asks for these OpenID Connect and profile scopes (PRODUCT.md).
+pub const SIGN_IN_SCOPES: [&str; 5] = ["openid", "profile", "email", "offline_access", "User.Read"];
+
+/// What service-account mode with application permissions asks for through admin consent.
+pub const APPLICATION_DEFAULT_SCOPE: &str = "https://graph.microsoft.com/.default";
+
+use AccessLevel::{ReadOnly as RO, ReadWrite as RW};
+use Feature::{Calendar, Contacts, Mail, Tasks};
+use PermissionType::{Application, Delegated};
+
+/// The permissions table of PRODUCT.md, in its order.
+pub const CATALOGUE: [Permission; 12] = [
+    Permission {
+        graph_name: "Mail.Read.Shared",
+        id: "7b9103a5-4610-446b-9670-80643382c1fa",
+        group: Group::ReadOnly,
+        dialogue: "Read user and shared mail",
+        meaning: "Allows the app to read mail that the user can access, including the user's own and shared mail.",
+        kind: Delegated,
+        admin_consent: false,
+        features: &[Mail],
+        access: RO,
+    },
+    Permission {
+        graph_name: "Calendars.Read",
+        id: "798ee544-9d2d-430c-a058-570e29e34338",
+        group: Group::ReadOnly,
+        dialogue: "Read calendars in all mailboxes",
+        meaning: "Allows the app to read events of all calendars without a signed-in user.",
+        kind: Application,
+        admin_consent: true,
+        features: &[Calendar],
+        access: RO,
+    },
+    Permission {
+        graph_name: "Calendars.Read.Shared",
+        id: "2b9c4092-424d-4249-948d-b43879977640",
+        group: Group::ReadOnly,
+        dialogue: "Read user and shared calendars",
+        meaning: "Allows the app to read events in all calendars that the user can access, including delegate and shared calendars.",
+        kind: Delegated,
+        admin_consent: false,
+        features: &[Calendar],
+        access: RO,
+    },
+    Permission {
+        graph_name: "Contacts.Read",
+        id: "ff74d97f-43af-4b68-9f2a-b77ee6968c5d",
+        group: Group::ReadOnly,
+        dialogue: "Read user contacts",
+        meaning: "Allows the app to read user contacts.",
+        kind: Delegated,
+        admin_consent: false,
+        features: &[Contacts],
+        access: RO,
+    },
+    Permission {
+        graph_name: "Tasks.Read",
+        id: "f45671fb-e0fe-4b4b-be20-3d3ce43f1bcb",
+        group: Group::ReadOnly,
+        dialogue: "Read user's tasks and task lists {preview}",
+        meaning: "Allows the app to read the signed-in user's tasks and task lists, including any shared with the user. Doesn't include permission to create, delete, or update anything.",
+        kind: Delegated,
+        admin_consent: false,
+        features: &[Tasks],
+        access: RO,
+    },
+    Permission {
+        graph_name: "Mail.Read",
+        id: "570282fd-fa5c-430d-a7fd-fc8dc98a9dca",
+        group: Group::ReadWrite,
+        dialogue: "Read user mail",
+        meaning: "Allows the app to read email in user mailboxes",
+        kind: Delegated,
+        admin_consent: false,
+        features: &[Mail],
+        access: RW,
+    },
+    Permission {
+        graph_name: "Mail.ReadWrite.Shared",
+        id: "5df07973-7d5d-46ed-9847-1271055cbd51",
+        group: Group::ReadWrite,
+        dialogue: "Read and write user and shared mail",
+        meaning: "Allows the app to create, read, update, and delete mail that the user has permission to access, including the user's own and shared mail. Does not include permission to send mail.",
+        kind: Delegated,
+        admin_consent: false,
+        features: &[Mail],
+        access: RW,
+    },
+    Permission {
+        graph_name: "Mail.Send.Shared",
+        id: "a367ab51-6b49-43bf-a716-a1fb06d2a174",
+        group: Group::ReadWrite,
+        dialogue: "Send mail on behalf of others",
+        meaning: "Allows the app to send mail as the signed-in user, including sending on-behalf of others.",
+        kind: Delegated,
+        admin_consent: false,
+        features: &[Mail],
+        access: RW,
+    },
+    Permission {
+        graph_name: "Calendars.ReadWrite",
+        id: "1ec239c2-d7c9-4623-a91a-a9775856bb36",
+        group: Group::ReadWrite,
+        dialogue: "Have full access to user calendars",
+        meaning: "Allows the app to create, read, update, and delete events in user calendars.",
+        kind: Delegated,
+        admin_consent: false,
+        features: &[Calendar],
+        access: RW,
+    },
+    Permission {
+        graph_name: "Calendars.ReadWrite.Shared",
+        id: "12466101-c9b8-439a-8589-dd09ee67e8e9",
+        group: Group::ReadWrite,
+        dialogue: "Read and write user and shared calendars",
+        meaning: "Allows the app to create, read, update and delete events in all calendars the user has permissions to access. This includes delegate and shared calendars.",
+        kind: Delegated,
+        admin_consent: false,
+        features: &[Calendar],
+        access: RW,
+    },
+    Permission {
+        graph_name: "Contacts.ReadWrite",
+        id: "d56682ec-c09e-4743-aaf4-1a3aac4caa21",
+        group: Group::ReadWrite,
+        dialogue: "Have full access to user contacts",
+        meaning: "Allows the app to create, read, update, and delete user contacts.",
+        kind: Delegated,
+        admin_consent: false,
+        features: &[Contacts],
+        access: RW,
+    },
+    Permission {
+        graph_name: "Tasks.ReadWrite",
+        id: "2219042f-cab5-40cc-b0d2-16b1540b4c5f",
+        group: Group::ReadWrite,
+        dialogue: "Create, read, update, and delete user's tasks and task lists {preview}",
+        meaning: "Allows the app to create, read, update, and delete the signed-in user's tasks and task lists, including any shared with the user.",
+        kind: Delegated,
+        admin_consent: false,
+        features: &[Tasks],
+        access: RW,
+    },
+];
+
+/// What the current settings ask Microsoft for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ScopeSettings {
+    pub mode: ConnectionMode,
+    pub access: AccessLevel,
+    pub features: Vec<Feature>,
+}
+
+impl ScopeSettings {
+    /// True when `p` is part of what these settings request.
+    pub fn requests(&self, p: &Permission) -> bool {
+        let right_kind = match self.mode {
+            ConnectionMode::ApplicationPermissions => p.kind == Application,
+            ConnectionMode::Individual | ConnectionMode::ServiceUser => p.kind == Delegated,
+        };
+        right_kind && p.access == self.access && p.features.iter().any(|f| self.features.contains(f))
+    }
+
+    /// The catalogue rows these settings request, in catalogue order.
+    pub fn requested(&self) -> Vec<&'static Permission> {
+        CATALOGUE.iter().filter(|p| self.requests(p)).collect()
+    }
+
+    /// The `scope` parameter of the authorization request: the sign-in scopes, then each requested
+    /// delegated permission. Application permissions are never put in a user's `scope`: they are
+    /// granted through admin consent and `/.default` (MICROSOFT.md §1.4, §1.8).
+    pub fn authorization_scope(&self) -> String {
+        if self.mode == ConnectionMode::ApplicationPermissions {
+            return APPLICATION_DEFAULT_SCOPE.to_owned();
+        }
+        let mut scopes: Vec<&str> = SIGN_IN_SCOPES.to_vec();
+        scopes.extend(self.requested().iter().map(|p| p.graph_name));
+        scopes.join(" ")
+    }
+
+    /// Features the settings enable that cannot run with what Microsoft granted, with the first
+    /// missing permission of each: "Contacts sync is off: Contacts.Read was not granted".
+    pub fn missing(&self, granted: &[String]) -> Vec<MissingPermission> {
+        let has = |name: &str| {
+            granted.iter().any(|g| {
+                // Microsoft may answer with bare names or resource-qualified ones (MICROSOFT.md §1.2).
+                let bare = g.rsplit('/').next().unwrap_or(g);
+                bare.eq_ignore_ascii_case(name)
+            })
+        };
+        let mut out = Vec::new();
+        for feature in Feature::ALL.into_iter().filter(|f| self.features.contains(f)) {
+            if let Some(p) = self.requested().into_iter().find(|p| p.features.contains(&feature) && !has(p.graph_name)) {
+                out.push(MissingPermission { feature, permission: p.graph_name });
+            }
+        }
+        out
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MissingPermission {
+    pub feature: Feature,
+    pub permission: &'static str,
+}
+
+impl MissingPermission {
+    pub fn sentence(&self) -> String {
+        format!("{} is off: {} was not granted.", self.feature.sync_label(), self.permission)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn settings(mode: ConnectionMode, access: AccessLevel) -> ScopeSettings {
+        ScopeSettings { mode, access, features: Feature::ALL.to_vec() }
+    }
+
+    #[test]
+    fn the_catalogue_is_the_product_table() {
+        assert_eq!(CATALOGUE.iter().filter(|p| p.group == Group::ReadOnly).count(), 5);
+        assert_eq!(CATALOGUE.iter().filter(|p| p.group == Group::ReadWrite).count(), 7);
+        let only_application: Vec<_> =
+            CATALOGUE.iter().filter(|p| p.kind == Application).map(|p| p.graph_name).collect();
+        assert_eq!(only_application, ["Calendars.Read"]);
+        for p in &CATALOGUE {
+            assert_eq!(p.admin_consent, p.kind == Application, "{}", p.graph_name);
+            assert_eq!(p.group == Group::ReadOnly, p.access == RO, "{}", p.graph_name);
+            assert!(!p.features.is_empty(), "{}", p.graph_name);
+        }
+        let mut names: Vec<_> = CATALOGUE.iter().map(|p| p.graph_name).collect();
+        names.sort();
+        names.dedup();
+        assert_eq!(names.len(), CATALOGUE.len(), "no permission listed twice");
+    }
+
+    #[test]
+    fn read_only_individual_scope_is_sign_in_plus_the_read_permissions() {
+        let s = settings(ConnectionMode::Individual, RO);
+        assert_eq!(
+            s.authorization_scope(),
+            "openid profile email offline_access User.Read Mail.Read.Shared Calendars.Read.Shared Contacts.Read Tasks.Read"
+        );
+    }
+
+    #[test]
+    fn read_write_scope_asks_for_the_write_permissions() {
+        let s = settings(ConnectionMode::ServiceUser, RW);
+        let scope = s.authorization_scope();
+        for name in ["Mail.Read", "Mail.ReadWrite.Shared", "Mail.Send.Shared", "Calendars.ReadWrite", "Contacts.ReadWrite", "Tasks.ReadWrite"] {
+            assert!(scope.split(' ').any(|s| s == name), "{name} missing from {scope}");
+        }
+        assert!(!scope.contains("Calendars.Read "), "application permissions never go in a user's scope");
+    }
+
+    #[test]
+    fn application_mode_asks_for_default_through_admin_consent() {
+        let s = settings(ConnectionMode::ApplicationPermissions, RO);
+        assert_eq!(s.authorization_scope(), APPLICATION_DEFAULT_SCOPE);
+        assert_eq!(s.requested().iter().map(|p| p.graph_name).collect::<Vec<_>>(), ["Calendars.Read"]);
+    }
+
+    #[test]
+    fn only_enabled_features_are_requested() {
+        let s = ScopeSettings { mode: ConnectionMode::Individual, access: RO, features: vec![Mail, Tasks] };
+        assert_eq!(s.authorization_scope(), "openid profile email offline_access User.Read Mail.Read.Shared Tasks.Read");
+    }
+
+    #[test]
+    fn missing_permissions_are_named_per_feature() {
+        let s = settings(ConnectionMode::Individual, RO);
+        let granted: Vec<String> = ["openid", "https://graph.microsoft.com/Mail.Read.Shared", "calendars.read.shared", "Tasks.Read"]
+            .map(String::from)
+            .to_vec();
+        let missing = s.missing(&granted);
+        assert_eq!(missing, vec![MissingPermission { feature: Contacts, permission: "Contacts.Read" }]);
+        assert_eq!(missing[0].sentence(), "Contacts sync is off: Contacts.Read was not granted.");
+        let every: Vec<String> = s.requested().iter().map(|p| p.graph_name.to_string()).collect();
+        assert!(s.missing(&every).is_empty());
+    }
+}

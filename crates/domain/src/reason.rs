@@ -1,0 +1,165 @@
+//! Why a connection or a sign-in with Microsoft failed, in words a user can act on, and who must act.
+//!
+//! The Microsoft client maps Microsoft's error codes (`error`, AADSTS numbers, Graph `code`) to a
+//! [`ReasonCode`]; everything users see is derived from it here, so the wording is the same on the
+//! callback page, the Reconnect card, My Connection and Team connections.
+
+use serde::{Deserialize, Serialize};
+
+/// Who has to do something before the connection works again.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum WhoMustAct {
+    /// The person who owns the connection (reconnect, sign in again, accept consent).
+    Owner,
+    /// An administrator of the Microsoft 365 tenant (consent, policy, mailbox permissions).
+    TenantAdmin,
+    /// Whoever assigns Microsoft 365 licences in the tenant.
+    LicenceAdmin,
+    /// An Intelligence360 admin (the app registration on the settings page).
+    PlatformAdmin,
+    /// Nobody: it is temporary and will be retried automatically.
+    Nobody,
+}
+
+impl WhoMustAct {
+    pub fn label(self) -> &'static str {
+        match self {
+            WhoMustAct::Owner => "The connection's owner",
+            WhoMustAct::TenantAdmin => "A Microsoft 365 administrator",
+            WhoMustAct::LicenceAdmin => "Your Microsoft 365 licence administrator",
+            WhoMustAct::PlatformAdmin => "An Intelligence360 admin",
+            WhoMustAct::Nobody => "Nobody: it will retry automatically",
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ReasonCode {
+    /// The person declined or cancelled on Microsoft's consent page.
+    ConsentDeclined,
+    /// The tenant does not let users consent; an admin must grant consent for the organization.
+    AdminApprovalRequired,
+    /// Consent was never given or was revoked; an interactive sign-in is needed.
+    ConsentRequired,
+    /// Multi-factor authentication (or another interactive step) is required.
+    InteractionRequired,
+    /// The refresh token expired (for example after 90 days of inactivity).
+    RefreshTokenExpired,
+    /// The refresh token was revoked (password change, admin "revoke sessions").
+    RefreshTokenRevoked,
+    /// The Microsoft account belongs to another tenant than the one configured.
+    WrongTenant,
+    /// The account has no Exchange Online mailbox (no licence, or on-premises).
+    MailboxNotLicensed,
+    /// The account may not open this mailbox (service user without delegate rights).
+    NoMailboxAccess,
+    /// Graph refused for lack of a permission or role.
+    PermissionMissing,
+    /// The client secret on the settings page is wrong.
+    ClientSecretInvalid,
+    /// The client secret on the settings page has expired.
+    ClientSecretExpired,
+    /// The application (client) id is not registered in the tenant.
+    AppNotFound,
+    /// The redirect URI is not registered on the app registration.
+    RedirectUriMismatch,
+    /// Microsoft is throttling; retried after the time it asked for.
+    Throttled,
+    /// Microsoft is unavailable or slow; retried later.
+    MicrosoftUnavailable,
+    /// The sign-in could not be verified (state, nonce or id_token checks failed).
+    SignInNotVerified,
+    /// Anything else Microsoft answered.
+    Unexpected,
+}
+
+impl ReasonCode {
+    pub fn who_must_act(self) -> WhoMustAct {
+        use ReasonCode::*;
+        match self {
+            ConsentDeclined | ConsentRequired | InteractionRequired | RefreshTokenExpired | RefreshTokenRevoked
+            | WrongTenant | SignInNotVerified => WhoMustAct::Owner,
+            AdminApprovalRequired | NoMailboxAccess | PermissionMissing => WhoMustAct::TenantAdmin,
+            MailboxNotLicensed => WhoMustAct::LicenceAdmin,
+            ClientSecretInvalid | ClientSecretExpired | AppNotFound | RedirectUriMismatch => WhoMustAct::PlatformAdmin,
+            Throttled | MicrosoftUnavailable => WhoMustAct::Nobody,
+            Unexpected => WhoMustAct::PlatformAdmin,
+        }
+    }
+
+    /// True when the fault is the tenant's or the app registration's, not one person's: the card
+    /// then goes to admins rather than to the connection's owner.
+    pub fn is_tenant_wide(self) -> bool {
+        matches!(
+            self.who_must_act(),
+            WhoMustAct::TenantAdmin | WhoMustAct::PlatformAdmin | WhoMustAct::LicenceAdmin
+        ) && !matches!(self, ReasonCode::NoMailboxAccess | ReasonCode::MailboxNotLicensed)
+    }
+
+    /// True when retrying later may succeed without anyone doing anything.
+    pub fn is_transient(self) -> bool {
+        self.who_must_act() == WhoMustAct::Nobody
+    }
+
+    /// What happened, in plain words.
+    pub fn message(self) -> &'static str {
+        use ReasonCode::*;
+        match self {
+            ConsentDeclined => "The permissions were not accepted on Microsoft's page, so nothing was connected.",
+            AdminApprovalRequired => "Your Microsoft 365 organization only lets administrators approve new apps. Your admins have been asked to grant consent for everyone.",
+            ConsentRequired => "Microsoft needs you to approve Intelligence360's permissions again.",
+            InteractionRequired => "Microsoft needs you to sign in again (for example to complete multi-factor authentication).",
+            RefreshTokenExpired => "The connection expired after a long time without use.",
+            RefreshTokenRevoked => "Microsoft revoked the connection (for example after a password change or a sign-out everywhere).",
+            WrongTenant => "That Microsoft account belongs to a different organization than the one Intelligence360 is set up for.",
+            MailboxNotLicensed => "This Microsoft 365 account has no Exchange Online mailbox (it may be missing a licence).",
+            NoMailboxAccess => "No access to this mailbox: the service account has not been given permission to open it.",
+            PermissionMissing => "Microsoft refused because a permission has not been granted.",
+            ClientSecretInvalid => "Microsoft rejected the client secret on the Office 365 settings page.",
+            ClientSecretExpired => "The client secret on the Office 365 settings page has expired.",
+            AppNotFound => "The application (client) ID is not registered in this Microsoft 365 organization.",
+            RedirectUriMismatch => "The app registration does not list Intelligence360's redirect URI.",
+            Throttled => "Microsoft asked us to slow down; syncing resumes automatically.",
+            MicrosoftUnavailable => "Microsoft is not responding right now; we will try again shortly.",
+            SignInNotVerified => "The sign-in with Microsoft could not be verified, so it was not used.",
+            Unexpected => "Microsoft returned an unexpected error.",
+        }
+    }
+
+    /// What to do next, in plain words.
+    pub fn next_step(self) -> &'static str {
+        use ReasonCode::*;
+        match self {
+            ConsentDeclined => "If that was a mistake, start again and choose Accept.",
+            AdminApprovalRequired => "You will be able to connect once an admin has granted consent; there is nothing else to do now.",
+            ConsentRequired | InteractionRequired | RefreshTokenExpired | RefreshTokenRevoked => "Reconnect Office 365.",
+            WrongTenant => "Sign in with your work account from the organization your admin set up.",
+            MailboxNotLicensed => "Ask your Microsoft 365 administrator to assign a licence with Exchange Online.",
+            NoMailboxAccess => "Ask a Microsoft 365 administrator to give the service account access to this mailbox.",
+            PermissionMissing => "Ask a Microsoft 365 administrator to grant the missing permission.",
+            ClientSecretInvalid | ClientSecretExpired => "An admin should enter a current client secret on the Office 365 settings page.",
+            AppNotFound => "An admin should check the application (client) ID and the directory (tenant) ID.",
+            RedirectUriMismatch => "An admin should add Intelligence360's redirect URI to the app registration.",
+            Throttled | MicrosoftUnavailable => "Nothing: it will retry automatically.",
+            SignInNotVerified => "Start the connection again from Intelligence360.",
+            Unexpected => "Try again; if it keeps happening, contact support with the error code shown.",
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tenant_wide_faults_go_to_admins_and_personal_ones_to_the_owner() {
+        assert!(ReasonCode::AdminApprovalRequired.is_tenant_wide());
+        assert!(ReasonCode::ClientSecretExpired.is_tenant_wide());
+        assert!(!ReasonCode::RefreshTokenRevoked.is_tenant_wide());
+        assert_eq!(ReasonCode::RefreshTokenRevoked.who_must_act(), WhoMustAct::Owner);
+        assert_eq!(ReasonCode::MailboxNotLicensed.who_must_act(), WhoMustAct::LicenceAdmin);
+        assert!(!ReasonCode::NoMailboxAccess.is_tenant_wide(), "one mailbox, not the whole tenant");
+        assert!(ReasonCode::Throttled.is_transient());
+    }
+}
