@@ -238,6 +238,15 @@ const SALT_CONTACT: u64 = 4;
 const SALT_TASK: u64 = 5;
 
 const SALT_READ: u64 = 6;
+const SALT_RECEIVED: u64 = 7;
+
+/// When generated message `n` was received: strictly older as `n` grows (steps of at least 37 minutes,
+/// spread over ~90 days for small mailboxes, < 30 minutes of jitter), computed on its own so
+/// `$filter=receivedDateTime ge …` needs no message bodies.
+pub(crate) fn message_received(ctx: &MailboxCtx, n: u64) -> OffsetDateTime {
+    let step = (90 * 24 * 60 / ctx.counts.messages.max(1)).max(37) as i64;
+    ctx.anchor - Duration::minutes((n as i64) * step + Rng::new(ctx.seed, ctx.hash, SALT_RECEIVED, n).below(30) as i64)
+}
 
 /// Whether generated message `n` is read: its own hash, so folder unread counts need no message bodies.
 pub(crate) fn message_read(ctx: &MailboxCtx, n: u64, folder: &str) -> bool {
@@ -322,7 +331,7 @@ pub(crate) fn message_typed(ctx: &MailboxCtx, n: u64, folder: &str) -> GenMessag
     let (other_name, other_addr) = person(&mut rng, None);
     let (colleague_name, colleague_addr) = person(&mut rng, Some(&ctx.domain));
     let subject = format!("{} {}", rng.pick(VERBS), rng.pick(TOPICS));
-    let received = ctx.anchor - Duration::minutes((n as i64) * 37 + rng.below(30) as i64);
+    let received = message_received(ctx, n);
     let body = format!(
         "Hi {},\n\nFollowing up on the {} with {}. Could you take a look before Friday?\n\nThanks,\n{}",
         ctx.display_name.split(' ').next().unwrap_or(""),

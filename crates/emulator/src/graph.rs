@@ -837,6 +837,24 @@ struct DeltaState {
     top: Option<usize>,
     /// calendarView window (unix seconds)
     w: Option<(i64, i64)>,
+    /// message `$filter=receivedDateTime ge|gt …`: (strictly greater?, unix seconds)
+    #[serde(default)]
+    f: Option<(bool, i64)>,
+}
+
+/// The only `$filter` message delta supports: `receivedDateTime ge|gt {value}` (§3.3).
+fn received_filter(f: &str) -> Option<(bool, i64)> {
+    let mut parts = f.split_whitespace();
+    let (prop, op, value) = (parts.next()?, parts.next()?, parts.next()?);
+    if !prop.eq_ignore_ascii_case("receivedDateTime") || parts.next().is_some() {
+        return None;
+    }
+    let gt = match op.to_ascii_lowercase().as_str() {
+        "ge" => false,
+        "gt" => true,
+        _ => return None,
+    };
+    Some((gt, generate::parse_datetime(value.trim_matches('\''))?.unix_timestamp()))
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -878,7 +896,14 @@ fn delta(shared: &Shared, ctx: &Ctx, req: &GReq, user: &UserRef, res: Res, conta
             Some(_) => return err(ctx, 400, "ErrorInvalidUrlQuery", "The value of the $top query parameter is invalid."),
         };
         let sel = if res == Res::Events { None } else { q.get("$select").cloned() };
-        DeltaState { r: res, m: user.user.id.clone(), c: container.to_string(), e: mb.epoch, p: 0, s: 0, u: mb.seq, k: None, sel, top, w }
+        let f = match (res, q.get("$filter")) {
+            (Res::Messages, Some(f)) => match received_filter(f) {
+                Some(f) => Some(f),
+                None => return err(ctx, 400, "ErrorInvalidUrlQueryFilter", "The query filter contains one or more invalid nodes."),
+            },
+            _ => None,
+        };
+        DeltaState { r: res, m: user.user.id.clone(), c: container.to_string(), e: mb.epoch, p: 0, s: 0, u: mb.seq, k: None, sel, top, w, f }
     };
     let size = page_pref.or(st.top).unwrap_or(shared.opts.delta_default_page_size).clamp(1, 1000);
     let kind = res.kind();
@@ -954,7 +979,9 @@ fn delta(shared: &Shared, ctx: &Ctx, req: &GReq, user: &UserRef, res: Res, conta
             }
         }
         (_, 0) => {
-            let ns = mb.page(kind, container, st.k, size + 1);
+            let filter = st.f;
+            let keep = |n: u64| filter.is_none_or(|(gt, t)| mb.received_at(n).is_some_and(|r| if gt { r.unix_timestamp() > t } else { r.unix_timestamp() >= t }));
+            let ns = mb.page_where(kind, container, st.k, size + 1, keep);
             more = ns.len() > size;
             for &n in ns.iter().take(size) {
                 if st.sel.is_none() {
@@ -970,7 +997,14 @@ fn delta(shared: &Shared, ctx: &Ctx, req: &GReq, user: &UserRef, res: Res, conta
             let start = st.k.map(|k| changed.partition_point(|n| *n <= k)).unwrap_or(0);
             let slice = &changed[start..];
             more = slice.len() > size;
+            let filter = st.f;
+            let keep = |n: u64| filter.is_none_or(|(gt, t)| mb.received_at(n).is_some_and(|r| if gt { r.unix_timestamp() > t } else { r.unix_timestamp() >= t }));
             for &n in slice.iter().take(size) {
+                if mb.is_in(kind, n, container) && !keep(n) {
+                    // Outside the filter: not part of this delta's view.
+                    st.k = Some(n);
+                    continue;
+                }
                 if mb.is_in(kind, n, container) {
                     if let Some(v) = mb.item_json(kind, n, immutable) {
                         items.push(&select(v, st.sel.as_ref()));

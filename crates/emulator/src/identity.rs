@@ -373,8 +373,11 @@ fn session_from(headers: &HeaderMap) -> Option<String> {
     cookies.split(';').map(str::trim).find_map(|c| c.strip_prefix(&format!("{SESSION_COOKIE}=")).map(str::to_string))
 }
 
-fn with_session_cookie(mut r: Response, session: &str) -> Response {
-    if let Ok(v) = HeaderValue::from_str(&format!("{SESSION_COOKIE}={session}; Path=/; HttpOnly; SameSite=None")) {
+fn with_session_cookie(shared: &Shared, mut r: Response, session: &str) -> Response {
+    // Browsers drop `SameSite=None` cookies without `Secure`; over plain HTTP, Lax still rides along on
+    // the top-level navigation from the app to /authorize, which is all SSO needs.
+    let attrs = if shared.base_url.starts_with("https://") { "SameSite=None; Secure" } else { "SameSite=Lax" };
+    if let Ok(v) = HeaderValue::from_str(&format!("{SESSION_COOKIE}={session}; Path=/; HttpOnly; {attrs}")) {
         r.headers_mut().append(header::SET_COOKIE, v);
     }
     r
@@ -669,7 +672,7 @@ async fn login_step(State(shared): State<Arc<Shared>>, Path(tenant): Path<String
             flow.session = Some(sid.clone());
             flow.user = Some(user.user.id.clone());
             flow.mfa_done = false;
-            with_session_cookie(after_sign_in(&shared, flow_id, flow, &user), &sid)
+            with_session_cookie(&shared, after_sign_in(&shared, flow_id, flow, &user), &sid)
         }
         (Step::Pick, "other") => {
             flow.step = Step::SignIn;

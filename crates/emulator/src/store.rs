@@ -288,19 +288,36 @@ impl MailboxState {
         Some(())
     }
 
-    /// Items of `kind` in `container` with n > `after` (or from the start), at most `limit`, in n order.
-    pub(crate) fn page(&self, kind: Kind, container: &str, after: Option<u64>, limit: usize) -> Vec<u64> {
-        let start = after.map(|a| a + 1).unwrap_or(0);
+    /// When message `n` was received (cheap for untouched generated messages).
+    pub(crate) fn received_at(&self, n: u64) -> Option<OffsetDateTime> {
+        match self.overlays.get(&(Kind::Message, n)) {
+            None if n < self.generated(Kind::Message) => Some(generate::message_received(&self.ctx, n)),
+            None => None,
+            Some(o) if o.deleted => None,
+            Some(o) if o.base.is_none() && !o.patch.contains_key("receivedDateTime") => Some(generate::message_received(&self.ctx, n)),
+            Some(_) => self
+                .item_json(Kind::Message, n, false)
+                .and_then(|v| v.get("receivedDateTime").and_then(Value::as_str).and_then(generate::parse_datetime)),
+        }
+    }
+
+    /// Like `page`, keeping only items for which `keep` holds.
+    pub(crate) fn page_where(&self, kind: Kind, container: &str, after: Option<u64>, limit: usize, keep: impl Fn(u64) -> bool) -> Vec<u64> {
         let mut out = Vec::with_capacity(limit.min(1024));
-        let mut n = start;
+        let mut n = after.map(|a| a + 1).unwrap_or(0);
         let upper = self.upper(kind);
         while n < upper && out.len() < limit {
-            if self.is_in(kind, n, container) {
+            if self.is_in(kind, n, container) && keep(n) {
                 out.push(n);
             }
             n += 1;
         }
         out
+    }
+
+    /// Items of `kind` in `container` with n > `after` (or from the start), at most `limit`, in n order.
+    pub(crate) fn page(&self, kind: Kind, container: &str, after: Option<u64>, limit: usize) -> Vec<u64> {
+        self.page_where(kind, container, after, limit, |_| true)
     }
 
     pub(crate) fn count_in(&self, kind: Kind, container: &str) -> (u64, u64) {

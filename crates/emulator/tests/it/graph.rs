@@ -124,6 +124,26 @@ async fn message_delta_round_trips_adds_updates_deletes_and_moves() {
 }
 
 #[tokio::test]
+async fn message_delta_honours_received_date_filter_across_pages() {
+    let t = spawn().await;
+    let at = user_token(&t, "alice@northwind.test").await;
+    let (all, _, _) = delta_round(&t, &at, "/me/mailFolders/inbox/messages/delta", &["odata.maxpagesize=100"]).await;
+    let cut = all[all.len() / 2]["receivedDateTime"].as_str().unwrap().to_string();
+    let expected: Vec<String> = all.iter().filter(|m| m["receivedDateTime"].as_str().unwrap() >= cut.as_str()).map(|m| m["id"].as_str().unwrap().to_string()).collect();
+    assert!(!expected.is_empty() && expected.len() < all.len(), "the cut splits the inbox: {} of {}", expected.len(), all.len());
+    let (some, delta, _) = delta_round(&t, &at, &format!("/me/mailFolders/inbox/messages/delta?$filter=receivedDateTime%20ge%20{cut}"), &["odata.maxpagesize=3"]).await;
+    assert_eq!(ids(&some), expected);
+    // The filter travels in the token: an old message changed later stays out of the view.
+    let oldest = all.last().unwrap()["id"].as_str().unwrap().to_string();
+    t.emu.update_item("alice@northwind.test", &oldest, json!({"isRead": false})).unwrap();
+    let (changes, _, _) = delta_round(&t, &at, &delta, &[]).await;
+    assert!(changes.is_empty(), "{changes:?}");
+    let bad = graph(&t, &at, "/me/mailFolders/inbox/messages/delta?$filter=subject%20eq%20'x'", &[]).await;
+    assert_eq!(bad.status, 400);
+    t.emu.shutdown().await;
+}
+
+#[tokio::test]
 async fn immutable_ids_survive_moves_and_evicted_tokens_answer_410() {
     let t = spawn().await;
     let at = user_token(&t, "bob@northwind.test").await;
