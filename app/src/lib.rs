@@ -13,7 +13,7 @@ pub mod state;
 use leptos::prelude::*;
 use leptos_meta::{MetaTags, Stylesheet, Title, provide_meta_context};
 use leptos_router::components::{Route, Router, Routes};
-use leptos_router::path;
+use leptos_router::{SsrMode, path};
 
 /// The name the wasm bundle, the JS glue and the stylesheet are served under (`/pkg/i360.*`).
 pub const OUTPUT_NAME: &str = "i360";
@@ -57,12 +57,18 @@ pub fn App() -> impl IntoView {
             if page.is_empty() { "Intelligence360".to_string() } else { format!("{page} · Intelligence360") }
         }/>
         <Router>
+            // Async rendering: the whole page is ready before the response head is sent, so a
+            // redirect to /login or a 403 for a member always reaches the browser as a status code.
             <Routes fallback=pages::not_found::NotFound>
-                <Route path=path!("/login") view=pages::login::LoginPage/>
-                <Route path=path!("/") view=pages::actions::ActionsPage/>
-                <Route path=path!("/activity") view=pages::activity::ActivityPage/>
-                <Route path=path!("/profile") view=pages::profile::ProfilePage/>
-                <Route path=path!("/settings/integrations") view=pages::integrations::IntegrationsPage/>
+                <Route path=path!("/login") view=pages::login::LoginPage ssr=SsrMode::Async/>
+                <Route path=path!("/") view=pages::actions::ActionsPage ssr=SsrMode::Async/>
+                <Route path=path!("/activity") view=pages::activity::ActivityPage ssr=SsrMode::Async/>
+                <Route path=path!("/profile") view=pages::profile::ProfilePage ssr=SsrMode::Async/>
+                <Route
+                    path=path!("/settings/integrations")
+                    view=pages::integrations::IntegrationsPage
+                    ssr=SsrMode::Async
+                />
             </Routes>
         </Router>
     }
