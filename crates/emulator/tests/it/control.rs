@@ -108,3 +108,25 @@ fn binary_help_lists_flags_with_env_fallbacks() {
     assert_eq!(printed, m365_emulator::Fixture::demo());
     assert_eq!(m365_emulator::Fixture::from_path(concat!(env!("CARGO_MANIFEST_DIR"), "/fixtures/demo.json")).unwrap(), printed);
 }
+
+#[tokio::test]
+async fn serves_https_with_a_generated_certificate() {
+    let dir = std::env::temp_dir().join(format!("m365-emu-tls-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let pem_path = dir.join("ca.pem");
+    let mut config = m365_emulator::EmulatorConfig::demo();
+    config.tls = true;
+    config.tls_cert_path = Some(pem_path.clone());
+    let emu = m365_emulator::spawn(config).await.unwrap();
+    assert!(emu.base_url().starts_with("https://127.0.0.1:"));
+    let pem = std::fs::read(&pem_path).unwrap();
+    assert_eq!(emu.ca_cert_pem().unwrap().as_bytes(), pem.as_slice());
+    let http = reqwest::Client::builder().add_root_certificate(reqwest::Certificate::from_pem(&pem).unwrap()).build().unwrap();
+    let doc: Value = http.get(format!("{}/common/v2.0/.well-known/openid-configuration", emu.base_url())).send().await.unwrap().json().await.unwrap();
+    assert!(doc["token_endpoint"].as_str().unwrap().starts_with("https://127.0.0.1:"));
+    // An untrusting client refuses the self-signed certificate.
+    let strict = reqwest::Client::builder().tls_built_in_root_certs(false).build().unwrap();
+    assert!(strict.get(format!("{}/common/v2.0/.well-known/openid-configuration", emu.base_url())).send().await.is_err());
+    emu.shutdown().await;
+    let _ = std::fs::remove_dir_all(dir);
+}
