@@ -545,7 +545,8 @@ fn missing_consent(shared: &Shared, flow: &Flow, user: &UserRef) -> BTreeSet<Str
     let org = idp.admin_grants.get(&(user.tenant_id.to_ascii_lowercase(), flow.client_id.to_ascii_lowercase()));
     flow.scopes
         .iter()
-        .filter(|s| !mine.is_some_and(|m| m.contains(*s)) && !org.is_some_and(|o| o.delegated.contains(*s)))
+        // A tenant-wide grant implies the sign-in (OIDC) scopes: an admin consented to the app as a whole.
+        .filter(|s| !mine.is_some_and(|m| m.contains(*s)) && !org.is_some_and(|o| o.delegated.contains(*s) || catalogue::OIDC_SCOPES.contains(&s.as_str())))
         .cloned()
         .collect()
 }
@@ -1103,7 +1104,13 @@ fn redeem_refresh(shared: &Shared, _pt: &PathTenant, app: &AppFixture, form: &Ha
     if user.user.mfa_required && !grant.mfa {
         return Err(Aad::new("invalid_grant", 50076, format!("Due to a configuration change made by your administrator, or because you moved to a new location, you must use multi-factor authentication to access '{GRAPH_APP_ID}'.")).sub("basic_action"));
     }
-    // Consent still there? (revoked consent → 65001)
+    let mut requested = grant.requested.clone();
+    if let Some(scope) = form.get("scope") {
+        let asked = scope_names(app, scope).map_err(|bad| Aad::new("invalid_scope", 70011, format!("The provided value for the input parameter 'scope' is not valid. The scope '{bad}' does not exist.")))?;
+        // offline_access/openid are always re-granted; Graph scopes must have been consented.
+        requested = asked.into_iter().chain(grant.requested.iter().filter(|s| catalogue::OIDC_SCOPES.contains(&s.as_str())).cloned()).collect();
+    }
+    // Everything asked for must (still) be consented: revoked or never-given consent → 65001.
     let flowlike = Flow {
         kind: FlowKind::Authorize,
         path_tenant: String::new(),
@@ -1111,7 +1118,7 @@ fn redeem_refresh(shared: &Shared, _pt: &PathTenant, app: &AppFixture, form: &Ha
         redirect_uri: String::new(),
         state: None,
         response_mode: String::new(),
-        scopes: grant.requested.clone(),
+        scopes: requested.clone(),
         roles: BTreeSet::new(),
         nonce: None,
         challenge: None,
@@ -1125,12 +1132,6 @@ fn redeem_refresh(shared: &Shared, _pt: &PathTenant, app: &AppFixture, form: &Ha
     };
     if !missing_consent(shared, &flowlike, &user).is_empty() {
         return Err(Aad::new("invalid_grant", 65001, format!("The user or administrator has not consented to use the application with ID '{}' named '{}'. Send an interactive authorization request for this user and resource.", app.client_id, app.display_name)).sub("consent_required"));
-    }
-    let mut requested = grant.requested.clone();
-    if let Some(scope) = form.get("scope") {
-        let asked = scope_names(app, scope).map_err(|bad| Aad::new("invalid_scope", 70011, format!("The provided value for the input parameter 'scope' is not valid. The scope '{bad}' does not exist.")))?;
-        // offline_access/openid are always re-granted; Graph scopes must have been consented.
-        requested = asked.into_iter().chain(grant.requested.iter().filter(|s| catalogue::OIDC_SCOPES.contains(&s.as_str())).cloned()).collect();
     }
     let issued = grant.issued;
     issue_tokens(shared, app, &user, &requested, None, grant.mfa, &grant.session, form, now, Some(issued))
