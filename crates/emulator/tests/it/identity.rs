@@ -496,3 +496,64 @@ async fn admin_consent_v1_and_v2_success_and_cancel_redirects() {
     assert!(page.location.is_none() && page.body.contains("AADSTS50011"));
     t.emu.shutdown().await;
 }
+
+#[tokio::test]
+async fn refresh_cannot_widen_consent_and_logout_ends_the_session() {
+    let t = spawn().await;
+    let tokens = user_tokens(&t, "alice@northwind.test", "openid profile offline_access User.Read Mail.Read").await;
+    let rt = tokens["refresh_token"].as_str().unwrap();
+    let base = [("client_id", DEMO_CLIENT_ID), ("client_secret", DEMO_CLIENT_SECRET), ("grant_type", "refresh_token"), ("refresh_token", rt)];
+    let mut narrower = base.to_vec();
+    narrower.push(("scope", "https://graph.microsoft.com/Mail.Read offline_access"));
+    let (s, ok) = token(&t, NW, &narrower).await;
+    assert_eq!(s, 200, "{ok}");
+    assert!(ok["scope"].as_str().unwrap().contains("https://graph.microsoft.com/Mail.Read"));
+    let mut wider = base.to_vec();
+    wider.push(("scope", "Mail.Send offline_access"));
+    let (s, err) = token(&t, NW, &wider).await;
+    assert_eq!(s, 400);
+    assert_aad_error_shape(&err, "invalid_grant", 65001, Some("consent_required"));
+
+    // Logout clears the session: prompt=none no longer finds a user.
+    let mut b = Browser::new(&t);
+    b.code_for(NW, "bob@northwind.test", &[]).await;
+    let page = b.get(&b.authorize_url(NW, &[("prompt", "none")])).await;
+    assert!(query_of(page.location.as_deref().unwrap()).contains_key("code"));
+    let out = b.get(&format!("{}/{NW}/oauth2/v2.0/logout?post_logout_redirect_uri={}", t.emu.base_url(), form_urlencoded::byte_serialize(REDIRECT.as_bytes()).collect::<String>())).await;
+    assert_eq!(out.status, 302);
+    assert_eq!(out.location.as_deref(), Some(REDIRECT));
+    let page = b.get(&b.authorize_url(NW, &[("prompt", "none")])).await;
+    assert_eq!(query_of(page.location.as_deref().unwrap())["error"], "login_required");
+    t.emu.shutdown().await;
+}
+
+#[tokio::test]
+async fn admin_consent_v2_with_explicit_scopes_grants_delegated_permissions_only() {
+    let t = spawn().await;
+    let mut b = Browser::new(&t);
+    let url = format!(
+        "{}/{FB}/v2.0/adminconsent?client_id={DEMO_CLIENT_ID}&redirect_uri={}&state=x&scope={}",
+        t.emu.base_url(),
+        form_urlencoded::byte_serialize(ADMIN_REDIRECT.as_bytes()).collect::<String>(),
+        form_urlencoded::byte_serialize(b"https://graph.microsoft.com/Mail.Read https://graph.microsoft.com/User.Read").collect::<String>()
+    );
+    let page = b.get(&url).await;
+    let consent = b.post(FB, &[("flow", &flow_id(&page.body)), ("email", "admin@fabrikam.test"), ("password", DEMO_PASSWORD), ("action", "signin")]).await;
+    assert!(consent.body.contains("Read user mail"), "admin wording of Mail.Read");
+    assert!(!consent.body.contains("Read calendars in all mailboxes"), "no application permissions without /.default");
+    let done = b.post(FB, &[("flow", &flow_id(&consent.body)), ("action", "accept")]).await;
+    let q = query_of(done.location.as_deref().unwrap());
+    assert_eq!(q["scope"], "https://graph.microsoft.com/Mail.Read https://graph.microsoft.com/User.Read");
+    let (s, tok) = app_token(&t, FB).await;
+    assert_eq!(s, 200);
+    assert!(claims(tok["access_token"].as_str().unwrap()).get("roles").is_none());
+    // Erin (a Fabrikam user, who may not consent herself) now signs in without any consent page for those scopes.
+    let mut erin = Browser::new(&t);
+    let page = erin.get(&erin.authorize_url(FB, &[("scope", "openid profile offline_access User.Read Mail.Read")])).await;
+    let p = erin.post(FB, &[("flow", &flow_id(&page.body)), ("email", "erin@fabrikam.test"), ("password", DEMO_PASSWORD), ("action", "signin")]).await;
+    assert_eq!(p.status, 302, "{}", p.body);
+    let (s, tokens) = redeem(&t, FB, &query_of(p.location.as_deref().unwrap())["code"]).await;
+    assert_eq!(s, 200);
+    assert_eq!(claims(tokens["access_token"].as_str().unwrap())["scp"], "Mail.Read User.Read");
+    t.emu.shutdown().await;
+}
