@@ -31,7 +31,26 @@ pub struct FaultRule {
     pub retry_after: Option<f64>,
     #[serde(default)]
     pub delay_ms: Option<u64>,
+    /// Send `Retry-After` as an HTTP-date instead of seconds (both forms are legal, RFC 9110 §10.2.3).
+    #[serde(default)]
+    pub retry_after_as_date: bool,
+    /// Fire on this share of matching requests (e.g. 0.1) instead of on every one; `count` still caps
+    /// how often it fires (use `u32::MAX` for "until reset").
+    #[serde(default)]
+    pub probability: Option<f64>,
     pub count: u32,
+}
+
+impl FaultRule {
+    /// `Retry-After` header value for this rule, if any.
+    pub(crate) fn retry_after_header(&self, secs: f64) -> String {
+        if self.retry_after_as_date {
+            let at = time::OffsetDateTime::now_utc() + time::Duration::seconds_f64(secs.ceil());
+            at.format(&time::format_description::well_known::Rfc2822).map(|s| s.replace("+0000", "GMT")).unwrap_or_else(|_| crate::identity::format_retry_after(secs))
+        } else {
+            crate::identity::format_retry_after(secs)
+        }
+    }
 }
 
 #[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq)]
@@ -105,10 +124,12 @@ pub(crate) fn note_throttled(shared: &Shared, upn: &str) {
 /// Consumes one use of the first fault rule matching this request.
 pub(crate) fn take_fault(shared: &Shared, path: &str, mailbox: Option<&UserFixture>) -> Option<FaultRule> {
     let mut c = lock(&shared.control);
+    let lower = path.to_ascii_lowercase();
     let idx = c.faults.iter().position(|f| {
         f.count > 0
-            && f.route.as_ref().is_none_or(|r| path.to_ascii_lowercase().contains(&r.to_ascii_lowercase()))
+            && f.route.as_ref().is_none_or(|r| lower.contains(&r.to_ascii_lowercase()))
             && f.mailbox.as_ref().is_none_or(|m| mailbox.is_some_and(|u| u.user_principal_name.eq_ignore_ascii_case(m) || u.id.eq_ignore_ascii_case(m)))
+            && f.probability.is_none_or(|p| rand::random::<f64>() < p)
     })?;
     let rule = c.faults.get_mut(idx)?;
     rule.count -= 1;
@@ -251,6 +272,28 @@ impl Shared {
         Ok(mb.page(kind, &key, None, limit).into_iter().map(|n| Self::item_ref(&mb, kind, n)).collect())
     }
 
+    pub(crate) fn ctl_snapshot(&self, user: &str, kind: Kind, container: &str, immutable: bool) -> Result<Vec<Value>, Error> {
+        let u = self.user_or(user)?;
+        let mb_arc = self.mailbox(&u.user);
+        let mb = lock(&mb_arc);
+        let key = Self::container_key(kind, mb.ctx.hash, container)?;
+        Ok(mb.page(kind, &key, None, usize::MAX).into_iter().filter_map(|n| mb.item_json(kind, n, immutable)).collect())
+    }
+
+    pub(crate) fn ctl_calendar_view(&self, user: &str, start: &str, end: &str, immutable: bool) -> Result<Vec<Value>, Error> {
+        let u = self.user_or(user)?;
+        let (Some(s), Some(e)) = (generate::parse_datetime(start), generate::parse_datetime(end)) else {
+            return Err(Error::Invalid("start and end must be ISO 8601 date-times".into()));
+        };
+        let mb_arc = self.mailbox(&u.user);
+        let mb = lock(&mb_arc);
+        let mut out = Vec::new();
+        for n in mb.page(Kind::Event, "calendar", None, usize::MAX) {
+            out.extend(mb.event_instances(n, immutable).into_iter().filter(|i| i.start < e && i.end > s).map(|i| i.json));
+        }
+        Ok(out)
+    }
+
     pub(crate) fn ctl_evict(&self, user: &str) -> Result<(), Error> {
         let u = self.user_or(user)?;
         let mb_arc = self.mailbox(&u.user);
@@ -354,6 +397,14 @@ impl RunningEmulator {
     pub fn list_items(&self, user: &str, kind: Kind, container: &str, limit: usize) -> Result<Vec<ItemRef>, Error> {
         self.shared.ctl_list(user, kind, container, limit)
     }
+    /// Everything in a container now, as Graph JSON (what a correct sync must end up holding).
+    pub fn snapshot(&self, user: &str, kind: Kind, container: &str, immutable_ids: bool) -> Result<Vec<Value>, Error> {
+        self.shared.ctl_snapshot(user, kind, container, immutable_ids)
+    }
+    /// The calendar view (single instances, occurrences, exceptions) overlapping [start, end).
+    pub fn calendar_view(&self, user: &str, start: &str, end: &str, immutable_ids: bool) -> Result<Vec<Value>, Error> {
+        self.shared.ctl_calendar_view(user, start, end, immutable_ids)
+    }
     /// Evicts every delta token of this mailbox: next use answers 410 SyncStateNotFound.
     pub fn evict_sync_state(&self, user: &str) -> Result<(), Error> {
         self.shared.ctl_evict(user)
@@ -418,6 +469,7 @@ pub(crate) fn routes() -> Router<Arc<Shared>> {
         .route("/_emulator/mailboxes/{user}/items/{id}", axum::routing::patch(http_update).delete(http_delete))
         .route("/_emulator/mailboxes/{user}/items/{id}/move", post(http_move))
         .route("/_emulator/mailboxes/{user}/evict-sync-state", post(http_evict))
+        .route("/_emulator/mailboxes/{user}/calendar-view", get(http_calendar_view))
         .route("/_emulator/users/{user}/revoke-refresh-tokens", post(http_revoke))
         .route("/_emulator/users/{user}/mfa", post(http_mfa))
         .route("/_emulator/apps/{client}/expire-secret", post(http_expire))
@@ -459,6 +511,10 @@ async fn http_list(State(s): State<Arc<Shared>>, Path((user, kind)): Path<(Strin
         Kind::Task => "tasks".into(),
     });
     let limit = q.get("limit").and_then(|l| l.parse().ok()).unwrap_or(10);
+    if q.get("full").is_some_and(|v| v == "true") {
+        let immutable = q.get("immutable").is_some_and(|v| v == "true");
+        return reply(s.ctl_snapshot(&user, kind, &container, immutable));
+    }
     reply(s.ctl_list(&user, kind, &container, limit))
 }
 
@@ -477,6 +533,11 @@ struct MoveBody {
 
 async fn http_move(State(s): State<Arc<Shared>>, Path((user, id)): Path<(String, String)>, Json(b): Json<MoveBody>) -> Response {
     reply(s.ctl_move(&user, &id, &b.to))
+}
+
+async fn http_calendar_view(State(s): State<Arc<Shared>>, Path(user): Path<String>, axum::extract::Query(q): axum::extract::Query<std::collections::HashMap<String, String>>) -> Response {
+    let immutable = q.get("immutable").is_some_and(|v| v == "true");
+    reply(s.ctl_calendar_view(&user, q.get("start").map(String::as_str).unwrap_or(""), q.get("end").map(String::as_str).unwrap_or(""), immutable))
 }
 
 async fn http_evict(State(s): State<Arc<Shared>>, Path(user): Path<String>) -> Response {

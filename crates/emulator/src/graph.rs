@@ -372,7 +372,7 @@ async fn dispatch(shared: &Arc<Shared>, req: GReq, _in_batch: bool) -> GResp {
                 s => err(&ctx, s, "generalException", "General exception while processing."),
             };
             if let Some(ra) = fault.retry_after.or(if status == 429 { Some(2.0) } else { None }) {
-                r = r.header("Retry-After", format_retry_after(ra));
+                r = r.header("Retry-After", fault.retry_after_header(ra));
                 if let Some(t) = &target_user {
                     shared.throttle.note_retry_after(&grant.client_id, &t.user.id, ra);
                 }
@@ -461,6 +461,22 @@ struct UsersToken {
     t: usize,
     f: Option<String>,
     s: Option<String>,
+    #[serde(default)]
+    q: Option<String>,
+}
+
+/// `$search="displayName:ali" OR "mail:ali"` (directory search; needs `ConsistencyLevel: eventual`).
+fn user_search(q: &str) -> Result<Vec<(String, String)>, ()> {
+    let mut out = Vec::new();
+    for clause in q.split(" OR ").flat_map(|c| c.split(" or ")) {
+        let c = clause.trim().trim_matches('"');
+        let (prop, val) = c.split_once(':').ok_or(())?;
+        out.push((prop.trim().to_string(), val.trim().to_ascii_lowercase()));
+    }
+    if out.is_empty() || out.iter().any(|(p, _)| !["mail", "userPrincipalName", "displayName", "givenName", "surname"].contains(&p.as_str())) {
+        return Err(());
+    }
+    Ok(out)
 }
 
 /// `$filter` subset: `startswith(prop,'x')` and `prop eq 'x'` joined by `or`, on mail/UPN/displayName.
@@ -499,13 +515,21 @@ fn users_list(shared: &Shared, ctx: &Ctx, req: &GReq, grant: &AccessGrant) -> GR
                     _ => return err(ctx, 400, "Request_UnsupportedQuery", &format!("Invalid page size specified: '{t}'. Must be between 1 and 999 inclusive.")),
                 },
             };
-            UsersToken { o: 0, t: top, f: q.get("$filter").cloned(), s: q.get("$select").cloned() }
+            if q.contains_key("$search") && !req.headers.get("consistencylevel").and_then(|v| v.to_str().ok()).is_some_and(|v| v.eq_ignore_ascii_case("eventual")) {
+                return err(ctx, 400, "Request_UnsupportedQuery", "Request with $search query parameter only works through MSGraph with a special request header: 'ConsistencyLevel: eventual'");
+            }
+            UsersToken { o: 0, t: top, f: q.get("$filter").cloned(), s: q.get("$select").cloned(), q: q.get("$search").cloned() }
         }
     };
     let filter = match tok.f.as_deref().map(user_filter) {
         None => None,
         Some(Ok(f)) => Some(f),
         Some(Err(())) => return err(ctx, 400, "Request_UnsupportedQuery", "Unsupported or invalid query filter clause specified for property or navigation property."),
+    };
+    let search = match tok.q.as_deref().map(user_search) {
+        None => None,
+        Some(Ok(q)) => Some(q),
+        Some(Err(())) => return err(ctx, 400, "Request_UnsupportedQuery", "Unsupported or invalid $search clause."),
     };
     let Some(ti) = shared.tenant_index(&grant.tenant_id) else { return bad_request(ctx, "Unknown tenant.") };
     let Some(tenant) = shared.tenant(ti) else { return bad_request(ctx, "Unknown tenant.") };
@@ -523,12 +547,18 @@ fn users_list(shared: &Shared, ctx: &Ctx, req: &GReq, grant: &AccessGrant) -> GR
                 })
             })
         })
+        .filter(|u| {
+            search.as_ref().is_none_or(|clauses| {
+                let v = user_json(shared, u, false);
+                clauses.iter().any(|(prop, val)| v.get(prop).and_then(Value::as_str).unwrap_or("").to_ascii_lowercase().contains(val))
+            })
+        })
         .collect();
     let page: Vec<Value> = matching.iter().skip(tok.o).take(tok.t).map(|u| select(user_json(shared, u, false), tok.s.as_ref())).collect();
     let mut out = Map::new();
     out.insert("@odata.context".into(), json!(format!("{}/v1.0/$metadata#users", shared.base_url)));
     if tok.o + tok.t < matching.len() {
-        let next = UsersToken { o: tok.o + tok.t, t: tok.t, f: tok.f.clone(), s: tok.s.clone() };
+        let next = UsersToken { o: tok.o + tok.t, t: tok.t, f: tok.f.clone(), s: tok.s.clone(), q: tok.q.clone() };
         out.insert("@odata.nextLink".into(), json!(format!("{}/v1.0/users?$skiptoken={}", shared.base_url, encode_token(&next))));
     }
     out.insert("value".into(), Value::Array(page));

@@ -961,7 +961,7 @@ async fn token(State(shared): State<Arc<Shared>>, Path(tenant): Path<String>, he
             let error = if status == 503 || status == 429 { "temporarily_unavailable" } else { "server_error" };
             let mut r = aad_json(&shared, &Aad::new(error, 90033, "A transient error has occurred. Please try again.").status(status), &correlation);
             if let Some(ra) = fault.retry_after
-                && let Ok(v) = HeaderValue::from_str(&format_retry_after(ra)) {
+                && let Ok(v) = HeaderValue::from_str(&fault.retry_after_header(ra)) {
                     r.headers_mut().insert(header::RETRY_AFTER, v);
                 }
             crate::control::count(&shared, route, status, None);

@@ -130,3 +130,45 @@ async fn serves_https_with_a_generated_certificate() {
     emu.shutdown().await;
     let _ = std::fs::remove_dir_all(dir);
 }
+
+#[tokio::test]
+async fn probabilistic_faults_and_http_date_retry_after() {
+    let t = spawn_with(|c| c.throttling = m365_emulator::ThrottleConfig::disabled()).await;
+    let at = user_token(&t, "alice@northwind.test").await;
+    t.emu.inject_fault(m365_emulator::FaultRule { route: Some("/contactFolders".into()), status: Some(503), probability: Some(0.3), count: u32::MAX, ..Default::default() });
+    let mut failed = 0;
+    for _ in 0..200 {
+        match graph(&t, &at, "/me/contactFolders", &[]).await.status {
+            200 => {}
+            503 => failed += 1,
+            s => panic!("unexpected {s}"),
+        }
+    }
+    assert!((30..=95).contains(&failed), "about 30% of 200 failed: {failed}");
+    t.emu.reset();
+    assert_eq!(graph(&t, &at, "/me/contactFolders", &[]).await.status, 200, "reset removes faults");
+    t.emu.inject_fault(m365_emulator::FaultRule { status: Some(429), retry_after: Some(5.0), retry_after_as_date: true, count: 1, ..Default::default() });
+    let r = graph(&t, &at, "/me/todo/lists", &[]).await;
+    assert_eq!(r.status, 429);
+    let date = r.headers.get("retry-after").unwrap().to_str().unwrap().to_string();
+    assert!(date.ends_with(" GMT") && date.contains(','), "HTTP-date form: {date}");
+    t.emu.shutdown().await;
+}
+
+#[tokio::test]
+async fn snapshots_equal_what_a_complete_delta_sync_holds() {
+    let t = spawn().await;
+    let at = user_token(&t, "bob@northwind.test").await;
+    t.emu.add_item("bob@northwind.test", m365_emulator::Kind::Message, Some("inbox"), json!({"subject": "extra"})).unwrap();
+    let (items, _, _) = delta_round(&t, &at, "/me/mailFolders/inbox/messages/delta", &["odata.maxpagesize=13", "IdType=\"ImmutableId\""]).await;
+    let snap = t.emu.snapshot("bob@northwind.test", m365_emulator::Kind::Message, "inbox", true).unwrap();
+    assert_eq!(items, snap);
+    let window = ("2026-09-01T00:00:00Z", "2027-03-01T00:00:00Z");
+    let (events, _, _) = delta_round(&t, &at, &format!("/me/calendarView/delta?startDateTime={}&endDateTime={}", window.0, window.1), &["odata.maxpagesize=4"]).await;
+    let view = t.emu.calendar_view("bob@northwind.test", window.0, window.1, false).unwrap();
+    assert_eq!(events, view);
+    // Over HTTP too.
+    let r: Value = t.http.get(format!("{}/_emulator/mailboxes/bob@northwind.test/messages?container=inbox&full=true&immutable=true", t.emu.base_url())).send().await.unwrap().json().await.unwrap();
+    assert_eq!(r["result"].as_array().unwrap(), &snap);
+    t.emu.shutdown().await;
+}

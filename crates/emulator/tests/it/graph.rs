@@ -59,6 +59,13 @@ async fn me_and_users_with_paging_select_top_and_filter() {
     assert_eq!(f.body["value"][0]["mail"], "bob@northwind.test");
     let f = graph(&t, &app, "/users?$filter=startswith(userPrincipalName,'a')", &[]).await;
     assert_eq!(f.body["value"].as_array().unwrap().len(), 2, "admin and alice");
+    // Directory search needs ConsistencyLevel: eventual.
+    let r = graph(&t, &app, "/users?$search=%22displayName:carol%22", &[]).await;
+    assert_eq!(r.status, 400);
+    let r = t.http.get(format!("{}/users?$search=%22displayName:chen%22%20OR%20%22mail:bob%22", t.emu.graph_base())).bearer_auth(&app).header("ConsistencyLevel", "eventual").send().await.unwrap();
+    let found: Value = r.json().await.unwrap();
+    let names: Vec<&str> = found["value"].as_array().unwrap().iter().map(|u| u["displayName"].as_str().unwrap()).collect();
+    assert_eq!(names, ["Bob Burke", "Carol Chen"]);
     let bad = graph(&t, &app, "/users?$top=1000", &[]).await;
     assert_eq!(bad.status, 400);
     assert!(bad.text.contains("Must be between 1 and 999 inclusive"));
