@@ -46,7 +46,9 @@ impl FaultRule {
     pub(crate) fn retry_after_header(&self, secs: f64) -> String {
         if self.retry_after_as_date {
             let at = time::OffsetDateTime::now_utc() + time::Duration::seconds_f64(secs.ceil());
-            at.format(&time::format_description::well_known::Rfc2822).map(|s| s.replace("+0000", "GMT")).unwrap_or_else(|_| crate::identity::format_retry_after(secs))
+            at.format(&time::format_description::well_known::Rfc2822)
+                .map(|s| s.replace("+0000", "GMT"))
+                .unwrap_or_else(|_| crate::identity::format_retry_after(secs))
         } else {
             crate::identity::format_retry_after(secs)
         }
@@ -83,10 +85,16 @@ pub struct Counters {
 impl Counters {
     /// Sum of requests whose route contains `route_part` (and has `status`, if given).
     pub fn requests_matching(&self, route_part: &str, status: Option<u16>) -> u64 {
-        self.requests.iter().filter(|r| r.route.contains(route_part) && status.is_none_or(|s| s == r.status)).map(|r| r.count).sum()
+        self.requests
+            .iter()
+            .filter(|r| r.route.contains(route_part) && status.is_none_or(|s| s == r.status))
+            .map(|r| r.count)
+            .sum()
     }
     pub fn mailbox(&self, upn: &str) -> Option<&MailboxCounter> {
-        self.mailboxes.iter().find(|m| m.mailbox.eq_ignore_ascii_case(upn))
+        self.mailboxes
+            .iter()
+            .find(|m| m.mailbox.eq_ignore_ascii_case(upn))
     }
 }
 
@@ -102,14 +110,26 @@ pub(crate) fn count(shared: &Shared, route: &str, status: u16, mailbox: Option<&
     let mut c = lock(&shared.control);
     *c.routes.entry((route.to_string(), status)).or_default() += 1;
     if let Some(m) = mailbox {
-        let e = c.mailboxes.entry(m.to_ascii_lowercase()).or_insert_with(|| MailboxCounter { mailbox: m.to_ascii_lowercase(), ..MailboxCounter::default() });
+        let e = c
+            .mailboxes
+            .entry(m.to_ascii_lowercase())
+            .or_insert_with(|| MailboxCounter {
+                mailbox: m.to_ascii_lowercase(),
+                ..MailboxCounter::default()
+            });
         e.requests += 1;
     }
 }
 
 pub(crate) fn note_admission(shared: &Shared, upn: &str, concurrency: u32, early: bool) {
     let mut c = lock(&shared.control);
-    let e = c.mailboxes.entry(upn.to_ascii_lowercase()).or_insert_with(|| MailboxCounter { mailbox: upn.to_ascii_lowercase(), ..MailboxCounter::default() });
+    let e = c
+        .mailboxes
+        .entry(upn.to_ascii_lowercase())
+        .or_insert_with(|| MailboxCounter {
+            mailbox: upn.to_ascii_lowercase(),
+            ..MailboxCounter::default()
+        });
     e.max_concurrency = e.max_concurrency.max(concurrency);
     e.retried_before_retry_after |= early;
 }
@@ -117,18 +137,34 @@ pub(crate) fn note_admission(shared: &Shared, upn: &str, concurrency: u32, early
 pub(crate) fn note_throttled(shared: &Shared, upn: &str) {
     let mut c = lock(&shared.control);
     c.throttled += 1;
-    let e = c.mailboxes.entry(upn.to_ascii_lowercase()).or_insert_with(|| MailboxCounter { mailbox: upn.to_ascii_lowercase(), ..MailboxCounter::default() });
+    let e = c
+        .mailboxes
+        .entry(upn.to_ascii_lowercase())
+        .or_insert_with(|| MailboxCounter {
+            mailbox: upn.to_ascii_lowercase(),
+            ..MailboxCounter::default()
+        });
     e.throttled += 1;
 }
 
 /// Consumes one use of the first fault rule matching this request.
-pub(crate) fn take_fault(shared: &Shared, path: &str, mailbox: Option<&UserFixture>) -> Option<FaultRule> {
+pub(crate) fn take_fault(
+    shared: &Shared,
+    path: &str,
+    mailbox: Option<&UserFixture>,
+) -> Option<FaultRule> {
     let mut c = lock(&shared.control);
     let lower = path.to_ascii_lowercase();
     let idx = c.faults.iter().position(|f| {
         f.count > 0
-            && f.route.as_ref().is_none_or(|r| lower.contains(&r.to_ascii_lowercase()))
-            && f.mailbox.as_ref().is_none_or(|m| mailbox.is_some_and(|u| u.user_principal_name.eq_ignore_ascii_case(m) || u.id.eq_ignore_ascii_case(m)))
+            && f.route
+                .as_ref()
+                .is_none_or(|r| lower.contains(&r.to_ascii_lowercase()))
+            && f.mailbox.as_ref().is_none_or(|m| {
+                mailbox.is_some_and(|u| {
+                    u.user_principal_name.eq_ignore_ascii_case(m) || u.id.eq_ignore_ascii_case(m)
+                })
+            })
             && f.probability.is_none_or(|p| rand::random::<f64>() < p)
     })?;
     let rule = c.faults.get_mut(idx)?;
@@ -152,7 +188,8 @@ pub struct ItemRef {
 
 impl Shared {
     fn user_or(&self, key: &str) -> Result<crate::UserRef, Error> {
-        self.user(key).ok_or_else(|| Error::NotFound(format!("user {key}")))
+        self.user(key)
+            .ok_or_else(|| Error::NotFound(format!("user {key}")))
     }
 
     fn container_key(kind: Kind, hash: u64, c: &str) -> Result<String, Error> {
@@ -162,7 +199,8 @@ impl Shared {
             Kind::Contact => generate::CONTACT_FOLDERS.iter().map(|f| f.0).collect(),
             Kind::Task => generate::TASK_LISTS.iter().map(|f| f.0).collect(),
         };
-        generate::parse_container_id(hash, c, &known).ok_or_else(|| Error::NotFound(format!("container {c}")))
+        generate::parse_container_id(hash, c, &known)
+            .ok_or_else(|| Error::NotFound(format!("container {c}")))
     }
 
     fn item_ref(mb: &crate::store::MailboxState, kind: Kind, n: u64) -> ItemRef {
@@ -174,7 +212,13 @@ impl Shared {
         }
     }
 
-    pub(crate) fn ctl_add(&self, user: &str, kind: Kind, container: Option<&str>, fields: Value) -> Result<ItemRef, Error> {
+    pub(crate) fn ctl_add(
+        &self,
+        user: &str,
+        kind: Kind,
+        container: Option<&str>,
+        fields: Value,
+    ) -> Result<ItemRef, Error> {
         let u = self.user_or(user)?;
         let mb_arc = self.mailbox(&u.user);
         let mut mb = lock(&mb_arc);
@@ -193,36 +237,54 @@ impl Shared {
         let stamp = generate::graph_datetime(now);
         match kind {
             Kind::Message => {
-                fields.entry("subject").or_insert(json!("Message added by the emulator control API"));
+                fields
+                    .entry("subject")
+                    .or_insert(json!("Message added by the emulator control API"));
                 fields.entry("receivedDateTime").or_insert(json!(stamp));
                 fields.entry("sentDateTime").or_insert(json!(stamp));
                 fields.entry("isRead").or_insert(json!(false));
                 fields.entry("isDraft").or_insert(json!(false));
                 fields.entry("hasAttachments").or_insert(json!(false));
-                fields.entry("body").or_insert(json!({"contentType": "text", "content": "Added through the control API."}));
-                fields.entry("bodyPreview").or_insert(json!("Added through the control API."));
+                fields.entry("body").or_insert(
+                    json!({"contentType": "text", "content": "Added through the control API."}),
+                );
+                fields
+                    .entry("bodyPreview")
+                    .or_insert(json!("Added through the control API."));
                 let from = json!({"emailAddress": {"name": "Control API", "address": "control@emulator.test"}});
                 fields.entry("from").or_insert(from.clone());
                 fields.entry("sender").or_insert(from);
                 fields.entry("toRecipients").or_insert(json!([{"emailAddress": {"name": u.user.display_name, "address": u.user.user_principal_name}}]));
                 fields.entry("ccRecipients").or_insert(json!([]));
-                fields.entry("internetMessageId").or_insert(json!(format!("<{}@emulator.test>", crate::util::guid())));
+                fields
+                    .entry("internetMessageId")
+                    .or_insert(json!(format!("<{}@emulator.test>", crate::util::guid())));
             }
             Kind::Event => {
                 let start = now + time::Duration::days(1);
-                fields.entry("subject").or_insert(json!("Event added by the emulator control API"));
-                fields.entry("start").or_insert(json!({"dateTime": generate::zoned_datetime(start), "timeZone": "UTC"}));
+                fields
+                    .entry("subject")
+                    .or_insert(json!("Event added by the emulator control API"));
+                fields.entry("start").or_insert(
+                    json!({"dateTime": generate::zoned_datetime(start), "timeZone": "UTC"}),
+                );
                 fields.entry("end").or_insert(json!({"dateTime": generate::zoned_datetime(start + time::Duration::hours(1)), "timeZone": "UTC"}));
                 fields.entry("isAllDay").or_insert(json!(false));
                 fields.entry("isCancelled").or_insert(json!(false));
                 fields.entry("attendees").or_insert(json!([]));
             }
             Kind::Contact => {
-                fields.entry("displayName").or_insert(json!("Control Contact"));
-                fields.entry("emailAddresses").or_insert(json!([{"name": "Control Contact", "address": "contact@emulator.test"}]));
+                fields
+                    .entry("displayName")
+                    .or_insert(json!("Control Contact"));
+                fields.entry("emailAddresses").or_insert(
+                    json!([{"name": "Control Contact", "address": "contact@emulator.test"}]),
+                );
             }
             Kind::Task => {
-                fields.entry("title").or_insert(json!("Task added by the emulator control API"));
+                fields
+                    .entry("title")
+                    .or_insert(json!("Task added by the emulator control API"));
                 fields.entry("status").or_insert(json!("notStarted"));
                 fields.entry("importance").or_insert(json!("normal"));
             }
@@ -232,7 +294,8 @@ impl Shared {
     }
 
     fn resolve_item(mb: &crate::store::MailboxState, id: &str) -> Result<(Kind, u64), Error> {
-        mb.resolve(id).ok_or_else(|| Error::NotFound(format!("item {id}")))
+        mb.resolve(id)
+            .ok_or_else(|| Error::NotFound(format!("item {id}")))
     }
 
     pub(crate) fn ctl_update(&self, user: &str, id: &str, patch: Value) -> Result<ItemRef, Error> {
@@ -240,8 +303,11 @@ impl Shared {
         let mb_arc = self.mailbox(&u.user);
         let mut mb = lock(&mb_arc);
         let (kind, n) = Self::resolve_item(&mb, id)?;
-        let Value::Object(p) = patch else { return Err(Error::Invalid("patch must be a JSON object".into())) };
-        mb.update(kind, n, p, self.now()).ok_or_else(|| Error::NotFound(id.to_string()))?;
+        let Value::Object(p) = patch else {
+            return Err(Error::Invalid("patch must be a JSON object".into()));
+        };
+        mb.update(kind, n, p, self.now())
+            .ok_or_else(|| Error::NotFound(id.to_string()))?;
         Ok(Self::item_ref(&mb, kind, n))
     }
 
@@ -250,7 +316,8 @@ impl Shared {
         let mb_arc = self.mailbox(&u.user);
         let mut mb = lock(&mb_arc);
         let (kind, n) = Self::resolve_item(&mb, id)?;
-        mb.delete(kind, n).ok_or_else(|| Error::NotFound(id.to_string()))
+        mb.delete(kind, n)
+            .ok_or_else(|| Error::NotFound(id.to_string()))
     }
 
     pub(crate) fn ctl_move(&self, user: &str, id: &str, to: &str) -> Result<ItemRef, Error> {
@@ -259,37 +326,74 @@ impl Shared {
         let mut mb = lock(&mb_arc);
         let (kind, n) = Self::resolve_item(&mb, id)?;
         let key = Self::container_key(kind, mb.ctx.hash, to)?;
-        mb.move_to(kind, n, &key, self.now()).ok_or_else(|| Error::NotFound(id.to_string()))?;
+        mb.move_to(kind, n, &key, self.now())
+            .ok_or_else(|| Error::NotFound(id.to_string()))?;
         Ok(Self::item_ref(&mb, kind, n))
     }
 
     /// Ids of the first `limit` items in a container (tests pick items to change).
-    pub(crate) fn ctl_list(&self, user: &str, kind: Kind, container: &str, limit: usize) -> Result<Vec<ItemRef>, Error> {
+    pub(crate) fn ctl_list(
+        &self,
+        user: &str,
+        kind: Kind,
+        container: &str,
+        limit: usize,
+    ) -> Result<Vec<ItemRef>, Error> {
         let u = self.user_or(user)?;
         let mb_arc = self.mailbox(&u.user);
         let mb = lock(&mb_arc);
         let key = Self::container_key(kind, mb.ctx.hash, container)?;
-        Ok(mb.page(kind, &key, None, limit).into_iter().map(|n| Self::item_ref(&mb, kind, n)).collect())
+        Ok(mb
+            .page(kind, &key, None, limit)
+            .into_iter()
+            .map(|n| Self::item_ref(&mb, kind, n))
+            .collect())
     }
 
-    pub(crate) fn ctl_snapshot(&self, user: &str, kind: Kind, container: &str, immutable: bool) -> Result<Vec<Value>, Error> {
+    pub(crate) fn ctl_snapshot(
+        &self,
+        user: &str,
+        kind: Kind,
+        container: &str,
+        immutable: bool,
+    ) -> Result<Vec<Value>, Error> {
         let u = self.user_or(user)?;
         let mb_arc = self.mailbox(&u.user);
         let mb = lock(&mb_arc);
         let key = Self::container_key(kind, mb.ctx.hash, container)?;
-        Ok(mb.page(kind, &key, None, usize::MAX).into_iter().filter_map(|n| mb.item_json(kind, n, immutable)).collect())
+        Ok(mb
+            .page(kind, &key, None, usize::MAX)
+            .into_iter()
+            .filter_map(|n| mb.item_json(kind, n, immutable))
+            .collect())
     }
 
-    pub(crate) fn ctl_calendar_view(&self, user: &str, start: &str, end: &str, immutable: bool) -> Result<Vec<Value>, Error> {
+    pub(crate) fn ctl_calendar_view(
+        &self,
+        user: &str,
+        start: &str,
+        end: &str,
+        immutable: bool,
+    ) -> Result<Vec<Value>, Error> {
         let u = self.user_or(user)?;
-        let (Some(s), Some(e)) = (generate::parse_datetime(start), generate::parse_datetime(end)) else {
-            return Err(Error::Invalid("start and end must be ISO 8601 date-times".into()));
+        let (Some(s), Some(e)) = (
+            generate::parse_datetime(start),
+            generate::parse_datetime(end),
+        ) else {
+            return Err(Error::Invalid(
+                "start and end must be ISO 8601 date-times".into(),
+            ));
         };
         let mb_arc = self.mailbox(&u.user);
         let mb = lock(&mb_arc);
         let mut out = Vec::new();
         for n in mb.page(Kind::Event, "calendar", None, usize::MAX) {
-            out.extend(mb.event_instances(n, immutable).into_iter().filter(|i| i.start < e && i.end > s).map(|i| i.json));
+            out.extend(
+                mb.event_instances(n, immutable)
+                    .into_iter()
+                    .filter(|i| i.start < e && i.end > s)
+                    .map(|i| i.json),
+            );
         }
         Ok(out)
     }
@@ -311,22 +415,43 @@ impl Shared {
 
     pub(crate) fn ctl_expire_secret(&self, client_id: &str, secret: &str) -> Result<(), Error> {
         let mut dir = write(&self.dir);
-        let app = dir.apps.iter_mut().find(|a| a.client_id.eq_ignore_ascii_case(client_id)).ok_or_else(|| Error::NotFound(format!("app {client_id}")))?;
-        let s = app.secrets.iter_mut().find(|s| s.value == secret).ok_or_else(|| Error::NotFound("secret".into()))?;
+        let app = dir
+            .apps
+            .iter_mut()
+            .find(|a| a.client_id.eq_ignore_ascii_case(client_id))
+            .ok_or_else(|| Error::NotFound(format!("app {client_id}")))?;
+        let s = app
+            .secrets
+            .iter_mut()
+            .find(|s| s.value == secret)
+            .ok_or_else(|| Error::NotFound("secret".into()))?;
         s.expires = "2000-01-01T00:00:00Z".to_string();
         Ok(())
     }
 
-    pub(crate) fn ctl_consent_policy(&self, tenant: &str, users_may_consent: bool) -> Result<(), Error> {
-        let ti = self.tenant_index(tenant).ok_or_else(|| Error::NotFound(format!("tenant {tenant}")))?;
+    pub(crate) fn ctl_consent_policy(
+        &self,
+        tenant: &str,
+        users_may_consent: bool,
+    ) -> Result<(), Error> {
+        let ti = self
+            .tenant_index(tenant)
+            .ok_or_else(|| Error::NotFound(format!("tenant {tenant}")))?;
         let mut dir = write(&self.dir);
-        let t = dir.tenants.get_mut(ti).ok_or_else(|| Error::NotFound(tenant.to_string()))?;
+        let t = dir
+            .tenants
+            .get_mut(ti)
+            .ok_or_else(|| Error::NotFound(tenant.to_string()))?;
         t.users_may_consent = users_may_consent;
         Ok(())
     }
 
     pub(crate) fn ctl_set_mfa(&self, user: &str, required: bool) -> Result<(), Error> {
-        let (ti, ui) = *self.index.users.get(&user.to_ascii_lowercase()).ok_or_else(|| Error::NotFound(user.to_string()))?;
+        let (ti, ui) = *self
+            .index
+            .users
+            .get(&user.to_ascii_lowercase())
+            .ok_or_else(|| Error::NotFound(user.to_string()))?;
         let mut dir = write(&self.dir);
         if let Some(u) = dir.tenants.get_mut(ti).and_then(|t| t.users.get_mut(ui)) {
             u.mfa_required = required;
@@ -334,19 +459,45 @@ impl Shared {
         Ok(())
     }
 
-    pub(crate) fn ctl_grant_admin(&self, tenant: &str, client_id: &str, delegated: &[String], application: &[String]) -> Result<(), Error> {
-        let ti = self.tenant_index(tenant).ok_or_else(|| Error::NotFound(format!("tenant {tenant}")))?;
-        let tid = read(&self.dir).tenants.get(ti).map(|t| t.id.clone()).unwrap_or_default();
+    pub(crate) fn ctl_grant_admin(
+        &self,
+        tenant: &str,
+        client_id: &str,
+        delegated: &[String],
+        application: &[String],
+    ) -> Result<(), Error> {
+        let ti = self
+            .tenant_index(tenant)
+            .ok_or_else(|| Error::NotFound(format!("tenant {tenant}")))?;
+        let tid = read(&self.dir)
+            .tenants
+            .get(ti)
+            .map(|t| t.id.clone())
+            .unwrap_or_default();
         let mut idp = lock(&self.idp);
-        let g = idp.admin_grants.entry((tid.to_ascii_lowercase(), client_id.to_ascii_lowercase())).or_default();
+        let g = idp
+            .admin_grants
+            .entry((tid.to_ascii_lowercase(), client_id.to_ascii_lowercase()))
+            .or_default();
         g.delegated.extend(delegated.iter().cloned());
         g.roles.extend(application.iter().cloned());
         Ok(())
     }
 
-    pub(crate) fn ctl_revoke_consent(&self, tenant: &str, user: Option<&str>, client_id: &str) -> Result<(), Error> {
-        let ti = self.tenant_index(tenant).ok_or_else(|| Error::NotFound(format!("tenant {tenant}")))?;
-        let tid = read(&self.dir).tenants.get(ti).map(|t| t.id.clone()).unwrap_or_default();
+    pub(crate) fn ctl_revoke_consent(
+        &self,
+        tenant: &str,
+        user: Option<&str>,
+        client_id: &str,
+    ) -> Result<(), Error> {
+        let ti = self
+            .tenant_index(tenant)
+            .ok_or_else(|| Error::NotFound(format!("tenant {tenant}")))?;
+        let tid = read(&self.dir)
+            .tenants
+            .get(ti)
+            .map(|t| t.id.clone())
+            .unwrap_or_default();
         let uid = match user {
             Some(u) => Some(self.user_or(u)?.user.id),
             None => None,
@@ -356,13 +507,22 @@ impl Shared {
     }
 
     pub(crate) fn ctl_advance_clock(&self, secs: i64) {
-        self.clock_offset.fetch_add(secs, std::sync::atomic::Ordering::Relaxed);
+        self.clock_offset
+            .fetch_add(secs, std::sync::atomic::Ordering::Relaxed);
     }
 
     pub(crate) fn ctl_counters(&self) -> Counters {
         let c = lock(&self.control);
         Counters {
-            requests: c.routes.iter().map(|((route, status), count)| RouteCounter { route: route.clone(), status: *status, count: *count }).collect(),
+            requests: c
+                .routes
+                .iter()
+                .map(|((route, status), count)| RouteCounter {
+                    route: route.clone(),
+                    status: *status,
+                    count: *count,
+                })
+                .collect(),
             mailboxes: c.mailboxes.values().cloned().collect(),
             throttled: c.throttled,
         }
@@ -379,7 +539,13 @@ impl Shared {
 impl RunningEmulator {
     /// Adds an item (`fields` = Graph JSON, defaults filled in) to `container` (`inbox`, `archive`,
     /// `calendar`, `contacts`, `suppliers`, `tasks`, … or an id); `None` = the default container.
-    pub fn add_item(&self, user: &str, kind: Kind, container: Option<&str>, fields: Value) -> Result<ItemRef, Error> {
+    pub fn add_item(
+        &self,
+        user: &str,
+        kind: Kind,
+        container: Option<&str>,
+        fields: Value,
+    ) -> Result<ItemRef, Error> {
         self.shared.ctl_add(user, kind, container, fields)
     }
     /// Merges `patch` into an item (regular or immutable id).
@@ -394,16 +560,36 @@ impl RunningEmulator {
         self.shared.ctl_move(user, id, to_container)
     }
     /// The first `limit` items of a container.
-    pub fn list_items(&self, user: &str, kind: Kind, container: &str, limit: usize) -> Result<Vec<ItemRef>, Error> {
+    pub fn list_items(
+        &self,
+        user: &str,
+        kind: Kind,
+        container: &str,
+        limit: usize,
+    ) -> Result<Vec<ItemRef>, Error> {
         self.shared.ctl_list(user, kind, container, limit)
     }
     /// Everything in a container now, as Graph JSON (what a correct sync must end up holding).
-    pub fn snapshot(&self, user: &str, kind: Kind, container: &str, immutable_ids: bool) -> Result<Vec<Value>, Error> {
-        self.shared.ctl_snapshot(user, kind, container, immutable_ids)
+    pub fn snapshot(
+        &self,
+        user: &str,
+        kind: Kind,
+        container: &str,
+        immutable_ids: bool,
+    ) -> Result<Vec<Value>, Error> {
+        self.shared
+            .ctl_snapshot(user, kind, container, immutable_ids)
     }
     /// The calendar view (single instances, occurrences, exceptions) overlapping [start, end).
-    pub fn calendar_view(&self, user: &str, start: &str, end: &str, immutable_ids: bool) -> Result<Vec<Value>, Error> {
-        self.shared.ctl_calendar_view(user, start, end, immutable_ids)
+    pub fn calendar_view(
+        &self,
+        user: &str,
+        start: &str,
+        end: &str,
+        immutable_ids: bool,
+    ) -> Result<Vec<Value>, Error> {
+        self.shared
+            .ctl_calendar_view(user, start, end, immutable_ids)
     }
     /// Evicts every delta token of this mailbox: next use answers 410 SyncStateNotFound.
     pub fn evict_sync_state(&self, user: &str) -> Result<(), Error> {
@@ -423,13 +609,24 @@ impl RunningEmulator {
         self.shared.ctl_set_mfa(user, required)
     }
     /// Tenant-wide admin consent without the browser flow (set-up for service-account tests).
-    pub fn grant_admin_consent(&self, tenant: &str, client_id: &str, delegated: &[&str], application: &[&str]) -> Result<(), Error> {
+    pub fn grant_admin_consent(
+        &self,
+        tenant: &str,
+        client_id: &str,
+        delegated: &[&str],
+        application: &[&str],
+    ) -> Result<(), Error> {
         let d: Vec<String> = delegated.iter().map(|s| s.to_string()).collect();
         let a: Vec<String> = application.iter().map(|s| s.to_string()).collect();
         self.shared.ctl_grant_admin(tenant, client_id, &d, &a)
     }
     /// Removes a user's consent (`Some(user)`) or the tenant-wide grant (`None`).
-    pub fn revoke_consent(&self, tenant: &str, user: Option<&str>, client_id: &str) -> Result<(), Error> {
+    pub fn revoke_consent(
+        &self,
+        tenant: &str,
+        user: Option<&str>,
+        client_id: &str,
+    ) -> Result<(), Error> {
         self.shared.ctl_revoke_consent(tenant, user, client_id)
     }
     pub fn inject_fault(&self, rule: FaultRule) {
@@ -442,7 +639,8 @@ impl RunningEmulator {
     /// Makes every refresh token (of `user`, or all) look `by` older (inactivity tests).
     pub fn age_refresh_tokens(&self, user: Option<&str>, by: std::time::Duration) {
         let uid = user.and_then(|u| self.shared.user(u)).map(|u| u.user.id);
-        lock(&self.shared.idp).age_refresh_tokens(uid.as_deref(), time::Duration::seconds(by.as_secs() as i64));
+        lock(&self.shared.idp)
+            .age_refresh_tokens(uid.as_deref(), time::Duration::seconds(by.as_secs() as i64));
     }
     /// Expires every access token issued so far (Graph answers 401).
     pub fn expire_access_tokens(&self) {
@@ -465,16 +663,40 @@ impl RunningEmulator {
 
 pub(crate) fn routes() -> Router<Arc<Shared>> {
     Router::new()
-        .route("/_emulator/mailboxes/{user}/{kind}", post(http_add).get(http_list))
-        .route("/_emulator/mailboxes/{user}/items/{id}", axum::routing::patch(http_update).delete(http_delete))
-        .route("/_emulator/mailboxes/{user}/items/{id}/move", post(http_move))
-        .route("/_emulator/mailboxes/{user}/evict-sync-state", post(http_evict))
-        .route("/_emulator/mailboxes/{user}/calendar-view", get(http_calendar_view))
-        .route("/_emulator/users/{user}/revoke-refresh-tokens", post(http_revoke))
+        .route(
+            "/_emulator/mailboxes/{user}/{kind}",
+            post(http_add).get(http_list),
+        )
+        .route(
+            "/_emulator/mailboxes/{user}/items/{id}",
+            axum::routing::patch(http_update).delete(http_delete),
+        )
+        .route(
+            "/_emulator/mailboxes/{user}/items/{id}/move",
+            post(http_move),
+        )
+        .route(
+            "/_emulator/mailboxes/{user}/evict-sync-state",
+            post(http_evict),
+        )
+        .route(
+            "/_emulator/mailboxes/{user}/calendar-view",
+            get(http_calendar_view),
+        )
+        .route(
+            "/_emulator/users/{user}/revoke-refresh-tokens",
+            post(http_revoke),
+        )
         .route("/_emulator/users/{user}/mfa", post(http_mfa))
         .route("/_emulator/apps/{client}/expire-secret", post(http_expire))
-        .route("/_emulator/tenants/{tenant}/consent-policy", post(http_policy))
-        .route("/_emulator/tenants/{tenant}/admin-consent", post(http_grant))
+        .route(
+            "/_emulator/tenants/{tenant}/consent-policy",
+            post(http_policy),
+        )
+        .route(
+            "/_emulator/tenants/{tenant}/admin-consent",
+            post(http_grant),
+        )
         .route("/_emulator/faults", post(http_fault))
         .route("/_emulator/clock/advance", post(http_clock))
         .route("/_emulator/counters", get(http_counters))
@@ -484,8 +706,16 @@ pub(crate) fn routes() -> Router<Arc<Shared>> {
 fn reply<T: Serialize>(r: Result<T, Error>) -> Response {
     match r {
         Ok(v) => (StatusCode::OK, Json(json!({"ok": true, "result": v}))).into_response(),
-        Err(Error::NotFound(m)) => (StatusCode::NOT_FOUND, Json(json!({"ok": false, "error": m}))).into_response(),
-        Err(e) => (StatusCode::BAD_REQUEST, Json(json!({"ok": false, "error": e.to_string()}))).into_response(),
+        Err(Error::NotFound(m)) => (
+            StatusCode::NOT_FOUND,
+            Json(json!({"ok": false, "error": m})),
+        )
+            .into_response(),
+        Err(e) => (
+            StatusCode::BAD_REQUEST,
+            Json(json!({"ok": false, "error": e.to_string()})),
+        )
+            .into_response(),
     }
 }
 
@@ -497,13 +727,25 @@ struct AddBody {
     fields: Value,
 }
 
-async fn http_add(State(s): State<Arc<Shared>>, Path((user, kind)): Path<(String, String)>, Json(b): Json<AddBody>) -> Response {
-    let Some(kind) = Kind::parse(&kind) else { return reply::<()>(Err(Error::Invalid(format!("kind {kind}")))) };
+async fn http_add(
+    State(s): State<Arc<Shared>>,
+    Path((user, kind)): Path<(String, String)>,
+    Json(b): Json<AddBody>,
+) -> Response {
+    let Some(kind) = Kind::parse(&kind) else {
+        return reply::<()>(Err(Error::Invalid(format!("kind {kind}"))));
+    };
     reply(s.ctl_add(&user, kind, b.container.as_deref(), b.fields))
 }
 
-async fn http_list(State(s): State<Arc<Shared>>, Path((user, kind)): Path<(String, String)>, axum::extract::Query(q): axum::extract::Query<std::collections::HashMap<String, String>>) -> Response {
-    let Some(kind) = Kind::parse(&kind) else { return reply::<()>(Err(Error::Invalid(format!("kind {kind}")))) };
+async fn http_list(
+    State(s): State<Arc<Shared>>,
+    Path((user, kind)): Path<(String, String)>,
+    axum::extract::Query(q): axum::extract::Query<std::collections::HashMap<String, String>>,
+) -> Response {
+    let Some(kind) = Kind::parse(&kind) else {
+        return reply::<()>(Err(Error::Invalid(format!("kind {kind}"))));
+    };
     let container = q.get("container").cloned().unwrap_or_else(|| match kind {
         Kind::Message => "inbox".into(),
         Kind::Event => "calendar".into(),
@@ -518,11 +760,18 @@ async fn http_list(State(s): State<Arc<Shared>>, Path((user, kind)): Path<(Strin
     reply(s.ctl_list(&user, kind, &container, limit))
 }
 
-async fn http_update(State(s): State<Arc<Shared>>, Path((user, id)): Path<(String, String)>, Json(patch): Json<Value>) -> Response {
+async fn http_update(
+    State(s): State<Arc<Shared>>,
+    Path((user, id)): Path<(String, String)>,
+    Json(patch): Json<Value>,
+) -> Response {
     reply(s.ctl_update(&user, &id, patch))
 }
 
-async fn http_delete(State(s): State<Arc<Shared>>, Path((user, id)): Path<(String, String)>) -> Response {
+async fn http_delete(
+    State(s): State<Arc<Shared>>,
+    Path((user, id)): Path<(String, String)>,
+) -> Response {
     reply(s.ctl_delete(&user, &id))
 }
 
@@ -531,13 +780,26 @@ struct MoveBody {
     to: String,
 }
 
-async fn http_move(State(s): State<Arc<Shared>>, Path((user, id)): Path<(String, String)>, Json(b): Json<MoveBody>) -> Response {
+async fn http_move(
+    State(s): State<Arc<Shared>>,
+    Path((user, id)): Path<(String, String)>,
+    Json(b): Json<MoveBody>,
+) -> Response {
     reply(s.ctl_move(&user, &id, &b.to))
 }
 
-async fn http_calendar_view(State(s): State<Arc<Shared>>, Path(user): Path<String>, axum::extract::Query(q): axum::extract::Query<std::collections::HashMap<String, String>>) -> Response {
+async fn http_calendar_view(
+    State(s): State<Arc<Shared>>,
+    Path(user): Path<String>,
+    axum::extract::Query(q): axum::extract::Query<std::collections::HashMap<String, String>>,
+) -> Response {
     let immutable = q.get("immutable").is_some_and(|v| v == "true");
-    reply(s.ctl_calendar_view(&user, q.get("start").map(String::as_str).unwrap_or(""), q.get("end").map(String::as_str).unwrap_or(""), immutable))
+    reply(s.ctl_calendar_view(
+        &user,
+        q.get("start").map(String::as_str).unwrap_or(""),
+        q.get("end").map(String::as_str).unwrap_or(""),
+        immutable,
+    ))
 }
 
 async fn http_evict(State(s): State<Arc<Shared>>, Path(user): Path<String>) -> Response {
@@ -553,7 +815,11 @@ struct MfaBody {
     required: bool,
 }
 
-async fn http_mfa(State(s): State<Arc<Shared>>, Path(user): Path<String>, Json(b): Json<MfaBody>) -> Response {
+async fn http_mfa(
+    State(s): State<Arc<Shared>>,
+    Path(user): Path<String>,
+    Json(b): Json<MfaBody>,
+) -> Response {
     reply(s.ctl_set_mfa(&user, b.required))
 }
 
@@ -562,7 +828,11 @@ struct SecretBody {
     secret: String,
 }
 
-async fn http_expire(State(s): State<Arc<Shared>>, Path(client): Path<String>, Json(b): Json<SecretBody>) -> Response {
+async fn http_expire(
+    State(s): State<Arc<Shared>>,
+    Path(client): Path<String>,
+    Json(b): Json<SecretBody>,
+) -> Response {
     reply(s.ctl_expire_secret(&client, &b.secret))
 }
 
@@ -571,7 +841,11 @@ struct PolicyBody {
     users_may_consent: bool,
 }
 
-async fn http_policy(State(s): State<Arc<Shared>>, Path(tenant): Path<String>, Json(b): Json<PolicyBody>) -> Response {
+async fn http_policy(
+    State(s): State<Arc<Shared>>,
+    Path(tenant): Path<String>,
+    Json(b): Json<PolicyBody>,
+) -> Response {
     reply(s.ctl_consent_policy(&tenant, b.users_may_consent))
 }
 
@@ -584,7 +858,11 @@ struct GrantBody {
     application: Vec<String>,
 }
 
-async fn http_grant(State(s): State<Arc<Shared>>, Path(tenant): Path<String>, Json(b): Json<GrantBody>) -> Response {
+async fn http_grant(
+    State(s): State<Arc<Shared>>,
+    Path(tenant): Path<String>,
+    Json(b): Json<GrantBody>,
+) -> Response {
     reply(s.ctl_grant_admin(&tenant, &b.client_id, &b.delegated, &b.application))
 }
 

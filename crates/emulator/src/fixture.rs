@@ -55,7 +55,10 @@ fn default_anchor() -> String {
 
 impl Default for ContentDefaults {
     fn default() -> Self {
-        ContentDefaults { counts: MailboxCounts::default(), anchor_date: default_anchor() }
+        ContentDefaults {
+            counts: MailboxCounts::default(),
+            anchor_date: default_anchor(),
+        }
     }
 }
 
@@ -70,7 +73,12 @@ pub struct MailboxCounts {
 
 impl Default for MailboxCounts {
     fn default() -> Self {
-        MailboxCounts { messages: 60, events: 25, contacts: 30, tasks: 20 }
+        MailboxCounts {
+            messages: 60,
+            events: 25,
+            contacts: 30,
+            tasks: 20,
+        }
     }
 }
 
@@ -172,18 +180,29 @@ pub struct SecretFixture {
 #[derive(Debug, thiserror::Error)]
 pub enum FixtureError {
     #[error("reading fixture {path}: {source}")]
-    Read { path: String, source: std::io::Error },
+    Read {
+        path: String,
+        source: std::io::Error,
+    },
     #[error("parsing fixture {path}: {source}")]
-    Parse { path: String, source: serde_json::Error },
+    Parse {
+        path: String,
+        source: serde_json::Error,
+    },
 }
 
 impl Fixture {
     /// Reads a JSON fixture (the shipped `fixtures/demo.json` is `Fixture::demo()` serialized).
     pub fn from_path(path: impl AsRef<Path>) -> Result<Fixture, FixtureError> {
         let p = path.as_ref();
-        let text = std::fs::read_to_string(p)
-            .map_err(|source| FixtureError::Read { path: p.display().to_string(), source })?;
-        Fixture::from_json(&text).map_err(|source| FixtureError::Parse { path: p.display().to_string(), source })
+        let text = std::fs::read_to_string(p).map_err(|source| FixtureError::Read {
+            path: p.display().to_string(),
+            source,
+        })?;
+        Fixture::from_json(&text).map_err(|source| FixtureError::Parse {
+            path: p.display().to_string(),
+            source,
+        })
     }
 
     pub fn from_json(text: &str) -> Result<Fixture, serde_json::Error> {
@@ -207,13 +226,33 @@ impl Fixture {
             delegate_access: Vec::new(),
             counts: None,
         };
-        let mut nw_admin = user("6e1f0a00-0000-4000-8000-000000000001", "admin@northwind.test", "Adele Admin", "IT Administrator");
+        let mut nw_admin = user(
+            "6e1f0a00-0000-4000-8000-000000000001",
+            "admin@northwind.test",
+            "Adele Admin",
+            "IT Administrator",
+        );
         nw_admin.admin = true;
-        let mut service = user("6e1f0a00-0000-4000-8000-000000000005", "service@northwind.test", "Sam Service", "Service Account");
+        let mut service = user(
+            "6e1f0a00-0000-4000-8000-000000000005",
+            "service@northwind.test",
+            "Sam Service",
+            "Service Account",
+        );
         service.delegate_access = vec!["alice@northwind.test".into(), "bob@northwind.test".into()];
-        let mut dave = user("6e1f0a00-0000-4000-8000-000000000006", "dave@northwind.test", "Dave Diaz", "Contractor");
+        let mut dave = user(
+            "6e1f0a00-0000-4000-8000-000000000006",
+            "dave@northwind.test",
+            "Dave Diaz",
+            "Contractor",
+        );
         dave.licensed = false;
-        let mut mfa = user("6e1f0a00-0000-4000-8000-000000000007", "mfa@northwind.test", "Morgan Factor", "Finance Lead");
+        let mut mfa = user(
+            "6e1f0a00-0000-4000-8000-000000000007",
+            "mfa@northwind.test",
+            "Morgan Factor",
+            "Finance Lead",
+        );
         mfa.mfa_required = true;
         let northwind = TenantFixture {
             id: NORTHWIND_TENANT_ID.to_string(),
@@ -222,16 +261,36 @@ impl Fixture {
             users_may_consent: true,
             users: vec![
                 nw_admin,
-                user("6e1f0a00-0000-4000-8000-000000000002", "alice@northwind.test", "Alice Anders", "Account Manager"),
-                user("6e1f0a00-0000-4000-8000-000000000003", "bob@northwind.test", "Bob Burke", "Sales Engineer"),
-                user("6e1f0a00-0000-4000-8000-000000000004", "carol@northwind.test", "Carol Chen", "Head of Marketing"),
+                user(
+                    "6e1f0a00-0000-4000-8000-000000000002",
+                    "alice@northwind.test",
+                    "Alice Anders",
+                    "Account Manager",
+                ),
+                user(
+                    "6e1f0a00-0000-4000-8000-000000000003",
+                    "bob@northwind.test",
+                    "Bob Burke",
+                    "Sales Engineer",
+                ),
+                user(
+                    "6e1f0a00-0000-4000-8000-000000000004",
+                    "carol@northwind.test",
+                    "Carol Chen",
+                    "Head of Marketing",
+                ),
                 service,
                 dave,
                 mfa,
             ],
             admin_grants: Vec::new(),
         };
-        let mut fb_admin = user("6e2f0a00-0000-4000-8000-000000000001", "admin@fabrikam.test", "Fiona Admin", "IT Administrator");
+        let mut fb_admin = user(
+            "6e2f0a00-0000-4000-8000-000000000001",
+            "admin@fabrikam.test",
+            "Fiona Admin",
+            "IT Administrator",
+        );
         fb_admin.admin = true;
         let fabrikam = TenantFixture {
             id: FABRIKAM_TENANT_ID.to_string(),
@@ -240,8 +299,18 @@ impl Fixture {
             users_may_consent: false,
             users: vec![
                 fb_admin,
-                user("6e2f0a00-0000-4000-8000-000000000002", "erin@fabrikam.test", "Erin Evans", "Buyer"),
-                user("6e2f0a00-0000-4000-8000-000000000003", "frank@fabrikam.test", "Frank Fischer", "Logistics"),
+                user(
+                    "6e2f0a00-0000-4000-8000-000000000002",
+                    "erin@fabrikam.test",
+                    "Erin Evans",
+                    "Buyer",
+                ),
+                user(
+                    "6e2f0a00-0000-4000-8000-000000000003",
+                    "frank@fabrikam.test",
+                    "Frank Fischer",
+                    "Logistics",
+                ),
             ],
             admin_grants: Vec::new(),
         };
@@ -256,23 +325,53 @@ impl Fixture {
                 "http://127.0.0.1:3000/oauth/office365/admin-consent".to_string(),
             ],
             secrets: vec![
-                SecretFixture { value: DEMO_CLIENT_SECRET.to_string(), expires: "2027-12-31T23:59:59Z".to_string() },
-                SecretFixture { value: DEMO_EXPIRED_SECRET.to_string(), expires: "2024-12-31T23:59:59Z".to_string() },
+                SecretFixture {
+                    value: DEMO_CLIENT_SECRET.to_string(),
+                    expires: "2027-12-31T23:59:59Z".to_string(),
+                },
+                SecretFixture {
+                    value: DEMO_EXPIRED_SECRET.to_string(),
+                    expires: "2024-12-31T23:59:59Z".to_string(),
+                },
             ],
             delegated_permissions: [
-                "openid", "profile", "email", "offline_access", "User.Read", "Mail.Read", "Mail.Read.Shared",
-                "Mail.ReadWrite.Shared", "Mail.Send.Shared", "Calendars.Read.Shared", "Calendars.ReadWrite",
-                "Calendars.ReadWrite.Shared", "Contacts.Read", "Contacts.ReadWrite", "Tasks.Read", "Tasks.ReadWrite",
+                "openid",
+                "profile",
+                "email",
+                "offline_access",
+                "User.Read",
+                "Mail.Read",
+                "Mail.Read.Shared",
+                "Mail.ReadWrite.Shared",
+                "Mail.Send.Shared",
+                "Calendars.Read.Shared",
+                "Calendars.ReadWrite",
+                "Calendars.ReadWrite.Shared",
+                "Contacts.Read",
+                "Contacts.ReadWrite",
+                "Tasks.Read",
+                "Tasks.ReadWrite",
             ]
             .iter()
             .map(|s| s.to_string())
             .collect(),
-            application_permissions: ["Mail.Read", "Calendars.Read", "Contacts.Read", "Tasks.Read.All", "User.Read.All"]
-                .iter()
-                .map(|s| s.to_string())
-                .collect(),
+            application_permissions: [
+                "Mail.Read",
+                "Calendars.Read",
+                "Contacts.Read",
+                "Tasks.Read.All",
+                "User.Read.All",
+            ]
+            .iter()
+            .map(|s| s.to_string())
+            .collect(),
         };
-        Fixture { seed: default_seed(), content: ContentDefaults::default(), tenants: vec![northwind, fabrikam], apps: vec![app] }
+        Fixture {
+            seed: default_seed(),
+            content: ContentDefaults::default(),
+            tenants: vec![northwind, fabrikam],
+            apps: vec![app],
+        }
     }
 
     /// Adds a redirect URI to every app registration (tests serving callbacks on their own port).
@@ -303,6 +402,10 @@ mod tests {
     fn shipped_demo_json_equals_fixture_demo() {
         let shipped = include_str!("../fixtures/demo.json");
         let parsed = Fixture::from_json(shipped).unwrap();
-        assert_eq!(parsed, Fixture::demo(), "fixtures/demo.json drifted from Fixture::demo(); regenerate with `m365-emulator --print-demo-fixture`");
+        assert_eq!(
+            parsed,
+            Fixture::demo(),
+            "fixtures/demo.json drifted from Fixture::demo(); regenerate with `m365-emulator --print-demo-fixture`"
+        );
     }
 }

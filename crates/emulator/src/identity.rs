@@ -126,7 +126,10 @@ struct RefreshGrant {
 
 pub(crate) fn routes() -> Router<Arc<Shared>> {
     Router::new()
-        .route("/{tenant}/v2.0/.well-known/openid-configuration", get(discovery))
+        .route(
+            "/{tenant}/v2.0/.well-known/openid-configuration",
+            get(discovery),
+        )
         .route("/{tenant}/discovery/v2.0/keys", get(jwks))
         .route("/{tenant}/discovery/instance", get(instance_discovery))
         .route("/{tenant}/oauth2/v2.0/authorize", get(authorize))
@@ -157,7 +160,9 @@ fn path_tenant(shared: &Shared, s: &str) -> Option<PathTenant> {
 }
 
 fn tenant_not_found(t: &str) -> String {
-    format!("Tenant '{t}' not found. Check to make sure you have the correct tenant ID and are signing into the correct cloud. Check with your subscription administrator, this may happen if there are no active subscriptions for the tenant.")
+    format!(
+        "Tenant '{t}' not found. Check to make sure you have the correct tenant ID and are signing into the correct cloud. Check with your subscription administrator, this may happen if there are no active subscriptions for the tenant."
+    )
 }
 
 // ------------------------------------------------------------------ errors
@@ -174,7 +179,13 @@ pub(crate) struct Aad {
 
 impl Aad {
     fn new(error: &'static str, code: u32, message: impl Into<String>) -> Aad {
-        Aad { status: 400, error, code, message: message.into(), suberror: None }
+        Aad {
+            status: 400,
+            error,
+            code,
+            message: message.into(),
+            suberror: None,
+        }
     }
     fn sub(mut self, s: &'static str) -> Aad {
         self.suberror = Some(s);
@@ -202,7 +213,9 @@ struct AadBody<'a> {
 
 /// `AADSTSnnnn: message\r\nTrace ID: …\r\nCorrelation ID: …\r\nTimestamp: …` (§1.3, §1.5).
 fn describe(code: u32, message: &str, trace: &str, correlation: &str, ts: &str) -> String {
-    format!("AADSTS{code}: {message}\r\nTrace ID: {trace}\r\nCorrelation ID: {correlation}\r\nTimestamp: {ts}")
+    format!(
+        "AADSTS{code}: {message}\r\nTrace ID: {trace}\r\nCorrelation ID: {correlation}\r\nTimestamp: {ts}"
+    )
 }
 
 fn error_uri(code: u32) -> String {
@@ -233,17 +246,33 @@ fn aad_json(shared: &Shared, e: &Aad, correlation: &str) -> Response {
     };
     let text = serde_json::to_string(&body).unwrap_or_default();
     let status = StatusCode::from_u16(e.status).unwrap_or(StatusCode::BAD_REQUEST);
-    json_response(status, text, &[("x-ms-request-id", trace), ("client-request-id", correlation.to_string())])
+    json_response(
+        status,
+        text,
+        &[
+            ("x-ms-request-id", trace),
+            ("client-request-id", correlation.to_string()),
+        ],
+    )
 }
 
 fn json_response(status: StatusCode, body: String, extra: &[(&str, String)]) -> Response {
     let mut r = (status, body).into_response();
     let h = r.headers_mut();
-    h.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json; charset=utf-8"));
-    h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store, no-cache"));
+    h.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json; charset=utf-8"),
+    );
+    h.insert(
+        header::CACHE_CONTROL,
+        HeaderValue::from_static("no-store, no-cache"),
+    );
     h.insert(header::PRAGMA, HeaderValue::from_static("no-cache"));
     for (k, v) in extra {
-        if let (Ok(name), Ok(val)) = (header::HeaderName::from_bytes(k.as_bytes()), HeaderValue::from_str(v)) {
+        if let (Ok(name), Ok(val)) = (
+            header::HeaderName::from_bytes(k.as_bytes()),
+            HeaderValue::from_str(v),
+        ) {
             h.insert(name, val);
         }
     }
@@ -252,14 +281,26 @@ fn json_response(status: StatusCode, body: String, extra: &[(&str, String)]) -> 
 
 fn html(status: StatusCode, body: String) -> Response {
     let mut r = (status, body).into_response();
-    r.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("text/html; charset=utf-8"));
+    r.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/html; charset=utf-8"),
+    );
     r
 }
 
 /// Error page without redirect (redirect URI not trustworthy, unknown app…).
 fn error_page(shared: &Shared, code: u32, message: &str, correlation: &str) -> Response {
     let trace = guid();
-    html(StatusCode::BAD_REQUEST, pages::error(code, message, &trace, correlation, &aad_timestamp(shared.now())))
+    html(
+        StatusCode::BAD_REQUEST,
+        pages::error(
+            code,
+            message,
+            &trace,
+            correlation,
+            &aad_timestamp(shared.now()),
+        ),
+    )
 }
 
 /// Redirect to the client in the requested response mode (§1.2 `response_mode`).
@@ -267,7 +308,10 @@ fn to_client(uri: &str, mode: &str, params: &[(&str, String)]) -> Response {
     if mode == "form_post" {
         return html(StatusCode::OK, pages::form_post(uri, params));
     }
-    let encoded: Vec<String> = params.iter().map(|(k, v)| format!("{k}={}", ms_urlencode(v))).collect();
+    let encoded: Vec<String> = params
+        .iter()
+        .map(|(k, v)| format!("{k}={}", ms_urlencode(v)))
+        .collect();
     let sep = if mode == "fragment" {
         "#"
     } else if uri.contains('?') {
@@ -284,12 +328,22 @@ fn to_client(uri: &str, mode: &str, params: &[(&str, String)]) -> Response {
 }
 
 /// Error redirect of `/authorize`: error, error_description, error_uri, [error_subcode], state (§1.3).
-fn error_redirect(shared: &Shared, flow: &Flow, error: &str, code: u32, message: &str, subcode: Option<&str>) -> Response {
+fn error_redirect(
+    shared: &Shared,
+    flow: &Flow,
+    error: &str,
+    code: u32,
+    message: &str,
+    subcode: Option<&str>,
+) -> Response {
     let trace = guid();
     let ts = aad_timestamp(shared.now());
     let mut params = vec![
         ("error", error.to_string()),
-        ("error_description", describe(code, message, &trace, &flow.correlation, &ts)),
+        (
+            "error_description",
+            describe(code, message, &trace, &flow.correlation, &ts),
+        ),
         ("error_uri", error_uri(code)),
     ];
     if let Some(s) = subcode {
@@ -309,7 +363,13 @@ async fn discovery(State(shared): State<Arc<Shared>>, Path(tenant): Path<String>
         Some(PathTenant::Consumers) => "9188040d-6c67-4c5b-b112-36a304b66dad".to_string(),
         // Multi-tenant documents carry the literal template (OBS, §1.6).
         Some(_) => "{tenantid}".to_string(),
-        None => return aad_json(&shared, &Aad::new("invalid_tenant", 90002, tenant_not_found(&tenant)), &guid()),
+        None => {
+            return aad_json(
+                &shared,
+                &Aad::new("invalid_tenant", 90002, tenant_not_found(&tenant)),
+                &guid(),
+            );
+        }
     };
     let b = &shared.base_url;
     let doc = json!({
@@ -342,7 +402,11 @@ async fn discovery(State(shared): State<Arc<Shared>>, Path(tenant): Path<String>
 
 async fn jwks(State(shared): State<Arc<Shared>>, Path(tenant): Path<String>) -> Response {
     let issuer = match path_tenant(&shared, &tenant) {
-        Some(PathTenant::Tenant(i)) => format!("{}/{}/v2.0", shared.base_url, shared.tenant(i).map(|t| t.id).unwrap_or_default()),
+        Some(PathTenant::Tenant(i)) => format!(
+            "{}/{}/v2.0",
+            shared.base_url,
+            shared.tenant(i).map(|t| t.id).unwrap_or_default()
+        ),
         _ => format!("{}/{{tenantid}}/v2.0", shared.base_url),
     };
     json_response(StatusCode::OK, shared.keys.jwks(&issuer).to_string(), &[])
@@ -351,7 +415,12 @@ async fn jwks(State(shared): State<Arc<Shared>>, Path(tenant): Path<String>) -> 
 /// MSAL's instance discovery (`/common/discovery/instance`), answered for our own host.
 async fn instance_discovery(State(shared): State<Arc<Shared>>, RawQuery(q): RawQuery) -> Response {
     let params = parse_qs(q.as_deref().unwrap_or(""));
-    let host = shared.base_url.split("://").nth(1).unwrap_or("").to_string();
+    let host = shared
+        .base_url
+        .split("://")
+        .nth(1)
+        .unwrap_or("")
+        .to_string();
     let tenant = params
         .get("authorization_endpoint")
         .and_then(|a| a.split("://").nth(1))
@@ -370,14 +439,23 @@ async fn instance_discovery(State(shared): State<Arc<Shared>>, RawQuery(q): RawQ
 
 fn session_from(headers: &HeaderMap) -> Option<String> {
     let cookies = headers.get(header::COOKIE)?.to_str().ok()?;
-    cookies.split(';').map(str::trim).find_map(|c| c.strip_prefix(&format!("{SESSION_COOKIE}=")).map(str::to_string))
+    cookies.split(';').map(str::trim).find_map(|c| {
+        c.strip_prefix(&format!("{SESSION_COOKIE}="))
+            .map(str::to_string)
+    })
 }
 
 fn with_session_cookie(shared: &Shared, mut r: Response, session: &str) -> Response {
     // Browsers drop `SameSite=None` cookies without `Secure`; over plain HTTP, Lax still rides along on
     // the top-level navigation from the app to /authorize, which is all SSO needs.
-    let attrs = if shared.base_url.starts_with("https://") { "SameSite=None; Secure" } else { "SameSite=Lax" };
-    if let Ok(v) = HeaderValue::from_str(&format!("{SESSION_COOKIE}={session}; Path=/; HttpOnly; {attrs}")) {
+    let attrs = if shared.base_url.starts_with("https://") {
+        "SameSite=None; Secure"
+    } else {
+        "SameSite=Lax"
+    };
+    if let Ok(v) = HeaderValue::from_str(&format!(
+        "{SESSION_COOKIE}={session}; Path=/; HttpOnly; {attrs}"
+    )) {
         r.headers_mut().append(header::SET_COOKIE, v);
     }
     r
@@ -385,7 +463,10 @@ fn with_session_cookie(shared: &Shared, mut r: Response, session: &str) -> Respo
 
 /// Validates redirect URIs exactly (§1.2); admin consent v1 also accepts extra path segments (§1.8).
 fn redirect_ok(app: &AppFixture, uri: &str, allow_extra_segments: bool) -> bool {
-    app.redirect_uris.iter().any(|r| r == uri || (allow_extra_segments && uri.starts_with(&format!("{}/", r.trim_end_matches('/')))))
+    app.redirect_uris.iter().any(|r| {
+        r == uri
+            || (allow_extra_segments && uri.starts_with(&format!("{}/", r.trim_end_matches('/'))))
+    })
 }
 
 fn scope_names(app: &AppFixture, raw: &str) -> Result<BTreeSet<String>, String> {
@@ -410,22 +491,47 @@ fn scope_names(app: &AppFixture, raw: &str) -> Result<BTreeSet<String>, String> 
     Ok(out)
 }
 
-async fn authorize(State(shared): State<Arc<Shared>>, Path(tenant): Path<String>, RawQuery(q): RawQuery, headers: HeaderMap) -> Response {
+async fn authorize(
+    State(shared): State<Arc<Shared>>,
+    Path(tenant): Path<String>,
+    RawQuery(q): RawQuery,
+    headers: HeaderMap,
+) -> Response {
     let p = parse_qs(q.as_deref().unwrap_or(""));
     let correlation = p.get("client-request-id").cloned().unwrap_or_else(guid);
     let Some(pt) = path_tenant(&shared, &tenant) else {
         return error_page(&shared, 90002, &tenant_not_found(&tenant), &correlation);
     };
     let Some(client_id) = p.get("client_id") else {
-        return error_page(&shared, 900144, "The request body must contain the following parameter: 'client_id'.", &correlation);
+        return error_page(
+            &shared,
+            900144,
+            "The request body must contain the following parameter: 'client_id'.",
+            &correlation,
+        );
     };
     let Some(app) = shared.app(client_id) else {
-        return error_page(&shared, 700016, &format!("Application with identifier '{client_id}' was not found in the directory '{tenant}'. This can happen if the application has not been installed by the administrator of the tenant or consented to by any user in the tenant. You may have sent your authentication request to the wrong tenant."), &correlation);
+        return error_page(
+            &shared,
+            700016,
+            &format!(
+                "Application with identifier '{client_id}' was not found in the directory '{tenant}'. This can happen if the application has not been installed by the administrator of the tenant or consented to by any user in the tenant. You may have sent your authentication request to the wrong tenant."
+            ),
+            &correlation,
+        );
     };
     let redirect_uri = p.get("redirect_uri").cloned().unwrap_or_default();
     // Never redirect to an unregistered URI: that would make the emulator an open redirector (§1.2).
     if !redirect_ok(&app, &redirect_uri, false) {
-        return error_page(&shared, 50011, &format!("The redirect URI '{redirect_uri}' specified in the request does not match the redirect URIs configured for the application '{}'. Make sure the redirect URI sent in the request matches one added to your application in the Azure portal. Navigate to https://aka.ms/redirectUriMismatchError to learn more about how to fix this.", app.client_id), &correlation);
+        return error_page(
+            &shared,
+            50011,
+            &format!(
+                "The redirect URI '{redirect_uri}' specified in the request does not match the redirect URIs configured for the application '{}'. Make sure the redirect URI sent in the request matches one added to your application in the Azure portal. Navigate to https://aka.ms/redirectUriMismatchError to learn more about how to fix this.",
+                app.client_id
+            ),
+            &correlation,
+        );
     }
     let mut flow = Flow {
         kind: FlowKind::Authorize,
@@ -433,7 +539,10 @@ async fn authorize(State(shared): State<Arc<Shared>>, Path(tenant): Path<String>
         client_id: app.client_id.clone(),
         redirect_uri,
         state: p.get("state").cloned(),
-        response_mode: p.get("response_mode").cloned().unwrap_or_else(|| "query".to_string()),
+        response_mode: p
+            .get("response_mode")
+            .cloned()
+            .unwrap_or_else(|| "query".to_string()),
         scopes: BTreeSet::new(),
         roles: BTreeSet::new(),
         nonce: p.get("nonce").cloned(),
@@ -446,52 +555,144 @@ async fn authorize(State(shared): State<Arc<Shared>>, Path(tenant): Path<String>
         step: Step::SignIn,
         correlation,
     };
-    if !matches!(flow.response_mode.as_str(), "query" | "fragment" | "form_post") {
+    if !matches!(
+        flow.response_mode.as_str(),
+        "query" | "fragment" | "form_post"
+    ) {
         flow.response_mode = "query".into();
-        return error_redirect(&shared, &flow, "invalid_request", 9002313, "Invalid request. Request is malformed or invalid.", None);
+        return error_redirect(
+            &shared,
+            &flow,
+            "invalid_request",
+            9002313,
+            "Invalid request. Request is malformed or invalid.",
+            None,
+        );
     }
     if !app.multi_tenant && matches!(pt, PathTenant::Common | PathTenant::Organizations) {
-        return error_redirect(&shared, &flow, "invalid_request", 50194, &format!("Application '{}'({}) is not configured as a multi-tenant application. Usage of the /common endpoint is not supported for such applications created after '10/15/2018'. Use a tenant-specific endpoint or configure the application to be multi-tenant.", app.client_id, app.display_name), None);
+        return error_redirect(
+            &shared,
+            &flow,
+            "invalid_request",
+            50194,
+            &format!(
+                "Application '{}'({}) is not configured as a multi-tenant application. Usage of the /common endpoint is not supported for such applications created after '10/15/2018'. Use a tenant-specific endpoint or configure the application to be multi-tenant.",
+                app.client_id, app.display_name
+            ),
+            None,
+        );
     }
     match p.get("response_type").map(String::as_str) {
         Some("code") => {}
-        None => return error_redirect(&shared, &flow, "invalid_request", 900144, "The request body must contain the following parameter: 'response_type'.", None),
+        None => {
+            return error_redirect(
+                &shared,
+                &flow,
+                "invalid_request",
+                900144,
+                "The request body must contain the following parameter: 'response_type'.",
+                None,
+            );
+        }
         Some(other) => {
-            return error_redirect(&shared, &flow, "unsupported_response_type", 700054, &format!("response_type '{other}' is not enabled for the application."), None);
+            return error_redirect(
+                &shared,
+                &flow,
+                "unsupported_response_type",
+                700054,
+                &format!("response_type '{other}' is not enabled for the application."),
+                None,
+            );
         }
     }
     let Some(raw_scope) = p.get("scope").filter(|s| !s.trim().is_empty()) else {
-        return error_redirect(&shared, &flow, "invalid_request", 900144, "The request body must contain the following parameter: 'scope'.", None);
+        return error_redirect(
+            &shared,
+            &flow,
+            "invalid_request",
+            900144,
+            "The request body must contain the following parameter: 'scope'.",
+            None,
+        );
     };
     flow.scopes = match scope_names(&app, raw_scope) {
         Ok(s) => s,
         Err(bad) => {
-            return error_redirect(&shared, &flow, "invalid_scope", 70011, &format!("The provided value for the input parameter 'scope' is not valid. The scope '{bad}' does not exist."), None);
+            return error_redirect(
+                &shared,
+                &flow,
+                "invalid_scope",
+                70011,
+                &format!(
+                    "The provided value for the input parameter 'scope' is not valid. The scope '{bad}' does not exist."
+                ),
+                None,
+            );
         }
     };
     if let Some(ch) = p.get("code_challenge") {
         if !(43..=128).contains(&ch.len()) {
-            return error_redirect(&shared, &flow, "invalid_request", 501491, "Invalid size of Code_Challenge parameter.", None);
+            return error_redirect(
+                &shared,
+                &flow,
+                "invalid_request",
+                501491,
+                "Invalid size of Code_Challenge parameter.",
+                None,
+            );
         }
-        let method = p.get("code_challenge_method").cloned().unwrap_or_else(|| "plain".to_string());
+        let method = p
+            .get("code_challenge_method")
+            .cloned()
+            .unwrap_or_else(|| "plain".to_string());
         if method != "S256" && method != "plain" {
-            return error_redirect(&shared, &flow, "invalid_request", 501481, &format!("The code_challenge_method '{method}' is not supported."), None);
+            return error_redirect(
+                &shared,
+                &flow,
+                "invalid_request",
+                501481,
+                &format!("The code_challenge_method '{method}' is not supported."),
+                None,
+            );
         }
         flow.challenge = Some((ch.clone(), method));
     }
     if pt == PathTenant::Consumers {
-        return error_redirect(&shared, &flow, "invalid_request", 9002331, "Application is configured for use by Microsoft Account users only. Personal Microsoft accounts are not emulated.", None);
+        return error_redirect(
+            &shared,
+            &flow,
+            "invalid_request",
+            9002331,
+            "Application is configured for use by Microsoft Account users only. Personal Microsoft accounts are not emulated.",
+            None,
+        );
     }
 
     // Existing session (SSO)?
-    let session = session_from(&headers).and_then(|sid| lock(&shared.idp).sessions.get(&sid).cloned().map(|s| (sid, s)));
-    let session_user = session.as_ref().and_then(|(_, s)| shared.user(&s.user_id)).filter(|u| tenant_allows(&pt, u));
+    let session = session_from(&headers).and_then(|sid| {
+        lock(&shared.idp)
+            .sessions
+            .get(&sid)
+            .cloned()
+            .map(|s| (sid, s))
+    });
+    let session_user = session
+        .as_ref()
+        .and_then(|(_, s)| shared.user(&s.user_id))
+        .filter(|u| tenant_allows(&pt, u));
     let prompt = flow.prompt.clone().unwrap_or_default();
     let flow_id = random_token(18);
 
     if prompt == "none" {
         let Some(user) = session_user else {
-            return error_redirect(&shared, &flow, "login_required", 50058, "A silent sign-in request was sent but no user is signed in.", None);
+            return error_redirect(
+                &shared,
+                &flow,
+                "login_required",
+                50058,
+                "A silent sign-in request was sent but no user is signed in.",
+                None,
+            );
         };
         if let Some((sid, s)) = &session {
             flow.session = Some(sid.clone());
@@ -499,15 +700,39 @@ async fn authorize(State(shared): State<Arc<Shared>>, Path(tenant): Path<String>
         }
         flow.user = Some(user.user.id.clone());
         if user.user.mfa_required && !flow.mfa_done {
-            return error_redirect(&shared, &flow, "interaction_required", 50076, &format!("Due to a configuration change made by your administrator, or because you moved to a new location, you must use multi-factor authentication to access '{GRAPH_APP_ID}'."), None);
+            return error_redirect(
+                &shared,
+                &flow,
+                "interaction_required",
+                50076,
+                &format!(
+                    "Due to a configuration change made by your administrator, or because you moved to a new location, you must use multi-factor authentication to access '{GRAPH_APP_ID}'."
+                ),
+                None,
+            );
         }
         if !missing_consent(&shared, &flow, &user).is_empty() {
-            return error_redirect(&shared, &flow, "consent_required", 65001, &format!("The user or administrator has not consented to use the application with ID '{}' named '{}'. Send an interactive authorization request for this user and resource.", app.client_id, app.display_name), None);
+            return error_redirect(
+                &shared,
+                &flow,
+                "consent_required",
+                65001,
+                &format!(
+                    "The user or administrator has not consented to use the application with ID '{}' named '{}'. Send an interactive authorization request for this user and resource.",
+                    app.client_id, app.display_name
+                ),
+                None,
+            );
         }
         return issue_code(&shared, flow, &user);
     }
 
-    let hint_matches = |u: &UserRef| flow.login_hint.is_empty() || flow.login_hint.eq_ignore_ascii_case(&u.user.user_principal_name);
+    let hint_matches = |u: &UserRef| {
+        flow.login_hint.is_empty()
+            || flow
+                .login_hint
+                .eq_ignore_ascii_case(&u.user.user_principal_name)
+    };
     match (session_user, session) {
         (Some(user), Some((sid, s))) if prompt != "login" && hint_matches(&user) => {
             flow.session = Some(sid);
@@ -515,14 +740,26 @@ async fn authorize(State(shared): State<Arc<Shared>>, Path(tenant): Path<String>
             flow.user = Some(user.user.id.clone());
             if prompt == "select_account" {
                 flow.step = Step::Pick;
-                let page = pages::pick_account(&tenant, &flow_id, &user.user.display_name, &user.user.user_principal_name);
+                let page = pages::pick_account(
+                    &tenant,
+                    &flow_id,
+                    &user.user.display_name,
+                    &user.user.user_principal_name,
+                );
                 lock(&shared.idp).flows.insert(flow_id, flow);
                 return html(StatusCode::OK, page);
             }
             after_sign_in(&shared, flow_id, flow, &user)
         }
         _ => {
-            let page = pages::sign_in(&tenant, &flow_id, &app.display_name, &flow.login_hint, None, false);
+            let page = pages::sign_in(
+                &tenant,
+                &flow_id,
+                &app.display_name,
+                &flow.login_hint,
+                None,
+                false,
+            );
             lock(&shared.idp).flows.insert(flow_id, flow);
             html(StatusCode::OK, page)
         }
@@ -540,13 +777,25 @@ fn tenant_allows(pt: &PathTenant, u: &UserRef) -> bool {
 /// Requested scopes neither the user nor an admin (tenant-wide) has consented to.
 fn missing_consent(shared: &Shared, flow: &Flow, user: &UserRef) -> BTreeSet<String> {
     let idp = lock(&shared.idp);
-    let key = (user.tenant_id.to_ascii_lowercase(), user.user.id.to_ascii_lowercase(), flow.client_id.to_ascii_lowercase());
+    let key = (
+        user.tenant_id.to_ascii_lowercase(),
+        user.user.id.to_ascii_lowercase(),
+        flow.client_id.to_ascii_lowercase(),
+    );
     let mine = idp.consents.get(&key);
-    let org = idp.admin_grants.get(&(user.tenant_id.to_ascii_lowercase(), flow.client_id.to_ascii_lowercase()));
+    let org = idp.admin_grants.get(&(
+        user.tenant_id.to_ascii_lowercase(),
+        flow.client_id.to_ascii_lowercase(),
+    ));
     flow.scopes
         .iter()
         // A tenant-wide grant implies the sign-in (OIDC) scopes: an admin consented to the app as a whole.
-        .filter(|s| !mine.is_some_and(|m| m.contains(*s)) && !org.is_some_and(|o| o.delegated.contains(*s) || catalogue::OIDC_SCOPES.contains(&s.as_str())))
+        .filter(|s| {
+            !mine.is_some_and(|m| m.contains(*s))
+                && !org.is_some_and(|o| {
+                    o.delegated.contains(*s) || catalogue::OIDC_SCOPES.contains(&s.as_str())
+                })
+        })
         .cloned()
         .collect()
 }
@@ -558,7 +807,12 @@ fn after_sign_in(shared: &Shared, flow_id: String, mut flow: Flow, user: &UserRe
     };
     if user.user.mfa_required && !flow.mfa_done {
         flow.step = Step::Mfa;
-        let page = pages::mfa(&flow.path_tenant, &flow_id, &user.user.user_principal_name, None);
+        let page = pages::mfa(
+            &flow.path_tenant,
+            &flow_id,
+            &user.user.user_principal_name,
+            None,
+        );
         lock(&shared.idp).flows.insert(flow_id, flow);
         return html(StatusCode::OK, page);
     }
@@ -566,23 +820,47 @@ fn after_sign_in(shared: &Shared, flow_id: String, mut flow: Flow, user: &UserRe
         return admin_consent_step(shared, flow_id, flow, user, &app);
     }
     if !app.multi_tenant && !app.home_tenant.eq_ignore_ascii_case(&user.tenant_id) {
-        return error_redirect(shared, &flow, "unauthorized_client", 700016, &format!("Application with identifier '{}' was not found in the directory '{}'. This can happen if the application has not been installed by the administrator of the tenant or consented to by any user in the tenant. You may have sent your authentication request to the wrong tenant.", app.client_id, user.tenant_id), None);
+        return error_redirect(
+            shared,
+            &flow,
+            "unauthorized_client",
+            700016,
+            &format!(
+                "Application with identifier '{}' was not found in the directory '{}'. This can happen if the application has not been installed by the administrator of the tenant or consented to by any user in the tenant. You may have sent your authentication request to the wrong tenant.",
+                app.client_id, user.tenant_id
+            ),
+            None,
+        );
     }
     let missing = missing_consent(shared, &flow, user);
     if missing.is_empty() && flow.prompt.as_deref() != Some("consent") {
         return issue_code(shared, flow, user);
     }
-    let users_may_consent = shared.tenant(user.tenant_index).map(|t| t.users_may_consent).unwrap_or(false);
-    let admin_only = missing.iter().any(|s| catalogue::delegated(s).is_some_and(|p| p.admin_only));
+    let users_may_consent = shared
+        .tenant(user.tenant_index)
+        .map(|t| t.users_may_consent)
+        .unwrap_or(false);
+    let admin_only = missing
+        .iter()
+        .any(|s| catalogue::delegated(s).is_some_and(|p| p.admin_only));
     if (!users_may_consent || admin_only) && !user.user.admin {
         flow.step = Step::NeedApproval;
-        let page = pages::need_admin_approval(&flow.path_tenant, &flow_id, &app.display_name, &user.user.user_principal_name);
+        let page = pages::need_admin_approval(
+            &flow.path_tenant,
+            &flow_id,
+            &app.display_name,
+            &user.user.user_principal_name,
+        );
         lock(&shared.idp).flows.insert(flow_id, flow);
         return html(StatusCode::OK, page);
     }
     flow.step = Step::Consent;
     // With prompt=consent everything requested is shown again; otherwise only what is new.
-    let shown: Vec<&String> = if missing.is_empty() { flow.scopes.iter().collect() } else { missing.iter().collect() };
+    let shown: Vec<&String> = if missing.is_empty() {
+        flow.scopes.iter().collect()
+    } else {
+        missing.iter().collect()
+    };
     let permissions = shown
         .iter()
         .filter_map(|s| catalogue::delegated(s))
@@ -631,14 +909,26 @@ fn issue_code(shared: &Shared, flow: Flow, user: &UserRef) -> Response {
 }
 
 /// Every interactive form posts here; the flow's current step says what the form was.
-async fn login_step(State(shared): State<Arc<Shared>>, Path(tenant): Path<String>, body: Bytes) -> Response {
+async fn login_step(
+    State(shared): State<Arc<Shared>>,
+    Path(tenant): Path<String>,
+    body: Bytes,
+) -> Response {
     let form = parse_qs(&String::from_utf8_lossy(&body));
     let flow_id = form.get("flow").cloned().unwrap_or_default();
     let Some(mut flow) = lock(&shared.idp).flows.remove(&flow_id) else {
-        return error_page(&shared, 50058, "The sign-in session has expired or is unknown. Start again from the application.", &guid());
+        return error_page(
+            &shared,
+            50058,
+            "The sign-in session has expired or is unknown. Start again from the application.",
+            &guid(),
+        );
     };
     let action = form.get("action").map(String::as_str).unwrap_or("");
-    let app_name = shared.app(&flow.client_id).map(|a| a.display_name).unwrap_or_default();
+    let app_name = shared
+        .app(&flow.client_id)
+        .map(|a| a.display_name)
+        .unwrap_or_default();
     if action == "cancel" {
         return cancel(&shared, &flow);
     }
@@ -648,28 +938,55 @@ async fn login_step(State(shared): State<Arc<Shared>>, Path(tenant): Path<String
             let password = form.get("password").cloned().unwrap_or_default();
             let admin_only = flow.kind != FlowKind::Authorize;
             let rerender = |shared: &Shared, flow: Flow, msg: &str| {
-                let page = pages::sign_in(&tenant, &flow_id, &app_name, &email, Some(msg), admin_only);
+                let page =
+                    pages::sign_in(&tenant, &flow_id, &app_name, &email, Some(msg), admin_only);
                 lock(&shared.idp).flows.insert(flow_id.clone(), flow);
                 html(StatusCode::OK, page)
             };
-            let Some(user) = shared.user(&email).filter(|u| u.user.user_principal_name.eq_ignore_ascii_case(&email)) else {
+            let Some(user) = shared
+                .user(&email)
+                .filter(|u| u.user.user_principal_name.eq_ignore_ascii_case(&email))
+            else {
                 // AADSTS50034 in the real UI.
-                return rerender(&shared, flow, "We couldn't find an account with that username. Try another, or get a new Microsoft account.");
+                return rerender(
+                    &shared,
+                    flow,
+                    "We couldn't find an account with that username. Try another, or get a new Microsoft account.",
+                );
             };
             if user.user.password != password {
                 // AADSTS50126
-                return rerender(&shared, flow, "Your account or password is incorrect. If you don't remember your password, reset it now.");
+                return rerender(
+                    &shared,
+                    flow,
+                    "Your account or password is incorrect. If you don't remember your password, reset it now.",
+                );
             }
             let pt = path_tenant(&shared, &flow.path_tenant);
             if !pt.as_ref().is_some_and(|pt| tenant_allows(pt, &user)) {
-                let msg = format!("User account '{}' from identity provider 'https://sts.windows.net/{}/' does not exist in tenant '{}' and cannot access the application '{}'({}) in that tenant. The account needs to be added as an external user in the tenant first. Sign out and sign in again with a different Azure Active Directory user account.", user.user.user_principal_name, user.tenant_id, flow.path_tenant, flow.client_id, app_name);
+                let msg = format!(
+                    "User account '{}' from identity provider 'https://sts.windows.net/{}/' does not exist in tenant '{}' and cannot access the application '{}'({}) in that tenant. The account needs to be added as an external user in the tenant first. Sign out and sign in again with a different Azure Active Directory user account.",
+                    user.user.user_principal_name,
+                    user.tenant_id,
+                    flow.path_tenant,
+                    flow.client_id,
+                    app_name
+                );
                 return match flow.kind {
-                    FlowKind::Authorize => error_redirect(&shared, &flow, "access_denied", 50020, &msg, None),
+                    FlowKind::Authorize => {
+                        error_redirect(&shared, &flow, "access_denied", 50020, &msg, None)
+                    }
                     _ => admin_consent_error(&shared, &flow, None, 50020, &msg),
                 };
             }
             let sid = guid();
-            lock(&shared.idp).sessions.insert(sid.clone(), Session { user_id: user.user.id.clone(), mfa: false });
+            lock(&shared.idp).sessions.insert(
+                sid.clone(),
+                Session {
+                    user_id: user.user.id.clone(),
+                    mfa: false,
+                },
+            );
             flow.session = Some(sid.clone());
             flow.user = Some(user.user.id.clone());
             flow.mfa_done = false;
@@ -678,7 +995,14 @@ async fn login_step(State(shared): State<Arc<Shared>>, Path(tenant): Path<String
         (Step::Pick, "other") => {
             flow.step = Step::SignIn;
             flow.user = None;
-            let page = pages::sign_in(&tenant, &flow_id, &app_name, "", None, flow.kind != FlowKind::Authorize);
+            let page = pages::sign_in(
+                &tenant,
+                &flow_id,
+                &app_name,
+                "",
+                None,
+                flow.kind != FlowKind::Authorize,
+            );
             lock(&shared.idp).flows.insert(flow_id, flow);
             html(StatusCode::OK, page)
         }
@@ -687,28 +1011,54 @@ async fn login_step(State(shared): State<Arc<Shared>>, Path(tenant): Path<String
             None => cancel(&shared, &flow),
         },
         (Step::Mfa, _) => {
-            let Some(user) = flow.user.clone().and_then(|u| shared.user(&u)) else { return cancel(&shared, &flow) };
+            let Some(user) = flow.user.clone().and_then(|u| shared.user(&u)) else {
+                return cancel(&shared, &flow);
+            };
             if form.get("otc").map(String::as_str) != Some(shared.opts.mfa_code.as_str()) {
-                let page = pages::mfa(&tenant, &flow_id, &user.user.user_principal_name, Some("That code didn't work. Check the code and try again."));
+                let page = pages::mfa(
+                    &tenant,
+                    &flow_id,
+                    &user.user.user_principal_name,
+                    Some("That code didn't work. Check the code and try again."),
+                );
                 lock(&shared.idp).flows.insert(flow_id, flow);
                 return html(StatusCode::OK, page);
             }
             flow.mfa_done = true;
             if let Some(sid) = &flow.session
-                && let Some(s) = lock(&shared.idp).sessions.get_mut(sid) {
-                    s.mfa = true;
-                }
+                && let Some(s) = lock(&shared.idp).sessions.get_mut(sid)
+            {
+                s.mfa = true;
+            }
             after_sign_in(&shared, flow_id, flow, &user)
         }
         (Step::Consent, "accept") => {
-            let Some(user) = flow.user.clone().and_then(|u| shared.user(&u)) else { return cancel(&shared, &flow) };
-            let org = user.user.admin && form.get("consent_org").is_some_and(|v| v == "true" || v == "on");
+            let Some(user) = flow.user.clone().and_then(|u| shared.user(&u)) else {
+                return cancel(&shared, &flow);
+            };
+            let org = user.user.admin
+                && form
+                    .get("consent_org")
+                    .is_some_and(|v| v == "true" || v == "on");
             {
                 let mut idp = lock(&shared.idp);
-                let key = (user.tenant_id.to_ascii_lowercase(), user.user.id.to_ascii_lowercase(), flow.client_id.to_ascii_lowercase());
-                idp.consents.entry(key).or_default().extend(flow.scopes.iter().cloned());
+                let key = (
+                    user.tenant_id.to_ascii_lowercase(),
+                    user.user.id.to_ascii_lowercase(),
+                    flow.client_id.to_ascii_lowercase(),
+                );
+                idp.consents
+                    .entry(key)
+                    .or_default()
+                    .extend(flow.scopes.iter().cloned());
                 if org {
-                    let g = idp.admin_grants.entry((user.tenant_id.to_ascii_lowercase(), flow.client_id.to_ascii_lowercase())).or_default();
+                    let g = idp
+                        .admin_grants
+                        .entry((
+                            user.tenant_id.to_ascii_lowercase(),
+                            flow.client_id.to_ascii_lowercase(),
+                        ))
+                        .or_default();
                     g.delegated.extend(flow.scopes.iter().cloned());
                 }
             }
@@ -724,19 +1074,51 @@ async fn login_step(State(shared): State<Arc<Shared>>, Path(tenant): Path<String
         (Step::NeedApproval, _) => {
             let code = shared.opts.admin_approval_return_code;
             match flow.kind {
-                FlowKind::Authorize if code == 65004 => error_redirect(&shared, &flow, "access_denied", 65004, "User declined to consent to access the app.", Some("cancel")),
-                FlowKind::Authorize => error_redirect(&shared, &flow, "access_denied", 90094, "Administrator consent is required.", Some("cancel")),
+                FlowKind::Authorize if code == 65004 => error_redirect(
+                    &shared,
+                    &flow,
+                    "access_denied",
+                    65004,
+                    "User declined to consent to access the app.",
+                    Some("cancel"),
+                ),
+                FlowKind::Authorize => error_redirect(
+                    &shared,
+                    &flow,
+                    "access_denied",
+                    90094,
+                    "Administrator consent is required.",
+                    Some("cancel"),
+                ),
                 _ => {
-                    let tid = flow.user.clone().and_then(|u| shared.user(&u)).map(|u| u.tenant_id);
-                    admin_consent_error(&shared, &flow, tid, 90094, "Administrator consent is required.")
+                    let tid = flow
+                        .user
+                        .clone()
+                        .and_then(|u| shared.user(&u))
+                        .map(|u| u.tenant_id);
+                    admin_consent_error(
+                        &shared,
+                        &flow,
+                        tid,
+                        90094,
+                        "Administrator consent is required.",
+                    )
                 }
             }
         }
         (Step::AdminConsent, "accept") => {
-            let Some(user) = flow.user.clone().and_then(|u| shared.user(&u)) else { return cancel(&shared, &flow) };
+            let Some(user) = flow.user.clone().and_then(|u| shared.user(&u)) else {
+                return cancel(&shared, &flow);
+            };
             {
                 let mut idp = lock(&shared.idp);
-                let g = idp.admin_grants.entry((user.tenant_id.to_ascii_lowercase(), flow.client_id.to_ascii_lowercase())).or_default();
+                let g = idp
+                    .admin_grants
+                    .entry((
+                        user.tenant_id.to_ascii_lowercase(),
+                        flow.client_id.to_ascii_lowercase(),
+                    ))
+                    .or_default();
                 g.delegated.extend(flow.scopes.iter().cloned());
                 g.roles.extend(flow.roles.iter().cloned());
             }
@@ -752,7 +1134,13 @@ async fn login_step(State(shared): State<Arc<Shared>>, Path(tenant): Path<String
                 // v2 success: ?admin_consent=True&tenant=…&scope=…&state=… (§1.8)
                 params.push(("admin_consent", "True".to_string()));
                 params.push(("tenant", user.tenant_id.clone()));
-                let granted: Vec<String> = flow.scopes.iter().chain(flow.roles.iter()).filter(|s| !catalogue::OIDC_SCOPES.contains(&s.as_str())).map(|s| format!("{GRAPH_RESOURCE}/{s}")).collect();
+                let granted: Vec<String> = flow
+                    .scopes
+                    .iter()
+                    .chain(flow.roles.iter())
+                    .filter(|s| !catalogue::OIDC_SCOPES.contains(&s.as_str()))
+                    .map(|s| format!("{GRAPH_RESOURCE}/{s}"))
+                    .collect();
                 params.push(("scope", granted.join(" ")));
                 if let Some(s) = &flow.state {
                     params.push(("state", s.clone()));
@@ -762,7 +1150,12 @@ async fn login_step(State(shared): State<Arc<Shared>>, Path(tenant): Path<String
         }
         _ => {
             lock(&shared.idp).flows.insert(flow_id, flow);
-            error_page(&shared, 9002313, "Invalid request. Request is malformed or invalid.", &guid())
+            error_page(
+                &shared,
+                9002313,
+                "Invalid request. Request is malformed or invalid.",
+                &guid(),
+            )
         }
     }
 }
@@ -771,44 +1164,107 @@ async fn login_step(State(shared): State<Arc<Shared>>, Path(tenant): Path<String
 fn cancel(shared: &Shared, flow: &Flow) -> Response {
     match flow.kind {
         FlowKind::Authorize => {
-            let error = if shared.opts.consent_cancel_error == "consent_required" { "consent_required" } else { "access_denied" };
-            error_redirect(shared, flow, error, 65004, "User declined to consent to access the app.", Some("cancel"))
+            let error = if shared.opts.consent_cancel_error == "consent_required" {
+                "consent_required"
+            } else {
+                "access_denied"
+            };
+            error_redirect(
+                shared,
+                flow,
+                error,
+                65004,
+                "User declined to consent to access the app.",
+                Some("cancel"),
+            )
         }
         _ => {
-            let tid = flow.user.clone().and_then(|u| shared.user(&u)).map(|u| u.tenant_id);
-            admin_consent_error(shared, flow, tid, 65004, "User declined to consent to access the app.")
+            let tid = flow
+                .user
+                .clone()
+                .and_then(|u| shared.user(&u))
+                .map(|u| u.tenant_id);
+            admin_consent_error(
+                shared,
+                flow,
+                tid,
+                65004,
+                "User declined to consent to access the app.",
+            )
         }
     }
 }
 
 // ------------------------------------------------------------------ admin consent
 
-async fn admin_consent_v1(State(shared): State<Arc<Shared>>, Path(tenant): Path<String>, RawQuery(q): RawQuery, headers: HeaderMap) -> Response {
+async fn admin_consent_v1(
+    State(shared): State<Arc<Shared>>,
+    Path(tenant): Path<String>,
+    RawQuery(q): RawQuery,
+    headers: HeaderMap,
+) -> Response {
     admin_consent(shared, tenant, q, headers, FlowKind::AdminConsentV1).await
 }
 
-async fn admin_consent_v2(State(shared): State<Arc<Shared>>, Path(tenant): Path<String>, RawQuery(q): RawQuery, headers: HeaderMap) -> Response {
+async fn admin_consent_v2(
+    State(shared): State<Arc<Shared>>,
+    Path(tenant): Path<String>,
+    RawQuery(q): RawQuery,
+    headers: HeaderMap,
+) -> Response {
     admin_consent(shared, tenant, q, headers, FlowKind::AdminConsentV2).await
 }
 
-async fn admin_consent(shared: Arc<Shared>, tenant: String, q: Option<String>, headers: HeaderMap, kind: FlowKind) -> Response {
+async fn admin_consent(
+    shared: Arc<Shared>,
+    tenant: String,
+    q: Option<String>,
+    headers: HeaderMap,
+    kind: FlowKind,
+) -> Response {
     let p = parse_qs(q.as_deref().unwrap_or(""));
     let correlation = guid();
     let Some(pt) = path_tenant(&shared, &tenant) else {
         return error_page(&shared, 90002, &tenant_not_found(&tenant), &correlation);
     };
-    if kind == FlowKind::AdminConsentV2 && matches!(pt, PathTenant::Common | PathTenant::Consumers) {
-        return error_page(&shared, 90130, "Application is not supported over the /common or /consumers endpoints. Please use the /organizations or tenant-specific endpoint.", &correlation);
+    if kind == FlowKind::AdminConsentV2 && matches!(pt, PathTenant::Common | PathTenant::Consumers)
+    {
+        return error_page(
+            &shared,
+            90130,
+            "Application is not supported over the /common or /consumers endpoints. Please use the /organizations or tenant-specific endpoint.",
+            &correlation,
+        );
     }
     let Some(client_id) = p.get("client_id") else {
-        return error_page(&shared, 900144, "The request body must contain the following parameter: 'client_id'.", &correlation);
+        return error_page(
+            &shared,
+            900144,
+            "The request body must contain the following parameter: 'client_id'.",
+            &correlation,
+        );
     };
     let Some(app) = shared.app(client_id) else {
-        return error_page(&shared, 700016, &format!("Application with identifier '{client_id}' was not found in the directory '{tenant}'."), &correlation);
+        return error_page(
+            &shared,
+            700016,
+            &format!(
+                "Application with identifier '{client_id}' was not found in the directory '{tenant}'."
+            ),
+            &correlation,
+        );
     };
     let redirect_uri = p.get("redirect_uri").cloned().unwrap_or_default();
     if !redirect_ok(&app, &redirect_uri, kind == FlowKind::AdminConsentV1) {
-        return error_page(&shared, 50011, &format!("The redirect URI '{redirect_uri}' specified in the request does not match the redirect URIs configured for the application '{}'. Make sure the redirect URI sent in the request matches one added to your application in the Azure portal. Navigate to https://aka.ms/redirectUriMismatchError to learn more about how to fix this.", app.client_id), &correlation);
+        return error_page(
+            &shared,
+            50011,
+            &format!(
+                "The redirect URI '{redirect_uri}' specified in the request does not match the redirect URIs configured for the application '{}'. Make sure the redirect URI sent in the request matches one added to your application in the Azure portal. Navigate to https://aka.ms/redirectUriMismatchError to learn more about how to fix this.",
+                app.client_id
+            ),
+            &correlation,
+        );
     }
     let mut flow = Flow {
         kind,
@@ -845,7 +1301,13 @@ async fn admin_consent(shared: Arc<Shared>, tenant: String, q: Option<String>, h
         all_static(&mut flow);
     } else {
         let Some(scope) = p.get("scope").filter(|s| !s.trim().is_empty()) else {
-            return admin_consent_error(&shared, &flow, None, 900144, "The request body must contain the following parameter: 'scope'.");
+            return admin_consent_error(
+                &shared,
+                &flow,
+                None,
+                900144,
+                "The request body must contain the following parameter: 'scope'.",
+            );
         };
         for s in scope.split_whitespace() {
             match catalogue::parse_scope(s) {
@@ -855,14 +1317,28 @@ async fn admin_consent(shared: Arc<Shared>, tenant: String, q: Option<String>, h
                     flow.scopes.insert(g.to_string());
                 }
                 Err(bad) => {
-                    return admin_consent_error(&shared, &flow, None, 70011, &format!("The provided value for the input parameter 'scope' is not valid. The scope '{bad}' does not exist."));
+                    return admin_consent_error(
+                        &shared,
+                        &flow,
+                        None,
+                        70011,
+                        &format!(
+                            "The provided value for the input parameter 'scope' is not valid. The scope '{bad}' does not exist."
+                        ),
+                    );
                 }
             }
         }
     }
     let flow_id = random_token(18);
     let session_user = session_from(&headers)
-        .and_then(|sid| lock(&shared.idp).sessions.get(&sid).cloned().map(|s| (sid, s)))
+        .and_then(|sid| {
+            lock(&shared.idp)
+                .sessions
+                .get(&sid)
+                .cloned()
+                .map(|s| (sid, s))
+        })
         .and_then(|(sid, s)| shared.user(&s.user_id).map(|u| (sid, s, u)))
         .filter(|(_, _, u)| u.user.admin && tenant_allows(&pt, u));
     if let Some((sid, s, user)) = session_user {
@@ -876,11 +1352,22 @@ async fn admin_consent(shared: Arc<Shared>, tenant: String, q: Option<String>, h
     html(StatusCode::OK, page)
 }
 
-fn admin_consent_step(shared: &Shared, flow_id: String, mut flow: Flow, user: &UserRef, app: &AppFixture) -> Response {
+fn admin_consent_step(
+    shared: &Shared,
+    flow_id: String,
+    mut flow: Flow,
+    user: &UserRef,
+    app: &AppFixture,
+) -> Response {
     if !user.user.admin {
         // Only a tenant administrator can complete admin consent (§1.8).
         flow.step = Step::NeedApproval;
-        let page = pages::need_admin_approval(&flow.path_tenant, &flow_id, &app.display_name, &user.user.user_principal_name);
+        let page = pages::need_admin_approval(
+            &flow.path_tenant,
+            &flow_id,
+            &app.display_name,
+            &user.user.user_principal_name,
+        );
         lock(&shared.idp).flows.insert(flow_id, flow);
         return html(StatusCode::OK, page);
     }
@@ -891,7 +1378,12 @@ fn admin_consent_step(shared: &Shared, flow_id: String, mut flow: Flow, user: &U
         .filter_map(|s| catalogue::delegated(s))
         .map(|p| (p.admin_title.to_string(), p.admin_description.to_string()))
         .collect();
-    permissions.extend(flow.roles.iter().filter_map(|r| catalogue::application(r)).map(|p| (p.admin_title.to_string(), p.admin_description.to_string())));
+    permissions.extend(
+        flow.roles
+            .iter()
+            .filter_map(|r| catalogue::application(r))
+            .map(|p| (p.admin_title.to_string(), p.admin_description.to_string())),
+    );
     let page = pages::consent(&pages::ConsentView {
         tenant: &flow.path_tenant,
         flow: &flow_id,
@@ -907,10 +1399,25 @@ fn admin_consent_step(shared: &Shared, flow_id: String, mut flow: Flow, user: &U
 }
 
 /// Admin-consent error redirects as observed (§1.8): v1 keeps `tenant`, v2 drops it and adds `error_uri`.
-fn admin_consent_error(shared: &Shared, flow: &Flow, tenant_id: Option<String>, code: u32, message: &str) -> Response {
+fn admin_consent_error(
+    shared: &Shared,
+    flow: &Flow,
+    tenant_id: Option<String>,
+    code: u32,
+    message: &str,
+) -> Response {
     let trace = guid();
-    let desc = describe(code, message, &trace, &flow.correlation, &aad_timestamp(shared.now()));
-    let mut params = vec![("error", "access_denied".to_string()), ("error_description", desc)];
+    let desc = describe(
+        code,
+        message,
+        &trace,
+        &flow.correlation,
+        &aad_timestamp(shared.now()),
+    );
+    let mut params = vec![
+        ("error", "access_denied".to_string()),
+        ("error_description", desc),
+    ];
     if flow.kind == FlowKind::AdminConsentV1 {
         params.push(("admin_consent", "True".to_string()));
         if let Some(t) = tenant_id {
@@ -926,7 +1433,11 @@ fn admin_consent_error(shared: &Shared, flow: &Flow, tenant_id: Option<String>, 
     to_client(&flow.redirect_uri, "query", &params)
 }
 
-async fn logout(State(shared): State<Arc<Shared>>, RawQuery(q): RawQuery, headers: HeaderMap) -> Response {
+async fn logout(
+    State(shared): State<Arc<Shared>>,
+    RawQuery(q): RawQuery,
+    headers: HeaderMap,
+) -> Response {
     if let Some(sid) = session_from(&headers) {
         lock(&shared.idp).sessions.remove(&sid);
     }
@@ -941,35 +1452,61 @@ async fn logout(State(shared): State<Arc<Shared>>, RawQuery(q): RawQuery, header
     if let Some(loc) = r.headers().get(header::LOCATION).cloned() {
         // No parameters were added: strip a dangling '?'.
         if let Ok(s) = loc.to_str()
-            && let Ok(v) = HeaderValue::from_str(s.trim_end_matches('?')) {
-                r.headers_mut().insert(header::LOCATION, v);
-            }
+            && let Ok(v) = HeaderValue::from_str(s.trim_end_matches('?'))
+        {
+            r.headers_mut().insert(header::LOCATION, v);
+        }
     }
     r
 }
 
 // ------------------------------------------------------------------ token endpoint
 
-async fn token(State(shared): State<Arc<Shared>>, Path(tenant): Path<String>, headers: HeaderMap, body: Bytes) -> Response {
+async fn token(
+    State(shared): State<Arc<Shared>>,
+    Path(tenant): Path<String>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
     let correlation = correlation_of(&headers);
     let route = "POST /{tenant}/oauth2/v2.0/token";
-    if let Some(fault) = crate::control::take_fault(&shared, &format!("/{tenant}/oauth2/v2.0/token"), None) {
+    if let Some(fault) =
+        crate::control::take_fault(&shared, &format!("/{tenant}/oauth2/v2.0/token"), None)
+    {
         if let Some(ms) = fault.delay_ms {
             tokio::time::sleep(std::time::Duration::from_millis(ms)).await;
         }
         if let Some(status) = fault.status {
-            let error = if status == 503 || status == 429 { "temporarily_unavailable" } else { "server_error" };
-            let mut r = aad_json(&shared, &Aad::new(error, 90033, "A transient error has occurred. Please try again.").status(status), &correlation);
+            let error = if status == 503 || status == 429 {
+                "temporarily_unavailable"
+            } else {
+                "server_error"
+            };
+            let mut r = aad_json(
+                &shared,
+                &Aad::new(
+                    error,
+                    90033,
+                    "A transient error has occurred. Please try again.",
+                )
+                .status(status),
+                &correlation,
+            );
             if let Some(ra) = fault.retry_after
-                && let Ok(v) = HeaderValue::from_str(&fault.retry_after_header(ra)) {
-                    r.headers_mut().insert(header::RETRY_AFTER, v);
-                }
+                && let Ok(v) = HeaderValue::from_str(&fault.retry_after_header(ra))
+            {
+                r.headers_mut().insert(header::RETRY_AFTER, v);
+            }
             crate::control::count(&shared, route, status, None);
             return r;
         }
     }
     let r = match token_inner(&shared, &tenant, &headers, &body, &correlation) {
-        Ok(v) => json_response(StatusCode::OK, v.to_string(), &[("client-request-id", correlation.clone())]),
+        Ok(v) => json_response(
+            StatusCode::OK,
+            v.to_string(),
+            &[("client-request-id", correlation.clone())],
+        ),
         Err(e) => aad_json(&shared, &e, &correlation),
     };
     crate::control::count(&shared, route, r.status().as_u16(), None);
@@ -977,32 +1514,74 @@ async fn token(State(shared): State<Arc<Shared>>, Path(tenant): Path<String>, he
 }
 
 pub(crate) fn format_retry_after(secs: f64) -> String {
-    if secs.fract() == 0.0 { format!("{}", secs as u64) } else { format!("{secs:.3}").trim_end_matches('0').to_string() }
+    if secs.fract() == 0.0 {
+        format!("{}", secs as u64)
+    } else {
+        format!("{secs:.3}").trim_end_matches('0').to_string()
+    }
 }
 
 fn basic_credentials(headers: &HeaderMap) -> Option<(String, String)> {
     use base64::Engine;
     let v = headers.get(header::AUTHORIZATION)?.to_str().ok()?;
-    let b = v.strip_prefix("Basic ").or_else(|| v.strip_prefix("basic "))?;
-    let raw = String::from_utf8(base64::engine::general_purpose::STANDARD.decode(b.trim()).ok()?).ok()?;
+    let b = v
+        .strip_prefix("Basic ")
+        .or_else(|| v.strip_prefix("basic "))?;
+    let raw = String::from_utf8(
+        base64::engine::general_purpose::STANDARD
+            .decode(b.trim())
+            .ok()?,
+    )
+    .ok()?;
     let (id, secret) = raw.split_once(':')?;
     // RFC 6749 §2.3.1: both parts are form-urlencoded before base64.
-    let dec = |s: &str| form_urlencoded::parse(format!("x={s}").as_bytes()).next().map(|(_, v)| v.into_owned()).unwrap_or_default();
+    let dec = |s: &str| {
+        form_urlencoded::parse(format!("x={s}").as_bytes())
+            .next()
+            .map(|(_, v)| v.into_owned())
+            .unwrap_or_default()
+    };
     Some((dec(id), dec(secret)))
 }
 
-fn token_inner(shared: &Shared, tenant: &str, headers: &HeaderMap, body: &[u8], _correlation: &str) -> Result<Value, Aad> {
+fn token_inner(
+    shared: &Shared,
+    tenant: &str,
+    headers: &HeaderMap,
+    body: &[u8],
+    _correlation: &str,
+) -> Result<Value, Aad> {
     let form = parse_qs(&String::from_utf8_lossy(body));
-    let pt = path_tenant(shared, tenant).ok_or_else(|| Aad::new("invalid_request", 90002, tenant_not_found(tenant)))?;
+    let pt = path_tenant(shared, tenant)
+        .ok_or_else(|| Aad::new("invalid_request", 90002, tenant_not_found(tenant)))?;
     let basic = basic_credentials(headers);
     let client_id = form
         .get("client_id")
         .cloned()
         .or_else(|| basic.as_ref().map(|b| b.0.clone()))
-        .ok_or_else(|| Aad::new("invalid_request", 900144, "The request body must contain the following parameter: 'client_id'."))?;
-    let grant_type = form.get("grant_type").ok_or_else(|| Aad::new("invalid_request", 900144, "The request body must contain the following parameter: 'grant_type'."))?;
-    if !matches!(grant_type.as_str(), "authorization_code" | "refresh_token" | "client_credentials") {
-        return Err(Aad::new("unsupported_grant_type", 70003, format!("The app requested an unsupported grant type '{grant_type}'.")));
+        .ok_or_else(|| {
+            Aad::new(
+                "invalid_request",
+                900144,
+                "The request body must contain the following parameter: 'client_id'.",
+            )
+        })?;
+    let grant_type = form.get("grant_type").ok_or_else(|| {
+        Aad::new(
+            "invalid_request",
+            900144,
+            "The request body must contain the following parameter: 'grant_type'.",
+        )
+    })?;
+    if !matches!(
+        grant_type.as_str(),
+        "authorization_code" | "refresh_token" | "client_credentials"
+    ) {
+        return Err(Aad::new(
+            "unsupported_grant_type",
+            70003,
+            format!("The app requested an unsupported grant type '{grant_type}'."),
+        ));
     }
     let tenant_label = match &pt {
         PathTenant::Tenant(i) => shared.tenant(*i).map(|t| t.id).unwrap_or_default(),
@@ -1013,7 +1592,10 @@ fn token_inner(shared: &Shared, tenant: &str, headers: &HeaderMap, body: &[u8], 
     })?;
     // Client authentication: secret in the body or HTTP Basic (§1.4).
     let invalid_client = shared.opts.invalid_client_status;
-    let secret = form.get("client_secret").cloned().or_else(|| basic.map(|b| b.1));
+    let secret = form
+        .get("client_secret")
+        .cloned()
+        .or_else(|| basic.map(|b| b.1));
     if form.contains_key("client_assertion") {
         return Err(Aad::new("invalid_client", 700027, "Client assertion failed signature validation. (certificate credentials are not registered in this emulator fixture)").status(invalid_client));
     }
@@ -1026,7 +1608,9 @@ fn token_inner(shared: &Shared, tenant: &str, headers: &HeaderMap, body: &[u8], 
             return Err(Aad::new("invalid_client", 7000215, format!("Invalid client secret provided. Ensure the secret being sent in the request is the client secret value, not the client secret ID, for a secret added to app '{}'.", app.client_id)).status(invalid_client));
         }
         Some(s) => {
-            let expires = OffsetDateTime::parse(&s.expires, &time::format_description::well_known::Rfc3339).unwrap_or(OffsetDateTime::UNIX_EPOCH);
+            let expires =
+                OffsetDateTime::parse(&s.expires, &time::format_description::well_known::Rfc3339)
+                    .unwrap_or(OffsetDateTime::UNIX_EPOCH);
             if expires <= now {
                 return Err(Aad::new("invalid_client", 7000222, format!("The provided client secret keys for app '{}' are expired. Visit the Azure portal to create new keys for your app: https://aka.ms/NewClientSecret, or consider using certificate credentials for added security: https://aka.ms/certCreds.", app.client_id)).status(invalid_client));
             }
@@ -1039,68 +1623,186 @@ fn token_inner(shared: &Shared, tenant: &str, headers: &HeaderMap, body: &[u8], 
     }
 }
 
-fn redeem_code(shared: &Shared, pt: &PathTenant, app: &AppFixture, form: &HashMap<String, String>, now: OffsetDateTime) -> Result<Value, Aad> {
-    let code = form.get("code").ok_or_else(|| Aad::new("invalid_request", 900144, "The request body must contain the following parameter: 'code'."))?;
-    let redirect_uri = form.get("redirect_uri").ok_or_else(|| Aad::new("invalid_request", 900144, "The request body must contain the following parameter: 'redirect_uri'."))?;
+fn redeem_code(
+    shared: &Shared,
+    pt: &PathTenant,
+    app: &AppFixture,
+    form: &HashMap<String, String>,
+    now: OffsetDateTime,
+) -> Result<Value, Aad> {
+    let code = form.get("code").ok_or_else(|| {
+        Aad::new(
+            "invalid_request",
+            900144,
+            "The request body must contain the following parameter: 'code'.",
+        )
+    })?;
+    let redirect_uri = form.get("redirect_uri").ok_or_else(|| {
+        Aad::new(
+            "invalid_request",
+            900144,
+            "The request body must contain the following parameter: 'redirect_uri'.",
+        )
+    })?;
     let grant = {
         let mut idp = lock(&shared.idp);
-        let g = idp.codes.get_mut(code).ok_or_else(|| Aad::new("invalid_grant", 9002313, "Invalid request. Request is malformed or invalid."))?;
+        let g = idp.codes.get_mut(code).ok_or_else(|| {
+            Aad::new(
+                "invalid_grant",
+                9002313,
+                "Invalid request. Request is malformed or invalid.",
+            )
+        })?;
         if g.redeemed {
-            return Err(Aad::new("invalid_grant", 54005, "OAuth2 Authorization code was already redeemed, please retry with a new valid code or use an existing refresh token."));
+            return Err(Aad::new(
+                "invalid_grant",
+                54005,
+                "OAuth2 Authorization code was already redeemed, please retry with a new valid code or use an existing refresh token.",
+            ));
         }
         if now - g.created > Duration::seconds(shared.opts.code_lifetime_secs) {
-            return Err(Aad::new("invalid_grant", 70008, "The provided authorization code or refresh token has expired due to inactivity. Send a new interactive authorization request for this user and resource."));
+            return Err(Aad::new(
+                "invalid_grant",
+                70008,
+                "The provided authorization code or refresh token has expired due to inactivity. Send a new interactive authorization request for this user and resource.",
+            ));
         }
         if !g.client_id.eq_ignore_ascii_case(&app.client_id) {
-            return Err(Aad::new("invalid_grant", 70000, "The provided value for the 'code' parameter is not valid. The code was issued to a different client."));
+            return Err(Aad::new(
+                "invalid_grant",
+                70000,
+                "The provided value for the 'code' parameter is not valid. The code was issued to a different client.",
+            ));
         }
         if let PathTenant::Tenant(i) = pt
-            && shared.tenant(*i).is_some_and(|t| !t.id.eq_ignore_ascii_case(&g.tenant_id)) {
-                return Err(Aad::new("invalid_grant", 700005, "Provided Authorization Code is intended to use against other tenant, thus rejected."));
-            }
+            && shared
+                .tenant(*i)
+                .is_some_and(|t| !t.id.eq_ignore_ascii_case(&g.tenant_id))
+        {
+            return Err(Aad::new(
+                "invalid_grant",
+                700005,
+                "Provided Authorization Code is intended to use against other tenant, thus rejected.",
+            ));
+        }
         if &g.redirect_uri != redirect_uri {
-            return Err(Aad::new("invalid_grant", 500112, format!("The reply address '{redirect_uri}' does not match the reply address '{}' provided when requesting Authorization code.", g.redirect_uri)));
+            return Err(Aad::new(
+                "invalid_grant",
+                500112,
+                format!(
+                    "The reply address '{redirect_uri}' does not match the reply address '{}' provided when requesting Authorization code.",
+                    g.redirect_uri
+                ),
+            ));
         }
         if let Some((challenge, method)) = &g.challenge {
             let verifier = form.get("code_verifier").ok_or_else(|| Aad::new("invalid_grant", 501481, "The Code_Verifier does not match the code_challenge supplied in the authorization request."))?;
-            let computed = if method == "S256" { b64url(&Sha256::digest(verifier.as_bytes())) } else { verifier.clone() };
+            let computed = if method == "S256" {
+                b64url(&Sha256::digest(verifier.as_bytes()))
+            } else {
+                verifier.clone()
+            };
             if &computed != challenge {
-                return Err(Aad::new("invalid_grant", 501481, "The Code_Verifier does not match the code_challenge supplied in the authorization request."));
+                return Err(Aad::new(
+                    "invalid_grant",
+                    501481,
+                    "The Code_Verifier does not match the code_challenge supplied in the authorization request.",
+                ));
             }
         }
         // Single use (§1.4): a second redemption answers AADSTS54005.
         g.redeemed = true;
         g.clone()
     };
-    let user = shared.user(&grant.user_id).ok_or_else(|| Aad::new("invalid_grant", 50034, "The user account does not exist in the directory."))?;
-    issue_tokens(shared, app, &user, &grant.requested, grant.nonce.as_deref(), grant.mfa, &grant.session, form, now, None)
+    let user = shared.user(&grant.user_id).ok_or_else(|| {
+        Aad::new(
+            "invalid_grant",
+            50034,
+            "The user account does not exist in the directory.",
+        )
+    })?;
+    issue_tokens(
+        shared,
+        app,
+        &user,
+        &grant.requested,
+        grant.nonce.as_deref(),
+        grant.mfa,
+        &grant.session,
+        form,
+        now,
+        None,
+    )
 }
 
-fn redeem_refresh(shared: &Shared, _pt: &PathTenant, app: &AppFixture, form: &HashMap<String, String>, now: OffsetDateTime) -> Result<Value, Aad> {
-    let rt = form.get("refresh_token").ok_or_else(|| Aad::new("invalid_request", 900144, "The request body must contain the following parameter: 'refresh_token'."))?;
+fn redeem_refresh(
+    shared: &Shared,
+    _pt: &PathTenant,
+    app: &AppFixture,
+    form: &HashMap<String, String>,
+    now: OffsetDateTime,
+) -> Result<Value, Aad> {
+    let rt = form.get("refresh_token").ok_or_else(|| {
+        Aad::new(
+            "invalid_request",
+            900144,
+            "The request body must contain the following parameter: 'refresh_token'.",
+        )
+    })?;
     let grant = {
         let mut idp = lock(&shared.idp);
         let valid_from = idp.tokens_valid_from.clone();
-        let g = idp.refresh.get_mut(rt).ok_or_else(|| Aad::new("invalid_grant", 9002313, "Invalid request. Request is malformed or invalid."))?;
+        let g = idp.refresh.get_mut(rt).ok_or_else(|| {
+            Aad::new(
+                "invalid_grant",
+                9002313,
+                "Invalid request. Request is malformed or invalid.",
+            )
+        })?;
         if !g.client_id.eq_ignore_ascii_case(&app.client_id) {
-            return Err(Aad::new("invalid_grant", 70000, "Provided grant is invalid or malformed."));
+            return Err(Aad::new(
+                "invalid_grant",
+                70000,
+                "Provided grant is invalid or malformed.",
+            ));
         }
         if let Some(from) = valid_from.get(&g.user_id.to_ascii_lowercase())
-            && g.issued < *from {
-                return Err(Aad::new("invalid_grant", 50173, format!("The provided grant has expired due to it being revoked, a fresh auth token is needed. The user might have changed or reset their password. The grant was issued on '{}' and the TokensValidFrom date (before which tokens are not valid) for this user is '{}'.", aad_timestamp(g.issued), aad_timestamp(*from))));
-            }
+            && g.issued < *from
+        {
+            return Err(Aad::new(
+                "invalid_grant",
+                50173,
+                format!(
+                    "The provided grant has expired due to it being revoked, a fresh auth token is needed. The user might have changed or reset their password. The grant was issued on '{}' and the TokensValidFrom date (before which tokens are not valid) for this user is '{}'.",
+                    aad_timestamp(g.issued),
+                    aad_timestamp(*from)
+                ),
+            ));
+        }
         let idle = now - g.last_used;
         if idle > Duration::seconds(shared.opts.refresh_token_max_inactive_secs) {
             // Wording as observed: "...inactive for 90.00:00:00" (§1.4, [S28]).
             let secs = shared.opts.refresh_token_max_inactive_secs;
-            let span = format!("{}.{:02}:{:02}:{:02}", secs / 86400, (secs % 86400) / 3600, (secs % 3600) / 60, secs % 60);
+            let span = format!(
+                "{}.{:02}:{:02}:{:02}",
+                secs / 86400,
+                (secs % 86400) / 3600,
+                (secs % 3600) / 60,
+                secs % 60
+            );
             return Err(Aad::new("invalid_grant", 700082, format!("The refresh token has expired due to inactivity. The token was issued on {} and was inactive for {span}.", aad_timestamp(g.issued))).sub("bad_token"));
         }
         // The old token stays valid (§1.4); using it counts as activity.
         g.last_used = now;
         g.clone()
     };
-    let user = shared.user(&grant.user_id).ok_or_else(|| Aad::new("invalid_grant", 50034, "The user account does not exist in the directory."))?;
+    let user = shared.user(&grant.user_id).ok_or_else(|| {
+        Aad::new(
+            "invalid_grant",
+            50034,
+            "The user account does not exist in the directory.",
+        )
+    })?;
     if user.user.mfa_required && !grant.mfa {
         return Err(Aad::new("invalid_grant", 50076, format!("Due to a configuration change made by your administrator, or because you moved to a new location, you must use multi-factor authentication to access '{GRAPH_APP_ID}'.")).sub("basic_action"));
     }
@@ -1108,7 +1810,16 @@ fn redeem_refresh(shared: &Shared, _pt: &PathTenant, app: &AppFixture, form: &Ha
     if let Some(scope) = form.get("scope") {
         let asked = scope_names(app, scope).map_err(|bad| Aad::new("invalid_scope", 70011, format!("The provided value for the input parameter 'scope' is not valid. The scope '{bad}' does not exist.")))?;
         // offline_access/openid are always re-granted; Graph scopes must have been consented.
-        requested = asked.into_iter().chain(grant.requested.iter().filter(|s| catalogue::OIDC_SCOPES.contains(&s.as_str())).cloned()).collect();
+        requested = asked
+            .into_iter()
+            .chain(
+                grant
+                    .requested
+                    .iter()
+                    .filter(|s| catalogue::OIDC_SCOPES.contains(&s.as_str()))
+                    .cloned(),
+            )
+            .collect();
     }
     // Everything asked for must (still) be consented: revoked or never-given consent → 65001.
     let flowlike = Flow {
@@ -1134,7 +1845,18 @@ fn redeem_refresh(shared: &Shared, _pt: &PathTenant, app: &AppFixture, form: &Ha
         return Err(Aad::new("invalid_grant", 65001, format!("The user or administrator has not consented to use the application with ID '{}' named '{}'. Send an interactive authorization request for this user and resource.", app.client_id, app.display_name)).sub("consent_required"));
     }
     let issued = grant.issued;
-    issue_tokens(shared, app, &user, &requested, None, grant.mfa, &grant.session, form, now, Some(issued))
+    issue_tokens(
+        shared,
+        app,
+        &user,
+        &requested,
+        None,
+        grant.mfa,
+        &grant.session,
+        form,
+        now,
+        Some(issued),
+    )
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -1153,9 +1875,16 @@ fn issue_tokens(
     // The access token carries every Graph scope consented for this app (user + tenant-wide), as Entra does.
     let scp: BTreeSet<String> = {
         let idp = lock(&shared.idp);
-        let key = (user.tenant_id.to_ascii_lowercase(), user.user.id.to_ascii_lowercase(), app.client_id.to_ascii_lowercase());
+        let key = (
+            user.tenant_id.to_ascii_lowercase(),
+            user.user.id.to_ascii_lowercase(),
+            app.client_id.to_ascii_lowercase(),
+        );
         let mut s: BTreeSet<String> = idp.consents.get(&key).cloned().unwrap_or_default();
-        if let Some(g) = idp.admin_grants.get(&(user.tenant_id.to_ascii_lowercase(), app.client_id.to_ascii_lowercase())) {
+        if let Some(g) = idp.admin_grants.get(&(
+            user.tenant_id.to_ascii_lowercase(),
+            app.client_id.to_ascii_lowercase(),
+        )) {
             s.extend(g.delegated.iter().cloned());
         }
         s.retain(|x| !catalogue::OIDC_SCOPES.contains(&x.as_str()));
@@ -1182,9 +1911,20 @@ fn issue_tokens(
     }));
     lock(&shared.idp).access.insert(
         access.clone(),
-        AccessGrant { tenant_id: user.tenant_id.clone(), client_id: app.client_id.clone(), user_id: Some(user.user.id.clone()), scopes: scp.clone(), roles: BTreeSet::new(), expires: exp },
+        AccessGrant {
+            tenant_id: user.tenant_id.clone(),
+            client_id: app.client_id.clone(),
+            user_id: Some(user.user.id.clone()),
+            scopes: scp.clone(),
+            roles: BTreeSet::new(),
+            expires: exp,
+        },
     );
-    let mut scope_out: Vec<String> = requested.iter().filter(|s| ["openid", "profile", "email"].contains(&s.as_str())).cloned().collect();
+    let mut scope_out: Vec<String> = requested
+        .iter()
+        .filter(|s| ["openid", "profile", "email"].contains(&s.as_str()))
+        .cloned()
+        .collect();
     scope_out.extend(scp.iter().map(|s| format!("{GRAPH_RESOURCE}/{s}")));
     let mut out = serde_json::Map::new();
     out.insert("token_type".into(), json!("Bearer"));
@@ -1237,7 +1977,14 @@ fn issue_tokens(
     }
     if form.get("client_info").map(String::as_str) == Some("1") {
         // MSAL asks for client_info to build its account key (uid.utid).
-        out.insert("client_info".into(), json!(b64url(json!({"uid": user.user.id, "utid": user.tenant_id}).to_string().as_bytes())));
+        out.insert(
+            "client_info".into(),
+            json!(b64url(
+                json!({"uid": user.user.id, "utid": user.tenant_id})
+                    .to_string()
+                    .as_bytes()
+            )),
+        );
     }
     Ok(Value::Object(out))
 }
@@ -1246,21 +1993,58 @@ fn pairwise(oid: &str, client: &str) -> String {
     b64url(&Sha256::digest(format!("{oid}|{client}").as_bytes()))
 }
 
-fn client_credentials(shared: &Shared, pt: &PathTenant, app: &AppFixture, form: &HashMap<String, String>, now: OffsetDateTime) -> Result<Value, Aad> {
+fn client_credentials(
+    shared: &Shared,
+    pt: &PathTenant,
+    app: &AppFixture,
+    form: &HashMap<String, String>,
+    now: OffsetDateTime,
+) -> Result<Value, Aad> {
     let PathTenant::Tenant(ti) = pt else {
-        return Err(Aad::new("invalid_request", 9001023, "The grant type is not supported over the /common or /consumers endpoints. Please use the /organizations or tenant-specific endpoint."));
+        return Err(Aad::new(
+            "invalid_request",
+            9001023,
+            "The grant type is not supported over the /common or /consumers endpoints. Please use the /organizations or tenant-specific endpoint.",
+        ));
     };
-    let tenant = shared.tenant(*ti).ok_or_else(|| Aad::new("invalid_request", 90002, tenant_not_found("?")))?;
-    let scope = form.get("scope").ok_or_else(|| Aad::new("invalid_request", 900144, "The request body must contain the following parameter: 'scope'."))?;
+    let tenant = shared
+        .tenant(*ti)
+        .ok_or_else(|| Aad::new("invalid_request", 90002, tenant_not_found("?")))?;
+    let scope = form.get("scope").ok_or_else(|| {
+        Aad::new(
+            "invalid_request",
+            900144,
+            "The request body must contain the following parameter: 'scope'.",
+        )
+    })?;
     let scopes: Vec<&str> = scope.split_whitespace().collect();
     // Exactly one resource with the /.default suffix (§1.4).
     if scopes.len() != 1 || !matches!(catalogue::parse_scope(scopes[0]), Ok(Scope::Default)) {
-        return Err(Aad::new("invalid_scope", 1002012, format!("The provided value for scope {scope} is not valid. Client credential flows must have a scope value with /.default suffixed to the resource identifier (application ID URI).")));
+        return Err(Aad::new(
+            "invalid_scope",
+            1002012,
+            format!(
+                "The provided value for scope {scope} is not valid. Client credential flows must have a scope value with /.default suffixed to the resource identifier (application ID URI)."
+            ),
+        ));
     }
-    let grant = lock(&shared.idp).admin_grants.get(&(tenant.id.to_ascii_lowercase(), app.client_id.to_ascii_lowercase())).cloned();
+    let grant = lock(&shared.idp)
+        .admin_grants
+        .get(&(
+            tenant.id.to_ascii_lowercase(),
+            app.client_id.to_ascii_lowercase(),
+        ))
+        .cloned();
     let home = app.home_tenant.eq_ignore_ascii_case(&tenant.id);
     if grant.is_none() && !home {
-        return Err(Aad::new("unauthorized_client", 700016, format!("Application with identifier '{}' was not found in the directory '{}'. This can happen if the application has not been installed by the administrator of the tenant or consented to by any user in the tenant. You may have sent your authentication request to the wrong tenant.", app.client_id, tenant.display_name)));
+        return Err(Aad::new(
+            "unauthorized_client",
+            700016,
+            format!(
+                "Application with identifier '{}' was not found in the directory '{}'. This can happen if the application has not been installed by the administrator of the tenant or consented to by any user in the tenant. You may have sent your authentication request to the wrong tenant.",
+                app.client_id, tenant.display_name
+            ),
+        ));
     }
     let roles = grant.map(|g| g.roles).unwrap_or_default();
     let lifetime = shared.opts.access_token_lifetime_secs;
@@ -1285,9 +2069,18 @@ fn client_credentials(shared: &Shared, pt: &PathTenant, app: &AppFixture, form: 
     let access = shared.keys.sign(&claims);
     lock(&shared.idp).access.insert(
         access.clone(),
-        AccessGrant { tenant_id: tenant.id.clone(), client_id: app.client_id.clone(), user_id: None, scopes: BTreeSet::new(), roles, expires: exp },
+        AccessGrant {
+            tenant_id: tenant.id.clone(),
+            client_id: app.client_id.clone(),
+            user_id: None,
+            scopes: BTreeSet::new(),
+            roles,
+            expires: exp,
+        },
     );
-    Ok(json!({"token_type": "Bearer", "expires_in": lifetime, "ext_expires_in": lifetime, "access_token": access}))
+    Ok(
+        json!({"token_type": "Bearer", "expires_in": lifetime, "ext_expires_in": lifetime, "access_token": access}),
+    )
 }
 
 // ------------------------------------------------------------------ used by Graph and the control API
@@ -1308,8 +2101,10 @@ pub(crate) fn check_access_token(shared: &Shared, token: &str) -> TokenCheck {
 
 impl IdpState {
     pub(crate) fn revoke_user(&mut self, user_id: &str, at: OffsetDateTime) {
-        self.tokens_valid_from.insert(user_id.to_ascii_lowercase(), at);
-        self.sessions.retain(|_, s| !s.user_id.eq_ignore_ascii_case(user_id));
+        self.tokens_valid_from
+            .insert(user_id.to_ascii_lowercase(), at);
+        self.sessions
+            .retain(|_, s| !s.user_id.eq_ignore_ascii_case(user_id));
     }
 
     pub(crate) fn revoke_consent(&mut self, tenant: &str, user_id: Option<&str>, client_id: &str) {

@@ -46,7 +46,11 @@ struct Args {
 
 #[tokio::main]
 async fn main() -> std::process::ExitCode {
-    tracing_subscriber::fmt().with_env_filter(tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into())).init();
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
+        )
+        .init();
     let args = Args::parse();
     if args.print_demo_fixture {
         match serde_json::to_string_pretty(&Fixture::demo()) {
@@ -93,7 +97,12 @@ async fn main() -> std::process::ExitCode {
     };
     match m365_emulator::spawn(config).await {
         Ok(emu) => {
-            println!("m365-emulator listening on {} (authority base {}, graph base {})", emu.base_url(), emu.login_base(), emu.graph_base());
+            println!(
+                "m365-emulator listening on {} (authority base {}, graph base {})",
+                emu.base_url(),
+                emu.login_base(),
+                emu.graph_base()
+            );
             tokio::select! {
                 _ = tokio::signal::ctrl_c() => emu.shutdown().await,
             }
