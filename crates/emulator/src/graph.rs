@@ -491,6 +491,23 @@ fn prefer(headers: &HeaderMap) -> (Option<usize>, bool) {
     (size, immutable)
 }
 
+/// Path segments, percent-decoded, with OData key syntax unfolded: `mailFolders('inbox')` and
+/// `users('a@b')` address the same resources as `mailFolders/inbox` and `users/a@b`.
+fn path_segments(path: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    for raw in path.trim_matches('/').split('/').filter(|s| !s.is_empty()) {
+        let seg = percent_decode(raw);
+        match seg.strip_suffix("')").and_then(|s| s.split_once("('")) {
+            Some((name, key)) if !name.is_empty() => {
+                out.push(name.to_string());
+                out.push(key.to_string());
+            }
+            _ => out.push(seg),
+        }
+    }
+    out
+}
+
 /// One Graph request (also each inner request of a batch).
 async fn dispatch(shared: &Arc<Shared>, req: GReq, _in_batch: bool) -> GResp {
     let request_id = guid();
@@ -505,13 +522,7 @@ async fn dispatch(shared: &Arc<Shared>, req: GReq, _in_batch: bool) -> GResp {
         client_request_id,
         date: graph_error_date(shared.now()),
     };
-    let segs: Vec<String> = req
-        .path
-        .trim_matches('/')
-        .split('/')
-        .filter(|s| !s.is_empty())
-        .map(percent_decode)
-        .collect();
+    let segs = path_segments(&req.path);
     let routed = route(&req.method, &segs);
     let template = routed
         .as_ref()
@@ -2225,6 +2236,18 @@ mod tests {
         assert_eq!(t, "GET /users/{id}/calendarView/delta");
         assert!(matches!(target, Target::User(u) if u == "bob@x"));
         assert!(route(&Method::DELETE, &segs("me/mailFolders")).is_none());
+    }
+
+    #[test]
+    fn odata_key_segments_unfold() {
+        assert_eq!(
+            path_segments("/me/mailFolders('inbox')/messages/delta"),
+            ["me", "mailFolders", "inbox", "messages", "delta"]
+        );
+        assert_eq!(
+            path_segments("/users('a%40b.test')/mailFolders"),
+            ["users", "a@b.test", "mailFolders"]
+        );
     }
 
     #[test]
