@@ -43,7 +43,7 @@ export default defineConfig({
     },
   },
   webServer: {
-    command: `rm -rf ${dataDir} && mkdir -p ${dataDir} && exec ${serverBin} --demo --bind 127.0.0.1:${port} --site-root ${siteRoot} --database-url sqlite://${dataDir}/e2e.db`,
+    command: `rm -rf ${dataDir} && mkdir -p ${dataDir} && exec ${serverBin} --demo --bind 127.0.0.1:${port} --emulator-bind 127.0.0.1:${port + 1} --site-root ${siteRoot} --database-url sqlite://${dataDir}/e2e.db`,
     url: `${baseURL}/healthz`,
     reuseExistingServer: false,
     timeout: 60_000,

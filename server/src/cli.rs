@@ -52,9 +52,22 @@ pub struct ServeArgs {
     #[arg(long, env = "I360_PUBLIC_URL")]
     pub public_url: Option<String>,
 
-    /// Seed the demo organization (one admin, three members) if it is missing.
+    /// Seed the demo organization (one admin, three members) if it is missing, and start the
+    /// Microsoft 365 emulator in-process with its demo tenant in place of Microsoft.
     #[arg(long, env = "I360_DEMO")]
     pub demo: bool,
+
+    /// Where the demo's Microsoft 365 emulator listens (only with --demo).
+    #[arg(long, env = "I360_EMULATOR_BIND", default_value = "127.0.0.1:3001")]
+    pub emulator_bind: SocketAddr,
+
+    /// Microsoft identity platform authority (the emulator's address in the demo).
+    #[arg(long, env = "I360_MICROSOFT_AUTHORITY", default_value = "https://login.microsoftonline.com")]
+    pub microsoft_authority: String,
+
+    /// Microsoft Graph base URL (the emulator's `/v1.0` in the demo).
+    #[arg(long, env = "I360_MICROSOFT_GRAPH", default_value = "https://graph.microsoft.com/v1.0")]
+    pub microsoft_graph: String,
 }
 
 #[derive(Debug, Subcommand)]

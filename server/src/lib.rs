@@ -20,6 +20,25 @@ pub struct ServeConfig {
     pub site_root: PathBuf,
     /// The address people use to reach the server; `https://` turns on `Secure` cookies.
     pub public_url: String,
+    pub microsoft: MicrosoftEndpoints,
+}
+
+/// Where Microsoft is: the real services by default, the emulator in the demo and the tests.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MicrosoftEndpoints {
+    /// Identity platform authority, e.g. `https://login.microsoftonline.com`.
+    pub authority: String,
+    /// Graph base, e.g. `https://graph.microsoft.com/v1.0`.
+    pub graph: String,
+}
+
+impl Default for MicrosoftEndpoints {
+    fn default() -> Self {
+        MicrosoftEndpoints {
+            authority: "https://login.microsoftonline.com".into(),
+            graph: "https://graph.microsoft.com/v1.0".into(),
+        }
+    }
 }
 
 pub use http::router;

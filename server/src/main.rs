@@ -2,7 +2,7 @@
 
 use clap::Parser;
 use server::cli::{Cli, Command, OrgCommand, ServeArgs, UserCommand};
-use server::{ServeConfig, demo, metrics::Metrics, telemetry};
+use server::{MicrosoftEndpoints, ServeConfig, demo, metrics::Metrics, telemetry};
 use std::sync::Arc;
 
 #[tokio::main]
@@ -57,16 +57,23 @@ async fn serve(store: store::DynStore, args: ServeArgs) -> anyhow::Result<()> {
     }
     let listener = tokio::net::TcpListener::bind(args.bind).await?;
     let bound = listener.local_addr()?;
-    let config = ServeConfig {
-        bind: bound,
-        site_root: args.site_root,
-        public_url: args.public_url.unwrap_or_else(|| format!("http://{bound}")),
+    let public_url = args.public_url.unwrap_or_else(|| format!("http://{bound}"));
+    let mut microsoft = MicrosoftEndpoints { authority: args.microsoft_authority, graph: args.microsoft_graph };
+    // Kept alive for as long as the server runs.
+    let emulator = if args.demo {
+        let emu = demo::start_emulator(args.emulator_bind, &public_url).await?;
+        microsoft = MicrosoftEndpoints { authority: emu.login_base(), graph: emu.graph_base() };
+        Some(emu)
+    } else {
+        None
     };
+    let config = ServeConfig { bind: bound, site_root: args.site_root, public_url, microsoft };
     let router = server::router(store, &config, Arc::new(Metrics::default()));
-    tracing::info!(url = %config.public_url, "listening");
+    tracing::info!(url = %config.public_url, authority = %config.microsoft.authority, "listening");
     println!("\nIntelligence360 is running at {}\n", config.public_url);
-    if args.demo {
+    if let Some(emu) = &emulator {
         println!("{}", demo::logins_banner());
+        println!("{}", demo::emulator_banner(&emu.base_url()));
     }
     axum::serve(listener, router.into_make_service_with_connect_info::<std::net::SocketAddr>())
         .with_graceful_shutdown(async {

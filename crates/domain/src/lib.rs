@@ -7,6 +7,7 @@ pub mod actions;
 pub mod email;
 pub mod ids;
 pub mod integration;
+pub mod office365;
 pub mod permissions;
 pub mod reason;
 pub mod user;

@@ -68,6 +68,9 @@ pub enum ReasonCode {
     Throttled,
     /// Microsoft is unavailable or slow; retried later.
     MicrosoftUnavailable,
+    /// Graph did not accept the access token (expired or revoked, HTTP 401); a new one is fetched
+    /// with the refresh token or client credentials and the call retried.
+    AccessTokenRejected,
     /// The sign-in could not be verified (state, nonce or id_token checks failed).
     SignInNotVerified,
     /// Anything else Microsoft answered.
@@ -83,7 +86,7 @@ impl ReasonCode {
             AdminApprovalRequired | NoMailboxAccess | PermissionMissing => WhoMustAct::TenantAdmin,
             MailboxNotLicensed => WhoMustAct::LicenceAdmin,
             ClientSecretInvalid | ClientSecretExpired | AppNotFound | RedirectUriMismatch => WhoMustAct::PlatformAdmin,
-            Throttled | MicrosoftUnavailable => WhoMustAct::Nobody,
+            Throttled | MicrosoftUnavailable | AccessTokenRejected => WhoMustAct::Nobody,
             Unexpected => WhoMustAct::PlatformAdmin,
         }
     }
@@ -122,6 +125,7 @@ impl ReasonCode {
             RedirectUriMismatch => "The app registration does not list Intelligence360's redirect URI.",
             Throttled => "Microsoft asked us to slow down; syncing resumes automatically.",
             MicrosoftUnavailable => "Microsoft is not responding right now; we will try again shortly.",
+            AccessTokenRejected => "Microsoft did not accept the connection's current access token; a new one is requested automatically.",
             SignInNotVerified => "The sign-in with Microsoft could not be verified, so it was not used.",
             Unexpected => "Microsoft returned an unexpected error.",
         }
@@ -141,7 +145,7 @@ impl ReasonCode {
             ClientSecretInvalid | ClientSecretExpired => "An admin should enter a current client secret on the Office 365 settings page.",
             AppNotFound => "An admin should check the application (client) ID and the directory (tenant) ID.",
             RedirectUriMismatch => "An admin should add Intelligence360's redirect URI to the app registration.",
-            Throttled | MicrosoftUnavailable => "Nothing: it will retry automatically.",
+            Throttled | MicrosoftUnavailable | AccessTokenRejected => "Nothing: it will retry automatically.",
             SignInNotVerified => "Start the connection again from Intelligence360.",
             Unexpected => "Try again; if it keeps happening, contact support with the error code shown.",
         }
@@ -161,5 +165,16 @@ mod tests {
         assert_eq!(ReasonCode::MailboxNotLicensed.who_must_act(), WhoMustAct::LicenceAdmin);
         assert!(!ReasonCode::NoMailboxAccess.is_tenant_wide(), "one mailbox, not the whole tenant");
         assert!(ReasonCode::Throttled.is_transient());
+    }
+
+    #[test]
+    fn a_rejected_access_token_is_retried_with_a_new_one_by_nobody_in_particular() {
+        let r = ReasonCode::AccessTokenRejected;
+        assert_eq!(r.who_must_act(), WhoMustAct::Nobody);
+        assert!(r.is_transient());
+        assert!(!r.is_tenant_wide());
+        assert!(r.message().contains("access token"));
+        assert_eq!(r.next_step(), "Nothing: it will retry automatically.");
+        assert_eq!(serde_json::to_string(&r).unwrap(), "\"access_token_rejected\"");
     }
 }

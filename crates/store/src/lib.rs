@@ -11,6 +11,7 @@ mod common;
 pub mod error;
 pub mod password;
 mod postgres;
+pub mod secrets;
 pub mod session_token;
 mod sqlite;
 

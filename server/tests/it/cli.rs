@@ -52,6 +52,9 @@ fn help_lists_every_flag_with_its_environment_variable() {
         ("--site-root", "LEPTOS_SITE_ROOT"),
         ("--public-url", "I360_PUBLIC_URL"),
         ("--demo", "I360_DEMO"),
+        ("--emulator-bind", "I360_EMULATOR_BIND"),
+        ("--microsoft-authority", "I360_MICROSOFT_AUTHORITY"),
+        ("--microsoft-graph", "I360_MICROSOFT_GRAPH"),
     ] {
         assert!(help.contains(flag), "{flag} missing from --help:\n{help}");
         assert!(help.contains(&format!("[env: {env}=")), "{env} missing from --help:\n{help}");

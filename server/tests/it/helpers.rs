@@ -22,6 +22,7 @@ pub async fn spawn_app() -> TestApp {
         bind: addr,
         site_root: dir.path().join("site"),
         public_url: format!("http://{addr}"),
+        microsoft: server::MicrosoftEndpoints::default(),
     };
     let router = server::router(store.clone(), &config, Arc::new(Metrics::default()));
     tokio::spawn(async move {
