@@ -80,6 +80,11 @@ pub struct Counters {
     pub mailboxes: Vec<MailboxCounter>,
     /// 429 responses served (throttling and injected).
     pub throttled: u64,
+    /// Change and lifecycle notifications delivered to / given up on webhook endpoints.
+    #[serde(default)]
+    pub notifications_delivered: u64,
+    #[serde(default)]
+    pub notifications_failed: u64,
 }
 
 impl Counters {
@@ -290,6 +295,7 @@ impl Shared {
             }
         }
         let n = mb.add(kind, &key, Value::Object(fields), now);
+        crate::subscriptions::flush(self, &u.user, &mut mb);
         Ok(Self::item_ref(&mb, kind, n))
     }
 
@@ -308,6 +314,7 @@ impl Shared {
         };
         mb.update(kind, n, p, self.now())
             .ok_or_else(|| Error::NotFound(id.to_string()))?;
+        crate::subscriptions::flush(self, &u.user, &mut mb);
         Ok(Self::item_ref(&mb, kind, n))
     }
 
@@ -317,7 +324,9 @@ impl Shared {
         let mut mb = lock(&mb_arc);
         let (kind, n) = Self::resolve_item(&mb, id)?;
         mb.delete(kind, n)
-            .ok_or_else(|| Error::NotFound(id.to_string()))
+            .ok_or_else(|| Error::NotFound(id.to_string()))?;
+        crate::subscriptions::flush(self, &u.user, &mut mb);
+        Ok(())
     }
 
     pub(crate) fn ctl_move(&self, user: &str, id: &str, to: &str) -> Result<ItemRef, Error> {
@@ -328,6 +337,7 @@ impl Shared {
         let key = Self::container_key(kind, mb.ctx.hash, to)?;
         mb.move_to(kind, n, &key, self.now())
             .ok_or_else(|| Error::NotFound(id.to_string()))?;
+        crate::subscriptions::flush(self, &u.user, &mut mb);
         Ok(Self::item_ref(&mb, kind, n))
     }
 
@@ -410,6 +420,8 @@ impl Shared {
         // Strictly after every grant issued so far (grants compare with `issued < valid_from`).
         let at = self.now() + time::Duration::milliseconds(1);
         lock(&self.idp).revoke_user(&u.user.id, at);
+        // Delegated Outlook subscriptions die with the user's credentials (§4.3).
+        crate::subscriptions::lifecycle(self, None, Some(&u.user.id), "subscriptionRemoved", true);
         Ok(())
     }
 
@@ -525,6 +537,14 @@ impl Shared {
                 .collect(),
             mailboxes: c.mailboxes.values().cloned().collect(),
             throttled: c.throttled,
+            notifications_delivered: self
+                .notification_counters
+                .0
+                .load(std::sync::atomic::Ordering::Relaxed),
+            notifications_failed: self
+                .notification_counters
+                .1
+                .load(std::sync::atomic::Ordering::Relaxed),
         }
     }
 
@@ -629,6 +649,17 @@ impl RunningEmulator {
     ) -> Result<(), Error> {
         self.shared.ctl_revoke_consent(tenant, user, client_id)
     }
+    /// Sends a lifecycle event (`reauthorizationRequired`, `subscriptionRemoved`, `missed`) for one
+    /// subscription, or all of a user's; `subscriptionRemoved` deletes them. Returns how many.
+    pub fn send_lifecycle_event(
+        &self,
+        subscription_id: Option<&str>,
+        user: Option<&str>,
+        event: &str,
+    ) -> usize {
+        let uid = user.and_then(|u| self.shared.user(u)).map(|u| u.user.id);
+        crate::subscriptions::lifecycle(&self.shared, subscription_id, uid.as_deref(), event, false)
+    }
     pub fn inject_fault(&self, rule: FaultRule) {
         lock(&self.shared.control).faults.push(rule);
     }
@@ -698,6 +729,7 @@ pub(crate) fn routes() -> Router<Arc<Shared>> {
             post(http_grant),
         )
         .route("/_emulator/faults", post(http_fault))
+        .route("/_emulator/subscriptions/lifecycle", post(http_lifecycle))
         .route("/_emulator/clock/advance", post(http_clock))
         .route("/_emulator/counters", get(http_counters))
         .route("/_emulator/reset", post(http_reset))
@@ -864,6 +896,26 @@ async fn http_grant(
     Json(b): Json<GrantBody>,
 ) -> Response {
     reply(s.ctl_grant_admin(&tenant, &b.client_id, &b.delegated, &b.application))
+}
+
+#[derive(Deserialize)]
+struct LifecycleBody {
+    event: String,
+    #[serde(default)]
+    subscription_id: Option<String>,
+    #[serde(default)]
+    user: Option<String>,
+}
+
+async fn http_lifecycle(State(s): State<Arc<Shared>>, Json(b): Json<LifecycleBody>) -> Response {
+    let uid = b.user.as_deref().and_then(|u| s.user(u)).map(|u| u.user.id);
+    reply(Ok(crate::subscriptions::lifecycle(
+        &s,
+        b.subscription_id.as_deref(),
+        uid.as_deref(),
+        &b.event,
+        false,
+    )))
 }
 
 async fn http_fault(State(s): State<Arc<Shared>>, Json(rule): Json<FaultRule>) -> Response {

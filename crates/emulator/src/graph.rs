@@ -44,27 +44,27 @@ pub(crate) struct GResp {
 }
 
 impl GResp {
-    fn json(status: u16, v: &Value) -> GResp {
+    pub(crate) fn json(status: u16, v: &Value) -> GResp {
         GResp {
             status,
             headers: Vec::new(),
             body: Some(v.to_string()),
         }
     }
-    fn empty(status: u16) -> GResp {
+    pub(crate) fn empty(status: u16) -> GResp {
         GResp {
             status,
             headers: Vec::new(),
             body: None,
         }
     }
-    fn header(mut self, k: &str, v: impl Into<String>) -> GResp {
+    pub(crate) fn header(mut self, k: &str, v: impl Into<String>) -> GResp {
         self.headers.push((k.to_string(), v.into()));
         self
     }
 }
 
-struct Ctx {
+pub(crate) struct Ctx {
     request_id: String,
     client_request_id: String,
     date: String,
@@ -93,7 +93,7 @@ struct Inner<'a> {
     client_request_id: &'a str,
 }
 
-fn err(ctx: &Ctx, status: u16, code: &str, message: &str) -> GResp {
+pub(crate) fn err(ctx: &Ctx, status: u16, code: &str, message: &str) -> GResp {
     let inner_code = if status == 429 && code == "TooManyRequests" {
         Some("429")
     } else {
@@ -118,11 +118,11 @@ fn err(ctx: &Ctx, status: u16, code: &str, message: &str) -> GResp {
     }
 }
 
-fn bad_request(ctx: &Ctx, msg: &str) -> GResp {
+pub(crate) fn bad_request(ctx: &Ctx, msg: &str) -> GResp {
     err(ctx, 400, "BadRequest", msg)
 }
 
-fn access_denied(ctx: &Ctx) -> GResp {
+pub(crate) fn access_denied(ctx: &Ctx) -> GResp {
     err(
         ctx,
         403,
@@ -229,7 +229,7 @@ enum Op {
 }
 
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
-enum Need {
+pub(crate) enum Need {
     Profile,
     Directory,
     MailRead,
@@ -356,7 +356,12 @@ fn route(method: &Method, segs: &[String]) -> Option<(String, Target, Op, Need)>
 
 /// Does the token allow `need` on `target`'s mailbox? Delegated tokens reach other mailboxes only with
 /// a `.Shared` scope *and* delegate rights (§2, PRODUCT.md service-user mode); app tokens need roles.
-fn allowed(grant: &AccessGrant, caller: Option<&UserRef>, target: &UserRef, need: Need) -> bool {
+pub(crate) fn allowed(
+    grant: &AccessGrant,
+    caller: Option<&UserRef>,
+    target: &UserRef,
+    need: Need,
+) -> bool {
     let has_scope = |names: &[&str]| {
         names
             .iter()
@@ -493,7 +498,7 @@ fn prefer(headers: &HeaderMap) -> (Option<usize>, bool) {
 
 /// Path segments, percent-decoded, with OData key syntax unfolded: `mailFolders('inbox')` and
 /// `users('a@b')` address the same resources as `mailFolders/inbox` and `users/a@b`.
-fn path_segments(path: &str) -> Vec<String> {
+pub(crate) fn path_segments(path: &str) -> Vec<String> {
     let mut out = Vec::new();
     for raw in path.trim_matches('/').split('/').filter(|s| !s.is_empty()) {
         let seg = percent_decode(raw);
@@ -554,6 +559,12 @@ async fn dispatch(shared: &Arc<Shared>, req: GReq, _in_batch: bool) -> GResp {
             return finish(shared, &ctx, &template, None, r);
         }
     };
+    if segs.first().map(String::as_str) == Some("subscriptions") {
+        let caller = grant.user_id.as_deref().and_then(|u| shared.user(u));
+        let (template, r) =
+            crate::subscriptions::handle(shared, &ctx, &req, &grant, caller.as_ref(), &segs).await;
+        return finish(shared, &ctx, &template, None, r);
+    }
     let Some((template, target, op, need)) = routed else {
         let seg = segs.last().cloned().unwrap_or_default();
         return finish(
@@ -1349,6 +1360,7 @@ fn mailbox_op(
             );
             let mut mb = lock(&mb_arc);
             let n = mb.add(Kind::Event, "calendar", Value::Object(fields), now);
+            crate::subscriptions::flush(shared, &user.user, &mut mb);
             let mut v = mb
                 .item_json(Kind::Event, n, immutable)
                 .unwrap_or(Value::Null);
@@ -1383,6 +1395,7 @@ fn mailbox_op(
                 fields.insert("displayName".into(), json!(name));
             }
             let n = mb.add(Kind::Contact, &key, Value::Object(fields), now);
+            crate::subscriptions::flush(shared, &user.user, &mut mb);
             applied(GResp::json(
                 201,
                 &mb.item_json(Kind::Contact, n, immutable)
@@ -1415,6 +1428,7 @@ fn mailbox_op(
             fields.entry("isReminderOn").or_insert(json!(false));
             fields.entry("categories").or_insert(json!([]));
             let n = mb.add(Kind::Task, &key, Value::Object(fields), now);
+            crate::subscriptions::flush(shared, &user.user, &mut mb);
             applied(GResp::json(
                 201,
                 &mb.item_json(Kind::Task, n, immutable)
@@ -1560,8 +1574,9 @@ fn send_mail(
             .unwrap_or_else(|| user.clone());
         let mut sent = stored.clone();
         sent.insert("isRead".into(), json!(true));
-        lock(&shared.mailbox(&copy_owner.user)).add(
-            Kind::Message,
+        add_and_notify(
+            shared,
+            &copy_owner.user,
             "sentitems",
             Value::Object(sent),
             now,
@@ -1572,15 +1587,23 @@ fn send_mail(
         if let Some(rcpt) = shared.user(&r).filter(|u| u.user.licensed) {
             let mut inbound = stored.clone();
             inbound.insert("isRead".into(), json!(false));
-            lock(&shared.mailbox(&rcpt.user)).add(
-                Kind::Message,
-                "inbox",
-                Value::Object(inbound),
-                now,
-            );
+            add_and_notify(shared, &rcpt.user, "inbox", Value::Object(inbound), now);
         }
     }
     GResp::empty(202)
+}
+
+fn add_and_notify(
+    shared: &Shared,
+    owner: &crate::UserFixture,
+    folder: &str,
+    message: Value,
+    now: time::OffsetDateTime,
+) {
+    let arc = shared.mailbox(owner);
+    let mut mb = lock(&arc);
+    mb.add(Kind::Message, folder, message, now);
+    crate::subscriptions::flush(shared, owner, &mut mb);
 }
 
 // ------------------------------------------------------------------ delta

@@ -39,6 +39,7 @@ mod identity;
 mod keys;
 mod pages;
 mod store;
+mod subscriptions;
 mod throttle;
 mod tls;
 mod util;
@@ -187,6 +188,11 @@ pub(crate) struct Shared {
     pub control: Mutex<control::ControlState>,
     pub clock_offset: AtomicI64,
     pub control_api: bool,
+    pub subscriptions: subscriptions::Subscriptions,
+    /// (delivered, failed) change and lifecycle notifications.
+    pub notification_counters: Arc<(std::sync::atomic::AtomicU64, std::sync::atomic::AtomicU64)>,
+    /// Where background work (notification deliveries) runs, also when triggered from sync test code.
+    pub runtime: tokio::runtime::Handle,
 }
 
 /// Locks a mutex, recovering from poisoning: a panicked handler must not wedge the whole emulator.
@@ -344,6 +350,9 @@ pub async fn spawn(config: EmulatorConfig) -> Result<RunningEmulator, Error> {
         control: Mutex::new(control::ControlState::default()),
         clock_offset: AtomicI64::new(0),
         control_api: config.control_api,
+        subscriptions: subscriptions::Subscriptions::default(),
+        notification_counters: Arc::new(Default::default()),
+        runtime: tokio::runtime::Handle::current(),
     });
     let router = router(shared.clone());
     let (tx, rx) = tokio::sync::oneshot::channel::<()>();

@@ -51,6 +51,8 @@ pub(crate) struct MailboxState {
     overlays: HashMap<(Kind, u64), Overlay>,
     next: HashMap<Kind, u64>,
     pub log: Vec<ChangeEntry>,
+    /// Changes not yet offered to change-notification subscriptions (drained by `subscriptions::flush`).
+    pub outbox: Vec<(ChangeEntry, &'static str)>,
 }
 
 /// One calendarView instance.
@@ -71,6 +73,7 @@ impl MailboxState {
             overlays: HashMap::new(),
             next: HashMap::new(),
             log: Vec::new(),
+            outbox: Vec::new(),
         }
     }
 
@@ -345,14 +348,16 @@ impl MailboxState {
         }
     }
 
-    fn record(&mut self, kind: Kind, n: u64, containers: Vec<String>) -> u64 {
+    fn record(&mut self, kind: Kind, n: u64, containers: Vec<String>, change: &'static str) -> u64 {
         self.seq += 1;
-        self.log.push(ChangeEntry {
+        let entry = ChangeEntry {
             seq: self.seq,
             kind,
             n,
             containers,
-        });
+        };
+        self.outbox.push((entry.clone(), change));
+        self.log.push(entry);
         self.seq
     }
 
@@ -380,7 +385,7 @@ impl MailboxState {
                 ..Overlay::default()
             },
         );
-        self.record(kind, n, vec![container.to_string()]);
+        self.record(kind, n, vec![container.to_string()], "created");
         n
     }
 
@@ -402,7 +407,7 @@ impl MailboxState {
             json!(generate::graph_datetime(now)),
         );
         o.version += 1;
-        self.record(kind, n, vec![container]);
+        self.record(kind, n, vec![container], "updated");
         Some(())
     }
 
@@ -411,7 +416,7 @@ impl MailboxState {
         let o = self.overlays.entry((kind, n)).or_default();
         o.deleted = true;
         o.version += 1;
-        self.record(kind, n, vec![container]);
+        self.record(kind, n, vec![container], "deleted");
         Some(())
     }
 
@@ -430,7 +435,7 @@ impl MailboxState {
             json!(generate::graph_datetime(now)),
         );
         o.version += 1;
-        self.record(kind, n, vec![from, to.to_string()]);
+        self.record(kind, n, vec![from, to.to_string()], "moved");
         Some(())
     }
 

@@ -7,4 +7,5 @@ mod control;
 mod graph;
 mod helpers;
 mod identity;
+mod subscriptions;
 mod throttling;
