@@ -1,0 +1,157 @@
+//! The authorization-code + PKCE sign-in, end to end through the emulator's pages.
+
+use crate::helpers::*;
+use domain::ReasonCode;
+use microsoft::{ExposeSecret, IdTokenError, MicrosoftError, Prompt, parse_callback};
+
+#[tokio::test]
+async fn auth_code_with_pkce_round_trip_yields_a_verified_identity_and_working_tokens() {
+    let env = spawn().await;
+    let app = app(NW);
+    let req = env.client.authorization_request(&app, REDIRECT, SCOPES, Some("alice@northwind.test"), None).unwrap();
+    let page = Browser::new(&env).sign_in(req.url.as_str(), "alice@northwind.test", Consent::Accept).await;
+    let cb = parse_callback(&page.callback_query()).unwrap();
+    assert!(cb.state_matches(&req.state));
+
+    let signed_in = env.client.exchange_code(&app, &cb.code, REDIRECT, &req.pkce_verifier, &req.nonce).await.unwrap();
+    let id = &signed_in.identity;
+    assert_eq!(id.tenant_id, NW);
+    assert_eq!(id.object_id, "6e1f0a00-0000-4000-8000-000000000002");
+    assert_eq!(id.username.as_deref(), Some("alice@northwind.test"));
+    assert_eq!(id.name.as_deref(), Some("Alice Anders"));
+    assert_eq!(id.email.as_deref(), Some("alice@northwind.test"));
+    let t = &signed_in.tokens;
+    assert!(t.refresh_token.is_some(), "offline_access gives a refresh token");
+    assert!(t.granted_scopes.iter().any(|s| s == "https://graph.microsoft.com/Mail.Read"), "{:?}", t.granted_scopes);
+    let left = t.expires_at - time::OffsetDateTime::now_utc();
+    assert!(left > time::Duration::minutes(50) && left <= time::Duration::hours(1), "{left}");
+
+    // The access token works at Graph, and Graph's id is the id_token's oid.
+    let me = env.client.me(&t.access_token).await.unwrap();
+    assert_eq!(me.id, id.object_id);
+    assert_eq!(me.user_principal_name.as_deref(), Some("alice@northwind.test"));
+    env.emu.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_verified_domain_works_as_the_configured_tenant() {
+    let env = spawn().await;
+    let app = app("northwind.test");
+    assert_eq!(env.client.resolve_tenant_id(&app.tenant).await.unwrap().as_deref(), Some(NW));
+    let req = env.client.authorization_request(&app, REDIRECT, SCOPES, None, None).unwrap();
+    assert!(req.url.path().starts_with("/northwind.test/oauth2/v2.0/authorize"));
+    let page = Browser::new(&env).sign_in(req.url.as_str(), "bob@northwind.test", Consent::Accept).await;
+    let cb = parse_callback(&page.callback_query()).unwrap();
+    let s = env.client.exchange_code(&app, &cb.code, REDIRECT, &req.pkce_verifier, &req.nonce).await.unwrap();
+    assert_eq!(s.identity.tenant_id, NW);
+    assert_eq!(s.identity.object_id, "6e1f0a00-0000-4000-8000-000000000003");
+    // An unknown domain is refused by Microsoft and reads as "check the tenant id".
+    let err = env.client.resolve_tenant_id(&microsoft::Tenant::parse("nowhere.test").unwrap()).await.unwrap_err();
+    assert_eq!(err.reason(), ReasonCode::AppNotFound);
+    env.emu.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_callback_from_another_sign_in_fails_the_state_check() {
+    let env = spawn().await;
+    let app = app(NW);
+    let mine = env.client.authorization_request(&app, REDIRECT, SCOPES, None, None).unwrap();
+    let theirs = env.client.authorization_request(&app, REDIRECT, SCOPES, None, None).unwrap();
+    let page = Browser::new(&env).sign_in(theirs.url.as_str(), "carol@northwind.test", Consent::Accept).await;
+    let cb = parse_callback(&page.callback_query()).unwrap();
+    assert!(!cb.state_matches(&mine.state), "someone else's callback must not pass for mine");
+    assert!(cb.state_matches(&theirs.state));
+    env.emu.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_nonce_other_than_the_one_sent_is_rejected() {
+    let env = spawn().await;
+    let app = app(NW);
+    let req = env.client.authorization_request(&app, REDIRECT, SCOPES, None, None).unwrap();
+    let page = Browser::new(&env).sign_in(req.url.as_str(), "carol@northwind.test", Consent::Accept).await;
+    let cb = parse_callback(&page.callback_query()).unwrap();
+    let err = env.client.exchange_code(&app, &cb.code, REDIRECT, &req.pkce_verifier, "a-replayed-nonce").await.unwrap_err();
+    assert!(matches!(err, MicrosoftError::IdToken(IdTokenError::Nonce)), "{err:?}");
+    assert_eq!(err.reason(), ReasonCode::SignInNotVerified);
+    env.emu.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_reused_code_or_a_wrong_verifier_is_refused_and_reads_as_start_again() {
+    let env = spawn().await;
+    let app = app(NW);
+    let browser = Browser::new(&env);
+    let req = env.client.authorization_request(&app, REDIRECT, SCOPES, None, None).unwrap();
+    let cb = parse_callback(&browser.sign_in(req.url.as_str(), "bob@northwind.test", Consent::Accept).await.callback_query()).unwrap();
+    env.client.exchange_code(&app, &cb.code, REDIRECT, &req.pkce_verifier, &req.nonce).await.unwrap();
+    let again = env.client.exchange_code(&app, &cb.code, REDIRECT, &req.pkce_verifier, &req.nonce).await.unwrap_err();
+    let aad = again.aad().expect("Microsoft's error");
+    assert!(aad.has_code(54005), "{aad:?}");
+    assert_eq!(aad.error, "invalid_grant");
+    assert!(aad.trace_id.is_some() && aad.correlation_id.is_some());
+    assert_eq!(again.reason(), ReasonCode::SignInNotVerified);
+
+    // SSO: the second sign-in comes straight back; the code is bound to the first verifier.
+    let req2 = env.client.authorization_request(&app, REDIRECT, SCOPES, None, None).unwrap();
+    let cb2 = parse_callback(&browser.sign_in(req2.url.as_str(), "bob@northwind.test", Consent::Accept).await.callback_query()).unwrap();
+    let err = env.client.exchange_code(&app, &cb2.code, REDIRECT, &req.pkce_verifier, &req2.nonce).await.unwrap_err();
+    assert!(err.aad().unwrap().has_code(501481), "{err:?}");
+    assert_eq!(err.reason(), ReasonCode::SignInNotVerified);
+    env.emu.shutdown().await;
+}
+
+#[tokio::test]
+async fn signing_in_from_another_organization_is_a_wrong_tenant() {
+    let env = spawn().await;
+    // A Fabrikam account at Northwind's sign-in: AADSTS50020 on the redirect.
+    let req = env.client.authorization_request(&app(NW), REDIRECT, SCOPES, None, None).unwrap();
+    let page = Browser::new(&env).sign_in(req.url.as_str(), "erin@fabrikam.test", Consent::Accept).await;
+    let err = parse_callback(&page.callback_query()).unwrap_err();
+    assert_eq!(err.error_codes, vec![50020]);
+    assert_eq!(err.reason, ReasonCode::WrongTenant);
+    assert!(err.state_matches(&req.state));
+
+    // A Northwind code redeemed at Fabrikam's token endpoint: AADSTS700005.
+    let req = env.client.authorization_request(&app(NW), REDIRECT, SCOPES, None, None).unwrap();
+    let page = Browser::new(&env).sign_in(req.url.as_str(), "alice@northwind.test", Consent::Accept).await;
+    let cb = parse_callback(&page.callback_query()).unwrap();
+    let err = env.client.exchange_code(&app(FB), &cb.code, REDIRECT, &req.pkce_verifier, &req.nonce).await.unwrap_err();
+    assert!(err.aad().unwrap().has_code(700005), "{err:?}");
+    assert_eq!(err.reason(), ReasonCode::WrongTenant);
+    env.emu.shutdown().await;
+}
+
+#[tokio::test]
+async fn multi_factor_sign_in_completes_and_prompt_none_without_a_session_needs_interaction() {
+    let env = spawn().await;
+    let app = app(NW);
+    let req = env.client.authorization_request(&app, REDIRECT, SCOPES, None, None).unwrap();
+    let page = Browser::new(&env).sign_in(req.url.as_str(), "mfa@northwind.test", Consent::Accept).await;
+    let cb = parse_callback(&page.callback_query()).unwrap();
+    let s = env.client.exchange_code(&app, &cb.code, REDIRECT, &req.pkce_verifier, &req.nonce).await.unwrap();
+    assert_eq!(s.identity.username.as_deref(), Some("mfa@northwind.test"));
+
+    let silent = env.client.authorization_request(&app, REDIRECT, SCOPES, None, Some(Prompt::None)).unwrap();
+    let page = Browser::new(&env).get(silent.url.as_str()).await;
+    let err = parse_callback(&page.callback_query()).unwrap_err();
+    assert_eq!(err.error, "login_required");
+    assert_eq!(err.reason, ReasonCode::InteractionRequired);
+    env.emu.shutdown().await;
+}
+
+#[tokio::test]
+async fn declining_consent_comes_back_as_consent_declined_for_the_owner() {
+    let env = spawn().await;
+    let req = env.client.authorization_request(&app(NW), REDIRECT, SCOPES, None, None).unwrap();
+    let page = Browser::new(&env).sign_in(req.url.as_str(), "carol@northwind.test", Consent::Cancel).await;
+    let err = parse_callback(&page.callback_query()).unwrap_err();
+    assert_eq!(err.reason, ReasonCode::ConsentDeclined);
+    assert_eq!(err.who_must_act(), domain::WhoMustAct::Owner);
+    assert_eq!(err.error_codes, vec![65004]);
+    assert_eq!(err.error_subcode.as_deref(), Some("cancel"));
+    assert!(err.state_matches(&req.state));
+    // Nothing secret came back.
+    assert!(!page.callback_query().contains(req.pkce_verifier.expose_secret()));
+    env.emu.shutdown().await;
+}
