@@ -640,6 +640,35 @@ impl RunningEmulator {
         let a: Vec<String> = application.iter().map(|s| s.to_string()).collect();
         self.shared.ctl_grant_admin(tenant, client_id, &d, &a)
     }
+    /// Replaces the tenant's application access policy for `client_id` (`None` removes it): with
+    /// `RestrictAccess` only `mailboxes` are reachable app-only; with `DenyAccess` all but them.
+    pub fn set_application_access_policy(
+        &self,
+        tenant: &str,
+        client_id: &str,
+        policy: Option<(&str, &[&str])>,
+    ) -> Result<(), Error> {
+        let ti = self
+            .shared
+            .tenant_index(tenant)
+            .ok_or_else(|| Error::NotFound(format!("tenant {tenant}")))?;
+        let mut dir = write(&self.shared.dir);
+        let t = dir
+            .tenants
+            .get_mut(ti)
+            .ok_or_else(|| Error::NotFound(tenant.to_string()))?;
+        t.application_access_policies
+            .retain(|p| !p.client_id.eq_ignore_ascii_case(client_id));
+        if let Some((right, mailboxes)) = policy {
+            t.application_access_policies
+                .push(crate::AccessPolicyFixture {
+                    client_id: client_id.to_string(),
+                    access_right: right.to_string(),
+                    mailboxes: mailboxes.iter().map(|m| m.to_string()).collect(),
+                });
+        }
+        Ok(())
+    }
     /// Removes a user's consent (`Some(user)`) or the tenant-wide grant (`None`).
     pub fn revoke_consent(
         &self,
@@ -729,6 +758,10 @@ pub(crate) fn routes() -> Router<Arc<Shared>> {
             post(http_grant),
         )
         .route("/_emulator/faults", post(http_fault))
+        .route(
+            "/_emulator/tenants/{tenant}/application-access-policy",
+            post(http_access_policy),
+        )
         .route("/_emulator/subscriptions/lifecycle", post(http_lifecycle))
         .route("/_emulator/clock/advance", post(http_clock))
         .route("/_emulator/counters", get(http_counters))
@@ -916,6 +949,40 @@ async fn http_lifecycle(State(s): State<Arc<Shared>>, Json(b): Json<LifecycleBod
         &b.event,
         false,
     )))
+}
+
+#[derive(Deserialize)]
+struct AccessPolicyBody {
+    client_id: String,
+    /// `RestrictAccess` or `DenyAccess`; absent removes the policy.
+    #[serde(default)]
+    access_right: Option<String>,
+    #[serde(default)]
+    mailboxes: Vec<String>,
+}
+
+async fn http_access_policy(
+    State(s): State<Arc<Shared>>,
+    Path(tenant): Path<String>,
+    Json(b): Json<AccessPolicyBody>,
+) -> Response {
+    let Some(ti) = s.tenant_index(&tenant) else {
+        return reply::<()>(Err(Error::NotFound(format!("tenant {tenant}"))));
+    };
+    let mut dir = write(&s.dir);
+    if let Some(t) = dir.tenants.get_mut(ti) {
+        t.application_access_policies
+            .retain(|p| !p.client_id.eq_ignore_ascii_case(&b.client_id));
+        if let Some(right) = b.access_right {
+            t.application_access_policies
+                .push(crate::AccessPolicyFixture {
+                    client_id: b.client_id,
+                    access_right: right,
+                    mailboxes: b.mailboxes,
+                });
+        }
+    }
+    reply(Ok(()))
 }
 
 async fn http_fault(State(s): State<Arc<Shared>>, Json(rule): Json<FaultRule>) -> Response {

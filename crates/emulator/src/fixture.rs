@@ -96,6 +96,19 @@ pub struct TenantFixture {
     /// Consent an admin has already granted for the whole tenant.
     #[serde(default)]
     pub admin_grants: Vec<AdminGrantFixture>,
+    /// Exchange application access policies (MICROSOFT.md §5) limiting app-only mailbox access.
+    #[serde(default)]
+    pub application_access_policies: Vec<AccessPolicyFixture>,
+}
+
+/// `New-ApplicationAccessPolicy -AppId … -PolicyScopeGroupId … -AccessRight RestrictAccess|DenyAccess`.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+pub struct AccessPolicyFixture {
+    pub client_id: String,
+    /// `RestrictAccess`: only `mailboxes` are reachable; `DenyAccess`: all but `mailboxes`.
+    pub access_right: String,
+    /// UPNs or ids (the members of the policy's scope group).
+    pub mailboxes: Vec<String>,
 }
 
 fn yes() -> bool {
@@ -284,6 +297,7 @@ impl Fixture {
                 mfa,
             ],
             admin_grants: Vec::new(),
+            application_access_policies: Vec::new(),
         };
         let mut fb_admin = user(
             "6e2f0a00-0000-4000-8000-000000000001",
@@ -313,6 +327,7 @@ impl Fixture {
                 ),
             ],
             admin_grants: Vec::new(),
+            application_access_policies: Vec::new(),
         };
         let app = AppFixture {
             client_id: DEMO_CLIENT_ID.to_string(),

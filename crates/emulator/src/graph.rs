@@ -744,6 +744,28 @@ async fn dispatch(shared: &Arc<Shared>, req: GReq, _in_batch: bool) -> GResp {
             };
             return finish(shared, &ctx, &template, mailbox_label.as_deref(), r);
         }
+        // Application access policy (§5): app-only access to mail, calendars and contacts (not Tasks)
+        // outside the policy's scope → 403 "Access to OData is disabled."
+        if caller.is_none()
+            && matches!(
+                need,
+                Need::MailRead
+                    | Need::MailSend
+                    | Need::CalRead
+                    | Need::CalWrite
+                    | Need::ContactsRead
+                    | Need::ContactsWrite
+            )
+            && !shared.app_policy_allows(&grant.tenant_id, &grant.client_id, &t.user)
+        {
+            let r = err(
+                &ctx,
+                403,
+                "ErrorAccessDenied",
+                "Access to OData is disabled.",
+            );
+            return finish(shared, &ctx, &template, mailbox_label.as_deref(), r);
+        }
         if mailbox_route && !t.user.licensed {
             let r = err(
                 &ctx,

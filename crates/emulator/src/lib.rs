@@ -46,9 +46,9 @@ mod util;
 
 pub use control::{Counters, FaultRule, ItemRef, MailboxCounter, RouteCounter};
 pub use fixture::{
-    AdminGrantFixture, AppFixture, ContentDefaults, DEMO_CLIENT_ID, DEMO_CLIENT_SECRET,
-    DEMO_EXPIRED_SECRET, DEMO_PASSWORD, FABRIKAM_TENANT_ID, Fixture, FixtureError, MailboxCounts,
-    NORTHWIND_TENANT_ID, SecretFixture, TenantFixture, UserFixture,
+    AccessPolicyFixture, AdminGrantFixture, AppFixture, ContentDefaults, DEMO_CLIENT_ID,
+    DEMO_CLIENT_SECRET, DEMO_EXPIRED_SECRET, DEMO_PASSWORD, FABRIKAM_TENANT_ID, Fixture,
+    FixtureError, MailboxCounts, NORTHWIND_TENANT_ID, SecretFixture, TenantFixture, UserFixture,
 };
 pub use generate::Kind;
 pub use throttle::ThrottleConfig;
@@ -232,6 +232,39 @@ impl Shared {
             tenant_index: ti,
             user: t.users.get(ui)?.clone(),
         })
+    }
+
+    /// Does the tenant's application access policy (if any) let this app reach `user`'s mailbox?
+    pub(crate) fn app_policy_allows(
+        &self,
+        tenant_id: &str,
+        client_id: &str,
+        user: &UserFixture,
+    ) -> bool {
+        let dir = read(&self.dir);
+        let Some(t) = dir
+            .tenants
+            .iter()
+            .find(|t| t.id.eq_ignore_ascii_case(tenant_id))
+        else {
+            return true;
+        };
+        let member = |list: &[String]| {
+            list.iter().any(|m| {
+                m.eq_ignore_ascii_case(&user.user_principal_name)
+                    || m.eq_ignore_ascii_case(&user.id)
+            })
+        };
+        t.application_access_policies
+            .iter()
+            .filter(|p| p.client_id.eq_ignore_ascii_case(client_id))
+            .all(|p| {
+                if p.access_right.eq_ignore_ascii_case("DenyAccess") {
+                    !member(&p.mailboxes)
+                } else {
+                    member(&p.mailboxes)
+                }
+            })
     }
 
     pub(crate) fn app(&self, client_id: &str) -> Option<AppFixture> {

@@ -641,3 +641,73 @@ async fn batch_runs_requests_in_order_with_depends_on_and_424() {
     );
     t.emu.shutdown().await;
 }
+
+#[tokio::test]
+async fn application_access_policy_limits_app_only_mailbox_access() {
+    let t = spawn().await;
+    t.emu
+        .grant_admin_consent(NW, DEMO_CLIENT_ID, &[], &["Mail.Read", "Tasks.Read.All"])
+        .unwrap();
+    let (_, tok) = app_token(&t, NW).await;
+    let app = tok["access_token"].as_str().unwrap().to_string();
+    t.emu
+        .set_application_access_policy(
+            NW,
+            DEMO_CLIENT_ID,
+            Some(("RestrictAccess", &["alice@northwind.test"])),
+        )
+        .unwrap();
+    assert_eq!(
+        graph(
+            &t,
+            &app,
+            "/users/alice@northwind.test/mailFolders/inbox/messages/delta",
+            &[]
+        )
+        .await
+        .status,
+        200
+    );
+    let r = graph(
+        &t,
+        &app,
+        "/users/bob@northwind.test/mailFolders/inbox/messages/delta",
+        &[],
+    )
+    .await;
+    assert_eq!(r.status, 403);
+    assert_graph_error_shape(&r.text, "ErrorAccessDenied");
+    assert_eq!(r.body["error"]["message"], "Access to OData is disabled.");
+    assert_eq!(
+        graph(&t, &app, "/users/bob@northwind.test/todo/lists", &[])
+            .await
+            .status,
+        200,
+        "policies do not cover To Do (§5)"
+    );
+    // Over HTTP: DenyAccess for alice only.
+    let r = t.http.post(format!("{}/_emulator/tenants/{NW}/application-access-policy", t.emu.base_url())).json(&json!({"client_id": DEMO_CLIENT_ID, "access_right": "DenyAccess", "mailboxes": ["alice@northwind.test"]})).send().await.unwrap();
+    assert_eq!(r.status(), 200);
+    assert_eq!(
+        graph(&t, &app, "/users/alice@northwind.test/mailFolders", &[])
+            .await
+            .status,
+        403
+    );
+    assert_eq!(
+        graph(&t, &app, "/users/bob@northwind.test/mailFolders", &[])
+            .await
+            .status,
+        200
+    );
+    t.emu
+        .set_application_access_policy(NW, DEMO_CLIENT_ID, None)
+        .unwrap();
+    assert_eq!(
+        graph(&t, &app, "/users/alice@northwind.test/mailFolders", &[])
+            .await
+            .status,
+        200
+    );
+    t.emu.shutdown().await;
+}
