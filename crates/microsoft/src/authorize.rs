@@ -81,6 +81,12 @@ pub(crate) fn authorization_request(
     login_hint: Option<&str>,
     prompt: Option<Prompt>,
 ) -> Result<AuthorizationRequest, MicrosoftError> {
+    // Without `openid` there is no id_token and without `profile` no `oid`, so the sign-in could
+    // never be verified (§1.6): refuse here rather than after the user has been through the pages.
+    let has = |want: &str| scope.split_whitespace().any(|s| s.eq_ignore_ascii_case(want));
+    if !has("openid") || !has("profile") {
+        return Err(MicrosoftError::Config("the authorization scope must include `openid` and `profile`".into()));
+    }
     let state = random_token();
     let verifier = random_token();
     let nonce = random_token();
@@ -310,10 +316,18 @@ mod tests {
         assert!(v.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_'));
         assert!(r.state.len() >= 22 && r.nonce.len() >= 22, "at least 128 bits each");
         assert!(!format!("{r:?}").contains(v));
-        let again = authorization_request(&e, &app(), "https://app.test/cb", "openid", None, Some(Prompt::Consent)).unwrap();
+        let again = authorization_request(&e, &app(), "https://app.test/cb", "openid profile", None, Some(Prompt::Consent)).unwrap();
         assert_ne!(again.state, r.state);
         assert_ne!(again.nonce, r.nonce);
         assert!(again.url.query_pairs().any(|(k, v)| k == "prompt" && v == "consent"));
+    }
+
+    #[test]
+    fn a_scope_that_cannot_identify_the_user_is_refused_before_the_browser_leaves() {
+        let e = Endpoints::microsoft().unwrap();
+        assert!(authorization_request(&e, &app(), "https://app.test/cb", "offline_access Mail.Read", None, None).is_err());
+        assert!(authorization_request(&e, &app(), "https://app.test/cb", "openid Mail.Read", None, None).is_err());
+        assert!(authorization_request(&e, &app(), "https://app.test/cb", "OpenID Profile", None, None).is_ok());
     }
 
     #[test]

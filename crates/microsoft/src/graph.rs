@@ -7,12 +7,12 @@ use crate::error::MicrosoftError;
 use domain::{ReasonCode, WhoMustAct};
 use reqwest::header::HeaderMap;
 use secrecy::{ExposeSecret, SecretString};
-use serde::Deserialize;
 use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
 use std::time::{Duration, SystemTime};
 
 /// A directory user as Graph returns it (`$select=id,displayName,mail,userPrincipalName`).
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct GraphUser {
     /// Object id (= id_token `oid`).

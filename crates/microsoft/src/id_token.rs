@@ -8,13 +8,13 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use rsa::RsaPublicKey;
 use rsa::pkcs1v15::{Signature, VerifyingKey};
 use rsa::signature::Verifier;
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use sha2::Sha256;
 
 /// Who signed in, as proven by a verified id_token. Key local accounts on (`tenant_id`,
 /// `object_id`), never on the mutable `username` or `email` (§1.6).
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct VerifiedIdentity {
     /// `tid`
     pub tenant_id: String,
@@ -171,13 +171,9 @@ pub(crate) mod tests {
     pub(crate) fn keys() -> &'static (rsa::RsaPrivateKey, rsa::RsaPrivateKey) {
         static KEYS: OnceLock<(rsa::RsaPrivateKey, rsa::RsaPrivateKey)> = OnceLock::new();
         KEYS.get_or_init(|| {
-            let mut rng = rand_core_compat();
+            let mut rng = rsa::rand_core::OsRng;
             (rsa::RsaPrivateKey::new(&mut rng, 2048).unwrap(), rsa::RsaPrivateKey::new(&mut rng, 2048).unwrap())
         })
-    }
-
-    fn rand_core_compat() -> rsa::rand_core::OsRng {
-        rsa::rand_core::OsRng
     }
 
     pub(crate) fn sign(key: &rsa::RsaPrivateKey, header: &Value, claims: &Value) -> String {

@@ -16,6 +16,11 @@
 //! - Graph for the settings pages: [`MicrosoftClient::me`], [`MicrosoftClient::search_users`],
 //!   [`MicrosoftClient::probe_mailbox`].
 //!
+//! The OAuth exchanges are written directly on `reqwest` rather than through a generic OAuth/OIDC
+//! crate: Microsoft's errors carry `error_codes`, `suberror`, trace and correlation ids that the
+//! reason-code mapping needs (§1.5), and the multi-tenant issuer is a `{tenantid}` template that
+//! generic OIDC validation rejects (§1.6). The flows are small; each step cites the spec section.
+//!
 //! Every failure carries a [`domain::ReasonCode`] (and so who must act), derived from Microsoft's
 //! codes, never from message text. Tokens and secrets are `SecretString`s: `Debug` redacts them and
 //! nothing here logs them.

@@ -25,6 +25,13 @@ pub struct UserTokens {
     pub granted_scopes: Vec<String>,
 }
 
+impl UserTokens {
+    /// True when the access token expires within `margin` (refresh before using it).
+    pub fn expires_within(&self, margin: time::Duration) -> bool {
+        self.expires_at - margin <= OffsetDateTime::now_utc()
+    }
+}
+
 /// A completed sign-in: tokens plus the verified identity from the id_token.
 #[derive(Debug, Clone)]
 pub struct SignIn {
@@ -39,6 +46,13 @@ pub struct SignIn {
 pub struct AppToken {
     pub access_token: SecretString,
     pub expires_at: OffsetDateTime,
+}
+
+impl AppToken {
+    /// True when the token expires within `margin` (ask for a new one; there is no refresh token).
+    pub fn expires_within(&self, margin: time::Duration) -> bool {
+        self.expires_at - margin <= OffsetDateTime::now_utc()
+    }
 }
 
 /// The success body (§1.4); unknown fields (`ext_expires_in`, `client_info`, …) are ignored.
@@ -262,6 +276,7 @@ mod tests {
         let now = OffsetDateTime::UNIX_EPOCH;
         assert_eq!(b.expires_at(now), now + time::Duration::seconds(3599));
         let t = user_tokens(b, now);
+        assert!(t.expires_within(time::Duration::minutes(5)), "issued at the epoch: long expired");
         assert_eq!(t.granted_scopes, vec!["openid", "https://graph.microsoft.com/Mail.Read"]);
         assert!(t.refresh_token.is_some());
         let shown = format!("{t:?}");

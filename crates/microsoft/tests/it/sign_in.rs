@@ -25,6 +25,7 @@ async fn auth_code_with_pkce_round_trip_yields_a_verified_identity_and_working_t
     assert!(t.granted_scopes.iter().any(|s| s == "https://graph.microsoft.com/Mail.Read"), "{:?}", t.granted_scopes);
     let left = t.expires_at - time::OffsetDateTime::now_utc();
     assert!(left > time::Duration::minutes(50) && left <= time::Duration::hours(1), "{left}");
+    assert!(!t.expires_within(time::Duration::minutes(5)));
 
     // The access token works at Graph, and Graph's id is the id_token's oid.
     let me = env.client.me(&t.access_token).await.unwrap();
