@@ -1909,7 +1909,8 @@ fn issue_tokens(
         "uti": random_token(16),
         "ver": "1.0",
     }));
-    lock(&shared.idp).access.insert(
+    lock(&shared.idp).remember_access_token(
+        shared.now(),
         access.clone(),
         AccessGrant {
             tenant_id: user.tenant_id.clone(),
@@ -2067,7 +2068,8 @@ fn client_credentials(
         claims["roles"] = json!(roles.iter().cloned().collect::<Vec<_>>());
     }
     let access = shared.keys.sign(&claims);
-    lock(&shared.idp).access.insert(
+    lock(&shared.idp).remember_access_token(
+        shared.now(),
         access.clone(),
         AccessGrant {
             tenant_id: tenant.id.clone(),
@@ -2100,6 +2102,17 @@ pub(crate) fn check_access_token(shared: &Shared, token: &str) -> TokenCheck {
 }
 
 impl IdpState {
+    /// Stores an issued access token, dropping expired ones (and spent codes) now and then so long
+    /// benchmark runs do not grow without bound.
+    fn remember_access_token(&mut self, now: OffsetDateTime, token: String, grant: AccessGrant) {
+        if self.access.len() >= 50_000 {
+            self.access.retain(|_, g| g.expires > now);
+            self.codes
+                .retain(|_, c| !c.redeemed && now - c.created < Duration::hours(1));
+        }
+        self.access.insert(token, grant);
+    }
+
     pub(crate) fn revoke_user(&mut self, user_id: &str, at: OffsetDateTime) {
         self.tokens_valid_from
             .insert(user_id.to_ascii_lowercase(), at);
