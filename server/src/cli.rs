@@ -12,6 +12,11 @@ pub struct Cli {
     #[arg(long, env = "DATABASE_URL", default_value = "sqlite://data/intelligence360.db", global = true)]
     pub database_url: String,
 
+    /// The key file that seals client secrets and tokens in the database (created on first run,
+    /// readable by its owner only). Keep it out of database backups.
+    #[arg(long, env = "I360_KEY_FILE", default_value = "data/secrets.key", global = true)]
+    pub key_file: PathBuf,
+
     /// Log lines as human-readable text or as JSON.
     #[arg(long, env = "I360_LOG_FORMAT", value_enum, default_value = "text", global = true)]
     pub log_format: LogFormat,
@@ -35,6 +40,15 @@ pub enum Command {
     User(UserCommand),
     /// Create or update the database schema, then exit.
     Migrate,
+    /// Manage the key that seals secrets at rest.
+    #[command(subcommand)]
+    Keys(KeysCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum KeysCommand {
+    /// Add a new key to the key file and re-seal every stored secret with it.
+    Rotate,
 }
 
 #[derive(Debug, Clone, Args)]

@@ -1,7 +1,8 @@
 //! `server`: starts the web server or runs an operator command. See `server --help`.
 
 use clap::Parser;
-use server::cli::{Cli, Command, OrgCommand, ServeArgs, UserCommand};
+use server::cli::{Cli, Command, KeysCommand, OrgCommand, ServeArgs, UserCommand};
+use store::secrets::Keyring;
 use server::{MicrosoftEndpoints, ServeConfig, demo, metrics::Metrics, telemetry};
 use std::sync::Arc;
 
@@ -20,8 +21,17 @@ async fn main() -> std::process::ExitCode {
 
 async fn run(cli: Cli) -> anyhow::Result<()> {
     ensure_sqlite_dir(&cli.database_url)?;
-    let store = store::open(&cli.database_url).await?;
+    if let Some(Command::Keys(KeysCommand::Rotate)) = cli.command {
+        let keyring = Arc::new(Keyring::rotate(&cli.key_file)?);
+        let store = store::open(&cli.database_url, keyring.clone()).await?;
+        let count = store.reseal_secrets().await?;
+        println!("key {} is now current; re-sealed {count} stored secrets", keyring.current_key_id());
+        return Ok(());
+    }
+    let keyring = Arc::new(Keyring::load_or_create(&cli.key_file)?);
+    let store = store::open(&cli.database_url, keyring).await?;
     match cli.command {
+        Some(Command::Keys(_)) => Ok(()),
         None => serve(store, cli.serve).await,
         Some(Command::Serve(args)) => serve(store, args).await,
         Some(Command::Migrate) => {

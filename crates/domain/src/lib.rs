@@ -4,6 +4,7 @@
 //! and the UI can never disagree with the server about what a role or a state means.
 
 pub mod actions;
+pub mod audit;
 pub mod email;
 pub mod ids;
 pub mod integration;
@@ -12,6 +13,7 @@ pub mod permissions;
 pub mod reason;
 pub mod user;
 
+pub use audit::AuditEntry;
 pub use actions::{ActionCard, FeedFacts};
 pub use email::{EmailAddress, EmailError};
 pub use ids::{OrgId, UserId};

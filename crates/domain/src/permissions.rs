@@ -61,6 +61,20 @@ impl Feature {
         }
     }
 
+    /// The stored form: `mail`, `calendar`, `contacts`, `tasks`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Feature::Mail => "mail",
+            Feature::Calendar => "calendar",
+            Feature::Contacts => "contacts",
+            Feature::Tasks => "tasks",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Feature> {
+        Feature::ALL.into_iter().find(|f| f.as_str() == s)
+    }
+
     /// "Contacts sync is off: Contacts.Read was not granted."
     pub fn sync_label(self) -> &'static str {
         match self {

@@ -271,8 +271,191 @@ macro_rules! impl_store {
                     .await?;
                 Ok(())
             }
+
+            async fn office365_settings(
+                &self,
+                org: domain::OrgId,
+            ) -> Result<domain::office365::Office365Settings, $crate::StoreError> {
+                use sqlx::Row as _;
+                let row = sqlx::query(
+                    "SELECT enabled, tenant, client_id, client_secret, client_secret_expires_on, mode, access, \
+                     features, sync_interval_minutes, backfill_days, poll_primary_only, setup_action_enabled \
+                     FROM office365_settings WHERE org_id = $1",
+                )
+                .bind(org.as_uuid())
+                .fetch_optional(&self.pool)
+                .await?;
+                let Some(row) = row else {
+                    return Ok(domain::office365::Office365Settings::default());
+                };
+                let corrupt = |what: &str, value: &str| $crate::StoreError::Corrupt(format!("office365_settings.{what} {value:?}"));
+                let mode: String = row.try_get("mode")?;
+                let access: String = row.try_get("access")?;
+                let features: String = row.try_get("features")?;
+                let secret: Option<Vec<u8>> = row.try_get("client_secret")?;
+                let interval: i32 = row.try_get("sync_interval_minutes")?;
+                let backfill: i32 = row.try_get("backfill_days")?;
+                Ok(domain::office365::Office365Settings {
+                    enabled: row.try_get("enabled")?,
+                    tenant: row.try_get("tenant")?,
+                    client_id: row.try_get("client_id")?,
+                    client_secret_set: secret.is_some(),
+                    client_secret_expires_on: row.try_get("client_secret_expires_on")?,
+                    mode: domain::office365::parse_mode(&mode).ok_or_else(|| corrupt("mode", &mode))?,
+                    access: domain::office365::parse_access(&access).ok_or_else(|| corrupt("access", &access))?,
+                    features: features
+                        .split(',')
+                        .filter(|f| !f.is_empty())
+                        .map(|f| domain::permissions::Feature::parse(f).ok_or_else(|| corrupt("features", f)))
+                        .collect::<Result<_, _>>()?,
+                    sync_interval_minutes: u32::try_from(interval).map_err(|_| corrupt("sync_interval_minutes", &interval.to_string()))?,
+                    backfill_days: u32::try_from(backfill).map_err(|_| corrupt("backfill_days", &backfill.to_string()))?,
+                    poll_primary_only: row.try_get("poll_primary_only")?,
+                    setup_action_enabled: row.try_get("setup_action_enabled")?,
+                })
+            }
+
+            async fn save_office365_settings(
+                &self,
+                org: domain::OrgId,
+                settings: &domain::office365::Office365Settings,
+                new_secret: Option<&$crate::secrets::SecretString>,
+                audit: &[domain::AuditEntry],
+            ) -> Result<(), $crate::StoreError> {
+                let sealed = match new_secret {
+                    Some(secret) => Some(self.keyring.seal_str(secret, &$crate::common::client_secret_binding(org))?),
+                    None => None,
+                };
+                let features: Vec<&str> = settings.features.iter().map(|f| f.as_str()).collect();
+                let interval = i32::try_from(settings.sync_interval_minutes).unwrap_or(i32::MAX);
+                let backfill = i32::try_from(settings.backfill_days).unwrap_or(i32::MAX);
+                let mut tx = self.pool.begin().await?;
+                // COALESCE keeps the stored secret when no new one is given.
+                sqlx::query(
+                    "INSERT INTO office365_settings (org_id, enabled, tenant, client_id, client_secret, \
+                       client_secret_expires_on, mode, access, features, sync_interval_minutes, backfill_days, \
+                       poll_primary_only, setup_action_enabled, updated_at) \
+                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14) \
+                     ON CONFLICT (org_id) DO UPDATE SET enabled = excluded.enabled, tenant = excluded.tenant, \
+                       client_id = excluded.client_id, \
+                       client_secret = COALESCE(excluded.client_secret, office365_settings.client_secret), \
+                       client_secret_expires_on = excluded.client_secret_expires_on, mode = excluded.mode, \
+                       access = excluded.access, features = excluded.features, \
+                       sync_interval_minutes = excluded.sync_interval_minutes, backfill_days = excluded.backfill_days, \
+                       poll_primary_only = excluded.poll_primary_only, \
+                       setup_action_enabled = excluded.setup_action_enabled, updated_at = excluded.updated_at",
+                )
+                .bind(org.as_uuid())
+                .bind(settings.enabled)
+                .bind(&settings.tenant)
+                .bind(&settings.client_id)
+                .bind(sealed)
+                .bind(&settings.client_secret_expires_on)
+                .bind(domain::office365::mode_value(settings.mode))
+                .bind(domain::office365::access_value(settings.access))
+                .bind(features.join(","))
+                .bind(interval)
+                .bind(backfill)
+                .bind(settings.poll_primary_only)
+                .bind(settings.setup_action_enabled)
+                .bind($crate::now_unix())
+                .execute(&mut *tx)
+                .await?;
+                for entry in audit {
+                    sqlx::query("INSERT INTO audit_log (org_id, actor, action, summary, at) VALUES ($1, $2, $3, $4, $5)")
+                        .bind(org.as_uuid())
+                        .bind(&entry.actor)
+                        .bind(&entry.action)
+                        .bind(&entry.summary)
+                        .bind(entry.at)
+                        .execute(&mut *tx)
+                        .await?;
+                }
+                tx.commit().await?;
+                Ok(())
+            }
+
+            async fn office365_client_secret(
+                &self,
+                org: domain::OrgId,
+            ) -> Result<Option<$crate::secrets::SecretString>, $crate::StoreError> {
+                let sealed: Option<Option<Vec<u8>>> =
+                    sqlx::query_scalar("SELECT client_secret FROM office365_settings WHERE org_id = $1")
+                        .bind(org.as_uuid())
+                        .fetch_optional(&self.pool)
+                        .await?;
+                match sealed.flatten() {
+                    Some(bytes) => Ok(Some(self.keyring.open_str(&bytes, &$crate::common::client_secret_binding(org))?)),
+                    None => Ok(None),
+                }
+            }
+
+            async fn record_audit(&self, org: domain::OrgId, entry: &domain::AuditEntry) -> Result<(), $crate::StoreError> {
+                sqlx::query("INSERT INTO audit_log (org_id, actor, action, summary, at) VALUES ($1, $2, $3, $4, $5)")
+                    .bind(org.as_uuid())
+                    .bind(&entry.actor)
+                    .bind(&entry.action)
+                    .bind(&entry.summary)
+                    .bind(entry.at)
+                    .execute(&self.pool)
+                    .await?;
+                Ok(())
+            }
+
+            async fn audit_log(&self, org: domain::OrgId, limit: u32) -> Result<Vec<domain::AuditEntry>, $crate::StoreError> {
+                use sqlx::Row as _;
+                sqlx::query(
+                    "SELECT actor, action, summary, at FROM audit_log WHERE org_id = $1 ORDER BY at DESC, id DESC LIMIT $2",
+                )
+                .bind(org.as_uuid())
+                .bind(i64::from(limit))
+                .fetch_all(&self.pool)
+                .await?
+                .into_iter()
+                .map(|row| {
+                    Ok(domain::AuditEntry {
+                        actor: row.try_get("actor")?,
+                        action: row.try_get("action")?,
+                        summary: row.try_get("summary")?,
+                        at: row.try_get("at")?,
+                    })
+                })
+                .collect()
+            }
+
+            async fn reseal_secrets(&self) -> Result<u64, $crate::StoreError> {
+                use sqlx::Row as _;
+                let current = self.keyring.current_key_id();
+                let rows = sqlx::query("SELECT org_id, client_secret FROM office365_settings WHERE client_secret IS NOT NULL")
+                    .fetch_all(&self.pool)
+                    .await?;
+                let mut count = 0;
+                for row in rows {
+                    let org = domain::OrgId(row.try_get("org_id")?);
+                    let sealed: Vec<u8> = row.try_get("client_secret")?;
+                    if $crate::secrets::Keyring::key_id_of(&sealed) == Some(current) {
+                        continue;
+                    }
+                    let binding = $crate::common::client_secret_binding(org);
+                    let plain = self.keyring.open(&sealed, &binding)?;
+                    let resealed = self.keyring.seal(&plain, &binding)?;
+                    sqlx::query("UPDATE office365_settings SET client_secret = $1 WHERE org_id = $2 AND client_secret = $3")
+                        .bind(resealed)
+                        .bind(org.as_uuid())
+                        .bind(sealed)
+                        .execute(&self.pool)
+                        .await?;
+                    count += 1;
+                }
+                Ok(count)
+            }
         }
     };
 }
 
 pub(crate) use impl_store;
+
+/// Where the client secret is sealed: one organization's settings row.
+pub(crate) fn client_secret_binding(org: OrgId) -> crate::secrets::Binding {
+    crate::secrets::Binding::new("office365_settings", "client_secret", org)
+}

@@ -13,6 +13,8 @@ pub enum StoreError {
     Database(#[from] sqlx::Error),
     #[error("migration failed: {0}")]
     Migrate(#[from] sqlx::migrate::MigrateError),
+    #[error(transparent)]
+    Secret(#[from] crate::secrets::SecretError),
     #[error("background task failed: {0}")]
     Task(#[from] tokio::task::JoinError),
 }

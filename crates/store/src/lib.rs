@@ -16,7 +16,9 @@ pub mod session_token;
 mod sqlite;
 
 use async_trait::async_trait;
-use domain::{EmailAddress, OrgId, Role, SessionUser, UserId};
+use domain::office365::Office365Settings;
+use domain::{AuditEntry, EmailAddress, OrgId, Role, SessionUser, UserId};
+use secrets::{Keyring, SecretString};
 use std::sync::Arc;
 
 pub use error::StoreError;
@@ -125,17 +127,40 @@ pub trait Store: Send + Sync + 'static {
     ) -> Result<SignInFailures, StoreError>;
     /// After a successful sign-in the email's failures no longer count against it.
     async fn clear_sign_in_failures(&self, email: &str) -> Result<(), StoreError>;
+
+    /// The organization's Office 365 settings; defaults (not set up) when never saved.
+    async fn office365_settings(&self, org: OrgId) -> Result<Office365Settings, StoreError>;
+    /// Saves settings, the new client secret if one is given (sealed), and the audit entries
+    /// describing the change, all in one transaction: all or nothing.
+    async fn save_office365_settings(
+        &self,
+        org: OrgId,
+        settings: &Office365Settings,
+        new_secret: Option<&SecretString>,
+        audit: &[AuditEntry],
+    ) -> Result<(), StoreError>;
+    /// The stored client secret, unsealed, for token requests. Never for display.
+    async fn office365_client_secret(&self, org: OrgId) -> Result<Option<SecretString>, StoreError>;
+
+    async fn record_audit(&self, org: OrgId, entry: &AuditEntry) -> Result<(), StoreError>;
+    /// Newest first.
+    async fn audit_log(&self, org: OrgId, limit: u32) -> Result<Vec<AuditEntry>, StoreError>;
+
+    /// Re-seals every stored secret with the keyring's current key (after a key rotation).
+    /// Returns how many values were re-sealed.
+    async fn reseal_secrets(&self) -> Result<u64, StoreError>;
 }
 
 pub type DynStore = Arc<dyn Store>;
 
 /// Opens (creating and migrating as needed) the database a URL names:
 /// `sqlite://path/to/file.db`, `sqlite::memory:`, or `postgres://…`.
-pub async fn open(url: &str) -> Result<DynStore, StoreError> {
+/// Secrets are sealed and opened with `keyring`, whose key lives outside the database.
+pub async fn open(url: &str, keyring: Arc<Keyring>) -> Result<DynStore, StoreError> {
     if url.starts_with("sqlite:") {
-        Ok(Arc::new(SqliteStore::open(url).await?))
+        Ok(Arc::new(SqliteStore::open(url, keyring).await?))
     } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
-        Ok(Arc::new(PgStore::open(url).await?))
+        Ok(Arc::new(PgStore::open(url, keyring).await?))
     } else {
         Err(StoreError::UnsupportedUrl)
     }

@@ -1,16 +1,19 @@
 //! The embedded default: one SQLite file, created and migrated on start.
 
+use crate::secrets::Keyring;
 use crate::{Backend, StoreError};
+use std::sync::Arc;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous};
 use std::str::FromStr;
 use std::time::Duration;
 
 pub struct SqliteStore {
     pub(crate) pool: SqlitePool,
+    pub(crate) keyring: Arc<Keyring>,
 }
 
 impl SqliteStore {
-    pub async fn open(url: &str) -> Result<SqliteStore, StoreError> {
+    pub async fn open(url: &str, keyring: Arc<Keyring>) -> Result<SqliteStore, StoreError> {
         let options = SqliteConnectOptions::from_str(url)?
             .create_if_missing(true)
             // WAL lets the sync workers write while pages read.
@@ -25,7 +28,7 @@ impl SqliteStore {
             .connect_with(options)
             .await?;
         sqlx::migrate!("./migrations/sqlite").run(&pool).await?;
-        Ok(SqliteStore { pool })
+        Ok(SqliteStore { pool, keyring })
     }
 
     /// The pool, for tests that look at raw rows.

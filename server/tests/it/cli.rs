@@ -6,6 +6,7 @@ fn server(db: &str, args: &[&str]) -> std::process::Output {
     Command::new(env!("CARGO_BIN_EXE_server"))
         .args(args)
         .env("DATABASE_URL", db)
+        .env("I360_KEY_FILE", std::path::Path::new(db.trim_start_matches("sqlite://")).with_extension("key"))
         .env_remove("I360_USER_PASSWORD")
         .output()
         .unwrap()
@@ -28,7 +29,9 @@ async fn an_operator_creates_an_organization_and_its_first_admin() {
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     assert!(String::from_utf8_lossy(&out.stdout).contains("created admin ops@contoso.test"));
 
-    let store = store::open(&db).await.unwrap();
+    let key_file = std::path::Path::new(db.trim_start_matches("sqlite://")).with_extension("key");
+    let keyring = std::sync::Arc::new(store::secrets::Keyring::load(&key_file).unwrap());
+    let store = store::open(&db, keyring).await.unwrap();
     let signed_in = store::accounts::sign_in(store.as_ref(), "ops@contoso.test", "a-long-password", "cli", store::now_unix())
         .await
         .unwrap();
@@ -52,6 +55,7 @@ fn help_lists_every_flag_with_its_environment_variable() {
         ("--site-root", "LEPTOS_SITE_ROOT"),
         ("--public-url", "I360_PUBLIC_URL"),
         ("--demo", "I360_DEMO"),
+        ("--key-file", "I360_KEY_FILE"),
         ("--emulator-bind", "I360_EMULATOR_BIND"),
         ("--microsoft-authority", "I360_MICROSOFT_AUTHORITY"),
         ("--microsoft-graph", "I360_MICROSOFT_GRAPH"),
@@ -59,4 +63,31 @@ fn help_lists_every_flag_with_its_environment_variable() {
         assert!(help.contains(flag), "{flag} missing from --help:\n{help}");
         assert!(help.contains(&format!("[env: {env}=")), "{env} missing from --help:\n{help}");
     }
+}
+
+#[tokio::test]
+async fn rotating_the_key_reseals_stored_secrets() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = format!("sqlite://{}", dir.path().join("ops.db").display());
+    assert!(server(&db, &["org", "create", "--name", "Contoso"]).status.success());
+    let key_file = dir.path().join("ops.key");
+    let keyring = std::sync::Arc::new(store::secrets::Keyring::load(&key_file).unwrap());
+    let store = store::open(&db, keyring).await.unwrap();
+    let org = store.organization_by_name("Contoso").await.unwrap().unwrap();
+    let settings = domain::office365::Office365Settings::default();
+    let secret = store::secrets::SecretString::new("rotate-me");
+    store.save_office365_settings(org.id, &settings, Some(&secret), &[]).await.unwrap();
+    store.close().await;
+
+    let out = server(&db, &["keys", "rotate"]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(String::from_utf8_lossy(&out.stdout).contains("key 2 is now current; re-sealed 1 stored secrets"));
+
+    // Only the new key is needed from now on: drop key 1 from the file and the secret still opens.
+    let text = std::fs::read_to_string(&key_file).unwrap();
+    let only_new: String = text.lines().filter(|l| l.contains(" 2 ")).map(|l| format!("{l}\n")).collect();
+    std::fs::write(&key_file, only_new).unwrap();
+    let keyring = std::sync::Arc::new(store::secrets::Keyring::load(&key_file).unwrap());
+    let store = store::open(&db, keyring).await.unwrap();
+    assert_eq!(store.office365_client_secret(org.id).await.unwrap(), Some(secret));
 }

@@ -14,7 +14,7 @@ pub struct TestApp {
 pub async fn spawn_app() -> TestApp {
     let dir = tempfile::tempdir().unwrap();
     let url = format!("sqlite://{}", dir.path().join("app.db").display());
-    let store = store::open(&url).await.unwrap();
+    let store = store::open(&url, Arc::new(store::secrets::Keyring::ephemeral())).await.unwrap();
     server::demo::seed(store.as_ref()).await.unwrap();
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();

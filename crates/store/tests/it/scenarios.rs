@@ -1,9 +1,9 @@
 //! Scenarios every Store implementation must pass.
 
-use crate::harness::on_both_backends;
+use crate::harness::{TestDb, on_both_backends};
 use domain::{EmailAddress, Role};
 use store::accounts::{self, SignInError};
-use store::{SessionToken, Store, StoreError};
+use store::{SessionToken, StoreError};
 
 on_both_backends!(
     organizations_have_unique_names,
@@ -17,7 +17,8 @@ on_both_backends!(
     passwords_are_stored_as_argon2id_hashes,
 );
 
-async fn organizations_have_unique_names(store: &dyn Store) {
+async fn organizations_have_unique_names(db: &TestDb) {
+    let store = db.store.as_ref();
     let org = store.create_organization("Northwind").await.unwrap();
     assert_eq!(store.organization_by_name("Northwind").await.unwrap(), Some(org.clone()));
     assert_eq!(store.organization(org.id).await.unwrap(), Some(org));
@@ -25,7 +26,8 @@ async fn organizations_have_unique_names(store: &dyn Store) {
     assert_eq!(store.organization_by_name("Nowhere").await.unwrap(), None);
 }
 
-async fn users_have_unique_emails_across_organizations(store: &dyn Store) {
+async fn users_have_unique_emails_across_organizations(db: &TestDb) {
+    let store = db.store.as_ref();
     let a = store.create_organization("A").await.unwrap();
     let b = store.create_organization("B").await.unwrap();
     accounts::create_user(store, a.id, "Pat@Example.com", "Pat", Role::Admin, "long enough pw").await.unwrap();
@@ -33,7 +35,8 @@ async fn users_have_unique_emails_across_organizations(store: &dyn Store) {
     assert!(matches!(again, Err(accounts::CreateUserError::Store(StoreError::Conflict(_)))));
 }
 
-async fn sign_in_starts_a_new_session_each_time(store: &dyn Store) {
+async fn sign_in_starts_a_new_session_each_time(db: &TestDb) {
+    let store = db.store.as_ref();
     let org = store.create_organization("Northwind").await.unwrap();
     let user = accounts::create_user(store, org.id, "alice@northwind.test", "Alice Anders", Role::Member, "alice-password")
         .await
@@ -50,7 +53,8 @@ async fn sign_in_starts_a_new_session_each_time(store: &dyn Store) {
     assert!(store.session_user(&second.token.hash(), now + 1).await.unwrap().is_some());
 }
 
-async fn wrong_password_and_unknown_email_look_the_same(store: &dyn Store) {
+async fn wrong_password_and_unknown_email_look_the_same(db: &TestDb) {
+    let store = db.store.as_ref();
     let org = store.create_organization("Northwind").await.unwrap();
     accounts::create_user(store, org.id, "bob@northwind.test", "Bob", Role::Member, "bob-password").await.unwrap();
     let wrong = accounts::sign_in(store, "bob@northwind.test", "not-bobs", "10.0.0.2", 1).await;
@@ -67,7 +71,8 @@ async fn wrong_password_and_unknown_email_look_the_same(store: &dyn Store) {
     }
 }
 
-async fn sessions_expire_and_end(store: &dyn Store) {
+async fn sessions_expire_and_end(db: &TestDb) {
+    let store = db.store.as_ref();
     let org = store.create_organization("Northwind").await.unwrap();
     accounts::create_user(store, org.id, "carol@northwind.test", "Carol", Role::Admin, "carol-password").await.unwrap();
     let now = 1_700_000_000;
@@ -84,7 +89,8 @@ async fn sessions_expire_and_end(store: &dyn Store) {
     assert!(store.session_user(&stranger.hash(), now).await.unwrap().is_none());
 }
 
-async fn sign_in_is_rate_limited_per_email(store: &dyn Store) {
+async fn sign_in_is_rate_limited_per_email(db: &TestDb) {
+    let store = db.store.as_ref();
     let org = store.create_organization("Northwind").await.unwrap();
     accounts::create_user(store, org.id, "dan@northwind.test", "Dan", Role::Member, "dan-password").await.unwrap();
     let now = 1_700_000_000;
@@ -100,7 +106,8 @@ async fn sign_in_is_rate_limited_per_email(store: &dyn Store) {
     assert!(accounts::sign_in(store, "dan@northwind.test", "dan-password", "elsewhere", later).await.is_ok());
 }
 
-async fn success_clears_the_failure_count(store: &dyn Store) {
+async fn success_clears_the_failure_count(db: &TestDb) {
+    let store = db.store.as_ref();
     let org = store.create_organization("Northwind").await.unwrap();
     accounts::create_user(store, org.id, "eve@northwind.test", "Eve", Role::Member, "eve-password").await.unwrap();
     let now = 1_700_000_000;
@@ -116,7 +123,8 @@ async fn success_clears_the_failure_count(store: &dyn Store) {
     assert!(accounts::sign_in(store, "eve@northwind.test", "eve-password", "ip", now).await.is_ok());
 }
 
-async fn users_are_listed_per_organization(store: &dyn Store) {
+async fn users_are_listed_per_organization(db: &TestDb) {
+    let store = db.store.as_ref();
     let a = store.create_organization("A").await.unwrap();
     let b = store.create_organization("B").await.unwrap();
     accounts::create_user(store, a.id, "zed@a.test", "Zed", Role::Member, "password-1").await.unwrap();
@@ -129,7 +137,8 @@ async fn users_are_listed_per_organization(store: &dyn Store) {
     assert_eq!(bs[0].display_name, "bea", "an empty name falls back to the email's local part");
 }
 
-async fn passwords_are_stored_as_argon2id_hashes(store: &dyn Store) {
+async fn passwords_are_stored_as_argon2id_hashes(db: &TestDb) {
+    let store = db.store.as_ref();
     let org = store.create_organization("A").await.unwrap();
     accounts::create_user(store, org.id, "h@a.test", "H", Role::Member, "plain-text-pw").await.unwrap();
     let creds = store.user_credentials(&EmailAddress::parse("h@a.test").unwrap()).await.unwrap().unwrap();

@@ -1,0 +1,93 @@
+//! Office 365 settings, the sealed client secret, and the audit log.
+
+use crate::harness::{TestDb, on_both_backends};
+use domain::AuditEntry;
+use domain::office365::Office365Settings;
+use domain::permissions::{AccessLevel, ConnectionMode, Feature};
+use store::secrets::SecretString;
+
+on_both_backends!(
+    settings_default_to_not_set_up,
+    settings_round_trip_and_the_secret_is_kept_when_not_replaced,
+    the_raw_database_holds_no_plaintext_secret,
+    saving_settings_writes_their_audit_entries_atomically,
+    audit_log_is_per_organization_newest_first,
+);
+
+fn enabled() -> Office365Settings {
+    Office365Settings {
+        enabled: true,
+        tenant: "northwind.test".into(),
+        client_id: "11111111-2222-4333-8444-555555555555".into(),
+        client_secret_set: true,
+        client_secret_expires_on: Some("2027-12-31".into()),
+        mode: ConnectionMode::ServiceUser,
+        access: AccessLevel::ReadWrite,
+        features: vec![Feature::Mail, Feature::Tasks],
+        sync_interval_minutes: 30,
+        backfill_days: 90,
+        poll_primary_only: true,
+        setup_action_enabled: false,
+    }
+}
+
+fn entry(action: &str, at: i64) -> AuditEntry {
+    AuditEntry { at, actor: "Adele Admin <admin@northwind.test>".into(), action: action.into(), summary: format!("did {action}") }
+}
+
+async fn settings_default_to_not_set_up(db: &TestDb) {
+    let org = db.store.create_organization("Northwind").await.unwrap();
+    assert_eq!(db.store.office365_settings(org.id).await.unwrap(), Office365Settings::default());
+    assert_eq!(db.store.office365_client_secret(org.id).await.unwrap(), None);
+}
+
+async fn settings_round_trip_and_the_secret_is_kept_when_not_replaced(db: &TestDb) {
+    let store = db.store.as_ref();
+    let org = store.create_organization("Northwind").await.unwrap();
+    let secret = SecretString::new("first-secret-value");
+    store.save_office365_settings(org.id, &enabled(), Some(&secret), &[]).await.unwrap();
+    assert_eq!(store.office365_settings(org.id).await.unwrap(), enabled());
+    assert_eq!(store.office365_client_secret(org.id).await.unwrap(), Some(secret.clone()));
+
+    let changed = Office365Settings { sync_interval_minutes: 60, ..enabled() };
+    store.save_office365_settings(org.id, &changed, None, &[]).await.unwrap();
+    assert_eq!(store.office365_settings(org.id).await.unwrap().sync_interval_minutes, 60);
+    assert_eq!(store.office365_client_secret(org.id).await.unwrap(), Some(secret), "kept");
+
+    let replaced = SecretString::new("second-secret-value");
+    store.save_office365_settings(org.id, &changed, Some(&replaced), &[]).await.unwrap();
+    assert_eq!(store.office365_client_secret(org.id).await.unwrap(), Some(replaced));
+}
+
+async fn the_raw_database_holds_no_plaintext_secret(db: &TestDb) {
+    let store = db.store.as_ref();
+    let org = store.create_organization("Northwind").await.unwrap();
+    let secret = "Zx9~very-distinctive-client-secret";
+    store.save_office365_settings(org.id, &enabled(), Some(&SecretString::new(secret)), &[]).await.unwrap();
+    assert!(db.raw.contains("northwind.test").await, "the check can see what is stored");
+    assert!(!db.raw.contains(secret).await, "the client secret is stored sealed");
+}
+
+async fn saving_settings_writes_their_audit_entries_atomically(db: &TestDb) {
+    let store = db.store.as_ref();
+    let org = store.create_organization("Northwind").await.unwrap();
+    store
+        .save_office365_settings(org.id, &enabled(), None, &[entry("office365.settings_changed", 10), entry("office365.poll_primary_on", 10)])
+        .await
+        .unwrap();
+    let log = store.audit_log(org.id, 10).await.unwrap();
+    assert_eq!(log.iter().map(|e| e.action.as_str()).collect::<Vec<_>>(), ["office365.poll_primary_on", "office365.settings_changed"]);
+}
+
+async fn audit_log_is_per_organization_newest_first(db: &TestDb) {
+    let store = db.store.as_ref();
+    let a = store.create_organization("A").await.unwrap();
+    let b = store.create_organization("B").await.unwrap();
+    store.record_audit(a.id, &entry("one", 1)).await.unwrap();
+    store.record_audit(a.id, &entry("three", 3)).await.unwrap();
+    store.record_audit(a.id, &entry("two", 2)).await.unwrap();
+    store.record_audit(b.id, &entry("other", 5)).await.unwrap();
+    let log = store.audit_log(a.id, 2).await.unwrap();
+    assert_eq!(log.iter().map(|e| e.action.as_str()).collect::<Vec<_>>(), ["three", "two"]);
+    assert_eq!(store.audit_log(b.id, 10).await.unwrap().len(), 1);
+}
