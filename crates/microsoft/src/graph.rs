@@ -209,7 +209,8 @@ impl MicrosoftClient {
     }
 
     /// Directory search for the service-account picker: users whose display name, mail or UPN starts
-    /// with `prefix` (`$filter=startswith(...) or ...`, §3.2), at most `top` (1..=999). Needs
+    /// with `prefix` (`$filter=startswith(...) or ...`, §3.2), at most `top` (1..=999); an empty
+    /// prefix lists the first `top` users. Needs
     /// User.Read.All (application) or User.ReadBasic.All (delegated).
     pub async fn search_users(&self, access_token: &SecretString, prefix: &str, top: u16) -> Result<Vec<GraphUser>, GraphError> {
         let prefix: String = prefix.trim().chars().take(64).collect();

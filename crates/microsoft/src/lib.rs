@@ -25,6 +25,31 @@
 //! codes, never from message text. Tokens and secrets are `SecretString`s: `Debug` redacts them and
 //! nothing here logs them.
 
+//! ```no_run
+//! # async fn demo() -> Result<(), Box<dyn std::error::Error>> {
+//! use microsoft::{AppRegistration, Endpoints, MicrosoftClient, SecretString, parse_callback};
+//! let client = MicrosoftClient::new(Endpoints::microsoft()?)?;
+//! let app = AppRegistration::new("contoso.onmicrosoft.com", "11111111-2222-4333-8444-555555555555", SecretString::from("…"))?;
+//! let redirect = "https://i360.example/oauth/office365/callback";
+//!
+//! // 1. Connect: remember state, verifier and nonce server-side, send the browser to `req.url`.
+//! let req = client.authorization_request(&app, redirect, "openid profile email offline_access User.Read Mail.Read", None, None)?;
+//!
+//! // 2. Callback route: `raw_query` is what came back to the redirect URI.
+//! # let raw_query = "";
+//! let cb = parse_callback(raw_query)?; // Err: Microsoft's error with `reason` and who must act
+//! if !cb.state_matches(&req.state) { /* not ours: refuse */ }
+//! let signed_in = client.exchange_code(&app, &cb.code, redirect, &req.pkce_verifier, &req.nonce).await?;
+//! // key the connection on (signed_in.identity.tenant_id, signed_in.identity.object_id)
+//!
+//! // 3. Later: refresh, and persist the new refresh token every time.
+//! if let Some(rt) = &signed_in.tokens.refresh_token {
+//!     let fresh = client.refresh(&app, rt, None).await?;
+//!     # let _ = fresh;
+//! }
+//! # Ok(()) }
+//! ```
+
 mod authorize;
 mod config;
 mod error;

@@ -156,3 +156,33 @@ async fn declining_consent_comes_back_as_consent_declined_for_the_owner() {
     assert!(!page.callback_query().contains(req.pkce_verifier.expose_secret()));
     env.emu.shutdown().await;
 }
+
+#[tokio::test]
+async fn a_multi_tenant_configuration_signs_in_users_of_any_organization() {
+    let env = spawn().await;
+    let any = app("organizations");
+    // Fabrikam forbids user consent, so consent for the organization first (tenant-wide grant).
+    env.emu.grant_admin_consent(FB, m365_emulator::DEMO_CLIENT_ID, &["openid", "profile", "email", "offline_access", "User.Read", "Mail.Read", "Mail.Read.Shared", "Calendars.ReadWrite"], &[]).unwrap();
+    for (email, tid) in [("alice@northwind.test", NW), ("frank@fabrikam.test", FB)] {
+        let req = env.client.authorization_request(&any, REDIRECT, SCOPES, Some(email), None).unwrap();
+        assert!(req.url.path().starts_with("/organizations/"));
+        let page = Browser::new(&env).sign_in(req.url.as_str(), email, Consent::Accept).await;
+        let cb = parse_callback(&page.callback_query()).unwrap();
+        let s = env.client.exchange_code(&any, &cb.code, REDIRECT, &req.pkce_verifier, &req.nonce).await.unwrap();
+        assert_eq!((s.identity.tenant_id.as_str(), s.identity.username.as_deref()), (tid, Some(email)));
+    }
+    env.emu.shutdown().await;
+}
+
+#[tokio::test]
+async fn redeeming_with_another_redirect_uri_than_the_authorize_one_is_refused() {
+    let env = spawn().await;
+    let app = app(NW);
+    let req = env.client.authorization_request(&app, REDIRECT, SCOPES, None, None).unwrap();
+    let page = Browser::new(&env).sign_in(req.url.as_str(), "alice@northwind.test", Consent::Accept).await;
+    let cb = parse_callback(&page.callback_query()).unwrap();
+    let err = env.client.exchange_code(&app, &cb.code, ADMIN_REDIRECT, &req.pkce_verifier, &req.nonce).await.unwrap_err();
+    assert_eq!(err.aad().unwrap().error, "invalid_grant");
+    assert_eq!(err.reason(), ReasonCode::SignInNotVerified);
+    env.emu.shutdown().await;
+}
