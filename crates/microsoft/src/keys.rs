@@ -36,10 +36,16 @@ struct Jwks {
     fetched: Instant,
 }
 
-#[derive(Default)]
 pub(crate) struct KeyCache {
     discovery: Mutex<HashMap<String, (Discovery, Instant)>>,
     jwks: Mutex<HashMap<String, Jwks>>,
+    refetch_min_interval: Duration,
+}
+
+impl Default for KeyCache {
+    fn default() -> Self {
+        KeyCache::new(REFETCH_MIN_INTERVAL)
+    }
 }
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -48,6 +54,10 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 }
 
 impl KeyCache {
+    pub(crate) fn new(refetch_min_interval: Duration) -> KeyCache {
+        KeyCache { discovery: Mutex::default(), jwks: Mutex::default(), refetch_min_interval }
+    }
+
     pub(crate) fn discovery(&self, tenant: &str) -> Option<Discovery> {
         lock(&self.discovery).get(tenant).filter(|(_, at)| at.elapsed() < CACHE_TTL).map(|(d, _)| d.clone())
     }
@@ -65,7 +75,7 @@ impl KeyCache {
             Some(j) if j.fetched.elapsed() >= CACHE_TTL => Err(true),
             Some(j) => match j.keys.get(kid) {
                 Some(k) => Ok(k.clone()),
-                None => Err(j.fetched.elapsed() >= REFETCH_MIN_INTERVAL),
+                None => Err(j.fetched.elapsed() >= self.refetch_min_interval),
             },
         }
     }
@@ -94,5 +104,8 @@ mod tests {
         c.put_keys("u", HashMap::from([("k".to_string(), k.to_public_key())]));
         assert!(c.key("u", "k").is_ok());
         assert!(!c.key("u", "other").unwrap_err(), "just fetched: do not ask again");
+        let eager = KeyCache::new(Duration::ZERO);
+        eager.put_keys("u", HashMap::from([("k".to_string(), k.to_public_key())]));
+        assert!(eager.key("u", "other").unwrap_err(), "interval elapsed: fetch again");
     }
 }

@@ -122,6 +122,14 @@ impl MicrosoftClient {
         Ok(MicrosoftClient { http, endpoints: Arc::new(endpoints), keys: Arc::new(keys::KeyCache::default()), leeway: Duration::from_secs(300) })
     }
 
+    /// How soon an id_token with an unknown `kid` may trigger another JWKS download (default one
+    /// minute). Microsoft rolls signing keys; the limit keeps forged tokens with random `kid`s from
+    /// turning into a flood of requests to Microsoft. Starts a fresh key cache.
+    pub fn with_key_refetch_interval(mut self, interval: Duration) -> MicrosoftClient {
+        self.keys = Arc::new(keys::KeyCache::new(interval));
+        self
+    }
+
     pub fn endpoints(&self) -> &Endpoints {
         &self.endpoints
     }

@@ -6,10 +6,11 @@ use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use domain::ReasonCode;
 use m365_emulator::{DEMO_CLIENT_ID, DEMO_CLIENT_SECRET};
-use microsoft::{ExposeSecret, IdTokenError, MicrosoftError, parse_callback};
+use microsoft::{ExposeSecret, IdTokenError, MicrosoftClient, MicrosoftError, parse_callback};
 use rsa::pkcs1v15::SigningKey;
 use rsa::signature::{SignatureEncoding, Signer};
 use serde_json::Value;
+use std::time::Duration;
 
 /// Signs in through the pages and redeems the code by hand, returning Microsoft's raw id_token.
 async fn raw_id_token(env: &Env, client_id: &str, nonce: &str) -> String {
@@ -101,4 +102,27 @@ async fn a_genuine_id_token_from_another_tenant_is_a_wrong_tenant() {
     let id = env.client.validate_id_token(&app("organizations"), &northwind_token, Some("n-2")).await.unwrap();
     assert_eq!(id.tenant_id, NW);
     env.emu.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_rolled_signing_key_is_fetched_when_its_kid_first_appears() {
+    let before = spawn().await;
+    let addr = before.emu.local_addr();
+    let eager = MicrosoftClient::new(endpoints(&before.emu)).unwrap().with_key_refetch_interval(Duration::ZERO);
+    let patient = MicrosoftClient::new(endpoints(&before.emu)).unwrap();
+    let old = raw_id_token(&before, DEMO_CLIENT_ID, "n-old").await;
+    eager.validate_id_token(&app(NW), &old, Some("n-old")).await.unwrap();
+    patient.validate_id_token(&app(NW), &old, Some("n-old")).await.unwrap();
+    before.emu.shutdown().await;
+
+    // "Microsoft" comes back on the same address with a new signing key (a key roll).
+    let after = spawn_with(|c| c.bind = addr).await;
+    let new = raw_id_token(&after, DEMO_CLIENT_ID, "n-new").await;
+    assert_ne!(part(&new, 0)["kid"], part(&old, 0)["kid"]);
+    let id = eager.validate_id_token(&app(NW), &new, Some("n-new")).await.unwrap();
+    assert_eq!(id.tenant_id, NW);
+    // Within the refetch interval the unknown kid is refused without asking Microsoft again.
+    let err = patient.validate_id_token(&app(NW), &new, Some("n-new")).await.unwrap_err();
+    assert!(matches!(err, MicrosoftError::IdToken(IdTokenError::UnknownKey { .. })), "{err:?}");
+    after.emu.shutdown().await;
 }
