@@ -180,6 +180,20 @@ pub struct AppFixture {
     /// Statically configured application permissions (granted by admin consent).
     #[serde(default)]
     pub application_permissions: Vec<String>,
+    /// Certificate credentials for `private_key_jwt` client assertions (MICROSOFT.md §1.4).
+    #[serde(default)]
+    pub certificates: Vec<CertificateFixture>,
+}
+
+/// A certificate credential: the thumbprint clients put in the assertion header (`x5t#S256`, base64url
+/// SHA-256 of the certificate, or legacy `x5t`, SHA-1) and the certificate's RSA public key.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+pub struct CertificateFixture {
+    pub thumbprint: String,
+    /// SPKI PEM (`-----BEGIN PUBLIC KEY-----`).
+    pub public_key_pem: String,
+    /// RFC 3339; after it the credential is expired.
+    pub expires: String,
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
@@ -380,6 +394,7 @@ impl Fixture {
             .iter()
             .map(|s| s.to_string())
             .collect(),
+            certificates: Vec::new(),
         };
         Fixture {
             seed: default_seed(),

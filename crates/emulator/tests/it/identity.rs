@@ -1213,3 +1213,84 @@ async fn admin_consent_v2_with_explicit_scopes_grants_delegated_permissions_only
     );
     t.emu.shutdown().await;
 }
+
+fn assertion(key: &rsa::RsaPrivateKey, alg: &str, exp_offset: i64, jti: &str) -> String {
+    use base64::Engine;
+    use rsa::signature::{RandomizedSigner, SignatureEncoding, Signer};
+    let b64 = |v: &Value| base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(v.to_string());
+    let now = time::OffsetDateTime::now_utc().unix_timestamp();
+    let header = serde_json::json!({"alg": alg, "typ": "JWT", "x5t#S256": "test-thumbprint"});
+    let claims = serde_json::json!({"aud": format!("https://login.microsoftonline.com/{NW}/oauth2/v2.0/token"), "iss": DEMO_CLIENT_ID, "sub": DEMO_CLIENT_ID, "jti": jti, "nbf": now - 10, "iat": now - 10, "exp": now + exp_offset});
+    let input = format!("{}.{}", b64(&header), b64(&claims));
+    let sig = if alg == "PS256" {
+        rsa::pss::BlindedSigningKey::<sha2::Sha256>::new(key.clone())
+            .sign_with_rng(&mut rsa::rand_core::OsRng, input.as_bytes())
+            .to_vec()
+    } else {
+        rsa::pkcs1v15::SigningKey::<sha2::Sha256>::new(key.clone())
+            .sign(input.as_bytes())
+            .to_vec()
+    };
+    format!(
+        "{input}.{}",
+        base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(sig)
+    )
+}
+
+#[tokio::test]
+async fn client_credentials_with_certificate_assertions() {
+    use rsa::pkcs8::EncodePublicKey;
+    let key = rsa::RsaPrivateKey::new(&mut rsa::rand_core::OsRng, 2048).unwrap();
+    let pem = key
+        .to_public_key()
+        .to_public_key_pem(rsa::pkcs8::LineEnding::LF)
+        .unwrap();
+    let t = spawn_with(|c| {
+        c.fixture.apps[0]
+            .certificates
+            .push(m365_emulator::CertificateFixture {
+                thumbprint: "test-thumbprint".into(),
+                public_key_pem: pem,
+                expires: "2030-01-01T00:00:00Z".into(),
+            });
+    })
+    .await;
+    let send = |jwt: String| {
+        let t = &t;
+        async move {
+            token(
+                t,
+                NW,
+                &[
+                    ("client_id", DEMO_CLIENT_ID),
+                    ("grant_type", "client_credentials"),
+                    ("scope", "https://graph.microsoft.com/.default"),
+                    (
+                        "client_assertion_type",
+                        "urn:ietf:params:oauth:client-assertion-type:jwt-bearer",
+                    ),
+                    ("client_assertion", &jwt),
+                ],
+            )
+            .await
+        }
+    };
+    let rs = assertion(&key, "RS256", 600, "jti-1");
+    let (s, tok) = send(rs.clone()).await;
+    assert_eq!(s, 200, "{tok}");
+    assert!(tok["access_token"].is_string());
+    let (s, tok) = send(assertion(&key, "PS256", 600, "jti-2")).await;
+    assert_eq!(s, 200, "PS256 accepted too: {tok}");
+    let (s, e) = send(rs).await;
+    assert_eq!(s, 401, "replayed jti");
+    assert_eq!(e["error_codes"][0], 700027);
+    let (s, e) = send(assertion(&key, "RS256", -3600, "jti-3")).await;
+    assert_eq!((s, e["error_codes"][0].as_u64()), (401, Some(700024)));
+    let other = rsa::RsaPrivateKey::new(&mut rsa::rand_core::OsRng, 2048).unwrap();
+    let (s, e) = send(assertion(&other, "RS256", 600, "jti-4")).await;
+    assert_eq!(
+        (s, e["error"].as_str(), e["error_codes"][0].as_u64()),
+        (401, Some("invalid_client"), Some(700027))
+    );
+    t.emu.shutdown().await;
+}
