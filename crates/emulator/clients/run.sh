@@ -27,6 +27,6 @@ done
 
 cd "$here/node"
 if [ ! -d node_modules/@azure/msal-node ] || [ ! -d node_modules/@microsoft/microsoft-graph-client ]; then
-  npm install --no-audit --no-fund --loglevel=error >/dev/null
+  npm ci --no-audit --no-fund --loglevel=error >/dev/null
 fi
 EMU_BASE="$base" NODE_EXTRA_CA_CERTS="$work/ca.pem" node check.mjs

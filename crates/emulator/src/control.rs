@@ -67,7 +67,8 @@ pub struct MailboxCounter {
     /// UPN, lower case.
     pub mailbox: String,
     pub requests: u64,
-    /// Highest number of this mailbox's requests in flight at once (per app).
+    /// Highest number of this mailbox's requests in flight at once (per app), counting an arrival that
+    /// was refused with `ApplicationThrottled`: a well-behaved client never makes this exceed 4.
     pub max_concurrency: u32,
     pub throttled: u64,
     /// Some request arrived before a Retry-After given for this mailbox had elapsed.
