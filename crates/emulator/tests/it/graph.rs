@@ -711,3 +711,76 @@ async fn application_access_policy_limits_app_only_mailbox_access() {
     );
     t.emu.shutdown().await;
 }
+
+fn rss_mb() -> f64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("VmRSS:"))
+                .and_then(|l| l.split_whitespace().nth(1))
+                .and_then(|kb| kb.parse::<f64>().ok())
+        })
+        .map(|kb| kb / 1024.0)
+        .unwrap_or(0.0)
+}
+
+#[tokio::test]
+async fn a_thousand_mailboxes_of_ten_thousand_messages_fit_in_little_memory() {
+    let t = spawn_with(|c| {
+        c.throttling = m365_emulator::ThrottleConfig::disabled();
+        c.fixture.set_all_counts(m365_emulator::MailboxCounts {
+            messages: 10_000,
+            events: 25,
+            contacts: 30,
+            tasks: 20,
+        });
+        let template = c.fixture.tenants[0].users[1].clone();
+        for i in 0..1000 {
+            c.fixture.tenants[0].users.push(m365_emulator::UserFixture {
+                id: format!("b0000000-0000-4000-8000-{i:012}"),
+                user_principal_name: format!("user{i:04}@northwind.test"),
+                display_name: format!("Scale User {i}"),
+                ..template.clone()
+            });
+        }
+    })
+    .await;
+    t.emu
+        .grant_admin_consent(NW, DEMO_CLIENT_ID, &[], &["Mail.Read"])
+        .unwrap();
+    let (_, tok) = app_token(&t, NW).await;
+    let app = tok["access_token"].as_str().unwrap().to_string();
+    let before = rss_mb();
+    for i in 0..1000 {
+        let r = graph(
+            &t,
+            &app,
+            &format!("/users/user{i:04}@northwind.test/mailFolders/inbox/messages/delta"),
+            &["odata.maxpagesize=5"],
+        )
+        .await;
+        assert_eq!(r.status, 200);
+        assert_eq!(r.body["value"].as_array().unwrap().len(), 5);
+    }
+    let grown = rss_mb() - before;
+    assert!(
+        grown < 64.0,
+        "touching 1,000 mailboxes grew RSS by {grown:.1} MB"
+    );
+    let folders = graph(
+        &t,
+        &app,
+        "/users/user0999@northwind.test/mailFolders/delta",
+        &[],
+    )
+    .await;
+    let total: u64 = folders.body["value"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| f["totalItemCount"].as_u64().unwrap())
+        .sum();
+    assert_eq!(total, 10_000);
+    t.emu.shutdown().await;
+}
