@@ -1155,6 +1155,13 @@ fn mailbox_op(
 ) -> GResp {
     let mb_arc = shared.mailbox(&user.user);
     let (page_pref, immutable) = prefer(&req.headers);
+    // Sync state belongs to a client (app + signed-in identity): two connections syncing one mailbox
+    // must not age each other's delta links.
+    let stream = format!(
+        "{}|{}",
+        grant.client_id,
+        caller.map(|c| c.user.id.as_str()).unwrap_or("app")
+    );
     let folders: Vec<&str> = MAIL_FOLDERS.iter().map(|f| f.key).collect();
     let cfolders: Vec<&str> = CONTACT_FOLDERS.iter().map(|f| f.0).collect();
     let lists: Vec<&str> = TASK_LISTS.iter().map(|f| f.0).collect();
@@ -1264,6 +1271,7 @@ fn mailbox_op(
             ctx,
             req,
             user,
+            &stream,
             Res::Folders,
             "*",
             page_pref,
@@ -1274,6 +1282,7 @@ fn mailbox_op(
             ctx,
             req,
             user,
+            &stream,
             Res::Lists,
             "*",
             page_pref,
@@ -1287,6 +1296,7 @@ fn mailbox_op(
                     ctx,
                     req,
                     user,
+                    &stream,
                     Res::Messages,
                     &key,
                     page_pref,
@@ -1308,6 +1318,7 @@ fn mailbox_op(
                     ctx,
                     req,
                     user,
+                    &stream,
                     Res::Contacts,
                     &key,
                     page_pref,
@@ -1329,6 +1340,7 @@ fn mailbox_op(
                     ctx,
                     req,
                     user,
+                    &stream,
                     Res::Tasks,
                     &key,
                     page_pref,
@@ -1347,6 +1359,7 @@ fn mailbox_op(
             ctx,
             req,
             user,
+            &stream,
             Res::Events,
             "calendar",
             page_pref,
@@ -1684,6 +1697,9 @@ struct DeltaState {
     /// message `$filter=receivedDateTime ge|gt …`: (strictly greater?, unix seconds)
     #[serde(default)]
     f: Option<(bool, i64)>,
+    /// sync-state generation of the round this token belongs to
+    #[serde(default)]
+    g: u64,
 }
 
 /// The only `$filter` message delta supports: `receivedDateTime ge|gt {value}` (§3.3).
@@ -1710,6 +1726,7 @@ fn delta(
     ctx: &Ctx,
     req: &GReq,
     user: &UserRef,
+    stream: &str,
     res: Res,
     container: &str,
     page_pref: Option<usize>,
@@ -1717,32 +1734,44 @@ fn delta(
 ) -> GResp {
     let q = parse_qs(&req.query);
     let mb_arc = shared.mailbox(&user.user);
-    let mb = lock(&mb_arc);
-    let gone = |ctx: &Ctx| {
+    let mut mb = lock(&mb_arc);
+    // Sync-state generations per collection: every round (initial or from a deltaLink) is a new one, and
+    // Outlook keeps only a few (OBS, §3.3), so stale links of older rounds answer 410 too.
+    let gen_key = format!("{stream}|{res:?}:{container}");
+    let highest = mb.generations.get(&gen_key).copied().unwrap_or(0);
+    let gone = |ctx: &Ctx, generation: u64| {
+        let recent: Vec<String> = (0..3u64)
+            .filter_map(|i| highest.checked_sub(i))
+            .map(|g| format!("[{g}]"))
+            .collect();
         err(
             ctx,
             410,
             "SyncStateNotFound",
             &format!(
-                "The sync state generation is not found; generation={};[highest={}][{}].",
-                mb.epoch.saturating_sub(1),
-                mb.epoch,
-                mb.epoch
+                "The sync state generation is not found; generation={generation};[highest={highest}]{}.",
+                recent.concat()
             ),
         )
     };
+    let kept = shared.opts.sync_generations_kept;
     let mut st = if let Some(t) = q.get("$deltatoken").or_else(|| q.get("$skiptoken")) {
         let Some(mut st) = decode_token::<DeltaState>(t) else {
-            return gone(ctx);
+            return gone(ctx, 0);
         };
         if st.m != user.user.id || st.r != res || st.c != container || st.e != mb.epoch {
-            return gone(ctx);
+            return gone(ctx, st.g);
+        }
+        if kept.is_some_and(|k| highest.saturating_sub(st.g) >= u64::from(k)) {
+            return gone(ctx, st.g);
         }
         if q.contains_key("$deltatoken") {
             // A new round: everything after the previous round's snapshot, up to now.
             st.p = 1;
             st.k = None;
             st.u = mb.seq;
+            st.g = highest + 1;
+            mb.generations.insert(gen_key.clone(), highest + 1);
         }
         st
     } else {
@@ -1800,7 +1829,9 @@ fn delta(
             },
             _ => None,
         };
+        mb.generations.insert(gen_key.clone(), highest + 1);
         DeltaState {
+            g: highest + 1,
             r: res,
             m: user.user.id.clone(),
             c: container.to_string(),

@@ -83,6 +83,9 @@ pub struct ProtocolOptions {
     pub mfa_code: String,
     /// Delta page size when the client sends no `Prefer: odata.maxpagesize`.
     pub delta_default_page_size: usize,
+    /// How many recent sync-state generations (delta rounds) per collection stay valid; links of older
+    /// rounds answer 410 `SyncStateNotFound` (OBS: about 3, §3.3). `None` keeps them all.
+    pub sync_generations_kept: Option<u32>,
 }
 
 impl Default for ProtocolOptions {
@@ -96,6 +99,7 @@ impl Default for ProtocolOptions {
             admin_approval_return_code: 90094,
             mfa_code: "123456".to_string(),
             delta_default_page_size: 10,
+            sync_generations_kept: Some(3),
         }
     }
 }

@@ -53,6 +53,8 @@ pub(crate) struct MailboxState {
     pub log: Vec<ChangeEntry>,
     /// Changes not yet offered to change-notification subscriptions (drained by `subscriptions::flush`).
     pub outbox: Vec<(ChangeEntry, &'static str)>,
+    /// Latest sync-state generation per delta collection (see `graph::delta`).
+    pub generations: HashMap<String, u64>,
 }
 
 /// One calendarView instance.
@@ -74,6 +76,7 @@ impl MailboxState {
             next: HashMap::new(),
             log: Vec::new(),
             outbox: Vec::new(),
+            generations: HashMap::new(),
         }
     }
 

@@ -784,3 +784,56 @@ async fn a_thousand_mailboxes_of_ten_thousand_messages_fit_in_little_memory() {
     assert_eq!(total, 10_000);
     t.emu.shutdown().await;
 }
+
+#[tokio::test]
+async fn links_of_rounds_older_than_three_generations_are_gone() {
+    let t = spawn().await;
+    let at = user_token(&t, "carol@northwind.test").await;
+    let (_, first, _) = delta_round(
+        &t,
+        &at,
+        "/me/contactFolders/contacts/contacts/delta",
+        &["odata.maxpagesize=100"],
+    )
+    .await;
+    // Three more rounds from the latest link each time: fine.
+    let mut link = first.clone();
+    for _ in 0..3 {
+        let (_, next, _) = delta_round(&t, &at, &link, &[]).await;
+        link = next;
+    }
+    let r = graph(&t, &at, &first, &[]).await;
+    assert_eq!(r.status, 410, "the first round's link is too old now");
+    assert!(
+        r.body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .starts_with("The sync state generation is not found; generation=1;[highest=4]"),
+        "{}",
+        r.text
+    );
+    assert_eq!(
+        graph(&t, &at, &link, &[]).await.status,
+        200,
+        "the newest link still works"
+    );
+    // Another client (an app-only token) syncing the same folder has its own generations.
+    t.emu
+        .grant_admin_consent(NW, DEMO_CLIENT_ID, &[], &["Contacts.Read"])
+        .unwrap();
+    let (_, tok) = app_token(&t, NW).await;
+    let app = tok["access_token"].as_str().unwrap().to_string();
+    let (_, app_link, _) = delta_round(
+        &t,
+        &app,
+        "/users/carol@northwind.test/contactFolders/contacts/contacts/delta",
+        &[],
+    )
+    .await;
+    for _ in 0..5 {
+        let (_, next, _) = delta_round(&t, &at, &link, &[]).await;
+        link = next;
+    }
+    assert_eq!(graph(&t, &app, &app_link, &[]).await.status, 200);
+    t.emu.shutdown().await;
+}
