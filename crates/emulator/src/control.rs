@@ -690,6 +690,11 @@ impl RunningEmulator {
         let uid = user.and_then(|u| self.shared.user(u)).map(|u| u.user.id);
         crate::subscriptions::lifecycle(&self.shared, subscription_id, uid.as_deref(), event, false)
     }
+    /// Rolls the token signing key (JWKS `kid` changes); with `keep_previous` the old key stays published
+    /// beside the new one. Returns the new `kid`.
+    pub fn rotate_signing_key(&self, keep_previous: bool) -> Result<String, Error> {
+        self.shared.keys.rotate(keep_previous).map_err(Error::Keys)
+    }
     pub fn inject_fault(&self, rule: FaultRule) {
         lock(&self.shared.control).faults.push(rule);
     }

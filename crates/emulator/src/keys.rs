@@ -49,6 +49,55 @@ impl Keys {
     }
 }
 
+/// The published signing keys: the current one signs; after a roll the previous one may stay in the JWKS
+/// for a while, as Entra does during key rollover.
+pub(crate) struct KeyRing {
+    current: std::sync::RwLock<std::sync::Arc<Keys>>,
+    previous: std::sync::RwLock<Option<std::sync::Arc<Keys>>>,
+}
+
+impl KeyRing {
+    pub(crate) fn generate() -> Result<KeyRing, String> {
+        Ok(KeyRing {
+            current: std::sync::RwLock::new(std::sync::Arc::new(Keys::generate()?)),
+            previous: std::sync::RwLock::new(None),
+        })
+    }
+
+    fn current(&self) -> std::sync::Arc<Keys> {
+        crate::read(&self.current).clone()
+    }
+
+    pub(crate) fn sign(&self, claims: &Value) -> String {
+        self.current().sign(claims)
+    }
+
+    pub(crate) fn jwks(&self, issuer: &str) -> Value {
+        let mut set = self.current().jwks(issuer);
+        let previous = crate::read(&self.previous).clone();
+        if let (Some(prev), Some(keys)) =
+            (previous, set.get_mut("keys").and_then(Value::as_array_mut))
+            && let Some(k) = prev
+                .jwks(issuer)
+                .get("keys")
+                .and_then(|k| k.get(0))
+                .cloned()
+        {
+            keys.push(k);
+        }
+        set
+    }
+
+    /// A new signing key; the old one stays published only if `keep_previous`. Returns the new `kid`.
+    pub(crate) fn rotate(&self, keep_previous: bool) -> Result<String, String> {
+        let fresh = std::sync::Arc::new(Keys::generate()?);
+        let kid = fresh.kid.clone();
+        let old = std::mem::replace(&mut *crate::write(&self.current), fresh);
+        *crate::write(&self.previous) = if keep_previous { Some(old) } else { None };
+        Ok(kid)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

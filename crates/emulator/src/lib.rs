@@ -186,7 +186,7 @@ pub(crate) struct Shared {
     pub base_url: String,
     pub dir: RwLock<Fixture>,
     pub index: Index,
-    pub keys: keys::Keys,
+    pub keys: keys::KeyRing,
     pub idp: Mutex<identity::IdpState>,
     pub mailboxes: RwLock<HashMap<String, Arc<Mutex<store::MailboxState>>>>,
     pub throttle: throttle::Throttle,
@@ -356,7 +356,7 @@ pub async fn spawn(config: EmulatorConfig) -> Result<RunningEmulator, Error> {
         .public_base_url
         .clone()
         .unwrap_or_else(|| format!("{scheme}://{addr}"));
-    let keys = keys::Keys::generate().map_err(Error::Keys)?;
+    let keys = keys::KeyRing::generate().map_err(Error::Keys)?;
     for t in &config.fixture.tenants {
         if t.id.is_empty() || t.domains.is_empty() {
             return Err(Error::Fixture(format!(

@@ -1294,3 +1294,59 @@ async fn client_credentials_with_certificate_assertions() {
     );
     t.emu.shutdown().await;
 }
+
+#[tokio::test]
+async fn signing_keys_roll_with_or_without_the_old_key_published() {
+    let t = spawn().await;
+    let jwks = |t: &TestEmu| {
+        let url = format!("{}/{NW}/discovery/v2.0/keys", t.emu.base_url());
+        let http = t.http.clone();
+        async move {
+            http.get(url)
+                .send()
+                .await
+                .unwrap()
+                .json::<Value>()
+                .await
+                .unwrap()
+        }
+    };
+    let before = jwks(&t).await["keys"][0]["kid"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let kid = t.emu.rotate_signing_key(true).unwrap();
+    assert_ne!(kid, before);
+    let set = jwks(&t).await;
+    let kids: Vec<&str> = set["keys"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|k| k["kid"].as_str().unwrap())
+        .collect();
+    assert_eq!(kids, [kid.as_str(), before.as_str()]);
+    let tokens = user_tokens(&t, "alice@northwind.test", SCOPES).await;
+    let header: Value = {
+        use base64::Engine;
+        let h = tokens["id_token"]
+            .as_str()
+            .unwrap()
+            .split('.')
+            .next()
+            .unwrap();
+        serde_json::from_slice(
+            &base64::engine::general_purpose::URL_SAFE_NO_PAD
+                .decode(h)
+                .unwrap(),
+        )
+        .unwrap()
+    };
+    assert_eq!(
+        header["kid"],
+        kid.as_str(),
+        "new tokens are signed with the new key"
+    );
+    t.emu.rotate_signing_key(false).unwrap();
+    assert_eq!(jwks(&t).await["keys"].as_array().unwrap().len(), 1);
+    t.emu.shutdown().await;
+}
