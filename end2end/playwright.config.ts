@@ -12,6 +12,10 @@ if (!serverBin || !siteRoot) {
   throw new Error("Run the end-to-end tests through `make test` (it sets I360_SERVER_BIN and I360_SITE_ROOT).");
 }
 const dataDir = path.join(os.tmpdir(), `i360-e2e-${port}`);
+// Tests create their own organizations through the operator CLI against the same database, so
+// each test starts from a known state whatever ran before it.
+process.env.I360_E2E_DATABASE_URL = `sqlite://${dataDir}/e2e.db`;
+process.env.I360_E2E_KEY_FILE = `${dataDir}/secrets.key`;
 
 export default defineConfig({
   testDir: "./tests",
@@ -43,7 +47,7 @@ export default defineConfig({
     },
   },
   webServer: {
-    command: `rm -rf ${dataDir} && mkdir -p ${dataDir} && exec ${serverBin} --demo --bind 127.0.0.1:${port} --emulator-bind 127.0.0.1:${port + 1} --site-root ${siteRoot} --database-url sqlite://${dataDir}/e2e.db`,
+    command: `rm -rf ${dataDir} && mkdir -p ${dataDir} && exec ${serverBin} --demo --bind 127.0.0.1:${port} --emulator-bind 127.0.0.1:${port + 1} --site-root ${siteRoot} --database-url sqlite://${dataDir}/e2e.db --key-file ${dataDir}/secrets.key`,
     url: `${baseURL}/healthz`,
     reuseExistingServer: false,
     timeout: 60_000,

@@ -38,6 +38,12 @@ if [ ! -x /usr/bin/chromium ]; then
   apt_install chromium
 fi
 
+# An emoji font, so the screenshots show the settings page's 🚨 warning as users see it.
+if [ ! -e /usr/share/fonts/truetype/noto/NotoColorEmoji.ttf ]; then
+  say "installing an emoji font from Debian's packages"
+  apt_install fonts-noto-color-emoji
+fi
+
 # Node.js and npm for the Playwright tests.
 if ! command -v npm >/dev/null; then
   say "installing Node.js and npm from Debian's packages"

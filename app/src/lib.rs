@@ -69,6 +69,12 @@ pub fn App() -> impl IntoView {
                     view=pages::integrations::IntegrationsPage
                     ssr=SsrMode::Async
                 />
+                <Route path=path!("/settings/audit") view=pages::audit::AuditPage ssr=SsrMode::Async/>
+                <Route
+                    path=path!("/settings/integrations/office365")
+                    view=pages::office365::Office365Page
+                    ssr=SsrMode::Async
+                />
             </Routes>
         </Router>
     }

@@ -1,12 +1,30 @@
 //! What server functions need from the process, put into Leptos context once at start-up.
 
+use std::sync::Arc;
 use store::DynStore;
 
 #[derive(Clone)]
 pub struct AppState {
     pub store: DynStore,
+    /// Talks to Microsoft (or the emulator, in the demo and the tests).
+    pub microsoft: Arc<microsoft::MicrosoftClient>,
+    /// The address people use to reach the server, e.g. `http://127.0.0.1:3000`; OAuth redirect
+    /// URIs are built from it.
+    pub public_url: String,
     /// True when the public URL is https: session cookies then get `Secure`.
     pub secure_cookies: bool,
+}
+
+impl AppState {
+    /// The redirect URI registered for member and admin sign-ins with Microsoft.
+    pub fn callback_uri(&self) -> String {
+        format!("{}/oauth/office365/callback", self.public_url.trim_end_matches('/'))
+    }
+
+    /// The redirect URI registered for Microsoft's admin consent flow.
+    pub fn admin_consent_uri(&self) -> String {
+        format!("{}/oauth/office365/admin-consent", self.public_url.trim_end_matches('/'))
+    }
 }
 
 /// The request id the server's middleware gave this request (`x-request-id`), so a message shown

@@ -26,3 +26,42 @@ export function failOnConsoleErrors(page: Page) {
   page.on("pageerror", (e) => errors.push(e.message));
   return () => expect(errors, "console errors").toEqual([]);
 }
+
+let orgCounter = 0;
+
+/**
+ * A fresh organization with one admin (and optionally members), made with the operator CLI so the
+ * test does not depend on what other tests did to the demo organization.
+ */
+export function newOrg(label: string, members: string[] = []) {
+  const { execFileSync } = require("node:child_process") as typeof import("node:child_process");
+  const id = `${Date.now().toString(36)}${(orgCounter++).toString(36)}`;
+  const name = `${label} ${id}`;
+  const domain = `${label.toLowerCase().replace(/[^a-z0-9]+/g, "")}-${id}.test`;
+  const password = "e2e-password-1";
+  const env = {
+    ...process.env,
+    DATABASE_URL: process.env.I360_E2E_DATABASE_URL,
+    I360_KEY_FILE: process.env.I360_E2E_KEY_FILE,
+    I360_USER_PASSWORD: password,
+  };
+  const bin = process.env.I360_SERVER_BIN!;
+  execFileSync(bin, ["org", "create", "--name", name], { env });
+  const admin = { email: `admin@${domain}`, password, name: `Admin ${id}` };
+  execFileSync(bin, ["user", "create", "--org", name, "--email", admin.email, "--name", admin.name, "--role", "admin"], { env });
+  const people = members.map((m) => {
+    const who = { email: `${m.toLowerCase()}@${domain}`, password, name: `${m} ${id}` };
+    execFileSync(bin, ["user", "create", "--org", name, "--email", who.email, "--name", who.name, "--role", "member"], { env });
+    return who;
+  });
+  return { name, admin, members: people };
+}
+
+/** The demo Microsoft 365 tenant's app registration, served by the emulator. */
+export const DEMO_APP = {
+  tenant: "northwind.test",
+  tenantId: "4f1c6a0e-2d3b-4c5a-9e8f-0a1b2c3d4e5f",
+  clientId: "11111111-2222-4333-8444-555555555555",
+  secret: "demo-client-secret",
+  expiredSecret: "demo-expired-secret",
+};

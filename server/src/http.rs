@@ -25,14 +25,20 @@ struct Ops {
     metrics: Arc<Metrics>,
 }
 
-pub fn router(store: DynStore, config: &ServeConfig, metrics: Arc<Metrics>) -> Router {
+pub fn router(store: DynStore, config: &ServeConfig, metrics: Arc<Metrics>) -> anyhow::Result<Router> {
     let options = LeptosOptions::builder()
         .output_name(app::OUTPUT_NAME)
         .site_root(config.site_root.to_string_lossy().as_ref())
         .site_pkg_dir("pkg")
         .site_addr(config.bind)
         .build();
-    let state = AppState { store: store.clone(), secure_cookies: config.public_url.starts_with("https://") };
+    let endpoints = microsoft::Endpoints::parse(&config.microsoft.authority, &config.microsoft.graph)?;
+    let state = AppState {
+        store: store.clone(),
+        microsoft: Arc::new(microsoft::MicrosoftClient::new(endpoints)?),
+        public_url: config.public_url.clone(),
+        secure_cookies: config.public_url.starts_with("https://"),
+    };
     let routes = generate_route_list(app::App);
 
     let pages = Router::new()
@@ -59,7 +65,7 @@ pub fn router(store: DynStore, config: &ServeConfig, metrics: Arc<Metrics>) -> R
 
     // Layers run outside-in from the last one added: the request id is set first, so the log line
     // and any error shown to the user carry it.
-    operations
+    Ok(operations
         .merge(pages)
         .layer(middleware::from_fn(reject_cross_site))
         .layer(middleware::from_fn_with_state(metrics, crate::metrics::record))
@@ -70,7 +76,7 @@ pub fn router(store: DynStore, config: &ServeConfig, metrics: Arc<Metrics>) -> R
             }),
         )
         .layer(PropagateRequestIdLayer::new(REQUEST_ID.clone()))
-        .layer(SetRequestIdLayer::new(REQUEST_ID.clone(), MakeRequestUuid))
+        .layer(SetRequestIdLayer::new(REQUEST_ID.clone(), MakeRequestUuid)))
 }
 
 /// `/healthz`: 200 when the database answers, 503 when it does not.

@@ -78,7 +78,7 @@ async fn serve(store: store::DynStore, args: ServeArgs) -> anyhow::Result<()> {
         None
     };
     let config = ServeConfig { bind: bound, site_root: args.site_root, public_url, microsoft };
-    let router = server::router(store, &config, Arc::new(Metrics::default()));
+    let router = server::router(store, &config, Arc::new(Metrics::default()))?;
     tracing::info!(url = %config.public_url, authority = %config.microsoft.authority, "listening");
     println!("\nIntelligence360 is running at {}\n", config.public_url);
     if let Some(emu) = &emulator {

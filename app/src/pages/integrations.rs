@@ -3,6 +3,8 @@
 use crate::components::guard::Guarded;
 use crate::error::AppError;
 use domain::{IntegrationKind, IntegrationStatus};
+#[cfg(feature = "ssr")]
+use leptos::prelude::expect_context;
 use leptos::prelude::*;
 use leptos_meta::Title;
 use serde::{Deserialize, Serialize};
@@ -15,10 +17,17 @@ pub struct IntegrationRow {
 
 #[server(endpoint = "list_integrations")]
 pub async fn list_integrations() -> Result<Vec<IntegrationRow>, AppError> {
-    let _admin = crate::auth::require_admin().await?;
+    let admin = crate::auth::require_admin().await?;
+    let state = expect_context::<crate::state::AppState>();
+    let office365 = state.store.office365_settings(admin.org_id).await?;
     Ok(IntegrationKind::ALL
         .into_iter()
-        .map(|kind| IntegrationRow { kind, status: IntegrationStatus::NotSetUp })
+        .map(|kind| IntegrationRow {
+            kind,
+            status: match kind {
+                IntegrationKind::Office365 => office365.status(),
+            },
+        })
         .collect())
 }
 
@@ -37,6 +46,7 @@ pub fn IntegrationsPage() -> impl IntoView {
                         <h1>"All Integrations"</h1>
                         <p class="muted">"Connect Intelligence360 to the tools your team already uses."</p>
                     </div>
+                    <a class="button" href="/settings/audit">"Audit log"</a>
                 </div>
                 <Suspense fallback=|| view! { <p class="muted">"Loading integrations…"</p> }>
                     {move || Suspend::new(async move {
@@ -74,6 +84,8 @@ fn IntegrationItem(row: IntegrationRow) -> impl IntoView {
             <span class=format!("badge badge--{}", row.status.tone()) data-testid="integration-status">
                 {row.status.label()}
             </span>
+            <a class="button" href=format!("/settings/integrations/{}", row.kind.slug())
+                aria-label=format!("Open {} settings", row.kind.name())>"Settings"</a>
         </li>
     }
 }

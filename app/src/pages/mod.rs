@@ -1,8 +1,10 @@
 //! One module per page.
 
 pub mod actions;
+pub mod audit;
 pub mod activity;
 pub mod integrations;
 pub mod login;
 pub mod not_found;
+pub mod office365;
 pub mod profile;

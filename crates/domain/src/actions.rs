@@ -33,7 +33,7 @@ pub fn cards_for(facts: &FeedFacts) -> Vec<ActionCard> {
                    tasks stay in sync."
                 .into(),
             button: "Open Office 365 settings".into(),
-            href: "/settings/integrations".into(),
+            href: "/settings/integrations/office365".into(),
         });
     }
     cards

@@ -52,6 +52,14 @@ impl Default for Office365Settings {
 }
 
 impl Office365Settings {
+    pub fn status(&self) -> crate::IntegrationStatus {
+        match (self.enabled, self.is_service_account()) {
+            (false, _) => crate::IntegrationStatus::NotSetUp,
+            (true, false) => crate::IntegrationStatus::Enabled,
+            (true, true) => crate::IntegrationStatus::EnabledAsServiceAccount,
+        }
+    }
+
     pub fn scope_settings(&self) -> ScopeSettings {
         ScopeSettings { mode: self.mode, access: self.access, features: self.features.clone() }
     }
@@ -64,6 +72,8 @@ impl Office365Settings {
 /// The settings form as typed, before validation. Every field is text so nothing typed is lost
 /// when validation fails: the form is shown again with exactly these values.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+// An unchecked checkbox is simply absent from a submitted form: absent means false.
+#[serde(default)]
 pub struct SettingsForm {
     pub enabled: bool,
     pub tenant: String,

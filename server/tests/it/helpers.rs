@@ -24,7 +24,7 @@ pub async fn spawn_app() -> TestApp {
         public_url: format!("http://{addr}"),
         microsoft: server::MicrosoftEndpoints::default(),
     };
-    let router = server::router(store.clone(), &config, Arc::new(Metrics::default()));
+    let router = server::router(store.clone(), &config, Arc::new(Metrics::default())).unwrap();
     tokio::spawn(async move {
         axum::serve(listener, router.into_make_service_with_connect_info::<SocketAddr>()).await.unwrap();
     });
