@@ -15,7 +15,7 @@ PG_DIR := /tmp/i360-test-postgres-$(PG_PORT)
 PG_PORT ?= 55432
 NEXTEST_ARGS ?=
 
-.PHONY: run test tools build build-server build-site lint test-rust test-e2e clean-data help
+.PHONY: run test tools build build-server build-site lint test-rust test-clients test-e2e clean-data help
 
 help:
 	@echo "make run    install what is missing, build, start the demo on http://127.0.0.1:3000"
@@ -46,20 +46,25 @@ run: tools build
 test: tools build
 	$(MAKE) --no-print-directory lint
 	$(MAKE) --no-print-directory test-rust
+	$(MAKE) --no-print-directory test-clients
 	$(MAKE) --no-print-directory test-e2e
 
 # Clippy per side (never `ssr` and `hydrate` together); the workspace lints deny unwrap/expect/panic
 # outside tests.
 lint:
-	cargo clippy -p domain -p store -p server -p m365-emulator -p app --features app/ssr --all-targets -- -D warnings
+	cargo clippy -p domain -p store -p server -p m365-emulator -p microsoft -p app --features app/ssr --all-targets -- -D warnings
 	cargo clippy -p frontend --target wasm32-unknown-unknown --target-dir $(FRONT_TARGET) -- -D warnings
 
 # The store suite runs on SQLite and on a throwaway PostgreSQL cluster started here.
 test-rust:
 	./scripts/test-postgres.sh start $(PG_DIR) $(PG_PORT)
 	STORE_TEST_POSTGRES_URL=postgres://postgres@127.0.0.1:$(PG_PORT)/postgres STORE_TEST_REQUIRE_POSTGRES=1 \
-	  cargo nextest run -p domain -p store -p server -p m365-emulator -p app --features app/ssr $(NEXTEST_ARGS) \
+	  cargo nextest run -p domain -p store -p server -p m365-emulator -p microsoft -p app --features app/ssr $(NEXTEST_ARGS) \
 	  ; status=$$?; ./scripts/test-postgres.sh stop $(PG_DIR); exit $$status
+
+# Microsoft's own client libraries (MSAL Node and the Graph JS client) against the emulator.
+test-clients:
+	./crates/emulator/clients/run.sh
 
 test-e2e:
 	cd end2end && I360_SERVER_BIN=$(SERVER_BIN) I360_SITE_ROOT=$(SITE) npx playwright test
