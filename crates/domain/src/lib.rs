@@ -5,6 +5,7 @@
 
 pub mod actions;
 pub mod audit;
+pub mod connection;
 pub mod email;
 pub mod ids;
 pub mod integration;
@@ -15,6 +16,7 @@ pub mod user;
 
 pub use audit::AuditEntry;
 pub use actions::{ActionCard, FeedFacts};
+pub use connection::{ConnectionKind, ConnectionState, ConnectionSummary, FlowPurpose};
 pub use email::{EmailAddress, EmailError};
 pub use ids::{OrgId, UserId};
 pub use integration::{IntegrationKind, IntegrationStatus};

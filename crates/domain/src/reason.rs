@@ -152,9 +152,51 @@ impl ReasonCode {
     }
 }
 
+impl ReasonCode {
+    const NAMES: [(ReasonCode, &'static str); 19] = [
+        (ReasonCode::ConsentDeclined, "consent_declined"),
+        (ReasonCode::AdminApprovalRequired, "admin_approval_required"),
+        (ReasonCode::ConsentRequired, "consent_required"),
+        (ReasonCode::InteractionRequired, "interaction_required"),
+        (ReasonCode::RefreshTokenExpired, "refresh_token_expired"),
+        (ReasonCode::RefreshTokenRevoked, "refresh_token_revoked"),
+        (ReasonCode::WrongTenant, "wrong_tenant"),
+        (ReasonCode::MailboxNotLicensed, "mailbox_not_licensed"),
+        (ReasonCode::NoMailboxAccess, "no_mailbox_access"),
+        (ReasonCode::PermissionMissing, "permission_missing"),
+        (ReasonCode::ClientSecretInvalid, "client_secret_invalid"),
+        (ReasonCode::ClientSecretExpired, "client_secret_expired"),
+        (ReasonCode::AppNotFound, "app_not_found"),
+        (ReasonCode::RedirectUriMismatch, "redirect_uri_mismatch"),
+        (ReasonCode::Throttled, "throttled"),
+        (ReasonCode::MicrosoftUnavailable, "microsoft_unavailable"),
+        (ReasonCode::AccessTokenRejected, "access_token_rejected"),
+        (ReasonCode::SignInNotVerified, "sign_in_not_verified"),
+        (ReasonCode::Unexpected, "unexpected"),
+    ];
+
+    /// The stored and URL form, e.g. `admin_approval_required` (same as its serde form).
+    pub fn as_str(self) -> &'static str {
+        Self::NAMES.iter().find(|(c, _)| *c == self).map(|(_, n)| *n).unwrap_or("unexpected")
+    }
+
+    pub fn parse(s: &str) -> Option<ReasonCode> {
+        Self::NAMES.iter().find(|(_, n)| *n == s).map(|(c, _)| *c)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn reason_codes_round_trip_through_their_names() {
+        for (code, name) in ReasonCode::NAMES {
+            assert_eq!(code.as_str(), name);
+            assert_eq!(ReasonCode::parse(name), Some(code));
+        }
+        assert_eq!(ReasonCode::AdminApprovalRequired.as_str(), "admin_approval_required");
+    }
 
     #[test]
     fn tenant_wide_faults_go_to_admins_and_personal_ones_to_the_owner() {

@@ -423,6 +423,186 @@ macro_rules! impl_store {
                 .collect()
             }
 
+            async fn start_oauth_flow(&self, state: &str, flow: &$crate::OAuthFlow, now: $crate::UnixTime) -> Result<(), $crate::StoreError> {
+                let hash = $crate::common::state_hash(state);
+                let verifier = match &flow.pkce_verifier {
+                    Some(v) => Some(self.keyring.seal_str(v, &$crate::common::verifier_binding(&hash))?),
+                    None => None,
+                };
+                // Old, never-finished flows are useless; drop them while we are here.
+                sqlx::query("DELETE FROM oauth_flows WHERE expires_at <= $1").bind(now).execute(&self.pool).await?;
+                sqlx::query(
+                    "INSERT INTO oauth_flows (state_hash, org_id, user_id, session_hash, purpose, pkce_verifier, nonce, created_at, expires_at) \
+                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+                )
+                .bind(&hash[..])
+                .bind(flow.org_id.as_uuid())
+                .bind(flow.user_id.as_uuid())
+                .bind(&flow.session.0[..])
+                .bind(flow.purpose.as_str())
+                .bind(verifier)
+                .bind(&flow.nonce)
+                .bind(now)
+                .bind(flow.expires_at)
+                .execute(&self.pool)
+                .await?;
+                Ok(())
+            }
+
+            async fn take_oauth_flow(&self, state: &str, now: $crate::UnixTime) -> Result<Option<$crate::OAuthFlow>, $crate::StoreError> {
+                use sqlx::Row as _;
+                let hash = $crate::common::state_hash(state);
+                // DELETE … RETURNING makes the state single-use even with two callbacks racing.
+                let row = sqlx::query(
+                    "DELETE FROM oauth_flows WHERE state_hash = $1 \
+                     RETURNING org_id, user_id, session_hash, purpose, pkce_verifier, nonce, expires_at",
+                )
+                .bind(&hash[..])
+                .fetch_optional(&self.pool)
+                .await?;
+                let Some(row) = row else { return Ok(None) };
+                let expires_at: i64 = row.try_get("expires_at")?;
+                if expires_at <= now {
+                    return Ok(None);
+                }
+                let session: Vec<u8> = row.try_get("session_hash")?;
+                let purpose: String = row.try_get("purpose")?;
+                let verifier: Option<Vec<u8>> = row.try_get("pkce_verifier")?;
+                Ok(Some($crate::OAuthFlow {
+                    org_id: domain::OrgId(row.try_get("org_id")?),
+                    user_id: domain::UserId(row.try_get("user_id")?),
+                    session: $crate::SessionTokenHash(
+                        session.try_into().map_err(|_| $crate::StoreError::Corrupt("oauth_flows.session_hash".into()))?,
+                    ),
+                    purpose: domain::FlowPurpose::parse(&purpose)
+                        .ok_or_else(|| $crate::StoreError::Corrupt(format!("oauth_flows.purpose {purpose:?}")))?,
+                    pkce_verifier: match verifier {
+                        Some(v) => Some(self.keyring.open_str(&v, &$crate::common::verifier_binding(&hash))?),
+                        None => None,
+                    },
+                    nonce: row.try_get("nonce")?,
+                    expires_at,
+                }))
+            }
+
+            async fn save_connection(
+                &self,
+                c: &$crate::NewConnection,
+                audit: &domain::AuditEntry,
+            ) -> Result<domain::ConnectionSummary, $crate::StoreError> {
+                let now = $crate::now_unix();
+                let mut tx = self.pool.begin().await?;
+                let existing: Option<uuid::Uuid> =
+                    sqlx::query_scalar("SELECT id FROM connections WHERE org_id = $1 AND user_id = $2 AND kind = $3")
+                        .bind(c.org_id.as_uuid())
+                        .bind(c.user_id.as_uuid())
+                        .bind(c.kind.as_str())
+                        .fetch_optional(&mut *tx)
+                        .await?;
+                let id = existing.unwrap_or_else(uuid::Uuid::new_v4);
+                let access = self.keyring.seal_str(&c.access_token, &$crate::common::token_binding("access_token", id))?;
+                let refresh = match &c.refresh_token {
+                    Some(rt) => Some(self.keyring.seal_str(rt, &$crate::common::token_binding("refresh_token", id))?),
+                    None => None,
+                };
+                if c.is_primary {
+                    sqlx::query("UPDATE connections SET is_primary = $1 WHERE org_id = $2")
+                        .bind(false)
+                        .bind(c.org_id.as_uuid())
+                        .execute(&mut *tx)
+                        .await?;
+                }
+                sqlx::query(
+                    "INSERT INTO connections (id, org_id, user_id, kind, is_primary, ms_tenant_id, ms_object_id, ms_username, \
+                       ms_name, granted_scopes, access_token, access_expires_at, refresh_token, state, reason, reason_at, \
+                       created_at, updated_at) \
+                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, 'active', NULL, NULL, $14, $14) \
+                     ON CONFLICT (id) DO UPDATE SET is_primary = excluded.is_primary, ms_tenant_id = excluded.ms_tenant_id, \
+                       ms_object_id = excluded.ms_object_id, ms_username = excluded.ms_username, ms_name = excluded.ms_name, \
+                       granted_scopes = excluded.granted_scopes, access_token = excluded.access_token, \
+                       access_expires_at = excluded.access_expires_at, refresh_token = excluded.refresh_token, \
+                       state = 'active', reason = NULL, reason_at = NULL, updated_at = excluded.updated_at",
+                )
+                .bind(id)
+                .bind(c.org_id.as_uuid())
+                .bind(c.user_id.as_uuid())
+                .bind(c.kind.as_str())
+                .bind(c.is_primary)
+                .bind(&c.ms_tenant_id)
+                .bind(&c.ms_object_id)
+                .bind(&c.ms_username)
+                .bind(&c.ms_name)
+                .bind(c.granted_scopes.join(" "))
+                .bind(access)
+                .bind(c.access_expires_at)
+                .bind(refresh)
+                .bind(now)
+                .execute(&mut *tx)
+                .await?;
+                sqlx::query("INSERT INTO audit_log (org_id, actor, action, summary, at) VALUES ($1, $2, $3, $4, $5)")
+                    .bind(c.org_id.as_uuid())
+                    .bind(&audit.actor)
+                    .bind(&audit.action)
+                    .bind(&audit.summary)
+                    .bind(audit.at)
+                    .execute(&mut *tx)
+                    .await?;
+                let row = sqlx::query($crate::common::CONNECTION_SELECT_BY_ID).bind(id).fetch_one(&mut *tx).await?;
+                let summary = $crate::common::connection_from_row!(row)?;
+                tx.commit().await?;
+                Ok(summary)
+            }
+
+            async fn connection_of(
+                &self,
+                org: domain::OrgId,
+                user: domain::UserId,
+                kind: domain::ConnectionKind,
+            ) -> Result<Option<domain::ConnectionSummary>, $crate::StoreError> {
+                let row = sqlx::query($crate::common::CONNECTION_SELECT_BY_OWNER)
+                    .bind(org.as_uuid())
+                    .bind(user.as_uuid())
+                    .bind(kind.as_str())
+                    .fetch_optional(&self.pool)
+                    .await?;
+                match row {
+                    Some(row) => Ok(Some($crate::common::connection_from_row!(row)?)),
+                    None => Ok(None),
+                }
+            }
+
+            async fn connections_in_org(&self, org: domain::OrgId) -> Result<Vec<domain::ConnectionSummary>, $crate::StoreError> {
+                let rows = sqlx::query($crate::common::CONNECTION_SELECT_BY_ORG).bind(org.as_uuid()).fetch_all(&self.pool).await?;
+                rows.into_iter().map(|row| $crate::common::connection_from_row!(row)).collect()
+            }
+
+            async fn delete_connection(
+                &self,
+                org: domain::OrgId,
+                id: uuid::Uuid,
+                audit: &domain::AuditEntry,
+            ) -> Result<bool, $crate::StoreError> {
+                let mut tx = self.pool.begin().await?;
+                let done = sqlx::query("DELETE FROM connections WHERE org_id = $1 AND id = $2")
+                    .bind(org.as_uuid())
+                    .bind(id)
+                    .execute(&mut *tx)
+                    .await?;
+                if done.rows_affected() == 0 {
+                    return Ok(false);
+                }
+                sqlx::query("INSERT INTO audit_log (org_id, actor, action, summary, at) VALUES ($1, $2, $3, $4, $5)")
+                    .bind(org.as_uuid())
+                    .bind(&audit.actor)
+                    .bind(&audit.action)
+                    .bind(&audit.summary)
+                    .bind(audit.at)
+                    .execute(&mut *tx)
+                    .await?;
+                tx.commit().await?;
+                Ok(true)
+            }
+
             async fn reseal_secrets(&self) -> Result<u64, $crate::StoreError> {
                 use sqlx::Row as _;
                 let current = self.keyring.current_key_id();
@@ -447,6 +627,32 @@ macro_rules! impl_store {
                         .await?;
                     count += 1;
                 }
+                for column in ["access_token", "refresh_token"] {
+                    let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
+                        "SELECT id, {column} AS sealed FROM connections WHERE {column} IS NOT NULL"
+                    )))
+                    .fetch_all(&self.pool)
+                    .await?;
+                    for row in rows {
+                        let id: uuid::Uuid = row.try_get("id")?;
+                        let sealed: Vec<u8> = row.try_get("sealed")?;
+                        if $crate::secrets::Keyring::key_id_of(&sealed) == Some(current) {
+                            continue;
+                        }
+                        let binding = $crate::common::token_binding(column, id);
+                        let resealed = self.keyring.seal(&self.keyring.open(&sealed, &binding)?, &binding)?;
+                        // The column name comes from the fixed list above, never from input.
+                        sqlx::query(sqlx::AssertSqlSafe(format!(
+                            "UPDATE connections SET {column} = $1 WHERE id = $2 AND {column} = $3"
+                        )))
+                        .bind(resealed)
+                        .bind(id)
+                        .bind(sealed)
+                        .execute(&self.pool)
+                        .await?;
+                        count += 1;
+                    }
+                }
                 Ok(count)
             }
         }
@@ -454,6 +660,69 @@ macro_rules! impl_store {
 }
 
 pub(crate) use impl_store;
+
+pub(crate) fn state_hash(state: &str) -> [u8; 32] {
+    use sha2::Digest;
+    sha2::Sha256::digest(state.as_bytes()).into()
+}
+
+pub(crate) fn verifier_binding(state_hash: &[u8; 32]) -> crate::secrets::Binding {
+    let hex: String = state_hash.iter().map(|b| format!("{b:02x}")).collect();
+    crate::secrets::Binding::new("oauth_flows", "pkce_verifier", hex)
+}
+
+pub(crate) fn token_binding(column: &str, connection: uuid::Uuid) -> crate::secrets::Binding {
+    crate::secrets::Binding::new("connections", column, connection)
+}
+
+macro_rules! connection_columns {
+    () => {
+        "SELECT id, org_id, user_id, kind, is_primary, ms_tenant_id, ms_object_id, ms_username, ms_name, \
+         granted_scopes, state, reason, created_at, updated_at FROM connections"
+    };
+}
+
+pub(crate) const CONNECTION_SELECT_BY_ID: &str = concat!(connection_columns!(), " WHERE id = $1");
+pub(crate) const CONNECTION_SELECT_BY_OWNER: &str =
+    concat!(connection_columns!(), " WHERE org_id = $1 AND user_id = $2 AND kind = $3");
+pub(crate) const CONNECTION_SELECT_BY_ORG: &str =
+    concat!(connection_columns!(), " WHERE org_id = $1 ORDER BY is_primary DESC, ms_name, created_at");
+
+/// Reads a `ConnectionSummary` from a row selected with `connection_columns!()` (a macro so it works
+/// on both databases' row types without a wall of trait bounds).
+macro_rules! connection_from_row {
+    ($row:expr) => {{
+        use sqlx::Row as _;
+        let row = &$row;
+        (|| -> Result<domain::ConnectionSummary, $crate::StoreError> {
+            let corrupt = |what: &str, v: &str| $crate::StoreError::Corrupt(format!("connections.{what} {v:?}"));
+            let kind: String = row.try_get("kind")?;
+            let state: String = row.try_get("state")?;
+            let reason: Option<String> = row.try_get("reason")?;
+            let scopes: String = row.try_get("granted_scopes")?;
+            Ok(domain::ConnectionSummary {
+                id: row.try_get("id")?,
+                org_id: domain::OrgId(row.try_get("org_id")?),
+                user_id: domain::UserId(row.try_get("user_id")?),
+                kind: domain::ConnectionKind::parse(&kind).ok_or_else(|| corrupt("kind", &kind))?,
+                is_primary: row.try_get("is_primary")?,
+                ms_tenant_id: row.try_get("ms_tenant_id")?,
+                ms_object_id: row.try_get("ms_object_id")?,
+                ms_username: row.try_get("ms_username")?,
+                ms_name: row.try_get("ms_name")?,
+                granted_scopes: scopes.split_whitespace().map(str::to_owned).collect(),
+                state: domain::ConnectionState::parse(&state).ok_or_else(|| corrupt("state", &state))?,
+                reason: match reason {
+                    Some(r) => Some(domain::ReasonCode::parse(&r).ok_or_else(|| corrupt("reason", &r))?),
+                    None => None,
+                },
+                created_at: row.try_get("created_at")?,
+                updated_at: row.try_get("updated_at")?,
+            })
+        })()
+    }};
+}
+pub(crate) use connection_from_row;
 
 /// Where the client secret is sealed: one organization's settings row.
 pub(crate) fn client_secret_binding(org: OrgId) -> crate::secrets::Binding {

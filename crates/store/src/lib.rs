@@ -17,7 +17,7 @@ mod sqlite;
 
 use async_trait::async_trait;
 use domain::office365::Office365Settings;
-use domain::{AuditEntry, EmailAddress, OrgId, Role, SessionUser, UserId};
+use domain::{AuditEntry, ConnectionKind, ConnectionSummary, EmailAddress, FlowPurpose, OrgId, Role, SessionUser, UserId};
 use secrets::{Keyring, SecretString};
 use std::sync::Arc;
 
@@ -77,6 +77,36 @@ pub struct NewUser {
 pub struct SignInFailures {
     pub for_email: u32,
     pub from_ip: u32,
+}
+
+/// An authorization request sent to Microsoft, remembered until its callback arrives.
+#[derive(Debug, Clone)]
+pub struct OAuthFlow {
+    pub org_id: OrgId,
+    pub user_id: UserId,
+    /// The session that started it; the callback must arrive in the same one.
+    pub session: SessionTokenHash,
+    pub purpose: FlowPurpose,
+    pub pkce_verifier: Option<SecretString>,
+    pub nonce: Option<String>,
+    pub expires_at: UnixTime,
+}
+
+/// A connection to create or refresh after a successful sign-in with Microsoft.
+#[derive(Debug, Clone)]
+pub struct NewConnection {
+    pub org_id: OrgId,
+    pub user_id: UserId,
+    pub kind: ConnectionKind,
+    pub is_primary: bool,
+    pub ms_tenant_id: String,
+    pub ms_object_id: String,
+    pub ms_username: String,
+    pub ms_name: String,
+    pub granted_scopes: Vec<String>,
+    pub access_token: SecretString,
+    pub access_expires_at: UnixTime,
+    pub refresh_token: Option<SecretString>,
 }
 
 /// Unix time in seconds. All stored times use it so both databases compare them the same way.
@@ -145,6 +175,26 @@ pub trait Store: Send + Sync + 'static {
     async fn record_audit(&self, org: OrgId, entry: &AuditEntry) -> Result<(), StoreError>;
     /// Newest first.
     async fn audit_log(&self, org: OrgId, limit: u32) -> Result<Vec<AuditEntry>, StoreError>;
+
+    /// Remembers an authorization request under the `state` sent to Microsoft (only its hash is
+    /// stored; the PKCE verifier is sealed).
+    async fn start_oauth_flow(&self, state: &str, flow: &OAuthFlow, now: UnixTime) -> Result<(), StoreError>;
+    /// Takes (and deletes) the flow for `state`: a second callback with the same state finds
+    /// nothing. Expired flows are not returned.
+    async fn take_oauth_flow(&self, state: &str, now: UnixTime) -> Result<Option<OAuthFlow>, StoreError>;
+
+    /// Creates or replaces the owner's connection of this kind (reconnecting keeps its id), with
+    /// sealed tokens, and records `audit`. A primary connection makes every other one non-primary.
+    async fn save_connection(&self, c: &NewConnection, audit: &AuditEntry) -> Result<ConnectionSummary, StoreError>;
+    async fn connection_of(
+        &self,
+        org: OrgId,
+        user: UserId,
+        kind: ConnectionKind,
+    ) -> Result<Option<ConnectionSummary>, StoreError>;
+    async fn connections_in_org(&self, org: OrgId) -> Result<Vec<ConnectionSummary>, StoreError>;
+    /// Deletes a connection and its tokens; false when there was none.
+    async fn delete_connection(&self, org: OrgId, id: uuid::Uuid, audit: &AuditEntry) -> Result<bool, StoreError>;
 
     /// Re-seals every stored secret with the keyring's current key (after a key rotation).
     /// Returns how many values were re-sealed.

@@ -5,6 +5,7 @@
 // Test-only code: a failed unwrap is a failed test.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+mod connections;
 mod harness;
 mod office365;
 mod scenarios;
