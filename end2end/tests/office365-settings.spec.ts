@@ -70,7 +70,7 @@ test("an admin enables Office 365: bad values are refused field by field and not
   await expect(page.getByTestId("office365-status")).toHaveText("Enabled");
   // The secret is write-only: never sent back to the browser.
   await expect(page.getByLabel("Client secret", { exact: true })).toHaveValue("");
-  await expect(page.getByLabel("Client secret", { exact: true })).toHaveAttribute("placeholder", /stored/);
+  await expect(page.getByLabel("Client secret", { exact: true })).toHaveAttribute("placeholder", /Stored/);
   expect(await page.content()).not.toContain(DEMO_APP.secret);
   await page.screenshot({ path: "../docs/screenshot-office365-settings.png", fullPage: true });
 

@@ -57,6 +57,11 @@ pub fn router(store: DynStore, config: &ServeConfig, metrics: Arc<Metrics>) -> a
         .fallback(leptos_axum::file_and_error_handler(app::shell))
         .with_state(options);
 
+    let oauth = Router::new()
+        .route("/oauth/office365/start", axum::routing::post(crate::oauth::start))
+        .route("/oauth/office365/callback", get(crate::oauth::callback))
+        .with_state(state.clone());
+
     let ops = Ops { store, metrics: metrics.clone() };
     let operations = Router::new()
         .route("/healthz", get(healthz))
@@ -66,6 +71,7 @@ pub fn router(store: DynStore, config: &ServeConfig, metrics: Arc<Metrics>) -> a
     // Layers run outside-in from the last one added: the request id is set first, so the log line
     // and any error shown to the user carry it.
     Ok(operations
+        .merge(oauth)
         .merge(pages)
         .layer(middleware::from_fn(reject_cross_site))
         .layer(middleware::from_fn_with_state(metrics, crate::metrics::record))

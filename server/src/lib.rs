@@ -7,6 +7,7 @@ pub mod cli;
 pub mod demo;
 pub mod http;
 pub mod metrics;
+pub mod oauth;
 pub mod telemetry;
 
 use std::net::SocketAddr;

@@ -1,0 +1,204 @@
+//! The OAuth routes: starting a sign-in with Microsoft and receiving its callback.
+//!
+//! These are plain axum routes rather than server functions because the browser reaches them by
+//! form posts and redirects, not by fetch. Whatever happens, the callback ends on a page that says
+//! what happened and what to do next: never a stack trace, never a 500.
+
+use app::state::AppState;
+use axum::extract::{Form, RawQuery, State};
+use axum::http::{HeaderMap, header};
+use axum::response::{IntoResponse, Redirect, Response};
+use domain::{AuditEntry, ConnectionKind, FlowPurpose, ReasonCode, SessionUser};
+use secrecy::ExposeSecret;
+use serde::Deserialize;
+use store::secrets::SecretString;
+use store::{NewConnection, OAuthFlow, SessionToken};
+
+/// How long Microsoft has to send the browser back (its codes live about as long, MICROSOFT.md §1.3).
+const FLOW_TTL_SECS: i64 = 600;
+
+#[derive(Deserialize)]
+pub struct StartForm {
+    purpose: String,
+}
+
+/// The session cookie of this request and who it belongs to.
+async fn signed_in(state: &AppState, headers: &HeaderMap) -> Option<(SessionToken, SessionUser)> {
+    let token = headers
+        .get_all(header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'))
+        .filter_map(|pair| pair.trim().split_once('='))
+        .find(|(name, _)| *name == app::auth::SESSION_COOKIE)
+        .and_then(|(_, value)| SessionToken::from_cookie(value))?;
+    let user = state.store.session_user(&token.hash(), store::now_unix()).await.ok()??;
+    Some((token, user))
+}
+
+/// The page that explains a failed (or refused) connection attempt.
+fn failed(reason: ReasonCode, microsoft_code: Option<u32>) -> Response {
+    let code = microsoft_code.map(|c| format!("&code=AADSTS{c}")).unwrap_or_default();
+    Redirect::to(&format!("/connect/result?reason={}{code}", reason.as_str())).into_response()
+}
+
+fn refused(why: &str) -> Response {
+    Redirect::to(&format!("/connect/result?refused={why}")).into_response()
+}
+
+/// `POST /oauth/office365/start`: sends the browser to Microsoft's sign-in with a fresh `state`,
+/// PKCE verifier and nonce remembered server-side for this session.
+pub async fn start(State(state): State<AppState>, headers: HeaderMap, Form(form): Form<StartForm>) -> Response {
+    let Some((token, user)) = signed_in(&state, &headers).await else {
+        return Redirect::to("/login").into_response();
+    };
+    let Some(purpose) = FlowPurpose::parse(&form.purpose).filter(|p| matches!(p, FlowPurpose::Activate | FlowPurpose::Connect))
+    else {
+        return refused("unknown");
+    };
+    if purpose == FlowPurpose::Activate && !user.is_admin() {
+        return refused("admins_only");
+    }
+    let settings = match state.store.office365_settings(user.org_id).await {
+        Ok(s) => s,
+        Err(e) => return internal(e),
+    };
+    if !settings.enabled {
+        return refused("not_enabled");
+    }
+    if purpose == FlowPurpose::Connect && settings.is_service_account() {
+        return refused("service_account");
+    }
+    let app = match app_registration(&state, &settings, user.org_id).await {
+        Ok(app) => app,
+        Err(resp) => return resp,
+    };
+    let scope = settings.scope_settings().authorization_scope();
+    let request = match state.microsoft.authorization_request(&app, &state.callback_uri(), &scope, Some(user.email.as_str()), None) {
+        Ok(r) => r,
+        Err(e) => return internal(e),
+    };
+    let now = store::now_unix();
+    let flow = OAuthFlow {
+        org_id: user.org_id,
+        user_id: user.user_id,
+        session: token.hash(),
+        purpose,
+        pkce_verifier: Some(SecretString::new(request.pkce_verifier.expose_secret())),
+        nonce: Some(request.nonce.clone()),
+        expires_at: now + FLOW_TTL_SECS,
+    };
+    if let Err(e) = state.store.start_oauth_flow(&request.state, &flow, now).await {
+        return internal(e);
+    }
+    tracing::info!(user = %user.user_id, purpose = purpose.as_str(), "sending the browser to Microsoft");
+    Redirect::to(request.url.as_str()).into_response()
+}
+
+/// `GET /oauth/office365/callback`: checks `state` (known, unexpired, unused, this session), turns
+/// the code into tokens, verifies the id_token, and stores the connection.
+pub async fn callback(State(state): State<AppState>, headers: HeaderMap, RawQuery(query): RawQuery) -> Response {
+    let query = query.unwrap_or_default();
+    let parsed = microsoft::parse_callback(&query);
+    let state_param = match &parsed {
+        Ok(c) => Some(c.state.clone()),
+        Err(e) => e.state.clone(),
+    };
+    let Some(state_param) = state_param else {
+        return failed(ReasonCode::SignInNotVerified, None);
+    };
+    let now = store::now_unix();
+    // Taking the flow deletes it: a replayed callback finds nothing.
+    let flow = match state.store.take_oauth_flow(&state_param, now).await {
+        Ok(Some(flow)) => flow,
+        Ok(None) => return refused("expired"),
+        Err(e) => return internal(e),
+    };
+    let Some((_, user)) = signed_in(&state, &headers).await.filter(|(t, _)| t.hash() == flow.session) else {
+        // Started in another browser or session: whoever holds this callback did not start it.
+        return refused("other_session");
+    };
+    let code = match parsed {
+        Ok(code) => code,
+        Err(e) => {
+            tracing::info!(reason = e.reason.as_str(), error = %e.error, "Microsoft returned an error to the callback");
+            return failed(e.reason, e.error_codes.first().copied());
+        }
+    };
+    let settings = match state.store.office365_settings(user.org_id).await {
+        Ok(s) => s,
+        Err(e) => return internal(e),
+    };
+    let app = match app_registration(&state, &settings, user.org_id).await {
+        Ok(app) => app,
+        Err(resp) => return resp,
+    };
+    let (Some(verifier), Some(nonce)) = (flow.pkce_verifier, flow.nonce) else {
+        return failed(ReasonCode::SignInNotVerified, None);
+    };
+    let verifier = secrecy::SecretString::from(verifier.expose().to_owned());
+    let sign_in = match state.microsoft.exchange_code(&app, &code.code, &state.callback_uri(), &verifier, &nonce).await {
+        Ok(s) => s,
+        Err(e) => {
+            tracing::warn!(reason = e.reason().as_str(), "code exchange refused");
+            return failed(e.reason(), e.aad().and_then(|a| a.error_codes.first().copied()));
+        }
+    };
+    let identity = sign_in.identity;
+    let username = identity.username.clone().or(identity.email.clone()).unwrap_or_else(|| identity.object_id.clone());
+    let primary = flow.purpose == FlowPurpose::Activate;
+    let connection = NewConnection {
+        org_id: user.org_id,
+        user_id: user.user_id,
+        kind: ConnectionKind::Individual,
+        is_primary: primary,
+        ms_tenant_id: identity.tenant_id.clone(),
+        ms_object_id: identity.object_id.clone(),
+        ms_name: identity.name.clone().unwrap_or_else(|| username.clone()),
+        ms_username: username.clone(),
+        granted_scopes: sign_in.tokens.granted_scopes.clone(),
+        access_token: SecretString::new(sign_in.tokens.access_token.expose_secret()),
+        access_expires_at: sign_in.tokens.expires_at.unix_timestamp(),
+        refresh_token: sign_in.tokens.refresh_token.as_ref().map(|t| SecretString::new(t.expose_secret())),
+    };
+    let audit = AuditEntry {
+        at: now,
+        actor: format!("{} <{}>", user.display_name, user.email),
+        action: if primary { "office365.activated" } else { "office365.connected" }.into(),
+        summary: if primary {
+            format!("Activated My Connection as {username}; it is the primary integration.")
+        } else {
+            format!("Connected Office 365 as {username}.")
+        },
+    };
+    if let Err(e) = state.store.save_connection(&connection, &audit).await {
+        return internal(e);
+    }
+    tracing::info!(user = %user.user_id, primary, "connection saved");
+    let back = if primary { "/settings/integrations/office365?tab=my-connection" } else { "/profile" };
+    Redirect::to(back).into_response()
+}
+
+async fn app_registration(
+    state: &AppState,
+    settings: &domain::office365::Office365Settings,
+    org: domain::OrgId,
+) -> Result<microsoft::AppRegistration, Response> {
+    let secret = match state.store.office365_client_secret(org).await {
+        Ok(Some(s)) => s,
+        Ok(None) => return Err(failed(ReasonCode::ClientSecretInvalid, None)),
+        Err(e) => return Err(internal(e)),
+    };
+    microsoft::AppRegistration::new(
+        &settings.tenant,
+        &settings.client_id,
+        secrecy::SecretString::from(secret.expose().to_owned()),
+    )
+    .map_err(|_| failed(ReasonCode::AppNotFound, None))
+}
+
+/// Logs the details and shows the generic page; the request id in the log ties them together.
+fn internal(err: impl std::fmt::Display) -> Response {
+    tracing::error!(error = %err, "OAuth route failed");
+    refused("internal")
+}
