@@ -16,6 +16,7 @@ const dataDir = path.join(os.tmpdir(), `i360-e2e-${port}`);
 // each test starts from a known state whatever ran before it.
 process.env.I360_E2E_DATABASE_URL = `sqlite://${dataDir}/e2e.db`;
 process.env.I360_E2E_KEY_FILE = `${dataDir}/secrets.key`;
+process.env.I360_E2E_EMULATOR_ORIGIN = `http://127.0.0.1:${port + 1}`;
 
 export default defineConfig({
   testDir: "./tests",

@@ -41,7 +41,7 @@ pub async fn current_user() -> Result<Option<SessionUser>, AppError> {
 #[server(endpoint = "login")]
 pub async fn login(email: String, password: String) -> Result<(), AppError> {
     use store::accounts::{self, SignInError};
-    let state = expect_context::<crate::state::AppState>();
+    let state = crate::state::app_state()?;
     let ip = ssr::client_ip().await;
     let now = store::now_unix();
     match accounts::sign_in(state.store.as_ref(), &email, &password, &ip, now).await {
@@ -63,7 +63,7 @@ pub async fn login(email: String, password: String) -> Result<(), AppError> {
 
 #[server(endpoint = "logout")]
 pub async fn logout() -> Result<(), AppError> {
-    let state = expect_context::<crate::state::AppState>();
+    let state = crate::state::app_state()?;
     if let Some(token) = ssr::session_token().await {
         store::accounts::sign_out(state.store.as_ref(), &token).await?;
     }
@@ -100,7 +100,7 @@ mod ssr {
         let Some(token) = session_token().await else {
             return Ok(None);
         };
-        let state = expect_context::<crate::state::AppState>();
+        let state = crate::state::app_state()?;
         Ok(state.store.session_user(&token.hash(), store::now_unix()).await?)
     }
 

@@ -69,6 +69,7 @@ pub fn App() -> impl IntoView {
                     view=pages::integrations::IntegrationsPage
                     ssr=SsrMode::Async
                 />
+                <Route path=path!("/connect/result") view=pages::connect_result::ConnectResultPage ssr=SsrMode::Async/>
                 <Route path=path!("/settings/audit") view=pages::audit::AuditPage ssr=SsrMode::Async/>
                 <Route
                     path=path!("/settings/integrations/office365")

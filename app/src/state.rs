@@ -40,3 +40,11 @@ pub fn error_reference() -> String {
         })
         .unwrap_or_else(|| "no request id".to_owned())
 }
+
+/// The process state from Leptos context. A missing context is reported as an error rather than a
+/// panic: during server rendering a resource whose owner was already disposed (a first render pass
+/// that was thrown away) may still poll once, and must not take the worker task down with it.
+pub fn app_state() -> Result<AppState, crate::error::AppError> {
+    leptos::prelude::use_context::<AppState>()
+        .ok_or_else(|| crate::error::AppError::internal("the application state is not in context"))
+}

@@ -9,7 +9,7 @@ use leptos_meta::Title;
 #[server(endpoint = "action_cards")]
 pub async fn action_cards() -> Result<Vec<ActionCard>, AppError> {
     let user = crate::auth::require_user().await?;
-    let state = expect_context::<crate::state::AppState>();
+    let state = crate::state::app_state()?;
     let settings = state.store.office365_settings(user.org_id).await?;
     let facts = domain::FeedFacts { role: user.role, office365: settings.status() };
     Ok(domain::actions::cards_for(&facts))

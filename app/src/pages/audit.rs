@@ -9,7 +9,7 @@ use leptos_meta::Title;
 #[server(endpoint = "audit_log")]
 pub async fn audit_log() -> Result<Vec<AuditEntry>, AppError> {
     let admin = crate::auth::require_admin().await?;
-    let state = expect_context::<crate::state::AppState>();
+    let state = crate::state::app_state()?;
     Ok(state.store.audit_log(admin.org_id, 200).await?)
 }
 

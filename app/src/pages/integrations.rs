@@ -3,8 +3,6 @@
 use crate::components::guard::Guarded;
 use crate::error::AppError;
 use domain::{IntegrationKind, IntegrationStatus};
-#[cfg(feature = "ssr")]
-use leptos::prelude::expect_context;
 use leptos::prelude::*;
 use leptos_meta::Title;
 use serde::{Deserialize, Serialize};
@@ -18,7 +16,7 @@ pub struct IntegrationRow {
 #[server(endpoint = "list_integrations")]
 pub async fn list_integrations() -> Result<Vec<IntegrationRow>, AppError> {
     let admin = crate::auth::require_admin().await?;
-    let state = expect_context::<crate::state::AppState>();
+    let state = crate::state::app_state()?;
     let office365 = state.store.office365_settings(admin.org_id).await?;
     Ok(IntegrationKind::ALL
         .into_iter()

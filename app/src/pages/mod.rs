@@ -2,6 +2,7 @@
 
 pub mod actions;
 pub mod audit;
+pub mod connect_result;
 pub mod activity;
 pub mod integrations;
 pub mod login;

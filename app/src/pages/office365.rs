@@ -62,7 +62,7 @@ pub fn permission_rows(settings: &Office365Settings) -> Vec<PermissionRow> {
 #[server(endpoint = "load_office365_settings")]
 pub async fn load_office365_settings() -> Result<Office365View, AppError> {
     let admin = crate::auth::require_admin().await?;
-    let state = expect_context::<crate::state::AppState>();
+    let state = crate::state::app_state()?;
     let settings = state.store.office365_settings(admin.org_id).await?;
     Ok(Office365View {
         form: SettingsForm::from_settings(&settings),
@@ -91,11 +91,10 @@ mod ssr {
     use crate::error::AppError;
     use domain::office365::{self, Office365Settings, SettingsForm};
     use domain::{AuditEntry, ReasonCode, SessionUser};
-    use leptos::prelude::expect_context;
     use store::secrets::SecretString;
 
     pub async fn save(admin: SessionUser, form: SettingsForm, confirmed: bool) -> Result<SaveResult, AppError> {
-        let state = expect_context::<crate::state::AppState>();
+        let state = crate::state::app_state()?;
         let current = state.store.office365_settings(admin.org_id).await?;
         let today = today();
         let (next, new_secret) = match office365::validate(&form, &current, &today) {
