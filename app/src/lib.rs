@@ -76,6 +76,11 @@ pub fn App() -> impl IntoView {
                     view=pages::office365::Office365Page
                     ssr=SsrMode::Async
                 />
+                <Route
+                    path=path!("/settings/integrations/office365/my-connection")
+                    view=pages::my_connection::MyConnectionPage
+                    ssr=SsrMode::Async
+                />
             </Routes>
         </Router>
     }

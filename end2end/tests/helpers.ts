@@ -3,9 +3,14 @@ import { expect, Page } from "@playwright/test";
 export const ADMIN = { email: "admin@northwind.test", password: "northwind-admin", name: "Adele Admin" };
 export const MEMBER = { email: "alice@northwind.test", password: "northwind-member", name: "Alice Anders" };
 
-/** Waits until the page has hydrated, so clicks go to Leptos and not to a plain form post. */
+/**
+ * Waits until the page, and every part of it rendered inside a Suspense, has hydrated, so clicks go
+ * to Leptos and not to a plain form post.
+ */
 export async function hydrated(page: Page) {
   await expect(page.locator("body[data-hydrated='true']")).toHaveCount(1);
+  await expect(page.locator("[data-ready-marker]").first()).toBeAttached();
+  await expect(page.locator("[data-ready-marker]:not([data-ready='true'])")).toHaveCount(0);
 }
 
 export async function signIn(page: Page, who: { email: string; password: string; name: string }) {

@@ -175,7 +175,7 @@ pub async fn callback(State(state): State<AppState>, headers: HeaderMap, RawQuer
         return internal(e);
     }
     tracing::info!(user = %user.user_id, primary, "connection saved");
-    let back = if primary { "/settings/integrations/office365?tab=my-connection" } else { "/profile" };
+    let back = if primary { "/settings/integrations/office365/my-connection" } else { "/profile" };
     Redirect::to(back).into_response()
 }
 

@@ -33,7 +33,7 @@ where
                             view! { <AppShell user=user.clone()><AdminOnly user/></AppShell> }.into_any()
                         }
                         Ok(Some(user)) => {
-                            view! { <AppShell user=user.clone()>{page(user)}</AppShell> }.into_any()
+                            view! { <AppShell user=user.clone()>{page(user)}<crate::components::ready::Ready/></AppShell> }.into_any()
                         }
                         Ok(None) => view! { <Redirect path="/login"/> }.into_any(),
                         Err(e) => {

@@ -20,6 +20,7 @@ pub fn LoginPage() -> impl IntoView {
                 matches!(session.user.await, Ok(Some(_))).then(|| view! { <Redirect path="/"/> })
             })}
         </Suspense>
+        <crate::components::ready::Ready/>
         <main class="auth">
             <div class="auth__card">
                 <div class="auth__brand">

@@ -6,6 +6,7 @@ pub mod connect_result;
 pub mod activity;
 pub mod integrations;
 pub mod login;
+pub mod my_connection;
 pub mod not_found;
 pub mod office365;
 pub mod profile;

@@ -243,11 +243,28 @@ mod ssr {
     }
 }
 
-#[derive(Clone, Copy, PartialEq, Eq)]
-enum Tab {
+/// The sections of the Office 365 settings, each reachable by its own URL.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Office365Tab {
     Connection,
+    MyConnection,
     Permissions,
 }
+
+/// The tab bar shared by the Office 365 settings pages.
+#[component]
+pub fn Office365Tabs(#[prop(into)] active: Signal<Office365Tab>) -> impl IntoView {
+    let current = move |t: Office365Tab| move || (active.get() == t).then_some("page");
+    view! {
+        <nav class="tabs" aria-label="Office 365 settings">
+            <a href="/settings/integrations/office365" aria-current=current(Office365Tab::Connection)>"Connection Settings"</a>
+            <a href="/settings/integrations/office365/my-connection" aria-current=current(Office365Tab::MyConnection)>"My Connection"</a>
+            <a href="/settings/integrations/office365?tab=permissions" aria-current=current(Office365Tab::Permissions)>"Permissions"</a>
+        </nav>
+    }
+}
+
+type Tab = Office365Tab;
 
 #[component]
 pub fn Office365Page() -> impl IntoView {
@@ -308,15 +325,12 @@ fn Office365Settings() -> impl IntoView {
                                 " Only the primary integration's mailbox is synced; every other connection is paused by this setting."
                             </div>
                         </Show>
-                        <nav class="tabs" aria-label="Office 365 settings">
-                            <a href="?tab=connection" aria-current=move || (tab.get() == Tab::Connection).then_some("page")>"Connection Settings"</a>
-                            <a href="?tab=permissions" aria-current=move || (tab.get() == Tab::Permissions).then_some("page")>"Permissions"</a>
-                        </nav>
+                        <Office365Tabs active=tab/>
                         {
                             let p2 = p.clone();
                             move || match tab.get() {
                                 Tab::Connection => view! { <ConnectionSettings page=p2.clone() save/> }.into_any(),
-                                Tab::Permissions => view! { <PermissionsTable page=p2.clone()/> }.into_any(),
+                                Tab::Permissions | Tab::MyConnection => view! { <PermissionsTable page=p2.clone()/> }.into_any(),
                             }
                         }
                     }.into_any(),
@@ -362,6 +376,7 @@ fn ConnectionSettings(page: Office365View, save: ServerAction<SaveOffice365Setti
     let backfill = f.backfill_days.clone();
 
     view! {
+        <crate::components::ready::Ready/>
         <ActionForm action=save attr:class="settings-form" attr:novalidate=true>
             <section class="card settings-section">
                 <div class="switch-row">

@@ -1,0 +1,174 @@
+//! `/settings/integrations/office365/my-connection` (admins): the admin's own Microsoft 365
+//! connection, which is the organization's primary integration. Activate, Reconnect, Deactivate,
+//! and the permissions Microsoft granted compared with what the settings need.
+
+use crate::components::guard::Guarded;
+use crate::error::AppError;
+use crate::pages::office365::{Office365Tab, Office365Tabs};
+use domain::{ConnectionState, ConnectionSummary};
+use leptos::prelude::*;
+use leptos_meta::Title;
+use serde::{Deserialize, Serialize};
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MyConnectionView {
+    pub enabled: bool,
+    pub connection: Option<ConnectionSummary>,
+    /// Each permission the settings request, and whether Microsoft granted it.
+    pub permissions: Vec<(String, bool)>,
+    /// "Contacts sync is off: Contacts.Read was not granted."
+    pub missing: Vec<String>,
+}
+
+#[server(endpoint = "load_my_connection")]
+pub async fn load_my_connection() -> Result<MyConnectionView, AppError> {
+    let admin = crate::auth::require_admin().await?;
+    let state = crate::state::app_state()?;
+    let settings = state.store.office365_settings(admin.org_id).await?;
+    let connection = state.store.connection_of(admin.org_id, admin.user_id, domain::ConnectionKind::Individual).await?;
+    let scope = settings.scope_settings();
+    let granted = connection.as_ref().map(|c| c.granted_scopes.clone()).unwrap_or_default();
+    let has = |name: &str| granted.iter().any(|g| g.rsplit('/').next().unwrap_or(g).eq_ignore_ascii_case(name));
+    Ok(MyConnectionView {
+        enabled: settings.enabled,
+        permissions: scope.requested().iter().map(|p| (p.graph_name.to_owned(), has(p.graph_name))).collect(),
+        missing: match connection {
+            Some(_) => scope.missing(&granted).iter().map(|m| m.sentence()).collect(),
+            None => Vec::new(),
+        },
+        connection,
+    })
+}
+
+#[server(endpoint = "deactivate_my_connection")]
+pub async fn deactivate_my_connection() -> Result<(), AppError> {
+    let admin = crate::auth::require_admin().await?;
+    let state = crate::state::app_state()?;
+    if let Some(c) = state.store.connection_of(admin.org_id, admin.user_id, domain::ConnectionKind::Individual).await? {
+        let audit = domain::AuditEntry {
+            at: store::now_unix(),
+            actor: format!("{} <{}>", admin.display_name, admin.email),
+            action: "office365.deactivated".into(),
+            summary: format!("Deactivated My Connection ({}); its tokens were deleted.", c.ms_username),
+        };
+        state.store.delete_connection(admin.org_id, c.id, &audit).await?;
+    }
+    Ok(())
+}
+
+#[component]
+pub fn MyConnectionPage() -> impl IntoView {
+    view! {
+        <Title text="My Connection · Office 365"/>
+        <Guarded admin_only=true page=|_admin| {
+            let deactivate = ServerAction::<DeactivateMyConnection>::new();
+            let data = Resource::new(move || deactivate.version().get(), |_| load_my_connection());
+            view! {
+                <nav class="breadcrumbs" aria-label="Breadcrumb">
+                    <span>"Settings"</span>
+                    <span aria-hidden="true">"›"</span>
+                    <a href="/settings/integrations">"All Integrations"</a>
+                    <span aria-hidden="true">"›"</span>
+                    <a href="/settings/integrations/office365">"Office 365"</a>
+                    <span aria-hidden="true">"›"</span>
+                    <span aria-current="page">"My Connection"</span>
+                </nav>
+                <div class="page-head"><div><h1>"Office 365"</h1>
+                    <p class="muted">"Sync mail, calendar events, contacts and To Do tasks through Microsoft Graph."</p></div></div>
+                <Office365Tabs active=Office365Tab::MyConnection/>
+                <Suspense fallback=|| view! { <p class="muted">"Loading your connection…"</p> }>
+                    {move || Suspend::new(async move {
+                        match data.await {
+                            Err(e) => view! { <p class="alert alert--error" role="alert">{e.to_string()}</p> }.into_any(),
+                            Ok(v) => view! { <MyConnectionCard v deactivate/> }.into_any(),
+                        }
+                    })}
+                </Suspense>
+            }
+        }/>
+    }
+}
+
+#[component]
+fn MyConnectionCard(v: MyConnectionView, deactivate: ServerAction<DeactivateMyConnection>) -> impl IntoView {
+    if !v.enabled {
+        return view! {
+            <section class="card" data-testid="my-connection">
+                <h2>"My Connection"</h2>
+                <p>"Enable the integration under " <a href="/settings/integrations/office365">"Connection Settings"</a> " first."</p>
+            </section>
+        }
+        .into_any();
+    }
+    let connected = v.connection.is_some();
+    let (badge_tone, badge_text) = match &v.connection {
+        Some(c) if c.state == ConnectionState::Active => ("good", c.state.label()),
+        Some(c) => ("warn", c.state.label()),
+        None => ("neutral", "Not active"),
+    };
+    let details = v.connection.clone().map(|c| {
+        let account = format!("{} ({})", c.ms_username, c.ms_name);
+        view! {
+            <dl class="details">
+                <dt>"Microsoft account"</dt><dd data-testid="ms-account">{account}</dd>
+                <dt>"Tenant"</dt><dd><code>{c.ms_tenant_id.clone()}</code></dd>
+                <dt>"Role"</dt><dd>{if c.is_primary { "Primary integration" } else { "Connection" }}</dd>
+                <dt>"Connected"</dt><dd>{crate::pages::audit::format_time(c.updated_at)}</dd>
+                <dt>"Last sync"</dt><dd>"Not synced yet"</dd>
+            </dl>
+        }
+    });
+    let missing = v.missing.clone();
+    let has_missing = !missing.is_empty();
+    view! {
+        <crate::components::ready::Ready/>
+        <section class="card" data-testid="my-connection">
+            <div class="switch-row">
+                <div>
+                    <h2>"My Connection"</h2>
+                    <p class="muted">"Your own Microsoft 365 account. Activating it makes it the organization's primary integration."</p>
+                </div>
+                <span class=format!("badge badge--{badge_tone}") data-testid="my-connection-state">{badge_text}</span>
+            </div>
+            {details}
+            <div class="confirm__actions connection-actions">
+                // A plain form: the browser leaves for Microsoft's sign-in page.
+                <form method="post" action="/oauth/office365/start">
+                    <input type="hidden" name="purpose" value="activate"/>
+                    <button type="submit" class="button button--primary">{if connected { "Reconnect" } else { "Activate" }}</button>
+                </form>
+                <Show when=move || connected>
+                    <ActionForm action=deactivate>
+                        <button type="submit" class="button">"Deactivate"</button>
+                    </ActionForm>
+                </Show>
+            </div>
+        </section>
+        <section class="card granted-card">
+            <h2>"Permissions: granted and needed"</h2>
+            <Show when=move || has_missing>
+                <ul class="alert alert--error missing-list" data-testid="missing-permissions">
+                    {missing.iter().map(|m| view! { <li>{m.clone()}</li> }).collect_view()}
+                </ul>
+            </Show>
+            <div class="table-wrap">
+                <table class="permissions" data-testid="granted-table">
+                    <thead><tr><th scope="col">"Permission the settings need"</th><th scope="col">"Granted by Microsoft"</th></tr></thead>
+                    <tbody>
+                        {v.permissions.into_iter().map(|(name, granted)| {
+                            let shown = if !connected { "—" } else if granted { "Granted" } else { "Not granted" };
+                            let key = name.clone();
+                            view! {
+                                <tr data-permission=key>
+                                    <td><code>{name}</code></td>
+                                    <td data-testid="granted">{shown}</td>
+                                </tr>
+                            }
+                        }).collect_view()}
+                    </tbody>
+                </table>
+            </div>
+        </section>
+    }
+    .into_any()
+}

@@ -1,0 +1,104 @@
+import { expect, Page, test } from "@playwright/test";
+import { DEMO_APP, failOnConsoleErrors, hydrated, newOrg, signIn } from "./helpers";
+
+const MS_PASSWORD = "m365-demo";
+
+/** An organization whose admin has enabled Office 365 with the demo tenant's app registration. */
+async function enabledOrg(page: Page, label: string) {
+  const org = newOrg(label);
+  await signIn(page, org.admin);
+  await page.goto("/settings/integrations/office365");
+  await hydrated(page);
+  await page.getByText("Enable", { exact: true }).click();
+  await page.getByLabel("Directory (tenant) ID or domain").fill(DEMO_APP.tenant);
+  await page.getByLabel("Application (client) ID").fill(DEMO_APP.clientId);
+  await page.getByLabel("Client secret", { exact: true }).fill(DEMO_APP.secret);
+  await page.getByRole("button", { name: "Save settings" }).click();
+  await expect(page.getByTestId("saved")).toBeVisible();
+  return org;
+}
+
+/** Microsoft's (the emulator's) sign-in page. */
+async function microsoftSignIn(page: Page, email: string) {
+  await expect(page.locator("#email")).toBeVisible();
+  await page.locator("#email").fill(email);
+  await page.locator("#password").fill(MS_PASSWORD);
+  await page.locator("#signin").click();
+}
+
+test("an admin activates My Connection through Microsoft's sign-in and consent and sees it Active", async ({ page }) => {
+  const noErrors = failOnConsoleErrors(page);
+  await enabledOrg(page, "Activate");
+  await page.getByRole("link", { name: "My Connection" }).click();
+  await expect(page).toHaveURL(/\/settings\/integrations\/office365\/my-connection$/);
+  await hydrated(page);
+  await expect(page.getByTestId("my-connection-state")).toHaveText("Not active");
+
+  const callbacks: string[] = [];
+  page.on("request", (r) => {
+    if (r.url().includes("/oauth/office365/callback")) callbacks.push(r.url());
+  });
+  await page.getByRole("button", { name: "Activate" }).click();
+  await expect(page).toHaveURL(/\/oauth2\/v2\.0\/authorize/);
+  await microsoftSignIn(page, "admin@northwind.test");
+  // Microsoft's consent page lists what Intelligence360 asks for, in Microsoft's wording.
+  await expect(page.getByRole("heading", { name: "Permissions requested" })).toBeVisible();
+  await expect(page.locator("#permissions")).toContainText("Read your contacts");
+  await page.locator("#accept").click();
+
+  await expect(page).toHaveURL(/\/settings\/integrations\/office365\/my-connection$/);
+  await hydrated(page);
+  await expect(page.getByTestId("my-connection-state")).toHaveText("Active");
+  await expect(page.getByTestId("ms-account")).toContainText("admin@northwind.test");
+  await expect(page.getByTestId("my-connection")).toContainText("Primary integration");
+  const granted = page.getByTestId("granted-table");
+  for (const name of ["Mail.Read.Shared", "Calendars.Read.Shared", "Contacts.Read", "Tasks.Read"]) {
+    await expect(granted.locator(`tr[data-permission='${name}']`).getByTestId("granted")).toHaveText("Granted");
+  }
+  await expect(page.getByTestId("missing-permissions")).toHaveCount(0);
+  await page.screenshot({ path: "../docs/screenshot-my-connection.png", fullPage: true });
+
+  // Replaying the callback (the code and state are single use) ends on a page that explains it.
+  expect(callbacks.length).toBe(1);
+  await page.goto(callbacks[0]);
+  await expect(page.getByTestId("connect-result")).toContainText("This sign-in link has expired or was already used");
+  noErrors();
+
+  await page.goto("/settings/audit");
+  await expect(page.getByTestId("audit-log").locator("[data-action='office365.activated']")).toContainText("admin@northwind.test");
+  // Deactivate deletes the connection.
+  await page.goto("/settings/integrations/office365/my-connection");
+  await hydrated(page);
+  await page.getByRole("button", { name: "Deactivate" }).click();
+  await expect(page.getByTestId("my-connection-state")).toHaveText("Not active");
+});
+
+test("a tampered, foreign or declined callback ends on a page that says what happened, never a 500", async ({ page }) => {
+  await enabledOrg(page, "Tamper");
+  // A state nobody issued.
+  let res = await page.goto("/oauth/office365/callback?code=stolen-code&state=forged-state");
+  expect(res?.status()).toBeLessThan(500);
+  await expect(page.getByTestId("connect-result")).toContainText("This sign-in link has expired or was already used");
+  // No state at all, with an error from "Microsoft".
+  res = await page.goto("/oauth/office365/callback?error=access_denied&error_description=AADSTS65004%3a+declined");
+  expect(res?.status()).toBeLessThan(500);
+  await expect(page.getByTestId("connect-result")).toContainText("could not be verified");
+
+  // The person declines on Microsoft's consent page: error=access_denied with the real state.
+  await page.goto("/settings/integrations/office365/my-connection");
+  await page.getByRole("button", { name: "Activate" }).click();
+  // Someone who has not consented before, so Microsoft shows the consent page.
+  await microsoftSignIn(page, "carol@northwind.test");
+  await page.locator("#cancel").click();
+  await expect(page).toHaveURL(/\/connect\/result\?reason=consent_declined/);
+  await expect(page.getByTestId("what-happened")).toContainText("The permissions were not accepted");
+  await expect(page.getByTestId("next-step")).toContainText("start again and choose Accept");
+  await expect(page.getByTestId("microsoft-code")).toContainText("AADSTS");
+
+  // A Microsoft account from another organization than the one configured.
+  await page.goto("/settings/integrations/office365/my-connection");
+  await page.getByRole("button", { name: "Activate" }).click();
+  await microsoftSignIn(page, "erin@fabrikam.test");
+  await expect(page).toHaveURL(/\/connect\/result\?reason=wrong_tenant/);
+  await expect(page.getByTestId("what-happened")).toContainText("belongs to a different organization");
+});
