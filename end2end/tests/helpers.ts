@@ -14,6 +14,9 @@ export async function hydrated(page: Page) {
 }
 
 export async function signIn(page: Page, who: { email: string; password: string; name: string }) {
+  page.on("console", (m) => {
+    if (m.type() === "error") console.log(`[browser error on ${page.url()}] ${m.text().slice(0, 600)}`);
+  });
   await page.goto("/login");
   await hydrated(page);
   await page.getByLabel("Email").fill(who.email);
@@ -75,3 +78,30 @@ export const DEMO_APP = {
   secret: "demo-client-secret",
   expiredSecret: "demo-expired-secret",
 };
+
+const MS_PASSWORD = "m365-demo";
+
+/** An organization whose admin has enabled Office 365 with the demo tenant's app registration. */
+export async function enabledOrg(page: Page, label: string, members: string[] = [], setupAction = true) {
+  const org = newOrg(label, members);
+  await signIn(page, org.admin);
+  await page.goto("/settings/integrations/office365");
+  await hydrated(page);
+  await page.getByText("Enable", { exact: true }).click();
+  await page.getByLabel("Directory (tenant) ID or domain").fill(DEMO_APP.tenant);
+  await page.getByLabel("Application (client) ID").fill(DEMO_APP.clientId);
+  await page.getByLabel("Client secret", { exact: true }).fill(DEMO_APP.secret);
+  if (!setupAction) await page.getByText('Show members the "Set up Office365 User Integration" action').click();
+  await page.getByRole("button", { name: "Save settings" }).click();
+  await expect(page.getByTestId("saved")).toBeVisible();
+  return org;
+}
+
+/** Microsoft's (the emulator's) sign-in page. */
+export async function microsoftSignIn(page: Page, email: string) {
+  await expect(page.locator("#email")).toBeVisible();
+  await page.locator("#email").fill(email);
+  await page.locator("#password").fill(MS_PASSWORD);
+  await page.locator("#signin").click();
+}
+

@@ -10,17 +10,24 @@ use leptos_meta::Title;
 pub async fn action_cards() -> Result<Vec<ActionCard>, AppError> {
     let user = crate::auth::require_user().await?;
     let state = crate::state::app_state()?;
-    let settings = state.store.office365_settings(user.org_id).await?;
-    let facts = domain::FeedFacts { role: user.role, office365: settings.status() };
+    let office365 = state.store.office365_settings(user.org_id).await?;
+    let own = state.store.connection_of(user.org_id, user.user_id, domain::ConnectionKind::Individual).await?;
+    let facts = domain::FeedFacts {
+        role: user.role,
+        office365,
+        own_connection: own.map(|c| domain::OwnConnection { state: c.state, reason: c.reason }),
+    };
     Ok(domain::actions::cards_for(&facts))
 }
 
 #[component]
 pub fn ActionsPage() -> impl IntoView {
+    // Created here, not inside the guard's async block, so server and browser create resources in
+    // the same order and hydration finds the data it expects.
+    let cards = Resource::new(|| (), |_| action_cards());
     view! {
         <Title text="Actions"/>
-        <Guarded page=|user| {
-            let cards = Resource::new(|| (), |_| action_cards());
+        <Guarded page=move |user| {
             view! {
                 <div class="page-head">
                     <div>
@@ -54,7 +61,16 @@ fn Card(card: ActionCard) -> impl IntoView {
                 <h2>{card.title}</h2>
                 <p>{card.body}</p>
             </div>
-            <a class="button button--primary" href=card.href>{card.button}</a>
+            {match card.action {
+                domain::CardAction::Link(href) => view! { <a class="button button--primary" href=href>{card.button}</a> }.into_any(),
+                // A plain form: the browser leaves for Microsoft's sign-in page.
+                domain::CardAction::ConnectOffice365 => view! {
+                    <form method="post" action="/oauth/office365/start">
+                        <input type="hidden" name="purpose" value="connect"/>
+                        <button type="submit" class="button button--primary">{card.button}</button>
+                    </form>
+                }.into_any(),
+            }}
         </li>
     }
 }

@@ -32,10 +32,10 @@ pub fn format_time(unix: i64) -> String {
 
 #[component]
 pub fn AuditPage() -> impl IntoView {
+    let entries = Resource::new(|| (), |_| audit_log());
     view! {
         <Title text="Audit log"/>
-        <Guarded admin_only=true page=|_admin| {
-            let entries = Resource::new(|| (), |_| audit_log());
+        <Guarded admin_only=true page=move |_admin| {
             view! {
                 <nav class="breadcrumbs" aria-label="Breadcrumb">
                     <span>"Settings"</span><span aria-hidden="true">"›"</span><span aria-current="page">"Audit log"</span>

@@ -31,10 +31,10 @@ pub async fn list_integrations() -> Result<Vec<IntegrationRow>, AppError> {
 
 #[component]
 pub fn IntegrationsPage() -> impl IntoView {
+    let rows = Resource::new(|| (), |_| list_integrations());
     view! {
         <Title text="All Integrations"/>
-        <Guarded admin_only=true page=|_admin| {
-            let rows = Resource::new(|| (), |_| list_integrations());
+        <Guarded admin_only=true page=move |_admin| {
             view! {
                 <nav class="breadcrumbs" aria-label="Breadcrumb">
                     <span>"Settings"</span><span aria-hidden="true">"›"</span><span aria-current="page">"All Integrations"</span>

@@ -58,11 +58,11 @@ pub async fn deactivate_my_connection() -> Result<(), AppError> {
 
 #[component]
 pub fn MyConnectionPage() -> impl IntoView {
+    let deactivate = ServerAction::<DeactivateMyConnection>::new();
+    let data = Resource::new(move || deactivate.version().get(), |_| load_my_connection());
     view! {
         <Title text="My Connection · Office 365"/>
-        <Guarded admin_only=true page=|_admin| {
-            let deactivate = ServerAction::<DeactivateMyConnection>::new();
-            let data = Resource::new(move || deactivate.version().get(), |_| load_my_connection());
+        <Guarded admin_only=true page=move |_admin| {
             view! {
                 <nav class="breadcrumbs" aria-label="Breadcrumb">
                     <span>"Settings"</span>

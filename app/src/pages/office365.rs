@@ -70,8 +70,10 @@ pub async fn load_office365_settings() -> Result<Office365View, AppError> {
         requested_scope: settings.scope_settings().authorization_scope(),
         callback_uri: state.callback_uri(),
         admin_consent_uri: state.admin_consent_uri(),
-        // Connections arrive with My Connection; until then nothing else is being synced.
-        paused_by_poll_primary: 0,
+        paused_by_poll_primary: u32::try_from(
+            state.store.connections_in_org(admin.org_id).await?.iter().filter(|c| !c.is_primary).count(),
+        )
+        .unwrap_or(u32::MAX),
         settings,
     })
 }
@@ -268,14 +270,8 @@ type Tab = Office365Tab;
 
 #[component]
 pub fn Office365Page() -> impl IntoView {
-    view! {
-        <Title text="Office 365 settings"/>
-        <Guarded admin_only=true page=|_admin| view! { <Office365Settings/> }/>
-    }
-}
-
-#[component]
-fn Office365Settings() -> impl IntoView {
+    // Created here, not inside the guard's async block, so server and browser create resources in
+    // the same order and hydration finds the data it expects.
     let query = use_query_map();
     let tab = Memo::new(move |_| match query.read().get("tab").as_deref() {
         Some("permissions") => Tab::Permissions,
@@ -294,6 +290,18 @@ fn Office365Settings() -> impl IntoView {
     });
     let page = Resource::new(move || saved_generation.get(), |_| load_office365_settings());
 
+    view! {
+        <Title text="Office 365 settings"/>
+        <Guarded admin_only=true page=move |_admin| view! { <Office365Settings tab save page/> }/>
+    }
+}
+
+#[component]
+fn Office365Settings(
+    tab: Memo<Tab>,
+    save: ServerAction<SaveOffice365Settings>,
+    page: Resource<Result<Office365View, AppError>>,
+) -> impl IntoView {
     view! {
         <nav class="breadcrumbs" aria-label="Breadcrumb">
             <span>"Settings"</span>

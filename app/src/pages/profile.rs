@@ -1,39 +1,145 @@
 //! `/profile`: who you are, and your Office 365 connection.
 
 use crate::components::guard::Guarded;
+use crate::error::AppError;
+use domain::ConnectionSummary;
 use leptos::prelude::*;
 use leptos_meta::Title;
+use serde::{Deserialize, Serialize};
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ProfileOffice365 {
+    pub enabled: bool,
+    pub service_account: bool,
+    pub connection: Option<ConnectionSummary>,
+}
+
+#[server(endpoint = "load_profile_office365")]
+pub async fn load_profile_office365() -> Result<ProfileOffice365, AppError> {
+    let user = crate::auth::require_user().await?;
+    let state = crate::state::app_state()?;
+    let settings = state.store.office365_settings(user.org_id).await?;
+    Ok(ProfileOffice365 {
+        enabled: settings.enabled,
+        service_account: settings.is_service_account(),
+        connection: state.store.connection_of(user.org_id, user.user_id, domain::ConnectionKind::Individual).await?,
+    })
+}
+
+/// Disconnect: deletes the person's own connection and its tokens, and records it.
+#[server(endpoint = "disconnect_own_office365")]
+pub async fn disconnect_own_office365() -> Result<(), AppError> {
+    let user = crate::auth::require_user().await?;
+    let state = crate::state::app_state()?;
+    if let Some(c) = state.store.connection_of(user.org_id, user.user_id, domain::ConnectionKind::Individual).await? {
+        let audit = domain::AuditEntry {
+            at: store::now_unix(),
+            actor: format!("{} <{}>", user.display_name, user.email),
+            action: "office365.disconnected".into(),
+            summary: format!("Disconnected Office 365 ({}); its tokens were deleted.", c.ms_username),
+        };
+        state.store.delete_connection(user.org_id, c.id, &audit).await?;
+    }
+    Ok(())
+}
 
 #[component]
 pub fn ProfilePage() -> impl IntoView {
+    let disconnect = ServerAction::<DisconnectOwnOffice365>::new();
+    let office365 = Resource::new(move || disconnect.version().get(), |_| load_profile_office365());
     view! {
         <Title text="Profile"/>
-        <Guarded page=|user| view! {
-            <div class="page-head">
-                <div>
-                    <h1>"Profile"</h1>
-                    <p class="muted">"Your account and connected services."</p>
+        <Guarded page=move |user| {
+            let org_name = user.org_name.clone();
+            view! {
+                <div class="page-head">
+                    <div>
+                        <h1>"Profile"</h1>
+                        <p class="muted">"Your account and connected services."</p>
+                    </div>
                 </div>
-            </div>
-            <div class="grid-2">
-                <section class="card">
-                    <h2>"Your account"</h2>
-                    <dl class="details">
-                        <dt>"Name"</dt><dd>{user.display_name.clone()}</dd>
-                        <dt>"Email"</dt><dd data-testid="profile-email">{user.email.to_string()}</dd>
-                        <dt>"Organization"</dt><dd>{user.org_name.clone()}</dd>
-                        <dt>"Role"</dt><dd>{user.role.label()}</dd>
-                    </dl>
-                </section>
-                <section class="card" data-testid="profile-office365">
-                    <h2>"Office 365"</h2>
-                    <p>
-                        <span class="badge badge--neutral">"Not connected"</span>
-                    </p>
-                    <p>"Office 365 has not been set up for " {user.org_name.clone()} " yet, so there is nothing to connect."</p>
-                    <p class="muted">"If you cannot see it, contact your admin."</p>
-                </section>
-            </div>
+                <div class="grid-2">
+                    <section class="card">
+                        <h2>"Your account"</h2>
+                        <dl class="details">
+                            <dt>"Name"</dt><dd>{user.display_name.clone()}</dd>
+                            <dt>"Email"</dt><dd data-testid="profile-email">{user.email.to_string()}</dd>
+                            <dt>"Organization"</dt><dd>{user.org_name.clone()}</dd>
+                            <dt>"Role"</dt><dd>{user.role.label()}</dd>
+                        </dl>
+                    </section>
+                    <Suspense fallback=|| view! { <section class="card"><p class="muted">"Loading…"</p></section> }>
+                        {
+                            let org_name = org_name.clone();
+                            move || {
+                                let org_name = org_name.clone();
+                                Suspend::new(async move {
+                                    match office365.await {
+                                        Err(e) => view! { <section class="card"><p class="alert alert--error">{e.to_string()}</p></section> }.into_any(),
+                                        Ok(o) => view! { <Office365Card o org_name disconnect/> }.into_any(),
+                                    }
+                                })
+                            }
+                        }
+                    </Suspense>
+                </div>
+            }
         }/>
+    }
+}
+
+#[component]
+fn Office365Card(o: ProfileOffice365, org_name: String, disconnect: ServerAction<DisconnectOwnOffice365>) -> impl IntoView {
+    let body = match (&o.connection, o.enabled, o.service_account) {
+        (Some(c), _, _) => {
+            let (tone, label) = match c.state {
+                domain::ConnectionState::Active => ("good", "Connected"),
+                domain::ConnectionState::NeedsAttention => ("warn", "Needs attention"),
+            };
+            let reason = c.reason.map(|r| format!("{} {}", r.message(), r.next_step()));
+            view! {
+                <p><span class=format!("badge badge--{tone}") data-testid="profile-connection-state">{label}</span></p>
+                <dl class="details">
+                    <dt>"Microsoft account"</dt><dd data-testid="profile-ms-account">{c.ms_username.clone()}</dd>
+                    <dt>"Connected"</dt><dd>{crate::pages::audit::format_time(c.updated_at)}</dd>
+                    <dt>"Last sync"</dt><dd>"Not synced yet"</dd>
+                </dl>
+                {reason.map(|r| view! { <p class="alert alert--error">{r}</p> })}
+                <div class="confirm__actions connection-actions">
+                    <ActionForm action=disconnect>
+                        <button type="submit" class="button">"Disconnect"</button>
+                    </ActionForm>
+                </div>
+            }
+            .into_any()
+        }
+        (None, true, false) => view! {
+            <p><span class="badge badge--neutral" data-testid="profile-connection-state">"Not connected"</span></p>
+            <p>"Connect your Office 365 account so your mail, calendar, contacts and tasks appear in Intelligence360."</p>
+            <form method="post" action="/oauth/office365/start" data-testid="profile-connect">
+                <input type="hidden" name="purpose" value="connect"/>
+                <button type="submit" class="button button--primary">"Connect Office 365"</button>
+            </form>
+        }
+        .into_any(),
+        (None, true, true) => view! {
+            <p><span class="badge badge--good" data-testid="profile-connection-state">"Managed by your admins"</span></p>
+            <p>{format!("{org_name} connects to Office 365 through a service account that your admins maintain, so there is nothing for you to connect.")}</p>
+            <p class="muted">"If you cannot see your data, contact your admin."</p>
+        }
+        .into_any(),
+        (None, false, _) => view! {
+            <p><span class="badge badge--neutral" data-testid="profile-connection-state">"Not connected"</span></p>
+            <p>{format!("Office 365 has not been set up for {org_name} yet, so there is nothing to connect.")}</p>
+            <p class="muted">"If you cannot see it, contact your admin."</p>
+        }
+        .into_any(),
+    };
+    view! {
+        <section class="card" data-testid="profile-office365">
+            <crate::components::ready::Ready/>
+            <h2>"Office 365"</h2>
+            {body}
+        </section>
     }
 }

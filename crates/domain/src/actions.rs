@@ -3,8 +3,18 @@
 //! Which cards appear is decided here, from facts the server gathered, so the rules are plain
 //! functions that tests can pin down without a database or a browser.
 
-use crate::{IntegrationStatus, Role};
+use crate::office365::Office365Settings;
+use crate::{ConnectionState, ReasonCode, Role};
 use serde::{Deserialize, Serialize};
+
+/// What the card's one button does.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum CardAction {
+    /// Opens a page.
+    Link(String),
+    /// Starts the Microsoft sign-in for the person's own connection (a form post).
+    ConnectOffice365,
+}
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ActionCard {
@@ -13,19 +23,34 @@ pub struct ActionCard {
     pub title: String,
     pub body: String,
     pub button: String,
-    pub href: String,
+    pub action: CardAction,
+}
+
+/// The person's own Office 365 connection, as far as the feed cares.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OwnConnection {
+    pub state: ConnectionState,
+    pub reason: Option<ReasonCode>,
 }
 
 /// What the feed needs to know about the organization and the person.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct FeedFacts {
     pub role: Role,
-    pub office365: IntegrationStatus,
+    pub office365: Office365Settings,
+    pub own_connection: Option<OwnConnection>,
+}
+
+/// True when a member should be prompted to connect their own account: the integration is on, in
+/// individual mode, and they have no connection yet.
+pub fn may_connect_own_account(facts: &FeedFacts) -> bool {
+    facts.office365.enabled && !facts.office365.is_service_account() && facts.own_connection.is_none()
 }
 
 pub fn cards_for(facts: &FeedFacts) -> Vec<ActionCard> {
     let mut cards = Vec::new();
-    if facts.role == Role::Admin && facts.office365 == IntegrationStatus::NotSetUp {
+    let settings = &facts.office365;
+    if facts.role == Role::Admin && !settings.enabled {
         cards.push(ActionCard {
             id: "office365-setup".into(),
             title: "Set up the Office 365 integration".into(),
@@ -33,7 +58,34 @@ pub fn cards_for(facts: &FeedFacts) -> Vec<ActionCard> {
                    tasks stay in sync."
                 .into(),
             button: "Open Office 365 settings".into(),
-            href: "/settings/integrations/office365".into(),
+            action: CardAction::Link("/settings/integrations/office365".into()),
+        });
+    }
+    if let Some(own) = &facts.own_connection
+        && own.state == ConnectionState::NeedsAttention
+        && settings.enabled
+    {
+        let reason = own.reason.unwrap_or(ReasonCode::Unexpected);
+        // Tenant-wide faults are for admins to fix; the owner's card would only frustrate.
+        if !reason.is_tenant_wide() {
+            cards.push(ActionCard {
+                id: "office365-reconnect".into(),
+                title: "Reconnect Office 365".into(),
+                body: format!("{} {}", reason.message(), reason.next_step()),
+                button: "Reconnect".into(),
+                action: CardAction::ConnectOffice365,
+            });
+        }
+    }
+    if facts.role == Role::Member && settings.setup_action_enabled && may_connect_own_account(facts) {
+        cards.push(ActionCard {
+            id: "office365-user-setup".into(),
+            title: "Set up Office365 User Integration".into(),
+            body: "Authorize Intelligence360 to access your Office 365 account so your mail, calendar, \
+                   contacts and tasks appear here."
+                .into(),
+            button: "Connect Office 365".into(),
+            action: CardAction::ConnectOffice365,
         });
     }
     cards
@@ -43,18 +95,58 @@ pub fn cards_for(facts: &FeedFacts) -> Vec<ActionCard> {
 mod tests {
     use super::*;
 
-    #[test]
-    fn admins_are_asked_to_set_up_office365_until_it_is_enabled() {
-        let cards = cards_for(&FeedFacts { role: Role::Admin, office365: IntegrationStatus::NotSetUp });
-        assert_eq!(cards.len(), 1);
-        assert_eq!(cards[0].title, "Set up the Office 365 integration");
-        let none = cards_for(&FeedFacts { role: Role::Admin, office365: IntegrationStatus::Enabled });
-        assert!(none.is_empty());
+    fn facts(role: Role, enabled: bool) -> FeedFacts {
+        FeedFacts {
+            role,
+            office365: Office365Settings { enabled, ..Office365Settings::default() },
+            own_connection: None,
+        }
+    }
+
+    fn ids(f: &FeedFacts) -> Vec<String> {
+        cards_for(f).into_iter().map(|c| c.id).collect()
     }
 
     #[test]
-    fn members_are_not_asked_to_configure_anything() {
-        let cards = cards_for(&FeedFacts { role: Role::Member, office365: IntegrationStatus::NotSetUp });
-        assert!(cards.is_empty());
+    fn admins_are_asked_to_set_up_office365_until_it_is_enabled() {
+        let cards = cards_for(&facts(Role::Admin, false));
+        assert_eq!(cards.len(), 1);
+        assert_eq!(cards[0].title, "Set up the Office 365 integration");
+        assert!(ids(&facts(Role::Admin, true)).is_empty(), "admins activate from My Connection, not the feed");
+    }
+
+    #[test]
+    fn members_get_the_setup_card_only_when_the_admin_switched_it_on() {
+        assert!(ids(&facts(Role::Member, false)).is_empty());
+        assert_eq!(ids(&facts(Role::Member, true)), ["office365-user-setup"]);
+        let mut off = facts(Role::Member, true);
+        off.office365.setup_action_enabled = false;
+        assert!(ids(&off).is_empty());
+        assert!(!may_connect_own_account(&facts(Role::Member, false)));
+        assert!(may_connect_own_account(&off), "the profile prompt still shows");
+    }
+
+    #[test]
+    fn service_account_mode_shows_members_no_connect_prompts() {
+        let mut f = facts(Role::Member, true);
+        f.office365.mode = crate::permissions::ConnectionMode::ApplicationPermissions;
+        assert!(ids(&f).is_empty());
+        assert!(!may_connect_own_account(&f));
+    }
+
+    #[test]
+    fn a_connection_needing_attention_asks_its_owner_to_reconnect() {
+        let mut f = facts(Role::Member, true);
+        f.own_connection = Some(OwnConnection { state: ConnectionState::Active, reason: None });
+        assert!(ids(&f).is_empty(), "connected: nothing to do");
+        f.own_connection =
+            Some(OwnConnection { state: ConnectionState::NeedsAttention, reason: Some(ReasonCode::RefreshTokenRevoked) });
+        let cards = cards_for(&f);
+        assert_eq!(cards.len(), 1);
+        assert_eq!(cards[0].title, "Reconnect Office 365");
+        assert!(cards[0].body.contains("revoked"), "{}", cards[0].body);
+        f.own_connection =
+            Some(OwnConnection { state: ConnectionState::NeedsAttention, reason: Some(ReasonCode::ClientSecretExpired) });
+        assert!(ids(&f).is_empty(), "tenant-wide faults go to admins instead");
     }
 }

@@ -15,7 +15,7 @@ pub mod reason;
 pub mod user;
 
 pub use audit::AuditEntry;
-pub use actions::{ActionCard, FeedFacts};
+pub use actions::{ActionCard, CardAction, FeedFacts, OwnConnection};
 pub use connection::{ConnectionKind, ConnectionState, ConnectionSummary, FlowPurpose};
 pub use email::{EmailAddress, EmailError};
 pub use ids::{OrgId, UserId};
