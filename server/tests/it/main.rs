@@ -6,5 +6,6 @@
 
 mod cli;
 mod helpers;
+mod oauth;
 mod operations;
 mod sign_in;
