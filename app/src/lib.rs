@@ -77,6 +77,11 @@ pub fn App() -> impl IntoView {
                     ssr=SsrMode::Async
                 />
                 <Route
+                    path=path!("/settings/integrations/office365/team")
+                    view=pages::team_connections::TeamConnectionsPage
+                    ssr=SsrMode::Async
+                />
+                <Route
                     path=path!("/settings/integrations/office365/my-connection")
                     view=pages::my_connection::MyConnectionPage
                     ssr=SsrMode::Async

@@ -45,4 +45,17 @@ test("with the setup action off, a member has no card but connects from the prof
   await expect(member).toHaveURL(/\/profile$/);
   await expect(member.getByTestId("profile-connection-state")).toHaveText("Connected");
   await expect(member.getByTestId("profile-ms-account")).toHaveText("bob@northwind.test");
+
+  // The admin sees it under Team connections and can disconnect it.
+  await page.goto("/settings/integrations/office365/team");
+  await hydrated(page);
+  const row = page.getByTestId("team-connections").locator(`tr[data-owner='${org.members[0].email}']`);
+  await expect(row).toContainText("bob@northwind.test");
+  await expect(row.getByTestId("team-state")).toHaveText("Active");
+  await row.getByRole("button", { name: "Disconnect" }).click();
+  await expect(page.getByTestId("team-empty")).toBeVisible();
+  await member.reload();
+  await expect(member.getByTestId("profile-connection-state")).toHaveText("Not connected");
+  await page.goto("/settings/audit");
+  await expect(page.getByTestId("audit-log").locator("[data-action='office365.disconnected']")).toContainText("bob@northwind.test");
 });

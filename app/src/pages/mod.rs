@@ -10,3 +10,4 @@ pub mod my_connection;
 pub mod not_found;
 pub mod office365;
 pub mod profile;
+pub mod team_connections;

@@ -250,6 +250,7 @@ mod ssr {
 pub enum Office365Tab {
     Connection,
     MyConnection,
+    Team,
     Permissions,
 }
 
@@ -261,6 +262,7 @@ pub fn Office365Tabs(#[prop(into)] active: Signal<Office365Tab>) -> impl IntoVie
         <nav class="tabs" aria-label="Office 365 settings">
             <a href="/settings/integrations/office365" aria-current=current(Office365Tab::Connection)>"Connection Settings"</a>
             <a href="/settings/integrations/office365/my-connection" aria-current=current(Office365Tab::MyConnection)>"My Connection"</a>
+            <a href="/settings/integrations/office365/team" aria-current=current(Office365Tab::Team)>"Team connections"</a>
             <a href="/settings/integrations/office365?tab=permissions" aria-current=current(Office365Tab::Permissions)>"Permissions"</a>
         </nav>
     }
@@ -338,7 +340,7 @@ fn Office365Settings(
                             let p2 = p.clone();
                             move || match tab.get() {
                                 Tab::Connection => view! { <ConnectionSettings page=p2.clone() save/> }.into_any(),
-                                Tab::Permissions | Tab::MyConnection => view! { <PermissionsTable page=p2.clone()/> }.into_any(),
+                                Tab::Permissions | Tab::MyConnection | Tab::Team => view! { <PermissionsTable page=p2.clone()/> }.into_any(),
                             }
                         }
                     }.into_any(),

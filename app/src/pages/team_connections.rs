@@ -1,0 +1,138 @@
+//! `/settings/integrations/office365/team` (admins): every member's connection, its state, the
+//! last error and who must act, with Disconnect per row.
+
+use crate::components::guard::Guarded;
+use crate::error::AppError;
+use crate::pages::office365::{Office365Tab, Office365Tabs};
+use leptos::prelude::*;
+use leptos_meta::Title;
+use serde::{Deserialize, Serialize};
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TeamRow {
+    pub id: String,
+    pub owner: String,
+    pub owner_email: String,
+    pub ms_username: String,
+    pub is_primary: bool,
+    pub state: String,
+    pub needs_attention: bool,
+    /// The last error in plain words, and who must act on it.
+    pub last_error: Option<String>,
+    pub who_must_act: Option<String>,
+    pub connected_at: i64,
+}
+
+#[server(endpoint = "load_team_connections")]
+pub async fn load_team_connections() -> Result<Vec<TeamRow>, AppError> {
+    let admin = crate::auth::require_admin().await?;
+    let state = crate::state::app_state()?;
+    let people = state.store.users_in_org(admin.org_id).await?;
+    let rows = state.store.connections_in_org(admin.org_id).await?;
+    Ok(rows
+        .into_iter()
+        .map(|c| {
+            let owner = people.iter().find(|u| u.id == c.user_id);
+            TeamRow {
+                id: c.id.to_string(),
+                owner: owner.map(|u| u.display_name.clone()).unwrap_or_else(|| "Former member".into()),
+                owner_email: owner.map(|u| u.email.to_string()).unwrap_or_default(),
+                ms_username: c.ms_username,
+                is_primary: c.is_primary,
+                state: c.state.label().to_owned(),
+                needs_attention: c.state == domain::ConnectionState::NeedsAttention,
+                last_error: c.reason.map(|r| format!("{} {}", r.message(), r.next_step())),
+                who_must_act: c.reason.map(|r| r.who_must_act().label().to_owned()),
+                connected_at: c.updated_at,
+            }
+        })
+        .collect())
+}
+
+#[server(endpoint = "disconnect_team_connection")]
+pub async fn disconnect_team_connection(id: String) -> Result<(), AppError> {
+    let admin = crate::auth::require_admin().await?;
+    let state = crate::state::app_state()?;
+    let id: uuid::Uuid = id.parse().map_err(|_| AppError::invalid("That connection does not exist."))?;
+    let Some(c) = state.store.connections_in_org(admin.org_id).await?.into_iter().find(|c| c.id == id) else {
+        return Err(AppError::invalid("That connection no longer exists.").respond());
+    };
+    let audit = domain::AuditEntry {
+        at: store::now_unix(),
+        actor: format!("{} <{}>", admin.display_name, admin.email),
+        action: "office365.disconnected".into(),
+        summary: format!("Disconnected the Office 365 connection of {}; its tokens were deleted.", c.ms_username),
+    };
+    state.store.delete_connection(admin.org_id, id, &audit).await?;
+    Ok(())
+}
+
+#[component]
+pub fn TeamConnectionsPage() -> impl IntoView {
+    let disconnect = ServerAction::<DisconnectTeamConnection>::new();
+    let rows = Resource::new(move || disconnect.version().get(), |_| load_team_connections());
+    view! {
+        <Title text="Team connections · Office 365"/>
+        <Guarded admin_only=true page=move |_admin| view! {
+            <nav class="breadcrumbs" aria-label="Breadcrumb">
+                <span>"Settings"</span>
+                <span aria-hidden="true">"›"</span>
+                <a href="/settings/integrations">"All Integrations"</a>
+                <span aria-hidden="true">"›"</span>
+                <a href="/settings/integrations/office365">"Office 365"</a>
+                <span aria-hidden="true">"›"</span>
+                <span aria-current="page">"Team connections"</span>
+            </nav>
+            <div class="page-head"><div><h1>"Office 365"</h1>
+                <p class="muted">"Every member's connection, its state, and who must act when something is wrong."</p></div></div>
+            <Office365Tabs active=Office365Tab::Team/>
+            <Suspense fallback=|| view! { <p class="muted">"Loading connections…"</p> }>
+                {move || Suspend::new(async move {
+                    match rows.await {
+                        Err(e) => view! { <p class="alert alert--error" role="alert">{e.to_string()}</p> }.into_any(),
+                        Ok(list) if list.is_empty() => view! {
+                            <section class="empty-state" data-testid="team-empty"><h2>"No connections yet"</h2>
+                            <p>"Members appear here once they connect their Office 365 accounts."</p></section>
+                        }.into_any(),
+                        Ok(list) => view! {
+                            <crate::components::ready::Ready/>
+                            <div class="card table-wrap">
+                                <table data-testid="team-connections">
+                                    <thead><tr>
+                                        <th scope="col">"Member"</th><th scope="col">"Microsoft account"</th>
+                                        <th scope="col">"State"</th><th scope="col">"Last sync"</th>
+                                        <th scope="col">"Last error and who must act"</th><th scope="col"><span class="visually-hidden">"Actions"</span></th>
+                                    </tr></thead>
+                                    <tbody>
+                                        {list.into_iter().map(|r| {
+                                            let tone = if r.needs_attention { "warn" } else { "good" };
+                                            let id = r.id.clone();
+                                            view! {
+                                                <tr data-owner=r.owner_email.clone()>
+                                                    <td>{r.owner.clone()}<br/><span class="muted">{r.owner_email.clone()}</span></td>
+                                                    <td>{r.ms_username.clone()}{r.is_primary.then_some(" · primary")}</td>
+                                                    <td><span class=format!("badge badge--{tone}") data-testid="team-state">{r.state.clone()}</span></td>
+                                                    <td>"Not synced yet"</td>
+                                                    <td>{match (r.last_error.clone(), r.who_must_act.clone()) {
+                                                        (Some(e), Some(w)) => format!("{e} ({w})"),
+                                                        _ => "—".to_string(),
+                                                    }}</td>
+                                                    <td>
+                                                        <ActionForm action=disconnect>
+                                                            <input type="hidden" name="id" value=id/>
+                                                            <button type="submit" class="button">"Disconnect"</button>
+                                                        </ActionForm>
+                                                    </td>
+                                                </tr>
+                                            }
+                                        }).collect_view()}
+                                    </tbody>
+                                </table>
+                            </div>
+                        }.into_any(),
+                    }
+                })}
+            </Suspense>
+        }/>
+    }
+}
