@@ -73,7 +73,7 @@ pub async fn logout() -> Result<(), AppError> {
 }
 
 #[cfg(feature = "ssr")]
-pub use ssr::{require_admin, require_user};
+pub use ssr::{require_admin, require_user, session_token_in};
 
 #[cfg(feature = "ssr")]
 mod ssr {
@@ -86,6 +86,12 @@ mod ssr {
 
     pub async fn session_token() -> Option<SessionToken> {
         let headers: HeaderMap = leptos_axum::extract().await.ok()?;
+        session_token_in(&headers)
+    }
+
+    /// The session token in a request's cookies, if it carries one of ours. The OAuth routes
+    /// (plain axum handlers) use this too.
+    pub fn session_token_in(headers: &HeaderMap) -> Option<SessionToken> {
         headers
             .get_all(header::COOKIE)
             .iter()

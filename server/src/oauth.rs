@@ -6,7 +6,7 @@
 
 use app::state::AppState;
 use axum::extract::{Form, RawQuery, State};
-use axum::http::{HeaderMap, header};
+use axum::http::HeaderMap;
 use axum::response::{IntoResponse, Redirect, Response};
 use domain::{AuditEntry, ConnectionKind, FlowPurpose, ReasonCode, SessionUser};
 use secrecy::ExposeSecret;
@@ -24,14 +24,7 @@ pub struct StartForm {
 
 /// The session cookie of this request and who it belongs to.
 async fn signed_in(state: &AppState, headers: &HeaderMap) -> Option<(SessionToken, SessionUser)> {
-    let token = headers
-        .get_all(header::COOKIE)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(';'))
-        .filter_map(|pair| pair.trim().split_once('='))
-        .find(|(name, _)| *name == app::auth::SESSION_COOKIE)
-        .and_then(|(_, value)| SessionToken::from_cookie(value))?;
+    let token = app::auth::session_token_in(headers)?;
     let user = state.store.session_user(&token.hash(), store::now_unix()).await.ok()??;
     Some((token, user))
 }
@@ -163,7 +156,7 @@ pub async fn callback(State(state): State<AppState>, headers: HeaderMap, RawQuer
     };
     let audit = AuditEntry {
         at: now,
-        actor: format!("{} <{}>", user.display_name, user.email),
+        actor: user.audit_label(),
         action: if primary { "office365.activated" } else { "office365.connected" }.into(),
         summary: if primary {
             format!("Activated My Connection as {username}; it is the primary integration.")

@@ -4,7 +4,7 @@
 
 use crate::components::guard::Guarded;
 use crate::error::AppError;
-use crate::pages::office365::{Office365Tab, Office365Tabs};
+use crate::pages::office365::{Office365Header, Office365Tab};
 use domain::{ConnectionState, ConnectionSummary};
 use leptos::prelude::*;
 use leptos_meta::Title;
@@ -28,10 +28,9 @@ pub async fn load_my_connection() -> Result<MyConnectionView, AppError> {
     let connection = state.store.connection_of(admin.org_id, admin.user_id, domain::ConnectionKind::Individual).await?;
     let scope = settings.scope_settings();
     let granted = connection.as_ref().map(|c| c.granted_scopes.clone()).unwrap_or_default();
-    let has = |name: &str| granted.iter().any(|g| g.rsplit('/').next().unwrap_or(g).eq_ignore_ascii_case(name));
     Ok(MyConnectionView {
         enabled: settings.enabled,
-        permissions: scope.requested().iter().map(|p| (p.graph_name.to_owned(), has(p.graph_name))).collect(),
+        permissions: scope.granted_status(&granted).into_iter().map(|(name, ok)| (name.to_owned(), ok)).collect(),
         missing: match connection {
             Some(_) => scope.missing(&granted).iter().map(|m| m.sentence()).collect(),
             None => Vec::new(),
@@ -47,7 +46,7 @@ pub async fn deactivate_my_connection() -> Result<(), AppError> {
     if let Some(c) = state.store.connection_of(admin.org_id, admin.user_id, domain::ConnectionKind::Individual).await? {
         let audit = domain::AuditEntry {
             at: store::now_unix(),
-            actor: format!("{} <{}>", admin.display_name, admin.email),
+            actor: admin.audit_label(),
             action: "office365.deactivated".into(),
             summary: format!("Deactivated My Connection ({}); its tokens were deleted.", c.ms_username),
         };
@@ -64,18 +63,8 @@ pub fn MyConnectionPage() -> impl IntoView {
         <Title text="My Connection · Office 365"/>
         <Guarded admin_only=true page=move |_admin| {
             view! {
-                <nav class="breadcrumbs" aria-label="Breadcrumb">
-                    <span>"Settings"</span>
-                    <span aria-hidden="true">"›"</span>
-                    <a href="/settings/integrations">"All Integrations"</a>
-                    <span aria-hidden="true">"›"</span>
-                    <a href="/settings/integrations/office365">"Office 365"</a>
-                    <span aria-hidden="true">"›"</span>
-                    <span aria-current="page">"My Connection"</span>
-                </nav>
-                <div class="page-head"><div><h1>"Office 365"</h1>
-                    <p class="muted">"Sync mail, calendar events, contacts and To Do tasks through Microsoft Graph."</p></div></div>
-                <Office365Tabs active=Office365Tab::MyConnection/>
+                <Office365Header active=Office365Tab::MyConnection crumb="My Connection"
+                    lead="Sync mail, calendar events, contacts and To Do tasks through Microsoft Graph."/>
                 <Suspense fallback=|| view! { <p class="muted">"Loading your connection…"</p> }>
                     {move || Suspend::new(async move {
                         match data.await {

@@ -10,25 +10,11 @@ use leptos_meta::Title;
 use leptos_router::hooks::use_query_map;
 use serde::{Deserialize, Serialize};
 
-/// One row of the OAuth permissions table, derived from the catalogue.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct PermissionRow {
-    pub group: String,
-    pub dialogue: String,
-    pub meaning: String,
-    pub graph_name: String,
-    pub kind: String,
-    pub admin_consent: bool,
-    pub requested: bool,
-}
-
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Office365View {
+    /// The form, the permissions table and the requested scope are all derived from these in the
+    /// browser (the catalogue is in `domain`, which compiles to wasm): nothing is sent twice.
     pub settings: Office365Settings,
-    pub form: SettingsForm,
-    pub permissions: Vec<PermissionRow>,
-    /// What the `scope` parameter of a member's sign-in asks for now.
-    pub requested_scope: String,
     pub callback_uri: String,
     pub admin_consent_uri: String,
     /// How many connections would stop syncing if only the primary integration were polled.
@@ -43,31 +29,12 @@ pub struct SaveResult {
     pub form_error: Option<String>,
 }
 
-pub fn permission_rows(settings: &Office365Settings) -> Vec<PermissionRow> {
-    let scope = settings.scope_settings();
-    CATALOGUE
-        .iter()
-        .map(|p| PermissionRow {
-            group: p.group.label().to_owned(),
-            dialogue: p.dialogue.to_owned(),
-            meaning: p.meaning.to_owned(),
-            graph_name: p.graph_name.to_owned(),
-            kind: p.kind.label().to_owned(),
-            admin_consent: p.admin_consent,
-            requested: scope.requests(p),
-        })
-        .collect()
-}
-
 #[server(endpoint = "load_office365_settings")]
 pub async fn load_office365_settings() -> Result<Office365View, AppError> {
     let admin = crate::auth::require_admin().await?;
     let state = crate::state::app_state()?;
     let settings = state.store.office365_settings(admin.org_id).await?;
     Ok(Office365View {
-        form: SettingsForm::from_settings(&settings),
-        permissions: permission_rows(&settings),
-        requested_scope: settings.scope_settings().authorization_scope(),
         callback_uri: state.callback_uri(),
         admin_consent_uri: state.admin_consent_uri(),
         paused_by_poll_primary: u32::try_from(
@@ -199,7 +166,7 @@ mod ssr {
 
     /// One entry per kind of change, in words an auditor can read.
     fn audit_entries(admin: &SessionUser, old: &Office365Settings, new: &Office365Settings, secret_replaced: bool) -> Vec<AuditEntry> {
-        let actor = format!("{} <{}>", admin.display_name, admin.email);
+        let actor = admin.audit_label();
         let at = store::now_unix();
         let entry = |action: &str, summary: String| AuditEntry { at, actor: actor.clone(), action: action.into(), summary };
         let mut out = Vec::new();
@@ -265,6 +232,24 @@ pub fn Office365Tabs(#[prop(into)] active: Signal<Office365Tab>) -> impl IntoVie
             <a href="/settings/integrations/office365/team" aria-current=current(Office365Tab::Team)>"Team connections"</a>
             <a href="/settings/integrations/office365?tab=permissions" aria-current=current(Office365Tab::Permissions)>"Permissions"</a>
         </nav>
+    }
+}
+
+/// Breadcrumbs, title and tabs of an Office 365 settings page that has its own URL.
+#[component]
+pub fn Office365Header(active: Office365Tab, crumb: &'static str, lead: &'static str) -> impl IntoView {
+    view! {
+        <nav class="breadcrumbs" aria-label="Breadcrumb">
+            <span>"Settings"</span>
+            <span aria-hidden="true">"›"</span>
+            <a href="/settings/integrations">"All Integrations"</a>
+            <span aria-hidden="true">"›"</span>
+            <a href="/settings/integrations/office365">"Office 365"</a>
+            <span aria-hidden="true">"›"</span>
+            <span aria-current="page">{crumb}</span>
+        </nav>
+        <div class="page-head"><div><h1>"Office 365"</h1><p class="muted">{lead}</p></div></div>
+        <Office365Tabs active=active/>
     }
 }
 
@@ -352,7 +337,7 @@ fn Office365Settings(
 
 #[component]
 fn ConnectionSettings(page: Office365View, save: ServerAction<SaveOffice365Settings>) -> impl IntoView {
-    let f = page.form.clone();
+    let f = SettingsForm::from_settings(&page.settings);
     let result = move || save.value().get();
     let errors = move || match result() {
         Some(Ok(r)) => r.errors,
@@ -589,13 +574,14 @@ fn Choice(name: &'static str, value: &'static str, current: String, title: &'sta
 #[component]
 fn PermissionsTable(page: Office365View) -> impl IntoView {
     let groups = [Group::ReadOnly, Group::ReadWrite];
+    let scope = page.settings.scope_settings();
     view! {
         <section class="card">
             <h2>"OAuth permissions"</h2>
             <p class="muted">
                 "When someone connects, Microsoft shows a dialogue listing these permissions. Every sign-in also asks for "
                 <code>"openid profile email offline_access User.Read"</code>". The current settings request: "
-                <code data-testid="requested-scope">{page.requested_scope.clone()}</code>
+                <code data-testid="requested-scope">{scope.authorization_scope()}</code>
             </p>
             <div class="table-wrap">
                 <table class="permissions" data-testid="permissions-table">
@@ -610,22 +596,20 @@ fn PermissionsTable(page: Office365View) -> impl IntoView {
                         </tr>
                     </thead>
                     {groups.into_iter().map(|g| {
-                        let rows: Vec<PermissionRow> = page.permissions.iter().filter(|r| r.group == g.label()).cloned().collect();
+                        let scope = scope.clone();
                         view! {
                             <tbody>
                                 <tr class="group-row"><th colspan="6" scope="rowgroup">{g.label()}</th></tr>
-                                {rows.into_iter().map(|r| {
-                                    let key = r.graph_name.clone();
-                                    view! {
-                                    <tr data-permission=key>
-                                        <td>{r.dialogue}</td>
-                                        <td>{r.meaning}</td>
-                                        <td><code>{r.graph_name}</code></td>
-                                        <td>{r.kind}</td>
-                                        <td>{if r.admin_consent { "Yes" } else { "No" }}</td>
-                                        <td data-testid="requested">{if r.requested { "Yes" } else { "—" }}</td>
+                                {CATALOGUE.iter().filter(|p| p.group == g).map(|p| view! {
+                                    <tr data-permission=p.graph_name>
+                                        <td>{p.dialogue}</td>
+                                        <td>{p.meaning}</td>
+                                        <td><code>{p.graph_name}</code></td>
+                                        <td>{p.kind.label()}</td>
+                                        <td>{if p.admin_consent { "Yes" } else { "No" }}</td>
+                                        <td data-testid="requested">{if scope.requests(p) { "Yes" } else { "—" }}</td>
                                     </tr>
-                                }}).collect_view()}
+                                }).collect_view()}
                             </tbody>
                         }
                     }).collect_view()}

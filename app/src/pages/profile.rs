@@ -34,7 +34,7 @@ pub async fn disconnect_own_office365() -> Result<(), AppError> {
     if let Some(c) = state.store.connection_of(user.org_id, user.user_id, domain::ConnectionKind::Individual).await? {
         let audit = domain::AuditEntry {
             at: store::now_unix(),
-            actor: format!("{} <{}>", user.display_name, user.email),
+            actor: user.audit_label(),
             action: "office365.disconnected".into(),
             summary: format!("Disconnected Office 365 ({}); its tokens were deleted.", c.ms_username),
         };

@@ -3,7 +3,7 @@
 
 use crate::components::guard::Guarded;
 use crate::error::AppError;
-use crate::pages::office365::{Office365Tab, Office365Tabs};
+use crate::pages::office365::{Office365Header, Office365Tab};
 use leptos::prelude::*;
 use leptos_meta::Title;
 use serde::{Deserialize, Serialize};
@@ -59,7 +59,7 @@ pub async fn disconnect_team_connection(id: String) -> Result<(), AppError> {
     };
     let audit = domain::AuditEntry {
         at: store::now_unix(),
-        actor: format!("{} <{}>", admin.display_name, admin.email),
+        actor: admin.audit_label(),
         action: "office365.disconnected".into(),
         summary: format!("Disconnected the Office 365 connection of {}; its tokens were deleted.", c.ms_username),
     };
@@ -74,18 +74,8 @@ pub fn TeamConnectionsPage() -> impl IntoView {
     view! {
         <Title text="Team connections · Office 365"/>
         <Guarded admin_only=true page=move |_admin| view! {
-            <nav class="breadcrumbs" aria-label="Breadcrumb">
-                <span>"Settings"</span>
-                <span aria-hidden="true">"›"</span>
-                <a href="/settings/integrations">"All Integrations"</a>
-                <span aria-hidden="true">"›"</span>
-                <a href="/settings/integrations/office365">"Office 365"</a>
-                <span aria-hidden="true">"›"</span>
-                <span aria-current="page">"Team connections"</span>
-            </nav>
-            <div class="page-head"><div><h1>"Office 365"</h1>
-                <p class="muted">"Every member's connection, its state, and who must act when something is wrong."</p></div></div>
-            <Office365Tabs active=Office365Tab::Team/>
+            <Office365Header active=Office365Tab::Team crumb="Team connections"
+                lead="Every member's connection, its state, and who must act when something is wrong."/>
             <Suspense fallback=|| view! { <p class="muted">"Loading connections…"</p> }>
                 {move || Suspend::new(async move {
                     match rows.await {

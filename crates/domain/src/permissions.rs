@@ -304,16 +304,16 @@ impl ScopeSettings {
         scopes.join(" ")
     }
 
+    /// Each permission these settings request, and whether `granted` (what Microsoft answered)
+    /// includes it.
+    pub fn granted_status(&self, granted: &[String]) -> Vec<(&'static str, bool)> {
+        self.requested().iter().map(|p| (p.graph_name, is_granted(granted, p.graph_name))).collect()
+    }
+
     /// Features the settings enable that cannot run with what Microsoft granted, with the first
     /// missing permission of each: "Contacts sync is off: Contacts.Read was not granted".
     pub fn missing(&self, granted: &[String]) -> Vec<MissingPermission> {
-        let has = |name: &str| {
-            granted.iter().any(|g| {
-                // Microsoft may answer with bare names or resource-qualified ones (MICROSOFT.md §1.2).
-                let bare = g.rsplit('/').next().unwrap_or(g);
-                bare.eq_ignore_ascii_case(name)
-            })
-        };
+        let has = |name: &str| is_granted(granted, name);
         let mut out = Vec::new();
         for feature in Feature::ALL.into_iter().filter(|f| self.features.contains(f)) {
             if let Some(p) = self.requested().into_iter().find(|p| p.features.contains(&feature) && !has(p.graph_name)) {
@@ -322,6 +322,12 @@ impl ScopeSettings {
         }
         out
     }
+}
+
+/// True when `granted` holds `name`. Microsoft may answer with bare names or resource-qualified
+/// ones, in any case (MICROSOFT.md §1.2).
+pub fn is_granted(granted: &[String], name: &str) -> bool {
+    granted.iter().any(|g| g.rsplit('/').next().unwrap_or(g).eq_ignore_ascii_case(name))
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -403,6 +409,10 @@ mod tests {
         let missing = s.missing(&granted);
         assert_eq!(missing, vec![MissingPermission { feature: Contacts, permission: "Contacts.Read" }]);
         assert_eq!(missing[0].sentence(), "Contacts sync is off: Contacts.Read was not granted.");
+        assert_eq!(
+            s.granted_status(&granted),
+            [("Mail.Read.Shared", true), ("Calendars.Read.Shared", true), ("Contacts.Read", false), ("Tasks.Read", true)]
+        );
         let every: Vec<String> = s.requested().iter().map(|p| p.graph_name.to_string()).collect();
         assert!(s.missing(&every).is_empty());
     }

@@ -65,6 +65,11 @@ impl SessionUser {
         self.role == Role::Admin
     }
 
+    /// How the audit log names this person: `Adele Admin <admin@northwind.test>`.
+    pub fn audit_label(&self) -> String {
+        format!("{} <{}>", self.display_name, self.email)
+    }
+
     /// Up to two letters for the avatar in the header.
     pub fn initials(&self) -> String {
         let mut letters = self
