@@ -82,6 +82,11 @@ pub fn App() -> impl IntoView {
                     ssr=SsrMode::Async
                 />
                 <Route
+                    path=path!("/settings/integrations/office365/admin-consent")
+                    view=pages::admin_consent::AdminConsentPage
+                    ssr=SsrMode::Async
+                />
+                <Route
                     path=path!("/settings/integrations/office365/my-connection")
                     view=pages::my_connection::MyConnectionPage
                     ssr=SsrMode::Async

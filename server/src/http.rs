@@ -60,6 +60,8 @@ pub fn router(store: DynStore, config: &ServeConfig, metrics: Arc<Metrics>) -> a
     let oauth = Router::new()
         .route("/oauth/office365/start", axum::routing::post(crate::oauth::start))
         .route("/oauth/office365/callback", get(crate::oauth::callback))
+        .route("/oauth/office365/admin-consent/start", axum::routing::post(crate::oauth::admin_consent_start))
+        .route("/oauth/office365/admin-consent", get(crate::oauth::admin_consent_callback))
         .with_state(state.clone());
 
     let ops = Ops { store, metrics: metrics.clone() };

@@ -115,6 +115,12 @@ pub async fn callback(State(state): State<AppState>, headers: HeaderMap, RawQuer
         Ok(code) => code,
         Err(e) => {
             tracing::info!(reason = e.reason.as_str(), error = %e.error, "Microsoft returned an error to the callback");
+            if e.reason == ReasonCode::AdminApprovalRequired {
+                // The member cannot fix this; every admin gets the "Grant organization-wide consent" card.
+                if let Err(err) = state.store.request_admin_consent(user.org_id, &user.audit_label(), now).await {
+                    return internal(err);
+                }
+            }
             return failed(e.reason, e.error_codes.first().copied());
         }
     };
@@ -170,6 +176,119 @@ pub async fn callback(State(state): State<AppState>, headers: HeaderMap, RawQuer
     tracing::info!(user = %user.user_id, primary, "connection saved");
     let back = if primary { "/settings/integrations/office365/my-connection" } else { "/profile" };
     Redirect::to(back).into_response()
+}
+
+/// `POST /oauth/office365/admin-consent/start` (admins): sends the browser to Microsoft's admin
+/// consent endpoint for the configured tenant and app registration, with a fresh single-use `state`.
+pub async fn admin_consent_start(State(state): State<AppState>, headers: HeaderMap) -> Response {
+    let Some((token, user)) = signed_in(&state, &headers).await else {
+        return Redirect::to("/login").into_response();
+    };
+    if !user.is_admin() {
+        return refused("admins_only");
+    }
+    let settings = match state.store.office365_settings(user.org_id).await {
+        Ok(s) => s,
+        Err(e) => return internal(e),
+    };
+    if !settings.enabled {
+        return refused("not_enabled");
+    }
+    let Ok(tenant) = microsoft::Tenant::parse(&settings.tenant) else {
+        return failed(ReasonCode::AppNotFound, None);
+    };
+    // 256 random bits, like a session token; only its hash is stored.
+    let consent_state = SessionToken::generate().as_cookie_value().to_owned();
+    let url = match state.microsoft.admin_consent_url(&tenant, &settings.client_id, &state.admin_consent_uri(), &consent_state) {
+        Ok(url) => url,
+        Err(e) => return internal(e),
+    };
+    let now = store::now_unix();
+    let flow = OAuthFlow {
+        org_id: user.org_id,
+        user_id: user.user_id,
+        session: token.hash(),
+        purpose: FlowPurpose::AdminConsent,
+        pkce_verifier: None,
+        nonce: None,
+        expires_at: now + FLOW_TTL_SECS,
+    };
+    if let Err(e) = state.store.start_oauth_flow(&consent_state, &flow, now).await {
+        return internal(e);
+    }
+    tracing::info!(user = %user.user_id, "sending the browser to Microsoft's admin consent");
+    Redirect::to(url.as_str()).into_response()
+}
+
+/// `GET /oauth/office365/admin-consent`: checks `state` (known, unexpired, unused, this session, an
+/// admin consent flow), Microsoft's error parameters and the tenant, then records the consent.
+pub async fn admin_consent_callback(State(state): State<AppState>, headers: HeaderMap, RawQuery(query): RawQuery) -> Response {
+    let query = query.unwrap_or_default();
+    let parsed = microsoft::parse_admin_consent_callback(&query);
+    let state_param = match &parsed {
+        Ok(g) => Some(g.state.clone()),
+        Err(e) => e.state.clone(),
+    };
+    let Some(state_param) = state_param else {
+        return failed(ReasonCode::SignInNotVerified, None);
+    };
+    let now = store::now_unix();
+    let flow = match state.store.take_oauth_flow(&state_param, now).await {
+        Ok(Some(flow)) if flow.purpose == FlowPurpose::AdminConsent => flow,
+        // A sign-in's state presented here is as unknown as a made-up one.
+        Ok(_) => return refused("expired"),
+        Err(e) => return internal(e),
+    };
+    let Some((_, user)) = signed_in(&state, &headers).await.filter(|(t, _)| t.hash() == flow.session) else {
+        return refused("other_session");
+    };
+    if !user.is_admin() {
+        return refused("admins_only");
+    }
+    let granted = match parsed {
+        Ok(g) => g,
+        Err(e) => {
+            tracing::info!(reason = e.reason.as_str(), error = %e.error, "Microsoft refused the admin consent");
+            return failed(e.reason, e.error_codes.first().copied());
+        }
+    };
+    let settings = match state.store.office365_settings(user.org_id).await {
+        Ok(s) => s,
+        Err(e) => return internal(e),
+    };
+    let Ok(tenant) = microsoft::Tenant::parse(&settings.tenant) else {
+        return failed(ReasonCode::AppNotFound, None);
+    };
+    // The tenant Microsoft names must be the one configured (it is never trusted for more).
+    let expected = match state.microsoft.resolve_tenant_id(&tenant).await {
+        Ok(t) => t,
+        Err(e) => return failed(e.reason(), e.aad().and_then(|a| a.error_codes.first().copied())),
+    };
+    let returned = granted.tenant.clone().map(|t| t.to_ascii_lowercase());
+    let tenant_id = match (expected, returned) {
+        (Some(expected), Some(returned)) if expected != returned => return failed(ReasonCode::WrongTenant, None),
+        (Some(expected), _) => expected,
+        (None, Some(returned)) => returned,
+        (None, None) => return failed(ReasonCode::SignInNotVerified, None),
+    };
+    let grant = domain::ConsentGrant {
+        by: user.audit_label(),
+        at: now,
+        tenant_id: tenant_id.clone(),
+        client_id: settings.client_id.clone(),
+        scopes: granted.scopes,
+    };
+    let audit = AuditEntry {
+        at: now,
+        actor: user.audit_label(),
+        action: "office365.admin_consent_granted".into(),
+        summary: format!("Granted organization-wide consent in Microsoft 365 tenant {tenant_id}."),
+    };
+    if let Err(e) = state.store.record_admin_consent(user.org_id, &grant, &audit).await {
+        return internal(e);
+    }
+    tracing::info!(user = %user.user_id, "admin consent recorded");
+    Redirect::to("/settings/integrations/office365/admin-consent").into_response()
 }
 
 async fn app_registration(

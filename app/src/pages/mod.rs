@@ -1,6 +1,7 @@
 //! One module per page.
 
 pub mod actions;
+pub mod admin_consent;
 pub mod audit;
 pub mod connect_result;
 pub mod activity;

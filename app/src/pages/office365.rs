@@ -219,6 +219,7 @@ pub enum Office365Tab {
     MyConnection,
     Team,
     Permissions,
+    AdminConsent,
 }
 
 /// The tab bar shared by the Office 365 settings pages.
@@ -231,6 +232,7 @@ pub fn Office365Tabs(#[prop(into)] active: Signal<Office365Tab>) -> impl IntoVie
             <a href="/settings/integrations/office365/my-connection" aria-current=current(Office365Tab::MyConnection)>"My Connection"</a>
             <a href="/settings/integrations/office365/team" aria-current=current(Office365Tab::Team)>"Team connections"</a>
             <a href="/settings/integrations/office365?tab=permissions" aria-current=current(Office365Tab::Permissions)>"Permissions"</a>
+            <a href="/settings/integrations/office365/admin-consent" aria-current=current(Office365Tab::AdminConsent)>"Admin consent"</a>
         </nav>
     }
 }
@@ -325,7 +327,7 @@ fn Office365Settings(
                             let p2 = p.clone();
                             move || match tab.get() {
                                 Tab::Connection => view! { <ConnectionSettings page=p2.clone() save/> }.into_any(),
-                                Tab::Permissions | Tab::MyConnection | Tab::Team => view! { <PermissionsTable page=p2.clone()/> }.into_any(),
+                                _ => view! { <PermissionsTable page=p2.clone()/> }.into_any(),
                             }
                         }
                     }.into_any(),
