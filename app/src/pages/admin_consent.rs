@@ -86,7 +86,16 @@ fn ConsentCard(v: AdminConsentView) -> impl IntoView {
         }
     });
     let grant = v.consent.granted.clone().map(|g| {
-        let scopes = if g.scopes.is_empty() { "As configured on the app registration".to_owned() } else { g.scopes.join(" ") };
+        // Microsoft names them with the resource prefix; people know them by the short name.
+        let scopes = if g.scopes.is_empty() {
+            view! { <span>"As configured on the app registration"</span> }.into_any()
+        } else {
+            let mut names: Vec<String> =
+                g.scopes.iter().map(|s| s.trim_start_matches("https://graph.microsoft.com/").to_owned()).collect();
+            names.sort();
+            names.dedup();
+            view! { <ul class="chips">{names.into_iter().map(|n| view! { <li><code>{n}</code></li> }).collect_view()}</ul> }.into_any()
+        };
         view! {
             <dl class="details" data-testid="consent-grant">
                 <dt>"Granted by"</dt><dd>{g.by}</dd>
