@@ -389,9 +389,13 @@ impl Fixture {
             .collect(),
             application_permissions: [
                 "Mail.Read",
+                "Mail.ReadWrite",
+                "Mail.Send",
                 "Calendars.Read",
+                "Calendars.ReadWrite",
                 "Contacts.Read",
                 "Tasks.Read.All",
+                "Tasks.ReadWrite.All",
                 "User.Read.All",
             ]
             .iter()
