@@ -91,7 +91,14 @@ export const FABRIKAM_APP = {
 const MS_PASSWORD = "m365-demo";
 
 /** An organization whose admin has enabled Office 365 with the demo tenant's app registration. */
-export async function enabledOrg(page: Page, label: string, members: string[] = [], setupAction = true, app = DEMO_APP) {
+export async function enabledOrg(
+  page: Page,
+  label: string,
+  members: string[] = [],
+  setupAction = true,
+  app = DEMO_APP,
+  mode: "individual" | "application" | "service_user" = "individual",
+) {
   const org = newOrg(label, members);
   await signIn(page, org.admin);
   await page.goto("/settings/integrations/office365");
@@ -101,6 +108,7 @@ export async function enabledOrg(page: Page, label: string, members: string[] = 
   await page.getByLabel("Application (client) ID").fill(app.clientId);
   await page.getByLabel("Client secret", { exact: true }).fill(app.secret);
   if (!setupAction) await page.getByText('Show members the "Set up Office365 User Integration" action').click();
+  if (mode !== "individual") await page.locator(`input[name="form[mode]"][value="${mode}"]`).check();
   await page.getByRole("button", { name: "Save settings" }).click();
   await expect(page.getByTestId("saved")).toBeVisible();
   return org;

@@ -11,4 +11,5 @@ pub mod my_connection;
 pub mod not_found;
 pub mod office365;
 pub mod profile;
+pub mod service_accounts;
 pub mod team_connections;

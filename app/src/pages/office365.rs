@@ -220,6 +220,7 @@ pub enum Office365Tab {
     Team,
     Permissions,
     AdminConsent,
+    ServiceAccounts,
 }
 
 /// The tab bar shared by the Office 365 settings pages.
@@ -230,6 +231,7 @@ pub fn Office365Tabs(#[prop(into)] active: Signal<Office365Tab>) -> impl IntoVie
         <nav class="tabs" aria-label="Office 365 settings">
             <a href="/settings/integrations/office365" aria-current=current(Office365Tab::Connection)>"Connection Settings"</a>
             <a href="/settings/integrations/office365/my-connection" aria-current=current(Office365Tab::MyConnection)>"My Connection"</a>
+            <a href="/settings/integrations/office365/service-accounts" aria-current=current(Office365Tab::ServiceAccounts)>"Service account users"</a>
             <a href="/settings/integrations/office365/team" aria-current=current(Office365Tab::Team)>"Team connections"</a>
             <a href="/settings/integrations/office365?tab=permissions" aria-current=current(Office365Tab::Permissions)>"Permissions"</a>
             <a href="/settings/integrations/office365/admin-consent" aria-current=current(Office365Tab::AdminConsent)>"Admin consent"</a>
