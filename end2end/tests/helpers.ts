@@ -83,7 +83,7 @@ export const DEMO_APP = {
 export const FABRIKAM_APP = {
   tenant: "fabrikam.test",
   tenantId: "9a8b7c6d-5e4f-4a3b-8c2d-1e0f9a8b7c6d",
-  clientId: "22222222-3333-4444-8555-666666666666",
+  clientId: "33333333-4444-4555-8666-777777777777",
   secret: "demo-client-secret",
   expiredSecret: "demo-expired-secret",
 };

@@ -121,11 +121,16 @@ test("the permissions table comes from the same catalogue as the requested scope
   const table = page.getByTestId("permissions-table");
   await expect(table.getByRole("rowheader", { name: "READ-ONLY" })).toBeVisible();
   await expect(table.getByRole("rowheader", { name: "READ-WRITE" })).toBeVisible();
-  await expect(table.locator("tr[data-permission]")).toHaveCount(12);
+  // PRODUCT.md's twelve rows, then the application permissions service-account mode adds.
+  await expect(table.locator("tr[data-permission]")).toHaveCount(20);
+  await expect(table.locator("tr[data-kind='delegated']")).toHaveCount(11);
   await expect(table.locator("tr[data-permission='Calendars.Read']")).toContainText("Read calendars in all mailboxes");
-  // Defaults: individual, read-only, everything synced.
+  // Defaults: individual, read-only, everything synced: no application permission is requested.
+  for (const row of await table.locator("tr[data-kind='application']").all()) {
+    await expect(row.getByTestId("requested")).toHaveText("—");
+  }
   const scope = await page.getByTestId("requested-scope").innerText();
-  for (const row of await table.locator("tr[data-permission]").all()) {
+  for (const row of await table.locator("tr[data-kind='delegated']").all()) {
     const name = await row.getAttribute("data-permission");
     const requested = (await row.getByTestId("requested").innerText()) === "Yes";
     expect(scope.split(" ").includes(name!), `${name} requested=${requested} scope=${scope}`).toBe(requested);

@@ -605,7 +605,7 @@ fn PermissionsTable(page: Office365View) -> impl IntoView {
                             <tbody>
                                 <tr class="group-row"><th colspan="6" scope="rowgroup">{g.label()}</th></tr>
                                 {CATALOGUE.iter().filter(|p| p.group == g).map(|p| view! {
-                                    <tr data-permission=p.graph_name>
+                                    <tr data-permission=p.graph_name data-kind=p.kind.label().to_lowercase()>
                                         <td>{p.dialogue}</td>
                                         <td>{p.meaning}</td>
                                         <td><code>{p.graph_name}</code></td>

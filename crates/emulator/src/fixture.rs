@@ -13,7 +13,7 @@ use std::path::Path;
 pub const DEMO_CLIENT_ID: &str = "11111111-2222-4333-8444-555555555555";
 /// An Intelligence360 app registration of Fabrikam's own (single tenant), for the scenario where an
 /// organization registers its own app in a tenant whose users may not consent. Same secrets.
-pub const FABRIKAM_CLIENT_ID: &str = "22222222-3333-4444-8555-666666666666";
+pub const FABRIKAM_CLIENT_ID: &str = "33333333-4444-4555-8666-777777777777";
 /// The valid demo client secret (expires 2027-12-31).
 pub const DEMO_CLIENT_SECRET: &str = "demo-client-secret";
 /// A secret of the demo app that has already expired (→ AADSTS7000222).

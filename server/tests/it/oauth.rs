@@ -50,7 +50,7 @@ async fn forged_or_stateless_callbacks_end_on_the_explanation_page() {
 }
 
 const TENANT: &str = "9a8b7c6d-5e4f-4a3b-8c2d-1e0f9a8b7c6d";
-const CLIENT: &str = "22222222-3333-4444-8555-666666666666";
+const CLIENT: &str = "33333333-4444-4555-8666-777777777777";
 
 /// Enables the integration for the demo organization straight through the store.
 async fn enable(app: &crate::helpers::TestApp) -> domain::OrgId {

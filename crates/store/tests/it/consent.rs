@@ -34,7 +34,7 @@ async fn a_refused_member_leaves_one_pending_request_until_consent_is_granted(db
         by: "Adele Admin <admin@fabrikam.test>".into(),
         at: 300,
         tenant_id: "9a8b7c6d-5e4f-4a3b-8c2d-1e0f9a8b7c6d".into(),
-        client_id: "22222222-3333-4444-8555-666666666666".into(),
+        client_id: "33333333-4444-4555-8666-777777777777".into(),
         scopes: vec!["https://graph.microsoft.com/Mail.Read".into(), "https://graph.microsoft.com/User.Read".into()],
     };
     store.record_admin_consent(org, &grant, &audit("office365.admin_consent_granted")).await.unwrap();
