@@ -18,6 +18,7 @@ pub async fn action_cards() -> Result<Vec<ActionCard>, AppError> {
         office365,
         own_connection: own.map(|c| domain::OwnConnection { state: c.state, reason: c.reason }),
         admin_consent,
+        today: crate::pages::office365::today(),
     };
     Ok(domain::actions::cards_for(&facts))
 }

@@ -19,6 +19,8 @@ pub struct Office365View {
     pub admin_consent_uri: String,
     /// How many connections would stop syncing if only the primary integration were polled.
     pub paused_by_poll_primary: u32,
+    /// The client secret has expired or lapses soon.
+    pub secret_expiry: Option<domain::office365::SecretExpiry>,
 }
 
 /// The outcome of a save: either saved, or what to fix (field by field), nothing stored.
@@ -27,6 +29,13 @@ pub struct SaveResult {
     pub saved: bool,
     pub errors: FieldErrors,
     pub form_error: Option<String>,
+}
+
+/// Today's date in UTC, `YYYY-MM-DD`.
+#[cfg(feature = "ssr")]
+pub fn today() -> String {
+    let d = time::OffsetDateTime::now_utc().date();
+    format!("{:04}-{:02}-{:02}", d.year(), u8::from(d.month()), d.day())
 }
 
 #[server(endpoint = "load_office365_settings")]
@@ -41,6 +50,7 @@ pub async fn load_office365_settings() -> Result<Office365View, AppError> {
             state.store.connections_in_org(admin.org_id).await?.iter().filter(|c| !c.is_primary).count(),
         )
         .unwrap_or(u32::MAX),
+        secret_expiry: settings.secret_expiry(&today()),
         settings,
     })
 }
@@ -65,7 +75,7 @@ mod ssr {
     pub async fn save(admin: SessionUser, form: SettingsForm, confirmed: bool) -> Result<SaveResult, AppError> {
         let state = crate::state::app_state()?;
         let current = state.store.office365_settings(admin.org_id).await?;
-        let today = today();
+        let today = super::today();
         let (next, new_secret) = match office365::validate(&form, &current, &today) {
             Ok(v) => v,
             Err(errors) => return Ok(SaveResult { errors, ..SaveResult::default() }),
@@ -108,10 +118,6 @@ mod ssr {
         Ok(SaveResult { saved: true, ..SaveResult::default() })
     }
 
-    fn today() -> String {
-        let d = time::OffsetDateTime::now_utc().date();
-        format!("{:04}-{:02}-{:02}", d.year(), u8::from(d.month()), d.day())
-    }
 
     async fn test_token_request(
         state: &crate::state::AppState,
@@ -324,6 +330,12 @@ fn Office365Settings(
                                 " Only the primary integration's mailbox is synced; every other connection is paused by this setting."
                             </div>
                         </Show>
+                        {p.secret_expiry.clone().map(|e| view! {
+                            <div class="banner banner--warn" role="status" data-testid="secret-expiry-banner">
+                                <strong>{e.sentence()}</strong>
+                                " Enter a new client secret and its expiry date below."
+                            </div>
+                        })}
                         <Office365Tabs active=tab/>
                         {
                             let p2 = p.clone();

@@ -42,6 +42,8 @@ pub struct FeedFacts {
     pub office365: Office365Settings,
     pub own_connection: Option<OwnConnection>,
     pub admin_consent: crate::AdminConsent,
+    /// Today's date (`YYYY-MM-DD`, UTC), for warnings about dates such as the secret's expiry.
+    pub today: String,
 }
 
 /// True when a member should be prompted to connect their own account: the integration is on, in
@@ -79,6 +81,21 @@ pub fn cards_for(facts: &FeedFacts) -> Vec<ActionCard> {
                 action: CardAction::ConnectOffice365,
             });
         }
+    }
+    if facts.role == Role::Admin
+        && let Some(expiry) = settings.secret_expiry(&facts.today)
+    {
+        cards.push(ActionCard {
+            id: "office365-secret-expiry".into(),
+            title: "Renew the Office 365 client secret".into(),
+            body: format!(
+                "{} Create a new client secret for the app registration in the Microsoft Entra admin center and \
+                 enter it, with its expiry date, under Connection Settings.",
+                expiry.sentence()
+            ),
+            button: "Open Connection Settings".into(),
+            action: CardAction::Link("/settings/integrations/office365".into()),
+        });
     }
     if facts.role == Role::Admin && facts.admin_consent.admin_action_needed(settings) {
         let body = match &facts.admin_consent.requested {
@@ -123,6 +140,7 @@ mod tests {
             office365: Office365Settings { enabled, ..Office365Settings::default() },
             own_connection: None,
             admin_consent: crate::AdminConsent::default(),
+            today: "2026-11-29".into(),
         }
     }
 
@@ -185,5 +203,16 @@ mod tests {
         let mut member = f.clone();
         member.role = Role::Member;
         assert!(!ids(&member).contains(&"office365-admin-consent".to_string()), "members cannot grant it");
+    }
+
+    #[test]
+    fn admins_are_asked_to_renew_a_secret_that_lapses_soon() {
+        let mut f = facts(Role::Admin, true);
+        f.office365.client_secret_expires_on = Some("2026-12-09".into());
+        let cards = cards_for(&f);
+        assert_eq!(ids(&f), ["office365-secret-expiry"]);
+        assert!(cards[0].body.starts_with("The client secret expires on 2026-12-09, in 10 days."), "{}", cards[0].body);
+        f.role = Role::Member;
+        assert!(!ids(&f).contains(&"office365-secret-expiry".to_string()));
     }
 }
