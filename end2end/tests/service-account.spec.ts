@@ -33,7 +33,10 @@ test("service account with application permissions: admin consent, users from th
   await expect(member.getByText("If you cannot see your data, contact your admin.")).toBeVisible();
   await expect(member.getByTestId("profile-connect")).toHaveCount(0);
 
-  // The admin is asked for organization-wide consent, which activates the service connection.
+  // Until an administrator consents, the integration needs attention, and the admin is asked for
+  // organization-wide consent, which activates the service connection.
+  await page.goto("/settings/integrations");
+  await expect(page.locator("[data-integration='office365'] [data-testid='integration-status']")).toHaveText("Needs attention");
   await page.goto("/");
   await expect(page.locator("[data-action='office365-admin-consent']")).toContainText("application permissions");
   await page.goto("/settings/integrations/office365/my-connection");
@@ -50,6 +53,10 @@ test("service account with application permissions: admin consent, users from th
   await expect(page.getByTestId("granted-table").locator("tr[data-permission='Mail.Read'] [data-testid='granted']")).toHaveText("Granted");
   await page.goto("/");
   await expect(page.locator("[data-action='office365-admin-consent']")).toHaveCount(0);
+  await page.goto("/settings/integrations");
+  await expect(page.locator("[data-integration='office365'] [data-testid='integration-status']")).toHaveText(
+    "Enabled as service account",
+  );
 
   // Service account users come from the Microsoft directory, or by address.
   await page.goto("/settings/integrations/office365/service-accounts");

@@ -60,6 +60,12 @@ impl Office365Settings {
         }
     }
 
+    /// The state Settings > All Integrations shows, given whether something needs an admin
+    /// (an expired secret, consent to grant, a service or tenant-wide connection failure).
+    pub fn status_with(&self, admin_must_act: bool) -> crate::IntegrationStatus {
+        if self.enabled && admin_must_act { crate::IntegrationStatus::NeedsAttention } else { self.status() }
+    }
+
     pub fn scope_settings(&self) -> ScopeSettings {
         ScopeSettings { mode: self.mode, access: self.access, features: self.features.clone() }
     }
