@@ -9,3 +9,4 @@ mod connections;
 mod harness;
 mod office365;
 mod scenarios;
+mod sync;
