@@ -19,7 +19,8 @@ macro_rules! claim_sql {
     ($lock:literal) => {
         concat!(
             "UPDATE sync_mailboxes SET lease_owner = $1, lease_expires_at = $2, fence = fence + 1, \
-               claim_was_takeover = (lease_owner IS NOT NULL) \
+               claim_was_takeover = (lease_owner IS NOT NULL), \
+               next_due_at = CASE WHEN next_due_at = 0 THEN 1 ELSE next_due_at END \
              WHERE id IN (SELECT m.id FROM sync_mailboxes m JOIN connections c ON c.id = m.connection_id \
                           WHERE m.paused_reason IS NULL AND c.state = 'active' AND m.next_due_at <= $3 \
                             AND (m.lease_owner IS NULL OR m.lease_expires_at <= $3) \
