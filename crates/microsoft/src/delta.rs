@@ -18,7 +18,7 @@
 //! never sent to another host.
 
 use crate::MicrosoftClient;
-use crate::graph::{GraphError, MailboxRef, graph_reason, retry_after};
+use crate::graph::{GraphError, MailboxRef, graph_reason, parse_retry_after};
 use domain::ReasonCode;
 use secrecy::{ExposeSecret, SecretString};
 use serde::Deserialize;
@@ -320,6 +320,15 @@ fn local_error(code: &str, message: String) -> GraphError {
     GraphError { status: None, code: code.into(), message, request_id: None, retry_after: None, reason: ReasonCode::Unexpected }
 }
 
+/// `Retry-After` for the sync engine: seconds (fractions allowed) as given; an HTTP-date names a
+/// whole second, so the wait runs to the end of that second (a server that truncated its instant
+/// to the second still gets at least what it asked for).
+fn sync_retry_after(headers: &reqwest::header::HeaderMap) -> Option<Duration> {
+    let v = headers.get(reqwest::header::RETRY_AFTER)?.to_str().ok()?.trim();
+    let wait = parse_retry_after(v, std::time::SystemTime::now())?;
+    if v.parse::<f64>().is_ok() { Some(wait) } else { Some(wait + Duration::from_secs(1)) }
+}
+
 fn transport(e: reqwest::Error) -> GraphError {
     let m = crate::error::MicrosoftError::transport(e);
     GraphError { status: None, code: "transport".into(), message: m.to_string(), request_id: None, retry_after: None, reason: ReasonCode::MicrosoftUnavailable }
@@ -393,7 +402,7 @@ impl MicrosoftClient {
             .map_err(transport)?;
         let status = r.status().as_u16();
         let request_id = r.headers().get("request-id").and_then(|v| v.to_str().ok()).map(str::to_string);
-        let retry = retry_after(r.headers());
+        let retry = sync_retry_after(r.headers());
         let text = r.text().await.map_err(transport)?;
         if (200..300).contains(&status) {
             return serde_json::from_str(&text).map_err(|e| GraphError {

@@ -90,7 +90,7 @@ async fn apply(env: &Env, c: &Change, n: usize) {
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig { cases: 8, max_shrink_iters: 16, ..ProptestConfig::default() })]
+    #![proptest_config(ProptestConfig { cases: 24, max_shrink_iters: 32, ..ProptestConfig::default() })]
 
     #[test]
     fn after_every_round_the_database_equals_the_mailbox(changes in prop::collection::vec(change(), 1..14)) {
