@@ -3,5 +3,6 @@
 
 mod faults;
 mod harness;
+mod instances;
 mod property;
 mod scenarios;
