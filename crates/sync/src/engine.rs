@@ -222,7 +222,8 @@ impl Engine {
         let cfg = &self.inner.config;
         let metrics = &self.inner.metrics;
         let mut attempt = 0u32;
-        let mut forced = false;
+        // After a 401: one fresh token, once per call.
+        let (mut force_next, mut refreshed) = (false, false);
         loop {
             if let Some(t) = ctx.gate.not_before() {
                 let wait = t.saturating_duration_since(tokio::time::Instant::now());
@@ -230,7 +231,7 @@ impl Engine {
                     return Err(CallFailure::Fatal(SyncError::Throttled(now() + i64::try_from(wait.as_secs()).unwrap_or(i64::MAX) + 1)));
                 }
             }
-            let token = self.inner.tokens.access_token(ctx.token, forced).await.map_err(CallFailure::Fatal)?;
+            let token = self.inner.tokens.access_token(ctx.token, std::mem::take(&mut force_next)).await.map_err(CallFailure::Fatal)?;
             let slot = ctx.gate.acquire().await;
             let result = op(token).await;
             let e = match result {
@@ -267,9 +268,9 @@ impl Engine {
                         tokio::time::sleep(self.backoff(attempt)).await;
                     }
                 }
-                FailureClass::TokenRejected if !forced => {
+                FailureClass::TokenRejected if !refreshed => {
                     drop(slot);
-                    forced = true;
+                    (force_next, refreshed) = (true, true);
                     continue;
                 }
                 FailureClass::CursorExpired => return Err(CallFailure::Expired(e)),

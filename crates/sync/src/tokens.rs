@@ -36,6 +36,8 @@ pub struct TokenSource {
     /// Refresh this long before expiry.
     margin_secs: i64,
     app_tokens: Mutex<HashMap<OrgId, (SecretString, UnixTime)>>,
+    /// One client-credentials request at a time per organization.
+    app_fetching: Mutex<HashMap<OrgId, Arc<tokio::sync::Mutex<()>>>>,
     /// One refresh at a time per connection (several mailboxes may share one).
     refreshing: Mutex<HashMap<Uuid, Arc<tokio::sync::Mutex<()>>>>,
 }
@@ -53,6 +55,7 @@ impl TokenSource {
             metrics,
             margin_secs,
             app_tokens: Mutex::new(HashMap::new()),
+            app_fetching: Mutex::new(HashMap::new()),
             refreshing: Mutex::new(HashMap::new()),
         }
     }
@@ -83,6 +86,8 @@ impl TokenSource {
     }
 
     async fn app(&self, org: OrgId, force: bool) -> Result<SecretString, SyncError> {
+        let lock = self.app_fetching.lock().unwrap_or_else(|p| p.into_inner()).entry(org).or_default().clone();
+        let _one_at_a_time = lock.lock().await;
         if !force {
             let cached = self.app_tokens.lock().unwrap_or_else(|p| p.into_inner()).get(&org).cloned();
             if let Some((token, expires)) = cached
