@@ -232,6 +232,48 @@ pub struct MailboxStatus {
     pub resources: Vec<ResourceStatus>,
 }
 
+/// The one-word state My Connection and Team connections show for a mailbox (the connection's own
+/// needs-attention state comes from the connection row and takes precedence).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MailboxSyncState {
+    Paused(PauseReason),
+    /// A worker holds the lease right now.
+    Syncing,
+    /// Microsoft asked us to wait; syncing resumes by itself at this time.
+    Throttled { until: UnixTime },
+    /// The last run failed for this reason (who must act follows from it).
+    Failed(ReasonCode),
+    /// Never completed a first sync yet (and not running now).
+    Waiting,
+    UpToDate,
+}
+
+impl MailboxStatus {
+    pub fn state(&self, now: UnixTime) -> MailboxSyncState {
+        if let Some(p) = self.mailbox.paused {
+            return MailboxSyncState::Paused(p);
+        }
+        if self.mailbox.lease_owner.is_some() && self.mailbox.lease_expires_at > now {
+            return MailboxSyncState::Syncing;
+        }
+        if let Some(until) = self.resources.iter().filter_map(|r| r.throttled_until).filter(|t| *t > now).max() {
+            return MailboxSyncState::Throttled { until };
+        }
+        if let Some(reason) = self.resources.iter().filter(|r| r.last_error_at >= r.last_success_at).find_map(|r| r.last_error) {
+            return MailboxSyncState::Failed(reason);
+        }
+        if self.resources.is_empty() || self.resources.iter().any(|r| !r.first_sync_done) {
+            return MailboxSyncState::Waiting;
+        }
+        MailboxSyncState::UpToDate
+    }
+
+    /// The last time every resource had synced successfully, if all have.
+    pub fn last_success_at(&self) -> Option<UnixTime> {
+        self.resources.iter().map(|r| r.last_success_at).collect::<Option<Vec<_>>>()?.into_iter().min()
+    }
+}
+
 /// What the Activity page asks for.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ItemQuery {
@@ -388,6 +430,45 @@ mod tests {
     fn like_patterns_escape_wildcards() {
         assert_eq!(like_pattern("50%_off\\"), "%50\\%\\_off\\\\%");
         assert_eq!(like_pattern("Hello"), "%hello%");
+    }
+
+    #[test]
+    fn a_mailbox_state_is_derived_from_its_lease_and_resources() {
+        let mailbox = SyncMailbox {
+            id: Uuid::nil(),
+            org_id: OrgId(Uuid::nil()),
+            connection_id: Uuid::nil(),
+            user_id: UserId(Uuid::nil()),
+            graph_user_id: None,
+            paused: None,
+            next_due_at: 0,
+            lease_owner: None,
+            lease_expires_at: 0,
+            fence: 1,
+        };
+        let res = |first_sync_done, last_error: Option<ReasonCode>, throttled_until| ResourceStatus {
+            resource: SyncResource::Mail,
+            last_success_at: Some(10),
+            last_error,
+            last_error_at: last_error.map(|_| 20),
+            throttled_until,
+            items: 1,
+            first_sync_done,
+            estimated_total: None,
+        };
+        let mut st = MailboxStatus { mailbox, resources: vec![] };
+        assert_eq!(st.state(100), MailboxSyncState::Waiting);
+        st.resources = vec![res(true, None, None)];
+        assert_eq!(st.state(100), MailboxSyncState::UpToDate);
+        assert_eq!(st.last_success_at(), Some(10));
+        st.resources = vec![res(true, Some(ReasonCode::Throttled), Some(200))];
+        assert_eq!(st.state(100), MailboxSyncState::Throttled { until: 200 });
+        assert_eq!(st.state(300), MailboxSyncState::Failed(ReasonCode::Throttled));
+        st.mailbox.lease_owner = Some("w".into());
+        st.mailbox.lease_expires_at = 150;
+        assert_eq!(st.state(100), MailboxSyncState::Syncing);
+        st.mailbox.paused = Some(PauseReason::PollPrimaryOnly);
+        assert_eq!(st.state(100), MailboxSyncState::Paused(PauseReason::PollPrimaryOnly));
     }
 
     #[test]

@@ -40,6 +40,7 @@ async fn a_first_sync_then_incremental_rounds_apply_changes_deletions_and_moves(
     assert_eq!(status.resources.iter().find(|r| r.resource == SyncResource::Mail).unwrap().items, 60);
     assert!(status.mailbox.next_due_at > store::now_unix() + 14 * 60, "due again after the interval");
     assert!(status.mailbox.lease_owner.is_none(), "lease released");
+    assert_eq!(status.state(store::now_unix()), store::sync::MailboxSyncState::UpToDate);
 
     // Nothing changed: not due, and a forced run transfers nothing.
     assert!(one_run(&s).await.is_empty());
@@ -166,6 +167,14 @@ async fn a_revoked_refresh_token_needs_the_owner_and_reconnecting_resumes_from_t
     assert_ne!(after.refresh_token.as_ref().unwrap().expose(), before.refresh_token.as_ref().unwrap().expose(), "rotated token saved");
     assert!(after.access_expires_at > store::now_unix() + 600);
     assert_eq!(s.engine().metrics().snapshot().token_refreshes, 1);
+
+    // Graph no longer accepts the access token (401) although it has not expired on paper: one
+    // refresh, then the run goes on.
+    env.emu.expire_access_tokens();
+    s.sync_now(mb).await.unwrap();
+    one_run(&s).await.remove(0).result.unwrap();
+    assert_eq!(s.engine().metrics().snapshot().token_refreshes, 2);
+    assert_eq!(s.engine().metrics().snapshot().requests_by_status.get(&401), Some(&1));
 
     // Revoked: the next refresh fails with invalid_grant.
     env.emu.revoke_refresh_tokens(ALICE).unwrap();
