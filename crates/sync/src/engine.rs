@@ -161,6 +161,13 @@ fn delta_kind(r: SyncResource) -> DeltaKind {
     }
 }
 
+/// Exponential backoff with jitter: a random wait in [d/2, d], d = base · 2^attempt, capped at `max`.
+pub(crate) fn backoff(base: Duration, max: Duration, attempt: u32) -> Duration {
+    let d = base.saturating_mul(1u32 << attempt.min(16)).min(max);
+    let half = d / 2;
+    half + half.mul_f64(rand::random::<f64>())
+}
+
 /// The resources an organization syncs, from its feature list.
 pub fn resources_for(features: &[Feature]) -> Vec<SyncResource> {
     let mut out: Vec<SyncResource> = features
@@ -205,12 +212,8 @@ impl Engine {
         &self.inner.store
     }
 
-    /// Exponential backoff with jitter: a random wait in [d/2, d], d = base · 2^attempt, capped.
     fn backoff(&self, attempt: u32) -> Duration {
-        let c = &self.inner.config;
-        let d = c.backoff_base.saturating_mul(1u32 << attempt.min(16)).min(c.backoff_max);
-        let half = d / 2;
-        half + half.mul_f64(rand::random::<f64>())
+        backoff(self.inner.config.backoff_base, self.inner.config.backoff_max, attempt)
     }
 
     /// One Graph call with the mailbox's limits and the retry policy.
@@ -491,6 +494,18 @@ mod tests {
         let now = 1_795_953_600;
         assert_eq!(events_window(now, 30), ("2026-10-01T00:00:00Z".to_string(), "2027-12-01T00:00:00Z".to_string()));
         assert_eq!(events_window(now, 365).0, "2025-11-01T00:00:00Z");
+    }
+
+    #[test]
+    fn backoff_doubles_with_jitter_up_to_the_cap() {
+        let (base, max) = (Duration::from_millis(100), Duration::from_secs(5));
+        for attempt in 0..10 {
+            let d = (base * 2u32.pow(attempt)).min(max);
+            let waits: Vec<Duration> = (0..50).map(|_| backoff(base, max, attempt)).collect();
+            assert!(waits.iter().all(|w| *w >= d / 2 && *w <= d), "attempt {attempt}: {waits:?}");
+            assert!(waits.iter().any(|w| *w != waits[0]), "jittered");
+        }
+        assert!(backoff(base, max, 40) <= max);
     }
 
     #[test]
