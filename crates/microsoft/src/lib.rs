@@ -52,6 +52,7 @@
 
 mod authorize;
 mod config;
+mod delta;
 mod error;
 mod graph;
 mod id_token;
@@ -63,6 +64,10 @@ pub use authorize::{
     pkce_challenge, secrets_match,
 };
 pub use config::{AppRegistration, Endpoints, GRAPH_DEFAULT_SCOPE, MICROSOFT_AUTHORITY, MICROSOFT_GRAPH, Tenant};
+pub use delta::{
+    Contact, Container, DeltaItem, DeltaKind, DeltaNext, DeltaPage, DeltaRequest, DeltaStart, EmailAddress, Event, FailureClass, GraphItem,
+    Location, Message, Recipient, Task, ZonedDateTime,
+};
 pub use error::{AadError, Grant, IdTokenError, MicrosoftError};
 pub use graph::{GraphError, GraphUser, MailboxRef};
 pub use id_token::VerifiedIdentity;

@@ -14,6 +14,10 @@ mod postgres;
 pub mod secrets;
 pub mod session_token;
 mod sqlite;
+pub mod sync;
+mod sync_common;
+mod sync_postgres;
+mod sync_sqlite;
 
 use async_trait::async_trait;
 use domain::office365::Office365Settings;
@@ -25,6 +29,7 @@ pub use error::StoreError;
 pub use postgres::PgStore;
 pub use session_token::{SessionToken, SessionTokenHash};
 pub use sqlite::SqliteStore;
+pub use sync::{DynSyncStore, SyncStore, open_with_sync};
 
 /// Which database a store writes to; shown by `/healthz` and the logs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

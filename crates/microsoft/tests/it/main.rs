@@ -3,6 +3,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 mod consent;
+mod delta;
 mod faults;
 mod graph;
 mod helpers;

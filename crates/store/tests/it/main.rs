@@ -10,3 +10,4 @@ mod consent;
 mod harness;
 mod office365;
 mod scenarios;
+mod sync;

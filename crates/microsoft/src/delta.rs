@@ -1,0 +1,624 @@
+//! Graph delta queries for the sync engine (MICROSOFT.md §3.3–§3.6, §3.9, §4.2).
+//!
+//! - Containers: [`MicrosoftClient::mail_folders`] (every folder, nested ones included),
+//!   [`MicrosoftClient::contact_folders`], [`MicrosoftClient::todo_lists`].
+//! - One page of changes: [`MicrosoftClient::delta_page`], either from a start request
+//!   ([`DeltaStart::Initial`]) or from a stored `@odata.nextLink` / `@odata.deltaLink`
+//!   ([`DeltaStart::Link`]). The page ends with a [`DeltaNext`]: more pages of this round, or the
+//!   deltaLink that starts the next round.
+//! - Items are typed ([`GraphItem`]) with only the fields the product shows (`$select` where Graph
+//!   allows it; calendarView delta does not, §3.4). `@removed` entries become [`DeltaItem::Removed`].
+//! - Every request asks for immutable ids (`Prefer: IdType="ImmutableId"`, ids stay the same when an
+//!   item moves between folders) and a page size (`Prefer: odata.maxpagesize`).
+//! - Failures are [`GraphError`]s; [`GraphError::class`] says what the caller should do
+//!   ([`FailureClass`]): wait for `Retry-After`, back off, restart the cursor, get a new token, or
+//!   stop and ask someone to act.
+//!
+//! Links are followed only when they point at the configured Graph base, so a bearer token is
+//! never sent to another host.
+
+use crate::MicrosoftClient;
+use crate::graph::{GraphError, MailboxRef, graph_reason, parse_retry_after};
+use domain::ReasonCode;
+use secrecy::{ExposeSecret, SecretString};
+use serde::Deserialize;
+use serde::de::DeserializeOwned;
+use std::time::Duration;
+
+/// The four synced resources.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum DeltaKind {
+    /// Messages of one mail folder (`mailFolders/{id}/messages/delta`).
+    Messages,
+    /// The default calendar over a window (`calendarView/delta`); one cursor, no container.
+    Events,
+    /// Contacts of one contact folder (`contactFolders/{id}/contacts/delta`).
+    Contacts,
+    /// Tasks of one To Do list (`todo/lists/{id}/tasks/delta`).
+    Tasks,
+}
+
+/// `$select` per resource: only what the product shows (§3.3, §3.5, §3.6). calendarView delta
+/// takes no `$select` on v1.0 (§3.4).
+const MESSAGE_SELECT: &str = "id,subject,from,receivedDateTime,bodyPreview,isRead,parentFolderId,conversationId";
+const CONTACT_SELECT: &str = "id,displayName,emailAddresses,companyName,jobTitle,mobilePhone,businessPhones,parentFolderId";
+const TASK_SELECT: &str = "id,title,status,importance,dueDateTime,createdDateTime,lastModifiedDateTime,completedDateTime";
+
+/// Where a delta request starts.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum DeltaStart {
+    /// A new full round (first sync, or after a 410).
+    Initial,
+    /// A stored `@odata.nextLink` (resume a round) or `@odata.deltaLink` (next incremental round).
+    Link(String),
+}
+
+/// One delta request.
+#[derive(Debug, Clone)]
+pub struct DeltaRequest<'a> {
+    pub mailbox: &'a MailboxRef,
+    pub kind: DeltaKind,
+    /// Folder or list id; ignored for [`DeltaKind::Events`].
+    pub container: Option<&'a str>,
+    /// calendarView window (required for a first events request), as ISO 8601 UTC strings.
+    pub window: Option<(&'a str, &'a str)>,
+    /// `Prefer: odata.maxpagesize`.
+    pub page_size: u32,
+    pub start: DeltaStart,
+}
+
+/// What follows a page.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum DeltaNext {
+    /// More pages in this round: fetch this link next (a page may be empty and still have one).
+    NextLink(String),
+    /// The round is complete: store this link and start the next round from it.
+    DeltaLink(String),
+}
+
+#[derive(Debug, Clone, PartialEq)]
+// Pages hold at most a few hundred items, and nearly all are upserts: boxing would buy nothing.
+#[allow(clippy::large_enum_variant)]
+pub enum DeltaItem {
+    /// Created or changed: upsert by id (replays and duplicates are possible, §3.3).
+    Upsert(GraphItem),
+    /// `@removed`: deleted, moved out of the container, or (events) outside the window.
+    Removed { id: String },
+}
+
+impl DeltaItem {
+    pub fn id(&self) -> &str {
+        match self {
+            DeltaItem::Upsert(i) => i.id(),
+            DeltaItem::Removed { id } => id,
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct DeltaPage {
+    pub items: Vec<DeltaItem>,
+    pub next: DeltaNext,
+}
+
+/// A mail folder, contact folder or To Do list.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Container {
+    pub id: String,
+    pub display_name: String,
+    /// Mail folders report how many items they hold: the estimated total of a first sync.
+    pub total_items: Option<u64>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Default)]
+pub struct EmailAddress {
+    #[serde(default)]
+    pub name: Option<String>,
+    #[serde(default)]
+    pub address: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Default)]
+pub struct Recipient {
+    #[serde(default, rename = "emailAddress")]
+    pub email_address: EmailAddress,
+}
+
+/// `{dateTime, timeZone}` as events and tasks carry them.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Default)]
+#[serde(rename_all = "camelCase")]
+pub struct ZonedDateTime {
+    #[serde(default)]
+    pub date_time: Option<String>,
+    #[serde(default)]
+    pub time_zone: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Message {
+    pub id: String,
+    #[serde(default)]
+    pub subject: Option<String>,
+    #[serde(default)]
+    pub from: Option<Recipient>,
+    #[serde(default)]
+    pub received_date_time: Option<String>,
+    #[serde(default)]
+    pub body_preview: Option<String>,
+    #[serde(default)]
+    pub is_read: Option<bool>,
+    #[serde(default)]
+    pub parent_folder_id: Option<String>,
+    #[serde(default)]
+    pub conversation_id: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Default)]
+#[serde(rename_all = "camelCase")]
+pub struct Location {
+    #[serde(default)]
+    pub display_name: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Event {
+    pub id: String,
+    #[serde(default)]
+    pub subject: Option<String>,
+    #[serde(default)]
+    pub start: Option<ZonedDateTime>,
+    #[serde(default)]
+    pub end: Option<ZonedDateTime>,
+    #[serde(default)]
+    pub is_all_day: Option<bool>,
+    #[serde(default)]
+    pub is_cancelled: Option<bool>,
+    #[serde(default)]
+    pub location: Option<Location>,
+    #[serde(default)]
+    pub organizer: Option<Recipient>,
+    /// `singleInstance`, `occurrence`, `exception`, `seriesMaster`.
+    #[serde(default, rename = "type")]
+    pub event_type: Option<String>,
+    #[serde(default)]
+    pub body_preview: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Contact {
+    pub id: String,
+    #[serde(default)]
+    pub display_name: Option<String>,
+    #[serde(default)]
+    pub email_addresses: Vec<EmailAddress>,
+    #[serde(default)]
+    pub company_name: Option<String>,
+    #[serde(default)]
+    pub job_title: Option<String>,
+    #[serde(default)]
+    pub mobile_phone: Option<String>,
+    #[serde(default)]
+    pub business_phones: Vec<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Task {
+    pub id: String,
+    #[serde(default)]
+    pub title: Option<String>,
+    /// `notStarted`, `inProgress`, `completed`, `waitingOnOthers`, `deferred`.
+    #[serde(default)]
+    pub status: Option<String>,
+    #[serde(default)]
+    pub importance: Option<String>,
+    #[serde(default)]
+    pub due_date_time: Option<ZonedDateTime>,
+    #[serde(default)]
+    pub created_date_time: Option<String>,
+    #[serde(default)]
+    pub last_modified_date_time: Option<String>,
+}
+
+/// A synced item, typed by resource.
+#[derive(Debug, Clone, PartialEq)]
+pub enum GraphItem {
+    Message(Message),
+    Event(Event),
+    Contact(Contact),
+    Task(Task),
+}
+
+impl GraphItem {
+    pub fn id(&self) -> &str {
+        match self {
+            GraphItem::Message(m) => &m.id,
+            GraphItem::Event(e) => &e.id,
+            GraphItem::Contact(c) => &c.id,
+            GraphItem::Task(t) => &t.id,
+        }
+    }
+}
+
+/// What a caller should do about a failed Graph request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FailureClass {
+    /// 429: wait at least `Retry-After` (exponential backoff when absent), then retry.
+    Throttled(Option<Duration>),
+    /// 5xx, timeouts, connection failures: back off with jitter (at least `Retry-After` if given).
+    Transient(Option<Duration>),
+    /// 410 / `SyncStateNotFound` / `resyncRequired`: drop this cursor and start a full round.
+    CursorExpired,
+    /// 401: get a new access token and retry once.
+    TokenRejected,
+    /// 404 `ErrorItemNotFound` on a folder or list: it is gone; forget its items and cursor.
+    ContainerGone,
+    /// Someone must act (licence, mailbox access, permission): no retry until they have.
+    NeedsAttention(ReasonCode),
+    /// Anything else (a bug on either side): log, retry at the next interval.
+    Other,
+}
+
+impl GraphError {
+    /// Classifies the failure for retry decisions (§3.9, §4.2). Codes compare case-insensitively.
+    pub fn class(&self) -> FailureClass {
+        let code = self.code.to_ascii_lowercase();
+        if self.status == Some(410) || code == "syncstatenotfound" || code == "resyncrequired" {
+            return FailureClass::CursorExpired;
+        }
+        match self.status {
+            None => FailureClass::Transient(self.retry_after),
+            Some(429) => FailureClass::Throttled(self.retry_after),
+            Some(s) if s >= 500 => FailureClass::Transient(self.retry_after),
+            Some(401) => FailureClass::TokenRejected,
+            Some(404) if code == "erroritemnotfound" => FailureClass::ContainerGone,
+            Some(403) | Some(404) if self.reason != ReasonCode::Unexpected => FailureClass::NeedsAttention(self.reason),
+            _ => FailureClass::Other,
+        }
+    }
+}
+
+#[derive(Deserialize)]
+struct RawPage {
+    #[serde(default)]
+    value: Vec<serde_json::Value>,
+    #[serde(default, rename = "@odata.nextLink")]
+    next_link: Option<String>,
+    #[serde(default, rename = "@odata.deltaLink")]
+    delta_link: Option<String>,
+}
+
+#[derive(Deserialize)]
+struct RawContainer {
+    id: String,
+    #[serde(default, rename = "displayName")]
+    display_name: Option<String>,
+    #[serde(default, rename = "childFolderCount")]
+    child_folder_count: Option<u64>,
+    #[serde(default, rename = "totalItemCount")]
+    total_item_count: Option<u64>,
+}
+
+#[derive(Deserialize, Default)]
+struct DeltaErrorBody {
+    #[serde(default)]
+    error: Option<DeltaErrorInner>,
+}
+
+#[derive(Deserialize, Default)]
+struct DeltaErrorInner {
+    #[serde(default)]
+    code: Option<String>,
+    #[serde(default)]
+    message: Option<String>,
+}
+
+fn local_error(code: &str, message: String) -> GraphError {
+    GraphError { status: None, code: code.into(), message, request_id: None, retry_after: None, reason: ReasonCode::Unexpected }
+}
+
+/// `Retry-After` for the sync engine: seconds (fractions allowed) as given; an HTTP-date names a
+/// whole second, so the wait runs to the end of that second (a server that truncated its instant
+/// to the second still gets at least what it asked for).
+fn sync_retry_after(headers: &reqwest::header::HeaderMap) -> Option<Duration> {
+    let v = headers.get(reqwest::header::RETRY_AFTER)?.to_str().ok()?.trim();
+    let wait = parse_retry_after(v, std::time::SystemTime::now())?;
+    if v.parse::<f64>().is_ok() { Some(wait) } else { Some(wait + Duration::from_secs(1)) }
+}
+
+fn transport(e: reqwest::Error) -> GraphError {
+    let m = crate::error::MicrosoftError::transport(e);
+    GraphError { status: None, code: "transport".into(), message: m.to_string(), request_id: None, retry_after: None, reason: ReasonCode::MicrosoftUnavailable }
+}
+
+fn parse_item(kind: DeltaKind, v: serde_json::Value) -> Result<DeltaItem, serde_json::Error> {
+    if v.get("@removed").is_some() {
+        let id = v.get("id").and_then(|i| i.as_str()).unwrap_or_default().to_string();
+        return Ok(DeltaItem::Removed { id });
+    }
+    Ok(DeltaItem::Upsert(match kind {
+        DeltaKind::Messages => GraphItem::Message(serde_json::from_value(v)?),
+        DeltaKind::Events => GraphItem::Event(serde_json::from_value(v)?),
+        DeltaKind::Contacts => GraphItem::Contact(serde_json::from_value(v)?),
+        DeltaKind::Tasks => GraphItem::Task(serde_json::from_value(v)?),
+    }))
+}
+
+fn encode(s: &str) -> String {
+    url::form_urlencoded::byte_serialize(s.as_bytes()).collect::<String>().replace('+', "%20")
+}
+
+impl MicrosoftClient {
+    fn mailbox_segments(mailbox: &MailboxRef) -> (Vec<&str>, bool) {
+        match mailbox {
+            MailboxRef::Me => (vec!["me"], false),
+            MailboxRef::User(id) => (vec!["users", id.as_str()], true),
+        }
+    }
+
+    fn graph_link(&self, segments: &[&str], query: &[(&str, &str)]) -> Result<String, GraphError> {
+        let mut url = self.endpoints.graph_url(segments).map_err(|e| local_error("configuration", e.to_string()))?;
+        url.set_query(None);
+        let mut s = url.to_string();
+        for (i, (k, v)) in query.iter().enumerate() {
+            s.push(if i == 0 { '?' } else { '&' });
+            s.push_str(k);
+            s.push('=');
+            s.push_str(&encode(v));
+        }
+        Ok(s)
+    }
+
+    /// True when `link` points under the configured Graph base (same scheme, host, port, path prefix).
+    fn is_graph_link(&self, link: &str) -> bool {
+        let Ok(base) = self.endpoints.graph_url(&[]) else { return false };
+        let Ok(link) = url::Url::parse(link) else { return false };
+        link.scheme() == base.scheme()
+            && link.host_str() == base.host_str()
+            && link.port_or_known_default() == base.port_or_known_default()
+            && link.path().starts_with(base.path().trim_end_matches('/'))
+    }
+
+    /// A GET with the sync engine's `Prefer` headers; the body parsed as `T` on 2xx.
+    async fn sync_get<T: DeserializeOwned>(
+        &self,
+        token: &SecretString,
+        url: &str,
+        page_size: u32,
+        other_mailbox: bool,
+    ) -> Result<T, GraphError> {
+        let prefer = format!("IdType=\"ImmutableId\", odata.maxpagesize={}", page_size.clamp(1, 1000));
+        let r = self
+            .http
+            .get(url)
+            .bearer_auth(token.expose_secret())
+            .header("Accept", "application/json")
+            .header("Prefer", prefer)
+            .send()
+            .await
+            .map_err(transport)?;
+        let status = r.status().as_u16();
+        let request_id = r.headers().get("request-id").and_then(|v| v.to_str().ok()).map(str::to_string);
+        let retry = sync_retry_after(r.headers());
+        let text = r.text().await.map_err(transport)?;
+        if (200..300).contains(&status) {
+            return serde_json::from_str(&text).map_err(|e| GraphError {
+                status: Some(status),
+                code: "unexpectedResponse".into(),
+                message: format!("not the documented JSON: {e}"),
+                request_id,
+                retry_after: None,
+                reason: ReasonCode::Unexpected,
+            });
+        }
+        let inner = serde_json::from_str::<DeltaErrorBody>(&text).ok().and_then(|b| b.error).unwrap_or_default();
+        let code = inner.code.unwrap_or_default();
+        let e = GraphError {
+            status: Some(status),
+            reason: graph_reason(status, &code, other_mailbox),
+            message: inner.message.unwrap_or_default(),
+            request_id,
+            retry_after: retry,
+            code,
+        };
+        tracing::debug!(status, code = %e.code, request_id = ?e.request_id, "Graph sync request refused");
+        Err(e)
+    }
+
+    /// Follows `@odata.nextLink`s of a plain collection.
+    async fn collect_pages(&self, token: &SecretString, first: String, other: bool) -> Result<Vec<RawContainer>, GraphError> {
+        let mut out = Vec::new();
+        let mut url = Some(first);
+        // A defensive bound: no mailbox has ten thousand pages of folders.
+        let mut pages = 0;
+        while let Some(u) = url.take() {
+            pages += 1;
+            if pages > 10_000 {
+                return Err(local_error("tooManyPages", "collection paging did not end".into()));
+            }
+            let page: RawPage = self.sync_get(token, &u, 100, other).await?;
+            for v in page.value {
+                out.push(serde_json::from_value(v).map_err(|e| local_error("unexpectedResponse", e.to_string()))?);
+            }
+            if let Some(next) = page.next_link {
+                if !self.is_graph_link(&next) {
+                    return Err(local_error("foreignLink", "a nextLink pointed away from Graph".into()));
+                }
+                url = Some(next);
+            }
+        }
+        Ok(out)
+    }
+
+    /// Every mail folder of the mailbox, nested folders included (listed through `childFolders`
+    /// wherever `childFolderCount` is not zero).
+    pub async fn mail_folders(&self, token: &SecretString, mailbox: &MailboxRef) -> Result<Vec<Container>, GraphError> {
+        let (mut segs, other) = Self::mailbox_segments(mailbox);
+        segs.push("mailFolders");
+        let select = [("$select", "id,displayName,childFolderCount,totalItemCount"), ("$top", "100")];
+        let mut pending = self.collect_pages(token, self.graph_link(&segs, &select)?, other).await?;
+        let mut out = Vec::new();
+        while let Some(f) = pending.pop() {
+            if f.child_folder_count.unwrap_or(0) > 0 && out.len() < 10_000 {
+                let mut child = segs.clone();
+                child.push(f.id.as_str());
+                child.push("childFolders");
+                let url = self.graph_link(&child, &select)?;
+                pending.extend(self.collect_pages(token, url, other).await?);
+            }
+            out.push(Container { display_name: f.display_name.unwrap_or_default(), id: f.id, total_items: f.total_item_count });
+        }
+        out.sort_by(|a, b| a.id.cmp(&b.id));
+        Ok(out)
+    }
+
+    /// The mailbox's contact folders (`/contactFolders`).
+    ///
+    /// Real Graph keeps the default Contacts folder out of this list (it is `/contacts`); the
+    /// emulator lists it. The default folder of real mailboxes is a known gap (see the sync crate).
+    pub async fn contact_folders(&self, token: &SecretString, mailbox: &MailboxRef) -> Result<Vec<Container>, GraphError> {
+        let (mut segs, other) = Self::mailbox_segments(mailbox);
+        segs.push("contactFolders");
+        let url = self.graph_link(&segs, &[("$select", "id,displayName")])?;
+        let mut out: Vec<Container> = self
+            .collect_pages(token, url, other)
+            .await?
+            .into_iter()
+            .map(|f| Container { id: f.id, display_name: f.display_name.unwrap_or_default(), total_items: None })
+            .collect();
+        out.sort_by(|a, b| a.id.cmp(&b.id));
+        Ok(out)
+    }
+
+    /// The mailbox's To Do lists (`/todo/lists`, paged).
+    pub async fn todo_lists(&self, token: &SecretString, mailbox: &MailboxRef) -> Result<Vec<Container>, GraphError> {
+        let (mut segs, other) = Self::mailbox_segments(mailbox);
+        segs.extend(["todo", "lists"]);
+        let url = self.graph_link(&segs, &[])?;
+        let mut out: Vec<Container> = self
+            .collect_pages(token, url, other)
+            .await?
+            .into_iter()
+            .map(|f| Container { id: f.id, display_name: f.display_name.unwrap_or_default(), total_items: None })
+            .collect();
+        out.sort_by(|a, b| a.id.cmp(&b.id));
+        Ok(out)
+    }
+
+    /// The URL of a first delta request (a full round).
+    fn delta_start_url(&self, req: &DeltaRequest<'_>) -> Result<String, GraphError> {
+        let (mut segs, _) = Self::mailbox_segments(req.mailbox);
+        let container = || req.container.ok_or_else(|| local_error("invalidRequest", "a container id is required".into()));
+        match req.kind {
+            DeltaKind::Messages => {
+                segs.extend(["mailFolders", container()?, "messages", "delta"]);
+                self.graph_link(&segs, &[("$select", MESSAGE_SELECT)])
+            }
+            DeltaKind::Events => {
+                let (start, end) =
+                    req.window.ok_or_else(|| local_error("invalidRequest", "calendarView delta needs a window".into()))?;
+                segs.extend(["calendarView", "delta"]);
+                self.graph_link(&segs, &[("startDateTime", start), ("endDateTime", end)])
+            }
+            DeltaKind::Contacts => {
+                segs.extend(["contactFolders", container()?, "contacts", "delta"]);
+                self.graph_link(&segs, &[("$select", CONTACT_SELECT)])
+            }
+            DeltaKind::Tasks => {
+                segs.extend(["todo", "lists", container()?, "tasks", "delta"]);
+                self.graph_link(&segs, &[("$select", TASK_SELECT)])
+            }
+        }
+    }
+
+    /// Fetches one page of changes. Store [`DeltaPage::next`] together with the page's changes
+    /// (one transaction): a `NextLink` resumes this round, a `DeltaLink` starts the next one.
+    pub async fn delta_page(&self, token: &SecretString, req: &DeltaRequest<'_>) -> Result<DeltaPage, GraphError> {
+        let other = matches!(req.mailbox, MailboxRef::User(_));
+        let url = match &req.start {
+            DeltaStart::Initial => self.delta_start_url(req)?,
+            DeltaStart::Link(link) => {
+                if !self.is_graph_link(link) {
+                    return Err(local_error("foreignLink", "a stored delta link does not point at Graph".into()));
+                }
+                link.clone()
+            }
+        };
+        let raw: RawPage = self.sync_get(token, &url, req.page_size, other).await?;
+        let next = match (raw.next_link, raw.delta_link) {
+            (Some(n), _) => DeltaNext::NextLink(n),
+            (None, Some(d)) => DeltaNext::DeltaLink(d),
+            (None, None) => {
+                return Err(GraphError {
+                    status: Some(200),
+                    code: "unexpectedResponse".into(),
+                    message: "a delta page had neither nextLink nor deltaLink".into(),
+                    request_id: None,
+                    retry_after: None,
+                    reason: ReasonCode::Unexpected,
+                });
+            }
+        };
+        if let DeltaNext::NextLink(l) | DeltaNext::DeltaLink(l) = &next
+            && !self.is_graph_link(l)
+        {
+            return Err(local_error("foreignLink", "a delta link pointed away from Graph".into()));
+        }
+        let items = raw
+            .value
+            .into_iter()
+            .map(|v| parse_item(req.kind, v))
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|e| GraphError {
+                status: Some(200),
+                code: "unexpectedResponse".into(),
+                message: format!("a delta item is not the documented JSON: {e}"),
+                request_id: None,
+                retry_after: None,
+                reason: ReasonCode::Unexpected,
+            })?;
+        Ok(DeltaPage { items, next })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn err(status: Option<u16>, code: &str, retry: Option<Duration>, reason: ReasonCode) -> GraphError {
+        GraphError { status, code: code.into(), message: String::new(), request_id: None, retry_after: retry, reason }
+    }
+
+    #[test]
+    fn failures_are_classified_for_retry_decisions() {
+        let two = Some(Duration::from_millis(2128));
+        assert_eq!(err(Some(429), "TooManyRequests", two, ReasonCode::Throttled).class(), FailureClass::Throttled(two));
+        assert_eq!(err(Some(503), "serviceNotAvailable", None, ReasonCode::MicrosoftUnavailable).class(), FailureClass::Transient(None));
+        assert_eq!(err(None, "transport", None, ReasonCode::MicrosoftUnavailable).class(), FailureClass::Transient(None));
+        assert_eq!(err(Some(410), "SyncStateNotFound", None, ReasonCode::Unexpected).class(), FailureClass::CursorExpired);
+        assert_eq!(err(Some(400), "resyncRequired", None, ReasonCode::Unexpected).class(), FailureClass::CursorExpired);
+        assert_eq!(err(Some(401), "InvalidAuthenticationToken", None, ReasonCode::AccessTokenRejected).class(), FailureClass::TokenRejected);
+        assert_eq!(
+            err(Some(404), "MailboxNotEnabledForRESTAPI", None, ReasonCode::MailboxNotLicensed).class(),
+            FailureClass::NeedsAttention(ReasonCode::MailboxNotLicensed)
+        );
+        assert_eq!(
+            err(Some(403), "ErrorAccessDenied", None, ReasonCode::NoMailboxAccess).class(),
+            FailureClass::NeedsAttention(ReasonCode::NoMailboxAccess)
+        );
+        assert_eq!(err(Some(404), "ErrorItemNotFound", None, ReasonCode::Unexpected).class(), FailureClass::ContainerGone);
+        assert_eq!(err(Some(400), "BadRequest", None, ReasonCode::Unexpected).class(), FailureClass::Other);
+    }
+
+    #[test]
+    fn removed_entries_are_deletions_and_others_are_typed() {
+        let v = serde_json::json!({"@odata.type": "#microsoft.graph.message", "id": "m1", "@removed": {"reason": "deleted"}});
+        assert_eq!(parse_item(DeltaKind::Messages, v).unwrap(), DeltaItem::Removed { id: "m1".into() });
+        let v = serde_json::json!({"id": "t1", "title": "Call", "status": "notStarted", "extra": 1});
+        let DeltaItem::Upsert(GraphItem::Task(t)) = parse_item(DeltaKind::Tasks, v).unwrap() else { panic!("a task") };
+        assert_eq!((t.title.as_deref(), t.status.as_deref()), (Some("Call"), Some("notStarted")));
+    }
+}

@@ -1,0 +1,483 @@
+//! What the sync engine (`crates/sync`) keeps in the database, behind its own trait so it stays
+//! apart from [`crate::Store`]:
+//!
+//! - **Mailboxes** ([`SyncMailbox`]): a connection's own mailbox (`/me`) or, in service-account mode,
+//!   another user's (`/users/{id}`), each owned by the platform user whose data it is; paused with a
+//!   reason (poll-primary-only, disabled) or scheduled (`next_due_at`).
+//! - **Leases**: [`SyncStore::claim_due_mailboxes`] hands due mailboxes to one worker at a time
+//!   (`FOR UPDATE SKIP LOCKED` on PostgreSQL), each claim with a new **fencing token**; a lease is
+//!   renewed while work goes on, taken over when it expired, and released with the next due time.
+//! - **Cursors** per mailbox, resource and container, and **items** with the fields the product
+//!   shows. [`SyncStore::commit_page`] writes one page of changes and the new cursor in ONE
+//!   transaction, and writes nothing when the fence is stale (the worker lost its lease).
+//! - **Resync without duplicates**: items are upserted by Graph id; a 410 starts a new full round
+//!   ([`SyncStore::reset_cursor`]), and only when that round completes are the items it did not
+//!   see removed.
+//! - **Status** per mailbox and resource (last success, next due, last error, throttled until,
+//!   first-sync progress) and the **Activity** page's item listing.
+//! - **Tokens** of a connection: read them unsealed, save a refreshed access token together with
+//!   the rotated refresh token, mark the connection as needing attention.
+
+use crate::secrets::SecretString;
+use crate::{StoreError, UnixTime};
+use async_trait::async_trait;
+use domain::{OrgId, ReasonCode, UserId};
+use std::sync::Arc;
+use uuid::Uuid;
+
+/// The four synced resources.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum SyncResource {
+    Mail,
+    Events,
+    Contacts,
+    Tasks,
+}
+
+impl SyncResource {
+    pub const ALL: [SyncResource; 4] = [SyncResource::Mail, SyncResource::Events, SyncResource::Contacts, SyncResource::Tasks];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SyncResource::Mail => "mail",
+            SyncResource::Events => "events",
+            SyncResource::Contacts => "contacts",
+            SyncResource::Tasks => "tasks",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<SyncResource> {
+        SyncResource::ALL.into_iter().find(|r| r.as_str() == s)
+    }
+
+    pub fn label(self) -> &'static str {
+        match self {
+            SyncResource::Mail => "Mail",
+            SyncResource::Events => "Events",
+            SyncResource::Contacts => "Contacts",
+            SyncResource::Tasks => "Tasks",
+        }
+    }
+}
+
+/// Why a mailbox is not synced.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum PauseReason {
+    /// "Poll primary integration only" is on and this is not the primary connection's mailbox.
+    PollPrimaryOnly,
+    /// The integration (or this resource set) is disabled.
+    Disabled,
+}
+
+impl PauseReason {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            PauseReason::PollPrimaryOnly => "poll_primary_only",
+            PauseReason::Disabled => "disabled",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<PauseReason> {
+        match s {
+            "poll_primary_only" => Some(PauseReason::PollPrimaryOnly),
+            "disabled" => Some(PauseReason::Disabled),
+            _ => None,
+        }
+    }
+
+    pub fn label(self) -> &'static str {
+        match self {
+            PauseReason::PollPrimaryOnly => "Paused: only the primary integration is polled",
+            PauseReason::Disabled => "Paused: the integration is disabled",
+        }
+    }
+}
+
+/// A mailbox to schedule (idempotent on `(connection_id, graph_user_id)`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewSyncMailbox {
+    pub org_id: OrgId,
+    pub connection_id: Uuid,
+    /// The platform user whose data this is (shown on their /activity).
+    pub user_id: UserId,
+    /// `None`: the connection's own mailbox (`/me`). `Some(id)`: `/users/{id}`.
+    pub graph_user_id: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SyncMailbox {
+    pub id: Uuid,
+    pub org_id: OrgId,
+    pub connection_id: Uuid,
+    pub user_id: UserId,
+    pub graph_user_id: Option<String>,
+    pub paused: Option<PauseReason>,
+    pub next_due_at: UnixTime,
+    pub lease_owner: Option<String>,
+    pub lease_expires_at: UnixTime,
+    pub fence: i64,
+}
+
+/// A claimed mailbox: the worker may write while its lease holds, always with this `fence`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Lease {
+    pub mailbox: SyncMailbox,
+    pub fence: i64,
+    pub expires_at: UnixTime,
+    /// The previous lease had expired without being released (its worker died or stalled).
+    pub taken_over: bool,
+}
+
+/// A delta cursor: where the next page of (mailbox, resource, container) starts.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SyncCursor {
+    pub resource: SyncResource,
+    pub container: String,
+    /// `None`: start a full round from the beginning.
+    pub link: Option<String>,
+    /// The link is a deltaLink (the last round completed) rather than a nextLink.
+    pub link_is_delta: bool,
+    /// Full-round counter (grows on every reset).
+    pub round: i64,
+    /// This round started from scratch (first sync or after a reset): when it completes, items it
+    /// did not see are removed.
+    pub full_round: bool,
+}
+
+/// An item as stored: what the Activity page shows.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SyncedItem {
+    pub graph_id: String,
+    /// Mail folder, contact folder or list id; '' for events.
+    pub container: String,
+    /// Subject, event subject, contact name, task title.
+    pub title: String,
+    /// Sender, organizer, email address, task status.
+    pub subtitle: String,
+    /// Body preview, location, company, importance.
+    pub preview: String,
+    /// Received, event start, task due or created, unix seconds; orders the Activity page.
+    pub occurred_at: Option<UnixTime>,
+    /// The shown fields as JSON, for the detail view.
+    pub data: String,
+}
+
+impl SyncedItem {
+    /// What text search matches: title, subtitle, preview, lower case.
+    pub fn search_text(&self) -> String {
+        format!("{}\n{}\n{}", self.title, self.subtitle, self.preview).to_lowercase()
+    }
+}
+
+/// How a page ends.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CursorUpdate {
+    /// More pages in this round.
+    NextLink(String),
+    /// The round completed; the next one starts here.
+    DeltaLink(String),
+}
+
+/// One page of changes for one cursor.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PageCommit {
+    pub mailbox_id: Uuid,
+    pub fence: i64,
+    pub resource: SyncResource,
+    pub container: String,
+    pub upserts: Vec<SyncedItem>,
+    /// Graph ids removed from this container.
+    pub deletes: Vec<String>,
+    pub cursor: CursorUpdate,
+    pub now: UnixTime,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CommitOutcome {
+    Committed {
+        /// Items removed because a completed full round did not see them.
+        swept: u64,
+    },
+    /// The fence is stale: another worker holds the mailbox now. Nothing was written.
+    LeaseLost,
+}
+
+/// Health of one resource of one mailbox.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ResourceStatus {
+    pub resource: SyncResource,
+    pub last_success_at: Option<UnixTime>,
+    pub last_error: Option<ReasonCode>,
+    pub last_error_at: Option<UnixTime>,
+    pub throttled_until: Option<UnixTime>,
+    pub items: u64,
+    pub first_sync_done: bool,
+    /// During a first sync: the estimated number of items (mail folders report totals).
+    pub estimated_total: Option<u64>,
+}
+
+impl ResourceStatus {
+    /// `(items so far, estimated total)` while a first sync runs and a total is known.
+    pub fn progress(&self) -> Option<(u64, u64)> {
+        match (self.first_sync_done, self.estimated_total) {
+            (false, Some(total)) => Some((self.items.min(total), total)),
+            _ => None,
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MailboxStatus {
+    pub mailbox: SyncMailbox,
+    pub resources: Vec<ResourceStatus>,
+}
+
+/// The one-word state My Connection and Team connections show for a mailbox (the connection's own
+/// needs-attention state comes from the connection row and takes precedence).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MailboxSyncState {
+    Paused(PauseReason),
+    /// A worker holds the lease right now.
+    Syncing,
+    /// Microsoft asked us to wait; syncing resumes by itself at this time.
+    Throttled { until: UnixTime },
+    /// The last run failed for this reason (who must act follows from it).
+    Failed(ReasonCode),
+    /// Never completed a first sync yet (and not running now).
+    Waiting,
+    UpToDate,
+}
+
+impl MailboxStatus {
+    pub fn state(&self, now: UnixTime) -> MailboxSyncState {
+        if let Some(p) = self.mailbox.paused {
+            return MailboxSyncState::Paused(p);
+        }
+        if self.mailbox.lease_owner.is_some() && self.mailbox.lease_expires_at > now {
+            return MailboxSyncState::Syncing;
+        }
+        if let Some(until) = self.resources.iter().filter_map(|r| r.throttled_until).filter(|t| *t > now).max() {
+            return MailboxSyncState::Throttled { until };
+        }
+        if let Some(reason) = self.resources.iter().filter(|r| r.last_error_at >= r.last_success_at).find_map(|r| r.last_error) {
+            return MailboxSyncState::Failed(reason);
+        }
+        if self.resources.is_empty() || self.resources.iter().any(|r| !r.first_sync_done) {
+            return MailboxSyncState::Waiting;
+        }
+        MailboxSyncState::UpToDate
+    }
+
+    /// The last time every resource had synced successfully, if all have.
+    pub fn last_success_at(&self) -> Option<UnixTime> {
+        self.resources.iter().map(|r| r.last_success_at).collect::<Option<Vec<_>>>()?.into_iter().min()
+    }
+}
+
+/// What the Activity page asks for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ItemQuery {
+    pub org_id: OrgId,
+    pub user_id: UserId,
+    pub resource: Option<SyncResource>,
+    /// Case-insensitive substring of title, subtitle or preview.
+    pub text: Option<String>,
+    pub offset: u32,
+    pub limit: u32,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ActivityItem {
+    pub resource: SyncResource,
+    pub item: SyncedItem,
+}
+
+/// A connection's tokens, unsealed, for the sync engine only.
+#[derive(Debug, Clone)]
+pub struct ConnectionTokens {
+    pub connection_id: Uuid,
+    pub org_id: OrgId,
+    pub ms_tenant_id: String,
+    pub access_token: SecretString,
+    pub access_expires_at: UnixTime,
+    pub refresh_token: Option<SecretString>,
+    pub needs_attention: bool,
+}
+
+#[async_trait]
+pub trait SyncStore: Send + Sync + 'static {
+    // ---- mailboxes and scheduling
+
+    /// Schedules a mailbox (due now); returns the existing one when already scheduled.
+    async fn ensure_sync_mailbox(&self, new: &NewSyncMailbox, now: UnixTime) -> Result<SyncMailbox, StoreError>;
+    async fn sync_mailbox(&self, id: Uuid) -> Result<Option<SyncMailbox>, StoreError>;
+    async fn sync_mailboxes_in_org(&self, org: OrgId) -> Result<Vec<SyncMailbox>, StoreError>;
+    /// Pauses (with a reason) or resumes (`None`, due now) a mailbox.
+    async fn set_mailbox_paused(&self, id: Uuid, paused: Option<PauseReason>, now: UnixTime) -> Result<(), StoreError>;
+    /// Unschedules a mailbox and forgets its cursors and items.
+    async fn remove_sync_mailbox(&self, id: Uuid) -> Result<bool, StoreError>;
+    /// "Sync now": due immediately (a running lease is not disturbed).
+    async fn request_sync_now(&self, id: Uuid) -> Result<(), StoreError>;
+
+    // ---- leases
+
+    /// Claims up to `limit` due, unpaused mailboxes of active connections whose lease is free or
+    /// expired, for `owner` until `now + ttl_secs`. Never hands one mailbox to two claimers.
+    async fn claim_due_mailboxes(&self, owner: &str, now: UnixTime, ttl_secs: i64, limit: u32) -> Result<Vec<Lease>, StoreError>;
+    /// Extends a lease still held with `fence`; false when it was lost.
+    async fn renew_lease(&self, mailbox: Uuid, fence: i64, expires_at: UnixTime) -> Result<bool, StoreError>;
+    /// Ends a lease and schedules the next sync; false when the lease was already lost.
+    async fn release_lease(&self, mailbox: Uuid, fence: i64, next_due_at: UnixTime) -> Result<bool, StoreError>;
+
+    // ---- cursors and items
+
+    async fn cursors(&self, mailbox: Uuid) -> Result<Vec<SyncCursor>, StoreError>;
+    /// Writes a page of changes and its cursor in one transaction, or nothing when `fence` is
+    /// stale. When the cursor becomes a deltaLink at the end of a full round, items of this
+    /// container the round did not see are removed.
+    async fn commit_page(&self, page: &PageCommit) -> Result<CommitOutcome, StoreError>;
+    /// After a 410: the cursor restarts with a new full round (items stay until it completes).
+    async fn reset_cursor(&self, mailbox: Uuid, fence: i64, resource: SyncResource, container: &str, now: UnixTime)
+    -> Result<CommitOutcome, StoreError>;
+    /// A container disappeared (folder deleted): its cursor and items go.
+    async fn drop_container(&self, mailbox: Uuid, fence: i64, resource: SyncResource, container: &str) -> Result<CommitOutcome, StoreError>;
+
+    // ---- status
+
+    /// Records a completed pass over one resource.
+    async fn record_resource_success(
+        &self,
+        mailbox: Uuid,
+        fence: i64,
+        resource: SyncResource,
+        first_sync_done: bool,
+        now: UnixTime,
+    ) -> Result<CommitOutcome, StoreError>;
+    /// Records a failure (reason code) and, when throttled, until when.
+    async fn record_resource_error(
+        &self,
+        mailbox: Uuid,
+        resource: SyncResource,
+        reason: ReasonCode,
+        throttled_until: Option<UnixTime>,
+        now: UnixTime,
+    ) -> Result<(), StoreError>;
+    /// The estimated total of a first sync (sum of the containers' item counts).
+    async fn set_estimated_total(&self, mailbox: Uuid, resource: SyncResource, total: Option<u64>) -> Result<(), StoreError>;
+    async fn mailbox_status(&self, mailbox: Uuid) -> Result<Option<MailboxStatus>, StoreError>;
+
+    // ---- reading items
+
+    /// The Activity page: newest first, optional resource and text filter, paged.
+    async fn activity_items(&self, q: &ItemQuery) -> Result<Vec<ActivityItem>, StoreError>;
+    /// Every stored item of a mailbox and resource (tests and the benchmark compare with Graph).
+    async fn mailbox_items(&self, mailbox: Uuid, resource: SyncResource) -> Result<Vec<SyncedItem>, StoreError>;
+
+    // ---- tokens
+
+    async fn connection_tokens(&self, connection: Uuid) -> Result<Option<ConnectionTokens>, StoreError>;
+    /// Saves a refreshed access token and the rotated refresh token together (one statement).
+    async fn save_refreshed_tokens(
+        &self,
+        connection: Uuid,
+        access_token: &SecretString,
+        access_expires_at: UnixTime,
+        refresh_token: Option<&SecretString>,
+        now: UnixTime,
+    ) -> Result<(), StoreError>;
+    /// The connection needs someone to act (`reason` says who); the scheduler skips it until it is
+    /// reconnected (`save_connection` makes it active again).
+    async fn mark_connection_needs_attention(&self, connection: Uuid, reason: ReasonCode, now: UnixTime) -> Result<(), StoreError>;
+}
+
+pub type DynSyncStore = Arc<dyn SyncStore>;
+
+/// Opens the database once and returns both views of it: the product's [`crate::Store`] and the
+/// sync engine's [`SyncStore`] (same pool).
+pub async fn open_with_sync(
+    url: &str,
+    keyring: Arc<crate::secrets::Keyring>,
+) -> Result<(crate::DynStore, DynSyncStore), StoreError> {
+    if url.starts_with("sqlite:") {
+        let s = Arc::new(crate::SqliteStore::open(url, keyring).await?);
+        Ok((s.clone(), s))
+    } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+        let s = Arc::new(crate::PgStore::open(url, keyring).await?);
+        Ok((s.clone(), s))
+    } else {
+        Err(StoreError::UnsupportedUrl)
+    }
+}
+
+/// Escapes `%`, `_` and `\` for a `LIKE … ESCAPE '\'` pattern.
+pub(crate) fn like_pattern(text: &str) -> String {
+    let mut out = String::from("%");
+    for c in text.to_lowercase().chars() {
+        if matches!(c, '%' | '_' | '\\') {
+            out.push('\\');
+        }
+        out.push(c);
+    }
+    out.push('%');
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn like_patterns_escape_wildcards() {
+        assert_eq!(like_pattern("50%_off\\"), "%50\\%\\_off\\\\%");
+        assert_eq!(like_pattern("Hello"), "%hello%");
+    }
+
+    #[test]
+    fn a_mailbox_state_is_derived_from_its_lease_and_resources() {
+        let mailbox = SyncMailbox {
+            id: Uuid::nil(),
+            org_id: OrgId(Uuid::nil()),
+            connection_id: Uuid::nil(),
+            user_id: UserId(Uuid::nil()),
+            graph_user_id: None,
+            paused: None,
+            next_due_at: 0,
+            lease_owner: None,
+            lease_expires_at: 0,
+            fence: 1,
+        };
+        let res = |first_sync_done, last_error: Option<ReasonCode>, throttled_until| ResourceStatus {
+            resource: SyncResource::Mail,
+            last_success_at: Some(10),
+            last_error,
+            last_error_at: last_error.map(|_| 20),
+            throttled_until,
+            items: 1,
+            first_sync_done,
+            estimated_total: None,
+        };
+        let mut st = MailboxStatus { mailbox, resources: vec![] };
+        assert_eq!(st.state(100), MailboxSyncState::Waiting);
+        st.resources = vec![res(true, None, None)];
+        assert_eq!(st.state(100), MailboxSyncState::UpToDate);
+        assert_eq!(st.last_success_at(), Some(10));
+        st.resources = vec![res(true, Some(ReasonCode::Throttled), Some(200))];
+        assert_eq!(st.state(100), MailboxSyncState::Throttled { until: 200 });
+        assert_eq!(st.state(300), MailboxSyncState::Failed(ReasonCode::Throttled));
+        st.mailbox.lease_owner = Some("w".into());
+        st.mailbox.lease_expires_at = 150;
+        assert_eq!(st.state(100), MailboxSyncState::Syncing);
+        st.mailbox.paused = Some(PauseReason::PollPrimaryOnly);
+        assert_eq!(st.state(100), MailboxSyncState::Paused(PauseReason::PollPrimaryOnly));
+    }
+
+    #[test]
+    fn names_round_trip() {
+        for r in SyncResource::ALL {
+            assert_eq!(SyncResource::parse(r.as_str()), Some(r));
+        }
+        for p in [PauseReason::PollPrimaryOnly, PauseReason::Disabled] {
+            assert_eq!(PauseReason::parse(p.as_str()), Some(p));
+        }
+    }
+}

@@ -1,0 +1,698 @@
+//! The [`crate::sync::SyncStore`] operations, written once for both databases.
+//!
+//! `impl_sync_store!` expands to an `impl SyncStore` for a type with `pool` and `keyring` fields.
+//! The only SQL that differs is the claim query (PostgreSQL adds `FOR UPDATE … SKIP LOCKED`; SQLite
+//! serializes writers, so a single `UPDATE … WHERE id IN (SELECT …)` is already exclusive), passed
+//! in as `$claim_sql`.
+
+/// Columns of a `SyncMailbox`, in the order `mailbox_from_row!` reads them.
+macro_rules! mailbox_columns {
+    () => {
+        "id, org_id, connection_id, user_id, graph_user_id, paused_reason, next_due_at, lease_owner, lease_expires_at, fence"
+    };
+}
+pub(crate) use mailbox_columns;
+
+/// The claim query, common part: due, unpaused mailboxes of active connections with a free or
+/// expired lease. `$1` owner, `$2` lease expiry, `$3` now, `$4` limit.
+macro_rules! claim_sql {
+    ($lock:literal) => {
+        concat!(
+            "UPDATE sync_mailboxes SET lease_owner = $1, lease_expires_at = $2, fence = fence + 1, \
+               claim_was_takeover = (lease_owner IS NOT NULL), \
+               next_due_at = CASE WHEN next_due_at = 0 THEN 1 ELSE next_due_at END \
+             WHERE id IN (SELECT m.id FROM sync_mailboxes m JOIN connections c ON c.id = m.connection_id \
+                          WHERE m.paused_reason IS NULL AND c.state = 'active' AND m.next_due_at <= $3 \
+                            AND (m.lease_owner IS NULL OR m.lease_expires_at <= $3) \
+                          ORDER BY m.next_due_at LIMIT $4 ",
+            $lock,
+            ") AND (lease_owner IS NULL OR lease_expires_at <= $3) RETURNING ",
+            $crate::sync_common::mailbox_columns!(),
+            ", claim_was_takeover"
+        )
+    };
+}
+pub(crate) use claim_sql;
+
+macro_rules! mailbox_from_row {
+    ($row:expr) => {{
+        use sqlx::Row as _;
+        let row = &$row;
+        (|| -> Result<$crate::sync::SyncMailbox, $crate::StoreError> {
+            let graph_user_id: String = row.try_get("graph_user_id")?;
+            let paused: Option<String> = row.try_get("paused_reason")?;
+            Ok($crate::sync::SyncMailbox {
+                id: row.try_get("id")?,
+                org_id: domain::OrgId(row.try_get("org_id")?),
+                connection_id: row.try_get("connection_id")?,
+                user_id: domain::UserId(row.try_get("user_id")?),
+                graph_user_id: (!graph_user_id.is_empty()).then_some(graph_user_id),
+                paused: match paused {
+                    Some(p) => Some(
+                        $crate::sync::PauseReason::parse(&p)
+                            .ok_or_else(|| $crate::StoreError::Corrupt(format!("sync_mailboxes.paused_reason {p:?}")))?,
+                    ),
+                    None => None,
+                },
+                next_due_at: row.try_get("next_due_at")?,
+                lease_owner: row.try_get("lease_owner")?,
+                lease_expires_at: row.try_get("lease_expires_at")?,
+                fence: row.try_get("fence")?,
+            })
+        })()
+    }};
+}
+pub(crate) use mailbox_from_row;
+
+macro_rules! item_from_row {
+    ($row:expr) => {{
+        use sqlx::Row as _;
+        let row = &$row;
+        (|| -> Result<$crate::sync::SyncedItem, $crate::StoreError> {
+            Ok($crate::sync::SyncedItem {
+                graph_id: row.try_get("graph_id")?,
+                container: row.try_get("container")?,
+                title: row.try_get("title")?,
+                subtitle: row.try_get("subtitle")?,
+                preview: row.try_get("preview")?,
+                occurred_at: row.try_get("occurred_at")?,
+                data: row.try_get("data")?,
+            })
+        })()
+    }};
+}
+pub(crate) use item_from_row;
+
+fn parse_resource(s: &str) -> Result<crate::sync::SyncResource, crate::StoreError> {
+    crate::sync::SyncResource::parse(s).ok_or_else(|| crate::StoreError::Corrupt(format!("sync resource {s:?}")))
+}
+
+pub(crate) fn resource_of(s: &str) -> Result<crate::sync::SyncResource, crate::StoreError> {
+    parse_resource(s)
+}
+
+pub(crate) fn reason_of(s: Option<String>) -> Result<Option<domain::ReasonCode>, crate::StoreError> {
+    match s {
+        Some(r) => Ok(Some(domain::ReasonCode::parse(&r).ok_or_else(|| crate::StoreError::Corrupt(format!("sync reason {r:?}")))?)),
+        None => Ok(None),
+    }
+}
+
+macro_rules! impl_sync_store {
+    ($store:ty, $db:ty, $claim_sql:expr) => {
+        impl $store {
+            /// The fence check every guarded write starts with: touches the mailbox row (taking
+            /// its write lock) only while `fence` is current.
+            async fn sync_fence_holds(
+                tx: &mut sqlx::Transaction<'_, $db>,
+                mailbox: uuid::Uuid,
+                fence: i64,
+                now: $crate::UnixTime,
+            ) -> Result<bool, $crate::StoreError> {
+                let done = sqlx::query(
+                    "UPDATE sync_mailboxes SET last_commit_at = $1 WHERE id = $2 AND fence = $3 AND lease_owner IS NOT NULL",
+                )
+                .bind(now)
+                .bind(mailbox)
+                .bind(fence)
+                .execute(&mut **tx)
+                .await?;
+                Ok(done.rows_affected() > 0)
+            }
+        }
+
+        #[async_trait::async_trait]
+        impl $crate::sync::SyncStore for $store {
+            async fn ensure_sync_mailbox(
+                &self,
+                new: &$crate::sync::NewSyncMailbox,
+                now: $crate::UnixTime,
+            ) -> Result<$crate::sync::SyncMailbox, $crate::StoreError> {
+                let graph_user = new.graph_user_id.clone().unwrap_or_default();
+                sqlx::query(
+                    "INSERT INTO sync_mailboxes (id, org_id, connection_id, user_id, graph_user_id, next_due_at, created_at) \
+                     VALUES ($1, $2, $3, $4, $5, $6, $6) ON CONFLICT (connection_id, graph_user_id) DO NOTHING",
+                )
+                .bind(uuid::Uuid::new_v4())
+                .bind(new.org_id.as_uuid())
+                .bind(new.connection_id)
+                .bind(new.user_id.as_uuid())
+                .bind(&graph_user)
+                .bind(now)
+                .execute(&self.pool)
+                .await?;
+                let row = sqlx::query(concat!(
+                    "SELECT ",
+                    $crate::sync_common::mailbox_columns!(),
+                    " FROM sync_mailboxes WHERE connection_id = $1 AND graph_user_id = $2"
+                ))
+                .bind(new.connection_id)
+                .bind(&graph_user)
+                .fetch_one(&self.pool)
+                .await?;
+                $crate::sync_common::mailbox_from_row!(row)
+            }
+
+            async fn sync_mailbox(&self, id: uuid::Uuid) -> Result<Option<$crate::sync::SyncMailbox>, $crate::StoreError> {
+                let row = sqlx::query(concat!("SELECT ", $crate::sync_common::mailbox_columns!(), " FROM sync_mailboxes WHERE id = $1"))
+                    .bind(id)
+                    .fetch_optional(&self.pool)
+                    .await?;
+                match row {
+                    Some(r) => Ok(Some($crate::sync_common::mailbox_from_row!(r)?)),
+                    None => Ok(None),
+                }
+            }
+
+            async fn sync_mailboxes_in_org(&self, org: domain::OrgId) -> Result<Vec<$crate::sync::SyncMailbox>, $crate::StoreError> {
+                let rows = sqlx::query(concat!(
+                    "SELECT ",
+                    $crate::sync_common::mailbox_columns!(),
+                    " FROM sync_mailboxes WHERE org_id = $1 ORDER BY created_at, id"
+                ))
+                .bind(org.as_uuid())
+                .fetch_all(&self.pool)
+                .await?;
+                rows.into_iter().map(|r| $crate::sync_common::mailbox_from_row!(r)).collect()
+            }
+
+            async fn set_mailbox_paused(
+                &self,
+                id: uuid::Uuid,
+                paused: Option<$crate::sync::PauseReason>,
+                now: $crate::UnixTime,
+            ) -> Result<(), $crate::StoreError> {
+                match paused {
+                    Some(p) => {
+                        sqlx::query("UPDATE sync_mailboxes SET paused_reason = $1 WHERE id = $2")
+                            .bind(p.as_str())
+                            .bind(id)
+                            .execute(&self.pool)
+                            .await?;
+                    }
+                    None => {
+                        // Resuming makes it due now, unless it was not paused at all.
+                        sqlx::query(
+                            "UPDATE sync_mailboxes SET paused_reason = NULL, \
+                               next_due_at = CASE WHEN paused_reason IS NULL THEN next_due_at ELSE $1 END WHERE id = $2",
+                        )
+                        .bind(now)
+                        .bind(id)
+                        .execute(&self.pool)
+                        .await?;
+                    }
+                }
+                Ok(())
+            }
+
+            async fn remove_sync_mailbox(&self, id: uuid::Uuid) -> Result<bool, $crate::StoreError> {
+                let done = sqlx::query("DELETE FROM sync_mailboxes WHERE id = $1").bind(id).execute(&self.pool).await?;
+                Ok(done.rows_affected() > 0)
+            }
+
+            async fn request_sync_now(&self, id: uuid::Uuid) -> Result<(), $crate::StoreError> {
+                sqlx::query("UPDATE sync_mailboxes SET next_due_at = 0 WHERE id = $1").bind(id).execute(&self.pool).await?;
+                Ok(())
+            }
+
+            async fn claim_due_mailboxes(
+                &self,
+                owner: &str,
+                now: $crate::UnixTime,
+                ttl_secs: i64,
+                limit: u32,
+            ) -> Result<Vec<$crate::sync::Lease>, $crate::StoreError> {
+                use sqlx::Row as _;
+                let rows = sqlx::query($claim_sql)
+                    .bind(owner)
+                    .bind(now + ttl_secs)
+                    .bind(now)
+                    .bind(i64::from(limit))
+                    .fetch_all(&self.pool)
+                    .await?;
+                rows.into_iter()
+                    .map(|r| {
+                        let mailbox = $crate::sync_common::mailbox_from_row!(r)?;
+                        Ok($crate::sync::Lease {
+                            fence: mailbox.fence,
+                            expires_at: mailbox.lease_expires_at,
+                            taken_over: r.try_get("claim_was_takeover")?,
+                            mailbox,
+                        })
+                    })
+                    .collect()
+            }
+
+            async fn renew_lease(&self, mailbox: uuid::Uuid, fence: i64, expires_at: $crate::UnixTime) -> Result<bool, $crate::StoreError> {
+                let done = sqlx::query(
+                    "UPDATE sync_mailboxes SET lease_expires_at = $1 WHERE id = $2 AND fence = $3 AND lease_owner IS NOT NULL",
+                )
+                .bind(expires_at)
+                .bind(mailbox)
+                .bind(fence)
+                .execute(&self.pool)
+                .await?;
+                Ok(done.rows_affected() > 0)
+            }
+
+            async fn release_lease(&self, mailbox: uuid::Uuid, fence: i64, next_due_at: $crate::UnixTime) -> Result<bool, $crate::StoreError> {
+                // A "sync now" that arrived during the run (next_due_at = 0) is kept.
+                let done = sqlx::query(
+                    "UPDATE sync_mailboxes SET lease_owner = NULL, lease_expires_at = 0, \
+                       next_due_at = CASE WHEN next_due_at = 0 THEN 0 ELSE $1 END \
+                     WHERE id = $2 AND fence = $3 AND lease_owner IS NOT NULL",
+                )
+                .bind(next_due_at)
+                .bind(mailbox)
+                .bind(fence)
+                .execute(&self.pool)
+                .await?;
+                Ok(done.rows_affected() > 0)
+            }
+
+            async fn cursors(&self, mailbox: uuid::Uuid) -> Result<Vec<$crate::sync::SyncCursor>, $crate::StoreError> {
+                use sqlx::Row as _;
+                let rows = sqlx::query(
+                    "SELECT resource, container, link, link_is_delta, round, full_round FROM sync_cursors \
+                     WHERE mailbox_id = $1 ORDER BY resource, container",
+                )
+                .bind(mailbox)
+                .fetch_all(&self.pool)
+                .await?;
+                rows.into_iter()
+                    .map(|r| {
+                        let resource: String = r.try_get("resource")?;
+                        Ok($crate::sync::SyncCursor {
+                            resource: $crate::sync_common::resource_of(&resource)?,
+                            container: r.try_get("container")?,
+                            link: r.try_get("link")?,
+                            link_is_delta: r.try_get("link_is_delta")?,
+                            round: r.try_get("round")?,
+                            full_round: r.try_get("full_round")?,
+                        })
+                    })
+                    .collect()
+            }
+
+            async fn commit_page(&self, page: &$crate::sync::PageCommit) -> Result<$crate::sync::CommitOutcome, $crate::StoreError> {
+                use sqlx::Row as _;
+                let mut tx = self.pool.begin().await?;
+                if !Self::sync_fence_holds(&mut tx, page.mailbox_id, page.fence, page.now).await? {
+                    tx.rollback().await?;
+                    return Ok($crate::sync::CommitOutcome::LeaseLost);
+                }
+                let resource = page.resource.as_str();
+                let owner = sqlx::query("SELECT org_id, user_id FROM sync_mailboxes WHERE id = $1")
+                    .bind(page.mailbox_id)
+                    .fetch_one(&mut *tx)
+                    .await?;
+                let org: uuid::Uuid = owner.try_get("org_id")?;
+                let user: uuid::Uuid = owner.try_get("user_id")?;
+                sqlx::query(
+                    "INSERT INTO sync_cursors (mailbox_id, resource, container, link, link_is_delta, round, full_round, updated_at) \
+                     VALUES ($1, $2, $3, NULL, FALSE, 1, TRUE, $4) ON CONFLICT (mailbox_id, resource, container) DO NOTHING",
+                )
+                .bind(page.mailbox_id)
+                .bind(resource)
+                .bind(&page.container)
+                .bind(page.now)
+                .execute(&mut *tx)
+                .await?;
+                let cursor = sqlx::query("SELECT round, full_round FROM sync_cursors WHERE mailbox_id = $1 AND resource = $2 AND container = $3")
+                    .bind(page.mailbox_id)
+                    .bind(resource)
+                    .bind(&page.container)
+                    .fetch_one(&mut *tx)
+                    .await?;
+                let round: i64 = cursor.try_get("round")?;
+                let full_round: bool = cursor.try_get("full_round")?;
+                for item in &page.upserts {
+                    sqlx::query(
+                        "INSERT INTO sync_items (mailbox_id, org_id, user_id, resource, container, graph_id, title, subtitle, preview, \
+                           occurred_at, data, search_text, seen_round, updated_at) \
+                         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14) \
+                         ON CONFLICT (mailbox_id, resource, container, graph_id) DO UPDATE SET title = excluded.title, \
+                           subtitle = excluded.subtitle, preview = excluded.preview, occurred_at = excluded.occurred_at, \
+                           data = excluded.data, search_text = excluded.search_text, seen_round = excluded.seen_round, \
+                           updated_at = excluded.updated_at",
+                    )
+                    .bind(page.mailbox_id)
+                    .bind(org)
+                    .bind(user)
+                    .bind(resource)
+                    .bind(&page.container)
+                    .bind(&item.graph_id)
+                    .bind(&item.title)
+                    .bind(&item.subtitle)
+                    .bind(&item.preview)
+                    .bind(item.occurred_at)
+                    .bind(&item.data)
+                    .bind(item.search_text())
+                    .bind(round)
+                    .bind(page.now)
+                    .execute(&mut *tx)
+                    .await?;
+                }
+                for id in &page.deletes {
+                    sqlx::query("DELETE FROM sync_items WHERE mailbox_id = $1 AND resource = $2 AND container = $3 AND graph_id = $4")
+                        .bind(page.mailbox_id)
+                        .bind(resource)
+                        .bind(&page.container)
+                        .bind(id)
+                        .execute(&mut *tx)
+                        .await?;
+                }
+                let mut swept = 0;
+                match &page.cursor {
+                    $crate::sync::CursorUpdate::NextLink(link) => {
+                        sqlx::query(
+                            "UPDATE sync_cursors SET link = $1, link_is_delta = FALSE, updated_at = $2 \
+                             WHERE mailbox_id = $3 AND resource = $4 AND container = $5",
+                        )
+                        .bind(link)
+                        .bind(page.now)
+                        .bind(page.mailbox_id)
+                        .bind(resource)
+                        .bind(&page.container)
+                        .execute(&mut *tx)
+                        .await?;
+                    }
+                    $crate::sync::CursorUpdate::DeltaLink(link) => {
+                        if full_round {
+                            // The full round is complete: whatever it did not see is gone.
+                            let done = sqlx::query(
+                                "DELETE FROM sync_items WHERE mailbox_id = $1 AND resource = $2 AND container = $3 AND seen_round < $4",
+                            )
+                            .bind(page.mailbox_id)
+                            .bind(resource)
+                            .bind(&page.container)
+                            .bind(round)
+                            .execute(&mut *tx)
+                            .await?;
+                            swept = done.rows_affected();
+                        }
+                        sqlx::query(
+                            "UPDATE sync_cursors SET link = $1, link_is_delta = TRUE, full_round = FALSE, updated_at = $2 \
+                             WHERE mailbox_id = $3 AND resource = $4 AND container = $5",
+                        )
+                        .bind(link)
+                        .bind(page.now)
+                        .bind(page.mailbox_id)
+                        .bind(resource)
+                        .bind(&page.container)
+                        .execute(&mut *tx)
+                        .await?;
+                    }
+                }
+                tx.commit().await?;
+                Ok($crate::sync::CommitOutcome::Committed { swept })
+            }
+
+            async fn reset_cursor(
+                &self,
+                mailbox: uuid::Uuid,
+                fence: i64,
+                resource: $crate::sync::SyncResource,
+                container: &str,
+                now: $crate::UnixTime,
+            ) -> Result<$crate::sync::CommitOutcome, $crate::StoreError> {
+                let mut tx = self.pool.begin().await?;
+                if !Self::sync_fence_holds(&mut tx, mailbox, fence, now).await? {
+                    tx.rollback().await?;
+                    return Ok($crate::sync::CommitOutcome::LeaseLost);
+                }
+                sqlx::query(
+                    "UPDATE sync_cursors SET link = NULL, link_is_delta = FALSE, round = round + 1, full_round = TRUE, updated_at = $1 \
+                     WHERE mailbox_id = $2 AND resource = $3 AND container = $4",
+                )
+                .bind(now)
+                .bind(mailbox)
+                .bind(resource.as_str())
+                .bind(container)
+                .execute(&mut *tx)
+                .await?;
+                tx.commit().await?;
+                Ok($crate::sync::CommitOutcome::Committed { swept: 0 })
+            }
+
+            async fn drop_container(
+                &self,
+                mailbox: uuid::Uuid,
+                fence: i64,
+                resource: $crate::sync::SyncResource,
+                container: &str,
+            ) -> Result<$crate::sync::CommitOutcome, $crate::StoreError> {
+                let mut tx = self.pool.begin().await?;
+                if !Self::sync_fence_holds(&mut tx, mailbox, fence, $crate::now_unix()).await? {
+                    tx.rollback().await?;
+                    return Ok($crate::sync::CommitOutcome::LeaseLost);
+                }
+                let done = sqlx::query("DELETE FROM sync_items WHERE mailbox_id = $1 AND resource = $2 AND container = $3")
+                    .bind(mailbox)
+                    .bind(resource.as_str())
+                    .bind(container)
+                    .execute(&mut *tx)
+                    .await?;
+                sqlx::query("DELETE FROM sync_cursors WHERE mailbox_id = $1 AND resource = $2 AND container = $3")
+                    .bind(mailbox)
+                    .bind(resource.as_str())
+                    .bind(container)
+                    .execute(&mut *tx)
+                    .await?;
+                tx.commit().await?;
+                Ok($crate::sync::CommitOutcome::Committed { swept: done.rows_affected() })
+            }
+
+            async fn record_resource_success(
+                &self,
+                mailbox: uuid::Uuid,
+                fence: i64,
+                resource: $crate::sync::SyncResource,
+                first_sync_done: bool,
+                now: $crate::UnixTime,
+            ) -> Result<$crate::sync::CommitOutcome, $crate::StoreError> {
+                let mut tx = self.pool.begin().await?;
+                if !Self::sync_fence_holds(&mut tx, mailbox, fence, now).await? {
+                    tx.rollback().await?;
+                    return Ok($crate::sync::CommitOutcome::LeaseLost);
+                }
+                sqlx::query(
+                    "INSERT INTO sync_status (mailbox_id, resource, last_success_at, last_error, last_error_at, throttled_until, first_sync_done) \
+                     VALUES ($1, $2, $3, NULL, NULL, NULL, $4) ON CONFLICT (mailbox_id, resource) DO UPDATE SET \
+                       last_success_at = excluded.last_success_at, last_error = NULL, last_error_at = NULL, throttled_until = NULL, \
+                       first_sync_done = (sync_status.first_sync_done OR excluded.first_sync_done)",
+                )
+                .bind(mailbox)
+                .bind(resource.as_str())
+                .bind(now)
+                .bind(first_sync_done)
+                .execute(&mut *tx)
+                .await?;
+                tx.commit().await?;
+                Ok($crate::sync::CommitOutcome::Committed { swept: 0 })
+            }
+
+            async fn record_resource_error(
+                &self,
+                mailbox: uuid::Uuid,
+                resource: $crate::sync::SyncResource,
+                reason: domain::ReasonCode,
+                throttled_until: Option<$crate::UnixTime>,
+                now: $crate::UnixTime,
+            ) -> Result<(), $crate::StoreError> {
+                sqlx::query(
+                    "INSERT INTO sync_status (mailbox_id, resource, last_error, last_error_at, throttled_until) \
+                     VALUES ($1, $2, $3, $4, $5) ON CONFLICT (mailbox_id, resource) DO UPDATE SET \
+                       last_error = excluded.last_error, last_error_at = excluded.last_error_at, throttled_until = excluded.throttled_until",
+                )
+                .bind(mailbox)
+                .bind(resource.as_str())
+                .bind(reason.as_str())
+                .bind(now)
+                .bind(throttled_until)
+                .execute(&self.pool)
+                .await?;
+                Ok(())
+            }
+
+            async fn set_estimated_total(
+                &self,
+                mailbox: uuid::Uuid,
+                resource: $crate::sync::SyncResource,
+                total: Option<u64>,
+            ) -> Result<(), $crate::StoreError> {
+                let total = total.map(|t| i64::try_from(t).unwrap_or(i64::MAX));
+                sqlx::query(
+                    "INSERT INTO sync_status (mailbox_id, resource, estimated_total) VALUES ($1, $2, $3) \
+                     ON CONFLICT (mailbox_id, resource) DO UPDATE SET estimated_total = excluded.estimated_total",
+                )
+                .bind(mailbox)
+                .bind(resource.as_str())
+                .bind(total)
+                .execute(&self.pool)
+                .await?;
+                Ok(())
+            }
+
+            async fn mailbox_status(&self, mailbox: uuid::Uuid) -> Result<Option<$crate::sync::MailboxStatus>, $crate::StoreError> {
+                use sqlx::Row as _;
+                let Some(mb) = $crate::sync::SyncStore::sync_mailbox(self, mailbox).await? else {
+                    return Ok(None);
+                };
+                let counts = sqlx::query("SELECT resource, COUNT(*) AS n FROM sync_items WHERE mailbox_id = $1 GROUP BY resource")
+                    .bind(mailbox)
+                    .fetch_all(&self.pool)
+                    .await?;
+                let mut count_of = std::collections::BTreeMap::new();
+                for r in counts {
+                    let resource: String = r.try_get("resource")?;
+                    let n: i64 = r.try_get("n")?;
+                    count_of.insert($crate::sync_common::resource_of(&resource)?, u64::try_from(n).unwrap_or(0));
+                }
+                let rows = sqlx::query(
+                    "SELECT resource, last_success_at, last_error, last_error_at, throttled_until, first_sync_done, estimated_total \
+                     FROM sync_status WHERE mailbox_id = $1",
+                )
+                .bind(mailbox)
+                .fetch_all(&self.pool)
+                .await?;
+                let mut resources = Vec::new();
+                for r in rows {
+                    let resource: String = r.try_get("resource")?;
+                    let resource = $crate::sync_common::resource_of(&resource)?;
+                    let total: Option<i64> = r.try_get("estimated_total")?;
+                    resources.push($crate::sync::ResourceStatus {
+                        resource,
+                        last_success_at: r.try_get("last_success_at")?,
+                        last_error: $crate::sync_common::reason_of(r.try_get("last_error")?)?,
+                        last_error_at: r.try_get("last_error_at")?,
+                        throttled_until: r.try_get("throttled_until")?,
+                        items: count_of.get(&resource).copied().unwrap_or(0),
+                        first_sync_done: r.try_get("first_sync_done")?,
+                        estimated_total: total.map(|t| u64::try_from(t).unwrap_or(0)),
+                    });
+                }
+                resources.sort_by_key(|r| r.resource);
+                Ok(Some($crate::sync::MailboxStatus { mailbox: mb, resources }))
+            }
+
+            async fn activity_items(&self, q: &$crate::sync::ItemQuery) -> Result<Vec<$crate::sync::ActivityItem>, $crate::StoreError> {
+                use sqlx::Row as _;
+                let pattern = q.text.as_deref().map(str::trim).filter(|t| !t.is_empty()).map($crate::sync::like_pattern);
+                let rows = sqlx::query(
+                    "SELECT resource, container, graph_id, title, subtitle, preview, occurred_at, data FROM sync_items \
+                     WHERE org_id = $1 AND user_id = $2 AND ($3 IS NULL OR resource = $3) \
+                       AND ($4 IS NULL OR search_text LIKE $4 ESCAPE '\\') \
+                     ORDER BY COALESCE(occurred_at, 0) DESC, graph_id LIMIT $5 OFFSET $6",
+                )
+                .bind(q.org_id.as_uuid())
+                .bind(q.user_id.as_uuid())
+                .bind(q.resource.map(|r| r.as_str()))
+                .bind(pattern)
+                .bind(i64::from(q.limit.min(500)))
+                .bind(i64::from(q.offset))
+                .fetch_all(&self.pool)
+                .await?;
+                rows.into_iter()
+                    .map(|r| {
+                        let resource: String = r.try_get("resource")?;
+                        Ok($crate::sync::ActivityItem {
+                            resource: $crate::sync_common::resource_of(&resource)?,
+                            item: $crate::sync_common::item_from_row!(r)?,
+                        })
+                    })
+                    .collect()
+            }
+
+            async fn mailbox_items(
+                &self,
+                mailbox: uuid::Uuid,
+                resource: $crate::sync::SyncResource,
+            ) -> Result<Vec<$crate::sync::SyncedItem>, $crate::StoreError> {
+                let rows = sqlx::query(
+                    "SELECT container, graph_id, title, subtitle, preview, occurred_at, data FROM sync_items \
+                     WHERE mailbox_id = $1 AND resource = $2 ORDER BY container, graph_id",
+                )
+                .bind(mailbox)
+                .bind(resource.as_str())
+                .fetch_all(&self.pool)
+                .await?;
+                rows.into_iter().map(|r| $crate::sync_common::item_from_row!(r)).collect()
+            }
+
+            async fn connection_tokens(&self, connection: uuid::Uuid) -> Result<Option<$crate::sync::ConnectionTokens>, $crate::StoreError> {
+                use sqlx::Row as _;
+                let Some(row) = sqlx::query(
+                    "SELECT id, org_id, ms_tenant_id, access_token, access_expires_at, refresh_token, state FROM connections WHERE id = $1",
+                )
+                .bind(connection)
+                .fetch_optional(&self.pool)
+                .await?
+                else {
+                    return Ok(None);
+                };
+                let access: Vec<u8> = row.try_get("access_token")?;
+                let refresh: Option<Vec<u8>> = row.try_get("refresh_token")?;
+                let state: String = row.try_get("state")?;
+                Ok(Some($crate::sync::ConnectionTokens {
+                    connection_id: connection,
+                    org_id: domain::OrgId(row.try_get("org_id")?),
+                    ms_tenant_id: row.try_get("ms_tenant_id")?,
+                    access_token: self.keyring.open_str(&access, &$crate::common::token_binding("access_token", connection))?,
+                    access_expires_at: row.try_get("access_expires_at")?,
+                    refresh_token: match refresh {
+                        Some(rt) => Some(self.keyring.open_str(&rt, &$crate::common::token_binding("refresh_token", connection))?),
+                        None => None,
+                    },
+                    needs_attention: state != domain::ConnectionState::Active.as_str(),
+                }))
+            }
+
+            async fn save_refreshed_tokens(
+                &self,
+                connection: uuid::Uuid,
+                access_token: &$crate::secrets::SecretString,
+                access_expires_at: $crate::UnixTime,
+                refresh_token: Option<&$crate::secrets::SecretString>,
+                now: $crate::UnixTime,
+            ) -> Result<(), $crate::StoreError> {
+                let access = self.keyring.seal_str(access_token, &$crate::common::token_binding("access_token", connection))?;
+                let refresh = match refresh_token {
+                    Some(rt) => Some(self.keyring.seal_str(rt, &$crate::common::token_binding("refresh_token", connection))?),
+                    None => None,
+                };
+                // One statement: both tokens or neither. Microsoft may omit a new refresh token;
+                // then the stored one stays.
+                sqlx::query(
+                    "UPDATE connections SET access_token = $1, access_expires_at = $2, \
+                       refresh_token = COALESCE($3, refresh_token), updated_at = $4 WHERE id = $5",
+                )
+                .bind(access)
+                .bind(access_expires_at)
+                .bind(refresh)
+                .bind(now)
+                .bind(connection)
+                .execute(&self.pool)
+                .await?;
+                Ok(())
+            }
+
+            async fn mark_connection_needs_attention(
+                &self,
+                connection: uuid::Uuid,
+                reason: domain::ReasonCode,
+                now: $crate::UnixTime,
+            ) -> Result<(), $crate::StoreError> {
+                sqlx::query("UPDATE connections SET state = $1, reason = $2, reason_at = $3, updated_at = $3 WHERE id = $4")
+                    .bind(domain::ConnectionState::NeedsAttention.as_str())
+                    .bind(reason.as_str())
+                    .bind(now)
+                    .bind(connection)
+                    .execute(&self.pool)
+                    .await?;
+                Ok(())
+            }
+        }
+    };
+}
+pub(crate) use impl_sync_store;

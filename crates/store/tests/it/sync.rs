@@ -1,0 +1,378 @@
+//! The sync engine's persistence: mailboxes, leases with fencing tokens, cursors, items committed
+//! page by page, resyncs, status, the Activity listing and connection tokens.
+
+use crate::harness::Raw;
+use domain::{AuditEntry, ConnectionKind, ConnectionState, ReasonCode, Role};
+use std::collections::BTreeSet;
+use store::secrets::SecretString;
+use store::sync::{
+    CommitOutcome, CursorUpdate, ItemQuery, NewSyncMailbox, PageCommit, PauseReason, SyncMailbox, SyncResource, SyncedItem,
+};
+use store::{NewConnection, accounts};
+
+/// A database opened through `store::open_with_sync`: both views of one pool.
+pub struct TestDb {
+    pub store: store::DynStore,
+    pub sync: store::DynSyncStore,
+    pub raw: Raw,
+    _dir: Option<tempfile::TempDir>,
+}
+
+async fn sqlite() -> TestDb {
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}", dir.path().join("test.db").display());
+    let (store, sync) = store::open_with_sync(&url, std::sync::Arc::new(store::secrets::Keyring::ephemeral())).await.unwrap();
+    TestDb { store, sync, raw: Raw::SqliteDir(dir.path().to_owned()), _dir: Some(dir) }
+}
+
+async fn postgres() -> Option<TestDb> {
+    let Ok(admin_url) = std::env::var("STORE_TEST_POSTGRES_URL") else {
+        if std::env::var("STORE_TEST_REQUIRE_POSTGRES").as_deref() == Ok("1") {
+            panic!("STORE_TEST_REQUIRE_POSTGRES=1 but STORE_TEST_POSTGRES_URL is not set");
+        }
+        return None;
+    };
+    use sqlx::Connection;
+    let name = format!("store_sync_{}", uuid::Uuid::new_v4().simple());
+    let mut admin = sqlx::PgConnection::connect(&admin_url).await.unwrap();
+    sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}"))).execute(&mut admin).await.unwrap();
+    let base = admin_url.rsplit_once('/').map(|(b, _)| b).unwrap_or(&admin_url);
+    let url = format!("{base}/{name}");
+    let (store, sync) = store::open_with_sync(&url, std::sync::Arc::new(store::secrets::Keyring::ephemeral())).await.unwrap();
+    Some(TestDb { store, sync, raw: Raw::Postgres(url), _dir: None })
+}
+
+macro_rules! on_both {
+    ($($scenario:ident),* $(,)?) => {
+        mod on_sqlite {
+            $(
+                #[tokio::test]
+                async fn $scenario() {
+                    super::$scenario(&super::sqlite().await).await;
+                }
+            )*
+        }
+        mod on_postgres {
+            $(
+                #[tokio::test]
+                async fn $scenario() {
+                    if let Some(db) = super::postgres().await {
+                        assert_eq!(db.store.backend(), store::Backend::Postgres);
+                        super::$scenario(&db).await;
+                    }
+                }
+            )*
+        }
+    };
+}
+
+on_both!(
+    mailboxes_are_scheduled_once_and_can_be_paused,
+    a_stale_fence_is_rejected_and_writes_nothing,
+    two_claimers_never_both_own_a_mailbox,
+    an_expired_lease_is_taken_over,
+    a_full_round_then_deltas_then_a_resync_without_duplicates_or_ghosts,
+    status_counts_and_first_sync_progress,
+    activity_lists_newest_first_with_search_and_paging,
+    tokens_are_read_refreshed_atomically_and_marked,
+);
+
+struct World {
+    org: domain::OrgId,
+    user: domain::UserId,
+    connection: uuid::Uuid,
+}
+
+async fn world(db: &TestDb) -> World {
+    let store = db.store.as_ref();
+    let org = store.create_organization("Northwind").await.unwrap();
+    let user = accounts::create_user(store, org.id, "alice@northwind.test", "Alice", Role::Member, "password-2").await.unwrap();
+    let c = store
+        .save_connection(
+            &NewConnection {
+                org_id: org.id,
+                user_id: user.id,
+                kind: ConnectionKind::Individual,
+                is_primary: true,
+                ms_tenant_id: "4f1c6a0e-2d3b-4c5a-9e8f-0a1b2c3d4e5f".into(),
+                ms_object_id: "oid-alice".into(),
+                ms_username: "alice@northwind.test".into(),
+                ms_name: "Alice".into(),
+                granted_scopes: vec!["Mail.Read".into()],
+                access_token: SecretString::new("access-1"),
+                access_expires_at: 1_000,
+                refresh_token: Some(SecretString::new("refresh-1")),
+            },
+            &AuditEntry { at: 1, actor: "alice".into(), action: "connect".into(), summary: "connected".into() },
+        )
+        .await
+        .unwrap();
+    World { org: org.id, user: user.id, connection: c.id }
+}
+
+async fn mailbox(db: &TestDb, w: &World) -> SyncMailbox {
+    db.sync
+        .ensure_sync_mailbox(&NewSyncMailbox { org_id: w.org, connection_id: w.connection, user_id: w.user, graph_user_id: None }, 100)
+        .await
+        .unwrap()
+}
+
+fn item(id: &str, title: &str, at: i64) -> SyncedItem {
+    SyncedItem {
+        graph_id: id.into(),
+        container: "inbox".into(),
+        title: title.into(),
+        subtitle: "Bob <bob@northwind.test>".into(),
+        preview: format!("preview of {title}"),
+        occurred_at: Some(at),
+        data: "{}".into(),
+    }
+}
+
+fn page(mb: uuid::Uuid, fence: i64, upserts: Vec<SyncedItem>, deletes: &[&str], cursor: CursorUpdate) -> PageCommit {
+    PageCommit {
+        mailbox_id: mb,
+        fence,
+        resource: SyncResource::Mail,
+        container: "inbox".into(),
+        upserts,
+        deletes: deletes.iter().map(|s| s.to_string()).collect(),
+        cursor,
+        now: 200,
+    }
+}
+
+async fn ids(db: &TestDb, mb: uuid::Uuid) -> BTreeSet<String> {
+    db.sync.mailbox_items(mb, SyncResource::Mail).await.unwrap().into_iter().map(|i| i.graph_id).collect()
+}
+
+fn set(v: &[&str]) -> BTreeSet<String> {
+    v.iter().map(|s| s.to_string()).collect()
+}
+
+async fn mailboxes_are_scheduled_once_and_can_be_paused(db: &TestDb) {
+    let w = world(db).await;
+    let a = mailbox(db, &w).await;
+    let again = mailbox(db, &w).await;
+    assert_eq!(a.id, again.id, "idempotent");
+    assert_eq!((a.graph_user_id.clone(), a.paused, a.next_due_at), (None, None, 100));
+    let other = db
+        .sync
+        .ensure_sync_mailbox(&NewSyncMailbox { org_id: w.org, connection_id: w.connection, user_id: w.user, graph_user_id: Some("bob-id".into()) }, 100)
+        .await
+        .unwrap();
+    assert_ne!(other.id, a.id);
+    assert_eq!(other.graph_user_id.as_deref(), Some("bob-id"));
+    assert_eq!(db.sync.sync_mailboxes_in_org(w.org).await.unwrap().len(), 2);
+
+    db.sync.set_mailbox_paused(a.id, Some(PauseReason::PollPrimaryOnly), 150).await.unwrap();
+    assert_eq!(db.sync.sync_mailbox(a.id).await.unwrap().unwrap().paused, Some(PauseReason::PollPrimaryOnly));
+    let claimed = db.sync.claim_due_mailboxes("w1", 500, 60, 10).await.unwrap();
+    assert_eq!(claimed.iter().map(|l| l.mailbox.id).collect::<Vec<_>>(), vec![other.id], "paused mailboxes are not claimed");
+    db.sync.set_mailbox_paused(a.id, None, 600).await.unwrap();
+    let resumed = db.sync.sync_mailbox(a.id).await.unwrap().unwrap();
+    assert_eq!((resumed.paused, resumed.next_due_at), (None, 600));
+
+    // Sync now makes a mailbox due at once; removing it forgets it.
+    assert!(db.sync.release_lease(other.id, claimed[0].fence, 10_000).await.unwrap());
+    db.sync.request_sync_now(other.id).await.unwrap();
+    assert_eq!(db.sync.sync_mailbox(other.id).await.unwrap().unwrap().next_due_at, 0);
+    assert!(db.sync.remove_sync_mailbox(other.id).await.unwrap());
+    assert!(db.sync.sync_mailbox(other.id).await.unwrap().is_none());
+}
+
+async fn a_stale_fence_is_rejected_and_writes_nothing(db: &TestDb) {
+    let w = world(db).await;
+    let mb = mailbox(db, &w).await;
+    let first = db.sync.claim_due_mailboxes("w1", 100, 30, 10).await.unwrap().remove(0);
+    let ok = db.sync.commit_page(&page(mb.id, first.fence, vec![item("a", "A", 1)], &[], CursorUpdate::NextLink("next-1".into()))).await.unwrap();
+    assert_eq!(ok, CommitOutcome::Committed { swept: 0 });
+
+    // The lease expires and another worker takes over: the first one's fence is now stale.
+    let second = db.sync.claim_due_mailboxes("w2", 200, 30, 10).await.unwrap().remove(0);
+    assert!(second.fence > first.fence);
+    let stale = page(mb.id, first.fence, vec![item("b", "B", 2)], &["a"], CursorUpdate::DeltaLink("delta-stale".into()));
+    assert_eq!(db.sync.commit_page(&stale).await.unwrap(), CommitOutcome::LeaseLost);
+    assert_eq!(db.sync.reset_cursor(mb.id, first.fence, SyncResource::Mail, "inbox", 200).await.unwrap(), CommitOutcome::LeaseLost);
+    assert_eq!(db.sync.record_resource_success(mb.id, first.fence, SyncResource::Mail, true, 200).await.unwrap(), CommitOutcome::LeaseLost);
+    assert!(!db.sync.renew_lease(mb.id, first.fence, 1_000).await.unwrap());
+    assert!(!db.sync.release_lease(mb.id, first.fence, 1_000).await.unwrap());
+
+    assert_eq!(ids(db, mb.id).await, set(&["a"]), "nothing of the stale page was written");
+    let cursors = db.sync.cursors(mb.id).await.unwrap();
+    assert_eq!(cursors.len(), 1);
+    assert_eq!(cursors[0].link.as_deref(), Some("next-1"));
+    assert!(!cursors[0].link_is_delta);
+    assert!(db.sync.mailbox_status(mb.id).await.unwrap().unwrap().resources.is_empty());
+    // The current holder still works, and its lease is its own.
+    assert!(db.sync.renew_lease(mb.id, second.fence, 400).await.unwrap());
+    assert_eq!(db.sync.sync_mailbox(mb.id).await.unwrap().unwrap().lease_owner.as_deref(), Some("w2"));
+}
+
+async fn two_claimers_never_both_own_a_mailbox(db: &TestDb) {
+    let w = world(db).await;
+    let mut all = BTreeSet::new();
+    for i in 0..12 {
+        let mb = db
+            .sync
+            .ensure_sync_mailbox(&NewSyncMailbox { org_id: w.org, connection_id: w.connection, user_id: w.user, graph_user_id: Some(format!("u{i}")) }, 100)
+            .await
+            .unwrap();
+        all.insert(mb.id);
+    }
+    // Eight claimers at once, each asking for up to three.
+    let mut tasks = Vec::new();
+    for i in 0..8 {
+        let sync = db.sync.clone();
+        tasks.push(tokio::spawn(async move { sync.claim_due_mailboxes(&format!("worker-{i}"), 150, 60, 3).await.unwrap() }));
+    }
+    let mut owned = Vec::new();
+    for t in tasks {
+        owned.extend(t.await.unwrap().into_iter().map(|l| l.mailbox.id));
+    }
+    let unique: BTreeSet<_> = owned.iter().copied().collect();
+    assert_eq!(unique.len(), owned.len(), "a mailbox was handed out twice: {owned:?}");
+    assert_eq!(unique, all, "every due mailbox was claimed");
+    assert!(db.sync.claim_due_mailboxes("late", 150, 60, 10).await.unwrap().is_empty(), "leases are held");
+}
+
+async fn an_expired_lease_is_taken_over(db: &TestDb) {
+    let w = world(db).await;
+    let mb = mailbox(db, &w).await;
+    let first = db.sync.claim_due_mailboxes("w1", 100, 30, 10).await.unwrap().remove(0);
+    assert!(!first.taken_over);
+    assert!(db.sync.claim_due_mailboxes("w2", 120, 30, 10).await.unwrap().is_empty(), "still held");
+    assert!(db.sync.renew_lease(mb.id, first.fence, 160).await.unwrap());
+    assert!(db.sync.claim_due_mailboxes("w2", 150, 30, 10).await.unwrap().is_empty(), "renewed");
+    let taken = db.sync.claim_due_mailboxes("w2", 160, 30, 10).await.unwrap();
+    assert_eq!(taken.len(), 1);
+    assert!(taken[0].taken_over);
+    assert_eq!(taken[0].mailbox.lease_owner.as_deref(), Some("w2"));
+    // Released with a next due time: not claimable before it.
+    assert!(db.sync.release_lease(mb.id, taken[0].fence, 500).await.unwrap());
+    assert!(db.sync.claim_due_mailboxes("w3", 499, 30, 10).await.unwrap().is_empty());
+    let again = db.sync.claim_due_mailboxes("w3", 500, 30, 10).await.unwrap();
+    assert!(!again[0].taken_over, "a released lease is not a takeover");
+
+    // A connection that needs attention is not claimed at all.
+    assert!(db.sync.release_lease(mb.id, again[0].fence, 0).await.unwrap());
+    db.sync.mark_connection_needs_attention(w.connection, ReasonCode::RefreshTokenRevoked, 600).await.unwrap();
+    assert!(db.sync.claim_due_mailboxes("w4", 700, 30, 10).await.unwrap().is_empty());
+}
+
+async fn a_full_round_then_deltas_then_a_resync_without_duplicates_or_ghosts(db: &TestDb) {
+    let w = world(db).await;
+    let mb = mailbox(db, &w).await;
+    let fence = db.sync.claim_due_mailboxes("w1", 100, 60, 10).await.unwrap().remove(0).fence;
+    // A first round over two pages, with a replayed item (Graph may repeat).
+    db.sync.commit_page(&page(mb.id, fence, vec![item("a", "A", 1), item("b", "B", 2)], &[], CursorUpdate::NextLink("n1".into()))).await.unwrap();
+    db.sync.commit_page(&page(mb.id, fence, vec![item("b", "B", 2), item("c", "C", 3)], &[], CursorUpdate::DeltaLink("d1".into()))).await.unwrap();
+    assert_eq!(ids(db, mb.id).await, set(&["a", "b", "c"]));
+    let c = &db.sync.cursors(mb.id).await.unwrap()[0];
+    assert_eq!((c.link.as_deref(), c.link_is_delta, c.full_round, c.round), (Some("d1"), true, false, 1));
+
+    // An incremental round: an edit, a deletion, an addition.
+    db.sync
+        .commit_page(&page(mb.id, fence, vec![item("a", "A edited", 1), item("d", "D", 4)], &["b"], CursorUpdate::DeltaLink("d2".into())))
+        .await
+        .unwrap();
+    assert_eq!(ids(db, mb.id).await, set(&["a", "c", "d"]));
+    let a = db.sync.mailbox_items(mb.id, SyncResource::Mail).await.unwrap().into_iter().find(|i| i.graph_id == "a").unwrap();
+    assert_eq!(a.title, "A edited");
+
+    // 410: the cursor restarts. Meanwhile "c" was deleted on Microsoft's side. Items stay until the
+    // resync completes; the resync re-sends a and d (upserted, not duplicated); c is swept.
+    db.sync.reset_cursor(mb.id, fence, SyncResource::Mail, "inbox", 300).await.unwrap();
+    let c = &db.sync.cursors(mb.id).await.unwrap()[0];
+    assert_eq!((c.link.clone(), c.full_round, c.round), (None, true, 2));
+    db.sync.commit_page(&page(mb.id, fence, vec![item("a", "A edited", 1)], &[], CursorUpdate::NextLink("n2".into()))).await.unwrap();
+    assert_eq!(ids(db, mb.id).await, set(&["a", "c", "d"]), "nothing removed mid-resync");
+    let out = db.sync.commit_page(&page(mb.id, fence, vec![item("d", "D", 4)], &[], CursorUpdate::DeltaLink("d3".into()))).await.unwrap();
+    assert_eq!(out, CommitOutcome::Committed { swept: 1 });
+    assert_eq!(ids(db, mb.id).await, set(&["a", "d"]));
+    assert_eq!(db.sync.mailbox_items(mb.id, SyncResource::Mail).await.unwrap().len(), 2, "no duplicates");
+
+    // A vanished folder takes its items and cursor with it.
+    db.sync.drop_container(mb.id, fence, SyncResource::Mail, "inbox").await.unwrap();
+    assert!(ids(db, mb.id).await.is_empty());
+    assert!(db.sync.cursors(mb.id).await.unwrap().is_empty());
+}
+
+async fn status_counts_and_first_sync_progress(db: &TestDb) {
+    let w = world(db).await;
+    let mb = mailbox(db, &w).await;
+    let fence = db.sync.claim_due_mailboxes("w1", 100, 60, 10).await.unwrap().remove(0).fence;
+    db.sync.set_estimated_total(mb.id, SyncResource::Mail, Some(4)).await.unwrap();
+    db.sync.commit_page(&page(mb.id, fence, vec![item("a", "A", 1)], &[], CursorUpdate::NextLink("n".into()))).await.unwrap();
+    let st = db.sync.mailbox_status(mb.id).await.unwrap().unwrap();
+    assert_eq!(st.resources.len(), 1);
+    assert_eq!(st.resources[0].progress(), Some((1, 4)));
+
+    db.sync.record_resource_error(mb.id, SyncResource::Mail, ReasonCode::Throttled, Some(250), 200).await.unwrap();
+    let r = db.sync.mailbox_status(mb.id).await.unwrap().unwrap().resources.remove(0);
+    assert_eq!((r.last_error, r.throttled_until, r.last_success_at), (Some(ReasonCode::Throttled), Some(250), None));
+
+    db.sync.commit_page(&page(mb.id, fence, vec![item("b", "B", 2)], &[], CursorUpdate::DeltaLink("d".into()))).await.unwrap();
+    db.sync.record_resource_success(mb.id, fence, SyncResource::Mail, true, 300).await.unwrap();
+    let r = db.sync.mailbox_status(mb.id).await.unwrap().unwrap().resources.remove(0);
+    assert_eq!((r.last_error, r.throttled_until, r.last_success_at, r.items), (None, None, Some(300), 2));
+    assert!(r.first_sync_done);
+    assert_eq!(r.progress(), None, "no bar after the first sync");
+    // A later pass that is not a first sync does not undo "done".
+    db.sync.record_resource_success(mb.id, fence, SyncResource::Mail, false, 400).await.unwrap();
+    assert!(db.sync.mailbox_status(mb.id).await.unwrap().unwrap().resources[0].first_sync_done);
+}
+
+async fn activity_lists_newest_first_with_search_and_paging(db: &TestDb) {
+    let w = world(db).await;
+    let mb = mailbox(db, &w).await;
+    let fence = db.sync.claim_due_mailboxes("w1", 100, 60, 10).await.unwrap().remove(0).fence;
+    let items: Vec<SyncedItem> = (0..25).map(|i| item(&format!("m{i:02}"), &format!("Subject {i} {}", if i % 5 == 0 { "Invoice 50%" } else { "hello" }), i)).collect();
+    db.sync.commit_page(&page(mb.id, fence, items, &[], CursorUpdate::DeltaLink("d".into()))).await.unwrap();
+    let mut event = page(mb.id, fence, vec![item("e1", "Team meeting", 100)], &[], CursorUpdate::DeltaLink("de".into()));
+    event.resource = SyncResource::Events;
+    event.container = String::new();
+    db.sync.commit_page(&event).await.unwrap();
+
+    let q = |resource, text: Option<&str>, offset, limit| ItemQuery { org_id: w.org, user_id: w.user, resource, text: text.map(str::to_string), offset, limit };
+    let first = db.sync.activity_items(&q(None, None, 0, 10)).await.unwrap();
+    assert_eq!(first.len(), 10);
+    assert_eq!(first[0].item.graph_id, "e1", "newest first across resources");
+    assert_eq!(first[1].item.graph_id, "m24");
+    let third = db.sync.activity_items(&q(None, None, 20, 10)).await.unwrap();
+    assert_eq!(third.len(), 6);
+    let mail = db.sync.activity_items(&q(Some(SyncResource::Mail), None, 0, 100)).await.unwrap();
+    assert_eq!(mail.len(), 25);
+    let found = db.sync.activity_items(&q(None, Some("INVOICE 50%"), 0, 100)).await.unwrap();
+    assert_eq!(found.len(), 5, "case-insensitive, % is literal");
+    assert!(db.sync.activity_items(&q(None, Some("50_"), 0, 100)).await.unwrap().is_empty(), "_ is literal");
+    let events = db.sync.activity_items(&q(Some(SyncResource::Events), Some("meeting"), 0, 100)).await.unwrap();
+    assert_eq!(events.len(), 1);
+    assert_eq!(events[0].resource, SyncResource::Events);
+    // Someone else sees nothing of Alice's.
+    let other = ItemQuery { user_id: domain::UserId(uuid::Uuid::new_v4()), ..q(None, None, 0, 100) };
+    assert!(db.sync.activity_items(&other).await.unwrap().is_empty());
+}
+
+async fn tokens_are_read_refreshed_atomically_and_marked(db: &TestDb) {
+    let w = world(db).await;
+    let t = db.sync.connection_tokens(w.connection).await.unwrap().unwrap();
+    assert_eq!(t.access_token.expose(), "access-1");
+    assert_eq!(t.refresh_token.as_ref().unwrap().expose(), "refresh-1");
+    assert!(!t.needs_attention);
+
+    db.sync.save_refreshed_tokens(w.connection, &SecretString::new("access-2"), 5_000, Some(&SecretString::new("refresh-2")), 10).await.unwrap();
+    let t = db.sync.connection_tokens(w.connection).await.unwrap().unwrap();
+    assert_eq!((t.access_token.expose(), t.refresh_token.as_ref().unwrap().expose(), t.access_expires_at), ("access-2", "refresh-2", 5_000));
+    assert!(!db.raw.contains("refresh-2").await, "sealed at rest");
+    // No new refresh token from Microsoft: the stored one stays.
+    db.sync.save_refreshed_tokens(w.connection, &SecretString::new("access-3"), 6_000, None, 11).await.unwrap();
+    let t = db.sync.connection_tokens(w.connection).await.unwrap().unwrap();
+    assert_eq!((t.access_token.expose(), t.refresh_token.as_ref().unwrap().expose()), ("access-3", "refresh-2"));
+
+    db.sync.mark_connection_needs_attention(w.connection, ReasonCode::RefreshTokenRevoked, 20).await.unwrap();
+    assert!(db.sync.connection_tokens(w.connection).await.unwrap().unwrap().needs_attention);
+    let c = db.store.connections_in_org(w.org).await.unwrap().remove(0);
+    assert_eq!((c.state, c.reason), (ConnectionState::NeedsAttention, Some(ReasonCode::RefreshTokenRevoked)));
+    assert!(db.sync.connection_tokens(uuid::Uuid::new_v4()).await.unwrap().is_none());
+}

@@ -1,0 +1,516 @@
+//! One mailbox's sync run, under a lease: for each enabled resource, list its containers, then
+//! page through each container's delta from its stored cursor to the next deltaLink, committing
+//! every page with its cursor in one fenced transaction.
+//!
+//! Every Graph request goes through [`Engine::graph`]: it waits for the mailbox's `Retry-After`
+//! hold-off, takes one of the mailbox's 4 slots, and on failure retries by class — throttled
+//! (hold the whole mailbox off for `Retry-After`), transient (exponential backoff with jitter),
+//! 401 (refresh once) — or gives up with a reason.
+
+use crate::error::SyncError;
+use crate::items::to_row;
+use crate::limiter::{Gates, MailboxGate};
+use crate::metrics::SyncMetrics;
+use crate::tokens::{TokenKind, TokenSource};
+use domain::permissions::Feature;
+use microsoft::{DeltaItem, DeltaKind, DeltaNext, DeltaRequest, DeltaStart, FailureClass, GraphError, MailboxRef, MicrosoftClient, SecretString};
+use std::collections::BTreeMap;
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+use store::sync::{CommitOutcome, CursorUpdate, Lease, PageCommit, SyncMailbox, SyncResource};
+use store::{DynStore, DynSyncStore, UnixTime};
+
+/// Tuning; the defaults suit production, tests shorten the waits.
+#[derive(Clone)]
+pub struct SyncConfig {
+    /// This instance's name in lease rows (host name + process id, say).
+    pub owner: String,
+    pub lease_ttl_secs: i64,
+    /// How often a running worker renews its lease (well under the TTL).
+    pub renew_every: Duration,
+    /// `Prefer: odata.maxpagesize`.
+    pub page_size: u32,
+    /// Mailboxes synced at once by this instance.
+    pub max_concurrent_mailboxes: usize,
+    /// How often the scheduler looks for due work when nobody wakes it.
+    pub poll_every: Duration,
+    /// A `Retry-After` longer than this ends the run; the mailbox is due again when it has passed.
+    pub max_inline_wait: Duration,
+    /// Attempts per request before a run gives up (throttled and transient failures).
+    pub max_attempts: u32,
+    pub backoff_base: Duration,
+    pub backoff_max: Duration,
+    /// Refresh access tokens this long before they expire.
+    pub token_margin_secs: i64,
+    /// A request that timed out may still run at Microsoft: its slot stays taken this long.
+    pub abandoned_request_hold: Duration,
+    /// Cursor restarts (410) allowed per container and run.
+    pub max_resets_per_run: u32,
+    /// After a failed run, due again this much later.
+    pub error_retry_secs: i64,
+    /// After a mailbox-specific "someone must act" (no access to one mailbox), looked at again
+    /// this much later (the connection itself is not marked).
+    pub attention_retry_secs: i64,
+    /// Test hook: a worker stops right before each commit until released.
+    pub commit_barrier: Option<Arc<CommitBarrier>>,
+}
+
+impl Default for SyncConfig {
+    fn default() -> SyncConfig {
+        SyncConfig {
+            owner: format!("i360-{}", std::process::id()),
+            lease_ttl_secs: 90,
+            renew_every: Duration::from_secs(30),
+            page_size: 100,
+            max_concurrent_mailboxes: 4,
+            poll_every: Duration::from_secs(5),
+            max_inline_wait: Duration::from_secs(30),
+            max_attempts: 8,
+            backoff_base: Duration::from_millis(500),
+            backoff_max: Duration::from_secs(60),
+            token_margin_secs: 300,
+            abandoned_request_hold: Duration::from_secs(30),
+            max_resets_per_run: 3,
+            error_retry_secs: 300,
+            attention_retry_secs: 6 * 3600,
+            commit_barrier: None,
+        }
+    }
+}
+
+/// Test hook (see [`SyncConfig::commit_barrier`]): the worker signals `reached` with a fetched page
+/// in hand and waits for `proceed` before committing it.
+#[derive(Debug, Default)]
+pub struct CommitBarrier {
+    pub reached: tokio::sync::Notify,
+    pub proceed: tokio::sync::Notify,
+}
+
+/// What one run did.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct RunReport {
+    pub pages: u64,
+    pub upserts: u64,
+    pub deletes: u64,
+    pub resyncs: u64,
+    /// Items removed at the end of a resync because Graph no longer had them.
+    pub swept: u64,
+}
+
+/// How a request failed, for the caller's decision.
+enum CallFailure {
+    /// Stop the run.
+    Fatal(SyncError),
+    /// 410: restart this cursor.
+    Expired(GraphError),
+    /// 404 on the container: it is gone.
+    Gone,
+}
+
+struct RunCtx {
+    mailbox: SyncMailbox,
+    fence: i64,
+    mref: MailboxRef,
+    token: TokenKind,
+    gate: Arc<MailboxGate>,
+}
+
+/// The sync engine: cheap to clone, shared by the scheduler's workers.
+#[derive(Clone)]
+pub struct Engine {
+    pub(crate) inner: Arc<Inner>,
+}
+
+pub(crate) struct Inner {
+    pub(crate) store: DynStore,
+    pub(crate) sync: DynSyncStore,
+    pub(crate) client: MicrosoftClient,
+    pub(crate) tokens: TokenSource,
+    pub(crate) gates: Gates,
+    pub(crate) metrics: Arc<SyncMetrics>,
+    pub(crate) config: SyncConfig,
+}
+
+fn now() -> UnixTime {
+    store::now_unix()
+}
+
+/// The calendarView window (§3.4): from the first of the month `backfill_days` ago to the first of
+/// the month after a year ahead. It slides monthly: a new window is a new cursor ("container"),
+/// and the old one's items go once the new one has completed a round.
+pub fn events_window(now: UnixTime, backfill_days: u32) -> (String, String) {
+    let month_start = |t: time::OffsetDateTime| -> time::OffsetDateTime {
+        t.replace_day(1).unwrap_or(t).replace_time(time::Time::MIDNIGHT)
+    };
+    let now = time::OffsetDateTime::from_unix_timestamp(now).unwrap_or(time::OffsetDateTime::UNIX_EPOCH);
+    let start = month_start(now - time::Duration::days(i64::from(backfill_days)));
+    let end = month_start(month_start(now + time::Duration::days(365)) + time::Duration::days(32));
+    let fmt = |t: time::OffsetDateTime| {
+        format!("{:04}-{:02}-{:02}T00:00:00Z", t.year(), u8::from(t.month()), t.day())
+    };
+    (fmt(start), fmt(end))
+}
+
+fn delta_kind(r: SyncResource) -> DeltaKind {
+    match r {
+        SyncResource::Mail => DeltaKind::Messages,
+        SyncResource::Events => DeltaKind::Events,
+        SyncResource::Contacts => DeltaKind::Contacts,
+        SyncResource::Tasks => DeltaKind::Tasks,
+    }
+}
+
+/// Exponential backoff with jitter: a random wait in [d/2, d], d = base · 2^attempt, capped at `max`.
+pub(crate) fn backoff(base: Duration, max: Duration, attempt: u32) -> Duration {
+    let d = base.saturating_mul(1u32 << attempt.min(16)).min(max);
+    let half = d / 2;
+    half + half.mul_f64(rand::random::<f64>())
+}
+
+/// The resources an organization syncs, from its feature list.
+pub fn resources_for(features: &[Feature]) -> Vec<SyncResource> {
+    let mut out: Vec<SyncResource> = features
+        .iter()
+        .map(|f| match f {
+            Feature::Mail => SyncResource::Mail,
+            Feature::Calendar => SyncResource::Events,
+            Feature::Contacts => SyncResource::Contacts,
+            Feature::Tasks => SyncResource::Tasks,
+        })
+        .collect();
+    out.sort();
+    out.dedup();
+    out
+}
+
+impl Engine {
+    pub fn new(store: DynStore, sync: DynSyncStore, client: MicrosoftClient, config: SyncConfig) -> Engine {
+        let metrics = Arc::new(SyncMetrics::default());
+        let tokens = TokenSource::new(store.clone(), sync.clone(), client.clone(), metrics.clone(), config.token_margin_secs);
+        Engine { inner: Arc::new(Inner { store, sync, client, tokens, gates: Gates::default(), metrics, config }) }
+    }
+
+    pub fn metrics(&self) -> Arc<SyncMetrics> {
+        self.inner.metrics.clone()
+    }
+
+    pub fn config(&self) -> &SyncConfig {
+        &self.inner.config
+    }
+
+    /// The per-mailbox request gates (for inspection: highest concurrency seen).
+    pub fn gates(&self) -> &Gates {
+        &self.inner.gates
+    }
+
+    pub fn sync_store(&self) -> &DynSyncStore {
+        &self.inner.sync
+    }
+
+    pub fn store(&self) -> &DynStore {
+        &self.inner.store
+    }
+
+    fn backoff(&self, attempt: u32) -> Duration {
+        backoff(self.inner.config.backoff_base, self.inner.config.backoff_max, attempt)
+    }
+
+    /// One Graph call with the mailbox's limits and the retry policy.
+    async fn graph<T, F, Fut>(&self, ctx: &RunCtx, resumable: bool, mut op: F) -> Result<T, CallFailure>
+    where
+        F: FnMut(SecretString) -> Fut,
+        Fut: Future<Output = Result<T, GraphError>>,
+    {
+        let cfg = &self.inner.config;
+        let metrics = &self.inner.metrics;
+        let mut attempt = 0u32;
+        // After a 401: one fresh token, once per call.
+        let (mut force_next, mut refreshed) = (false, false);
+        loop {
+            if let Some(t) = ctx.gate.not_before() {
+                let wait = t.saturating_duration_since(tokio::time::Instant::now());
+                if wait > cfg.max_inline_wait {
+                    return Err(CallFailure::Fatal(SyncError::Throttled(now() + i64::try_from(wait.as_secs()).unwrap_or(i64::MAX) + 1)));
+                }
+            }
+            let token = self.inner.tokens.access_token(ctx.token, std::mem::take(&mut force_next)).await.map_err(CallFailure::Fatal)?;
+            let slot = ctx.gate.acquire().await;
+            let result = op(token).await;
+            let e = match result {
+                Ok(v) => {
+                    metrics.request(Some(200));
+                    return Ok(v);
+                }
+                Err(e) => e,
+            };
+            metrics.request(e.status);
+            let class = match e.class() {
+                FailureClass::CursorExpired if !resumable => FailureClass::Transient(None),
+                c => c,
+            };
+            match class {
+                FailureClass::Throttled(retry_after) => {
+                    drop(slot);
+                    SyncMetrics::add(&metrics.throttled, 1);
+                    // A small margin: our clock starts after Microsoft's did.
+                    let wait = retry_after.unwrap_or_else(|| self.backoff(attempt)) + Duration::from_millis(50);
+                    ctx.gate.hold_off(wait);
+                    tracing::debug!(mailbox = %ctx.mailbox.id, ?wait, "Graph throttled this mailbox");
+                }
+                FailureClass::Transient(retry_after) => {
+                    if e.status.is_none() {
+                        slot.linger(cfg.abandoned_request_hold);
+                    } else {
+                        drop(slot);
+                    }
+                    if let Some(ra) = retry_after {
+                        ctx.gate.hold_off(ra + Duration::from_millis(50));
+                    }
+                    if attempt + 1 < cfg.max_attempts {
+                        tokio::time::sleep(self.backoff(attempt)).await;
+                    }
+                }
+                FailureClass::TokenRejected if !refreshed => {
+                    drop(slot);
+                    (force_next, refreshed) = (true, true);
+                    continue;
+                }
+                FailureClass::CursorExpired => return Err(CallFailure::Expired(e)),
+                FailureClass::ContainerGone if resumable => return Err(CallFailure::Gone),
+                FailureClass::NeedsAttention(reason) => return Err(CallFailure::Fatal(SyncError::NeedsAttention(reason))),
+                FailureClass::TokenRejected | FailureClass::ContainerGone | FailureClass::Other => {
+                    return Err(CallFailure::Fatal(SyncError::Graph(e)));
+                }
+            }
+            attempt += 1;
+            if attempt >= cfg.max_attempts {
+                return Err(CallFailure::Fatal(match e.class() {
+                    FailureClass::Throttled(ra) => {
+                        SyncError::Throttled(now() + i64::try_from(ra.unwrap_or_default().as_secs()).unwrap_or(0) + 1)
+                    }
+                    _ => SyncError::Graph(e),
+                }));
+            }
+        }
+    }
+
+    /// A list call (containers) through the retry policy.
+    async fn list<F, Fut>(&self, ctx: &RunCtx, op: F) -> Result<Vec<microsoft::Container>, SyncError>
+    where
+        F: FnMut(SecretString) -> Fut,
+        Fut: Future<Output = Result<Vec<microsoft::Container>, GraphError>>,
+    {
+        match self.graph(ctx, false, op).await {
+            Ok(v) => Ok(v),
+            Err(CallFailure::Fatal(e)) => Err(e),
+            Err(CallFailure::Expired(e)) => Err(SyncError::Graph(e)),
+            Err(CallFailure::Gone) => Ok(Vec::new()),
+        }
+    }
+
+    /// Syncs a claimed mailbox: every enabled resource, each container to its next deltaLink.
+    /// Writes only while `lease.fence` is current; returns [`SyncError::LeaseLost`] otherwise.
+    pub async fn run_leased(&self, lease: &Lease) -> Result<RunReport, SyncError> {
+        let mb = &lease.mailbox;
+        let settings = self.inner.store.office365_settings(mb.org_id).await?;
+        let mref = match &mb.graph_user_id {
+            Some(id) => MailboxRef::User(id.clone()),
+            None => MailboxRef::Me,
+        };
+        let ctx = RunCtx {
+            token: TokenSource::kind_for(settings.mode, mb.org_id, mb.connection_id, mb.graph_user_id.is_some()),
+            gate: self.inner.gates.gate(mb.id),
+            fence: lease.fence,
+            mailbox: mb.clone(),
+            mref,
+        };
+        let mut report = RunReport::default();
+        let window = events_window(now(), settings.backfill_days);
+        for resource in resources_for(&settings.features) {
+            if let Err(e) = self.run_resource(&ctx, resource, &window, &mut report).await {
+                let throttled_until = match &e {
+                    SyncError::Throttled(t) => Some(*t),
+                    _ => None,
+                };
+                if !matches!(e, SyncError::LeaseLost) {
+                    self.inner.sync.record_resource_error(mb.id, resource, e.reason(), throttled_until, now()).await?;
+                }
+                return Err(e);
+            }
+        }
+        Ok(report)
+    }
+
+    async fn run_resource(&self, ctx: &RunCtx, resource: SyncResource, window: &(String, String), report: &mut RunReport) -> Result<(), SyncError> {
+        let client = &self.inner.client;
+        let mref = &ctx.mref;
+        let containers: Vec<(String, Option<u64>)> = match resource {
+            SyncResource::Mail => self.list(ctx, |t| async move { client.mail_folders(&t, mref).await }).await?,
+            SyncResource::Contacts => self.list(ctx, |t| async move { client.contact_folders(&t, mref).await }).await?,
+            SyncResource::Tasks => self.list(ctx, |t| async move { client.todo_lists(&t, mref).await }).await?,
+            SyncResource::Events => vec![microsoft::Container { id: format!("{}/{}", window.0, window.1), display_name: String::new(), total_items: None }],
+        }
+        .into_iter()
+        .map(|c| (c.id, c.total_items))
+        .collect();
+        let cursors: BTreeMap<String, store::sync::SyncCursor> = self
+            .inner
+            .sync
+            .cursors(ctx.mailbox.id)
+            .await?
+            .into_iter()
+            .filter(|c| c.resource == resource)
+            .map(|c| (c.container.clone(), c))
+            .collect();
+        let first_sync = containers.iter().any(|(id, _)| cursors.get(id).is_none_or(|c| c.full_round));
+        if first_sync && resource == SyncResource::Mail {
+            let total = containers.iter().map(|(_, t)| t.unwrap_or(0)).sum();
+            self.inner.sync.set_estimated_total(ctx.mailbox.id, resource, Some(total)).await?;
+        }
+        for (container, _) in &containers {
+            let link = cursors.get(container).and_then(|c| c.link.clone());
+            self.run_container(ctx, resource, container, link, report).await?;
+        }
+        // Containers Graph no longer lists (deleted folders, an old calendar window) go, after the
+        // live ones completed their round.
+        for gone in cursors.keys().filter(|k| !containers.iter().any(|(id, _)| id == *k)) {
+            if self.inner.sync.drop_container(ctx.mailbox.id, ctx.fence, resource, gone).await? == CommitOutcome::LeaseLost {
+                return Err(SyncError::LeaseLost);
+            }
+        }
+        match self.inner.sync.record_resource_success(ctx.mailbox.id, ctx.fence, resource, true, now()).await? {
+            CommitOutcome::LeaseLost => Err(SyncError::LeaseLost),
+            CommitOutcome::Committed { .. } => Ok(()),
+        }
+    }
+
+    async fn run_container(
+        &self,
+        ctx: &RunCtx,
+        resource: SyncResource,
+        container: &str,
+        link: Option<String>,
+        report: &mut RunReport,
+    ) -> Result<(), SyncError> {
+        let sync = &self.inner.sync;
+        let client = &self.inner.client;
+        let mut start = link.map(DeltaStart::Link).unwrap_or(DeltaStart::Initial);
+        let mut resets = 0;
+        let window = if resource == SyncResource::Events { container.split_once('/') } else { None };
+        loop {
+            let req = DeltaRequest {
+                mailbox: &ctx.mref,
+                kind: delta_kind(resource),
+                container: (resource != SyncResource::Events).then_some(container),
+                window,
+                page_size: self.inner.config.page_size,
+                start: start.clone(),
+            };
+            let req = &req;
+            let page = match self.graph(ctx, true, |t| async move { client.delta_page(&t, req).await }).await {
+                Ok(page) => page,
+                Err(CallFailure::Fatal(e)) => return Err(e),
+                Err(CallFailure::Gone) => {
+                    return match sync.drop_container(ctx.mailbox.id, ctx.fence, resource, container).await? {
+                        CommitOutcome::LeaseLost => Err(SyncError::LeaseLost),
+                        CommitOutcome::Committed { .. } => Ok(()),
+                    };
+                }
+                Err(CallFailure::Expired(e)) => {
+                    resets += 1;
+                    if resets > self.inner.config.max_resets_per_run {
+                        return Err(SyncError::Graph(e));
+                    }
+                    tracing::info!(mailbox = %ctx.mailbox.id, resource = resource.as_str(), "delta cursor expired: restarting it");
+                    if sync.reset_cursor(ctx.mailbox.id, ctx.fence, resource, container, now()).await? == CommitOutcome::LeaseLost {
+                        return Err(SyncError::LeaseLost);
+                    }
+                    SyncMetrics::add(&self.inner.metrics.resyncs, 1);
+                    report.resyncs += 1;
+                    start = DeltaStart::Initial;
+                    continue;
+                }
+            };
+            // The last word on each id within the page wins (an item may be removed and re-added).
+            let mut last: BTreeMap<String, Option<store::sync::SyncedItem>> = BTreeMap::new();
+            for item in &page.items {
+                match item {
+                    DeltaItem::Upsert(i) => last.insert(i.id().to_string(), Some(to_row(i, container))),
+                    DeltaItem::Removed { id } => last.insert(id.clone(), None),
+                };
+            }
+            let mut commit = PageCommit {
+                mailbox_id: ctx.mailbox.id,
+                fence: ctx.fence,
+                resource,
+                container: container.to_string(),
+                upserts: Vec::new(),
+                deletes: Vec::new(),
+                cursor: match &page.next {
+                    DeltaNext::NextLink(l) => CursorUpdate::NextLink(l.clone()),
+                    DeltaNext::DeltaLink(l) => CursorUpdate::DeltaLink(l.clone()),
+                },
+                now: now(),
+            };
+            for (id, row) in last {
+                match row {
+                    Some(row) => commit.upserts.push(row),
+                    None => commit.deletes.push(id),
+                }
+            }
+            if let Some(b) = &self.inner.config.commit_barrier {
+                b.reached.notify_one();
+                b.proceed.notified().await;
+            }
+            match sync.commit_page(&commit).await? {
+                CommitOutcome::LeaseLost => return Err(SyncError::LeaseLost),
+                CommitOutcome::Committed { swept } => {
+                    let m = &self.inner.metrics;
+                    SyncMetrics::add(&m.pages_committed, 1);
+                    SyncMetrics::add(&m.items_upserted, commit.upserts.len() as u64);
+                    SyncMetrics::add(&m.items_deleted, commit.deletes.len() as u64 + swept);
+                    report.pages += 1;
+                    report.upserts += commit.upserts.len() as u64;
+                    report.deletes += commit.deletes.len() as u64;
+                    report.swept += swept;
+                }
+            }
+            match page.next {
+                DeltaNext::NextLink(l) => start = DeltaStart::Link(l),
+                DeltaNext::DeltaLink(_) => return Ok(()),
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_events_window_spans_the_backfill_to_a_year_ahead_by_whole_months() {
+        // 2026-11-29T12:00:00Z
+        let now = 1_795_953_600;
+        assert_eq!(events_window(now, 30), ("2026-10-01T00:00:00Z".to_string(), "2027-12-01T00:00:00Z".to_string()));
+        assert_eq!(events_window(now, 365).0, "2025-11-01T00:00:00Z");
+    }
+
+    #[test]
+    fn backoff_doubles_with_jitter_up_to_the_cap() {
+        let (base, max) = (Duration::from_millis(100), Duration::from_secs(5));
+        for attempt in 0..10 {
+            let d = (base * 2u32.pow(attempt)).min(max);
+            let waits: Vec<Duration> = (0..50).map(|_| backoff(base, max, attempt)).collect();
+            assert!(waits.iter().all(|w| *w >= d / 2 && *w <= d), "attempt {attempt}: {waits:?}");
+            assert!(waits.iter().any(|w| *w != waits[0]), "jittered");
+        }
+        assert!(backoff(base, max, 40) <= max);
+    }
+
+    #[test]
+    fn features_map_to_resources() {
+        assert_eq!(resources_for(&Feature::ALL), SyncResource::ALL.to_vec());
+        assert_eq!(resources_for(&[Feature::Tasks, Feature::Mail]), vec![SyncResource::Mail, SyncResource::Tasks]);
+    }
+}

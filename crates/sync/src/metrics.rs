@@ -1,0 +1,77 @@
+//! Counters for `/metrics`: plain atomics the server reads and formats itself (this crate does not
+//! depend on the server's metrics library).
+
+use std::collections::BTreeMap;
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+/// Live counters, shared by every worker of one process.
+#[derive(Debug, Default)]
+pub struct SyncMetrics {
+    pub items_upserted: AtomicU64,
+    pub items_deleted: AtomicU64,
+    pub pages_committed: AtomicU64,
+    /// HTTP 429 answers from Graph.
+    pub throttled: AtomicU64,
+    /// Cursors restarted after 410 / SyncStateNotFound.
+    pub resyncs: AtomicU64,
+    /// Leases claimed from a worker whose lease had expired.
+    pub lease_takeovers: AtomicU64,
+    /// Runs stopped because another worker took the mailbox over.
+    pub leases_lost: AtomicU64,
+    pub token_refreshes: AtomicU64,
+    pub mailbox_runs_ok: AtomicU64,
+    pub mailbox_runs_failed: AtomicU64,
+    /// Graph requests by HTTP status (0 = no answer: timeout or connection failure).
+    requests_by_status: Mutex<BTreeMap<u16, u64>>,
+}
+
+/// A copy of the counters at one moment.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct MetricsSnapshot {
+    pub items_upserted: u64,
+    pub items_deleted: u64,
+    pub pages_committed: u64,
+    pub throttled: u64,
+    pub resyncs: u64,
+    pub lease_takeovers: u64,
+    pub leases_lost: u64,
+    pub token_refreshes: u64,
+    pub mailbox_runs_ok: u64,
+    pub mailbox_runs_failed: u64,
+    pub requests_by_status: BTreeMap<u16, u64>,
+}
+
+impl MetricsSnapshot {
+    pub fn graph_requests(&self) -> u64 {
+        self.requests_by_status.values().sum()
+    }
+}
+
+impl SyncMetrics {
+    pub(crate) fn add(counter: &AtomicU64, n: u64) {
+        counter.fetch_add(n, Ordering::Relaxed);
+    }
+
+    pub(crate) fn request(&self, status: Option<u16>) {
+        let mut m = self.requests_by_status.lock().unwrap_or_else(|p| p.into_inner());
+        *m.entry(status.unwrap_or(0)).or_default() += 1;
+    }
+
+    pub fn snapshot(&self) -> MetricsSnapshot {
+        let get = |c: &AtomicU64| c.load(Ordering::Relaxed);
+        MetricsSnapshot {
+            items_upserted: get(&self.items_upserted),
+            items_deleted: get(&self.items_deleted),
+            pages_committed: get(&self.pages_committed),
+            throttled: get(&self.throttled),
+            resyncs: get(&self.resyncs),
+            lease_takeovers: get(&self.lease_takeovers),
+            leases_lost: get(&self.leases_lost),
+            token_refreshes: get(&self.token_refreshes),
+            mailbox_runs_ok: get(&self.mailbox_runs_ok),
+            mailbox_runs_failed: get(&self.mailbox_runs_failed),
+            requests_by_status: self.requests_by_status.lock().unwrap_or_else(|p| p.into_inner()).clone(),
+        }
+    }
+}

@@ -1,0 +1,227 @@
+//! The scheduler: tokio tasks inside every server instance that claim due mailboxes through the
+//! store (a lease with a fencing token each), sync them with the [`Engine`], renew the lease while
+//! the work goes on, and release it with the next due time. A worker whose lease could not be
+//! renewed is stopped, and its fence keeps anything it might still try from being written.
+
+use crate::engine::{Engine, RunReport};
+use crate::error::SyncError;
+use crate::metrics::SyncMetrics;
+use domain::{ConnectionKind, OrgId};
+use std::sync::Arc;
+use store::sync::{Lease, NewSyncMailbox, PauseReason};
+use store::UnixTime;
+use tokio::sync::{Notify, Semaphore};
+use tokio::task::JoinHandle;
+use uuid::Uuid;
+
+/// How one mailbox run ended.
+#[derive(Debug)]
+pub struct MailboxOutcome {
+    pub mailbox: Uuid,
+    pub result: Result<RunReport, SyncError>,
+}
+
+pub struct Scheduler {
+    engine: Engine,
+    slots: Arc<Semaphore>,
+    wake: Arc<Notify>,
+}
+
+fn now() -> UnixTime {
+    store::now_unix()
+}
+
+impl Scheduler {
+    pub fn new(engine: Engine) -> Arc<Scheduler> {
+        let slots = Arc::new(Semaphore::new(engine.config().max_concurrent_mailboxes.max(1)));
+        Arc::new(Scheduler { engine, slots, wake: Arc::new(Notify::new()) })
+    }
+
+    pub fn engine(&self) -> &Engine {
+        &self.engine
+    }
+
+    /// "Sync now" (UI): the mailbox is due at once and the scheduler wakes up.
+    pub async fn sync_now(&self, mailbox: Uuid) -> Result<(), SyncError> {
+        self.engine.sync_store().request_sync_now(mailbox).await?;
+        self.wake.notify_one();
+        Ok(())
+    }
+
+    /// "Sync now" for every mailbox of a connection.
+    pub async fn sync_connection_now(&self, org: OrgId, connection: Uuid) -> Result<(), SyncError> {
+        for mb in self.engine.sync_store().sync_mailboxes_in_org(org).await? {
+            if mb.connection_id == connection {
+                self.engine.sync_store().request_sync_now(mb.id).await?;
+            }
+        }
+        self.wake.notify_one();
+        Ok(())
+    }
+
+    /// Schedules a mailbox explicitly (service-account users: `/users/{id}` through one connection).
+    pub async fn schedule_mailbox(&self, new: &NewSyncMailbox) -> Result<Uuid, SyncError> {
+        let mb = self.engine.sync_store().ensure_sync_mailbox(new, now()).await?;
+        self.wake.notify_one();
+        Ok(mb.id)
+    }
+
+    /// Brings an organization's schedule in line with its settings and connections: every
+    /// individual connection's own mailbox is scheduled; mailboxes are paused when the integration
+    /// is disabled, or — with "poll primary integration only" — when they do not belong to the
+    /// primary connection; the others resume. Call after activating, connecting, disconnecting or
+    /// saving settings.
+    pub async fn reconcile_org(&self, org: OrgId) -> Result<(), SyncError> {
+        let store = self.engine.store();
+        let sync = self.engine.sync_store();
+        let settings = store.office365_settings(org).await?;
+        let connections = store.connections_in_org(org).await?;
+        for c in connections.iter().filter(|c| c.kind == ConnectionKind::Individual) {
+            sync.ensure_sync_mailbox(&NewSyncMailbox { org_id: org, connection_id: c.id, user_id: c.user_id, graph_user_id: None }, now()).await?;
+        }
+        for mb in sync.sync_mailboxes_in_org(org).await? {
+            let primary = connections.iter().find(|c| c.id == mb.connection_id).is_some_and(|c| c.is_primary);
+            let pause = if !settings.enabled {
+                Some(PauseReason::Disabled)
+            } else if settings.poll_primary_only && !primary {
+                Some(PauseReason::PollPrimaryOnly)
+            } else {
+                None
+            };
+            if mb.paused != pause {
+                sync.set_mailbox_paused(mb.id, pause, now()).await?;
+            }
+        }
+        self.wake.notify_one();
+        Ok(())
+    }
+
+    /// Claims as many due mailboxes as there are free worker slots and starts a worker for each.
+    pub async fn tick(self: &Arc<Self>) -> Result<Vec<JoinHandle<MailboxOutcome>>, SyncError> {
+        let free = self.slots.available_permits();
+        if free == 0 {
+            return Ok(Vec::new());
+        }
+        let cfg = self.engine.config();
+        let leases = self
+            .engine
+            .sync_store()
+            .claim_due_mailboxes(&cfg.owner, now(), cfg.lease_ttl_secs, u32::try_from(free).unwrap_or(u32::MAX))
+            .await?;
+        let mut handles = Vec::new();
+        for lease in leases {
+            if lease.taken_over {
+                SyncMetrics::add(&self.engine.metrics().lease_takeovers, 1);
+                tracing::info!(mailbox = %lease.mailbox.id, "took over an expired sync lease");
+            }
+            let Ok(slot) = self.slots.clone().try_acquire_owned() else {
+                // More leases than slots cannot happen (we asked for `free`); hand it back.
+                self.engine.sync_store().release_lease(lease.mailbox.id, lease.fence, now()).await?;
+                continue;
+            };
+            let me = self.clone();
+            handles.push(tokio::spawn(async move {
+                let outcome = me.work(lease).await;
+                drop(slot);
+                outcome
+            }));
+        }
+        Ok(handles)
+    }
+
+    /// Ticks until nothing is due (each worker awaited). For tests, the benchmark and "sync now"
+    /// flows that want to wait for the result.
+    pub async fn run_until_idle(self: &Arc<Self>) -> Result<Vec<MailboxOutcome>, SyncError> {
+        let mut out = Vec::new();
+        loop {
+            let handles = self.tick().await?;
+            if handles.is_empty() {
+                return Ok(out);
+            }
+            for h in handles {
+                match h.await {
+                    Ok(o) => out.push(o),
+                    Err(e) => tracing::error!(error = %e, "sync worker panicked or was cancelled"),
+                }
+            }
+        }
+    }
+
+    /// Runs the scheduler until `shutdown` turns true: ticks every `poll_every`, or sooner when
+    /// woken by "sync now" or a reconcile.
+    pub fn spawn(self: Arc<Self>, mut shutdown: tokio::sync::watch::Receiver<bool>) -> JoinHandle<()> {
+        tokio::spawn(async move {
+            loop {
+                if *shutdown.borrow() {
+                    return;
+                }
+                if let Err(e) = self.tick().await {
+                    tracing::warn!(error = %e, "sync scheduler tick failed");
+                }
+                tokio::select! {
+                    _ = tokio::time::sleep(self.engine.config().poll_every) => {}
+                    _ = self.wake.notified() => {}
+                    _ = shutdown.changed() => {}
+                }
+            }
+        })
+    }
+
+    /// One mailbox under its lease: the run, raced against lease renewal.
+    async fn work(&self, lease: Lease) -> MailboxOutcome {
+        let engine = &self.engine;
+        let sync = engine.sync_store().clone();
+        let cfg = engine.config().clone();
+        let (id, fence) = (lease.mailbox.id, lease.fence);
+        let renew = async {
+            loop {
+                tokio::time::sleep(cfg.renew_every).await;
+                match sync.renew_lease(id, fence, now() + cfg.lease_ttl_secs).await {
+                    Ok(true) => {}
+                    Ok(false) => return,
+                    Err(e) => {
+                        tracing::warn!(mailbox = %id, error = %e, "could not renew a sync lease; stopping the worker");
+                        return;
+                    }
+                }
+            }
+        };
+        let result = tokio::select! {
+            r = engine.run_leased(&lease) => r,
+            _ = renew => Err(SyncError::LeaseLost),
+        };
+        let next_due = match &result {
+            Ok(_) => {
+                let interval = engine.store().office365_settings(lease.mailbox.org_id).await.map(|s| s.sync_interval_minutes).unwrap_or(15);
+                now() + i64::from(interval) * 60
+            }
+            Err(SyncError::Throttled(until)) => *until,
+            Err(SyncError::NeedsAttention(reason)) => {
+                // The connection's own mailbox (or a token failure): the connection needs its owner
+                // or an admin; the claim query skips it until it is reconnected. For one mailbox of
+                // a service account, only that mailbox waits.
+                if lease.mailbox.graph_user_id.is_none()
+                    && let Err(e) = sync.mark_connection_needs_attention(lease.mailbox.connection_id, *reason, now()).await
+                {
+                    tracing::warn!(mailbox = %id, error = %e, "could not mark the connection");
+                }
+                now() + cfg.attention_retry_secs
+            }
+            Err(_) => now() + cfg.error_retry_secs,
+        };
+        match &result {
+            Ok(_) => SyncMetrics::add(&engine.metrics().mailbox_runs_ok, 1),
+            Err(SyncError::LeaseLost) => SyncMetrics::add(&engine.metrics().leases_lost, 1),
+            Err(e) => {
+                tracing::info!(mailbox = %id, error = %e, "sync run ended early");
+                SyncMetrics::add(&engine.metrics().mailbox_runs_failed, 1);
+            }
+        }
+        if !matches!(result, Err(SyncError::LeaseLost))
+            && let Err(e) = sync.release_lease(id, fence, next_due).await
+        {
+            tracing::warn!(mailbox = %id, error = %e, "could not release a sync lease (it will expire)");
+        }
+        MailboxOutcome { mailbox: id, result }
+    }
+}

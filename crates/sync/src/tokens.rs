@@ -1,0 +1,153 @@
+//! Access tokens for sync runs (MICROSOFT.md §1.4):
+//!
+//! - delegated connections: the stored access token while it has more than the refresh margin
+//!   left, otherwise a refresh — and the **rotated refresh token is saved every time**, together
+//!   with the new access token (one statement);
+//! - application permissions: client-credentials tokens, cached per organization until shortly
+//!   before they expire;
+//! - a refresh that fails for a reason someone must fix (`invalid_grant`: revoked or expired,
+//!   consent, MFA, client secret) marks the connection as needing attention with that reason; the
+//!   scheduler then leaves it alone until it is reconnected. Transient failures are retried later.
+
+use crate::error::SyncError;
+use crate::metrics::SyncMetrics;
+use domain::OrgId;
+use domain::permissions::ConnectionMode;
+use microsoft::{AppRegistration, MicrosoftClient, SecretString};
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use store::{DynStore, DynSyncStore, UnixTime};
+use uuid::Uuid;
+
+/// Which token a mailbox is read with.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TokenKind {
+    /// The connection's delegated token (`/me`, or `/users/{id}` with `.Shared` scopes).
+    Delegated { connection: Uuid },
+    /// The organization's client-credentials token (application permissions, `/users/{id}`).
+    App { org: OrgId },
+}
+
+pub struct TokenSource {
+    store: DynStore,
+    sync: DynSyncStore,
+    client: MicrosoftClient,
+    metrics: Arc<SyncMetrics>,
+    /// Refresh this long before expiry.
+    margin_secs: i64,
+    app_tokens: Mutex<HashMap<OrgId, (SecretString, UnixTime)>>,
+    /// One client-credentials request at a time per organization.
+    app_fetching: Mutex<HashMap<OrgId, Arc<tokio::sync::Mutex<()>>>>,
+    /// One refresh at a time per connection (several mailboxes may share one).
+    refreshing: Mutex<HashMap<Uuid, Arc<tokio::sync::Mutex<()>>>>,
+}
+
+fn now() -> UnixTime {
+    store::now_unix()
+}
+
+impl TokenSource {
+    pub fn new(store: DynStore, sync: DynSyncStore, client: MicrosoftClient, metrics: Arc<SyncMetrics>, margin_secs: i64) -> TokenSource {
+        TokenSource {
+            store,
+            sync,
+            client,
+            metrics,
+            margin_secs,
+            app_tokens: Mutex::new(HashMap::new()),
+            app_fetching: Mutex::new(HashMap::new()),
+            refreshing: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// The app registration of an organization, from its Office 365 settings.
+    pub async fn app_registration(&self, org: OrgId) -> Result<AppRegistration, SyncError> {
+        let settings = self.store.office365_settings(org).await?;
+        let secret = self.store.office365_client_secret(org).await?.ok_or_else(|| SyncError::NotConfigured("no client secret".into()))?;
+        AppRegistration::new(&settings.tenant, &settings.client_id, SecretString::from(secret.expose().to_string()))
+            .map_err(|e| SyncError::NotConfigured(e.to_string()))
+    }
+
+    /// Which token a mailbox uses under the organization's connection mode.
+    pub fn kind_for(mode: ConnectionMode, org: OrgId, connection: Uuid, other_mailbox: bool) -> TokenKind {
+        if mode == ConnectionMode::ApplicationPermissions && other_mailbox {
+            TokenKind::App { org }
+        } else {
+            TokenKind::Delegated { connection }
+        }
+    }
+
+    /// A usable access token. `force` skips the stored one (Graph answered 401 with it).
+    pub async fn access_token(&self, kind: TokenKind, force: bool) -> Result<SecretString, SyncError> {
+        match kind {
+            TokenKind::Delegated { connection } => self.delegated(connection, force).await,
+            TokenKind::App { org } => self.app(org, force).await,
+        }
+    }
+
+    async fn app(&self, org: OrgId, force: bool) -> Result<SecretString, SyncError> {
+        let lock = self.app_fetching.lock().unwrap_or_else(|p| p.into_inner()).entry(org).or_default().clone();
+        let _one_at_a_time = lock.lock().await;
+        if !force {
+            let cached = self.app_tokens.lock().unwrap_or_else(|p| p.into_inner()).get(&org).cloned();
+            if let Some((token, expires)) = cached
+                && expires - self.margin_secs > now()
+            {
+                return Ok(token);
+            }
+        }
+        let app = self.app_registration(org).await?;
+        match self.client.client_credentials(&app).await {
+            Ok(t) => {
+                SyncMetrics::add(&self.metrics.token_refreshes, 1);
+                let expires = t.expires_at.unix_timestamp();
+                self.app_tokens.lock().unwrap_or_else(|p| p.into_inner()).insert(org, (t.access_token.clone(), expires));
+                Ok(t.access_token)
+            }
+            Err(e) if e.reason().is_transient() => Err(SyncError::Token(e)),
+            Err(e) => Err(SyncError::NeedsAttention(e.reason())),
+        }
+    }
+
+    async fn delegated(&self, connection: Uuid, force: bool) -> Result<SecretString, SyncError> {
+        let lock = self.refreshing.lock().unwrap_or_else(|p| p.into_inner()).entry(connection).or_default().clone();
+        let _one_at_a_time = lock.lock().await;
+        let tokens = self.sync.connection_tokens(connection).await?.ok_or(SyncError::NotConfigured("the connection is gone".into()))?;
+        if tokens.needs_attention {
+            let reason = self
+                .store
+                .connections_in_org(tokens.org_id)
+                .await?
+                .into_iter()
+                .find(|c| c.id == connection)
+                .and_then(|c| c.reason)
+                .unwrap_or(domain::ReasonCode::ConsentRequired);
+            return Err(SyncError::NeedsAttention(reason));
+        }
+        if !force && tokens.access_expires_at - self.margin_secs > now() {
+            return Ok(SecretString::from(tokens.access_token.expose().to_string()));
+        }
+        let Some(rt) = tokens.refresh_token else {
+            self.sync.mark_connection_needs_attention(connection, domain::ReasonCode::RefreshTokenExpired, now()).await?;
+            return Err(SyncError::NeedsAttention(domain::ReasonCode::RefreshTokenExpired));
+        };
+        let app = self.app_registration(tokens.org_id).await?;
+        match self.client.refresh(&app, &SecretString::from(rt.expose().to_string()), None).await {
+            Ok(fresh) => {
+                use microsoft::ExposeSecret;
+                SyncMetrics::add(&self.metrics.token_refreshes, 1);
+                let access = store::secrets::SecretString::new(fresh.access_token.expose_secret().to_string());
+                let rotated = fresh.refresh_token.as_ref().map(|r| store::secrets::SecretString::new(r.expose_secret().to_string()));
+                self.sync.save_refreshed_tokens(connection, &access, fresh.expires_at.unix_timestamp(), rotated.as_ref(), now()).await?;
+                Ok(fresh.access_token)
+            }
+            Err(e) if e.reason().is_transient() => Err(SyncError::Token(e)),
+            Err(e) => {
+                let reason = e.reason();
+                tracing::warn!(%connection, ?reason, "refresh refused: the connection needs attention");
+                self.sync.mark_connection_needs_attention(connection, reason, now()).await?;
+                Err(SyncError::NeedsAttention(reason))
+            }
+        }
+    }
+}

@@ -1,0 +1,208 @@
+//! An emulator on port 0, a SQLite store with an organization set up for Office 365, connections
+//! made by signing in through the emulator's pages, and a scheduler with short waits. Plus the
+//! check every test ends with: the database holds exactly what the emulator's mailbox holds.
+
+use domain::permissions::ConnectionMode;
+use domain::{AuditEntry, ConnectionKind, OrgId, Role, UserId};
+use m365_emulator::{DEMO_CLIENT_ID, DEMO_CLIENT_SECRET, DEMO_PASSWORD, EmulatorConfig, Fixture, Kind, RunningEmulator};
+use microsoft::{AppRegistration, Endpoints, ExposeSecret, MailboxRef, MicrosoftClient, SecretString, Timeouts, parse_callback};
+use std::collections::BTreeSet;
+use std::sync::Arc;
+use std::time::Duration;
+use store::sync::SyncResource;
+use store::{DynStore, DynSyncStore, NewConnection, accounts};
+use sync::{Engine, Scheduler, SyncConfig};
+
+pub const NW: &str = m365_emulator::NORTHWIND_TENANT_ID;
+pub const REDIRECT: &str = "http://127.0.0.1:4010/oauth/office365/callback";
+pub const SCOPES: &str = "openid profile email offline_access User.Read Mail.Read Calendars.ReadWrite Contacts.Read Tasks.Read";
+pub const ALICE: &str = "alice@northwind.test";
+pub const BOB: &str = "bob@northwind.test";
+
+pub struct Env {
+    pub emu: RunningEmulator,
+    pub client: MicrosoftClient,
+    pub store: DynStore,
+    pub sync: DynSyncStore,
+    pub org: OrgId,
+    pub _dir: tempfile::TempDir,
+}
+
+pub fn app() -> AppRegistration {
+    AppRegistration::new(NW, DEMO_CLIENT_ID, SecretString::from(DEMO_CLIENT_SECRET.to_string())).unwrap()
+}
+
+/// Short waits for tests; Microsoft's limits unchanged.
+pub fn test_config(owner: &str) -> SyncConfig {
+    SyncConfig {
+        owner: owner.to_string(),
+        lease_ttl_secs: 30,
+        renew_every: Duration::from_secs(1),
+        page_size: 10,
+        max_concurrent_mailboxes: 4,
+        poll_every: Duration::from_millis(50),
+        max_inline_wait: Duration::from_secs(5),
+        max_attempts: 12,
+        backoff_base: Duration::from_millis(10),
+        backoff_max: Duration::from_millis(200),
+        token_margin_secs: 300,
+        abandoned_request_hold: Duration::from_millis(400),
+        max_resets_per_run: 3,
+        error_retry_secs: 0,
+        attention_retry_secs: 3600,
+        commit_barrier: None,
+    }
+}
+
+pub async fn spawn() -> Env {
+    let mut fixture = Fixture::demo();
+    fixture.add_redirect_uri(REDIRECT);
+    let mut config = EmulatorConfig::new(fixture);
+    config.control_api = true;
+    let emu = m365_emulator::spawn(config).await.unwrap();
+    let endpoints = Endpoints::parse(&emu.login_base(), &emu.graph_base()).unwrap();
+    let client = MicrosoftClient::with_timeouts(endpoints, Timeouts { connect: Duration::from_secs(2), request: Duration::from_millis(300) }).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}", dir.path().join("sync.db").display());
+    let (store, sync) = store::open_with_sync(&url, Arc::new(store::secrets::Keyring::ephemeral())).await.unwrap();
+    let org = store.create_organization("Northwind").await.unwrap().id;
+    let settings = domain::office365::Office365Settings {
+        enabled: true,
+        tenant: NW.to_string(),
+        client_id: DEMO_CLIENT_ID.to_string(),
+        client_secret_set: true,
+        mode: ConnectionMode::Individual,
+        ..Default::default()
+    };
+    store.save_office365_settings(org, &settings, Some(&store::secrets::SecretString::new(DEMO_CLIENT_SECRET)), &[]).await.unwrap();
+    // App-only access, for the checks (independent of the connections under test).
+    emu.grant_admin_consent(NW, DEMO_CLIENT_ID, &[], &["Mail.Read", "Calendars.Read", "Contacts.Read", "Tasks.Read.All"]).unwrap();
+    Env { emu, client, store, sync, org, _dir: dir }
+}
+
+impl Env {
+    pub fn engine(&self, config: SyncConfig) -> Engine {
+        Engine::new(self.store.clone(), self.sync.clone(), self.client.clone(), config)
+    }
+
+    pub fn scheduler(&self, owner: &str) -> Arc<Scheduler> {
+        Scheduler::new(self.engine(test_config(owner)))
+    }
+
+    pub async fn settings(&self, f: impl FnOnce(&mut domain::office365::Office365Settings)) {
+        let mut s = self.store.office365_settings(self.org).await.unwrap();
+        f(&mut s);
+        self.store.save_office365_settings(self.org, &s, None, &[]).await.unwrap();
+    }
+
+    /// Signs `email` in through the emulator's pages and saves the connection, as the callback
+    /// route does. Returns (platform user, connection id).
+    pub async fn connect(&self, email: &str, primary: bool) -> (UserId, uuid::Uuid) {
+        let user = match self.store.users_in_org(self.org).await.unwrap().into_iter().find(|u| u.email.as_str() == email) {
+            Some(u) => u,
+            None => accounts::create_user(self.store.as_ref(), self.org, email, email, Role::Member, "password-123").await.unwrap(),
+        };
+        let req = self.client.authorization_request(&app(), REDIRECT, SCOPES, Some(email), None).unwrap();
+        let query = browser_sign_in(&self.emu, req.url.as_str(), email).await;
+        let cb = parse_callback(&query).unwrap();
+        let signed = self.client.exchange_code(&app(), &cb.code, REDIRECT, &req.pkce_verifier, &req.nonce).await.unwrap();
+        let c = self
+            .store
+            .save_connection(
+                &NewConnection {
+                    org_id: self.org,
+                    user_id: user.id,
+                    kind: ConnectionKind::Individual,
+                    is_primary: primary,
+                    ms_tenant_id: signed.identity.tenant_id.clone(),
+                    ms_object_id: signed.identity.object_id.clone(),
+                    ms_username: email.to_string(),
+                    ms_name: email.to_string(),
+                    granted_scopes: signed.tokens.granted_scopes.clone(),
+                    access_token: store::secrets::SecretString::new(signed.tokens.access_token.expose_secret().to_string()),
+                    access_expires_at: signed.tokens.expires_at.unix_timestamp(),
+                    refresh_token: signed.tokens.refresh_token.as_ref().map(|r| store::secrets::SecretString::new(r.expose_secret().to_string())),
+                },
+                &AuditEntry { at: 1, actor: email.into(), action: "connect".into(), summary: "connected".into() },
+            )
+            .await
+            .unwrap();
+        (user.id, c.id)
+    }
+
+    /// The mailbox the scheduler made for a connection (after `reconcile_org`).
+    pub async fn mailbox_of(&self, connection: uuid::Uuid) -> uuid::Uuid {
+        self.sync.sync_mailboxes_in_org(self.org).await.unwrap().into_iter().find(|m| m.connection_id == connection).unwrap().id
+    }
+
+    /// Asserts the database holds exactly the emulator's items for `email`'s mailbox: every
+    /// resource, every container, no missing, duplicate or ghost item, and current titles.
+    pub async fn assert_converged(&self, mailbox: uuid::Uuid, email: &str) {
+        let token = self.client.client_credentials(&app()).await.unwrap().access_token;
+        let mref = MailboxRef::User(email.to_string());
+        let mut expected: BTreeSet<(SyncResource, String, String, String)> = BTreeSet::new();
+        let folders = self.client.mail_folders(&token, &mref).await.unwrap();
+        for f in &folders {
+            for v in self.emu.snapshot(email, Kind::Message, &f.id, true).unwrap() {
+                expected.insert((SyncResource::Mail, f.id.clone(), s(&v["id"]), s(&v["subject"])));
+            }
+        }
+        for f in self.client.contact_folders(&token, &mref).await.unwrap() {
+            for v in self.emu.snapshot(email, Kind::Contact, &f.id, true).unwrap() {
+                expected.insert((SyncResource::Contacts, f.id.clone(), s(&v["id"]), s(&v["displayName"])));
+            }
+        }
+        for l in self.client.todo_lists(&token, &mref).await.unwrap() {
+            for v in self.emu.snapshot(email, Kind::Task, &l.id, true).unwrap() {
+                expected.insert((SyncResource::Tasks, l.id.clone(), s(&v["id"]), s(&v["title"])));
+            }
+        }
+        let settings = self.store.office365_settings(self.org).await.unwrap();
+        let (start, end) = sync::events_window(store::now_unix(), settings.backfill_days);
+        for v in self.emu.calendar_view(email, &start, &end, true).unwrap() {
+            expected.insert((SyncResource::Events, format!("{start}/{end}"), s(&v["id"]), s(&v["subject"])));
+        }
+        let mut actual = BTreeSet::new();
+        let mut rows = 0;
+        for r in SyncResource::ALL {
+            for i in self.sync.mailbox_items(mailbox, r).await.unwrap() {
+                rows += 1;
+                actual.insert((r, i.container, i.graph_id, i.title));
+            }
+        }
+        assert_eq!(rows, actual.len(), "duplicate rows");
+        let missing: Vec<_> = expected.difference(&actual).collect();
+        let ghosts: Vec<_> = actual.difference(&expected).collect();
+        assert!(missing.is_empty() && ghosts.is_empty(), "missing or stale: {missing:#?}\nghosts or stale: {ghosts:#?}");
+        assert!(expected.len() > 100, "the demo mailbox is not empty: {}", expected.len());
+    }
+}
+
+fn s(v: &serde_json::Value) -> String {
+    v.as_str().unwrap_or_default().to_string()
+}
+
+/// Fills in the emulator's sign-in and consent pages; returns the callback's query string.
+async fn browser_sign_in(emu: &RunningEmulator, url: &str, email: &str) -> String {
+    let http = reqwest::Client::builder().cookie_store(true).redirect(reqwest::redirect::Policy::none()).build().unwrap();
+    let base = emu.base_url();
+    let mut r = http.get(url).send().await.unwrap();
+    for step in 0..4 {
+        if let Some(loc) = r.headers().get("location").map(|v| v.to_str().unwrap().to_string()) {
+            assert!(loc.starts_with(REDIRECT), "redirect back to the app: {loc}");
+            return loc.split_once('?').map(|(_, q)| q.to_string()).unwrap_or_default();
+        }
+        let body = r.text().await.unwrap();
+        let attr = |marker: &str| body.find(marker).map(|i| body[i + marker.len()..].split('"').next().unwrap_or_default().to_string());
+        let action = attr("<form method=\"POST\" action=\"").unwrap_or_else(|| panic!("no form at step {step}: {body}"));
+        let flow = attr("name=\"flow\" value=\"").unwrap();
+        let mut form = vec![("flow", flow)];
+        if body.contains("id=\"password\"") {
+            form.extend([("email", email.to_string()), ("password", DEMO_PASSWORD.to_string()), ("action", "signin".to_string())]);
+        } else {
+            form.push(("action", "accept".to_string()));
+        }
+        r = http.post(format!("{base}{action}")).form(&form).send().await.unwrap();
+    }
+    panic!("sign-in did not return to the app");
+}

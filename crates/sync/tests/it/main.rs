@@ -1,0 +1,8 @@
+//! The sync engine against the in-process emulator and a SQLite store.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+mod faults;
+mod harness;
+mod instances;
+mod property;
+mod scenarios;
