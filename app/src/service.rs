@@ -162,3 +162,46 @@ pub async fn check_mailboxes(
     }
     Ok(())
 }
+
+/// Tells the sync engine what changed in the organization: which mailboxes exist (members'
+/// connections, and in service-account mode every service account user the service connection can
+/// open) and which are paused. Failures are logged, never shown: the scheduler's own pass catches up.
+pub async fn reconcile_sync(state: &AppState, org: OrgId) {
+    if let Err(e) = try_reconcile_sync(state, org).await {
+        tracing::warn!(org = %org, error = %e, "could not update the sync schedule");
+    }
+}
+
+async fn try_reconcile_sync(state: &AppState, org: OrgId) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
+    state.sync.reconcile_org(org).await?;
+    let settings = state.store.office365_settings(org).await?;
+    let Some(service) = state.store.service_connection(org).await? else {
+        return Ok(());
+    };
+    let users = state.store.service_account_users(org).await?;
+    let people = state.store.users_in_org(org).await?;
+    let active = settings.is_service_account() && service.kind == ConnectionKind::for_mode(settings.mode);
+    // A mailbox the service connection cannot open is not scheduled: its row already says why.
+    let syncable: Vec<&ServiceAccountUser> = if active {
+        users.iter().filter(|u| !matches!(u.health, Some(MailboxHealth::Problem(r)) if !r.is_transient())).collect()
+    } else {
+        Vec::new()
+    };
+    for u in &syncable {
+        // The member whose data it is, when they have an account here; else the connection's owner.
+        let owner = people.iter().find(|p| p.email.as_str().eq_ignore_ascii_case(&u.ms_username)).map(|p| p.id).unwrap_or(service.user_id);
+        let graph_user_id = u.ms_object_id.clone().unwrap_or_else(|| u.ms_username.clone());
+        state
+            .sync
+            .schedule_mailbox(&store::sync::NewSyncMailbox { org_id: org, connection_id: service.id, user_id: owner, graph_user_id: Some(graph_user_id) })
+            .await?;
+    }
+    for mb in state.sync_store.sync_mailboxes_in_org(org).await?.into_iter().filter(|m| m.connection_id == service.id) {
+        let Some(graph) = &mb.graph_user_id else { continue };
+        let listed = syncable.iter().any(|u| u.ms_object_id.as_deref() == Some(graph.as_str()) || u.ms_username.eq_ignore_ascii_case(graph));
+        if !listed {
+            state.sync_store.remove_sync_mailbox(mb.id).await?;
+        }
+    }
+    Ok(())
+}

@@ -205,6 +205,7 @@ pub async fn callback(State(state): State<AppState>, headers: HeaderMap, RawQuer
     }
     tracing::info!(user = %user.user_id, primary, "connection saved");
     let back = if primary { "/settings/integrations/office365/my-connection" } else { "/profile" };
+    app::service::reconcile_sync(&state, user.org_id).await;
     Redirect::to(back).into_response()
 }
 
@@ -336,6 +337,7 @@ pub async fn admin_consent_callback(State(state): State<AppState>, headers: Head
         },
         Err(e) => return service_failed(e),
     }
+    app::service::reconcile_sync(&state, user.org_id).await;
     Redirect::to("/settings/integrations/office365/my-connection").into_response()
 }
 

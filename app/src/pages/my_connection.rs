@@ -71,6 +71,7 @@ pub async fn deactivate_my_connection() -> Result<(), AppError> {
             summary: format!("Deactivated {what} ({}); its tokens were deleted.", c.ms_username),
         };
         state.store.delete_connection(admin.org_id, c.id, &audit).await?;
+        crate::service::reconcile_sync(&state, admin.org_id).await;
     }
     Ok(())
 }

@@ -114,6 +114,7 @@ mod ssr {
         let audit = audit_entries(&admin, &current, &next, new_secret.is_some());
         let secret = new_secret.map(SecretString::new);
         state.store.save_office365_settings(admin.org_id, &next, secret.as_ref(), &audit).await?;
+        crate::service::reconcile_sync(&state, admin.org_id).await;
         tracing::info!(org = %admin.org_id, user = %admin.user_id, "office 365 settings saved");
         Ok(SaveResult { saved: true, ..SaveResult::default() })
     }

@@ -124,6 +124,7 @@ pub async fn add_service_account_user(
     if let Ok((_, token)) = crate::service::service_token(&state, admin.org_id, &settings).await {
         crate::service::check_mailboxes(&state, admin.org_id, &token, &[user]).await?;
     }
+    crate::service::reconcile_sync(&state, admin.org_id).await;
     Ok(None)
 }
 
@@ -142,6 +143,7 @@ pub async fn remove_service_account_user(id: String) -> Result<(), AppError> {
         summary: format!("Removed {} from the mailboxes the service connection syncs.", user.ms_username),
     };
     state.store.remove_service_account_user(admin.org_id, id, &audit).await?;
+    crate::service::reconcile_sync(&state, admin.org_id).await;
     Ok(())
 }
 
