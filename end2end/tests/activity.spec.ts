@@ -1,5 +1,12 @@
 import { expect, test } from "@playwright/test";
-import { enabledOrg, failOnConsoleErrors, hydrated, microsoftSignIn, signIn } from "./helpers";
+import { DEMO_APP, enabledOrg, failOnConsoleErrors, hydrated, microsoftSignIn, signIn } from "./helpers";
+
+// Other tests expect Carol never to have consented: take her consent back afterwards.
+test.afterEach(async ({ request }) => {
+  await request.delete(`${process.env.I360_E2E_EMULATOR_ORIGIN}/_emulator/tenants/${DEMO_APP.tenantId}/admin-consent`, {
+    data: { client_id: DEMO_APP.clientId, user: "carol@northwind.test" },
+  });
+});
 
 test("after connecting, a member's synced mail, events, contacts and tasks appear on Activity, searchable", async ({ page, browser }) => {
   const org = await enabledOrg(page, "Activity", ["Ava"]);
