@@ -63,7 +63,7 @@ pub async fn spawn() -> Env {
     let endpoints = Endpoints::parse(&emu.login_base(), &emu.graph_base()).unwrap();
     let client = MicrosoftClient::with_timeouts(endpoints, Timeouts { connect: Duration::from_secs(2), request: Duration::from_millis(300) }).unwrap();
     let dir = tempfile::tempdir().unwrap();
-    let url = format!("sqlite://{}", dir.path().join("sync.db").display());
+    let url = database_url(&dir).await;
     let (store, sync) = store::open_with_sync(&url, Arc::new(store::secrets::Keyring::ephemeral())).await.unwrap();
     let org = store.create_organization("Northwind").await.unwrap().id;
     let settings = domain::office365::Office365Settings {
@@ -78,6 +78,21 @@ pub async fn spawn() -> Env {
     // App-only access, for the checks (independent of the connections under test).
     emu.grant_admin_consent(NW, DEMO_CLIENT_ID, &[], &["Mail.Read", "Calendars.Read", "Contacts.Read", "Tasks.Read.All"]).unwrap();
     Env { emu, client, store, sync, org, _dir: dir }
+}
+
+/// SQLite by default; with `SYNC_TEST_BACKEND=postgres` a fresh database on the server named by
+/// `STORE_TEST_POSTGRES_URL` (the store suite's throwaway cluster).
+async fn database_url(dir: &tempfile::TempDir) -> String {
+    if std::env::var("SYNC_TEST_BACKEND").as_deref() != Ok("postgres") {
+        return format!("sqlite://{}", dir.path().join("sync.db").display());
+    }
+    use sqlx::Connection;
+    let admin_url = std::env::var("STORE_TEST_POSTGRES_URL").expect("SYNC_TEST_BACKEND=postgres needs STORE_TEST_POSTGRES_URL");
+    let name = format!("sync_it_{}", uuid::Uuid::new_v4().simple());
+    let mut admin = sqlx::PgConnection::connect(&admin_url).await.unwrap();
+    sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}"))).execute(&mut admin).await.unwrap();
+    let base = admin_url.rsplit_once('/').map(|(b, _)| b).unwrap_or(&admin_url);
+    format!("{base}/{name}")
 }
 
 impl Env {
