@@ -59,6 +59,16 @@ impl Scheduler {
         Ok(())
     }
 
+    /// Every mailbox of an organization due now (after an admin fixed the Office 365 settings,
+    /// say: runs parked on a client-secret error resume at once).
+    pub async fn sync_org_now(&self, org: OrgId) -> Result<(), SyncError> {
+        for mb in self.engine.sync_store().sync_mailboxes_in_org(org).await? {
+            self.engine.sync_store().request_sync_now(mb.id).await?;
+        }
+        self.wake.notify_one();
+        Ok(())
+    }
+
     /// Schedules a mailbox explicitly (service-account users: `/users/{id}` through one connection).
     pub async fn schedule_mailbox(&self, new: &NewSyncMailbox) -> Result<Uuid, SyncError> {
         let mb = self.engine.sync_store().ensure_sync_mailbox(new, now()).await?;
@@ -201,6 +211,7 @@ impl Scheduler {
                 // or an admin; the claim query skips it until it is reconnected. For one mailbox of
                 // a service account, only that mailbox waits.
                 if lease.mailbox.graph_user_id.is_none()
+                    && reason.who_must_act() != domain::WhoMustAct::PlatformAdmin
                     && let Err(e) = sync.mark_connection_needs_attention(lease.mailbox.connection_id, *reason, now()).await
                 {
                     tracing::warn!(mailbox = %id, error = %e, "could not mark the connection");

@@ -247,3 +247,31 @@ async fn a_mailbox_without_a_licence_needs_the_licence_admin_and_is_not_retried(
     assert!(one_run(&s).await.is_empty());
     env.emu.shutdown().await;
 }
+
+#[tokio::test]
+async fn a_bad_client_secret_waits_for_the_admin_without_marking_connections() {
+    let env = spawn().await;
+    let (_, conn) = env.connect(ALICE, true).await;
+    let s = env.scheduler("instance-a");
+    s.reconcile_org(env.org).await.unwrap();
+    let mb = env.mailbox_of(conn).await;
+    let settings = env.store.office365_settings(env.org).await.unwrap();
+    env.store.save_office365_settings(env.org, &settings, Some(&store::secrets::SecretString::new("not-the-secret")), &[]).await.unwrap();
+    // The access token is about to expire: a refresh is needed, and the app's secret is wrong.
+    let t = env.sync.connection_tokens(conn).await.unwrap().unwrap();
+    env.sync.save_refreshed_tokens(conn, &t.access_token, store::now_unix() + 10, None, store::now_unix()).await.unwrap();
+    let out = one_run(&s).await.remove(0);
+    assert!(matches!(out.result, Err(SyncError::NeedsAttention(ReasonCode::ClientSecretInvalid))), "{:?}", out.result);
+    assert_eq!(ReasonCode::ClientSecretInvalid.who_must_act(), WhoMustAct::PlatformAdmin);
+    let c = env.store.connections_in_org(env.org).await.unwrap().remove(0);
+    assert_eq!(c.state, ConnectionState::Active, "the member has nothing to reconnect");
+    let st = env.sync.mailbox_status(mb).await.unwrap().unwrap();
+    assert_eq!(st.state(store::now_unix()), store::sync::MailboxSyncState::Failed(ReasonCode::ClientSecretInvalid));
+    assert!(one_run(&s).await.is_empty(), "parked, not retried in a loop");
+    // The admin enters the right secret: everything resumes at once.
+    env.store.save_office365_settings(env.org, &settings, Some(&store::secrets::SecretString::new(m365_emulator::DEMO_CLIENT_SECRET)), &[]).await.unwrap();
+    s.sync_org_now(env.org).await.unwrap();
+    one_run(&s).await.remove(0).result.unwrap();
+    env.assert_converged(mb, ALICE).await;
+    env.emu.shutdown().await;
+}
