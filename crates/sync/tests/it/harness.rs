@@ -113,11 +113,15 @@ impl Env {
     /// Signs `email` in through the emulator's pages and saves the connection, as the callback
     /// route does. Returns (platform user, connection id).
     pub async fn connect(&self, email: &str, primary: bool) -> (UserId, uuid::Uuid) {
+        self.connect_with(email, primary, SCOPES).await
+    }
+
+    pub async fn connect_with(&self, email: &str, primary: bool, scopes: &str) -> (UserId, uuid::Uuid) {
         let user = match self.store.users_in_org(self.org).await.unwrap().into_iter().find(|u| u.email.as_str() == email) {
             Some(u) => u,
             None => accounts::create_user(self.store.as_ref(), self.org, email, email, Role::Member, "password-123").await.unwrap(),
         };
-        let req = self.client.authorization_request(&app(), REDIRECT, SCOPES, Some(email), None).unwrap();
+        let req = self.client.authorization_request(&app(), REDIRECT, scopes, Some(email), None).unwrap();
         let query = browser_sign_in(&self.emu, req.url.as_str(), email).await;
         let cb = parse_callback(&query).unwrap();
         let signed = self.client.exchange_code(&app(), &cb.code, REDIRECT, &req.pkce_verifier, &req.nonce).await.unwrap();

@@ -125,3 +125,33 @@ async fn application_permissions_sync_other_mailboxes_with_a_cached_app_token() 
     assert_eq!(s.engine().metrics().snapshot().token_refreshes, 1, "one client-credentials token for the organization");
     env.emu.shutdown().await;
 }
+
+#[tokio::test]
+async fn a_service_user_without_rights_on_one_mailbox_parks_that_mailbox_only() {
+    let env = spawn().await;
+    env.settings(|s| {
+        s.mode = ConnectionMode::ServiceUser;
+        s.features = vec![domain::permissions::Feature::Mail];
+    })
+    .await;
+    let (service_user, conn) = env.connect_with("service@northwind.test", true, "openid profile email offline_access User.Read Mail.Read Mail.Read.Shared").await;
+    let s = env.scheduler("instance-a");
+    let mut ids = Vec::new();
+    for upn in [ALICE, "carol@northwind.test"] {
+        let new = NewSyncMailbox { org_id: env.org, connection_id: conn, user_id: service_user, graph_user_id: Some(upn.to_string()) };
+        ids.push(s.schedule_mailbox(&new).await.unwrap());
+    }
+    let outs = s.run_until_idle().await.unwrap();
+    let of = |id| &outs.iter().find(|o| o.mailbox == id).unwrap().result;
+    let alice = of(ids[0]).as_ref().unwrap();
+    assert_eq!(alice.upserts, 60, "alice's 60 messages through /users/alice with the service user's delegated token");
+    assert!(matches!(of(ids[1]), Err(SyncError::NeedsAttention(domain::ReasonCode::NoMailboxAccess))), "{:?}", of(ids[1]));
+    assert_eq!(domain::ReasonCode::NoMailboxAccess.who_must_act(), domain::WhoMustAct::TenantAdmin);
+    // The service user's connection keeps working for the mailboxes it may open.
+    let c = env.store.connections_in_org(env.org).await.unwrap().remove(0);
+    assert_eq!(c.state, domain::ConnectionState::Active);
+    let carol = env.sync.mailbox_status(ids[1]).await.unwrap().unwrap();
+    assert!(carol.mailbox.next_due_at > store::now_unix() + 1800, "looked at again much later, not in a loop");
+    assert_eq!(carol.resources[0].last_error, Some(domain::ReasonCode::NoMailboxAccess));
+    env.emu.shutdown().await;
+}
