@@ -8,6 +8,8 @@ pub mod components;
 pub mod error;
 pub mod pages;
 #[cfg(feature = "ssr")]
+pub mod service;
+#[cfg(feature = "ssr")]
 pub mod state;
 
 use leptos::prelude::*;
@@ -79,6 +81,16 @@ pub fn App() -> impl IntoView {
                 <Route
                     path=path!("/settings/integrations/office365/team")
                     view=pages::team_connections::TeamConnectionsPage
+                    ssr=SsrMode::Async
+                />
+                <Route
+                    path=path!("/settings/integrations/office365/service-accounts")
+                    view=pages::service_accounts::ServiceAccountsPage
+                    ssr=SsrMode::Async
+                />
+                <Route
+                    path=path!("/settings/integrations/office365/admin-consent")
+                    view=pages::admin_consent::AdminConsentPage
                     ssr=SsrMode::Async
                 />
                 <Route

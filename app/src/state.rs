@@ -13,6 +13,11 @@ pub struct AppState {
     pub public_url: String,
     /// True when the public URL is https: session cookies then get `Secure`.
     pub secure_cookies: bool,
+    /// The sync engine's persistence (status, synced items).
+    pub sync_store: store::DynSyncStore,
+    /// The sync scheduler of this instance: told when connections or settings change, and asked
+    /// for "Sync now".
+    pub sync: Arc<sync::Scheduler>,
 }
 
 impl AppState {

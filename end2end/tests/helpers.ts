@@ -79,19 +79,36 @@ export const DEMO_APP = {
   expiredSecret: "demo-expired-secret",
 };
 
+/** Fabrikam's own app registration; Fabrikam's users may not consent to apps themselves. */
+export const FABRIKAM_APP = {
+  tenant: "fabrikam.test",
+  tenantId: "9a8b7c6d-5e4f-4a3b-8c2d-1e0f9a8b7c6d",
+  clientId: "33333333-4444-4555-8666-777777777777",
+  secret: "demo-client-secret",
+  expiredSecret: "demo-expired-secret",
+};
+
 const MS_PASSWORD = "m365-demo";
 
 /** An organization whose admin has enabled Office 365 with the demo tenant's app registration. */
-export async function enabledOrg(page: Page, label: string, members: string[] = [], setupAction = true) {
+export async function enabledOrg(
+  page: Page,
+  label: string,
+  members: string[] = [],
+  setupAction = true,
+  app = DEMO_APP,
+  mode: "individual" | "application" | "service_user" = "individual",
+) {
   const org = newOrg(label, members);
   await signIn(page, org.admin);
   await page.goto("/settings/integrations/office365");
   await hydrated(page);
   await page.getByText("Enable", { exact: true }).click();
-  await page.getByLabel("Directory (tenant) ID or domain").fill(DEMO_APP.tenant);
-  await page.getByLabel("Application (client) ID").fill(DEMO_APP.clientId);
-  await page.getByLabel("Client secret", { exact: true }).fill(DEMO_APP.secret);
+  await page.getByLabel("Directory (tenant) ID or domain").fill(app.tenant);
+  await page.getByLabel("Application (client) ID").fill(app.clientId);
+  await page.getByLabel("Client secret", { exact: true }).fill(app.secret);
   if (!setupAction) await page.getByText('Show members the "Set up Office365 User Integration" action').click();
+  if (mode !== "individual") await page.locator(`input[name="form[mode]"][value="${mode}"]`).check();
   await page.getByRole("button", { name: "Save settings" }).click();
   await expect(page.getByTestId("saved")).toBeVisible();
   return org;

@@ -1,5 +1,5 @@
 import { expect, Page, test } from "@playwright/test";
-import { DEMO_APP, failOnConsoleErrors, hydrated, newOrg, signIn } from "./helpers";
+import { DEMO_APP, failOnConsoleErrors, hydrated, newOrg, signIn, enabledOrg } from "./helpers";
 
 async function openSettings(page: Page) {
   await page.goto("/settings/integrations/office365");
@@ -121,11 +121,16 @@ test("the permissions table comes from the same catalogue as the requested scope
   const table = page.getByTestId("permissions-table");
   await expect(table.getByRole("rowheader", { name: "READ-ONLY" })).toBeVisible();
   await expect(table.getByRole("rowheader", { name: "READ-WRITE" })).toBeVisible();
-  await expect(table.locator("tr[data-permission]")).toHaveCount(12);
+  // PRODUCT.md's twelve rows, then the application permissions service-account mode adds.
+  await expect(table.locator("tr[data-permission]")).toHaveCount(20);
+  await expect(table.locator("tr[data-kind='delegated']")).toHaveCount(11);
   await expect(table.locator("tr[data-permission='Calendars.Read']")).toContainText("Read calendars in all mailboxes");
-  // Defaults: individual, read-only, everything synced.
+  // Defaults: individual, read-only, everything synced: no application permission is requested.
+  for (const row of await table.locator("tr[data-kind='application']").all()) {
+    await expect(row.getByTestId("requested")).toHaveText("—");
+  }
   const scope = await page.getByTestId("requested-scope").innerText();
-  for (const row of await table.locator("tr[data-permission]").all()) {
+  for (const row of await table.locator("tr[data-kind='delegated']").all()) {
     const name = await row.getAttribute("data-permission");
     const requested = (await row.getByTestId("requested").innerText()) === "Yes";
     expect(scope.split(" ").includes(name!), `${name} requested=${requested} scope=${scope}`).toBe(requested);
@@ -148,4 +153,20 @@ test("a member cannot open the Office 365 settings or save them", async ({ page,
   });
   expect(direct.status()).toBe(403);
   expect((await direct.json()).code).toBe("forbidden");
+});
+
+test("admins are warned before the client secret lapses, on the settings page and in the feed", async ({ page }) => {
+  await enabledOrg(page, "Expiry");
+  const soon = new Date(Date.now() + 10 * 24 * 3600 * 1000).toISOString().slice(0, 10);
+  await expect(page.getByTestId("secret-expiry-banner")).toHaveCount(0);
+  await page.getByLabel("Client secret expires on").fill(soon);
+  await page.getByRole("button", { name: "Save settings" }).click();
+  await expect(page.getByTestId("saved")).toBeVisible();
+  await page.reload();
+  await expect(page.getByTestId("secret-expiry-banner")).toContainText(`The client secret expires on ${soon}, in 10 days.`);
+  await page.goto("/");
+  const card = page.locator("[data-action='office365-secret-expiry']");
+  await expect(card).toContainText("Renew the Office 365 client secret");
+  await card.getByRole("link", { name: "Open Connection Settings" }).click();
+  await expect(page).toHaveURL(/\/settings\/integrations\/office365$/);
 });

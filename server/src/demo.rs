@@ -55,7 +55,7 @@ pub fn logins_banner() -> String {
 pub const CALLBACK_PATHS: [&str; 2] = ["/oauth/office365/callback", "/oauth/office365/admin-consent"];
 
 /// Starts the Microsoft 365 emulator with its demo tenants, registering this server's callback URLs
-/// on the demo app registration so OAuth redirects come back here whatever port we run on.
+/// on the demo app registrations so OAuth redirects come back here whatever port we run on.
 pub async fn start_emulator(
     bind: std::net::SocketAddr,
     public_url: &str,
@@ -63,13 +63,8 @@ pub async fn start_emulator(
     let mut config = m365_emulator::EmulatorConfig::demo();
     config.bind = bind;
     let base = public_url.trim_end_matches('/');
-    for app in config.fixture.apps.iter_mut().filter(|a| a.client_id == m365_emulator::DEMO_CLIENT_ID) {
-        for path in CALLBACK_PATHS {
-            let uri = format!("{base}{path}");
-            if !app.redirect_uris.contains(&uri) {
-                app.redirect_uris.push(uri);
-            }
-        }
+    for path in CALLBACK_PATHS {
+        config.fixture.add_redirect_uri(&format!("{base}{path}"));
     }
     Ok(m365_emulator::spawn(config).await?)
 }
@@ -78,10 +73,13 @@ pub fn emulator_banner(emulator_url: &str) -> String {
     format!(
         "Microsoft 365 emulator (plays Microsoft for the demo) at {emulator_url}\n\
          \x20 app registration: tenant {tenant} (northwind.test), client id {client}, secret {secret}\n\
-         \x20 Microsoft sign-ins: admin@ alice@ bob@ carol@ service@ northwind.test, password {pw}\n",
+         \x20 Microsoft sign-ins: admin@ alice@ bob@ carol@ service@ northwind.test, password {pw}\n\
+         \x20 Fabrikam (users may not consent): tenant {fabrikam}, client id {fabrikam_client}; admin@ erin@ frank@ fabrikam.test\n",
         tenant = m365_emulator::NORTHWIND_TENANT_ID,
         client = m365_emulator::DEMO_CLIENT_ID,
         secret = m365_emulator::DEMO_CLIENT_SECRET,
         pw = m365_emulator::DEMO_PASSWORD,
+        fabrikam = m365_emulator::FABRIKAM_TENANT_ID,
+        fabrikam_client = m365_emulator::FABRIKAM_CLIENT_ID,
     )
 }

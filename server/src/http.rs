@@ -23,9 +23,31 @@ static REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 struct Ops {
     store: DynStore,
     metrics: Arc<Metrics>,
+    sync: Arc<sync::Scheduler>,
 }
 
-pub fn router(store: DynStore, config: &ServeConfig, metrics: Arc<Metrics>) -> anyhow::Result<Router> {
+/// The sync engine of this instance, over the same store and Microsoft endpoints as the pages.
+/// Its workers start when the caller spawns them ([`sync::Scheduler::spawn`]).
+pub fn sync_scheduler(store: DynStore, sync_store: store::DynSyncStore, config: &ServeConfig) -> anyhow::Result<Arc<sync::Scheduler>> {
+    let endpoints = microsoft::Endpoints::parse(&config.microsoft.authority, &config.microsoft.graph)?;
+    let client = microsoft::MicrosoftClient::new(endpoints)?;
+    let host = std::env::var("HOSTNAME").unwrap_or_else(|_| "i360".into());
+    let engine = sync::Engine::new(
+        store,
+        sync_store,
+        client,
+        sync::SyncConfig { owner: format!("{host}-{}-{}", std::process::id(), config.bind.port()), ..Default::default() },
+    );
+    Ok(sync::Scheduler::new(engine))
+}
+
+pub fn router(
+    store: DynStore,
+    sync_store: store::DynSyncStore,
+    scheduler: Arc<sync::Scheduler>,
+    config: &ServeConfig,
+    metrics: Arc<Metrics>,
+) -> anyhow::Result<Router> {
     let options = LeptosOptions::builder()
         .output_name(app::OUTPUT_NAME)
         .site_root(config.site_root.to_string_lossy().as_ref())
@@ -38,6 +60,8 @@ pub fn router(store: DynStore, config: &ServeConfig, metrics: Arc<Metrics>) -> a
         microsoft: Arc::new(microsoft::MicrosoftClient::new(endpoints)?),
         public_url: config.public_url.clone(),
         secure_cookies: config.public_url.starts_with("https://"),
+        sync_store,
+        sync: scheduler.clone(),
     };
     let routes = generate_route_list(app::App);
 
@@ -60,9 +84,11 @@ pub fn router(store: DynStore, config: &ServeConfig, metrics: Arc<Metrics>) -> a
     let oauth = Router::new()
         .route("/oauth/office365/start", axum::routing::post(crate::oauth::start))
         .route("/oauth/office365/callback", get(crate::oauth::callback))
+        .route("/oauth/office365/admin-consent/start", axum::routing::post(crate::oauth::admin_consent_start))
+        .route("/oauth/office365/admin-consent", get(crate::oauth::admin_consent_callback))
         .with_state(state.clone());
 
-    let ops = Ops { store, metrics: metrics.clone() };
+    let ops = Ops { store, metrics: metrics.clone(), sync: scheduler };
     let operations = Router::new()
         .route("/healthz", get(healthz))
         .route("/metrics", get(metrics_text))
@@ -104,7 +130,7 @@ async fn healthz(State(ops): State<Ops>) -> Response {
 async fn metrics_text(State(ops): State<Ops>) -> Response {
     (
         [(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")],
-        ops.metrics.render(),
+        ops.metrics.render() + &crate::metrics::render_sync(&ops.sync.engine().metrics().snapshot()),
     )
         .into_response()
 }

@@ -74,6 +74,32 @@ impl Metrics {
     }
 }
 
+/// The sync engine's counters in Prometheus text.
+pub fn render_sync(s: &sync::MetricsSnapshot) -> String {
+    let mut out = String::new();
+    let counters: [(&str, &str, u64); 10] = [
+        ("sync_items_upserted_total", "Synced items written (new or changed).", s.items_upserted),
+        ("sync_items_deleted_total", "Synced items removed (deleted in Microsoft 365, or gone after a resync).", s.items_deleted),
+        ("sync_pages_committed_total", "Pages of changes committed with their cursor.", s.pages_committed),
+        ("sync_throttled_total", "Graph answers of 429 (or 503 with Retry-After).", s.throttled),
+        ("sync_resyncs_total", "Cursors restarted after 410 / SyncStateNotFound.", s.resyncs),
+        ("sync_lease_takeovers_total", "Expired leases of another worker taken over.", s.lease_takeovers),
+        ("sync_leases_lost_total", "Runs that stopped because their lease was taken.", s.leases_lost),
+        ("sync_token_refreshes_total", "Access tokens refreshed.", s.token_refreshes),
+        ("sync_mailbox_runs_ok_total", "Mailbox sync runs that completed.", s.mailbox_runs_ok),
+        ("sync_mailbox_runs_failed_total", "Mailbox sync runs that failed.", s.mailbox_runs_failed),
+    ];
+    for (name, help, value) in counters {
+        let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} counter\n{name} {value}");
+    }
+    out.push_str("# HELP graph_requests_total Microsoft Graph requests by HTTP status (0: no answer).\n");
+    out.push_str("# TYPE graph_requests_total counter\n");
+    for (status, n) in &s.requests_by_status {
+        let _ = writeln!(out, "graph_requests_total{{status=\"{status}\"}} {n}");
+    }
+    out
+}
+
 fn escape(label: &str) -> String {
     label.replace('\\', "\\\\").replace('"', "\\\"").replace('\n', "\\n")
 }

@@ -12,10 +12,13 @@ pub async fn action_cards() -> Result<Vec<ActionCard>, AppError> {
     let state = crate::state::app_state()?;
     let office365 = state.store.office365_settings(user.org_id).await?;
     let own = state.store.connection_of(user.org_id, user.user_id, domain::ConnectionKind::Individual).await?;
+    let admin_consent = state.store.admin_consent(user.org_id).await?;
     let facts = domain::FeedFacts {
         role: user.role,
         office365,
         own_connection: own.map(|c| domain::OwnConnection { state: c.state, reason: c.reason }),
+        admin_consent,
+        today: crate::pages::office365::today(),
     };
     Ok(domain::actions::cards_for(&facts))
 }
@@ -67,6 +70,11 @@ fn Card(card: ActionCard) -> impl IntoView {
                 domain::CardAction::ConnectOffice365 => view! {
                     <form method="post" action="/oauth/office365/start">
                         <input type="hidden" name="purpose" value="connect"/>
+                        <button type="submit" class="button button--primary">{card.button}</button>
+                    </form>
+                }.into_any(),
+                domain::CardAction::GrantAdminConsent => view! {
+                    <form method="post" action="/oauth/office365/admin-consent/start">
                         <button type="submit" class="button button--primary">{card.button}</button>
                     </form>
                 }.into_any(),

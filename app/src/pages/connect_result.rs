@@ -23,6 +23,10 @@ fn refusal(code: &str) -> (&'static str, &'static str) {
             "Your admins maintain one connection for everyone, so you do not need to connect your own account.",
         ),
         "admins_only" => ("Only admins can do this", "Ask an admin of your organization."),
+        "not_service_user" => (
+            "The connection mode changed",
+            "A service user signs in only while the connection mode is \"Service account with a service user\". Check Connection Settings and start again.",
+        ),
         "internal" => ("Something went wrong on our side", "Nothing was changed. Try again in a minute; if it keeps happening, contact support."),
         _ => ("That did not work", "Start the connection again from Intelligence360."),
     }

@@ -1,6 +1,7 @@
 //! One module per page.
 
 pub mod actions;
+pub mod admin_consent;
 pub mod audit;
 pub mod connect_result;
 pub mod activity;
@@ -10,4 +11,5 @@ pub mod my_connection;
 pub mod not_found;
 pub mod office365;
 pub mod profile;
+pub mod service_accounts;
 pub mod team_connections;

@@ -5,6 +5,7 @@
 use crate::components::guard::Guarded;
 use crate::error::AppError;
 use crate::pages::office365::{Office365Header, Office365Tab};
+use domain::permissions::ConnectionMode;
 use domain::{ConnectionState, ConnectionSummary};
 use leptos::prelude::*;
 use leptos_meta::Title;
@@ -13,6 +14,8 @@ use serde::{Deserialize, Serialize};
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct MyConnectionView {
     pub enabled: bool,
+    pub mode: ConnectionMode,
+    /// The admin's own connection (individual mode) or the organization's service connection.
     pub connection: Option<ConnectionSummary>,
     /// Each permission the settings request, and whether Microsoft granted it.
     pub permissions: Vec<(String, bool)>,
@@ -20,16 +23,31 @@ pub struct MyConnectionView {
     pub missing: Vec<String>,
 }
 
+/// The connection this page is about: in individual mode the admin's own, in service-account
+/// mode the organization's one service connection.
+#[cfg(feature = "ssr")]
+async fn shown_connection(
+    state: &crate::state::AppState,
+    admin: &domain::SessionUser,
+    mode: ConnectionMode,
+) -> Result<Option<ConnectionSummary>, AppError> {
+    Ok(match mode {
+        ConnectionMode::Individual => state.store.connection_of(admin.org_id, admin.user_id, domain::ConnectionKind::Individual).await?,
+        _ => state.store.service_connection(admin.org_id).await?.filter(|c| c.kind == domain::ConnectionKind::for_mode(mode)),
+    })
+}
+
 #[server(endpoint = "load_my_connection")]
 pub async fn load_my_connection() -> Result<MyConnectionView, AppError> {
     let admin = crate::auth::require_admin().await?;
     let state = crate::state::app_state()?;
     let settings = state.store.office365_settings(admin.org_id).await?;
-    let connection = state.store.connection_of(admin.org_id, admin.user_id, domain::ConnectionKind::Individual).await?;
+    let connection = shown_connection(&state, &admin, settings.mode).await?;
     let scope = settings.scope_settings();
     let granted = connection.as_ref().map(|c| c.granted_scopes.clone()).unwrap_or_default();
     Ok(MyConnectionView {
         enabled: settings.enabled,
+        mode: settings.mode,
         permissions: scope.granted_status(&granted).into_iter().map(|(name, ok)| (name.to_owned(), ok)).collect(),
         missing: match connection {
             Some(_) => scope.missing(&granted).iter().map(|m| m.sentence()).collect(),
@@ -43,14 +61,17 @@ pub async fn load_my_connection() -> Result<MyConnectionView, AppError> {
 pub async fn deactivate_my_connection() -> Result<(), AppError> {
     let admin = crate::auth::require_admin().await?;
     let state = crate::state::app_state()?;
-    if let Some(c) = state.store.connection_of(admin.org_id, admin.user_id, domain::ConnectionKind::Individual).await? {
+    let settings = state.store.office365_settings(admin.org_id).await?;
+    if let Some(c) = shown_connection(&state, &admin, settings.mode).await? {
+        let what = if c.kind.is_service() { "the service connection" } else { "My Connection" };
         let audit = domain::AuditEntry {
             at: store::now_unix(),
             actor: admin.audit_label(),
             action: "office365.deactivated".into(),
-            summary: format!("Deactivated My Connection ({}); its tokens were deleted.", c.ms_username),
+            summary: format!("Deactivated {what} ({}); its tokens were deleted.", c.ms_username),
         };
         state.store.delete_connection(admin.org_id, c.id, &audit).await?;
+        crate::service::reconcile_sync(&state, admin.org_id).await;
     }
     Ok(())
 }
@@ -96,17 +117,40 @@ fn MyConnectionCard(v: MyConnectionView, deactivate: ServerAction<DeactivateMyCo
         None => ("neutral", "Not active"),
     };
     let details = v.connection.clone().map(|c| {
-        let account = format!("{} ({})", c.ms_username, c.ms_name);
+        let account = match c.kind {
+            domain::ConnectionKind::Application => format!("Application permissions (client ID {})", c.ms_username),
+            _ => format!("{} ({})", c.ms_username, c.ms_name),
+        };
         view! {
             <dl class="details">
                 <dt>"Microsoft account"</dt><dd data-testid="ms-account">{account}</dd>
                 <dt>"Tenant"</dt><dd><code>{c.ms_tenant_id.clone()}</code></dd>
-                <dt>"Role"</dt><dd>{if c.is_primary { "Primary integration" } else { "Connection" }}</dd>
+                <dt>"Role"</dt><dd>{if c.kind.is_service() { "Service connection for the team" } else if c.is_primary { "Primary integration" } else { "Connection" }}</dd>
                 <dt>"Connected"</dt><dd>{crate::pages::audit::format_time(c.updated_at)}</dd>
                 <dt>"Last sync"</dt><dd>"Not synced yet"</dd>
             </dl>
         }
     });
+    let (title, lead, action, purpose) = match v.mode {
+        ConnectionMode::Individual => (
+            "My Connection",
+            "Your own Microsoft 365 account. Activating it makes it the organization's primary integration.",
+            "/oauth/office365/start",
+            Some("activate"),
+        ),
+        ConnectionMode::ServiceUser => (
+            "Service connection (service user)",
+            "One Microsoft 365 account with delegate access to the team's mailboxes signs in once. Activate and sign in with that account, not your own.",
+            "/oauth/office365/start",
+            Some("service_user"),
+        ),
+        ConnectionMode::ApplicationPermissions => (
+            "Service connection (application permissions)",
+            "No one signs in: a Microsoft 365 administrator grants consent for the organization, then Intelligence360 uses the app's own token.",
+            "/oauth/office365/admin-consent/start",
+            None,
+        ),
+    };
     let missing = v.missing.clone();
     let has_missing = !missing.is_empty();
     view! {
@@ -114,16 +158,16 @@ fn MyConnectionCard(v: MyConnectionView, deactivate: ServerAction<DeactivateMyCo
         <section class="card" data-testid="my-connection">
             <div class="switch-row">
                 <div>
-                    <h2>"My Connection"</h2>
-                    <p class="muted">"Your own Microsoft 365 account. Activating it makes it the organization's primary integration."</p>
+                    <h2>{title}</h2>
+                    <p class="muted">{lead}</p>
                 </div>
                 <span class=format!("badge badge--{badge_tone}") data-testid="my-connection-state">{badge_text}</span>
             </div>
             {details}
             <div class="confirm__actions connection-actions">
-                // A plain form: the browser leaves for Microsoft's sign-in page.
-                <form method="post" action="/oauth/office365/start">
-                    <input type="hidden" name="purpose" value="activate"/>
+                // A plain form: the browser leaves for Microsoft's sign-in (or admin consent) page.
+                <form method="post" action=action>
+                    {purpose.map(|p| view! { <input type="hidden" name="purpose" value=p/> })}
                     <button type="submit" class="button button--primary">{if connected { "Reconnect" } else { "Activate" }}</button>
                 </form>
                 <Show when=move || connected>

@@ -19,6 +19,8 @@ pub struct Office365View {
     pub admin_consent_uri: String,
     /// How many connections would stop syncing if only the primary integration were polled.
     pub paused_by_poll_primary: u32,
+    /// The client secret has expired or lapses soon.
+    pub secret_expiry: Option<domain::office365::SecretExpiry>,
 }
 
 /// The outcome of a save: either saved, or what to fix (field by field), nothing stored.
@@ -27,6 +29,13 @@ pub struct SaveResult {
     pub saved: bool,
     pub errors: FieldErrors,
     pub form_error: Option<String>,
+}
+
+/// Today's date in UTC, `YYYY-MM-DD`.
+#[cfg(feature = "ssr")]
+pub fn today() -> String {
+    let d = time::OffsetDateTime::now_utc().date();
+    format!("{:04}-{:02}-{:02}", d.year(), u8::from(d.month()), d.day())
 }
 
 #[server(endpoint = "load_office365_settings")]
@@ -41,6 +50,7 @@ pub async fn load_office365_settings() -> Result<Office365View, AppError> {
             state.store.connections_in_org(admin.org_id).await?.iter().filter(|c| !c.is_primary).count(),
         )
         .unwrap_or(u32::MAX),
+        secret_expiry: settings.secret_expiry(&today()),
         settings,
     })
 }
@@ -65,7 +75,7 @@ mod ssr {
     pub async fn save(admin: SessionUser, form: SettingsForm, confirmed: bool) -> Result<SaveResult, AppError> {
         let state = crate::state::app_state()?;
         let current = state.store.office365_settings(admin.org_id).await?;
-        let today = today();
+        let today = super::today();
         let (next, new_secret) = match office365::validate(&form, &current, &today) {
             Ok(v) => v,
             Err(errors) => return Ok(SaveResult { errors, ..SaveResult::default() }),
@@ -104,14 +114,11 @@ mod ssr {
         let audit = audit_entries(&admin, &current, &next, new_secret.is_some());
         let secret = new_secret.map(SecretString::new);
         state.store.save_office365_settings(admin.org_id, &next, secret.as_ref(), &audit).await?;
+        crate::service::reconcile_sync(&state, admin.org_id).await;
         tracing::info!(org = %admin.org_id, user = %admin.user_id, "office 365 settings saved");
         Ok(SaveResult { saved: true, ..SaveResult::default() })
     }
 
-    fn today() -> String {
-        let d = time::OffsetDateTime::now_utc().date();
-        format!("{:04}-{:02}-{:02}", d.year(), u8::from(d.month()), d.day())
-    }
 
     async fn test_token_request(
         state: &crate::state::AppState,
@@ -219,6 +226,8 @@ pub enum Office365Tab {
     MyConnection,
     Team,
     Permissions,
+    AdminConsent,
+    ServiceAccounts,
 }
 
 /// The tab bar shared by the Office 365 settings pages.
@@ -229,8 +238,10 @@ pub fn Office365Tabs(#[prop(into)] active: Signal<Office365Tab>) -> impl IntoVie
         <nav class="tabs" aria-label="Office 365 settings">
             <a href="/settings/integrations/office365" aria-current=current(Office365Tab::Connection)>"Connection Settings"</a>
             <a href="/settings/integrations/office365/my-connection" aria-current=current(Office365Tab::MyConnection)>"My Connection"</a>
+            <a href="/settings/integrations/office365/service-accounts" aria-current=current(Office365Tab::ServiceAccounts)>"Service account users"</a>
             <a href="/settings/integrations/office365/team" aria-current=current(Office365Tab::Team)>"Team connections"</a>
             <a href="/settings/integrations/office365?tab=permissions" aria-current=current(Office365Tab::Permissions)>"Permissions"</a>
+            <a href="/settings/integrations/office365/admin-consent" aria-current=current(Office365Tab::AdminConsent)>"Admin consent"</a>
         </nav>
     }
 }
@@ -320,12 +331,18 @@ fn Office365Settings(
                                 " Only the primary integration's mailbox is synced; every other connection is paused by this setting."
                             </div>
                         </Show>
+                        {p.secret_expiry.clone().map(|e| view! {
+                            <div class="banner banner--warn" role="status" data-testid="secret-expiry-banner">
+                                <strong>{e.sentence()}</strong>
+                                " Enter a new client secret and its expiry date below."
+                            </div>
+                        })}
                         <Office365Tabs active=tab/>
                         {
                             let p2 = p.clone();
                             move || match tab.get() {
                                 Tab::Connection => view! { <ConnectionSettings page=p2.clone() save/> }.into_any(),
-                                Tab::Permissions | Tab::MyConnection | Tab::Team => view! { <PermissionsTable page=p2.clone()/> }.into_any(),
+                                _ => view! { <PermissionsTable page=p2.clone()/> }.into_any(),
                             }
                         }
                     }.into_any(),
@@ -601,7 +618,7 @@ fn PermissionsTable(page: Office365View) -> impl IntoView {
                             <tbody>
                                 <tr class="group-row"><th colspan="6" scope="rowgroup">{g.label()}</th></tr>
                                 {CATALOGUE.iter().filter(|p| p.group == g).map(|p| view! {
-                                    <tr data-permission=p.graph_name>
+                                    <tr data-permission=p.graph_name data-kind=p.kind.label().to_lowercase()>
                                         <td>{p.dialogue}</td>
                                         <td>{p.meaning}</td>
                                         <td><code>{p.graph_name}</code></td>

@@ -39,6 +39,7 @@ pub async fn disconnect_own_office365() -> Result<(), AppError> {
             summary: format!("Disconnected Office 365 ({}); its tokens were deleted.", c.ms_username),
         };
         state.store.delete_connection(user.org_id, c.id, &audit).await?;
+        crate::service::reconcile_sync(&state, user.org_id).await;
     }
     Ok(())
 }

@@ -64,6 +64,7 @@ pub async fn disconnect_team_connection(id: String) -> Result<(), AppError> {
         summary: format!("Disconnected the Office 365 connection of {}; its tokens were deleted.", c.ms_username),
     };
     state.store.delete_connection(admin.org_id, id, &audit).await?;
+    crate::service::reconcile_sync(&state, admin.org_id).await;
     Ok(())
 }
 

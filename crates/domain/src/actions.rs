@@ -14,6 +14,8 @@ pub enum CardAction {
     Link(String),
     /// Starts the Microsoft sign-in for the person's own connection (a form post).
     ConnectOffice365,
+    /// Starts Microsoft's admin consent flow for the organization (a form post; admins only).
+    GrantAdminConsent,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -39,6 +41,9 @@ pub struct FeedFacts {
     pub role: Role,
     pub office365: Office365Settings,
     pub own_connection: Option<OwnConnection>,
+    pub admin_consent: crate::AdminConsent,
+    /// Today's date (`YYYY-MM-DD`, UTC), for warnings about dates such as the secret's expiry.
+    pub today: String,
 }
 
 /// True when a member should be prompted to connect their own account: the integration is on, in
@@ -77,6 +82,40 @@ pub fn cards_for(facts: &FeedFacts) -> Vec<ActionCard> {
             });
         }
     }
+    if facts.role == Role::Admin
+        && let Some(expiry) = settings.secret_expiry(&facts.today)
+    {
+        cards.push(ActionCard {
+            id: "office365-secret-expiry".into(),
+            title: "Renew the Office 365 client secret".into(),
+            body: format!(
+                "{} Create a new client secret for the app registration in the Microsoft Entra admin center and \
+                 enter it, with its expiry date, under Connection Settings.",
+                expiry.sentence()
+            ),
+            button: "Open Connection Settings".into(),
+            action: CardAction::Link("/settings/integrations/office365".into()),
+        });
+    }
+    if facts.role == Role::Admin && facts.admin_consent.admin_action_needed(settings) {
+        let body = match &facts.admin_consent.requested {
+            Some(r) => format!(
+                "{} could not connect Office 365: your Microsoft 365 organization only lets administrators \
+                 approve Intelligence360. Grant consent once for everyone and members connect without being asked.",
+                r.by
+            ),
+            None => "Service-account mode with application permissions needs a Microsoft 365 administrator to \
+                     grant consent for the organization before anything can sync."
+                .into(),
+        };
+        cards.push(ActionCard {
+            id: "office365-admin-consent".into(),
+            title: "Grant organization-wide consent".into(),
+            body,
+            button: "Grant consent".into(),
+            action: CardAction::GrantAdminConsent,
+        });
+    }
     if facts.role == Role::Member && settings.setup_action_enabled && may_connect_own_account(facts) {
         cards.push(ActionCard {
             id: "office365-user-setup".into(),
@@ -100,6 +139,8 @@ mod tests {
             role,
             office365: Office365Settings { enabled, ..Office365Settings::default() },
             own_connection: None,
+            admin_consent: crate::AdminConsent::default(),
+            today: "2026-11-29".into(),
         }
     }
 
@@ -148,5 +189,30 @@ mod tests {
         f.own_connection =
             Some(OwnConnection { state: ConnectionState::NeedsAttention, reason: Some(ReasonCode::ClientSecretExpired) });
         assert!(ids(&f).is_empty(), "tenant-wide faults go to admins instead");
+    }
+
+    #[test]
+    fn admins_are_asked_to_grant_consent_when_a_member_was_refused() {
+        let mut f = facts(Role::Admin, true);
+        f.admin_consent.requested = Some(crate::ConsentRequest { by: "Bob Member <bob@example.com>".into(), at: 1 });
+        let cards = cards_for(&f);
+        assert_eq!(cards.len(), 1);
+        assert_eq!(cards[0].title, "Grant organization-wide consent");
+        assert_eq!(cards[0].action, CardAction::GrantAdminConsent);
+        assert!(cards[0].body.starts_with("Bob Member"), "{}", cards[0].body);
+        let mut member = f.clone();
+        member.role = Role::Member;
+        assert!(!ids(&member).contains(&"office365-admin-consent".to_string()), "members cannot grant it");
+    }
+
+    #[test]
+    fn admins_are_asked_to_renew_a_secret_that_lapses_soon() {
+        let mut f = facts(Role::Admin, true);
+        f.office365.client_secret_expires_on = Some("2026-12-09".into());
+        let cards = cards_for(&f);
+        assert_eq!(ids(&f), ["office365-secret-expiry"]);
+        assert!(cards[0].body.starts_with("The client secret expires on 2026-12-09, in 10 days."), "{}", cards[0].body);
+        f.role = Role::Member;
+        assert!(!ids(&f).contains(&"office365-secret-expiry".to_string()));
     }
 }

@@ -9,13 +9,31 @@ pub enum ConnectionKind {
     Individual,
     /// The one service user of service-account mode, holding delegate access to others' mailboxes.
     ServiceUser,
+    /// Service-account mode with application permissions: the app's own client-credentials token,
+    /// after admin consent. No user signs in.
+    Application,
 }
 
 impl ConnectionKind {
+    /// The organization-wide connection of service-account mode (either kind).
+    pub fn is_service(self) -> bool {
+        matches!(self, ConnectionKind::ServiceUser | ConnectionKind::Application)
+    }
+
+    /// The kind of connection "Activate" creates in `mode`.
+    pub fn for_mode(mode: crate::permissions::ConnectionMode) -> ConnectionKind {
+        match mode {
+            crate::permissions::ConnectionMode::Individual => ConnectionKind::Individual,
+            crate::permissions::ConnectionMode::ServiceUser => ConnectionKind::ServiceUser,
+            crate::permissions::ConnectionMode::ApplicationPermissions => ConnectionKind::Application,
+        }
+    }
+
     pub fn as_str(self) -> &'static str {
         match self {
             ConnectionKind::Individual => "individual",
             ConnectionKind::ServiceUser => "service_user",
+            ConnectionKind::Application => "application",
         }
     }
 
@@ -23,6 +41,7 @@ impl ConnectionKind {
         match s {
             "individual" => Some(ConnectionKind::Individual),
             "service_user" => Some(ConnectionKind::ServiceUser),
+            "application" => Some(ConnectionKind::Application),
             _ => None,
         }
     }

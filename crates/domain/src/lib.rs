@@ -6,19 +6,23 @@
 pub mod actions;
 pub mod audit;
 pub mod connection;
+pub mod consent;
 pub mod email;
 pub mod ids;
 pub mod integration;
 pub mod office365;
 pub mod permissions;
 pub mod reason;
+pub mod service_account;
 pub mod user;
 
 pub use audit::AuditEntry;
 pub use actions::{ActionCard, CardAction, FeedFacts, OwnConnection};
+pub use consent::{AdminConsent, ConsentGrant, ConsentRequest, ConsentStatus};
 pub use connection::{ConnectionKind, ConnectionState, ConnectionSummary, FlowPurpose};
 pub use email::{EmailAddress, EmailError};
 pub use ids::{OrgId, UserId};
 pub use integration::{IntegrationKind, IntegrationStatus};
 pub use reason::{ReasonCode, WhoMustAct};
+pub use service_account::{MailboxHealth, ServiceAccountUser};
 pub use user::{Role, RoleParseError, SessionUser};

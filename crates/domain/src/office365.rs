@@ -60,6 +60,12 @@ impl Office365Settings {
         }
     }
 
+    /// The state Settings > All Integrations shows, given whether something needs an admin
+    /// (an expired secret, consent to grant, a service or tenant-wide connection failure).
+    pub fn status_with(&self, admin_must_act: bool) -> crate::IntegrationStatus {
+        if self.enabled && admin_must_act { crate::IntegrationStatus::NeedsAttention } else { self.status() }
+    }
+
     pub fn scope_settings(&self) -> ScopeSettings {
         ScopeSettings { mode: self.mode, access: self.access, features: self.features.clone() }
     }
@@ -67,6 +73,66 @@ impl Office365Settings {
     pub fn is_service_account(&self) -> bool {
         self.mode != ConnectionMode::Individual
     }
+}
+
+/// Admins are warned this many days before the client secret lapses.
+pub const SECRET_WARNING_DAYS: i64 = 30;
+
+/// Where the client secret's expiry date stands, when admins should hear about it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum SecretExpiry {
+    Expired { on: String },
+    ExpiresSoon { on: String, days: i64 },
+}
+
+impl SecretExpiry {
+    pub fn sentence(&self) -> String {
+        match self {
+            SecretExpiry::Expired { on } => {
+                format!("The client secret expired on {on}: Microsoft refuses it and nothing syncs until a new one is entered.")
+            }
+            SecretExpiry::ExpiresSoon { on, days: 0 } => format!("The client secret expires today ({on})."),
+            SecretExpiry::ExpiresSoon { on, days: 1 } => format!("The client secret expires tomorrow ({on})."),
+            SecretExpiry::ExpiresSoon { on, days } => format!("The client secret expires on {on}, in {days} days."),
+        }
+    }
+}
+
+impl Office365Settings {
+    /// A warning when the secret's expiry date (as entered) is past or within
+    /// [`SECRET_WARNING_DAYS`] of `today` (`YYYY-MM-DD`).
+    pub fn secret_expiry(&self, today: &str) -> Option<SecretExpiry> {
+        if !self.enabled {
+            return None;
+        }
+        let on = self.client_secret_expires_on.clone()?;
+        let days = days_from_civil(&on)? - days_from_civil(today)?;
+        if days < 0 {
+            Some(SecretExpiry::Expired { on })
+        } else if days <= SECRET_WARNING_DAYS {
+            Some(SecretExpiry::ExpiresSoon { on, days })
+        } else {
+            None
+        }
+    }
+}
+
+/// Days since 1970-01-01 of a `YYYY-MM-DD` date (the proleptic Gregorian calendar).
+fn days_from_civil(date: &str) -> Option<i64> {
+    let mut parts = date.split('-');
+    let y: i64 = parts.next()?.parse().ok()?;
+    let m: i64 = parts.next()?.parse().ok()?;
+    let d: i64 = parts.next()?.parse().ok()?;
+    if !(1..=12).contains(&m) || !(1..=31).contains(&d) {
+        return None;
+    }
+    let y = if m <= 2 { y - 1 } else { y };
+    let era = y.div_euclid(400);
+    let yoe = y - era * 400;
+    let mp = (m + 9) % 12;
+    let doy = (153 * mp + 2) / 5 + d - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    Some(era * 146_097 + doe - 719_468)
 }
 
 /// The settings form as typed, before validation. Every field is text so nothing typed is lost
@@ -392,5 +458,18 @@ mod tests {
         assert_eq!(form.client_secret, "", "the secret is write-only");
         let (back, _) = validate(&form, &stored, "2026-11-29").map_err(|e| format!("{e:?}")).unwrap();
         assert_eq!(back, stored);
+    }
+
+    #[test]
+    fn admins_are_warned_thirty_days_before_the_secret_lapses() {
+        let mut s = Office365Settings { enabled: true, client_secret_expires_on: Some("2027-01-10".into()), ..Office365Settings::default() };
+        assert_eq!(s.secret_expiry("2026-12-10"), None, "31 days ahead: not yet");
+        assert_eq!(s.secret_expiry("2026-12-11"), Some(SecretExpiry::ExpiresSoon { on: "2027-01-10".into(), days: 30 }));
+        assert_eq!(s.secret_expiry("2027-01-10").unwrap().sentence(), "The client secret expires today (2027-01-10).");
+        assert!(matches!(s.secret_expiry("2027-01-11"), Some(SecretExpiry::Expired { .. })));
+        assert_eq!(days_from_civil("1970-01-01"), Some(0));
+        assert_eq!(days_from_civil("2000-03-01").unwrap() - days_from_civil("2000-02-28").unwrap(), 2, "leap year");
+        s.client_secret_expires_on = None;
+        assert_eq!(s.secret_expiry("2027-01-11"), None);
     }
 }

@@ -133,8 +133,9 @@ use AccessLevel::{ReadOnly as RO, ReadWrite as RW};
 use Feature::{Calendar, Contacts, Mail, Tasks};
 use PermissionType::{Application, Delegated};
 
-/// The permissions table of PRODUCT.md, in its order.
-pub const CATALOGUE: [Permission; 12] = [
+/// The permissions table of PRODUCT.md, in its order, then the application permissions of
+/// service-account mode that the table leaves out.
+pub const CATALOGUE: [Permission; 20] = [
     Permission {
         graph_name: "Mail.Read.Shared",
         id: "7b9103a5-4610-446b-9670-80643382c1fa",
@@ -267,6 +268,96 @@ pub const CATALOGUE: [Permission; 12] = [
         features: &[Tasks],
         access: RW,
     },
+    // Beyond PRODUCT.md's table: the application permissions service-account mode needs for the
+    // other features, and for picking service account users from the directory (MICROSOFT.md §2).
+    Permission {
+        graph_name: "Mail.Read",
+        id: "810c84a8-4a9e-49e6-bf7d-12d183f40d01",
+        group: Group::ReadOnly,
+        dialogue: "Read mail in all mailboxes",
+        meaning: "Allows the app to read mail in all mailboxes without a signed-in user.",
+        kind: Application,
+        admin_consent: true,
+        features: &[Mail],
+        access: RO,
+    },
+    Permission {
+        graph_name: "Contacts.Read",
+        id: "089fe4d0-434a-44c5-8827-41ba8a0b17f5",
+        group: Group::ReadOnly,
+        dialogue: "Read contacts in all mailboxes",
+        meaning: "Allows the app to read all contacts in all mailboxes without a signed-in user.",
+        kind: Application,
+        admin_consent: true,
+        features: &[Contacts],
+        access: RO,
+    },
+    Permission {
+        graph_name: "Tasks.Read.All",
+        id: "f10e1f91-74ed-437f-a6fd-d6ae88e26c1f",
+        group: Group::ReadOnly,
+        dialogue: "Read all users' tasks and tasklist",
+        meaning: "Allows the app to read all users' tasks and task lists in your organization, without a signed-in user.",
+        kind: Application,
+        admin_consent: true,
+        features: &[Tasks],
+        access: RO,
+    },
+    Permission {
+        graph_name: "User.Read.All",
+        id: "df021288-bdef-4463-88db-98f22de89214",
+        group: Group::ReadOnly,
+        dialogue: "Read all users' full profiles",
+        meaning: "Allows the app to read user profiles without a signed in user. Used to pick service account users from the directory.",
+        kind: Application,
+        admin_consent: true,
+        features: &[],
+        access: RO,
+    },
+    Permission {
+        graph_name: "Mail.ReadWrite",
+        id: "e2a3a72e-5f79-4c64-b1b1-878b674786c9",
+        group: Group::ReadWrite,
+        dialogue: "Read and write mail in all mailboxes",
+        meaning: "Allows the app to create, read, update, and delete mail in all mailboxes without a signed-in user. Does not include permission to send mail.",
+        kind: Application,
+        admin_consent: true,
+        features: &[Mail],
+        access: RW,
+    },
+    Permission {
+        graph_name: "Mail.Send",
+        id: "b633e1c5-b582-4048-a93e-9f11b44c7e96",
+        group: Group::ReadWrite,
+        dialogue: "Send mail as any user",
+        meaning: "Allows the app to send mail as any user without a signed-in user.",
+        kind: Application,
+        admin_consent: true,
+        features: &[Mail],
+        access: RW,
+    },
+    Permission {
+        graph_name: "Calendars.ReadWrite",
+        id: "ef54d2bf-783f-4e0f-bca1-3210c0444d99",
+        group: Group::ReadWrite,
+        dialogue: "Read and write calendars in all mailboxes",
+        meaning: "Allows the app to create, read, update, and delete events of all calendars without a signed-in user.",
+        kind: Application,
+        admin_consent: true,
+        features: &[Calendar],
+        access: RW,
+    },
+    Permission {
+        graph_name: "Tasks.ReadWrite.All",
+        id: "44e666d1-d276-445b-a5fc-8815eeb81d55",
+        group: Group::ReadWrite,
+        dialogue: "Read and write all users' tasks and tasklists",
+        meaning: "Allows the app to create, read, update and delete all users' tasks and task lists in your organization, without a signed-in user.",
+        kind: Application,
+        admin_consent: true,
+        features: &[Tasks],
+        access: RW,
+    },
 ];
 
 /// What the current settings ask Microsoft for.
@@ -284,7 +375,12 @@ impl ScopeSettings {
             ConnectionMode::ApplicationPermissions => p.kind == Application,
             ConnectionMode::Individual | ConnectionMode::ServiceUser => p.kind == Delegated,
         };
-        right_kind && p.access == self.access && p.features.iter().any(|f| self.features.contains(f))
+        // Rows for no feature (directory search) come with the mode. A feature with no row at the
+        // chosen access level (application contacts are read-only here) keeps its read row.
+        let at_level = |f: &Feature| {
+            p.access == self.access || !CATALOGUE.iter().any(|q| q.kind == p.kind && q.access == self.access && q.features.contains(f))
+        };
+        right_kind && (p.features.is_empty() || p.features.iter().any(|f| self.features.contains(f) && at_level(f)))
     }
 
     /// The catalogue rows these settings request, in catalogue order.
@@ -352,18 +448,19 @@ mod tests {
 
     #[test]
     fn the_catalogue_is_the_product_table() {
-        assert_eq!(CATALOGUE.iter().filter(|p| p.group == Group::ReadOnly).count(), 5);
-        assert_eq!(CATALOGUE.iter().filter(|p| p.group == Group::ReadWrite).count(), 7);
-        let only_application: Vec<_> =
-            CATALOGUE.iter().filter(|p| p.kind == Application).map(|p| p.graph_name).collect();
+        let (table, extra) = CATALOGUE.split_at(12);
+        assert_eq!(table.iter().filter(|p| p.group == Group::ReadOnly).count(), 5);
+        assert_eq!(table.iter().filter(|p| p.group == Group::ReadWrite).count(), 7);
+        let only_application: Vec<_> = table.iter().filter(|p| p.kind == Application).map(|p| p.graph_name).collect();
         assert_eq!(only_application, ["Calendars.Read"]);
+        assert!(extra.iter().all(|p| p.kind == Application), "only application permissions are added");
         for p in &CATALOGUE {
             assert_eq!(p.admin_consent, p.kind == Application, "{}", p.graph_name);
             assert_eq!(p.group == Group::ReadOnly, p.access == RO, "{}", p.graph_name);
-            assert!(!p.features.is_empty(), "{}", p.graph_name);
+            assert!(!p.features.is_empty() || p.graph_name == "User.Read.All", "{}", p.graph_name);
         }
-        let mut names: Vec<_> = CATALOGUE.iter().map(|p| p.graph_name).collect();
-        names.sort();
+        let mut names: Vec<_> = CATALOGUE.iter().map(|p| (p.graph_name, p.kind)).collect();
+        names.sort_by_key(|(n, k)| (*n, *k == Application));
         names.dedup();
         assert_eq!(names.len(), CATALOGUE.len(), "no permission listed twice");
     }
@@ -391,7 +488,17 @@ mod tests {
     fn application_mode_asks_for_default_through_admin_consent() {
         let s = settings(ConnectionMode::ApplicationPermissions, RO);
         assert_eq!(s.authorization_scope(), APPLICATION_DEFAULT_SCOPE);
-        assert_eq!(s.requested().iter().map(|p| p.graph_name).collect::<Vec<_>>(), ["Calendars.Read"]);
+        let names = |s: &ScopeSettings| s.requested().iter().map(|p| p.graph_name).collect::<Vec<_>>();
+        assert_eq!(names(&s), ["Calendars.Read", "Mail.Read", "Contacts.Read", "Tasks.Read.All", "User.Read.All"]);
+        assert!(s.requested().iter().all(|p| p.kind == Application));
+        let rw = settings(ConnectionMode::ApplicationPermissions, RW);
+        assert_eq!(
+            names(&rw),
+            ["Contacts.Read", "User.Read.All", "Mail.ReadWrite", "Mail.Send", "Calendars.ReadWrite", "Tasks.ReadWrite.All"],
+            "contacts keep their read permission; the directory is always needed"
+        );
+        let mail_only = ScopeSettings { features: vec![Mail], ..s };
+        assert_eq!(names(&mail_only), ["Mail.Read", "User.Read.All"]);
     }
 
     #[test]

@@ -761,7 +761,7 @@ pub(crate) fn routes() -> Router<Arc<Shared>> {
         )
         .route(
             "/_emulator/tenants/{tenant}/admin-consent",
-            post(http_grant),
+            post(http_grant).delete(http_revoke_grant),
         )
         .route("/_emulator/faults", post(http_fault))
         .route(
@@ -935,6 +935,22 @@ async fn http_grant(
     Json(b): Json<GrantBody>,
 ) -> Response {
     reply(s.ctl_grant_admin(&tenant, &b.client_id, &b.delegated, &b.application))
+}
+
+#[derive(Deserialize)]
+struct RevokeGrantBody {
+    client_id: String,
+    /// One user's consent; without it, the tenant-wide (admin) grant.
+    #[serde(default)]
+    user: Option<String>,
+}
+
+async fn http_revoke_grant(
+    State(s): State<Arc<Shared>>,
+    Path(tenant): Path<String>,
+    Json(b): Json<RevokeGrantBody>,
+) -> Response {
+    reply(s.ctl_revoke_consent(&tenant, b.user.as_deref(), &b.client_id))
 }
 
 #[derive(Deserialize)]

@@ -11,6 +11,9 @@ use std::path::Path;
 
 /// Client id of the Intelligence360 app registration in the demo fixture.
 pub const DEMO_CLIENT_ID: &str = "11111111-2222-4333-8444-555555555555";
+/// An Intelligence360 app registration of Fabrikam's own (single tenant), for the scenario where an
+/// organization registers its own app in a tenant whose users may not consent. Same secrets.
+pub const FABRIKAM_CLIENT_ID: &str = "33333333-4444-4555-8666-777777777777";
 /// The valid demo client secret (expires 2027-12-31).
 pub const DEMO_CLIENT_SECRET: &str = "demo-client-secret";
 /// A secret of the demo app that has already expired (→ AADSTS7000222).
@@ -386,9 +389,13 @@ impl Fixture {
             .collect(),
             application_permissions: [
                 "Mail.Read",
+                "Mail.ReadWrite",
+                "Mail.Send",
                 "Calendars.Read",
+                "Calendars.ReadWrite",
                 "Contacts.Read",
                 "Tasks.Read.All",
+                "Tasks.ReadWrite.All",
                 "User.Read.All",
             ]
             .iter()
@@ -396,11 +403,19 @@ impl Fixture {
             .collect(),
             certificates: Vec::new(),
         };
+        let fabrikam_app = AppFixture {
+            client_id: FABRIKAM_CLIENT_ID.to_string(),
+            display_name: "Intelligence360 (Fabrikam)".to_string(),
+            home_tenant: FABRIKAM_TENANT_ID.to_string(),
+            multi_tenant: false,
+            redirect_uris: app.redirect_uris.clone(),
+            ..app.clone()
+        };
         Fixture {
             seed: default_seed(),
             content: ContentDefaults::default(),
             tenants: vec![northwind, fabrikam],
-            apps: vec![app],
+            apps: vec![app, fabrikam_app],
         }
     }
 

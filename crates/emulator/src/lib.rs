@@ -47,7 +47,7 @@ mod util;
 pub use control::{Counters, FaultRule, ItemRef, MailboxCounter, RouteCounter};
 pub use fixture::{
     AccessPolicyFixture, AdminGrantFixture, AppFixture, CertificateFixture, ContentDefaults,
-    DEMO_CLIENT_ID, DEMO_CLIENT_SECRET, DEMO_EXPIRED_SECRET, DEMO_PASSWORD, FABRIKAM_TENANT_ID,
+    DEMO_CLIENT_ID, DEMO_CLIENT_SECRET, FABRIKAM_CLIENT_ID, DEMO_EXPIRED_SECRET, DEMO_PASSWORD, FABRIKAM_TENANT_ID,
     Fixture, FixtureError, MailboxCounts, NORTHWIND_TENANT_ID, SecretFixture, TenantFixture,
     UserFixture,
 };

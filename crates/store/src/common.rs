@@ -576,6 +576,69 @@ macro_rules! impl_store {
                 rows.into_iter().map(|row| $crate::common::connection_from_row!(row)).collect()
             }
 
+            async fn service_connection(&self, org: domain::OrgId) -> Result<Option<domain::ConnectionSummary>, $crate::StoreError> {
+                let row = sqlx::query($crate::common::CONNECTION_SELECT_SERVICE).bind(org.as_uuid()).fetch_optional(&self.pool).await?;
+                match row {
+                    Some(row) => Ok(Some($crate::common::connection_from_row!(row)?)),
+                    None => Ok(None),
+                }
+            }
+
+            async fn connection_tokens(
+                &self,
+                org: domain::OrgId,
+                id: uuid::Uuid,
+            ) -> Result<Option<$crate::ConnectionTokens>, $crate::StoreError> {
+                use sqlx::Row as _;
+                let row = sqlx::query(
+                    "SELECT access_token, access_expires_at, refresh_token FROM connections WHERE org_id = $1 AND id = $2",
+                )
+                .bind(org.as_uuid())
+                .bind(id)
+                .fetch_optional(&self.pool)
+                .await?;
+                let Some(row) = row else { return Ok(None) };
+                let access: Vec<u8> = row.try_get("access_token")?;
+                let refresh: Option<Vec<u8>> = row.try_get("refresh_token")?;
+                Ok(Some($crate::ConnectionTokens {
+                    access_token: self.keyring.open_str(&access, &$crate::common::token_binding("access_token", id))?,
+                    access_expires_at: row.try_get("access_expires_at")?,
+                    refresh_token: match refresh {
+                        Some(r) => Some(self.keyring.open_str(&r, &$crate::common::token_binding("refresh_token", id))?),
+                        None => None,
+                    },
+                }))
+            }
+
+            async fn update_connection_tokens(
+                &self,
+                org: domain::OrgId,
+                id: uuid::Uuid,
+                tokens: &$crate::ConnectionTokens,
+                now: $crate::UnixTime,
+            ) -> Result<bool, $crate::StoreError> {
+                let access = self.keyring.seal_str(&tokens.access_token, &$crate::common::token_binding("access_token", id))?;
+                let refresh = match &tokens.refresh_token {
+                    Some(rt) => Some(self.keyring.seal_str(rt, &$crate::common::token_binding("refresh_token", id))?),
+                    None => None,
+                };
+                // The rotated refresh token replaces the old one in the same statement as the access
+                // token; without a new one the old one is kept.
+                let done = sqlx::query(
+                    "UPDATE connections SET access_token = $1, access_expires_at = $2, \
+                       refresh_token = COALESCE($3, refresh_token), updated_at = $4 WHERE org_id = $5 AND id = $6",
+                )
+                .bind(access)
+                .bind(tokens.access_expires_at)
+                .bind(refresh)
+                .bind(now)
+                .bind(org.as_uuid())
+                .bind(id)
+                .execute(&self.pool)
+                .await?;
+                Ok(done.rows_affected() > 0)
+            }
+
             async fn delete_connection(
                 &self,
                 org: domain::OrgId,
@@ -599,6 +662,213 @@ macro_rules! impl_store {
                     .bind(audit.at)
                     .execute(&mut *tx)
                     .await?;
+                tx.commit().await?;
+                Ok(true)
+            }
+
+            async fn request_admin_consent(
+                &self,
+                org: domain::OrgId,
+                by: &str,
+                now: $crate::UnixTime,
+            ) -> Result<bool, $crate::StoreError> {
+                let mut tx = self.pool.begin().await?;
+                // Only the first refusal since the last grant is a new request; later ones keep it.
+                let done = sqlx::query(
+                    "INSERT INTO office365_admin_consent (org_id, requested_by, requested_at) VALUES ($1, $2, $3) \
+                     ON CONFLICT (org_id) DO UPDATE SET requested_by = excluded.requested_by, \
+                       requested_at = excluded.requested_at \
+                     WHERE office365_admin_consent.requested_at IS NULL",
+                )
+                .bind(org.as_uuid())
+                .bind(by)
+                .bind(now)
+                .execute(&mut *tx)
+                .await?;
+                let new = done.rows_affected() > 0;
+                if new {
+                    let audit = domain::AuditEntry {
+                        at: now,
+                        actor: by.to_owned(),
+                        action: "office365.admin_approval_requested".into(),
+                        summary: "Microsoft asked for an administrator's approval; admins were asked to grant organization-wide consent."
+                            .into(),
+                    };
+                    $crate::common::insert_audit!(&mut *tx, org, &audit);
+                }
+                tx.commit().await?;
+                Ok(new)
+            }
+
+            async fn record_admin_consent(
+                &self,
+                org: domain::OrgId,
+                grant: &domain::ConsentGrant,
+                audit: &domain::AuditEntry,
+            ) -> Result<(), $crate::StoreError> {
+                let mut tx = self.pool.begin().await?;
+                sqlx::query(
+                    "INSERT INTO office365_admin_consent (org_id, granted_by, granted_at, granted_tenant_id, \
+                       granted_client_id, granted_scopes) VALUES ($1, $2, $3, $4, $5, $6) \
+                     ON CONFLICT (org_id) DO UPDATE SET requested_by = NULL, requested_at = NULL, \
+                       granted_by = excluded.granted_by, granted_at = excluded.granted_at, \
+                       granted_tenant_id = excluded.granted_tenant_id, granted_client_id = excluded.granted_client_id, \
+                       granted_scopes = excluded.granted_scopes",
+                )
+                .bind(org.as_uuid())
+                .bind(&grant.by)
+                .bind(grant.at)
+                .bind(&grant.tenant_id)
+                .bind(&grant.client_id)
+                .bind(grant.scopes.join(" "))
+                .execute(&mut *tx)
+                .await?;
+                $crate::common::insert_audit!(&mut *tx, org, audit);
+                tx.commit().await?;
+                Ok(())
+            }
+
+            async fn admin_consent(&self, org: domain::OrgId) -> Result<domain::AdminConsent, $crate::StoreError> {
+                use sqlx::Row as _;
+                let row = sqlx::query(
+                    "SELECT requested_by, requested_at, granted_by, granted_at, granted_tenant_id, granted_client_id, \
+                       granted_scopes FROM office365_admin_consent WHERE org_id = $1",
+                )
+                .bind(org.as_uuid())
+                .fetch_optional(&self.pool)
+                .await?;
+                let Some(row) = row else {
+                    return Ok(domain::AdminConsent::default());
+                };
+                let requested_by: Option<String> = row.try_get("requested_by")?;
+                let requested_at: Option<i64> = row.try_get("requested_at")?;
+                let granted_by: Option<String> = row.try_get("granted_by")?;
+                let granted_at: Option<i64> = row.try_get("granted_at")?;
+                let tenant: Option<String> = row.try_get("granted_tenant_id")?;
+                let client: Option<String> = row.try_get("granted_client_id")?;
+                let scopes: Option<String> = row.try_get("granted_scopes")?;
+                Ok(domain::AdminConsent {
+                    requested: match (requested_by, requested_at) {
+                        (Some(by), Some(at)) => Some(domain::ConsentRequest { by, at }),
+                        _ => None,
+                    },
+                    granted: match (granted_by, granted_at, tenant, client) {
+                        (Some(by), Some(at), Some(tenant_id), Some(client_id)) => Some(domain::ConsentGrant {
+                            by,
+                            at,
+                            tenant_id,
+                            client_id,
+                            scopes: scopes.unwrap_or_default().split_whitespace().map(str::to_owned).collect(),
+                        }),
+                        _ => None,
+                    },
+                })
+            }
+
+            async fn add_service_account_user(
+                &self,
+                org: domain::OrgId,
+                user: &domain::ServiceAccountUser,
+                audit: &domain::AuditEntry,
+            ) -> Result<bool, $crate::StoreError> {
+                let mut tx = self.pool.begin().await?;
+                let done = sqlx::query(
+                    "INSERT INTO service_account_users (id, org_id, ms_object_id, ms_username, display_name, added_by, \
+                       added_at, health, health_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) \
+                     ON CONFLICT (org_id, ms_username) DO NOTHING",
+                )
+                .bind(user.id)
+                .bind(org.as_uuid())
+                .bind(&user.ms_object_id)
+                .bind(user.ms_username.to_lowercase())
+                .bind(&user.display_name)
+                .bind(&user.added_by)
+                .bind(user.added_at)
+                .bind(user.health.map(|h| h.as_str()))
+                .bind(user.health_at)
+                .execute(&mut *tx)
+                .await?;
+                if done.rows_affected() == 0 {
+                    return Ok(false);
+                }
+                $crate::common::insert_audit!(&mut *tx, org, audit);
+                tx.commit().await?;
+                Ok(true)
+            }
+
+            async fn service_account_users(
+                &self,
+                org: domain::OrgId,
+            ) -> Result<Vec<domain::ServiceAccountUser>, $crate::StoreError> {
+                use sqlx::Row as _;
+                sqlx::query(
+                    "SELECT id, ms_object_id, ms_username, display_name, added_by, added_at, health, health_at \
+                     FROM service_account_users WHERE org_id = $1 ORDER BY display_name, ms_username",
+                )
+                .bind(org.as_uuid())
+                .fetch_all(&self.pool)
+                .await?
+                .into_iter()
+                .map(|row| {
+                    let health: Option<String> = row.try_get("health")?;
+                    Ok(domain::ServiceAccountUser {
+                        id: row.try_get("id")?,
+                        ms_object_id: row.try_get("ms_object_id")?,
+                        ms_username: row.try_get("ms_username")?,
+                        display_name: row.try_get("display_name")?,
+                        added_by: row.try_get("added_by")?,
+                        added_at: row.try_get("added_at")?,
+                        health: match health {
+                            Some(h) => Some(
+                                domain::MailboxHealth::parse(&h)
+                                    .ok_or_else(|| $crate::StoreError::Corrupt(format!("service_account_users.health {h:?}")))?,
+                            ),
+                            None => None,
+                        },
+                        health_at: row.try_get("health_at")?,
+                    })
+                })
+                .collect()
+            }
+
+            async fn set_service_account_user_health(
+                &self,
+                org: domain::OrgId,
+                id: uuid::Uuid,
+                ms_object_id: Option<&str>,
+                health: domain::MailboxHealth,
+                at: $crate::UnixTime,
+            ) -> Result<(), $crate::StoreError> {
+                sqlx::query(
+                    "UPDATE service_account_users SET health = $1, health_at = $2, \
+                       ms_object_id = COALESCE($3, ms_object_id) WHERE org_id = $4 AND id = $5",
+                )
+                .bind(health.as_str())
+                .bind(at)
+                .bind(ms_object_id)
+                .bind(org.as_uuid())
+                .bind(id)
+                .execute(&self.pool)
+                .await?;
+                Ok(())
+            }
+
+            async fn remove_service_account_user(
+                &self,
+                org: domain::OrgId,
+                id: uuid::Uuid,
+                audit: &domain::AuditEntry,
+            ) -> Result<bool, $crate::StoreError> {
+                let mut tx = self.pool.begin().await?;
+                let done = sqlx::query("DELETE FROM service_account_users WHERE org_id = $1 AND id = $2")
+                    .bind(org.as_uuid())
+                    .bind(id)
+                    .execute(&mut *tx)
+                    .await?;
+                if done.rows_affected() == 0 {
+                    return Ok(false);
+                }
+                $crate::common::insert_audit!(&mut *tx, org, audit);
                 tx.commit().await?;
                 Ok(true)
             }
@@ -661,6 +931,22 @@ macro_rules! impl_store {
 
 pub(crate) use impl_store;
 
+/// Inserts an audit entry inside an open transaction (`$conn` is `&mut *tx`).
+macro_rules! insert_audit {
+    ($conn:expr, $org:expr, $audit:expr) => {{
+        let audit: &domain::AuditEntry = $audit;
+        sqlx::query("INSERT INTO audit_log (org_id, actor, action, summary, at) VALUES ($1, $2, $3, $4, $5)")
+            .bind($org.as_uuid())
+            .bind(&audit.actor)
+            .bind(&audit.action)
+            .bind(&audit.summary)
+            .bind(audit.at)
+            .execute($conn)
+            .await?;
+    }};
+}
+pub(crate) use insert_audit;
+
 pub(crate) fn state_hash(state: &str) -> [u8; 32] {
     use sha2::Digest;
     sha2::Sha256::digest(state.as_bytes()).into()
@@ -685,6 +971,10 @@ macro_rules! connection_columns {
 pub(crate) const CONNECTION_SELECT_BY_ID: &str = concat!(connection_columns!(), " WHERE id = $1");
 pub(crate) const CONNECTION_SELECT_BY_OWNER: &str =
     concat!(connection_columns!(), " WHERE org_id = $1 AND user_id = $2 AND kind = $3");
+pub(crate) const CONNECTION_SELECT_SERVICE: &str = concat!(
+    connection_columns!(),
+    " WHERE org_id = $1 AND kind IN ('service_user', 'application') ORDER BY updated_at DESC LIMIT 1"
+);
 pub(crate) const CONNECTION_SELECT_BY_ORG: &str =
     concat!(connection_columns!(), " WHERE org_id = $1 ORDER BY is_primary DESC, ms_name, created_at");
 

@@ -21,7 +21,7 @@ mod sync_sqlite;
 
 use async_trait::async_trait;
 use domain::office365::Office365Settings;
-use domain::{AuditEntry, ConnectionKind, ConnectionSummary, EmailAddress, FlowPurpose, OrgId, Role, SessionUser, UserId};
+use domain::{AdminConsent, AuditEntry, ConnectionKind, ConsentGrant, MailboxHealth, ServiceAccountUser, ConnectionSummary, EmailAddress, FlowPurpose, OrgId, Role, SessionUser, UserId};
 use secrets::{Keyring, SecretString};
 use std::sync::Arc;
 
@@ -114,6 +114,14 @@ pub struct NewConnection {
     pub refresh_token: Option<SecretString>,
 }
 
+/// A connection's tokens as Microsoft issued them.
+#[derive(Debug, Clone)]
+pub struct ConnectionTokens {
+    pub access_token: SecretString,
+    pub access_expires_at: UnixTime,
+    pub refresh_token: Option<SecretString>,
+}
+
 /// Unix time in seconds. All stored times use it so both databases compare them the same way.
 pub type UnixTime = i64;
 
@@ -198,8 +206,36 @@ pub trait Store: Send + Sync + 'static {
         kind: ConnectionKind,
     ) -> Result<Option<ConnectionSummary>, StoreError>;
     async fn connections_in_org(&self, org: OrgId) -> Result<Vec<ConnectionSummary>, StoreError>;
+    /// The organization's service-account connection (a service user's or the application's).
+    async fn service_connection(&self, org: OrgId) -> Result<Option<ConnectionSummary>, StoreError>;
+    /// A connection's tokens, unsealed: only code that talks to Microsoft asks for them.
+    async fn connection_tokens(&self, org: OrgId, id: uuid::Uuid) -> Result<Option<ConnectionTokens>, StoreError>;
+    /// Saves a refreshed access token and, when Microsoft rotated it, the new refresh token, in one
+    /// statement. False when the connection is gone.
+    async fn update_connection_tokens(&self, org: OrgId, id: uuid::Uuid, tokens: &ConnectionTokens, now: UnixTime) -> Result<bool, StoreError>;
     /// Deletes a connection and its tokens; false when there was none.
     async fn delete_connection(&self, org: OrgId, id: uuid::Uuid, audit: &AuditEntry) -> Result<bool, StoreError>;
+
+    /// Records that Microsoft refused a member with "admin approval required" (and audits it).
+    /// Returns false when a request was already pending.
+    async fn request_admin_consent(&self, org: OrgId, by: &str, now: UnixTime) -> Result<bool, StoreError>;
+    /// Records a completed admin consent and clears any pending request.
+    async fn record_admin_consent(&self, org: OrgId, grant: &ConsentGrant, audit: &AuditEntry) -> Result<(), StoreError>;
+    async fn admin_consent(&self, org: OrgId) -> Result<AdminConsent, StoreError>;
+
+    /// Adds a mailbox for the service connection to sync; false when that address is already there.
+    async fn add_service_account_user(&self, org: OrgId, user: &ServiceAccountUser, audit: &AuditEntry) -> Result<bool, StoreError>;
+    async fn service_account_users(&self, org: OrgId) -> Result<Vec<ServiceAccountUser>, StoreError>;
+    /// Records whether the service connection could open the mailbox (and its directory id once known).
+    async fn set_service_account_user_health(
+        &self,
+        org: OrgId,
+        id: uuid::Uuid,
+        ms_object_id: Option<&str>,
+        health: MailboxHealth,
+        at: UnixTime,
+    ) -> Result<(), StoreError>;
+    async fn remove_service_account_user(&self, org: OrgId, id: uuid::Uuid, audit: &AuditEntry) -> Result<bool, StoreError>;
 
     /// Re-seals every stored secret with the keyring's current key (after a key rotation).
     /// Returns how many values were re-sealed.

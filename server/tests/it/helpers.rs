@@ -14,7 +14,7 @@ pub struct TestApp {
 pub async fn spawn_app() -> TestApp {
     let dir = tempfile::tempdir().unwrap();
     let url = format!("sqlite://{}", dir.path().join("app.db").display());
-    let store = store::open(&url, Arc::new(store::secrets::Keyring::ephemeral())).await.unwrap();
+    let (store, sync_store) = store::open_with_sync(&url, Arc::new(store::secrets::Keyring::ephemeral())).await.unwrap();
     server::demo::seed(store.as_ref()).await.unwrap();
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
@@ -24,7 +24,9 @@ pub async fn spawn_app() -> TestApp {
         public_url: format!("http://{addr}"),
         microsoft: server::MicrosoftEndpoints::default(),
     };
-    let router = server::router(store.clone(), &config, Arc::new(Metrics::default())).unwrap();
+    // The scheduler is wired in but its workers are not started: these tests drive the routes.
+    let scheduler = server::http::sync_scheduler(store.clone(), sync_store.clone(), &config).unwrap();
+    let router = server::router(store.clone(), sync_store, scheduler, &config, Arc::new(Metrics::default())).unwrap();
     tokio::spawn(async move {
         axum::serve(listener, router.into_make_service_with_connect_info::<SocketAddr>()).await.unwrap();
     });

@@ -48,3 +48,108 @@ async fn forged_or_stateless_callbacks_end_on_the_explanation_page() {
     let html = page.text().await.unwrap();
     assert!(!html.contains("<script>") && !html.contains("<b>x"), "unknown values are never echoed");
 }
+
+const TENANT: &str = "9a8b7c6d-5e4f-4a3b-8c2d-1e0f9a8b7c6d";
+const CLIENT: &str = "33333333-4444-4555-8666-777777777777";
+
+/// Enables the integration for the demo organization straight through the store.
+async fn enable(app: &crate::helpers::TestApp) -> domain::OrgId {
+    let org = app.store.organization_by_name(server::demo::ORG_NAME).await.unwrap().unwrap().id;
+    let settings = domain::office365::Office365Settings {
+        enabled: true,
+        tenant: TENANT.into(),
+        client_id: CLIENT.into(),
+        client_secret_set: true,
+        ..Default::default()
+    };
+    let secret = store::secrets::SecretString::new("demo-client-secret".to_owned());
+    app.store.save_office365_settings(org, &settings, Some(&secret), &[]).await.unwrap();
+    org
+}
+
+fn query_param(url: &str, name: &str) -> String {
+    let url = reqwest::Url::parse(url).unwrap();
+    url.query_pairs().find(|(k, _)| k == name).map(|(_, v)| v.into_owned()).unwrap_or_default()
+}
+
+#[tokio::test]
+async fn a_member_refused_for_admin_approval_leaves_a_request_for_the_admins() {
+    let app = spawn_app().await;
+    let org = enable(&app).await;
+    let member = app.signed_in("bob@northwind.test").await;
+    let res = member.post(app.url("/oauth/office365/start")).form(&[("purpose", "connect")]).send().await.unwrap();
+    let to_microsoft = location(&res);
+    assert!(to_microsoft.contains("/oauth2/v2.0/authorize"), "{to_microsoft}");
+    let state = query_param(&to_microsoft, "state");
+    let back = format!(
+        "/oauth/office365/callback?error=access_denied&error_subcode=cancel&error_description=AADSTS90094%3a+Administrator+consent+is+required.&state={state}"
+    );
+    let res = member.get(app.url(&back)).send().await.unwrap();
+    assert_eq!(location(&res), "/connect/result?reason=admin_approval_required&code=AADSTS90094");
+    let consent = app.store.admin_consent(org).await.unwrap();
+    assert!(consent.requested.unwrap().by.contains("bob@northwind.test"));
+    let audit = app.store.audit_log(org, 10).await.unwrap();
+    assert_eq!(audit[0].action, "office365.admin_approval_requested");
+
+    // The explanation tells the member their admins were asked; the admin's feed has the card.
+    let html = member.get(app.url("/connect/result?reason=admin_approval_required&code=AADSTS90094")).send().await.unwrap().text().await.unwrap();
+    assert!(html.contains("Your admins have been asked"), "{html}");
+    let admin = app.signed_in("admin@northwind.test").await;
+    let cards = app.call(&admin, "action_cards", &[]).await.text().await.unwrap();
+    assert!(cards.contains("Grant organization-wide consent"), "{cards}");
+    let cards = app.call(&member, "action_cards", &[]).await.text().await.unwrap();
+    assert!(!cards.contains("Grant organization-wide consent"), "{cards}");
+}
+
+#[tokio::test]
+async fn admin_consent_is_started_by_admins_and_its_callback_checked_before_it_is_recorded() {
+    let app = spawn_app().await;
+    let member = app.signed_in("alice@northwind.test").await;
+    let admin = app.signed_in("admin@northwind.test").await;
+    let start = app.url("/oauth/office365/admin-consent/start");
+    let res = admin.post(&start).send().await.unwrap();
+    assert_eq!(location(&res), "/connect/result?refused=not_enabled");
+    let org = enable(&app).await;
+    let res = member.post(&start).send().await.unwrap();
+    assert_eq!(location(&res), "/connect/result?refused=admins_only");
+    let res = app.client().post(&start).send().await.unwrap();
+    assert_eq!(location(&res), "/login");
+
+    let res = admin.post(&start).send().await.unwrap();
+    let to_microsoft = location(&res);
+    assert!(to_microsoft.starts_with(&format!("https://login.microsoftonline.com/{TENANT}/v2.0/adminconsent?")), "{to_microsoft}");
+    assert_eq!(query_param(&to_microsoft, "client_id"), CLIENT);
+    assert_eq!(query_param(&to_microsoft, "redirect_uri"), app.url("/oauth/office365/admin-consent"));
+    assert_eq!(query_param(&to_microsoft, "scope"), "https://graph.microsoft.com/.default");
+    let state = query_param(&to_microsoft, "state");
+    assert!(state.len() >= 32);
+
+    // Another tenant answering, another browser, a declined consent: nothing recorded.
+    let other_tenant = format!("/oauth/office365/admin-consent?admin_consent=True&tenant=4f1c6a0e-2d3b-4c5a-9e8f-0a1b2c3d4e5f&state={state}");
+    assert_eq!(location(&admin.get(app.url(&other_tenant)).send().await.unwrap()), "/connect/result?reason=wrong_tenant");
+    let state = query_param(&location(&admin.post(&start).send().await.unwrap()), "state");
+    let good = format!("/oauth/office365/admin-consent?admin_consent=True&tenant={TENANT}&scope=https%3A%2F%2Fgraph.microsoft.com%2FMail.Read&state={state}");
+    let other_admin = app.signed_in("admin@northwind.test").await;
+    assert_eq!(location(&other_admin.get(app.url(&good)).send().await.unwrap()), "/connect/result?refused=other_session");
+    let state = query_param(&location(&admin.post(&start).send().await.unwrap()), "state");
+    let declined = format!("/oauth/office365/admin-consent?error=access_denied&error_description=AADSTS65004%3a+User+declined+to+consent.&admin_consent=True&state={state}");
+    assert_eq!(location(&admin.get(app.url(&declined)).send().await.unwrap()), "/connect/result?reason=consent_declined&code=AADSTS65004");
+    assert_eq!(app.store.admin_consent(org).await.unwrap(), domain::AdminConsent::default());
+
+    // The real thing, once.
+    let state = query_param(&location(&admin.post(&start).send().await.unwrap()), "state");
+    let good = format!("/oauth/office365/admin-consent?admin_consent=True&tenant={TENANT}&scope=https%3A%2F%2Fgraph.microsoft.com%2FMail.Read&state={state}");
+    let res = admin.get(app.url(&good)).send().await.unwrap();
+    assert_eq!(location(&res), "/settings/integrations/office365/admin-consent");
+    let grant = app.store.admin_consent(org).await.unwrap().granted.unwrap();
+    assert_eq!((grant.tenant_id.as_str(), grant.client_id.as_str()), (TENANT, CLIENT));
+    assert_eq!(grant.scopes, ["https://graph.microsoft.com/Mail.Read"]);
+    assert!(app.store.audit_log(org, 10).await.unwrap().iter().any(|e| e.action == "office365.admin_consent_granted"));
+    assert_eq!(location(&admin.get(app.url(&good)).send().await.unwrap()), "/connect/result?refused=expired", "replayed");
+
+    // A sign-in's state is no admin consent state.
+    let sign_in = location(&admin.post(app.url("/oauth/office365/start")).form(&[("purpose", "activate")]).send().await.unwrap());
+    let state = query_param(&sign_in, "state");
+    let mixed = format!("/oauth/office365/admin-consent?admin_consent=True&tenant={TENANT}&state={state}");
+    assert_eq!(location(&admin.get(app.url(&mixed)).send().await.unwrap()), "/connect/result?refused=expired");
+}

@@ -131,3 +131,34 @@ async fn cross_site_posts_are_refused_before_anything_runs() {
         .unwrap();
     assert_eq!(res.status(), 403);
 }
+
+#[tokio::test]
+async fn every_admin_function_refuses_members_and_changes_nothing() {
+    let app = spawn_app().await;
+    let org = app.store.organization_by_name(server::demo::ORG_NAME).await.unwrap().unwrap().id;
+    let member = app.signed_in("alice@northwind.test").await;
+    let calls: [(&str, &[(&str, &str)]); 13] = [
+        ("list_integrations", &[]),
+        ("load_office365_settings", &[]),
+        ("save_office365_settings", &[("form[enabled]", "true"), ("form[tenant]", "northwind.test"), ("confirm_poll_primary", "no")]),
+        ("audit_log", &[]),
+        ("load_team_connections", &[]),
+        ("disconnect_team_connection", &[("id", "00000000-0000-4000-8000-000000000000")]),
+        ("load_my_connection", &[]),
+        ("deactivate_my_connection", &[]),
+        ("load_admin_consent", &[]),
+        ("load_service_accounts", &[]),
+        ("search_directory", &[("query", "a")]),
+        ("add_service_account_user", &[("address", "bob@northwind.test")]),
+        ("remove_service_account_user", &[("id", "00000000-0000-4000-8000-000000000000")]),
+    ];
+    for (endpoint, form) in calls {
+        let res = app.call(&member, endpoint, form).await;
+        assert_eq!(res.status(), 403, "{endpoint}");
+        let err: serde_json::Value = res.json().await.unwrap();
+        assert_eq!(err["code"], "forbidden", "{endpoint}");
+    }
+    assert!(app.store.audit_log(org, 10).await.unwrap().is_empty(), "nothing was recorded");
+    assert!(app.store.service_account_users(org).await.unwrap().is_empty());
+    assert!(!app.store.office365_settings(org).await.unwrap().enabled);
+}

@@ -1,0 +1,141 @@
+//! `/settings/integrations/office365/admin-consent` (admins): where organization-wide consent stands
+//! for the configured tenant and app registration, and the button that runs Microsoft's admin
+//! consent flow.
+
+use crate::components::guard::Guarded;
+use crate::error::AppError;
+use crate::pages::audit::format_time;
+use crate::pages::office365::{Office365Header, Office365Tab};
+use domain::{AdminConsent, ConsentStatus};
+use leptos::prelude::*;
+use leptos_meta::Title;
+use serde::{Deserialize, Serialize};
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AdminConsentView {
+    pub enabled: bool,
+    pub tenant: String,
+    pub client_id: String,
+    pub status: ConsentStatus,
+    pub consent: AdminConsent,
+    /// True when the grant on record was given for another app registration.
+    pub grant_is_for_another_app: bool,
+}
+
+#[server(endpoint = "load_admin_consent")]
+pub async fn load_admin_consent() -> Result<AdminConsentView, AppError> {
+    let admin = crate::auth::require_admin().await?;
+    let state = crate::state::app_state()?;
+    let settings = state.store.office365_settings(admin.org_id).await?;
+    let consent = state.store.admin_consent(admin.org_id).await?;
+    Ok(AdminConsentView {
+        enabled: settings.enabled,
+        tenant: settings.tenant.clone(),
+        client_id: settings.client_id.clone(),
+        status: consent.status(&settings),
+        grant_is_for_another_app: consent.granted.is_some() && consent.grant_for(&settings).is_none(),
+        consent,
+    })
+}
+
+#[component]
+pub fn AdminConsentPage() -> impl IntoView {
+    let data = Resource::new(|| (), |_| load_admin_consent());
+    view! {
+        <Title text="Admin consent · Office 365"/>
+        <Guarded admin_only=true page=move |_admin| {
+            view! {
+                <Office365Header active=Office365Tab::AdminConsent crumb="Admin consent"
+                    lead="Consent once for the whole organization, so members connect without being asked."/>
+                <Suspense fallback=|| view! { <p class="muted">"Loading consent…"</p> }>
+                    {move || Suspend::new(async move {
+                        match data.await {
+                            Err(e) => view! { <p class="alert alert--error" role="alert">{e.to_string()}</p> }.into_any(),
+                            Ok(v) => view! { <ConsentCard v/> }.into_any(),
+                        }
+                    })}
+                </Suspense>
+            }
+        }/>
+    }
+}
+
+#[component]
+fn ConsentCard(v: AdminConsentView) -> impl IntoView {
+    if !v.enabled {
+        return view! {
+            <section class="card" data-testid="admin-consent">
+                <h2>"Organization-wide consent"</h2>
+                <p>"Enable the integration and enter the app registration under "
+                    <a href="/settings/integrations/office365">"Connection Settings"</a> " first."</p>
+            </section>
+        }
+        .into_any();
+    }
+    let tone = match v.status {
+        ConsentStatus::Granted => "good",
+        ConsentStatus::Requested | ConsentStatus::Required => "warn",
+        ConsentStatus::NotGranted => "neutral",
+    };
+    let request = v.consent.requested.clone().map(|r| {
+        view! {
+            <p class="alert alert--warn" data-testid="consent-request">
+                {r.by} " tried to connect on " {format_time(r.at)}
+                ", and Microsoft answered that only an administrator can approve Intelligence360 in this organization."
+            </p>
+        }
+    });
+    let grant = v.consent.granted.clone().map(|g| {
+        // Microsoft names them with the resource prefix; people know them by the short name.
+        let scopes = if g.scopes.is_empty() {
+            view! { <span>"As configured on the app registration"</span> }.into_any()
+        } else {
+            let mut names: Vec<String> =
+                g.scopes.iter().map(|s| s.trim_start_matches("https://graph.microsoft.com/").to_owned()).collect();
+            names.sort();
+            names.dedup();
+            view! { <ul class="chips">{names.into_iter().map(|n| view! { <li><code>{n}</code></li> }).collect_view()}</ul> }.into_any()
+        };
+        view! {
+            <dl class="details" data-testid="consent-grant">
+                <dt>"Granted by"</dt><dd>{g.by}</dd>
+                <dt>"When"</dt><dd>{format_time(g.at)}</dd>
+                <dt>"Tenant"</dt><dd><code>{g.tenant_id}</code></dd>
+                <dt>"Application (client) ID"</dt><dd><code>{g.client_id}</code></dd>
+                <dt>"Permissions"</dt><dd class="scopes">{scopes}</dd>
+            </dl>
+        }
+    });
+    let stale = v.grant_is_for_another_app.then(|| {
+        view! {
+            <p class="alert alert--warn">"The consent on record was given for a different app registration. Grant it again for the current one."</p>
+        }
+    });
+    let button = if v.status == ConsentStatus::Granted { "Grant consent again" } else { "Grant organization-wide consent" };
+    view! {
+        <section class="card" data-testid="admin-consent">
+            <div class="switch-row">
+                <div>
+                    <h2>"Organization-wide consent"</h2>
+                    <p class="muted">
+                        "Microsoft's admin consent approves Intelligence360's permissions for everyone in tenant "
+                        <code>{v.tenant}</code> " (application " <code>{v.client_id}</code> "). "
+                        "It is needed when your organization does not let users approve apps themselves, and for "
+                        "service-account mode with application permissions."
+                    </p>
+                </div>
+                <span class=format!("badge badge--{tone}") data-testid="consent-status">{v.status.label()}</span>
+            </div>
+            {request}
+            {stale}
+            {grant}
+            <p class="muted">"You will sign in to Microsoft with an account that may grant consent for the organization "
+                "(for example a Global Administrator or Cloud Application Administrator)."</p>
+            // A plain form: the browser leaves for Microsoft's admin consent page.
+            <form method="post" action="/oauth/office365/admin-consent/start">
+                <button type="submit" class="button button--primary" data-testid="grant-consent">{button}</button>
+            </form>
+        </section>
+    }
+    .into_any()
+}
