@@ -72,11 +72,21 @@ async fn a_first_sync_then_incremental_rounds_apply_changes_deletions_and_moves(
     assert_eq!(found.len(), 1);
     assert_eq!(found[0].resource, SyncResource::Mail);
 
+    // A longer backfill is a new calendar window: a new cursor, and the old window's items go once
+    // the new one has completed its round.
+    env.settings(|s| s.backfill_days = 365).await;
+    s.sync_now(mb).await.unwrap();
+    one_run(&s).await.remove(0).result.unwrap();
+    env.assert_converged(mb, ALICE).await;
+    let windows: std::collections::BTreeSet<String> =
+        env.sync.mailbox_items(mb, SyncResource::Events).await.unwrap().into_iter().map(|i| i.container).collect();
+    assert_eq!(windows.len(), 1, "{windows:?}");
+
     let m = env.engine(test_config("x")).metrics().snapshot();
     assert_eq!(m.graph_requests(), 0, "metrics are per engine");
     let m = s.engine().metrics().snapshot();
     assert!(m.items_upserted >= report.upserts + inc.upserts && m.pages_committed >= report.pages);
-    assert_eq!(m.mailbox_runs_ok, 3);
+    assert_eq!(m.mailbox_runs_ok, 4);
     assert!(m.requests_by_status.get(&200).copied().unwrap_or(0) > 20);
     env.emu.shutdown().await;
 }
