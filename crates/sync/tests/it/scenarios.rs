@@ -285,3 +285,46 @@ async fn a_bad_client_secret_waits_for_the_admin_without_marking_connections() {
     env.assert_converged(mb, ALICE).await;
     env.emu.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_background_scheduler_syncs_new_connections_and_sync_now_and_stops_on_shutdown() {
+    let env = spawn().await;
+    let (alice, conn) = env.connect(ALICE, true).await;
+    let mut cfg = test_config("background");
+    cfg.poll_every = Duration::from_secs(30); // only wake-ups make it act quickly
+    let s = Scheduler::new(env.engine(cfg));
+    let (stop, stopped) = tokio::sync::watch::channel(false);
+    let loop_handle = s.clone().spawn(stopped);
+    s.reconcile_org(env.org).await.unwrap();
+    let mb = env.mailbox_of(conn).await;
+    let wait_for = |what: &'static str, f: Box<dyn Fn(&store::sync::MailboxStatus) -> bool + Send + Sync>| {
+        let sync = env.sync.clone();
+        async move {
+            for _ in 0..200 {
+                if let Some(st) = sync.mailbox_status(mb).await.unwrap()
+                    && f(&st)
+                {
+                    return;
+                }
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+            panic!("timed out waiting for {what}");
+        }
+    };
+    wait_for("the first sync", Box::new(|st| st.resources.len() == 4 && st.resources.iter().all(|r| r.first_sync_done) && st.mailbox.lease_owner.is_none())).await;
+    env.assert_converged(mb, ALICE).await;
+
+    env.emu.add_item(ALICE, Kind::Task, Some("tasks"), serde_json::json!({"title": "Synced by the background loop"})).unwrap();
+    s.sync_now(mb).await.unwrap();
+    let q = ItemQuery { org_id: env.org, user_id: alice, resource: Some(SyncResource::Tasks), text: Some("background loop".into()), offset: 0, limit: 5 };
+    for _ in 0..200 {
+        if !env.sync.activity_items(&q).await.unwrap().is_empty() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(env.sync.activity_items(&q).await.unwrap().len(), 1);
+    stop.send(true).unwrap();
+    tokio::time::timeout(Duration::from_secs(5), loop_handle).await.unwrap().unwrap();
+    env.emu.shutdown().await;
+}
