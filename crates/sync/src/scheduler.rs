@@ -11,7 +11,8 @@ use std::sync::Arc;
 use store::sync::{Lease, NewSyncMailbox, PauseReason};
 use store::UnixTime;
 use tokio::sync::{Notify, Semaphore};
-use tokio::task::JoinHandle;
+use std::collections::HashMap;
+use tokio::task::{AbortHandle, JoinHandle};
 use uuid::Uuid;
 
 /// How one mailbox run ended.
@@ -25,6 +26,8 @@ pub struct Scheduler {
     engine: Engine,
     slots: Arc<Semaphore>,
     wake: Arc<Notify>,
+    /// Workers running now: mailbox → (fence, abort handle), for a clean hand-over at shutdown.
+    running: std::sync::Mutex<HashMap<Uuid, (i64, AbortHandle)>>,
 }
 
 fn now() -> UnixTime {
@@ -34,7 +37,7 @@ fn now() -> UnixTime {
 impl Scheduler {
     pub fn new(engine: Engine) -> Arc<Scheduler> {
         let slots = Arc::new(Semaphore::new(engine.config().max_concurrent_mailboxes.max(1)));
-        Arc::new(Scheduler { engine, slots, wake: Arc::new(Notify::new()) })
+        Arc::new(Scheduler { engine, slots, wake: Arc::new(Notify::new()), running: std::sync::Mutex::new(HashMap::new()) })
     }
 
     pub fn engine(&self) -> &Engine {
@@ -130,11 +133,18 @@ impl Scheduler {
                 continue;
             };
             let me = self.clone();
-            handles.push(tokio::spawn(async move {
+            let (id, fence) = (lease.mailbox.id, lease.fence);
+            // Registered before the task can finish, so its own removal always comes after.
+            let mut running = self.running.lock().unwrap_or_else(|p| p.into_inner());
+            let handle = tokio::spawn(async move {
                 let outcome = me.work(lease).await;
+                me.running.lock().unwrap_or_else(|p| p.into_inner()).remove(&id);
                 drop(slot);
                 outcome
-            }));
+            });
+            running.insert(id, (fence, handle.abort_handle()));
+            drop(running);
+            handles.push(handle);
         }
         Ok(handles)
     }
@@ -157,12 +167,28 @@ impl Scheduler {
         }
     }
 
+    /// Stops this instance's running workers and hands their mailboxes back at once (lease
+    /// released, due now), so another instance — or this one after a restart — continues from the
+    /// saved cursors without waiting for the leases to expire. A page being committed at that
+    /// moment is either committed whole or not at all.
+    pub async fn stop_workers(&self) {
+        let running: Vec<(Uuid, (i64, AbortHandle))> = self.running.lock().unwrap_or_else(|p| p.into_inner()).drain().collect();
+        for (id, (fence, handle)) in running {
+            handle.abort();
+            if let Err(e) = self.engine.sync_store().release_lease(id, fence, 0).await {
+                tracing::warn!(mailbox = %id, error = %e, "could not hand a sync lease back (it will expire)");
+            }
+        }
+    }
+
     /// Runs the scheduler until `shutdown` turns true: ticks every `poll_every`, or sooner when
-    /// woken by "sync now" or a reconcile.
+    /// woken by "sync now" or a reconcile. At shutdown, running workers are stopped and their
+    /// mailboxes handed back ([`Scheduler::stop_workers`]).
     pub fn spawn(self: Arc<Self>, mut shutdown: tokio::sync::watch::Receiver<bool>) -> JoinHandle<()> {
         tokio::spawn(async move {
             loop {
                 if *shutdown.borrow() {
+                    self.stop_workers().await;
                     return;
                 }
                 if let Err(e) = self.tick().await {

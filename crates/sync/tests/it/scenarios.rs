@@ -328,3 +328,35 @@ async fn the_background_scheduler_syncs_new_connections_and_sync_now_and_stops_o
     tokio::time::timeout(Duration::from_secs(5), loop_handle).await.unwrap().unwrap();
     env.emu.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn shutting_down_hands_running_mailboxes_back_at_once() {
+    let env = spawn().await;
+    let (_, conn) = env.connect(ALICE, true).await;
+    let barrier = Arc::new(CommitBarrier::default());
+    let mut cfg = test_config("leaving");
+    cfg.commit_barrier = Some(barrier.clone());
+    let leaving = Scheduler::new(env.engine(cfg));
+    let (stop, stopped) = tokio::sync::watch::channel(false);
+    let loop_handle = leaving.clone().spawn(stopped);
+    leaving.reconcile_org(env.org).await.unwrap();
+    let mb = env.mailbox_of(conn).await;
+    for _ in 0..3 {
+        barrier.reached.notified().await;
+        barrier.proceed.notify_one();
+    }
+    barrier.reached.notified().await;
+    stop.send(true).unwrap();
+    tokio::time::timeout(Duration::from_secs(5), loop_handle).await.unwrap().unwrap();
+    let m = env.sync.sync_mailbox(mb).await.unwrap().unwrap();
+    assert!(m.lease_owner.is_none(), "lease handed back");
+    assert_eq!(m.next_due_at, 0, "due at once");
+    // Another instance continues immediately (no expired lease to wait for) and loses nothing.
+    let next = env.scheduler("next");
+    let out = one_run(&next).await;
+    assert_eq!(out.len(), 1);
+    out[0].result.as_ref().unwrap();
+    assert_eq!(next.engine().metrics().snapshot().lease_takeovers, 0);
+    env.assert_converged(mb, ALICE).await;
+    env.emu.shutdown().await;
+}
