@@ -155,3 +155,40 @@ async fn a_service_user_without_rights_on_one_mailbox_parks_that_mailbox_only() 
     assert_eq!(carol.resources[0].last_error, Some(domain::ReasonCode::NoMailboxAccess));
     env.emu.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_slow_worker_keeps_its_lease_by_renewing_it() {
+    let env = spawn().await;
+    let (_, conn) = env.connect(ALICE, true).await;
+    let barrier = Arc::new(CommitBarrier::default());
+    let mut cfg = test_config("slow");
+    cfg.lease_ttl_secs = 1;
+    cfg.renew_every = Duration::from_millis(300);
+    cfg.commit_barrier = Some(barrier.clone());
+    let slow = Scheduler::new(env.engine(cfg));
+    slow.reconcile_org(env.org).await.unwrap();
+    let mb = env.mailbox_of(conn).await;
+    let handle = slow.tick().await.unwrap().remove(0);
+    barrier.reached.notified().await;
+    // Three seconds at one page, three times its lease: another instance keeps finding it taken.
+    let other = env.scheduler("other");
+    for _ in 0..6 {
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        assert!(other.tick().await.unwrap().is_empty(), "the renewed lease is not up for grabs");
+    }
+    // Let the slow worker finish: every further commit passes straight through.
+    let releaser = tokio::spawn({
+        let barrier = barrier.clone();
+        async move {
+            loop {
+                barrier.proceed.notify_one();
+                tokio::time::sleep(Duration::from_millis(1)).await;
+            }
+        }
+    });
+    handle.await.unwrap().result.unwrap();
+    releaser.abort();
+    assert_eq!(other.engine().metrics().snapshot().lease_takeovers, 0);
+    env.assert_converged(mb, ALICE).await;
+    env.emu.shutdown().await;
+}
