@@ -82,8 +82,9 @@ impl Scheduler {
     /// Brings an organization's schedule in line with its settings and connections: every
     /// individual connection's own mailbox is scheduled; mailboxes are paused when the integration
     /// is disabled, or — with "poll primary integration only" — when they do not belong to the
-    /// primary connection; the others resume. Call after activating, connecting, disconnecting or
-    /// saving settings.
+    /// primary connection; the others resume; mailboxes parked on a "someone must act" error are
+    /// due again at once. Call after activating, connecting, reconnecting, disconnecting or saving
+    /// settings.
     pub async fn reconcile_org(&self, org: OrgId) -> Result<(), SyncError> {
         let store = self.engine.store();
         let sync = self.engine.sync_store();
@@ -103,6 +104,15 @@ impl Scheduler {
             };
             if mb.paused != pause {
                 sync.set_mailbox_paused(mb.id, pause, now()).await?;
+            }
+            // A mailbox parked because someone had to act (reconnect, consent, licence, secret) is
+            // tried again now that something changed; throttled ones keep their Retry-After.
+            if pause.is_none()
+                && let Some(st) = sync.mailbox_status(mb.id).await?
+                && matches!(st.state(now()), store::sync::MailboxSyncState::Failed(r) if !r.is_transient())
+                && st.mailbox.next_due_at > now()
+            {
+                sync.request_sync_now(mb.id).await?;
             }
         }
         self.wake.notify_one();

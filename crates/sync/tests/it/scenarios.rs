@@ -197,13 +197,15 @@ async fn a_revoked_refresh_token_needs_the_owner_and_reconnecting_resumes_from_t
     assert_eq!(ReasonCode::RefreshTokenRevoked.who_must_act(), WhoMustAct::Owner);
     let status = env.sync.mailbox_status(mb).await.unwrap().unwrap();
     assert!(status.resources.iter().any(|r| r.last_error == Some(ReasonCode::RefreshTokenRevoked)));
-    // Not retried in a loop: even "sync now" does not touch a connection that needs attention.
-    s.sync_now(mb).await.unwrap();
+    // Not retried in a loop: parked for an hour (test config), and the connection is skipped anyway.
     assert!(one_run(&s).await.is_empty());
+    assert!(env.sync.sync_mailbox(mb).await.unwrap().unwrap().next_due_at > store::now_unix() + 1800);
 
-    // Reconnecting makes it active; the sync resumes from the saved cursors (no full resync).
+    // Reconnecting makes it active, and telling the scheduler (as the callback route does) makes
+    // it due at once; the sync resumes from the saved cursors (no full resync).
     env.emu.add_item(ALICE, Kind::Message, Some("inbox"), serde_json::json!({"subject": "While disconnected"})).unwrap();
     env.connect(ALICE, true).await;
+    s.reconcile_org(env.org).await.unwrap();
     let r = one_run(&s).await.remove(0).result.unwrap();
     assert_eq!((r.upserts, r.resyncs), (1, 0), "only the change travelled: {r:?}");
     let cursors_after = env.sync.cursors(mb).await.unwrap();
@@ -254,6 +256,9 @@ async fn a_mailbox_without_a_licence_needs_the_licence_admin_and_is_not_retried(
     let c = env.store.connections_in_org(env.org).await.unwrap().into_iter().find(|c| c.id == conn).unwrap();
     assert_eq!(c.reason, Some(ReasonCode::MailboxNotLicensed));
     assert_eq!(ReasonCode::MailboxNotLicensed.who_must_act(), WhoMustAct::LicenceAdmin);
+    assert!(one_run(&s).await.is_empty());
+    // Not even "sync now" touches a connection that needs attention.
+    s.sync_now(env.mailbox_of(conn).await).await.unwrap();
     assert!(one_run(&s).await.is_empty());
     env.emu.shutdown().await;
 }
