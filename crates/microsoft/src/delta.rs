@@ -475,10 +475,10 @@ impl MicrosoftClient {
         Ok(out)
     }
 
-    /// The mailbox's contact folders (`/contactFolders`).
-    ///
-    /// Real Graph keeps the default Contacts folder out of this list (it is `/contacts`); the
-    /// emulator lists it. The default folder of real mailboxes is a known gap (see the sync crate).
+    /// The mailbox's contact folders: `/contactFolders`, plus the default Contacts folder, which
+    /// Graph may leave out of that list (it is addressed by its well-known name `contacts`). A
+    /// mailbox or server that does not know the well-known name (400/404) simply has no extra
+    /// folder; any other failure is an error, so a listing is never silently partial.
     pub async fn contact_folders(&self, token: &SecretString, mailbox: &MailboxRef) -> Result<Vec<Container>, GraphError> {
         let (mut segs, other) = Self::mailbox_segments(mailbox);
         segs.push("contactFolders");
@@ -489,6 +489,16 @@ impl MicrosoftClient {
             .into_iter()
             .map(|f| Container { id: f.id, display_name: f.display_name.unwrap_or_default(), total_items: None })
             .collect();
+        segs.push("contacts");
+        let url = self.graph_link(&segs, &[("$select", "id,displayName")])?;
+        match self.sync_get::<RawContainer>(token, &url, 1, other).await {
+            Ok(f) if !out.iter().any(|c| c.id == f.id) => {
+                out.push(Container { id: f.id, display_name: f.display_name.unwrap_or_default(), total_items: None });
+            }
+            Ok(_) => {}
+            Err(e) if matches!(e.status, Some(400) | Some(404)) && e.class() != FailureClass::NeedsAttention(e.reason) => {}
+            Err(e) => return Err(e),
+        }
         out.sort_by(|a, b| a.id.cmp(&b.id));
         Ok(out)
     }

@@ -253,7 +253,7 @@ impl MailboxStatus {
         if let Some(p) = self.mailbox.paused {
             return MailboxSyncState::Paused(p);
         }
-        if self.mailbox.lease_owner.is_some() && self.mailbox.lease_expires_at > now {
+        if self.mailbox.lease_owner.is_some() && self.mailbox.lease_expires_at >= now {
             return MailboxSyncState::Syncing;
         }
         if let Some(until) = self.resources.iter().filter_map(|r| r.throttled_until).filter(|t| *t > now).max() {

@@ -14,7 +14,9 @@ macro_rules! mailbox_columns {
 pub(crate) use mailbox_columns;
 
 /// The claim query, common part: due, unpaused mailboxes of active connections with a free or
-/// expired lease. `$1` owner, `$2` lease expiry, `$3` now, `$4` limit.
+/// expired lease. `$1` owner, `$2` lease expiry, `$3` now, `$4` limit. Times are whole seconds, so
+/// a lease counts as expired only once its last second has passed (`<`, never `<=`): a lease lasts
+/// at least its TTL, never up to a second less.
 macro_rules! claim_sql {
     ($lock:literal) => {
         concat!(
@@ -23,10 +25,10 @@ macro_rules! claim_sql {
                next_due_at = CASE WHEN next_due_at = 0 THEN 1 ELSE next_due_at END \
              WHERE id IN (SELECT m.id FROM sync_mailboxes m JOIN connections c ON c.id = m.connection_id \
                           WHERE m.paused_reason IS NULL AND c.state = 'active' AND m.next_due_at <= $3 \
-                            AND (m.lease_owner IS NULL OR m.lease_expires_at <= $3) \
+                            AND (m.lease_owner IS NULL OR m.lease_expires_at < $3) \
                           ORDER BY m.next_due_at LIMIT $4 ",
             $lock,
-            ") AND (lease_owner IS NULL OR lease_expires_at <= $3) RETURNING ",
+            ") AND (lease_owner IS NULL OR lease_expires_at < $3) RETURNING ",
             $crate::sync_common::mailbox_columns!(),
             ", claim_was_takeover"
         )

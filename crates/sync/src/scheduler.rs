@@ -11,7 +11,8 @@ use std::sync::Arc;
 use store::sync::{Lease, NewSyncMailbox, PauseReason};
 use store::UnixTime;
 use tokio::sync::{Notify, Semaphore};
-use tokio::task::JoinHandle;
+use std::collections::HashMap;
+use tokio::task::{AbortHandle, JoinHandle};
 use uuid::Uuid;
 
 /// How one mailbox run ended.
@@ -25,6 +26,8 @@ pub struct Scheduler {
     engine: Engine,
     slots: Arc<Semaphore>,
     wake: Arc<Notify>,
+    /// Workers running now: mailbox → (fence, abort handle), for a clean hand-over at shutdown.
+    running: std::sync::Mutex<HashMap<Uuid, (i64, AbortHandle)>>,
 }
 
 fn now() -> UnixTime {
@@ -34,7 +37,7 @@ fn now() -> UnixTime {
 impl Scheduler {
     pub fn new(engine: Engine) -> Arc<Scheduler> {
         let slots = Arc::new(Semaphore::new(engine.config().max_concurrent_mailboxes.max(1)));
-        Arc::new(Scheduler { engine, slots, wake: Arc::new(Notify::new()) })
+        Arc::new(Scheduler { engine, slots, wake: Arc::new(Notify::new()), running: std::sync::Mutex::new(HashMap::new()) })
     }
 
     pub fn engine(&self) -> &Engine {
@@ -59,6 +62,16 @@ impl Scheduler {
         Ok(())
     }
 
+    /// Every mailbox of an organization due now (after an admin fixed the Office 365 settings,
+    /// say: runs parked on a client-secret error resume at once).
+    pub async fn sync_org_now(&self, org: OrgId) -> Result<(), SyncError> {
+        for mb in self.engine.sync_store().sync_mailboxes_in_org(org).await? {
+            self.engine.sync_store().request_sync_now(mb.id).await?;
+        }
+        self.wake.notify_one();
+        Ok(())
+    }
+
     /// Schedules a mailbox explicitly (service-account users: `/users/{id}` through one connection).
     pub async fn schedule_mailbox(&self, new: &NewSyncMailbox) -> Result<Uuid, SyncError> {
         let mb = self.engine.sync_store().ensure_sync_mailbox(new, now()).await?;
@@ -69,8 +82,9 @@ impl Scheduler {
     /// Brings an organization's schedule in line with its settings and connections: every
     /// individual connection's own mailbox is scheduled; mailboxes are paused when the integration
     /// is disabled, or — with "poll primary integration only" — when they do not belong to the
-    /// primary connection; the others resume. Call after activating, connecting, disconnecting or
-    /// saving settings.
+    /// primary connection; the others resume; mailboxes parked on a "someone must act" error are
+    /// due again at once. Call after activating, connecting, reconnecting, disconnecting or saving
+    /// settings.
     pub async fn reconcile_org(&self, org: OrgId) -> Result<(), SyncError> {
         let store = self.engine.store();
         let sync = self.engine.sync_store();
@@ -90,6 +104,15 @@ impl Scheduler {
             };
             if mb.paused != pause {
                 sync.set_mailbox_paused(mb.id, pause, now()).await?;
+            }
+            // A mailbox parked because someone had to act (reconnect, consent, licence, secret) is
+            // tried again now that something changed; throttled ones keep their Retry-After.
+            if pause.is_none()
+                && let Some(st) = sync.mailbox_status(mb.id).await?
+                && matches!(st.state(now()), store::sync::MailboxSyncState::Failed(r) if !r.is_transient())
+                && st.mailbox.next_due_at > now()
+            {
+                sync.request_sync_now(mb.id).await?;
             }
         }
         self.wake.notify_one();
@@ -120,11 +143,18 @@ impl Scheduler {
                 continue;
             };
             let me = self.clone();
-            handles.push(tokio::spawn(async move {
+            let (id, fence) = (lease.mailbox.id, lease.fence);
+            // Registered before the task can finish, so its own removal always comes after.
+            let mut running = self.running.lock().unwrap_or_else(|p| p.into_inner());
+            let handle = tokio::spawn(async move {
                 let outcome = me.work(lease).await;
+                me.running.lock().unwrap_or_else(|p| p.into_inner()).remove(&id);
                 drop(slot);
                 outcome
-            }));
+            });
+            running.insert(id, (fence, handle.abort_handle()));
+            drop(running);
+            handles.push(handle);
         }
         Ok(handles)
     }
@@ -147,12 +177,28 @@ impl Scheduler {
         }
     }
 
+    /// Stops this instance's running workers and hands their mailboxes back at once (lease
+    /// released, due now), so another instance — or this one after a restart — continues from the
+    /// saved cursors without waiting for the leases to expire. A page being committed at that
+    /// moment is either committed whole or not at all.
+    pub async fn stop_workers(&self) {
+        let running: Vec<(Uuid, (i64, AbortHandle))> = self.running.lock().unwrap_or_else(|p| p.into_inner()).drain().collect();
+        for (id, (fence, handle)) in running {
+            handle.abort();
+            if let Err(e) = self.engine.sync_store().release_lease(id, fence, 0).await {
+                tracing::warn!(mailbox = %id, error = %e, "could not hand a sync lease back (it will expire)");
+            }
+        }
+    }
+
     /// Runs the scheduler until `shutdown` turns true: ticks every `poll_every`, or sooner when
-    /// woken by "sync now" or a reconcile.
+    /// woken by "sync now" or a reconcile. At shutdown, running workers are stopped and their
+    /// mailboxes handed back ([`Scheduler::stop_workers`]).
     pub fn spawn(self: Arc<Self>, mut shutdown: tokio::sync::watch::Receiver<bool>) -> JoinHandle<()> {
         tokio::spawn(async move {
             loop {
                 if *shutdown.borrow() {
+                    self.stop_workers().await;
                     return;
                 }
                 if let Err(e) = self.tick().await {
@@ -201,6 +247,7 @@ impl Scheduler {
                 // or an admin; the claim query skips it until it is reconnected. For one mailbox of
                 // a service account, only that mailbox waits.
                 if lease.mailbox.graph_user_id.is_none()
+                    && reason.who_must_act() != domain::WhoMustAct::PlatformAdmin
                     && let Err(e) = sync.mark_connection_needs_attention(lease.mailbox.connection_id, *reason, now()).await
                 {
                     tracing::warn!(mailbox = %id, error = %e, "could not mark the connection");

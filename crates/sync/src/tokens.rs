@@ -7,7 +7,9 @@
 //!   before they expire;
 //! - a refresh that fails for a reason someone must fix (`invalid_grant`: revoked or expired,
 //!   consent, MFA, client secret) marks the connection as needing attention with that reason; the
-//!   scheduler then leaves it alone until it is reconnected. Transient failures are retried later.
+//!   scheduler then leaves it alone until it is reconnected. Faults of the app registration (client
+//!   secret, client id: an Intelligence360 admin must act) do not mark connections; runs stop with
+//!   that reason until the settings are fixed. Transient failures are retried later.
 
 use crate::error::SyncError;
 use crate::metrics::SyncMetrics;
@@ -142,6 +144,12 @@ impl TokenSource {
                 Ok(fresh.access_token)
             }
             Err(e) if e.reason().is_transient() => Err(SyncError::Token(e)),
+            Err(e) if e.reason().who_must_act() == domain::WhoMustAct::PlatformAdmin => {
+                // The app registration's fault (client secret, client id): not this connection's.
+                // Every connection would be marked and then need its owner to reconnect; instead
+                // the error is shown and the sync resumes once an admin fixes the settings.
+                Err(SyncError::NeedsAttention(e.reason()))
+            }
             Err(e) => {
                 let reason = e.reason();
                 tracing::warn!(%connection, ?reason, "refresh refused: the connection needs attention");

@@ -244,7 +244,8 @@ async fn an_expired_lease_is_taken_over(db: &TestDb) {
     assert!(db.sync.claim_due_mailboxes("w2", 120, 30, 10).await.unwrap().is_empty(), "still held");
     assert!(db.sync.renew_lease(mb.id, first.fence, 160).await.unwrap());
     assert!(db.sync.claim_due_mailboxes("w2", 150, 30, 10).await.unwrap().is_empty(), "renewed");
-    let taken = db.sync.claim_due_mailboxes("w2", 160, 30, 10).await.unwrap();
+    assert!(db.sync.claim_due_mailboxes("w2", 160, 30, 10).await.unwrap().is_empty(), "held through its last second");
+    let taken = db.sync.claim_due_mailboxes("w2", 161, 30, 10).await.unwrap();
     assert_eq!(taken.len(), 1);
     assert!(taken[0].taken_over);
     assert_eq!(taken[0].mailbox.lease_owner.as_deref(), Some("w2"));

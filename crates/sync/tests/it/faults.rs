@@ -25,10 +25,14 @@ fn rule(status: Option<u16>, retry_after: Option<f64>, as_date: bool, delay_ms: 
 async fn converge(s: &Arc<Scheduler>, mb: uuid::Uuid) {
     s.sync_now(mb).await.unwrap();
     for _ in 0..40 {
+        let mut done = false;
+        // Every worker is awaited: other mailboxes' runs finish too before anything is checked.
         for h in s.tick().await.unwrap() {
-            if h.await.unwrap().result.is_ok() {
-                return;
-            }
+            let o = h.await.unwrap();
+            done |= o.mailbox == mb && o.result.is_ok();
+        }
+        if done {
+            return;
         }
     }
     panic!("no successful run in 40 attempts");

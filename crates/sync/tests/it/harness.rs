@@ -63,7 +63,7 @@ pub async fn spawn() -> Env {
     let endpoints = Endpoints::parse(&emu.login_base(), &emu.graph_base()).unwrap();
     let client = MicrosoftClient::with_timeouts(endpoints, Timeouts { connect: Duration::from_secs(2), request: Duration::from_millis(300) }).unwrap();
     let dir = tempfile::tempdir().unwrap();
-    let url = format!("sqlite://{}", dir.path().join("sync.db").display());
+    let url = database_url(&dir).await;
     let (store, sync) = store::open_with_sync(&url, Arc::new(store::secrets::Keyring::ephemeral())).await.unwrap();
     let org = store.create_organization("Northwind").await.unwrap().id;
     let settings = domain::office365::Office365Settings {
@@ -78,6 +78,21 @@ pub async fn spawn() -> Env {
     // App-only access, for the checks (independent of the connections under test).
     emu.grant_admin_consent(NW, DEMO_CLIENT_ID, &[], &["Mail.Read", "Calendars.Read", "Contacts.Read", "Tasks.Read.All"]).unwrap();
     Env { emu, client, store, sync, org, _dir: dir }
+}
+
+/// SQLite by default; with `SYNC_TEST_BACKEND=postgres` a fresh database on the server named by
+/// `STORE_TEST_POSTGRES_URL` (the store suite's throwaway cluster).
+async fn database_url(dir: &tempfile::TempDir) -> String {
+    if std::env::var("SYNC_TEST_BACKEND").as_deref() != Ok("postgres") {
+        return format!("sqlite://{}", dir.path().join("sync.db").display());
+    }
+    use sqlx::Connection;
+    let admin_url = std::env::var("STORE_TEST_POSTGRES_URL").expect("SYNC_TEST_BACKEND=postgres needs STORE_TEST_POSTGRES_URL");
+    let name = format!("sync_it_{}", uuid::Uuid::new_v4().simple());
+    let mut admin = sqlx::PgConnection::connect(&admin_url).await.unwrap();
+    sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}"))).execute(&mut admin).await.unwrap();
+    let base = admin_url.rsplit_once('/').map(|(b, _)| b).unwrap_or(&admin_url);
+    format!("{base}/{name}")
 }
 
 impl Env {
@@ -98,11 +113,15 @@ impl Env {
     /// Signs `email` in through the emulator's pages and saves the connection, as the callback
     /// route does. Returns (platform user, connection id).
     pub async fn connect(&self, email: &str, primary: bool) -> (UserId, uuid::Uuid) {
+        self.connect_with(email, primary, SCOPES).await
+    }
+
+    pub async fn connect_with(&self, email: &str, primary: bool, scopes: &str) -> (UserId, uuid::Uuid) {
         let user = match self.store.users_in_org(self.org).await.unwrap().into_iter().find(|u| u.email.as_str() == email) {
             Some(u) => u,
             None => accounts::create_user(self.store.as_ref(), self.org, email, email, Role::Member, "password-123").await.unwrap(),
         };
-        let req = self.client.authorization_request(&app(), REDIRECT, SCOPES, Some(email), None).unwrap();
+        let req = self.client.authorization_request(&app(), REDIRECT, scopes, Some(email), None).unwrap();
         let query = browser_sign_in(&self.emu, req.url.as_str(), email).await;
         let cb = parse_callback(&query).unwrap();
         let signed = self.client.exchange_code(&app(), &cb.code, REDIRECT, &req.pkce_verifier, &req.nonce).await.unwrap();

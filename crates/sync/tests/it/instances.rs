@@ -125,3 +125,70 @@ async fn application_permissions_sync_other_mailboxes_with_a_cached_app_token() 
     assert_eq!(s.engine().metrics().snapshot().token_refreshes, 1, "one client-credentials token for the organization");
     env.emu.shutdown().await;
 }
+
+#[tokio::test]
+async fn a_service_user_without_rights_on_one_mailbox_parks_that_mailbox_only() {
+    let env = spawn().await;
+    env.settings(|s| {
+        s.mode = ConnectionMode::ServiceUser;
+        s.features = vec![domain::permissions::Feature::Mail];
+    })
+    .await;
+    let (service_user, conn) = env.connect_with("service@northwind.test", true, "openid profile email offline_access User.Read Mail.Read Mail.Read.Shared").await;
+    let s = env.scheduler("instance-a");
+    let mut ids = Vec::new();
+    for upn in [ALICE, "carol@northwind.test"] {
+        let new = NewSyncMailbox { org_id: env.org, connection_id: conn, user_id: service_user, graph_user_id: Some(upn.to_string()) };
+        ids.push(s.schedule_mailbox(&new).await.unwrap());
+    }
+    let outs = s.run_until_idle().await.unwrap();
+    let of = |id| &outs.iter().find(|o| o.mailbox == id).unwrap().result;
+    let alice = of(ids[0]).as_ref().unwrap();
+    assert_eq!(alice.upserts, 60, "alice's 60 messages through /users/alice with the service user's delegated token");
+    assert!(matches!(of(ids[1]), Err(SyncError::NeedsAttention(domain::ReasonCode::NoMailboxAccess))), "{:?}", of(ids[1]));
+    assert_eq!(domain::ReasonCode::NoMailboxAccess.who_must_act(), domain::WhoMustAct::TenantAdmin);
+    // The service user's connection keeps working for the mailboxes it may open.
+    let c = env.store.connections_in_org(env.org).await.unwrap().remove(0);
+    assert_eq!(c.state, domain::ConnectionState::Active);
+    let carol = env.sync.mailbox_status(ids[1]).await.unwrap().unwrap();
+    assert!(carol.mailbox.next_due_at > store::now_unix() + 1800, "looked at again much later, not in a loop");
+    assert_eq!(carol.resources[0].last_error, Some(domain::ReasonCode::NoMailboxAccess));
+    env.emu.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_slow_worker_keeps_its_lease_by_renewing_it() {
+    let env = spawn().await;
+    let (_, conn) = env.connect(ALICE, true).await;
+    let barrier = Arc::new(CommitBarrier::default());
+    let mut cfg = test_config("slow");
+    cfg.lease_ttl_secs = 1;
+    cfg.renew_every = Duration::from_millis(300);
+    cfg.commit_barrier = Some(barrier.clone());
+    let slow = Scheduler::new(env.engine(cfg));
+    slow.reconcile_org(env.org).await.unwrap();
+    let mb = env.mailbox_of(conn).await;
+    let handle = slow.tick().await.unwrap().remove(0);
+    barrier.reached.notified().await;
+    // Three seconds at one page, three times its lease: another instance keeps finding it taken.
+    let other = env.scheduler("other");
+    for _ in 0..6 {
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        assert!(other.tick().await.unwrap().is_empty(), "the renewed lease is not up for grabs");
+    }
+    // Let the slow worker finish: every further commit passes straight through.
+    let releaser = tokio::spawn({
+        let barrier = barrier.clone();
+        async move {
+            loop {
+                barrier.proceed.notify_one();
+                tokio::time::sleep(Duration::from_millis(1)).await;
+            }
+        }
+    });
+    handle.await.unwrap().result.unwrap();
+    releaser.abort();
+    assert_eq!(other.engine().metrics().snapshot().lease_takeovers, 0);
+    env.assert_converged(mb, ALICE).await;
+    env.emu.shutdown().await;
+}

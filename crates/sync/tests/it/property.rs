@@ -90,7 +90,12 @@ async fn apply(env: &Env, c: &Change, n: usize) {
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig { cases: 24, max_shrink_iters: 32, ..ProptestConfig::default() })]
+    // SYNC_PROPTEST_CASES=500 for a longer hunt.
+    #![proptest_config(ProptestConfig {
+        cases: std::env::var("SYNC_PROPTEST_CASES").ok().and_then(|v| v.parse().ok()).unwrap_or(24),
+        max_shrink_iters: 32,
+        ..ProptestConfig::default()
+    })]
 
     #[test]
     fn after_every_round_the_database_equals_the_mailbox(changes in prop::collection::vec(change(), 1..14)) {

@@ -72,11 +72,21 @@ async fn a_first_sync_then_incremental_rounds_apply_changes_deletions_and_moves(
     assert_eq!(found.len(), 1);
     assert_eq!(found[0].resource, SyncResource::Mail);
 
+    // A longer backfill is a new calendar window: a new cursor, and the old window's items go once
+    // the new one has completed its round.
+    env.settings(|s| s.backfill_days = 365).await;
+    s.sync_now(mb).await.unwrap();
+    one_run(&s).await.remove(0).result.unwrap();
+    env.assert_converged(mb, ALICE).await;
+    let windows: std::collections::BTreeSet<String> =
+        env.sync.mailbox_items(mb, SyncResource::Events).await.unwrap().into_iter().map(|i| i.container).collect();
+    assert_eq!(windows.len(), 1, "{windows:?}");
+
     let m = env.engine(test_config("x")).metrics().snapshot();
     assert_eq!(m.graph_requests(), 0, "metrics are per engine");
     let m = s.engine().metrics().snapshot();
     assert!(m.items_upserted >= report.upserts + inc.upserts && m.pages_committed >= report.pages);
-    assert_eq!(m.mailbox_runs_ok, 3);
+    assert_eq!(m.mailbox_runs_ok, 4);
     assert!(m.requests_by_status.get(&200).copied().unwrap_or(0) > 20);
     env.emu.shutdown().await;
 }
@@ -187,13 +197,15 @@ async fn a_revoked_refresh_token_needs_the_owner_and_reconnecting_resumes_from_t
     assert_eq!(ReasonCode::RefreshTokenRevoked.who_must_act(), WhoMustAct::Owner);
     let status = env.sync.mailbox_status(mb).await.unwrap().unwrap();
     assert!(status.resources.iter().any(|r| r.last_error == Some(ReasonCode::RefreshTokenRevoked)));
-    // Not retried in a loop: even "sync now" does not touch a connection that needs attention.
-    s.sync_now(mb).await.unwrap();
+    // Not retried in a loop: parked for an hour (test config), and the connection is skipped anyway.
     assert!(one_run(&s).await.is_empty());
+    assert!(env.sync.sync_mailbox(mb).await.unwrap().unwrap().next_due_at > store::now_unix() + 1800);
 
-    // Reconnecting makes it active; the sync resumes from the saved cursors (no full resync).
+    // Reconnecting makes it active, and telling the scheduler (as the callback route does) makes
+    // it due at once; the sync resumes from the saved cursors (no full resync).
     env.emu.add_item(ALICE, Kind::Message, Some("inbox"), serde_json::json!({"subject": "While disconnected"})).unwrap();
     env.connect(ALICE, true).await;
+    s.reconcile_org(env.org).await.unwrap();
     let r = one_run(&s).await.remove(0).result.unwrap();
     assert_eq!((r.upserts, r.resyncs), (1, 0), "only the change travelled: {r:?}");
     let cursors_after = env.sync.cursors(mb).await.unwrap();
@@ -245,5 +257,111 @@ async fn a_mailbox_without_a_licence_needs_the_licence_admin_and_is_not_retried(
     assert_eq!(c.reason, Some(ReasonCode::MailboxNotLicensed));
     assert_eq!(ReasonCode::MailboxNotLicensed.who_must_act(), WhoMustAct::LicenceAdmin);
     assert!(one_run(&s).await.is_empty());
+    // Not even "sync now" touches a connection that needs attention.
+    s.sync_now(env.mailbox_of(conn).await).await.unwrap();
+    assert!(one_run(&s).await.is_empty());
+    env.emu.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_bad_client_secret_waits_for_the_admin_without_marking_connections() {
+    let env = spawn().await;
+    let (_, conn) = env.connect(ALICE, true).await;
+    let s = env.scheduler("instance-a");
+    s.reconcile_org(env.org).await.unwrap();
+    let mb = env.mailbox_of(conn).await;
+    let settings = env.store.office365_settings(env.org).await.unwrap();
+    env.store.save_office365_settings(env.org, &settings, Some(&store::secrets::SecretString::new("not-the-secret")), &[]).await.unwrap();
+    // The access token is about to expire: a refresh is needed, and the app's secret is wrong.
+    let t = env.sync.connection_tokens(conn).await.unwrap().unwrap();
+    env.sync.save_refreshed_tokens(conn, &t.access_token, store::now_unix() + 10, None, store::now_unix()).await.unwrap();
+    let out = one_run(&s).await.remove(0);
+    assert!(matches!(out.result, Err(SyncError::NeedsAttention(ReasonCode::ClientSecretInvalid))), "{:?}", out.result);
+    assert_eq!(ReasonCode::ClientSecretInvalid.who_must_act(), WhoMustAct::PlatformAdmin);
+    let c = env.store.connections_in_org(env.org).await.unwrap().remove(0);
+    assert_eq!(c.state, ConnectionState::Active, "the member has nothing to reconnect");
+    let st = env.sync.mailbox_status(mb).await.unwrap().unwrap();
+    assert_eq!(st.state(store::now_unix()), store::sync::MailboxSyncState::Failed(ReasonCode::ClientSecretInvalid));
+    assert!(one_run(&s).await.is_empty(), "parked, not retried in a loop");
+    // The admin enters the right secret: everything resumes at once.
+    env.store.save_office365_settings(env.org, &settings, Some(&store::secrets::SecretString::new(m365_emulator::DEMO_CLIENT_SECRET)), &[]).await.unwrap();
+    s.sync_org_now(env.org).await.unwrap();
+    one_run(&s).await.remove(0).result.unwrap();
+    env.assert_converged(mb, ALICE).await;
+    env.emu.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_background_scheduler_syncs_new_connections_and_sync_now_and_stops_on_shutdown() {
+    let env = spawn().await;
+    let (alice, conn) = env.connect(ALICE, true).await;
+    let mut cfg = test_config("background");
+    cfg.poll_every = Duration::from_secs(30); // only wake-ups make it act quickly
+    let s = Scheduler::new(env.engine(cfg));
+    let (stop, stopped) = tokio::sync::watch::channel(false);
+    let loop_handle = s.clone().spawn(stopped);
+    s.reconcile_org(env.org).await.unwrap();
+    let mb = env.mailbox_of(conn).await;
+    let wait_for = |what: &'static str, f: Box<dyn Fn(&store::sync::MailboxStatus) -> bool + Send + Sync>| {
+        let sync = env.sync.clone();
+        async move {
+            for _ in 0..200 {
+                if let Some(st) = sync.mailbox_status(mb).await.unwrap()
+                    && f(&st)
+                {
+                    return;
+                }
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+            panic!("timed out waiting for {what}");
+        }
+    };
+    wait_for("the first sync", Box::new(|st| st.resources.len() == 4 && st.resources.iter().all(|r| r.first_sync_done) && st.mailbox.lease_owner.is_none())).await;
+    env.assert_converged(mb, ALICE).await;
+
+    env.emu.add_item(ALICE, Kind::Task, Some("tasks"), serde_json::json!({"title": "Synced by the background loop"})).unwrap();
+    s.sync_now(mb).await.unwrap();
+    let q = ItemQuery { org_id: env.org, user_id: alice, resource: Some(SyncResource::Tasks), text: Some("background loop".into()), offset: 0, limit: 5 };
+    for _ in 0..200 {
+        if !env.sync.activity_items(&q).await.unwrap().is_empty() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(env.sync.activity_items(&q).await.unwrap().len(), 1);
+    stop.send(true).unwrap();
+    tokio::time::timeout(Duration::from_secs(5), loop_handle).await.unwrap().unwrap();
+    env.emu.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn shutting_down_hands_running_mailboxes_back_at_once() {
+    let env = spawn().await;
+    let (_, conn) = env.connect(ALICE, true).await;
+    let barrier = Arc::new(CommitBarrier::default());
+    let mut cfg = test_config("leaving");
+    cfg.commit_barrier = Some(barrier.clone());
+    let leaving = Scheduler::new(env.engine(cfg));
+    let (stop, stopped) = tokio::sync::watch::channel(false);
+    let loop_handle = leaving.clone().spawn(stopped);
+    leaving.reconcile_org(env.org).await.unwrap();
+    let mb = env.mailbox_of(conn).await;
+    for _ in 0..3 {
+        barrier.reached.notified().await;
+        barrier.proceed.notify_one();
+    }
+    barrier.reached.notified().await;
+    stop.send(true).unwrap();
+    tokio::time::timeout(Duration::from_secs(5), loop_handle).await.unwrap().unwrap();
+    let m = env.sync.sync_mailbox(mb).await.unwrap().unwrap();
+    assert!(m.lease_owner.is_none(), "lease handed back");
+    assert_eq!(m.next_due_at, 0, "due at once");
+    // Another instance continues immediately (no expired lease to wait for) and loses nothing.
+    let next = env.scheduler("next");
+    let out = one_run(&next).await;
+    assert_eq!(out.len(), 1);
+    out[0].result.as_ref().unwrap();
+    assert_eq!(next.engine().metrics().snapshot().lease_takeovers, 0);
+    env.assert_converged(mb, ALICE).await;
     env.emu.shutdown().await;
 }
