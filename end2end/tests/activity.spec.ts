@@ -64,3 +64,57 @@ test("after connecting, a member's synced mail, events, contacts and tasks appea
   await expect(page.getByTestId("team-sync").first()).toContainText("Mail");
   check();
 });
+
+test("a revoked refresh token turns the connection to needs attention with a Reconnect card; reconnecting resumes the sync", async ({
+  page,
+  browser,
+  request,
+}) => {
+  const emulator = process.env.I360_E2E_EMULATOR_ORIGIN!;
+  const org = await enabledOrg(page, "Revoke", ["Rex"]);
+  const member = await (await browser.newContext()).newPage();
+  await signIn(member, org.members[0]);
+  await member.goto("/profile");
+  await hydrated(member);
+  await member.getByTestId("profile-connect").getByRole("button", { name: "Connect Office 365" }).click();
+  await microsoftSignIn(member, "carol@northwind.test");
+  const consent = member.locator("#accept");
+  if (await consent.isVisible().catch(() => false)) await consent.click();
+  await expect(member).toHaveURL(/\/profile$/);
+  await expect(async () => {
+    await member.reload();
+    await expect(member.getByTestId("last-sync")).not.toHaveText("Not synced yet", { timeout: 500 });
+  }).toPass({ timeout: 30_000 });
+
+  // Microsoft revokes the grant (a password reset, say) and the current access token stops working.
+  await request.post(`${emulator}/_emulator/users/carol@northwind.test/revoke-refresh-tokens`);
+  await request.post(`${emulator}/_emulator/tokens/expire-access`);
+  await page.goto("/settings/integrations/office365/team");
+  await hydrated(page);
+  await page.getByTestId("team-connections").locator(`tr[data-owner='${org.members[0].email}']`).getByRole("button", { name: "Sync now" }).click();
+
+  const card = member.locator("[data-action='office365-reconnect']");
+  await expect(async () => {
+    await member.goto("/");
+    await expect(card).toBeVisible({ timeout: 500 });
+  }).toPass({ timeout: 30_000 });
+  await expect(card).toContainText("Reconnect Office 365");
+  await expect(card).toContainText("revoked");
+  await member.goto("/profile");
+  await expect(member.getByTestId("profile-connection-state")).toHaveText("Needs attention");
+  await member.screenshot({ path: "../docs/screenshot-needs-attention.png", fullPage: false });
+
+  // Reconnecting from the card resumes the sync from its saved cursors.
+  await member.goto("/");
+  await card.getByRole("button", { name: "Reconnect" }).click();
+  await microsoftSignIn(member, "carol@northwind.test");
+  if (await consent.isVisible().catch(() => false)) await consent.click();
+  await expect(member).toHaveURL(/\/profile$/);
+  await expect(member.getByTestId("profile-connection-state")).toHaveText("Connected");
+  await expect(async () => {
+    await member.reload();
+    await expect(member.getByTestId("sync-state")).toHaveText("Up to date", { timeout: 500 });
+  }).toPass({ timeout: 30_000 });
+  await member.goto("/");
+  await expect(card).toHaveCount(0);
+});

@@ -237,6 +237,7 @@ fn ServiceAccounts(
     let empty = users.is_empty();
     view! {
         <crate::components::ready::Ready/>
+        <div class="stack">
         {not_activated}
         <section class="card">
             <h2>"Add people"</h2>
@@ -295,5 +296,6 @@ fn ServiceAccounts(
                 </table>
             </Show>
         </section>
+        </div>
     }
 }

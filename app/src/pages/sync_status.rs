@@ -26,7 +26,8 @@ pub fn state_label(state: store::sync::MailboxSyncState, now: i64) -> String {
         S::Paused(p) => p.label().to_owned(),
         S::Syncing => "Syncing".into(),
         S::Throttled { until } => format!("Microsoft asked us to wait; resumes in {} s", (until - now).max(0)),
-        S::Failed(r) => format!("Last sync failed: {}", r.message()),
+        S::Failed(r) if r.is_transient() => "Will retry".into(),
+        S::Failed(_) => "Last sync failed".into(),
         S::Waiting => "Waiting for its first sync".into(),
         S::UpToDate => "Up to date".into(),
     }
@@ -82,8 +83,10 @@ pub async fn summary_for_connection(
         state: state_label(state_now, now),
         tone: tone.into(),
         last_sync: statuses.iter().filter_map(|s| s.last_success_at()).min(),
+        // Paused, or waiting for someone to act: no time can be promised.
         next_sync: match state_now {
             S::Paused(_) => None,
+            S::Failed(r) if !r.is_transient() => None,
             _ => statuses.iter().map(|s| s.mailbox.next_due_at).min(),
         },
         counts,

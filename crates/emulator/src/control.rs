@@ -770,6 +770,7 @@ pub(crate) fn routes() -> Router<Arc<Shared>> {
         )
         .route("/_emulator/subscriptions/lifecycle", post(http_lifecycle))
         .route("/_emulator/clock/advance", post(http_clock))
+        .route("/_emulator/tokens/expire-access", post(http_expire_access))
         .route("/_emulator/counters", get(http_counters))
         .route("/_emulator/reset", post(http_reset))
 }
@@ -875,6 +876,12 @@ async fn http_calendar_view(
 
 async fn http_evict(State(s): State<Arc<Shared>>, Path(user): Path<String>) -> Response {
     reply(s.ctl_evict(&user))
+}
+
+async fn http_expire_access(State(s): State<Arc<Shared>>) -> Response {
+    let now = s.now();
+    lock(&s.idp).expire_access_tokens(now);
+    reply(Ok(()))
 }
 
 async fn http_revoke(State(s): State<Arc<Shared>>, Path(user): Path<String>) -> Response {
