@@ -1,25 +1,277 @@
-//! `/activity`: the signed-in person's synced mail, events, contacts and tasks.
+//! `/activity`: the signed-in person's synced mail, events, contacts and tasks, newest first,
+//! searchable and paginated; admins may pick any member. During a first sync, a progress bar per
+//! resource. Everything is in the URL (`?kind=&q=&page=&member=`), so the page reads without
+//! JavaScript and every view can be linked.
 
 use crate::components::guard::Guarded;
+use crate::error::AppError;
+use crate::pages::audit::format_time;
 use leptos::prelude::*;
 use leptos_meta::Title;
+use leptos_router::hooks::use_query_map;
+use serde::{Deserialize, Serialize};
+
+pub const PAGE_SIZE: u32 = 25;
+
+/// The resource filters, as `(query value, label)`.
+const KINDS: [(&str, &str); 4] = [("mail", "Mail"), ("events", "Events"), ("contacts", "Contacts"), ("tasks", "Tasks")];
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ActivityRow {
+    pub kind: String,
+    pub title: String,
+    pub subtitle: String,
+    pub preview: String,
+    pub when: Option<i64>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ProgressRow {
+    pub resource: String,
+    pub done: u64,
+    pub total: u64,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ActivityView {
+    /// Whose data this is.
+    pub viewing: String,
+    pub viewing_id: String,
+    /// Admins: everyone in the organization, to pick from.
+    pub members: Vec<(String, String)>,
+    /// The person has at least one mailbox being synced.
+    pub has_mailbox: bool,
+    /// "Up to date", "Syncing…", "Paused: …", per mailbox, joined.
+    pub sync_state: Option<String>,
+    pub progress: Vec<ProgressRow>,
+    pub rows: Vec<ActivityRow>,
+    pub has_more: bool,
+}
+
+#[server(endpoint = "load_activity")]
+pub async fn load_activity(kind: String, q: String, page: u32, member: String) -> Result<ActivityView, AppError> {
+    use store::sync::{ItemQuery, SyncResource};
+    let user = crate::auth::require_user().await?;
+    let state = crate::state::app_state()?;
+    let people = state.store.users_in_org(user.org_id).await?;
+    // Members see their own data only; admins may pick anyone in their organization.
+    let target = match member.parse::<uuid::Uuid>().ok().map(domain::UserId) {
+        Some(id) if id != user.user_id => {
+            if !user.is_admin() {
+                return Err(AppError::forbidden().respond());
+            }
+            people.iter().find(|p| p.id == id).ok_or_else(|| AppError::invalid("That person is not in your organization.").respond())?
+        }
+        _ => people.iter().find(|p| p.id == user.user_id).ok_or_else(AppError::unauthorized)?,
+    };
+    let now = store::now_unix();
+    let mailboxes: Vec<_> =
+        state.sync_store.sync_mailboxes_in_org(user.org_id).await?.into_iter().filter(|m| m.user_id == target.id).collect();
+    let mut progress = Vec::new();
+    let mut states = Vec::new();
+    for mb in &mailboxes {
+        let Some(status) = state.sync_store.mailbox_status(mb.id).await? else { continue };
+        states.push(crate::pages::sync_status::state_label(status.state(now), now));
+        for r in &status.resources {
+            if let Some((done, total)) = r.progress() {
+                progress.push(ProgressRow { resource: r.resource.label().to_owned(), done, total });
+            }
+        }
+    }
+    states.dedup();
+    let query = ItemQuery {
+        org_id: user.org_id,
+        user_id: target.id,
+        resource: SyncResource::parse(&kind),
+        text: Some(q.trim().to_owned()).filter(|t| !t.is_empty()),
+        offset: page.saturating_mul(PAGE_SIZE),
+        limit: PAGE_SIZE + 1,
+    };
+    let mut items = state.sync_store.activity_items(&query).await?;
+    let has_more = items.len() > PAGE_SIZE as usize;
+    items.truncate(PAGE_SIZE as usize);
+    Ok(ActivityView {
+        viewing: target.display_name.clone(),
+        viewing_id: target.id.to_string(),
+        members: if user.is_admin() { people.iter().map(|p| (p.id.to_string(), p.display_name.clone())).collect() } else { Vec::new() },
+        has_mailbox: !mailboxes.is_empty(),
+        sync_state: (!states.is_empty()).then(|| states.join("; ")),
+        progress,
+        rows: items
+            .into_iter()
+            .map(|a| ActivityRow {
+                kind: a.resource.label().to_owned(),
+                title: a.item.title,
+                subtitle: a.item.subtitle,
+                preview: a.item.preview,
+                when: a.item.occurred_at,
+            })
+            .collect(),
+        has_more,
+    })
+}
+
+/// The Activity URL for these filters.
+fn href(kind: &str, q: &str, page: u32, member: &str) -> String {
+    let mut parts = Vec::new();
+    for (k, v) in [("kind", kind), ("q", q), ("member", member)] {
+        if !v.is_empty() {
+            parts.push(format!("{k}={}", urlencoding(v)));
+        }
+    }
+    if page > 0 {
+        parts.push(format!("page={page}"));
+    }
+    if parts.is_empty() { "/activity".into() } else { format!("/activity?{}", parts.join("&")) }
+}
+
+fn urlencoding(s: &str) -> String {
+    s.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => (b as char).to_string(),
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}
 
 #[component]
 pub fn ActivityPage() -> impl IntoView {
+    let query = use_query_map();
+    let params = Memo::new(move |_| {
+        let q = query.read();
+        (
+            q.get("kind").filter(|k| KINDS.iter().any(|(v, _)| v == k)).unwrap_or_default(),
+            q.get("q").unwrap_or_default(),
+            q.get("page").and_then(|p| p.parse::<u32>().ok()).unwrap_or(0).min(10_000),
+            q.get("member").unwrap_or_default(),
+        )
+    });
+    let data = Resource::new(move || params.get(), |(kind, q, page, member)| load_activity(kind, q, page, member));
     view! {
         <Title text="Activity"/>
-        <Guarded page=|_user| view! {
+        <Guarded page=move |_user| view! {
             <div class="page-head">
                 <div>
                     <h1>"Activity"</h1>
-                    <p class="muted">"Your synced emails, calendar events, contacts and tasks."</p>
+                    <p class="muted">"Synced emails, calendar events, contacts and tasks, newest first."</p>
                 </div>
             </div>
+            <Suspense fallback=|| view! { <p class="muted">"Loading activity…"</p> }>
+                {move || Suspend::new(async move {
+                    let (kind, q, page, member) = params.get_untracked();
+                    match data.await {
+                        Err(e) => view! { <p class="alert alert--error" role="alert">{e.to_string()}</p> }.into_any(),
+                        Ok(v) => view! { <Activity v kind q page member/> }.into_any(),
+                    }
+                })}
+            </Suspense>
+        }/>
+    }
+}
+
+#[component]
+fn Activity(v: ActivityView, kind: String, q: String, page: u32, member: String) -> impl IntoView {
+    let picker = (!v.members.is_empty()).then(|| {
+        let current = v.viewing_id.clone();
+        let (k, text) = (kind.clone(), q.clone());
+        view! {
+            <form method="get" action="/activity" class="inline-form member-picker" data-testid="member-picker">
+                <label for="member">"Whose activity"</label>
+                <div class="inline-form__row">
+                    <select id="member" name="member">
+                        {v.members.iter().map(|(id, name)| {
+                            let selected = *id == current;
+                            view! { <option value=id.clone() selected=selected>{name.clone()}</option> }
+                        }).collect_view()}
+                    </select>
+                    <input type="hidden" name="kind" value=k/>
+                    <input type="hidden" name="q" value=text/>
+                    <button type="submit" class="button">"Show"</button>
+                </div>
+            </form>
+        }
+    });
+    let tabs = {
+        let mut all = vec![("", "All")];
+        all.extend(KINDS);
+        all.into_iter()
+            .map(|(value, label)| {
+                let current = (kind == value).then_some("page");
+                view! { <a href=href(value, &q, 0, &member) aria-current=current>{label}</a> }
+            })
+            .collect_view()
+    };
+    let progress = (!v.progress.is_empty()).then(|| {
+        view! {
+            <section class="card sync-progress" data-testid="sync-progress">
+                <h2>"First sync in progress"</h2>
+                {v.progress.iter().map(|p| {
+                    let label = format!("{}: {} of {}", p.resource, p.done, p.total);
+                    view! {
+                        <div class="progress-row" data-resource=p.resource.clone()>
+                            <span>{label.clone()}</span>
+                            <progress max=p.total.to_string() value=p.done.to_string() aria-label=label></progress>
+                        </div>
+                    }
+                }).collect_view()}
+            </section>
+        }
+    });
+    let state_line = v.sync_state.clone().map(|s| view! { <p class="muted" data-testid="activity-sync-state">"Sync: " {s}</p> });
+    let body = if v.rows.is_empty() {
+        let (title, text) = if !q.trim().is_empty() {
+            ("Nothing matches", "Try other words, or clear the search.".to_string())
+        } else if v.has_mailbox {
+            ("Nothing here yet", "Items appear as soon as the sync has fetched them.".to_string())
+        } else {
+            ("Nothing synced yet", format!("Once {}'s Office 365 account is connected, mail, calendar, contacts and tasks appear here.", v.viewing))
+        };
+        view! {
             <section class="empty-state" data-testid="activity-empty">
                 <div class="empty-state__icon" aria-hidden="true">"✉"</div>
-                <h2>"Nothing synced yet"</h2>
-                <p>"Once your Office 365 account is connected, your mail, calendar, contacts and tasks appear here."</p>
+                <h2>{title}</h2>
+                <p>{text}</p>
             </section>
-        }/>
+        }
+        .into_any()
+    } else {
+        view! {
+            <ul class="activity-list card" data-testid="activity-items">
+                {v.rows.iter().map(|r| view! {
+                    <li class="activity-item" data-kind=r.kind.to_lowercase()>
+                        <span class="badge badge--neutral">{r.kind.clone()}</span>
+                        <div class="activity-item__body">
+                            <strong class="activity-item__title">{r.title.clone()}</strong>
+                            <span class="muted">{r.subtitle.clone()}</span>
+                            <p class="activity-item__preview">{r.preview.clone()}</p>
+                        </div>
+                        <time class="muted">{r.when.map(format_time).unwrap_or_default()}</time>
+                    </li>
+                }).collect_view()}
+            </ul>
+        }
+        .into_any()
+    };
+    let prev = (page > 0).then(|| view! { <a class="button" href=href(&kind, &q, page - 1, &member)>"← Newer"</a> });
+    let next = v.has_more.then(|| view! { <a class="button" href=href(&kind, &q, page + 1, &member) data-testid="older">"Older →"</a> });
+    view! {
+        <div class="activity-controls">
+            {picker}
+            <form method="get" action="/activity" class="inline-form" role="search" data-testid="activity-search">
+                <label for="activity-q">"Search"</label>
+                <div class="inline-form__row">
+                    <input id="activity-q" name="q" type="search" value=q.clone() placeholder="Subject, sender, name, task…"/>
+                    <input type="hidden" name="kind" value=kind.clone()/>
+                    <input type="hidden" name="member" value=member.clone()/>
+                    <button type="submit" class="button">"Search"</button>
+                </div>
+            </form>
+        </div>
+        <p class="muted">"Showing " <strong data-testid="activity-viewing">{v.viewing.clone()}</strong></p>
+        {state_line}
+        {progress}
+        <nav class="tabs" aria-label="What to show">{tabs}</nav>
+        {body}
+        <nav class="pager" aria-label="Pages">{prev}{next}</nav>
     }
 }

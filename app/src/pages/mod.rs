@@ -12,4 +12,5 @@ pub mod not_found;
 pub mod office365;
 pub mod profile;
 pub mod service_accounts;
+pub mod sync_status;
 pub mod team_connections;

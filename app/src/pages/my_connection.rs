@@ -21,6 +21,7 @@ pub struct MyConnectionView {
     pub permissions: Vec<(String, bool)>,
     /// "Contacts sync is off: Contacts.Read was not granted."
     pub missing: Vec<String>,
+    pub sync: Option<crate::pages::sync_status::SyncSummary>,
 }
 
 /// The connection this page is about: in individual mode the admin's own, in service-account
@@ -45,7 +46,12 @@ pub async fn load_my_connection() -> Result<MyConnectionView, AppError> {
     let connection = shown_connection(&state, &admin, settings.mode).await?;
     let scope = settings.scope_settings();
     let granted = connection.as_ref().map(|c| c.granted_scopes.clone()).unwrap_or_default();
+    let sync = match &connection {
+        Some(c) => crate::pages::sync_status::summary_for_connection(&state, admin.org_id, c.id).await?,
+        None => None,
+    };
     Ok(MyConnectionView {
+        sync,
         enabled: settings.enabled,
         mode: settings.mode,
         permissions: scope.granted_status(&granted).into_iter().map(|(name, ok)| (name.to_owned(), ok)).collect(),
@@ -55,6 +61,18 @@ pub async fn load_my_connection() -> Result<MyConnectionView, AppError> {
         },
         connection,
     })
+}
+
+/// "Sync now": every mailbox of the shown connection is due at once.
+#[server(endpoint = "sync_my_connection_now")]
+pub async fn sync_my_connection_now() -> Result<(), AppError> {
+    let admin = crate::auth::require_admin().await?;
+    let state = crate::state::app_state()?;
+    let settings = state.store.office365_settings(admin.org_id).await?;
+    if let Some(c) = shown_connection(&state, &admin, settings.mode).await? {
+        state.sync.sync_connection_now(admin.org_id, c.id).await.map_err(AppError::internal)?;
+    }
+    Ok(())
 }
 
 #[server(endpoint = "deactivate_my_connection")]
@@ -79,7 +97,8 @@ pub async fn deactivate_my_connection() -> Result<(), AppError> {
 #[component]
 pub fn MyConnectionPage() -> impl IntoView {
     let deactivate = ServerAction::<DeactivateMyConnection>::new();
-    let data = Resource::new(move || deactivate.version().get(), |_| load_my_connection());
+    let sync_now = ServerAction::<SyncMyConnectionNow>::new();
+    let data = Resource::new(move || (deactivate.version().get(), sync_now.version().get()), |_| load_my_connection());
     view! {
         <Title text="My Connection · Office 365"/>
         <Guarded admin_only=true page=move |_admin| {
@@ -90,7 +109,7 @@ pub fn MyConnectionPage() -> impl IntoView {
                     {move || Suspend::new(async move {
                         match data.await {
                             Err(e) => view! { <p class="alert alert--error" role="alert">{e.to_string()}</p> }.into_any(),
-                            Ok(v) => view! { <MyConnectionCard v deactivate/> }.into_any(),
+                            Ok(v) => view! { <MyConnectionCard v deactivate sync_now/> }.into_any(),
                         }
                     })}
                 </Suspense>
@@ -100,7 +119,11 @@ pub fn MyConnectionPage() -> impl IntoView {
 }
 
 #[component]
-fn MyConnectionCard(v: MyConnectionView, deactivate: ServerAction<DeactivateMyConnection>) -> impl IntoView {
+fn MyConnectionCard(
+    v: MyConnectionView,
+    deactivate: ServerAction<DeactivateMyConnection>,
+    sync_now: ServerAction<SyncMyConnectionNow>,
+) -> impl IntoView {
     if !v.enabled {
         return view! {
             <section class="card" data-testid="my-connection">
@@ -116,6 +139,7 @@ fn MyConnectionCard(v: MyConnectionView, deactivate: ServerAction<DeactivateMyCo
         Some(c) => ("warn", c.state.label()),
         None => ("neutral", "Not active"),
     };
+    let sync = v.sync.clone();
     let details = v.connection.clone().map(|c| {
         let account = match c.kind {
             domain::ConnectionKind::Application => format!("Application permissions (client ID {})", c.ms_username),
@@ -127,7 +151,7 @@ fn MyConnectionCard(v: MyConnectionView, deactivate: ServerAction<DeactivateMyCo
                 <dt>"Tenant"</dt><dd><code>{c.ms_tenant_id.clone()}</code></dd>
                 <dt>"Role"</dt><dd>{if c.kind.is_service() { "Service connection for the team" } else if c.is_primary { "Primary integration" } else { "Connection" }}</dd>
                 <dt>"Connected"</dt><dd>{crate::pages::audit::format_time(c.updated_at)}</dd>
-                <dt>"Last sync"</dt><dd>"Not synced yet"</dd>
+                <crate::pages::sync_status::SyncDetails summary=sync.clone()/>
             </dl>
         }
     });
@@ -171,6 +195,9 @@ fn MyConnectionCard(v: MyConnectionView, deactivate: ServerAction<DeactivateMyCo
                     <button type="submit" class="button button--primary">{if connected { "Reconnect" } else { "Activate" }}</button>
                 </form>
                 <Show when=move || connected>
+                    <ActionForm action=sync_now>
+                        <button type="submit" class="button">"Sync now"</button>
+                    </ActionForm>
                     <ActionForm action=deactivate>
                         <button type="submit" class="button">"Deactivate"</button>
                     </ActionForm>

@@ -12,6 +12,7 @@ pub struct ProfileOffice365 {
     pub enabled: bool,
     pub service_account: bool,
     pub connection: Option<ConnectionSummary>,
+    pub sync: Option<crate::pages::sync_status::SyncSummary>,
 }
 
 #[server(endpoint = "load_profile_office365")]
@@ -19,11 +20,12 @@ pub async fn load_profile_office365() -> Result<ProfileOffice365, AppError> {
     let user = crate::auth::require_user().await?;
     let state = crate::state::app_state()?;
     let settings = state.store.office365_settings(user.org_id).await?;
-    Ok(ProfileOffice365 {
-        enabled: settings.enabled,
-        service_account: settings.is_service_account(),
-        connection: state.store.connection_of(user.org_id, user.user_id, domain::ConnectionKind::Individual).await?,
-    })
+    let connection = state.store.connection_of(user.org_id, user.user_id, domain::ConnectionKind::Individual).await?;
+    let sync = match &connection {
+        Some(c) => crate::pages::sync_status::summary_for_connection(&state, user.org_id, c.id).await?,
+        None => None,
+    };
+    Ok(ProfileOffice365 { enabled: settings.enabled, service_account: settings.is_service_account(), connection, sync })
 }
 
 /// Disconnect: deletes the person's own connection and its tokens, and records it.
@@ -103,10 +105,17 @@ fn Office365Card(o: ProfileOffice365, org_name: String, disconnect: ServerAction
                 <dl class="details">
                     <dt>"Microsoft account"</dt><dd data-testid="profile-ms-account">{c.ms_username.clone()}</dd>
                     <dt>"Connected"</dt><dd>{crate::pages::audit::format_time(c.updated_at)}</dd>
-                    <dt>"Last sync"</dt><dd>"Not synced yet"</dd>
+                    <crate::pages::sync_status::SyncDetails summary=o.sync.clone()/>
                 </dl>
-                {reason.map(|r| view! { <p class="alert alert--error">{r}</p> })}
+                {reason.map(|r| view! { <p class="alert alert--error" data-testid="profile-reason">{r}</p> })}
                 <div class="confirm__actions connection-actions">
+                    {(c.state == domain::ConnectionState::NeedsAttention).then(|| view! {
+                        // A plain form: the browser leaves for Microsoft's sign-in page.
+                        <form method="post" action="/oauth/office365/start">
+                            <input type="hidden" name="purpose" value="connect"/>
+                            <button type="submit" class="button button--primary">"Reconnect"</button>
+                        </form>
+                    })}
                     <ActionForm action=disconnect>
                         <button type="submit" class="button">"Disconnect"</button>
                     </ActionForm>

@@ -21,6 +21,7 @@ pub struct TeamRow {
     pub last_error: Option<String>,
     pub who_must_act: Option<String>,
     pub connected_at: i64,
+    pub sync: Option<crate::pages::sync_status::SyncSummary>,
 }
 
 #[server(endpoint = "load_team_connections")]
@@ -29,9 +30,10 @@ pub async fn load_team_connections() -> Result<Vec<TeamRow>, AppError> {
     let state = crate::state::app_state()?;
     let people = state.store.users_in_org(admin.org_id).await?;
     let rows = state.store.connections_in_org(admin.org_id).await?;
-    Ok(rows
-        .into_iter()
-        .map(|c| {
+    let mut out = Vec::new();
+    for c in rows {
+        let sync = crate::pages::sync_status::summary_for_connection(&state, admin.org_id, c.id).await?;
+        out.push({
             let owner = people.iter().find(|u| u.id == c.user_id);
             TeamRow {
                 id: c.id.to_string(),
@@ -44,9 +46,24 @@ pub async fn load_team_connections() -> Result<Vec<TeamRow>, AppError> {
                 last_error: c.reason.map(|r| format!("{} {}", r.message(), r.next_step())),
                 who_must_act: c.reason.map(|r| r.who_must_act().label().to_owned()),
                 connected_at: c.updated_at,
+                sync,
             }
-        })
-        .collect())
+        });
+    }
+    Ok(out)
+}
+
+/// "Sync now" on one row: the connection's mailboxes are due at once.
+#[server(endpoint = "sync_team_connection_now")]
+pub async fn sync_team_connection_now(id: String) -> Result<(), AppError> {
+    let admin = crate::auth::require_admin().await?;
+    let state = crate::state::app_state()?;
+    let id: uuid::Uuid = id.parse().map_err(|_| AppError::invalid("That connection does not exist.").respond())?;
+    if !state.store.connections_in_org(admin.org_id).await?.iter().any(|c| c.id == id) {
+        return Err(AppError::invalid("That connection no longer exists.").respond());
+    }
+    state.sync.sync_connection_now(admin.org_id, id).await.map_err(AppError::internal)?;
+    Ok(())
 }
 
 #[server(endpoint = "disconnect_team_connection")]
@@ -71,7 +88,8 @@ pub async fn disconnect_team_connection(id: String) -> Result<(), AppError> {
 #[component]
 pub fn TeamConnectionsPage() -> impl IntoView {
     let disconnect = ServerAction::<DisconnectTeamConnection>::new();
-    let rows = Resource::new(move || disconnect.version().get(), |_| load_team_connections());
+    let sync_now = ServerAction::<SyncTeamConnectionNow>::new();
+    let rows = Resource::new(move || (disconnect.version().get(), sync_now.version().get()), |_| load_team_connections());
     view! {
         <Title text="Team connections · Office 365"/>
         <Guarded admin_only=true page=move |_admin| view! {
@@ -98,17 +116,33 @@ pub fn TeamConnectionsPage() -> impl IntoView {
                                         {list.into_iter().map(|r| {
                                             let tone = if r.needs_attention { "warn" } else { "good" };
                                             let id = r.id.clone();
+                                            let sync_id = r.id.clone();
                                             view! {
                                                 <tr data-owner=r.owner_email.clone()>
                                                     <td>{r.owner.clone()}<br/><span class="muted">{r.owner_email.clone()}</span></td>
                                                     <td>{r.ms_username.clone()}{r.is_primary.then_some(" · primary")}</td>
                                                     <td><span class=format!("badge badge--{tone}") data-testid="team-state">{r.state.clone()}</span></td>
-                                                    <td>"Not synced yet"</td>
+                                                    <td data-testid="team-sync">{match r.sync.clone() {
+                                                        None => view! { <span class="muted">"Not scheduled yet"</span> }.into_any(),
+                                                        Some(s) => {
+                                                            let last = s.last_sync.map(crate::pages::audit::format_time).unwrap_or_else(|| "Not synced yet".into());
+                                                            let counts = s.counts.iter().map(|(k, n)| format!("{k} {n}")).collect::<Vec<_>>().join(" · ");
+                                                            view! {
+                                                                <span class=format!("badge badge--{}", s.tone)>{s.state.clone()}</span>
+                                                                <br/><span class="muted">{last}</span>
+                                                                <br/><span class="muted">{counts}</span>
+                                                            }.into_any()
+                                                        }
+                                                    }}</td>
                                                     <td>{match (r.last_error.clone(), r.who_must_act.clone()) {
                                                         (Some(e), Some(w)) => format!("{e} ({w})"),
                                                         _ => "—".to_string(),
                                                     }}</td>
-                                                    <td>
+                                                    <td class="row-actions">
+                                                        <ActionForm action=sync_now>
+                                                            <input type="hidden" name="id" value=sync_id/>
+                                                            <button type="submit" class="button">"Sync now"</button>
+                                                        </ActionForm>
                                                         <ActionForm action=disconnect>
                                                             <input type="hidden" name="id" value=id/>
                                                             <button type="submit" class="button">"Disconnect"</button>

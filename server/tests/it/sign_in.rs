@@ -137,7 +137,7 @@ async fn every_admin_function_refuses_members_and_changes_nothing() {
     let app = spawn_app().await;
     let org = app.store.organization_by_name(server::demo::ORG_NAME).await.unwrap().unwrap().id;
     let member = app.signed_in("alice@northwind.test").await;
-    let calls: [(&str, &[(&str, &str)]); 13] = [
+    let calls: [(&str, &[(&str, &str)]); 16] = [
         ("list_integrations", &[]),
         ("load_office365_settings", &[]),
         ("save_office365_settings", &[("form[enabled]", "true"), ("form[tenant]", "northwind.test"), ("confirm_poll_primary", "no")]),
@@ -151,6 +151,10 @@ async fn every_admin_function_refuses_members_and_changes_nothing() {
         ("search_directory", &[("query", "a")]),
         ("add_service_account_user", &[("address", "bob@northwind.test")]),
         ("remove_service_account_user", &[("id", "00000000-0000-4000-8000-000000000000")]),
+        ("sync_my_connection_now", &[]),
+        ("sync_team_connection_now", &[("id", "00000000-0000-4000-8000-000000000000")]),
+        // Another person's activity.
+        ("load_activity", &[("kind", ""), ("q", ""), ("page", "0"), ("member", "00000000-0000-4000-8000-000000000000")]),
     ];
     for (endpoint, form) in calls {
         let res = app.call(&member, endpoint, form).await;
