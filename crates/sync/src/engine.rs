@@ -314,6 +314,10 @@ impl Engine {
     pub async fn run_leased(&self, lease: &Lease) -> Result<RunReport, SyncError> {
         let mb = &lease.mailbox;
         let settings = self.inner.store.office365_settings(mb.org_id).await?;
+        if !settings.enabled {
+            // Disabled since the claim (reconcile_org pauses it next): touch nothing.
+            return Ok(RunReport::default());
+        }
         let mref = match &mb.graph_user_id {
             Some(id) => MailboxRef::User(id.clone()),
             None => MailboxRef::Me,

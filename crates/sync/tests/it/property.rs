@@ -1,9 +1,10 @@
 //! Property: any sequence of mailbox changes (adds, edits, deletes, moves, evicted cursors)
 //! interleaved with sync rounds leaves the database equal to the emulator's mailbox after every
-//! round — no lost item, no duplicate, no ghost of a deleted one.
+//! round — no lost item, no duplicate, no ghost of a deleted one. Some rounds also meet a one-off
+//! fault (429 with Retry-After, 503, 410, a timeout) on one of their requests.
 
 use crate::harness::*;
-use m365_emulator::Kind;
+use m365_emulator::{FaultRule, Kind};
 use proptest::prelude::*;
 
 #[derive(Debug, Clone)]
@@ -13,6 +14,8 @@ enum Change {
     Delete { kind: u8, container: u8, pick: u16 },
     Move { from: u8, to: u8, pick: u16 },
     Evict,
+    /// The next request to the mailbox fails once: 0 → 429, 1 → 503, 2 → 410, 3 → times out.
+    Fault(u8),
     Sync,
 }
 
@@ -49,6 +52,7 @@ fn change() -> impl Strategy<Value = Change> {
         3 => (any::<u8>(), any::<u8>(), any::<u16>()).prop_map(|(kind, container, pick)| Change::Delete { kind, container, pick }),
         2 => (any::<u8>(), any::<u8>(), any::<u16>()).prop_map(|(from, to, pick)| Change::Move { from, to, pick }),
         1 => Just(Change::Evict),
+        1 => any::<u8>().prop_map(|f| Change::Fault(f % 4)),
         3 => Just(Change::Sync),
     ]
 }
@@ -85,6 +89,14 @@ async fn apply(env: &Env, c: &Change, n: usize) {
             }
         }
         Change::Evict => env.emu.evict_sync_state(ALICE).unwrap(),
+        Change::Fault(f) => env.emu.inject_fault(FaultRule {
+            mailbox: Some(ALICE.to_string()),
+            status: [Some(429), Some(503), Some(410), None][usize::from(f)],
+            retry_after: (f == 0).then_some(0.2),
+            delay_ms: (f == 3).then_some(600),
+            count: 1,
+            ..FaultRule::default()
+        }),
         Change::Sync => {}
     }
 }
