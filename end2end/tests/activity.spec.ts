@@ -118,3 +118,41 @@ test("a revoked refresh token turns the connection to needs attention with a Rec
   await member.goto("/");
   await expect(card).toHaveCount(0);
 });
+
+test("during a first sync, Activity shows a progress bar per resource until it completes", async ({ page, browser, request }) => {
+  test.setTimeout(120_000);
+  const emulator = process.env.I360_E2E_EMULATOR_ORIGIN!;
+  // A slow mailbox: every Graph request for it takes 1.5 s (the first full sync of a big mailbox).
+  await request.post(`${emulator}/_emulator/faults`, {
+    data: { mailbox: "carol@northwind.test", route: "delta", delay_ms: 1500, count: 12 },
+  });
+  const org = await enabledOrg(page, "Progress", ["Pia"]);
+  const member = await (await browser.newContext()).newPage();
+  await signIn(member, org.members[0]);
+  await member.goto("/profile");
+  await hydrated(member);
+  await member.getByTestId("profile-connect").getByRole("button", { name: "Connect Office 365" }).click();
+  await microsoftSignIn(member, "carol@northwind.test");
+  const consent = member.locator("#accept");
+  if (await consent.isVisible().catch(() => false)) await consent.click();
+  await expect(member).toHaveURL(/\/profile$/);
+
+  const progress = member.getByTestId("sync-progress");
+  await expect(async () => {
+    await member.goto("/activity");
+    await expect(progress).toBeVisible({ timeout: 500 });
+  }).toPass({ timeout: 30_000 });
+  const mail = progress.locator("[data-resource='Mail'] progress");
+  await expect(mail).toHaveAttribute("max", "60");
+  await expect(progress).toContainText(/Mail: \d+ of 60/);
+  // Resources Microsoft gives no total for count up under an indeterminate bar.
+  await expect(progress.locator("[data-resource='Events']")).toContainText(/Events: \d+ so far/);
+  await member.screenshot({ path: "../docs/screenshot-first-sync.png", fullPage: false });
+
+  // When the first sync is done the bar gives way to the items.
+  await expect(async () => {
+    await member.reload();
+    await expect(progress).toHaveCount(0, { timeout: 500 });
+    await expect(member.getByTestId("activity-items")).toBeVisible({ timeout: 500 });
+  }).toPass({ timeout: 90_000 });
+});

@@ -29,7 +29,9 @@ pub struct ActivityRow {
 pub struct ProgressRow {
     pub resource: String,
     pub done: u64,
+    /// 0 when Microsoft gives no estimate.
     pub total: u64,
+    pub finished: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -67,15 +69,30 @@ pub async fn load_activity(kind: String, q: String, page: u32, member: String) -
     let now = store::now_unix();
     let mailboxes: Vec<_> =
         state.sync_store.sync_mailboxes_in_org(user.org_id).await?.into_iter().filter(|m| m.user_id == target.id).collect();
+    let settings = state.store.office365_settings(user.org_id).await?;
+    let expected = sync::resources_for(&settings.features);
     let mut progress = Vec::new();
     let mut states = Vec::new();
     for mb in &mailboxes {
         let Some(status) = state.sync_store.mailbox_status(mb.id).await? else { continue };
         states.push(crate::pages::sync_status::state_label(status.state(now), now));
-        for r in &status.resources {
-            if let Some((done, total)) = r.progress() {
-                progress.push(ProgressRow { resource: r.resource.label().to_owned(), done, total });
-            }
+        let of = |r: SyncResource| status.resources.iter().find(|s| s.resource == r);
+        let first_sync = expected.iter().any(|r| of(*r).is_none_or(|s| !s.first_sync_done));
+        if !first_sync {
+            continue;
+        }
+        // A bar per resource while the first sync runs. Microsoft reports totals for mail folders
+        // only; the others count up under an indeterminate bar; finished ones show full.
+        for r in &expected {
+            let label = r.label().to_owned();
+            progress.push(match of(*r) {
+                Some(s) if s.first_sync_done => ProgressRow { resource: label, done: s.items, total: s.items, finished: true },
+                Some(s) => match s.progress() {
+                    Some((done, total)) => ProgressRow { resource: label, done, total, finished: false },
+                    None => ProgressRow { resource: label, done: s.items, total: 0, finished: false },
+                },
+                None => ProgressRow { resource: label, done: 0, total: 0, finished: false },
+            });
         }
     }
     states.dedup();
@@ -206,13 +223,18 @@ fn Activity(v: ActivityView, kind: String, q: String, page: u32, member: String)
             <section class="card sync-progress" data-testid="sync-progress">
                 <h2>"First sync in progress"</h2>
                 {v.progress.iter().map(|p| {
-                    let label = format!("{}: {} of {}", p.resource, p.done, p.total);
-                    view! {
-                        <div class="progress-row" data-resource=p.resource.clone()>
-                            <span>{label.clone()}</span>
-                            <progress max=p.total.to_string() value=p.done.to_string() aria-label=label></progress>
-                        </div>
-                    }
+                    let bar = if p.finished {
+                        let label = format!("{}: {} — done", p.resource, p.done);
+                        view! { <span>{label.clone()}</span><progress max="1" value="1" aria-label=label></progress> }.into_any()
+                    } else if p.total > 0 {
+                        let label = format!("{}: {} of {}", p.resource, p.done, p.total);
+                        view! { <span>{label.clone()}</span><progress max=p.total.to_string() value=p.done.to_string() aria-label=label></progress> }.into_any()
+                    } else {
+                        // No estimate: an indeterminate bar and the count so far.
+                        let label = format!("{}: {} so far", p.resource, p.done);
+                        view! { <span>{label.clone()}</span><progress aria-label=label></progress> }.into_any()
+                    };
+                    view! { <div class="progress-row" data-resource=p.resource.clone()>{bar}</div> }
                 }).collect_view()}
             </section>
         }
