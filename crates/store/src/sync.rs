@@ -67,6 +67,8 @@ pub enum PauseReason {
     PollPrimaryOnly,
     /// The integration (or this resource set) is disabled.
     Disabled,
+    /// A member's own connection while the organization syncs through its service account.
+    ServiceAccountMode,
 }
 
 impl PauseReason {
@@ -74,6 +76,7 @@ impl PauseReason {
         match self {
             PauseReason::PollPrimaryOnly => "poll_primary_only",
             PauseReason::Disabled => "disabled",
+            PauseReason::ServiceAccountMode => "service_account_mode",
         }
     }
 
@@ -81,6 +84,7 @@ impl PauseReason {
         match s {
             "poll_primary_only" => Some(PauseReason::PollPrimaryOnly),
             "disabled" => Some(PauseReason::Disabled),
+            "service_account_mode" => Some(PauseReason::ServiceAccountMode),
             _ => None,
         }
     }
@@ -89,6 +93,7 @@ impl PauseReason {
         match self {
             PauseReason::PollPrimaryOnly => "Paused: only the primary integration is polled",
             PauseReason::Disabled => "Paused: the integration is disabled",
+            PauseReason::ServiceAccountMode => "Paused: the organization syncs through its service account",
         }
     }
 }

@@ -81,8 +81,9 @@ impl Scheduler {
 
     /// Brings an organization's schedule in line with its settings and connections: every
     /// individual connection's own mailbox is scheduled; mailboxes are paused when the integration
-    /// is disabled, or — with "poll primary integration only" — when they do not belong to the
-    /// primary connection; the others resume; mailboxes parked on a "someone must act" error are
+    /// is disabled, when they are members' own while the organization uses a service account, or —
+    /// with "poll primary integration only" — when they are not the primary connection's own
+    /// mailbox (service account users included); the others resume; mailboxes parked on a "someone must act" error are
     /// due again at once. Call after activating, connecting, reconnecting, disconnecting or saving
     /// settings.
     pub async fn reconcile_org(&self, org: OrgId) -> Result<(), SyncError> {
@@ -94,10 +95,15 @@ impl Scheduler {
             sync.ensure_sync_mailbox(&NewSyncMailbox { org_id: org, connection_id: c.id, user_id: c.user_id, graph_user_id: None }, now()).await?;
         }
         for mb in sync.sync_mailboxes_in_org(org).await? {
-            let primary = connections.iter().find(|c| c.id == mb.connection_id).is_some_and(|c| c.is_primary);
+            let connection = connections.iter().find(|c| c.id == mb.connection_id);
+            // The primary integration's own mailbox: not a service account user's (`/users/{id}`).
+            let primary_own = connection.is_some_and(|c| c.is_primary) && mb.graph_user_id.is_none();
+            let individual = connection.is_some_and(|c| c.kind == ConnectionKind::Individual);
             let pause = if !settings.enabled {
                 Some(PauseReason::Disabled)
-            } else if settings.poll_primary_only && !primary {
+            } else if settings.is_service_account() && individual {
+                Some(PauseReason::ServiceAccountMode)
+            } else if settings.poll_primary_only && !primary_own {
                 Some(PauseReason::PollPrimaryOnly)
             } else {
                 None

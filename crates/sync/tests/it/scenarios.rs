@@ -236,6 +236,15 @@ async fn poll_primary_only_syncs_the_primary_mailbox_alone_and_switching_it_off_
     runs[0].result.as_ref().unwrap();
     env.assert_converged(bob_mb, BOB).await;
 
+    // In service-account mode members' own connections are not synced.
+    env.settings(|s| s.mode = domain::permissions::ConnectionMode::ApplicationPermissions).await;
+    s.reconcile_org(env.org).await.unwrap();
+    for mb in [alice_mb, bob_mb] {
+        assert_eq!(env.sync.sync_mailbox(mb).await.unwrap().unwrap().paused, Some(PauseReason::ServiceAccountMode));
+    }
+    assert!(one_run(&s).await.is_empty());
+    env.settings(|s| s.mode = domain::permissions::ConnectionMode::Individual).await;
+
     // Disabling the integration pauses everyone.
     env.settings(|s| s.enabled = false).await;
     s.reconcile_org(env.org).await.unwrap();
