@@ -15,11 +15,12 @@ PG_DIR := /tmp/i360-test-postgres-$(PG_PORT)
 PG_PORT ?= 55432
 NEXTEST_ARGS ?=
 
-.PHONY: run test tools build build-server build-site lint test-rust test-clients test-e2e clean-data help
+.PHONY: run test tools build build-server build-site lint test-rust test-clients test-e2e bench-sync clean-data help
 
 help:
 	@echo "make run    install what is missing, build, start the demo on http://127.0.0.1:3000"
 	@echo "make test   install what is missing, build, run every test (Rust, SQLite + PostgreSQL, Playwright)"
+	@echo "make bench-sync   the sync benchmark (release build): items/s into SQLite against a plain insert"
 
 tools:
 	@./scripts/install-tools.sh
@@ -68,6 +69,11 @@ test-clients:
 
 test-e2e:
 	cd end2end && I360_SERVER_BIN=$(SERVER_BIN) I360_SITE_ROOT=$(SITE) npx playwright test
+
+# The sync benchmark: first full sync and a no-change round into SQLite against a plain batched
+# insert of the same rows, measured in the same run (release build; BENCH_MAILBOXES, BENCH_MESSAGES).
+bench-sync:
+	cargo run --release -p sync --example bench_sync
 
 clean-data:
 	rm -rf data
