@@ -39,6 +39,31 @@ fn refused(why: &str) -> Response {
     Redirect::to(&format!("/connect/result?refused={why}")).into_response()
 }
 
+/// Takes (and so deletes: a replayed callback finds nothing) the flow a callback's `state` names,
+/// if it is of a purpose this callback `accepts` (another flow's state is as unknown here as a
+/// made-up one), and returns it with the signed-in user of the session that started it.
+async fn take_flow(
+    state: &AppState,
+    headers: &HeaderMap,
+    state_param: Option<String>,
+    now: store::UnixTime,
+    accepts: impl Fn(FlowPurpose) -> bool,
+) -> Result<(OAuthFlow, SessionUser), Response> {
+    let Some(state_param) = state_param else {
+        return Err(failed(ReasonCode::SignInNotVerified, None));
+    };
+    let flow = match state.store.take_oauth_flow(&state_param, now).await {
+        Ok(Some(flow)) if accepts(flow.purpose) => flow,
+        Ok(_) => return Err(refused("expired")),
+        Err(e) => return Err(internal(e)),
+    };
+    match signed_in(state, headers).await.filter(|(t, _)| t.hash() == flow.session) {
+        Some((_, user)) => Ok((flow, user)),
+        // Started in another browser or session: whoever holds this callback did not start it.
+        None => Err(refused("other_session")),
+    }
+}
+
 /// `POST /oauth/office365/start`: sends the browser to Microsoft's sign-in with a fresh `state`,
 /// PKCE verifier and nonce remembered server-side for this session.
 pub async fn start(State(state): State<AppState>, headers: HeaderMap, Form(form): Form<StartForm>) -> Response {
@@ -104,19 +129,10 @@ pub async fn callback(State(state): State<AppState>, headers: HeaderMap, RawQuer
         Ok(c) => Some(c.state.clone()),
         Err(e) => e.state.clone(),
     };
-    let Some(state_param) = state_param else {
-        return failed(ReasonCode::SignInNotVerified, None);
-    };
     let now = store::now_unix();
-    // Taking the flow deletes it: a replayed callback finds nothing.
-    let flow = match state.store.take_oauth_flow(&state_param, now).await {
-        Ok(Some(flow)) => flow,
-        Ok(None) => return refused("expired"),
-        Err(e) => return internal(e),
-    };
-    let Some((_, user)) = signed_in(&state, &headers).await.filter(|(t, _)| t.hash() == flow.session) else {
-        // Started in another browser or session: whoever holds this callback did not start it.
-        return refused("other_session");
+    let (flow, user) = match take_flow(&state, &headers, state_param, now, |p| p != FlowPurpose::AdminConsent).await {
+        Ok(taken) => taken,
+        Err(page) => return page,
     };
     let code = match parsed {
         Ok(code) => code,
@@ -260,18 +276,10 @@ pub async fn admin_consent_callback(State(state): State<AppState>, headers: Head
         Ok(g) => Some(g.state.clone()),
         Err(e) => e.state.clone(),
     };
-    let Some(state_param) = state_param else {
-        return failed(ReasonCode::SignInNotVerified, None);
-    };
     let now = store::now_unix();
-    let flow = match state.store.take_oauth_flow(&state_param, now).await {
-        Ok(Some(flow)) if flow.purpose == FlowPurpose::AdminConsent => flow,
-        // A sign-in's state presented here is as unknown as a made-up one.
-        Ok(_) => return refused("expired"),
-        Err(e) => return internal(e),
-    };
-    let Some((_, user)) = signed_in(&state, &headers).await.filter(|(t, _)| t.hash() == flow.session) else {
-        return refused("other_session");
+    let (_, user) = match take_flow(&state, &headers, state_param, now, |p| p == FlowPurpose::AdminConsent).await {
+        Ok(taken) => taken,
+        Err(page) => return page,
     };
     if !user.is_admin() {
         return refused("admins_only");

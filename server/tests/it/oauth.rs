@@ -152,4 +152,8 @@ async fn admin_consent_is_started_by_admins_and_its_callback_checked_before_it_i
     let state = query_param(&sign_in, "state");
     let mixed = format!("/oauth/office365/admin-consent?admin_consent=True&tenant={TENANT}&state={state}");
     assert_eq!(location(&admin.get(app.url(&mixed)).send().await.unwrap()), "/connect/result?refused=expired");
+    // Nor is an admin consent state a sign-in's.
+    let state = query_param(&location(&admin.post(&start).send().await.unwrap()), "state");
+    let mixed = format!("/oauth/office365/callback?code=some-code&state={state}");
+    assert_eq!(location(&admin.get(app.url(&mixed)).send().await.unwrap()), "/connect/result?refused=expired");
 }
