@@ -7,10 +7,7 @@ use domain::office365::Office365Settings;
 use domain::{AuditEntry, ConnectionKind, ConnectionSummary, MailboxHealth, OrgId, ReasonCode, ServiceAccountUser, SessionUser};
 use secrecy::ExposeSecret;
 use store::secrets::SecretString;
-use store::{ConnectionTokens, NewConnection, StoreError};
-
-/// Refresh an access token this long before it expires.
-const EXPIRY_MARGIN_SECS: i64 = 120;
+use store::{NewConnection, StoreError};
 
 #[derive(Debug, thiserror::Error)]
 pub enum ServiceFailure {
@@ -97,9 +94,8 @@ pub async fn replace_service_connection(
     Ok(state.store.save_connection(connection, audit).await?)
 }
 
-/// A current access token for the service connection: the stored one while it lasts, else a new
-/// client-credentials token (application) or a refresh (service user), saved with the rotated
-/// refresh token.
+/// A current access token for the service connection, from the sync engine's token source (which
+/// refreshes delegated tokens, saving the rotated refresh token, and caches app-only ones).
 pub async fn service_token(
     state: &AppState,
     org: OrgId,
@@ -108,40 +104,20 @@ pub async fn service_token(
     let Some(connection) = state.store.service_connection(org).await? else {
         return Err(ServiceFailure::NotActivated);
     };
-    let Some(tokens) = state.store.connection_tokens(org, connection.id).await? else {
+    if connection.kind != ConnectionKind::for_mode(settings.mode) {
         return Err(ServiceFailure::NotActivated);
-    };
-    let now = store::now_unix();
-    if tokens.access_expires_at - EXPIRY_MARGIN_SECS > now {
-        let token = secrecy::SecretString::from(tokens.access_token.expose().to_owned());
-        return Ok((connection, token));
     }
-    let app = app_registration(state, org, settings).await?;
-    let fresh = match connection.kind {
-        ConnectionKind::Application => {
-            let t = state.microsoft.client_credentials(&app).await.map_err(|e| ServiceFailure::microsoft(&e))?;
-            ConnectionTokens {
-                access_token: SecretString::new(t.access_token.expose_secret()),
-                access_expires_at: t.expires_at.unix_timestamp(),
-                refresh_token: None,
-            }
-        }
-        _ => {
-            let Some(refresh) = tokens.refresh_token else {
-                return Err(ServiceFailure::Microsoft(ReasonCode::RefreshTokenExpired, None));
-            };
-            let refresh = secrecy::SecretString::from(refresh.expose().to_owned());
-            let t = state.microsoft.refresh(&app, &refresh, None).await.map_err(|e| ServiceFailure::microsoft(&e))?;
-            ConnectionTokens {
-                access_token: SecretString::new(t.access_token.expose_secret()),
-                access_expires_at: t.expires_at.unix_timestamp(),
-                refresh_token: t.refresh_token.as_ref().map(|r| SecretString::new(r.expose_secret())),
-            }
-        }
+    let kind = match connection.kind {
+        ConnectionKind::Application => sync::TokenKind::App { org },
+        _ => sync::TokenKind::Delegated { connection: connection.id },
     };
-    state.store.update_connection_tokens(org, connection.id, &fresh, now).await?;
-    let token = secrecy::SecretString::from(fresh.access_token.expose().to_owned());
-    Ok((connection, token))
+    match state.sync.engine().tokens().access_token(kind, false).await {
+        Ok(token) => Ok((connection, token)),
+        Err(sync::SyncError::Store(e)) => Err(ServiceFailure::Store(e)),
+        Err(sync::SyncError::NeedsAttention(r)) => Err(ServiceFailure::Microsoft(r, None)),
+        Err(sync::SyncError::Token(e)) => Err(ServiceFailure::microsoft(&e)),
+        Err(_) => Err(ServiceFailure::Microsoft(ReasonCode::ClientSecretInvalid, None)),
+    }
 }
 
 /// Opens each mailbox once with the service connection's token and records what happened, so each

@@ -584,61 +584,6 @@ macro_rules! impl_store {
                 }
             }
 
-            async fn connection_tokens(
-                &self,
-                org: domain::OrgId,
-                id: uuid::Uuid,
-            ) -> Result<Option<$crate::ConnectionTokens>, $crate::StoreError> {
-                use sqlx::Row as _;
-                let row = sqlx::query(
-                    "SELECT access_token, access_expires_at, refresh_token FROM connections WHERE org_id = $1 AND id = $2",
-                )
-                .bind(org.as_uuid())
-                .bind(id)
-                .fetch_optional(&self.pool)
-                .await?;
-                let Some(row) = row else { return Ok(None) };
-                let access: Vec<u8> = row.try_get("access_token")?;
-                let refresh: Option<Vec<u8>> = row.try_get("refresh_token")?;
-                Ok(Some($crate::ConnectionTokens {
-                    access_token: self.keyring.open_str(&access, &$crate::common::token_binding("access_token", id))?,
-                    access_expires_at: row.try_get("access_expires_at")?,
-                    refresh_token: match refresh {
-                        Some(r) => Some(self.keyring.open_str(&r, &$crate::common::token_binding("refresh_token", id))?),
-                        None => None,
-                    },
-                }))
-            }
-
-            async fn update_connection_tokens(
-                &self,
-                org: domain::OrgId,
-                id: uuid::Uuid,
-                tokens: &$crate::ConnectionTokens,
-                now: $crate::UnixTime,
-            ) -> Result<bool, $crate::StoreError> {
-                let access = self.keyring.seal_str(&tokens.access_token, &$crate::common::token_binding("access_token", id))?;
-                let refresh = match &tokens.refresh_token {
-                    Some(rt) => Some(self.keyring.seal_str(rt, &$crate::common::token_binding("refresh_token", id))?),
-                    None => None,
-                };
-                // The rotated refresh token replaces the old one in the same statement as the access
-                // token; without a new one the old one is kept.
-                let done = sqlx::query(
-                    "UPDATE connections SET access_token = $1, access_expires_at = $2, \
-                       refresh_token = COALESCE($3, refresh_token), updated_at = $4 WHERE org_id = $5 AND id = $6",
-                )
-                .bind(access)
-                .bind(tokens.access_expires_at)
-                .bind(refresh)
-                .bind(now)
-                .bind(org.as_uuid())
-                .bind(id)
-                .execute(&self.pool)
-                .await?;
-                Ok(done.rows_affected() > 0)
-            }
-
             async fn delete_connection(
                 &self,
                 org: domain::OrgId,

@@ -114,14 +114,6 @@ pub struct NewConnection {
     pub refresh_token: Option<SecretString>,
 }
 
-/// A connection's tokens as Microsoft issued them.
-#[derive(Debug, Clone)]
-pub struct ConnectionTokens {
-    pub access_token: SecretString,
-    pub access_expires_at: UnixTime,
-    pub refresh_token: Option<SecretString>,
-}
-
 /// Unix time in seconds. All stored times use it so both databases compare them the same way.
 pub type UnixTime = i64;
 
@@ -208,11 +200,6 @@ pub trait Store: Send + Sync + 'static {
     async fn connections_in_org(&self, org: OrgId) -> Result<Vec<ConnectionSummary>, StoreError>;
     /// The organization's service-account connection (a service user's or the application's).
     async fn service_connection(&self, org: OrgId) -> Result<Option<ConnectionSummary>, StoreError>;
-    /// A connection's tokens, unsealed: only code that talks to Microsoft asks for them.
-    async fn connection_tokens(&self, org: OrgId, id: uuid::Uuid) -> Result<Option<ConnectionTokens>, StoreError>;
-    /// Saves a refreshed access token and, when Microsoft rotated it, the new refresh token, in one
-    /// statement. False when the connection is gone.
-    async fn update_connection_tokens(&self, org: OrgId, id: uuid::Uuid, tokens: &ConnectionTokens, now: UnixTime) -> Result<bool, StoreError>;
     /// Deletes a connection and its tokens; false when there was none.
     async fn delete_connection(&self, org: OrgId, id: uuid::Uuid, audit: &AuditEntry) -> Result<bool, StoreError>;
 

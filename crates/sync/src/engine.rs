@@ -204,6 +204,12 @@ impl Engine {
         &self.inner.gates
     }
 
+    /// Access tokens for connections and organizations (refreshed, rotated and cached here): the
+    /// settings pages use the same source as the workers.
+    pub fn tokens(&self) -> &TokenSource {
+        &self.inner.tokens
+    }
+
     pub fn sync_store(&self) -> &DynSyncStore {
         &self.inner.sync
     }

@@ -10,7 +10,7 @@ on_both_backends!(
     connections_keep_their_id_when_reconnected_and_one_is_primary,
     tokens_are_sealed_in_the_raw_database,
     deleting_a_connection_removes_it_and_is_audited,
-    the_service_connection_and_refreshed_tokens,
+    the_service_connection_is_the_organizations_service_user_or_application,
 );
 
 fn audit(action: &str) -> AuditEntry {
@@ -121,7 +121,7 @@ async fn deleting_a_connection_removes_it_and_is_audited(db: &TestDb) {
     assert_eq!(actions, ["disconnected", "connected"]);
 }
 
-async fn the_service_connection_and_refreshed_tokens(db: &TestDb) {
+async fn the_service_connection_is_the_organizations_service_user_or_application(db: &TestDb) {
     let store = db.store.as_ref();
     let (org, admin, member) = org_with_people(db).await;
     assert!(store.service_connection(org).await.unwrap().is_none());
@@ -132,26 +132,6 @@ async fn the_service_connection_and_refreshed_tokens(db: &TestDb) {
     let saved = store.save_connection(&service, &audit("office365.activated")).await.unwrap();
     assert_eq!(store.service_connection(org).await.unwrap().map(|c| c.id), Some(saved.id));
 
-    let tokens = store.connection_tokens(org, saved.id).await.unwrap().unwrap();
-    assert_eq!(tokens.access_token.expose(), "eyJ-access-rt-service-1");
-    assert_eq!(tokens.refresh_token.as_ref().map(|t| t.expose().to_owned()).as_deref(), Some("rt-service-1"));
     let other = store.create_organization("Elsewhere").await.unwrap().id;
-    assert!(store.connection_tokens(other, saved.id).await.unwrap().is_none(), "per organization");
-
-    // Microsoft rotated the refresh token: both are replaced together.
-    let rotated = store::ConnectionTokens {
-        access_token: SecretString::new("eyJ-access-2".to_owned()),
-        access_expires_at: 20_000,
-        refresh_token: Some(SecretString::new("rt-service-2".to_owned())),
-    };
-    assert!(store.update_connection_tokens(org, saved.id, &rotated, 50).await.unwrap());
-    let now = store.connection_tokens(org, saved.id).await.unwrap().unwrap();
-    assert_eq!((now.access_token.expose(), now.access_expires_at), ("eyJ-access-2", 20_000));
-    assert_eq!(now.refresh_token.unwrap().expose(), "rt-service-2");
-    assert!(!db.raw.contains("rt-service-2").await, "sealed at rest");
-    // No new refresh token: the old one is kept.
-    let access_only = store::ConnectionTokens { refresh_token: None, ..rotated };
-    store.update_connection_tokens(org, saved.id, &access_only, 60).await.unwrap();
-    assert_eq!(store.connection_tokens(org, saved.id).await.unwrap().unwrap().refresh_token.unwrap().expose(), "rt-service-2");
-    assert!(!store.update_connection_tokens(org, uuid::Uuid::new_v4(), &access_only, 60).await.unwrap());
+    assert!(store.service_connection(other).await.unwrap().is_none(), "per organization");
 }
