@@ -40,11 +40,22 @@ pub async fn summary_for_connection(
     org: domain::OrgId,
     connection: uuid::Uuid,
 ) -> Result<Option<SyncSummary>, crate::error::AppError> {
+    let mailboxes = state.sync_store.sync_mailboxes_in_org(org).await?;
+    summary_among(state, &mailboxes, connection).await
+}
+
+/// The same, from the organization's mailboxes already loaded (a page listing every connection
+/// reads them once).
+#[cfg(feature = "ssr")]
+pub async fn summary_among(
+    state: &crate::state::AppState,
+    org_mailboxes: &[store::sync::SyncMailbox],
+    connection: uuid::Uuid,
+) -> Result<Option<SyncSummary>, crate::error::AppError> {
     use store::sync::MailboxSyncState as S;
     let now = store::now_unix();
-    let mailboxes: Vec<_> = state.sync_store.sync_mailboxes_in_org(org).await?.into_iter().filter(|m| m.connection_id == connection).collect();
     let mut statuses = Vec::new();
-    for mb in &mailboxes {
+    for mb in org_mailboxes.iter().filter(|m| m.connection_id == connection) {
         if let Some(s) = state.sync_store.mailbox_status(mb.id).await? {
             statuses.push(s);
         }

@@ -30,9 +30,10 @@ pub async fn load_team_connections() -> Result<Vec<TeamRow>, AppError> {
     let state = crate::state::app_state()?;
     let people = state.store.users_in_org(admin.org_id).await?;
     let rows = state.store.connections_in_org(admin.org_id).await?;
+    let mailboxes = state.sync_store.sync_mailboxes_in_org(admin.org_id).await?;
     let mut out = Vec::new();
     for c in rows {
-        let sync = crate::pages::sync_status::summary_for_connection(&state, admin.org_id, c.id).await?;
+        let sync = crate::pages::sync_status::summary_among(&state, &mailboxes, c.id).await?;
         out.push({
             let owner = people.iter().find(|u| u.id == c.user_id);
             TeamRow {

@@ -362,14 +362,7 @@ macro_rules! impl_store {
                 .execute(&mut *tx)
                 .await?;
                 for entry in audit {
-                    sqlx::query("INSERT INTO audit_log (org_id, actor, action, summary, at) VALUES ($1, $2, $3, $4, $5)")
-                        .bind(org.as_uuid())
-                        .bind(&entry.actor)
-                        .bind(&entry.action)
-                        .bind(&entry.summary)
-                        .bind(entry.at)
-                        .execute(&mut *tx)
-                        .await?;
+                    $crate::common::insert_audit!(&mut *tx, org, entry);
                 }
                 tx.commit().await?;
                 Ok(())
@@ -391,14 +384,7 @@ macro_rules! impl_store {
             }
 
             async fn record_audit(&self, org: domain::OrgId, entry: &domain::AuditEntry) -> Result<(), $crate::StoreError> {
-                sqlx::query("INSERT INTO audit_log (org_id, actor, action, summary, at) VALUES ($1, $2, $3, $4, $5)")
-                    .bind(org.as_uuid())
-                    .bind(&entry.actor)
-                    .bind(&entry.action)
-                    .bind(&entry.summary)
-                    .bind(entry.at)
-                    .execute(&self.pool)
-                    .await?;
+                $crate::common::insert_audit!(&self.pool, org, entry);
                 Ok(())
             }
 
@@ -539,14 +525,7 @@ macro_rules! impl_store {
                 .bind(now)
                 .execute(&mut *tx)
                 .await?;
-                sqlx::query("INSERT INTO audit_log (org_id, actor, action, summary, at) VALUES ($1, $2, $3, $4, $5)")
-                    .bind(c.org_id.as_uuid())
-                    .bind(&audit.actor)
-                    .bind(&audit.action)
-                    .bind(&audit.summary)
-                    .bind(audit.at)
-                    .execute(&mut *tx)
-                    .await?;
+                $crate::common::insert_audit!(&mut *tx, c.org_id, audit);
                 let row = sqlx::query($crate::common::CONNECTION_SELECT_BY_ID).bind(id).fetch_one(&mut *tx).await?;
                 let summary = $crate::common::connection_from_row!(row)?;
                 tx.commit().await?;
@@ -599,14 +578,7 @@ macro_rules! impl_store {
                 if done.rows_affected() == 0 {
                     return Ok(false);
                 }
-                sqlx::query("INSERT INTO audit_log (org_id, actor, action, summary, at) VALUES ($1, $2, $3, $4, $5)")
-                    .bind(org.as_uuid())
-                    .bind(&audit.actor)
-                    .bind(&audit.action)
-                    .bind(&audit.summary)
-                    .bind(audit.at)
-                    .execute(&mut *tx)
-                    .await?;
+                $crate::common::insert_audit!(&mut *tx, org, audit);
                 tx.commit().await?;
                 Ok(true)
             }
