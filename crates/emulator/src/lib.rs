@@ -40,6 +40,8 @@ mod keys;
 mod pages;
 mod store;
 mod subscriptions;
+#[cfg(feature = "testkit")]
+pub mod testkit;
 mod throttle;
 mod tls;
 mod util;

@@ -1,9 +1,9 @@
 //! Test harness: spawn an emulator on port 0 and drive it like a browser and a client would.
 
 use base64::Engine;
-use m365_emulator::{
-    DEMO_CLIENT_ID, DEMO_CLIENT_SECRET, DEMO_PASSWORD, EmulatorConfig, Fixture, RunningEmulator,
-};
+use m365_emulator::testkit::{self, SignIn};
+pub use m365_emulator::testkit::Page;
+use m365_emulator::{DEMO_CLIENT_ID, DEMO_CLIENT_SECRET, EmulatorConfig, Fixture, RunningEmulator};
 use serde_json::Value;
 use sha2::{Digest, Sha256};
 use std::collections::HashMap;
@@ -65,68 +65,29 @@ pub fn claims(jwt: &str) -> Value {
     .expect("json")
 }
 
-/// A browser: keeps the ESTSAUTH session cookie, never follows redirects.
+/// A browser: the test kit's (keeps the ESTSAUTH session cookie, never follows redirects), with
+/// shortcuts for the identity tests that go through the pages step by step.
 pub struct Browser<'a> {
     pub t: &'a TestEmu,
-    pub cookie: Option<String>,
-}
-
-pub struct Page {
-    pub status: u16,
-    pub location: Option<String>,
-    pub body: String,
+    pub kit: testkit::Browser,
 }
 
 impl<'a> Browser<'a> {
     pub fn new(t: &'a TestEmu) -> Browser<'a> {
-        Browser { t, cookie: None }
-    }
-
-    fn remember(&mut self, r: &reqwest::Response) {
-        for v in r.headers().get_all("set-cookie") {
-            let s = v.to_str().unwrap_or("");
-            if let Some(rest) = s.strip_prefix("ESTSAUTH=") {
-                let val = rest.split(';').next().unwrap_or("");
-                self.cookie = if val.is_empty() {
-                    None
-                } else {
-                    Some(val.to_string())
-                };
-            }
+        Browser {
+            t,
+            kit: testkit::Browser::new().expect("browser"),
         }
     }
 
-    async fn page(&mut self, r: reqwest::Response) -> Page {
-        self.remember(&r);
-        let status = r.status().as_u16();
-        let location = r
-            .headers()
-            .get("location")
-            .map(|v| v.to_str().unwrap_or("").to_string());
-        Page {
-            status,
-            location,
-            body: r.text().await.unwrap_or_default(),
-        }
+    pub async fn get(&self, url: &str) -> Page {
+        self.kit.get(url).await.expect("GET")
     }
 
-    pub async fn get(&mut self, url: &str) -> Page {
-        let mut req = self.t.http.get(url);
-        if let Some(c) = &self.cookie {
-            req = req.header("cookie", format!("ESTSAUTH={c}"));
-        }
-        let r = req.send().await.expect("GET");
-        self.page(r).await
-    }
-
-    pub async fn post(&mut self, tenant: &str, fields: &[(&str, &str)]) -> Page {
+    /// Posts `fields` to the tenant's login form handler, as the pages' forms do.
+    pub async fn post(&self, tenant: &str, fields: &[(&str, &str)]) -> Page {
         let url = format!("{}/{tenant}/login", self.t.emu.base_url());
-        let mut req = self.t.http.post(url).form(fields);
-        if let Some(c) = &self.cookie {
-            req = req.header("cookie", format!("ESTSAUTH={c}"));
-        }
-        let r = req.send().await.expect("POST");
-        self.page(r).await
+        self.kit.post_form(&url, fields).await.expect("POST")
     }
 
     pub fn authorize_url(&self, tenant: &str, extra: &[(&str, &str)]) -> String {
@@ -153,44 +114,24 @@ impl<'a> Browser<'a> {
         )
     }
 
-    /// Signs in on the page and accepts consent if asked; returns the final redirect's query.
-    pub async fn sign_in_and_consent(
-        &mut self,
-        tenant: &str,
-        page: Page,
-        email: &str,
-    ) -> HashMap<String, String> {
-        if page.status == 302 {
-            // Single sign-on: the session cookie and stored consent skip every page.
-            return query_of(page.location.as_deref().unwrap_or(""));
-        }
-        assert_eq!(page.status, 200, "sign-in page expected: {}", page.body);
-        let flow = flow_id(&page.body);
-        let mut p = self
-            .post(
-                tenant,
-                &[
-                    ("flow", &flow),
-                    ("email", email),
-                    ("password", DEMO_PASSWORD),
-                    ("action", "signin"),
-                ],
-            )
-            .await;
-        if p.status == 200 && p.body.contains("Permissions requested") {
-            let flow = flow_id(&p.body);
-            p = self
-                .post(tenant, &[("flow", &flow), ("action", "accept")])
-                .await;
-        }
-        assert_eq!(p.status, 302, "redirect expected, got page: {}", p.body);
-        query_of(p.location.as_deref().unwrap_or(""))
+    /// Signs in on the page (the test kit answers every page) and accepts consent if asked;
+    /// returns the final redirect's query.
+    pub async fn sign_in_and_consent(&self, page: Page, email: &str) -> HashMap<String, String> {
+        let last = self
+            .kit
+            .continue_sign_in(page, &SignIn::new(email))
+            .await
+            .expect("sign-in");
+        let back = last
+            .callback()
+            .unwrap_or_else(|e| panic!("{e}: {}", last.body));
+        query_of(back.as_str())
     }
 
-    pub async fn code_for(&mut self, tenant: &str, email: &str, extra: &[(&str, &str)]) -> String {
+    pub async fn code_for(&self, tenant: &str, email: &str, extra: &[(&str, &str)]) -> String {
         let url = self.authorize_url(tenant, extra);
         let page = self.get(&url).await;
-        let q = self.sign_in_and_consent(tenant, page, email).await;
+        let q = self.sign_in_and_consent(page, email).await;
         q.get("code")
             .cloned()
             .unwrap_or_else(|| panic!("no code in {q:?}"))
@@ -232,7 +173,7 @@ pub async fn user_tokens(t: &TestEmu, email: &str, scopes: &str) -> Value {
     } else {
         NW
     };
-    let mut b = Browser::new(t);
+    let b = Browser::new(t);
     let code = b.code_for(tenant, email, &[("scope", scopes)]).await;
     let (status, body) = redeem(t, tenant, &code).await;
     assert_eq!(status, 200, "{body}");

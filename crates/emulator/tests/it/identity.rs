@@ -150,7 +150,7 @@ async fn discovery_and_jwks_point_at_the_emulator_and_verify_id_tokens() {
 #[tokio::test]
 async fn authorization_code_with_pkce_s256_issues_tokens_with_the_real_claim_set() {
     let t = spawn().await;
-    let mut b = Browser::new(&t);
+    let b = Browser::new(&t);
     let url = b.authorize_url(
         NW,
         &[("nonce", "n-42"), ("login_hint", "alice@northwind.test")],
@@ -256,7 +256,7 @@ async fn authorization_code_with_pkce_s256_issues_tokens_with_the_real_claim_set
 #[tokio::test]
 async fn pkce_plain_and_verifier_mismatch_and_redirect_mismatch_and_expiry() {
     let t = spawn().await;
-    let mut b = Browser::new(&t);
+    let b = Browser::new(&t);
     // plain: challenge == verifier.
     let code = b
         .code_for(
@@ -320,12 +320,12 @@ async fn pkce_plain_and_verifier_mismatch_and_redirect_mismatch_and_expiry() {
     // A registered URI added by the test (another port) works.
     t.emu.shutdown().await;
     let t = spawn_with(|c| c.fixture.add_redirect_uri("http://127.0.0.1:4010/cb")).await;
-    let mut b = Browser::new(&t);
+    let b = Browser::new(&t);
     let page = b
         .get(&b.authorize_url(NW, &[("redirect_uri", "http://127.0.0.1:4010/cb")]))
         .await;
     let q = b
-        .sign_in_and_consent(NW, page, "carol@northwind.test")
+        .sign_in_and_consent(page, "carol@northwind.test")
         .await;
     assert!(q.contains_key("code"));
     t.emu.shutdown().await;
@@ -334,7 +334,7 @@ async fn pkce_plain_and_verifier_mismatch_and_redirect_mismatch_and_expiry() {
 #[tokio::test]
 async fn authorize_errors_redirect_with_entra_encoding() {
     let t = spawn().await;
-    let mut b = Browser::new(&t);
+    let b = Browser::new(&t);
     // Unknown scope → invalid_scope redirect, lower-case escapes, + for spaces (§1.3).
     let page = b
         .get(&b.authorize_url(NW, &[("scope", "openid Mail.Teleport")]))
@@ -394,7 +394,7 @@ async fn authorize_errors_redirect_with_entra_encoding() {
         "consent_required"
     );
     // Wrong password re-renders the form with an error, no redirect.
-    let mut b2 = Browser::new(&t);
+    let b2 = Browser::new(&t);
     let page = b2.get(&b2.authorize_url(NW, &[])).await;
     let again = b2
         .post(
@@ -428,7 +428,7 @@ async fn authorize_errors_redirect_with_entra_encoding() {
     assert_eq!(q["error"], "access_denied");
     assert!(q["error_description"].starts_with("AADSTS50020: "));
     // response_mode=form_post answers with an auto-submitting form.
-    let mut b3 = Browser::new(&t);
+    let b3 = Browser::new(&t);
     let page = b3
         .get(&b3.authorize_url(NW, &[("response_mode", "form_post"), ("prompt", "none")]))
         .await;
@@ -445,7 +445,7 @@ async fn authorize_errors_redirect_with_entra_encoding() {
 #[tokio::test]
 async fn prompt_login_and_select_account() {
     let t = spawn().await;
-    let mut b = Browser::new(&t);
+    let b = Browser::new(&t);
     b.code_for(NW, "alice@northwind.test", &[]).await;
     let page = b.get(&b.authorize_url(NW, &[("prompt", "login")])).await;
     assert_eq!(page.status, 200);
@@ -473,7 +473,7 @@ async fn prompt_login_and_select_account() {
 #[tokio::test]
 async fn mfa_user_must_pass_the_second_factor() {
     let t = spawn().await;
-    let mut b = Browser::new(&t);
+    let b = Browser::new(&t);
     let page = b.get(&b.authorize_url(NW, &[])).await;
     let mfa = b
         .post(
@@ -787,7 +787,7 @@ async fn client_credentials_default_only_and_roles_from_admin_consent() {
 #[tokio::test]
 async fn tenant_forbidding_user_consent_shows_need_admin_approval() {
     let t = spawn().await;
-    let mut b = Browser::new(&t);
+    let b = Browser::new(&t);
     let page = b.get(&b.authorize_url(FB, &[])).await;
     let approval = b
         .post(
@@ -824,7 +824,7 @@ async fn tenant_forbidding_user_consent_shows_need_admin_approval() {
 
     // An admin of that tenant sees the consent page with the organization checkbox; consenting for the
     // organization lets ordinary users through without any prompt.
-    let mut admin = Browser::new(&t);
+    let admin = Browser::new(&t);
     let page = admin.get(&admin.authorize_url(FB, &[])).await;
     let consent = admin
         .post(
@@ -853,7 +853,7 @@ async fn tenant_forbidding_user_consent_shows_need_admin_approval() {
         )
         .await;
     assert!(query_of(done.location.as_deref().unwrap()).contains_key("code"));
-    let mut frank = Browser::new(&t);
+    let frank = Browser::new(&t);
     let page = frank.get(&frank.authorize_url(FB, &[])).await;
     let done = frank
         .post(
@@ -874,7 +874,7 @@ async fn tenant_forbidding_user_consent_shows_need_admin_approval() {
 
     // Switching Northwind's policy through the control API has the same effect there.
     t.emu.set_users_may_consent(NW, false).unwrap();
-    let mut b = Browser::new(&t);
+    let b = Browser::new(&t);
     let page = b.get(&b.authorize_url(NW, &[])).await;
     let p = b
         .post(
@@ -896,7 +896,7 @@ async fn admin_consent_v1_and_v2_success_and_cancel_redirects() {
     let t = spawn().await;
     let base = t.emu.base_url();
     // v1: app permissions from the registration; success ?tenant&state&admin_consent=True.
-    let mut b = Browser::new(&t);
+    let b = Browser::new(&t);
     let url = format!(
         "{base}/common/adminconsent?client_id={DEMO_CLIENT_ID}&redirect_uri={}&state=s1",
         form_urlencoded::byte_serialize(ADMIN_REDIRECT.as_bytes()).collect::<String>()
@@ -961,7 +961,7 @@ async fn admin_consent_v1_and_v2_success_and_cancel_redirects() {
     );
 
     // v2 on Fabrikam with /.default: ?admin_consent=True&tenant&scope&state.
-    let mut b = Browser::new(&t);
+    let b = Browser::new(&t);
     let url = format!(
         "{base}/{FB}/v2.0/adminconsent?client_id={DEMO_CLIENT_ID}&redirect_uri={}&state=s2&scope=https%3A%2F%2Fgraph.microsoft.com%2F.default",
         form_urlencoded::byte_serialize(ADMIN_REDIRECT.as_bytes()).collect::<String>()
@@ -1031,7 +1031,7 @@ async fn admin_consent_v1_and_v2_success_and_cancel_redirects() {
     );
 
     // v1 cancel keeps the tenant.
-    let mut b = Browser::new(&t);
+    let b = Browser::new(&t);
     let url = format!(
         "{base}/{NW}/adminconsent?client_id={DEMO_CLIENT_ID}&redirect_uri={}&state=s3",
         form_urlencoded::byte_serialize(ADMIN_REDIRECT.as_bytes()).collect::<String>()
@@ -1113,7 +1113,7 @@ async fn refresh_cannot_widen_consent_and_logout_ends_the_session() {
     assert_aad_error_shape(&err, "invalid_grant", 65001, Some("consent_required"));
 
     // Logout clears the session: prompt=none no longer finds a user.
-    let mut b = Browser::new(&t);
+    let b = Browser::new(&t);
     b.code_for(NW, "bob@northwind.test", &[]).await;
     let page = b.get(&b.authorize_url(NW, &[("prompt", "none")])).await;
     assert!(query_of(page.location.as_deref().unwrap()).contains_key("code"));
@@ -1137,7 +1137,7 @@ async fn refresh_cannot_widen_consent_and_logout_ends_the_session() {
 #[tokio::test]
 async fn admin_consent_v2_with_explicit_scopes_grants_delegated_permissions_only() {
     let t = spawn().await;
-    let mut b = Browser::new(&t);
+    let b = Browser::new(&t);
     let url = format!(
         "{}/{FB}/v2.0/adminconsent?client_id={DEMO_CLIENT_ID}&redirect_uri={}&state=x&scope={}",
         t.emu.base_url(),
@@ -1186,7 +1186,7 @@ async fn admin_consent_v2_with_explicit_scopes_grants_delegated_permissions_only
             .is_none()
     );
     // Erin (a Fabrikam user, who may not consent herself) now signs in without any consent page for those scopes.
-    let mut erin = Browser::new(&t);
+    let erin = Browser::new(&t);
     let page = erin
         .get(&erin.authorize_url(
             FB,
