@@ -5,10 +5,6 @@ use crate::error::AppError;
 use domain::SessionUser;
 use leptos::prelude::*;
 
-/// The session cookie. `HttpOnly` keeps it from scripts. `SameSite=Lax` (not `Strict`) because the
-/// OAuth callback is a top-level navigation from Microsoft's site and must still carry the session.
-pub const SESSION_COOKIE: &str = "i360_session";
-
 /// The signed-in person, refetched whenever someone signs in or out.
 #[derive(Clone, Copy)]
 pub struct Session {
@@ -55,9 +51,9 @@ pub async fn login(email: String, password: String) -> Result<(), AppError> {
             leptos_axum::redirect("/");
             Ok(())
         }
-        Err(e @ SignInError::BadCredentials) => Err(AppError::invalid(e.to_string()).respond()),
-        Err(e @ SignInError::RateLimited { .. }) => Err(AppError::rate_limited(e.to_string()).respond()),
-        Err(other) => Err(AppError::internal(other)),
+        Err(e @ SignInError::BadCredentials) => Err(office365::Error::Invalid(e.to_string()).into()),
+        Err(e @ SignInError::RateLimited { .. }) => Err(office365::Error::RateLimited(e.to_string()).into()),
+        Err(other) => Err(office365::Error::internal(other).into()),
     }
 }
 
@@ -73,33 +69,24 @@ pub async fn logout() -> Result<(), AppError> {
 }
 
 #[cfg(feature = "ssr")]
-pub use ssr::{require_admin, require_user, session_token_in};
+pub use ssr::{require_admin, require_user};
 
 #[cfg(feature = "ssr")]
 mod ssr {
-    use super::SESSION_COOKIE;
     use crate::error::AppError;
     use axum::http::{HeaderMap, HeaderValue, header};
     use domain::SessionUser;
     use leptos::prelude::*;
-    use store::SessionToken;
+    use store::{SESSION_COOKIE, SessionToken};
 
     pub async fn session_token() -> Option<SessionToken> {
         let headers: HeaderMap = leptos_axum::extract().await.ok()?;
         session_token_in(&headers)
     }
 
-    /// The session token in a request's cookies, if it carries one of ours. The OAuth routes
-    /// (plain axum handlers) use this too.
+    /// The session token in a request's cookies, if it carries one of ours.
     pub fn session_token_in(headers: &HeaderMap) -> Option<SessionToken> {
-        headers
-            .get_all(header::COOKIE)
-            .iter()
-            .filter_map(|v| v.to_str().ok())
-            .flat_map(|v| v.split(';'))
-            .filter_map(|pair| pair.trim().split_once('='))
-            .find(|(name, _)| *name == SESSION_COOKIE)
-            .and_then(|(_, value)| SessionToken::from_cookie(value))
+        SessionToken::from_cookie_headers(headers.get_all(header::COOKIE).iter().filter_map(|v| v.to_str().ok()))
     }
 
     pub async fn session_user() -> Result<Option<SessionUser>, AppError> {
@@ -112,7 +99,7 @@ mod ssr {
 
     /// The first line of every server function for signed-in people: 401 for visitors.
     pub async fn require_user() -> Result<SessionUser, AppError> {
-        session_user().await?.ok_or_else(|| AppError::unauthorized().respond())
+        session_user().await?.ok_or_else(|| office365::Error::Unauthorized.into())
     }
 
     /// The first line of every admin server function: 401 for visitors, 403 for members.
@@ -120,7 +107,7 @@ mod ssr {
         let user = require_user().await?;
         if !user.is_admin() {
             tracing::warn!(user = %user.user_id, "member called an admin server function");
-            return Err(AppError::forbidden().respond());
+            return Err(office365::Error::Forbidden.into());
         }
         Ok(user)
     }

@@ -1,14 +1,12 @@
 //! The pages people see, and the server functions behind them.
 //!
 //! Server functions are thin adapters: the first line checks who is calling (see [`auth`]), the
-//! rest calls the plain crates (`domain`, `store`, …) that know nothing of Leptos.
+//! rest calls a workflow of the `office365` crate, which knows nothing of Leptos.
 
 pub mod auth;
 pub mod components;
 pub mod error;
 pub mod pages;
-#[cfg(feature = "ssr")]
-pub mod service;
 #[cfg(feature = "ssr")]
 pub mod state;
 

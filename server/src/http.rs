@@ -55,13 +55,11 @@ pub fn router(
         .site_addr(config.bind)
         .build();
     let endpoints = microsoft::Endpoints::parse(&config.microsoft.authority, &config.microsoft.graph)?;
+    let microsoft = Arc::new(microsoft::MicrosoftClient::new(endpoints)?);
     let state = AppState {
         store: store.clone(),
-        microsoft: Arc::new(microsoft::MicrosoftClient::new(endpoints)?),
-        public_url: config.public_url.clone(),
+        office365: office365::Integration::new(store.clone(), sync_store, microsoft, scheduler.clone(), config.public_url.clone()),
         secure_cookies: config.public_url.starts_with("https://"),
-        sync_store,
-        sync: scheduler.clone(),
     };
     let routes = generate_route_list(app::App);
 
@@ -86,7 +84,7 @@ pub fn router(
         .route("/oauth/office365/callback", get(crate::oauth::callback))
         .route("/oauth/office365/admin-consent/start", axum::routing::post(crate::oauth::admin_consent_start))
         .route("/oauth/office365/admin-consent", get(crate::oauth::admin_consent_callback))
-        .with_state(state.clone());
+        .with_state(state.office365.clone());
 
     let ops = Ops { store, metrics: metrics.clone(), sync: scheduler };
     let operations = Router::new()

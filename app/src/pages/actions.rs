@@ -9,18 +9,7 @@ use leptos_meta::Title;
 #[server(endpoint = "action_cards")]
 pub async fn action_cards() -> Result<Vec<ActionCard>, AppError> {
     let user = crate::auth::require_user().await?;
-    let state = crate::state::app_state()?;
-    let office365 = state.store.office365_settings(user.org_id).await?;
-    let own = state.store.connection_of(user.org_id, user.user_id, domain::ConnectionKind::Individual).await?;
-    let admin_consent = state.store.admin_consent(user.org_id).await?;
-    let facts = domain::FeedFacts {
-        role: user.role,
-        office365,
-        own_connection: own.map(|c| domain::OwnConnection { state: c.state, reason: c.reason }),
-        admin_consent,
-        today: crate::pages::office365::today(),
-    };
-    Ok(domain::actions::cards_for(&facts))
+    Ok(crate::state::office365()?.action_cards(&user).await?)
 }
 
 #[component]

@@ -9,123 +9,16 @@ use crate::pages::audit::format_time;
 use leptos::prelude::*;
 use leptos_meta::Title;
 use leptos_router::hooks::use_query_map;
-use serde::{Deserialize, Serialize};
-
-pub const PAGE_SIZE: u32 = 25;
+use domain::views::{ActivityQuery, ActivityView};
 
 /// The resource filters, as `(query value, label)`.
 const KINDS: [(&str, &str); 4] = [("mail", "Mail"), ("events", "Events"), ("contacts", "Contacts"), ("tasks", "Tasks")];
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct ActivityRow {
-    pub kind: String,
-    pub title: String,
-    pub subtitle: String,
-    pub preview: String,
-    pub when: Option<i64>,
-}
-
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct ProgressRow {
-    pub resource: String,
-    pub done: u64,
-    /// 0 when Microsoft gives no estimate.
-    pub total: u64,
-    pub finished: bool,
-}
-
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct ActivityView {
-    /// Whose data this is.
-    pub viewing: String,
-    pub viewing_id: String,
-    /// Admins: everyone in the organization, to pick from.
-    pub members: Vec<(String, String)>,
-    /// The person has at least one mailbox being synced.
-    pub has_mailbox: bool,
-    /// "Up to date", "Syncing…", "Paused: …", per mailbox, joined.
-    pub sync_state: Option<String>,
-    pub progress: Vec<ProgressRow>,
-    pub rows: Vec<ActivityRow>,
-    pub has_more: bool,
-}
-
 #[server(endpoint = "load_activity")]
 pub async fn load_activity(kind: String, q: String, page: u32, member: String) -> Result<ActivityView, AppError> {
-    use store::sync::{ItemQuery, SyncResource};
     let user = crate::auth::require_user().await?;
-    let state = crate::state::app_state()?;
-    let people = state.store.users_in_org(user.org_id).await?;
-    // Members see their own data only; admins may pick anyone in their organization.
-    let target = match member.parse::<uuid::Uuid>().ok().map(domain::UserId) {
-        Some(id) if id != user.user_id => {
-            if !user.is_admin() {
-                return Err(AppError::forbidden().respond());
-            }
-            people.iter().find(|p| p.id == id).ok_or_else(|| AppError::invalid("That person is not in your organization.").respond())?
-        }
-        _ => people.iter().find(|p| p.id == user.user_id).ok_or_else(AppError::unauthorized)?,
-    };
-    let now = store::now_unix();
-    let mailboxes: Vec<_> =
-        state.sync_store.sync_mailboxes_in_org(user.org_id).await?.into_iter().filter(|m| m.user_id == target.id).collect();
-    let settings = state.store.office365_settings(user.org_id).await?;
-    let expected = sync::resources_for(&settings.features);
-    let mut progress = Vec::new();
-    let mut states = Vec::new();
-    for mb in &mailboxes {
-        let Some(status) = state.sync_store.mailbox_status(mb.id).await? else { continue };
-        states.push(crate::pages::sync_status::state_label(status.state(now), now));
-        let of = |r: SyncResource| status.resources.iter().find(|s| s.resource == r);
-        let first_sync = expected.iter().any(|r| of(*r).is_none_or(|s| !s.first_sync_done));
-        if !first_sync {
-            continue;
-        }
-        // A bar per resource while the first sync runs. Microsoft reports totals for mail folders
-        // only; the others count up under an indeterminate bar; finished ones show full.
-        for r in &expected {
-            let label = r.label().to_owned();
-            progress.push(match of(*r) {
-                Some(s) if s.first_sync_done => ProgressRow { resource: label, done: s.items, total: s.items, finished: true },
-                Some(s) => match s.progress() {
-                    Some((done, total)) => ProgressRow { resource: label, done, total, finished: false },
-                    None => ProgressRow { resource: label, done: s.items, total: 0, finished: false },
-                },
-                None => ProgressRow { resource: label, done: 0, total: 0, finished: false },
-            });
-        }
-    }
-    states.dedup();
-    let query = ItemQuery {
-        org_id: user.org_id,
-        user_id: target.id,
-        resource: SyncResource::parse(&kind),
-        text: Some(q.trim().to_owned()).filter(|t| !t.is_empty()),
-        offset: page.saturating_mul(PAGE_SIZE),
-        limit: PAGE_SIZE + 1,
-    };
-    let mut items = state.sync_store.activity_items(&query).await?;
-    let has_more = items.len() > PAGE_SIZE as usize;
-    items.truncate(PAGE_SIZE as usize);
-    Ok(ActivityView {
-        viewing: target.display_name.clone(),
-        viewing_id: target.id.to_string(),
-        members: if user.is_admin() { people.iter().map(|p| (p.id.to_string(), p.display_name.clone())).collect() } else { Vec::new() },
-        has_mailbox: !mailboxes.is_empty(),
-        sync_state: (!states.is_empty()).then(|| states.join("; ")),
-        progress,
-        rows: items
-            .into_iter()
-            .map(|a| ActivityRow {
-                kind: a.resource.label().to_owned(),
-                title: a.item.title,
-                subtitle: a.item.subtitle,
-                preview: a.item.preview,
-                when: a.item.occurred_at,
-            })
-            .collect(),
-        has_more,
-    })
+    let query = ActivityQuery { kind, q, page, member };
+    Ok(crate::state::office365()?.activity(&user, &query).await?)
 }
 
 /// The Activity URL for these filters.

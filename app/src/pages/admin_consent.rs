@@ -6,36 +6,15 @@ use crate::components::guard::Guarded;
 use crate::error::AppError;
 use crate::pages::audit::format_time;
 use crate::pages::office365::{Office365Header, Office365Tab};
-use domain::{AdminConsent, ConsentStatus};
+use domain::ConsentStatus;
 use leptos::prelude::*;
 use leptos_meta::Title;
-use serde::{Deserialize, Serialize};
-
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct AdminConsentView {
-    pub enabled: bool,
-    pub tenant: String,
-    pub client_id: String,
-    pub status: ConsentStatus,
-    pub consent: AdminConsent,
-    /// True when the grant on record was given for another app registration.
-    pub grant_is_for_another_app: bool,
-}
+use domain::views::AdminConsentView;
 
 #[server(endpoint = "load_admin_consent")]
 pub async fn load_admin_consent() -> Result<AdminConsentView, AppError> {
     let admin = crate::auth::require_admin().await?;
-    let state = crate::state::app_state()?;
-    let settings = state.store.office365_settings(admin.org_id).await?;
-    let consent = state.store.admin_consent(admin.org_id).await?;
-    Ok(AdminConsentView {
-        enabled: settings.enabled,
-        tenant: settings.tenant.clone(),
-        client_id: settings.client_id.clone(),
-        status: consent.status(&settings),
-        grant_is_for_another_app: consent.granted.is_some() && consent.grant_for(&settings).is_none(),
-        consent,
-    })
+    Ok(crate::state::office365()?.admin_consent_view(&admin).await?)
 }
 
 #[component]

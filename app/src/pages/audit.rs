@@ -9,8 +9,7 @@ use leptos_meta::Title;
 #[server(endpoint = "audit_log")]
 pub async fn audit_log() -> Result<Vec<AuditEntry>, AppError> {
     let admin = crate::auth::require_admin().await?;
-    let state = crate::state::app_state()?;
-    Ok(state.store.audit_log(admin.org_id, 200).await?)
+    Ok(crate::state::office365()?.audit_log(&admin).await?)
 }
 
 /// `2026-11-29 19:40 UTC`: absolute and unambiguous, as an audit trail should be.

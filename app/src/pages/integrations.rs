@@ -2,39 +2,14 @@
 
 use crate::components::guard::Guarded;
 use crate::error::AppError;
-use domain::{IntegrationKind, IntegrationStatus};
 use leptos::prelude::*;
 use leptos_meta::Title;
-use serde::{Deserialize, Serialize};
-
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct IntegrationRow {
-    pub kind: IntegrationKind,
-    pub status: IntegrationStatus,
-}
+use domain::views::IntegrationRow;
 
 #[server(endpoint = "list_integrations")]
 pub async fn list_integrations() -> Result<Vec<IntegrationRow>, AppError> {
     let admin = crate::auth::require_admin().await?;
-    let state = crate::state::app_state()?;
-    let office365 = state.store.office365_settings(admin.org_id).await?;
-    let consent = state.store.admin_consent(admin.org_id).await?;
-    let connections = state.store.connections_in_org(admin.org_id).await?;
-    // Whatever only an admin can fix makes the integration "Needs attention".
-    let admin_must_act = matches!(office365.secret_expiry(&crate::pages::office365::today()), Some(domain::office365::SecretExpiry::Expired { .. }))
-        || consent.admin_action_needed(&office365)
-        || connections.iter().any(|c| {
-            c.state == domain::ConnectionState::NeedsAttention && (c.kind.is_service() || c.reason.is_some_and(|r| r.is_tenant_wide()))
-        });
-    Ok(IntegrationKind::ALL
-        .into_iter()
-        .map(|kind| IntegrationRow {
-            kind,
-            status: match kind {
-                IntegrationKind::Office365 => office365.status_with(admin_must_act),
-            },
-        })
-        .collect())
+    Ok(crate::state::office365()?.integrations(&admin).await?)
 }
 
 #[component]

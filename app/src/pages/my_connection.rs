@@ -6,92 +6,28 @@ use crate::components::guard::Guarded;
 use crate::error::AppError;
 use crate::pages::office365::{Office365Header, Office365Tab};
 use domain::permissions::ConnectionMode;
-use domain::{ConnectionState, ConnectionSummary};
+use domain::ConnectionState;
 use leptos::prelude::*;
 use leptos_meta::Title;
-use serde::{Deserialize, Serialize};
-
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct MyConnectionView {
-    pub enabled: bool,
-    pub mode: ConnectionMode,
-    /// The admin's own connection (individual mode) or the organization's service connection.
-    pub connection: Option<ConnectionSummary>,
-    /// Each permission the settings request, and whether Microsoft granted it.
-    pub permissions: Vec<(String, bool)>,
-    /// "Contacts sync is off: Contacts.Read was not granted."
-    pub missing: Vec<String>,
-    pub sync: Option<crate::pages::sync_status::SyncSummary>,
-}
-
-/// The connection this page is about: in individual mode the admin's own, in service-account
-/// mode the organization's one service connection.
-#[cfg(feature = "ssr")]
-async fn shown_connection(
-    state: &crate::state::AppState,
-    admin: &domain::SessionUser,
-    mode: ConnectionMode,
-) -> Result<Option<ConnectionSummary>, AppError> {
-    Ok(match mode {
-        ConnectionMode::Individual => state.store.connection_of(admin.org_id, admin.user_id, domain::ConnectionKind::Individual).await?,
-        _ => state.store.service_connection(admin.org_id).await?.filter(|c| c.kind == domain::ConnectionKind::for_mode(mode)),
-    })
-}
+use domain::views::MyConnectionView;
 
 #[server(endpoint = "load_my_connection")]
 pub async fn load_my_connection() -> Result<MyConnectionView, AppError> {
     let admin = crate::auth::require_admin().await?;
-    let state = crate::state::app_state()?;
-    let settings = state.store.office365_settings(admin.org_id).await?;
-    let connection = shown_connection(&state, &admin, settings.mode).await?;
-    let scope = settings.scope_settings();
-    let granted = connection.as_ref().map(|c| c.granted_scopes.clone()).unwrap_or_default();
-    let sync = match &connection {
-        Some(c) => crate::pages::sync_status::summary_for_connection(&state, admin.org_id, c.id).await?,
-        None => None,
-    };
-    Ok(MyConnectionView {
-        sync,
-        enabled: settings.enabled,
-        mode: settings.mode,
-        permissions: scope.granted_status(&granted).into_iter().map(|(name, ok)| (name.to_owned(), ok)).collect(),
-        missing: match connection {
-            Some(_) => scope.missing(&granted).iter().map(|m| m.sentence()).collect(),
-            None => Vec::new(),
-        },
-        connection,
-    })
+    Ok(crate::state::office365()?.my_connection(&admin).await?)
 }
 
 /// "Sync now": every mailbox of the shown connection is due at once.
 #[server(endpoint = "sync_my_connection_now")]
 pub async fn sync_my_connection_now() -> Result<(), AppError> {
     let admin = crate::auth::require_admin().await?;
-    let state = crate::state::app_state()?;
-    let settings = state.store.office365_settings(admin.org_id).await?;
-    if let Some(c) = shown_connection(&state, &admin, settings.mode).await? {
-        state.sync.sync_connection_now(admin.org_id, c.id).await.map_err(AppError::internal)?;
-    }
-    Ok(())
+    Ok(crate::state::office365()?.sync_my_connection_now(&admin).await?)
 }
 
 #[server(endpoint = "deactivate_my_connection")]
 pub async fn deactivate_my_connection() -> Result<(), AppError> {
     let admin = crate::auth::require_admin().await?;
-    let state = crate::state::app_state()?;
-    let settings = state.store.office365_settings(admin.org_id).await?;
-    if let Some(c) = shown_connection(&state, &admin, settings.mode).await? {
-        let what = if c.kind.is_service() { "the service connection" } else { "My Connection" };
-        let audit = domain::AuditEntry {
-            at: store::now_unix(),
-            actor: admin.audit_label(),
-            action: "office365.deactivated".into(),
-            summary: format!("Deactivated {what} ({}); its tokens were deleted.", c.ms_username),
-        };
-        state.store.delete_connection(admin.org_id, c.id, &audit).await?;
-        crate::service::reconcile_sync(&state, admin.org_id).await;
-    }
-    Ok(())
+    Ok(crate::state::office365()?.deactivate_my_connection(&admin).await?)
 }
 
 #[component]

@@ -3,56 +3,17 @@
 
 use crate::components::guard::Guarded;
 use crate::error::AppError;
-use domain::office365::{BACKFILL_DAYS, FieldErrors, Office365Settings, SYNC_INTERVALS_MINUTES, SettingsForm};
+use domain::office365::{BACKFILL_DAYS, FieldErrors, SYNC_INTERVALS_MINUTES, SettingsForm};
 use domain::permissions::{CATALOGUE, Group};
 use leptos::prelude::*;
 use leptos_meta::Title;
 use leptos_router::hooks::use_query_map;
-use serde::{Deserialize, Serialize};
-
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Office365View {
-    /// The form, the permissions table and the requested scope are all derived from these in the
-    /// browser (the catalogue is in `domain`, which compiles to wasm): nothing is sent twice.
-    pub settings: Office365Settings,
-    pub callback_uri: String,
-    pub admin_consent_uri: String,
-    /// How many connections would stop syncing if only the primary integration were polled.
-    pub paused_by_poll_primary: u32,
-    /// The client secret has expired or lapses soon.
-    pub secret_expiry: Option<domain::office365::SecretExpiry>,
-}
-
-/// The outcome of a save: either saved, or what to fix (field by field), nothing stored.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub struct SaveResult {
-    pub saved: bool,
-    pub errors: FieldErrors,
-    pub form_error: Option<String>,
-}
-
-/// Today's date in UTC, `YYYY-MM-DD`.
-#[cfg(feature = "ssr")]
-pub fn today() -> String {
-    let d = time::OffsetDateTime::now_utc().date();
-    format!("{:04}-{:02}-{:02}", d.year(), u8::from(d.month()), d.day())
-}
+use domain::views::{Office365View, SaveResult};
 
 #[server(endpoint = "load_office365_settings")]
 pub async fn load_office365_settings() -> Result<Office365View, AppError> {
     let admin = crate::auth::require_admin().await?;
-    let state = crate::state::app_state()?;
-    let settings = state.store.office365_settings(admin.org_id).await?;
-    Ok(Office365View {
-        callback_uri: state.callback_uri(),
-        admin_consent_uri: state.admin_consent_uri(),
-        paused_by_poll_primary: u32::try_from(
-            state.store.connections_in_org(admin.org_id).await?.iter().filter(|c| !c.is_primary).count(),
-        )
-        .unwrap_or(u32::MAX),
-        secret_expiry: settings.secret_expiry(&today()),
-        settings,
-    })
+    Ok(crate::state::office365()?.settings_view(&admin).await?)
 }
 
 #[server(endpoint = "save_office365_settings")]
@@ -61,162 +22,8 @@ pub async fn save_office365_settings(
     confirm_poll_primary: Option<String>,
 ) -> Result<SaveResult, AppError> {
     let admin = crate::auth::require_admin().await?;
-    ssr::save(admin, form, confirm_poll_primary.as_deref() == Some("yes")).await
-}
-
-#[cfg(feature = "ssr")]
-mod ssr {
-    use super::SaveResult;
-    use crate::error::AppError;
-    use domain::office365::{self, Office365Settings, SettingsForm};
-    use domain::{AuditEntry, ReasonCode, SessionUser};
-    use store::secrets::SecretString;
-
-    pub async fn save(admin: SessionUser, form: SettingsForm, confirmed: bool) -> Result<SaveResult, AppError> {
-        let state = crate::state::app_state()?;
-        let current = state.store.office365_settings(admin.org_id).await?;
-        let today = super::today();
-        let (next, new_secret) = match office365::validate(&form, &current, &today) {
-            Ok(v) => v,
-            Err(errors) => return Ok(SaveResult { errors, ..SaveResult::default() }),
-        };
-        if next.poll_primary_only && !current.poll_primary_only && !confirmed {
-            let mut r = SaveResult::default();
-            r.errors.insert(
-                "poll_primary_only".into(),
-                "Confirm that only the primary integration's mailbox should be synced, or uncheck the box.".into(),
-            );
-            return Ok(r);
-        }
-
-        // A test token request proves the tenant, client id and secret before anything is stored.
-        let credentials_changed = new_secret.is_some()
-            || next.tenant != current.tenant
-            || next.client_id != current.client_id
-            || (next.enabled && !current.enabled);
-        if next.enabled && credentials_changed {
-            let secret = match &new_secret {
-                Some(s) => SecretString::new(s.clone()),
-                None => match state.store.office365_client_secret(admin.org_id).await? {
-                    Some(s) => s,
-                    None => {
-                        let mut r = SaveResult::default();
-                        r.errors.insert("client_secret".into(), "Enter the client secret's value.".into());
-                        return Ok(r);
-                    }
-                },
-            };
-            if let Err(result) = test_token_request(&state, &next, secret).await {
-                return Ok(result);
-            }
-        }
-
-        let audit = audit_entries(&admin, &current, &next, new_secret.is_some());
-        let secret = new_secret.map(SecretString::new);
-        state.store.save_office365_settings(admin.org_id, &next, secret.as_ref(), &audit).await?;
-        crate::service::reconcile_sync(&state, admin.org_id).await;
-        tracing::info!(org = %admin.org_id, user = %admin.user_id, "office 365 settings saved");
-        Ok(SaveResult { saved: true, ..SaveResult::default() })
-    }
-
-
-    async fn test_token_request(
-        state: &crate::state::AppState,
-        settings: &Office365Settings,
-        secret: SecretString,
-    ) -> Result<(), SaveResult> {
-        let field = |name: &str, message: String| {
-            let mut r = SaveResult::default();
-            r.errors.insert(name.into(), message);
-            r
-        };
-        let app = microsoft::AppRegistration::new(
-            &settings.tenant,
-            &settings.client_id,
-            secrecy::SecretString::from(secret.expose().to_owned()),
-        )
-        .map_err(|e| field("tenant", format!("That tenant cannot be used: {e}")))?;
-        let Err(err) = state.microsoft.client_credentials(&app).await else {
-            return Ok(());
-        };
-        let code = err.aad().and_then(|a| a.error_codes.first().copied());
-        let shown = code.map(|c| format!(" (Microsoft error AADSTS{c})")).unwrap_or_default();
-        tracing::warn!(reason = ?err.reason(), code = ?code, "test token request refused");
-        Err(match err.reason() {
-            ReasonCode::ClientSecretInvalid => {
-                field("client_secret", format!("Microsoft rejected this client secret{shown}. Copy the secret's Value, not its ID."))
-            }
-            ReasonCode::ClientSecretExpired => {
-                field("client_secret", format!("This client secret has expired{shown}. Create a new one in the Azure portal."))
-            }
-            ReasonCode::AppNotFound => field(
-                "client_id",
-                format!("Microsoft does not know this application (client) ID in this tenant{shown}."),
-            ),
-            ReasonCode::MicrosoftUnavailable | ReasonCode::Throttled => SaveResult {
-                form_error: Some(
-                    "Microsoft could not be reached to check the client secret, so nothing was saved. Try again in a minute."
-                        .into(),
-                ),
-                ..SaveResult::default()
-            },
-            // 90002: the tenant does not exist (MICROSOFT.md §1.1).
-            _ if err.aad().is_some_and(|a| a.has_code(90002)) => {
-                field("tenant", format!("Microsoft does not know this tenant{shown}. Check the directory (tenant) ID."))
-            }
-            _ => SaveResult {
-                form_error: Some(format!("Microsoft refused the test sign-in with these details{shown}, so nothing was saved.")),
-                ..SaveResult::default()
-            },
-        })
-    }
-
-    /// One entry per kind of change, in words an auditor can read.
-    fn audit_entries(admin: &SessionUser, old: &Office365Settings, new: &Office365Settings, secret_replaced: bool) -> Vec<AuditEntry> {
-        let actor = admin.audit_label();
-        let at = store::now_unix();
-        let entry = |action: &str, summary: String| AuditEntry { at, actor: actor.clone(), action: action.into(), summary };
-        let mut out = Vec::new();
-        if new.enabled != old.enabled {
-            out.push(if new.enabled {
-                entry("office365.enabled", "Enabled the Office 365 integration.".into())
-            } else {
-                entry("office365.disabled", "Disabled the Office 365 integration.".into())
-            });
-        }
-        if new.poll_primary_only != old.poll_primary_only {
-            out.push(if new.poll_primary_only {
-                entry(
-                    "office365.poll_primary_on",
-                    "Turned on \"Poll primary integration only\": only the primary integration's mailbox is synced.".into(),
-                )
-            } else {
-                entry("office365.poll_primary_off", "Turned off \"Poll primary integration only\": every connection syncs again.".into())
-            });
-        }
-        if secret_replaced {
-            out.push(entry("office365.client_secret_replaced", "Replaced the client secret.".into()));
-        }
-        let mut changed = Vec::new();
-        let mut note = |differs: bool, what: &str| {
-            if differs {
-                changed.push(what.to_owned());
-            }
-        };
-        note(new.tenant != old.tenant, "directory (tenant) ID");
-        note(new.client_id != old.client_id, "application (client) ID");
-        note(new.client_secret_expires_on != old.client_secret_expires_on, "secret expiry date");
-        note(new.mode != old.mode, "connection mode");
-        note(new.access != old.access, "access level");
-        note(new.features != old.features, "what to sync");
-        note(new.sync_interval_minutes != old.sync_interval_minutes, "sync interval");
-        note(new.backfill_days != old.backfill_days, "first-sync backfill");
-        note(new.setup_action_enabled != old.setup_action_enabled, "the member setup action");
-        if !changed.is_empty() {
-            out.push(entry("office365.settings_changed", format!("Changed {}.", changed.join(", "))));
-        }
-        out
-    }
+    let confirmed = confirm_poll_primary.as_deref() == Some("yes");
+    Ok(crate::state::office365()?.save_settings(&admin, &form, confirmed).await?)
 }
 
 /// The sections of the Office 365 settings, each reachable by its own URL.

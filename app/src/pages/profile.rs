@@ -2,48 +2,21 @@
 
 use crate::components::guard::Guarded;
 use crate::error::AppError;
-use domain::ConnectionSummary;
 use leptos::prelude::*;
 use leptos_meta::Title;
-use serde::{Deserialize, Serialize};
-
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct ProfileOffice365 {
-    pub enabled: bool,
-    pub service_account: bool,
-    pub connection: Option<ConnectionSummary>,
-    pub sync: Option<crate::pages::sync_status::SyncSummary>,
-}
+use domain::views::ProfileOffice365;
 
 #[server(endpoint = "load_profile_office365")]
 pub async fn load_profile_office365() -> Result<ProfileOffice365, AppError> {
     let user = crate::auth::require_user().await?;
-    let state = crate::state::app_state()?;
-    let settings = state.store.office365_settings(user.org_id).await?;
-    let connection = state.store.connection_of(user.org_id, user.user_id, domain::ConnectionKind::Individual).await?;
-    let sync = match &connection {
-        Some(c) => crate::pages::sync_status::summary_for_connection(&state, user.org_id, c.id).await?,
-        None => None,
-    };
-    Ok(ProfileOffice365 { enabled: settings.enabled, service_account: settings.is_service_account(), connection, sync })
+    Ok(crate::state::office365()?.profile(&user).await?)
 }
 
 /// Disconnect: deletes the person's own connection and its tokens, and records it.
 #[server(endpoint = "disconnect_own_office365")]
 pub async fn disconnect_own_office365() -> Result<(), AppError> {
     let user = crate::auth::require_user().await?;
-    let state = crate::state::app_state()?;
-    if let Some(c) = state.store.connection_of(user.org_id, user.user_id, domain::ConnectionKind::Individual).await? {
-        let audit = domain::AuditEntry {
-            at: store::now_unix(),
-            actor: user.audit_label(),
-            action: "office365.disconnected".into(),
-            summary: format!("Disconnected Office 365 ({}); its tokens were deleted.", c.ms_username),
-        };
-        state.store.delete_connection(user.org_id, c.id, &audit).await?;
-        crate::service::reconcile_sync(&state, user.org_id).await;
-    }
-    Ok(())
+    Ok(crate::state::office365()?.disconnect_own(&user).await?)
 }
 
 #[component]

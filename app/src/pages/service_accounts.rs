@@ -7,82 +7,21 @@ use crate::error::AppError;
 use crate::pages::audit::format_time;
 use crate::pages::office365::{Office365Header, Office365Tab};
 use domain::permissions::ConnectionMode;
-use domain::{MailboxHealth, ServiceAccountUser};
+use domain::MailboxHealth;
 use leptos::prelude::*;
 use leptos_meta::Title;
-use serde::{Deserialize, Serialize};
-
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct ServiceAccountsView {
-    pub enabled: bool,
-    pub mode: ConnectionMode,
-    /// The service connection exists (mailboxes can be checked and searched).
-    pub activated: bool,
-    pub users: Vec<ServiceAccountUser>,
-}
-
-/// One person found in the Microsoft directory.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct DirectoryPerson {
-    pub id: String,
-    pub name: String,
-    pub address: String,
-}
+use domain::views::{DirectoryPerson, DirectorySearchResult, ServiceAccountsView};
 
 #[server(endpoint = "load_service_accounts")]
 pub async fn load_service_accounts() -> Result<ServiceAccountsView, AppError> {
     let admin = crate::auth::require_admin().await?;
-    let state = crate::state::app_state()?;
-    let settings = state.store.office365_settings(admin.org_id).await?;
-    let activated = state.store.service_connection(admin.org_id).await?.is_some_and(|c| c.kind == domain::ConnectionKind::for_mode(settings.mode));
-    Ok(ServiceAccountsView {
-        enabled: settings.enabled,
-        mode: settings.mode,
-        activated,
-        users: state.store.service_account_users(admin.org_id).await?,
-    })
-}
-
-/// What a directory search found, or why it could not search (shown next to the search box; a
-/// refusal by Microsoft is an answer, not a failed request).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub enum DirectorySearchResult {
-    Found(Vec<DirectoryPerson>),
-    Problem(String),
+    Ok(crate::state::office365()?.service_accounts(&admin).await?)
 }
 
 #[server(endpoint = "search_directory")]
 pub async fn search_directory(query: String) -> Result<DirectorySearchResult, AppError> {
     let admin = crate::auth::require_admin().await?;
-    let state = crate::state::app_state()?;
-    let query = query.trim().to_owned();
-    if query.is_empty() {
-        return Ok(DirectorySearchResult::Problem("Type the start of a name or an email address.".into()));
-    }
-    let settings = state.store.office365_settings(admin.org_id).await?;
-    let token = match crate::service::service_token(&state, admin.org_id, &settings).await {
-        Ok((_, token)) => token,
-        Err(crate::service::ServiceFailure::Store(e)) => return Err(e.into()),
-        Err(e) => return Ok(DirectorySearchResult::Problem(e.to_string())),
-    };
-    let found = match state.microsoft.search_users(&token, &query, 10).await {
-        Ok(found) => found,
-        Err(e) if e.reason == domain::ReasonCode::PermissionMissing => {
-            return Ok(DirectorySearchResult::Problem(
-                "Microsoft did not allow a directory search with this connection (it needs the User.Read.All \
-                 permission). Add people by their email address instead."
-                    .into(),
-            ));
-        }
-        Err(e) => return Ok(DirectorySearchResult::Problem(format!("{} {}", e.reason.message(), e.reason.next_step()))),
-    };
-    Ok(DirectorySearchResult::Found(found
-        .into_iter()
-        .filter_map(|u| {
-            let address = u.mail.clone().or(u.user_principal_name.clone())?;
-            Some(DirectoryPerson { name: u.display_name.clone().unwrap_or_else(|| address.clone()), id: u.id, address })
-        })
-        .collect()))
+    Ok(crate::state::office365()?.search_directory(&admin, &query).await?)
 }
 
 /// Adds a person; `Ok(Some(message))` when what was typed cannot be added (shown by the form).
@@ -93,58 +32,18 @@ pub async fn add_service_account_user(
     directory_id: Option<String>,
 ) -> Result<Option<String>, AppError> {
     let admin = crate::auth::require_admin().await?;
-    let state = crate::state::app_state()?;
-    let Ok(address) = domain::EmailAddress::parse(&address) else {
-        return Ok(Some("Enter the person's Microsoft 365 email address, like name@company.com.".into()));
-    };
-    let settings = state.store.office365_settings(admin.org_id).await?;
-    if !settings.is_service_account() {
-        return Ok(Some("Service account users are only used in service-account mode. Choose it under Connection Settings first.".into()));
+    let new = office365::NewServiceAccountUser { address, name, directory_id };
+    match crate::state::office365()?.add_service_account_user(&admin, new).await {
+        Ok(()) => Ok(None),
+        Err(office365::Error::Invalid(message)) => Ok(Some(message)),
+        Err(e) => Err(e.into()),
     }
-    let user = ServiceAccountUser {
-        id: uuid::Uuid::new_v4(),
-        ms_object_id: directory_id.filter(|d| !d.trim().is_empty()),
-        ms_username: address.to_string(),
-        display_name: name.filter(|n| !n.trim().is_empty()).unwrap_or_else(|| address.to_string()),
-        added_by: admin.audit_label(),
-        added_at: store::now_unix(),
-        health: None,
-        health_at: None,
-    };
-    let audit = domain::AuditEntry {
-        at: user.added_at,
-        actor: admin.audit_label(),
-        action: "office365.service_user_added".into(),
-        summary: format!("Added {address} to the mailboxes the service connection syncs."),
-    };
-    if !state.store.add_service_account_user(admin.org_id, &user, &audit).await? {
-        return Ok(Some(format!("{address} is already in the list.")));
-    }
-    // Check the mailbox now when the service connection is there; otherwise activation does it.
-    if let Ok((_, token)) = crate::service::service_token(&state, admin.org_id, &settings).await {
-        crate::service::check_mailboxes(&state, admin.org_id, &token, &[user]).await?;
-    }
-    crate::service::reconcile_sync(&state, admin.org_id).await;
-    Ok(None)
 }
 
 #[server(endpoint = "remove_service_account_user")]
 pub async fn remove_service_account_user(id: String) -> Result<(), AppError> {
     let admin = crate::auth::require_admin().await?;
-    let state = crate::state::app_state()?;
-    let id: uuid::Uuid = id.parse().map_err(|_| AppError::invalid("That person is not in the list."))?;
-    let Some(user) = state.store.service_account_users(admin.org_id).await?.into_iter().find(|u| u.id == id) else {
-        return Err(AppError::invalid("That person is no longer in the list.").respond());
-    };
-    let audit = domain::AuditEntry {
-        at: store::now_unix(),
-        actor: admin.audit_label(),
-        action: "office365.service_user_removed".into(),
-        summary: format!("Removed {} from the mailboxes the service connection syncs.", user.ms_username),
-    };
-    state.store.remove_service_account_user(admin.org_id, id, &audit).await?;
-    crate::service::reconcile_sync(&state, admin.org_id).await;
-    Ok(())
+    Ok(crate::state::office365()?.remove_service_account_user(&admin, &id).await?)
 }
 
 #[component]

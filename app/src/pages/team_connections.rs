@@ -6,84 +6,25 @@ use crate::error::AppError;
 use crate::pages::office365::{Office365Header, Office365Tab};
 use leptos::prelude::*;
 use leptos_meta::Title;
-use serde::{Deserialize, Serialize};
-
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct TeamRow {
-    pub id: String,
-    pub owner: String,
-    pub owner_email: String,
-    pub ms_username: String,
-    pub is_primary: bool,
-    pub state: String,
-    pub needs_attention: bool,
-    /// The last error in plain words, and who must act on it.
-    pub last_error: Option<String>,
-    pub who_must_act: Option<String>,
-    pub connected_at: i64,
-    pub sync: Option<crate::pages::sync_status::SyncSummary>,
-}
+use domain::views::TeamRow;
 
 #[server(endpoint = "load_team_connections")]
 pub async fn load_team_connections() -> Result<Vec<TeamRow>, AppError> {
     let admin = crate::auth::require_admin().await?;
-    let state = crate::state::app_state()?;
-    let people = state.store.users_in_org(admin.org_id).await?;
-    let rows = state.store.connections_in_org(admin.org_id).await?;
-    let mailboxes = state.sync_store.sync_mailboxes_in_org(admin.org_id).await?;
-    let mut out = Vec::new();
-    for c in rows {
-        let sync = crate::pages::sync_status::summary_among(&state, &mailboxes, c.id).await?;
-        out.push({
-            let owner = people.iter().find(|u| u.id == c.user_id);
-            TeamRow {
-                id: c.id.to_string(),
-                owner: owner.map(|u| u.display_name.clone()).unwrap_or_else(|| "Former member".into()),
-                owner_email: owner.map(|u| u.email.to_string()).unwrap_or_default(),
-                ms_username: c.ms_username,
-                is_primary: c.is_primary,
-                state: c.state.label().to_owned(),
-                needs_attention: c.state == domain::ConnectionState::NeedsAttention,
-                last_error: c.reason.map(|r| format!("{} {}", r.message(), r.next_step())),
-                who_must_act: c.reason.map(|r| r.who_must_act().label().to_owned()),
-                connected_at: c.updated_at,
-                sync,
-            }
-        });
-    }
-    Ok(out)
+    Ok(crate::state::office365()?.team_connections(&admin).await?)
 }
 
 /// "Sync now" on one row: the connection's mailboxes are due at once.
 #[server(endpoint = "sync_team_connection_now")]
 pub async fn sync_team_connection_now(id: String) -> Result<(), AppError> {
     let admin = crate::auth::require_admin().await?;
-    let state = crate::state::app_state()?;
-    let id: uuid::Uuid = id.parse().map_err(|_| AppError::invalid("That connection does not exist.").respond())?;
-    if !state.store.connections_in_org(admin.org_id).await?.iter().any(|c| c.id == id) {
-        return Err(AppError::invalid("That connection no longer exists.").respond());
-    }
-    state.sync.sync_connection_now(admin.org_id, id).await.map_err(AppError::internal)?;
-    Ok(())
+    Ok(crate::state::office365()?.sync_team_connection_now(&admin, &id).await?)
 }
 
 #[server(endpoint = "disconnect_team_connection")]
 pub async fn disconnect_team_connection(id: String) -> Result<(), AppError> {
     let admin = crate::auth::require_admin().await?;
-    let state = crate::state::app_state()?;
-    let id: uuid::Uuid = id.parse().map_err(|_| AppError::invalid("That connection does not exist."))?;
-    let Some(c) = state.store.connections_in_org(admin.org_id).await?.into_iter().find(|c| c.id == id) else {
-        return Err(AppError::invalid("That connection no longer exists.").respond());
-    };
-    let audit = domain::AuditEntry {
-        at: store::now_unix(),
-        actor: admin.audit_label(),
-        action: "office365.disconnected".into(),
-        summary: format!("Disconnected the Office 365 connection of {}; its tokens were deleted.", c.ms_username),
-    };
-    state.store.delete_connection(admin.org_id, id, &audit).await?;
-    crate::service::reconcile_sync(&state, admin.org_id).await;
-    Ok(())
+    Ok(crate::state::office365()?.disconnect_team_connection(&admin, &id).await?)
 }
 
 #[component]

@@ -128,3 +128,104 @@ impl FlowPurpose {
             .find(|p| p.as_str() == s)
     }
 }
+
+/// Why the product itself turned a connection attempt away, before or after Microsoft. The OAuth
+/// routes send the browser to `/connect/result?refused=<as_str>`, which explains it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum Refusal {
+    /// The `state` is unknown, expired, already used, or of another kind of flow.
+    Expired,
+    /// The callback arrived in another browser session than the one that started it.
+    OtherSession,
+    NotEnabled,
+    /// Members do not connect their own accounts in service-account mode.
+    ServiceAccount,
+    AdminsOnly,
+    /// A service user signs in only in "service account with a service user" mode.
+    NotServiceUser,
+    /// Something failed on our side; the log has the details.
+    Internal,
+    Unknown,
+}
+
+impl Refusal {
+    const ALL: [Refusal; 8] = [
+        Refusal::Expired,
+        Refusal::OtherSession,
+        Refusal::NotEnabled,
+        Refusal::ServiceAccount,
+        Refusal::AdminsOnly,
+        Refusal::NotServiceUser,
+        Refusal::Internal,
+        Refusal::Unknown,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Refusal::Expired => "expired",
+            Refusal::OtherSession => "other_session",
+            Refusal::NotEnabled => "not_enabled",
+            Refusal::ServiceAccount => "service_account",
+            Refusal::AdminsOnly => "admins_only",
+            Refusal::NotServiceUser => "not_service_user",
+            Refusal::Internal => "internal",
+            Refusal::Unknown => "unknown",
+        }
+    }
+
+    /// Anything unrecognised reads as `Unknown`: the page still says what to do.
+    pub fn parse(s: &str) -> Refusal {
+        Refusal::ALL.into_iter().find(|r| r.as_str() == s).unwrap_or(Refusal::Unknown)
+    }
+
+    pub fn title(self) -> &'static str {
+        match self {
+            Refusal::Expired => "This sign-in link has expired or was already used",
+            Refusal::OtherSession => "This sign-in was started somewhere else",
+            Refusal::NotEnabled => "Office 365 is not enabled",
+            Refusal::ServiceAccount => "Your organization connects through a service account",
+            Refusal::AdminsOnly => "Only admins can do this",
+            Refusal::NotServiceUser => "The connection mode changed",
+            Refusal::Internal => "Something went wrong on our side",
+            Refusal::Unknown => "That did not work",
+        }
+    }
+
+    pub fn next_step(self) -> &'static str {
+        match self {
+            Refusal::Expired => {
+                "Sign-in links work once and for 10 minutes. Start the connection again from Intelligence360."
+            }
+            Refusal::OtherSession => {
+                "For your safety a connection must finish in the browser session that started it. Start again from this browser."
+            }
+            Refusal::NotEnabled => {
+                "An admin has to enable the Office 365 integration first. If you cannot see it, contact your admin."
+            }
+            Refusal::ServiceAccount => {
+                "Your admins maintain one connection for everyone, so you do not need to connect your own account."
+            }
+            Refusal::AdminsOnly => "Ask an admin of your organization.",
+            Refusal::NotServiceUser => {
+                "A service user signs in only while the connection mode is \"Service account with a service user\". Check Connection Settings and start again."
+            }
+            Refusal::Internal => {
+                "Nothing was changed. Try again in a minute; if it keeps happening, contact support."
+            }
+            Refusal::Unknown => "Start the connection again from Intelligence360.",
+        }
+    }
+}
+
+#[cfg(test)]
+mod refusal_tests {
+    use super::Refusal;
+
+    #[test]
+    fn every_refusal_reads_back_and_unknown_text_is_unknown() {
+        for r in Refusal::ALL {
+            assert_eq!(Refusal::parse(r.as_str()), r);
+        }
+        assert_eq!(Refusal::parse("<script>"), Refusal::Unknown);
+    }
+}

@@ -27,7 +27,7 @@ use std::sync::Arc;
 
 pub use error::StoreError;
 pub use postgres::PgStore;
-pub use session_token::{SessionToken, SessionTokenHash};
+pub use session_token::{SESSION_COOKIE, SessionToken, SessionTokenHash};
 pub use sqlite::SqliteStore;
 pub use sync::{DynSyncStore, SyncStore, open_with_sync};
 

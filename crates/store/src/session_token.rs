@@ -6,6 +6,11 @@ use rand::RngCore;
 use sha2::{Digest, Sha256};
 use std::fmt;
 
+/// The session cookie's name. `HttpOnly` keeps it from scripts; `SameSite=Lax` (not `Strict`)
+/// because the OAuth callback is a top-level navigation from Microsoft's site and must still carry
+/// the session.
+pub const SESSION_COOKIE: &str = "i360_session";
+
 /// The secret a browser holds in its session cookie. Debug output is redacted.
 #[derive(Clone, PartialEq, Eq)]
 pub struct SessionToken(String);
@@ -25,6 +30,16 @@ impl SessionToken {
     pub fn from_cookie(value: &str) -> Option<SessionToken> {
         let decoded = URL_SAFE_NO_PAD.decode(value).ok()?;
         (decoded.len() == 32).then(|| SessionToken(value.to_owned()))
+    }
+
+    /// Our session token among a request's `Cookie` header values, if it carries one.
+    pub fn from_cookie_headers<'a>(values: impl IntoIterator<Item = &'a str>) -> Option<SessionToken> {
+        values
+            .into_iter()
+            .flat_map(|v| v.split(';'))
+            .filter_map(|pair| pair.trim().split_once('='))
+            .find(|(name, _)| *name == SESSION_COOKIE)
+            .and_then(|(_, value)| SessionToken::from_cookie(value))
     }
 
     pub fn as_cookie_value(&self) -> &str {

@@ -1,0 +1,182 @@
+//! Connecting a Microsoft 365 account: a member's own, the admin's My Connection (the primary
+//! integration) or the service user. Start sends the browser to Microsoft with a fresh `state`,
+//! PKCE verifier and nonce kept server-side for this session; complete checks the callback, turns
+//! the code into tokens, verifies the id_token and stores the connection.
+
+use crate::{Error, Integration, Result, admin_only, audit};
+use domain::permissions::ConnectionMode;
+use domain::{ConnectionKind, FlowPurpose, ReasonCode, Refusal, SessionUser};
+use secrecy::ExposeSecret;
+use store::secrets::SecretString;
+use store::{NewConnection, OAuthFlow, SessionToken, SessionTokenHash};
+
+/// How long Microsoft has to send the browser back (its codes live about as long, MICROSOFT.md §1.3).
+pub(crate) const FLOW_TTL_SECS: i64 = 600;
+
+/// Where the browser goes next: a path of ours or Microsoft's URL.
+pub type Landing = String;
+
+/// A signed-in browser session: the session (flows are bound to it) and its user.
+#[derive(Debug, Clone)]
+pub struct Caller {
+    pub session: SessionTokenHash,
+    pub user: SessionUser,
+}
+
+impl Integration {
+    /// Who holds this session cookie, if anyone.
+    pub async fn caller(&self, token: Option<SessionToken>) -> Result<Option<Caller>> {
+        let Some(token) = token else { return Ok(None) };
+        let user = self.store.session_user(&token.hash(), store::now_unix()).await?;
+        Ok(user.map(|user| Caller { session: token.hash(), user }))
+    }
+
+    /// Starts a sign-in with Microsoft for `purpose` ("activate", "connect" or "service_user").
+    pub async fn start_sign_in(&self, caller: &Caller, purpose: &str) -> Result<Landing> {
+        let user = &caller.user;
+        let purpose = FlowPurpose::parse(purpose)
+            .filter(|p| matches!(p, FlowPurpose::Activate | FlowPurpose::Connect | FlowPurpose::ServiceUser))
+            .ok_or(Error::Refused(Refusal::Unknown))?;
+        if purpose != FlowPurpose::Connect {
+            admin_only(user).map_err(|_| Error::Refused(Refusal::AdminsOnly))?;
+        }
+        let settings = self.store.office365_settings(user.org_id).await?;
+        if !settings.enabled {
+            return Err(Error::Refused(Refusal::NotEnabled));
+        }
+        // Members connect only in individual mode; the service user signs in only in its mode.
+        if purpose != FlowPurpose::ServiceUser && settings.is_service_account() {
+            return Err(Error::Refused(Refusal::ServiceAccount));
+        }
+        if purpose == FlowPurpose::ServiceUser && settings.mode != ConnectionMode::ServiceUser {
+            return Err(Error::Refused(Refusal::NotServiceUser));
+        }
+        let app = self.app_registration(user.org_id).await?;
+        let scope = settings.scope_settings().authorization_scope();
+        // The service user is another Microsoft account than the admin's own: no login hint then.
+        let hint = (purpose != FlowPurpose::ServiceUser).then_some(user.email.as_str());
+        let request = self.microsoft.authorization_request(&app, &self.callback_uri(), &scope, hint, None).map_err(Error::internal)?;
+        let flow = OAuthFlow {
+            pkce_verifier: Some(SecretString::new(request.pkce_verifier.expose_secret())),
+            nonce: Some(request.nonce.clone()),
+            ..self.new_flow(caller, purpose)
+        };
+        self.store.start_oauth_flow(&request.state, &flow, store::now_unix()).await?;
+        tracing::info!(user = %user.user_id, purpose = purpose.as_str(), "sending the browser to Microsoft");
+        Ok(request.url.to_string())
+    }
+
+    /// Microsoft's redirect back to `/oauth/office365/callback?<query>`.
+    pub async fn complete_sign_in(&self, caller: Option<&Caller>, query: &str) -> Result<Landing> {
+        let parsed = microsoft::parse_callback(query);
+        let state = match &parsed {
+            Ok(c) => Some(c.state.clone()),
+            Err(e) => e.state.clone(),
+        };
+        let (flow, user) = self.take_flow(caller, state, |p| p != FlowPurpose::AdminConsent).await?;
+        let code = match parsed {
+            Ok(code) => code,
+            Err(e) => {
+                tracing::info!(reason = e.reason.as_str(), error = %e.error, "Microsoft returned an error to the callback");
+                if e.reason == ReasonCode::AdminApprovalRequired {
+                    // The member cannot fix this; every admin gets the "Grant organization-wide consent" card.
+                    self.store.request_admin_consent(user.org_id, &user.audit_label(), store::now_unix()).await?;
+                }
+                return Err(Error::Microsoft { reason: e.reason, code: e.error_codes.first().copied() });
+            }
+        };
+        let settings = self.store.office365_settings(user.org_id).await?;
+        let app = self.app_registration(user.org_id).await?;
+        let (Some(verifier), Some(nonce)) = (flow.pkce_verifier, flow.nonce) else {
+            return Err(Error::microsoft(ReasonCode::SignInNotVerified));
+        };
+        let verifier = secrecy::SecretString::from(verifier.expose().to_owned());
+        let sign_in = self.microsoft.exchange_code(&app, &code.code, &self.callback_uri(), &verifier, &nonce).await.inspect_err(|e| {
+            tracing::warn!(reason = e.reason().as_str(), "code exchange refused");
+        })?;
+        let service = flow.purpose == FlowPurpose::ServiceUser;
+        if service && (!user.is_admin() || settings.mode != ConnectionMode::ServiceUser) {
+            return Err(Error::Refused(Refusal::NotServiceUser));
+        }
+        let connection = new_connection(&user, flow.purpose, &sign_in);
+        let entry = connected_audit(&user, flow.purpose, &connection.ms_username);
+        if service {
+            self.replace_service_connection(&user, &connection, &entry).await?;
+            // Tell at once which team mailboxes the service user may open.
+            let token = secrecy::SecretString::from(sign_in.tokens.access_token.expose_secret().to_owned());
+            self.check_all_mailboxes(user.org_id, &token).await?;
+        } else {
+            self.store.save_connection(&connection, &entry).await?;
+        }
+        tracing::info!(user = %user.user_id, primary = connection.is_primary, "connection saved");
+        self.reschedule(user.org_id).await;
+        Ok(if connection.is_primary { "/settings/integrations/office365/my-connection" } else { "/profile" }.to_owned())
+    }
+
+    /// A flow of `purpose` for this caller's session, expiring in ten minutes.
+    pub(crate) fn new_flow(&self, caller: &Caller, purpose: FlowPurpose) -> OAuthFlow {
+        OAuthFlow {
+            org_id: caller.user.org_id,
+            user_id: caller.user.user_id,
+            session: caller.session.clone(),
+            purpose,
+            pkce_verifier: None,
+            nonce: None,
+            expires_at: store::now_unix() + FLOW_TTL_SECS,
+        }
+    }
+
+    /// Takes (and so deletes: a replayed callback finds nothing) the flow a callback's `state`
+    /// names, if it is of a purpose this callback `accepts` (another flow's state is as unknown
+    /// here as a made-up one), and returns it with the user of the session that started it.
+    pub(crate) async fn take_flow(
+        &self,
+        caller: Option<&Caller>,
+        state: Option<String>,
+        accepts: impl Fn(FlowPurpose) -> bool,
+    ) -> Result<(OAuthFlow, SessionUser)> {
+        let state = state.ok_or(Error::microsoft(ReasonCode::SignInNotVerified))?;
+        let flow = self
+            .store
+            .take_oauth_flow(&state, store::now_unix())
+            .await?
+            .filter(|f| accepts(f.purpose))
+            .ok_or(Error::Refused(Refusal::Expired))?;
+        match caller.filter(|c| c.session == flow.session) {
+            Some(c) => Ok((flow, c.user.clone())),
+            // Started in another browser or session: whoever holds this callback did not start it.
+            None => Err(Error::Refused(Refusal::OtherSession)),
+        }
+    }
+}
+
+fn new_connection(user: &SessionUser, purpose: FlowPurpose, sign_in: &microsoft::SignIn) -> NewConnection {
+    let identity = &sign_in.identity;
+    let username = identity.username.clone().or(identity.email.clone()).unwrap_or_else(|| identity.object_id.clone());
+    NewConnection {
+        org_id: user.org_id,
+        user_id: user.user_id,
+        kind: if purpose == FlowPurpose::ServiceUser { ConnectionKind::ServiceUser } else { ConnectionKind::Individual },
+        is_primary: matches!(purpose, FlowPurpose::Activate | FlowPurpose::ServiceUser),
+        ms_tenant_id: identity.tenant_id.clone(),
+        ms_object_id: identity.object_id.clone(),
+        ms_name: identity.name.clone().unwrap_or_else(|| username.clone()),
+        ms_username: username,
+        granted_scopes: sign_in.tokens.granted_scopes.clone(),
+        access_token: SecretString::new(sign_in.tokens.access_token.expose_secret()),
+        access_expires_at: sign_in.tokens.expires_at.unix_timestamp(),
+        refresh_token: sign_in.tokens.refresh_token.as_ref().map(|t| SecretString::new(t.expose_secret())),
+    }
+}
+
+fn connected_audit(user: &SessionUser, purpose: FlowPurpose, username: &str) -> domain::AuditEntry {
+    match purpose {
+        FlowPurpose::ServiceUser => {
+            audit(user, "office365.service_activated", format!("Activated the service connection as service user {username}."))
+        }
+        FlowPurpose::Activate => {
+            audit(user, "office365.activated", format!("Activated My Connection as {username}; it is the primary integration."))
+        }
+        _ => audit(user, "office365.connected", format!("Connected Office 365 as {username}.")),
+    }
+}

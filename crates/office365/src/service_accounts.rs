@@ -1,0 +1,113 @@
+//! Service account users: the team members whose mailboxes the service connection syncs, picked
+//! from the Microsoft directory or added by address; each mailbox checked once added.
+
+use crate::{Error, Integration, Result, admin_only, audit};
+use domain::views::{DirectoryPerson, DirectorySearchResult, ServiceAccountsView};
+use domain::{ConnectionKind, EmailAddress, ReasonCode, ServiceAccountUser, SessionUser};
+
+/// What the add form sent.
+#[derive(Debug, Clone, Default)]
+pub struct NewServiceAccountUser {
+    pub address: String,
+    pub name: Option<String>,
+    /// The Microsoft directory object id, when picked from a search.
+    pub directory_id: Option<String>,
+}
+
+impl Integration {
+    pub async fn service_accounts(&self, admin: &SessionUser) -> Result<ServiceAccountsView> {
+        admin_only(admin)?;
+        let settings = self.store.office365_settings(admin.org_id).await?;
+        let service = self.store.service_connection(admin.org_id).await?;
+        Ok(ServiceAccountsView {
+            enabled: settings.enabled,
+            mode: settings.mode,
+            activated: service.is_some_and(|c| c.kind == ConnectionKind::for_mode(settings.mode)),
+            users: self.store.service_account_users(admin.org_id).await?,
+        })
+    }
+
+    /// Searches the Microsoft directory with the service connection. Microsoft refusing is an
+    /// answer shown next to the search box, not a failed request.
+    pub async fn search_directory(&self, admin: &SessionUser, query: &str) -> Result<DirectorySearchResult> {
+        admin_only(admin)?;
+        let query = query.trim();
+        if query.is_empty() {
+            return Ok(DirectorySearchResult::Problem("Type the start of a name or an email address.".into()));
+        }
+        let settings = self.store.office365_settings(admin.org_id).await?;
+        let token = match self.service_token(admin.org_id, &settings).await {
+            Ok(token) => token,
+            Err(e @ Error::Internal(_)) => return Err(e),
+            Err(e) => return Ok(DirectorySearchResult::Problem(e.to_string())),
+        };
+        let found = match self.microsoft.search_users(&token, query, 10).await {
+            Ok(found) => found,
+            Err(e) if e.reason == ReasonCode::PermissionMissing => {
+                return Ok(DirectorySearchResult::Problem(
+                    "Microsoft did not allow a directory search with this connection (it needs the User.Read.All \
+                     permission). Add people by their email address instead."
+                        .into(),
+                ));
+            }
+            Err(e) => return Ok(DirectorySearchResult::Problem(Error::from(e).to_string())),
+        };
+        Ok(DirectorySearchResult::Found(
+            found
+                .into_iter()
+                .filter_map(|u| {
+                    let address = u.mail.clone().or(u.user_principal_name.clone())?;
+                    Some(DirectoryPerson { name: u.display_name.clone().unwrap_or_else(|| address.clone()), id: u.id, address })
+                })
+                .collect(),
+        ))
+    }
+
+    /// Adds a person; what was typed but cannot be added is an `Invalid` error the form shows.
+    pub async fn add_service_account_user(&self, admin: &SessionUser, new: NewServiceAccountUser) -> Result<()> {
+        admin_only(admin)?;
+        let address = EmailAddress::parse(&new.address)
+            .map_err(|_| Error::Invalid("Enter the person's Microsoft 365 email address, like name@company.com.".into()))?;
+        let settings = self.store.office365_settings(admin.org_id).await?;
+        if !settings.is_service_account() {
+            return Err(Error::Invalid(
+                "Service account users are only used in service-account mode. Choose it under Connection Settings first.".into(),
+            ));
+        }
+        let user = ServiceAccountUser {
+            id: uuid::Uuid::new_v4(),
+            ms_object_id: new.directory_id.filter(|d| !d.trim().is_empty()),
+            ms_username: address.to_string(),
+            display_name: new.name.filter(|n| !n.trim().is_empty()).unwrap_or_else(|| address.to_string()),
+            added_by: admin.audit_label(),
+            added_at: store::now_unix(),
+            health: None,
+            health_at: None,
+        };
+        let entry = audit(admin, "office365.service_user_added", format!("Added {address} to the mailboxes the service connection syncs."));
+        if !self.store.add_service_account_user(admin.org_id, &user, &entry).await? {
+            return Err(Error::Invalid(format!("{address} is already in the list.")));
+        }
+        // Check the mailbox now when the service connection is there; otherwise activation does it.
+        if let Ok(token) = self.service_token(admin.org_id, &settings).await {
+            self.check_mailboxes(admin.org_id, &token, &[user]).await?;
+        }
+        self.reschedule(admin.org_id).await;
+        Ok(())
+    }
+
+    pub async fn remove_service_account_user(&self, admin: &SessionUser, id: &str) -> Result<()> {
+        admin_only(admin)?;
+        let id: uuid::Uuid = id.parse().map_err(|_| Error::NotFound("That person is not in the list."))?;
+        let users = self.store.service_account_users(admin.org_id).await?;
+        let user = users.into_iter().find(|u| u.id == id).ok_or(Error::NotFound("That person is no longer in the list."))?;
+        let entry = audit(
+            admin,
+            "office365.service_user_removed",
+            format!("Removed {} from the mailboxes the service connection syncs.", user.ms_username),
+        );
+        self.store.remove_service_account_user(admin.org_id, id, &entry).await?;
+        self.reschedule(admin.org_id).await;
+        Ok(())
+    }
+}

@@ -1,0 +1,8 @@
+//! The workflows, run as plain async functions against a SQLite store and an in-process
+//! emulator: no browser, no Leptos, no HTTP server of ours.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+mod harness;
+mod oauth;
+mod settings;
+mod people;
