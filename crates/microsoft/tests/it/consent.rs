@@ -16,8 +16,8 @@ async fn admin_consent_grants_application_permissions_for_client_credentials() {
     let err = env.client.search_users(&before.access_token, "ca", 10).await.unwrap_err();
     assert_eq!(err.reason, ReasonCode::PermissionMissing);
 
-    let page = Browser::new(&env).sign_in(url.as_str(), "admin@northwind.test", Consent::Accept).await;
-    let granted = parse_admin_consent_callback(&page.callback_query()).unwrap();
+    let back = testkit::sign_in(url.as_str(), "admin@northwind.test").await.unwrap();
+    let granted = parse_admin_consent_callback(back.query()).unwrap();
     assert!(granted.state_matches("ac-state-1"));
     assert_eq!(granted.tenant.as_deref(), Some(NW));
     for p in ["Mail.Read", "User.Read.All", "Calendars.Read"] {
@@ -35,8 +35,8 @@ async fn admin_consent_grants_application_permissions_for_client_credentials() {
 async fn cancelling_admin_consent_is_a_decline_even_with_admin_consent_true() {
     let env = spawn().await;
     let url = env.client.admin_consent_url(&Tenant::parse(NW).unwrap(), DEMO_CLIENT_ID, ADMIN_REDIRECT, "ac-state-2").unwrap();
-    let page = Browser::new(&env).sign_in(url.as_str(), "admin@northwind.test", Consent::Cancel).await;
-    let query = page.callback_query();
+    let page = Browser::new().unwrap().sign_in(url.as_str(), &testkit::SignIn::new("admin@northwind.test").consent(Consent::Cancel)).await.unwrap();
+    let query = page.callback_query().unwrap();
     assert!(query.contains("admin_consent=True"), "{query}");
     let err = parse_admin_consent_callback(&query).unwrap_err();
     assert_eq!(err.reason, ReasonCode::ConsentDeclined);
@@ -50,12 +50,12 @@ async fn cancelling_admin_consent_is_a_decline_even_with_admin_consent_true() {
 async fn a_member_of_a_tenant_without_user_consent_needs_admin_approval_then_connects_after_admin_consent() {
     let env = spawn().await;
     let fb = app(FB);
-    let browser = Browser::new(&env);
+    let browser = Browser::new().unwrap();
     let req = env.client.authorization_request(&fb, REDIRECT, SCOPES, Some("erin@fabrikam.test"), None).unwrap();
-    let page = browser.sign_in(req.url.as_str(), "erin@fabrikam.test", Consent::Accept).await;
+    let page = browser.sign_in(req.url.as_str(), &testkit::SignIn::new("erin@fabrikam.test")).await.unwrap();
     assert!(page.is_admin_approval_page(), "Need admin approval page expected: {}", page.body);
-    let back = browser.submit(&page, &[("action", "return")]).await;
-    let err = parse_callback(&back.callback_query()).unwrap_err();
+    let back = browser.submit(&page, &[("action", "return")]).await.unwrap();
+    let err = parse_callback(&back.callback_query().unwrap()).unwrap_err();
     assert_eq!(err.reason, ReasonCode::AdminApprovalRequired);
     assert_eq!(err.who_must_act(), WhoMustAct::TenantAdmin);
     assert_eq!(err.error_codes, vec![90094]);
@@ -63,14 +63,14 @@ async fn a_member_of_a_tenant_without_user_consent_needs_admin_approval_then_con
 
     // Fabrikam's admin grants consent for the organization.
     let url = env.client.admin_consent_url(&fb.tenant, DEMO_CLIENT_ID, ADMIN_REDIRECT, "ac-fb").unwrap();
-    let page = Browser::new(&env).sign_in(url.as_str(), "admin@fabrikam.test", Consent::Accept).await;
-    let granted = parse_admin_consent_callback(&page.callback_query()).unwrap();
+    let back = testkit::sign_in(url.as_str(), "admin@fabrikam.test").await.unwrap();
+    let granted = parse_admin_consent_callback(back.query()).unwrap();
     assert_eq!(granted.tenant.as_deref(), Some(FB));
 
     // Erin now connects without any consent page.
     let req = env.client.authorization_request(&fb, REDIRECT, SCOPES, Some("erin@fabrikam.test"), None).unwrap();
-    let page = Browser::new(&env).sign_in(req.url.as_str(), "erin@fabrikam.test", Consent::Cancel).await;
-    let cb = parse_callback(&page.callback_query()).expect("no consent page, straight back with a code");
+    let page = Browser::new().unwrap().sign_in(req.url.as_str(), &testkit::SignIn::new("erin@fabrikam.test").consent(Consent::Cancel)).await.unwrap();
+    let cb = parse_callback(&page.callback_query().unwrap()).expect("no consent page, straight back with a code");
     let s = env.client.exchange_code(&fb, &cb.code, REDIRECT, &req.pkce_verifier, &req.nonce).await.unwrap();
     assert_eq!(s.identity.tenant_id, FB);
     assert_eq!(s.identity.username.as_deref(), Some("erin@fabrikam.test"));
@@ -81,11 +81,11 @@ async fn a_member_of_a_tenant_without_user_consent_needs_admin_approval_then_con
 async fn a_non_admin_on_the_admin_consent_page_cannot_grant() {
     let env = spawn().await;
     let url = env.client.admin_consent_url(&Tenant::parse(NW).unwrap(), DEMO_CLIENT_ID, ADMIN_REDIRECT, "ac-3").unwrap();
-    let browser = Browser::new(&env);
-    let page = browser.sign_in(url.as_str(), "bob@northwind.test", Consent::Accept).await;
+    let browser = Browser::new().unwrap();
+    let page = browser.sign_in(url.as_str(), &testkit::SignIn::new("bob@northwind.test")).await.unwrap();
     assert!(page.is_admin_approval_page(), "{}", page.body);
-    let back = browser.submit(&page, &[("action", "return")]).await;
-    let err = parse_admin_consent_callback(&back.callback_query()).unwrap_err();
+    let back = browser.submit(&page, &[("action", "return")]).await.unwrap();
+    let err = parse_admin_consent_callback(&back.callback_query().unwrap()).unwrap_err();
     assert_eq!(err.reason, ReasonCode::AdminApprovalRequired);
     env.emu.shutdown().await;
 }
@@ -95,13 +95,13 @@ async fn an_admin_consenting_for_the_organization_while_connecting_lets_members_
     let env = spawn().await;
     let fb = app(FB);
     let req = env.client.authorization_request(&fb, REDIRECT, SCOPES, None, None).unwrap();
-    let page = Browser::new(&env).sign_in(req.url.as_str(), "admin@fabrikam.test", Consent::AcceptForOrganization).await;
-    let cb = parse_callback(&page.callback_query()).unwrap();
+    let page = Browser::new().unwrap().sign_in(req.url.as_str(), &testkit::SignIn::new("admin@fabrikam.test").consent(Consent::AcceptForOrganization)).await.unwrap();
+    let cb = parse_callback(&page.callback_query().unwrap()).unwrap();
     env.client.exchange_code(&fb, &cb.code, REDIRECT, &req.pkce_verifier, &req.nonce).await.unwrap();
 
     let req = env.client.authorization_request(&fb, REDIRECT, SCOPES, Some("frank@fabrikam.test"), None).unwrap();
-    let page = Browser::new(&env).sign_in(req.url.as_str(), "frank@fabrikam.test", Consent::Cancel).await;
-    let cb = parse_callback(&page.callback_query()).expect("frank is not asked at all");
+    let page = Browser::new().unwrap().sign_in(req.url.as_str(), &testkit::SignIn::new("frank@fabrikam.test").consent(Consent::Cancel)).await.unwrap();
+    let cb = parse_callback(&page.callback_query().unwrap()).expect("frank is not asked at all");
     let s = env.client.exchange_code(&fb, &cb.code, REDIRECT, &req.pkce_verifier, &req.nonce).await.unwrap();
     assert_eq!(s.identity.object_id, "6e2f0a00-0000-4000-8000-000000000003");
     env.emu.shutdown().await;

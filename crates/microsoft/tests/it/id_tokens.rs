@@ -20,8 +20,8 @@ async fn raw_id_token(env: &Env, client_id: &str, nonce: &str) -> String {
     let mut url = req.url.clone();
     let pairs: Vec<(String, String)> = url.query_pairs().into_owned().map(|(k, v)| if k == "nonce" { (k, nonce.to_string()) } else { (k, v) }).collect();
     url.query_pairs_mut().clear().extend_pairs(pairs);
-    let page = Browser::new(env).sign_in(url.as_str(), "alice@northwind.test", Consent::Accept).await;
-    let cb = parse_callback(&page.callback_query()).unwrap();
+    let back = testkit::sign_in(url.as_str(), "alice@northwind.test").await.unwrap();
+    let cb = parse_callback(back.query()).unwrap();
     let body = raw_token(
         env,
         NW,

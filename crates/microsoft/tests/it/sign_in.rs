@@ -9,8 +9,8 @@ async fn auth_code_with_pkce_round_trip_yields_a_verified_identity_and_working_t
     let env = spawn().await;
     let app = app(NW);
     let req = env.client.authorization_request(&app, REDIRECT, SCOPES, Some("alice@northwind.test"), None).unwrap();
-    let page = Browser::new(&env).sign_in(req.url.as_str(), "alice@northwind.test", Consent::Accept).await;
-    let cb = parse_callback(&page.callback_query()).unwrap();
+    let back = testkit::sign_in(req.url.as_str(), "alice@northwind.test").await.unwrap();
+    let cb = parse_callback(back.query()).unwrap();
     assert!(cb.state_matches(&req.state));
 
     let signed_in = env.client.exchange_code(&app, &cb.code, REDIRECT, &req.pkce_verifier, &req.nonce).await.unwrap();
@@ -41,8 +41,8 @@ async fn a_verified_domain_works_as_the_configured_tenant() {
     assert_eq!(env.client.resolve_tenant_id(&app.tenant).await.unwrap().as_deref(), Some(NW));
     let req = env.client.authorization_request(&app, REDIRECT, SCOPES, None, None).unwrap();
     assert!(req.url.path().starts_with("/northwind.test/oauth2/v2.0/authorize"));
-    let page = Browser::new(&env).sign_in(req.url.as_str(), "bob@northwind.test", Consent::Accept).await;
-    let cb = parse_callback(&page.callback_query()).unwrap();
+    let back = testkit::sign_in(req.url.as_str(), "bob@northwind.test").await.unwrap();
+    let cb = parse_callback(back.query()).unwrap();
     let s = env.client.exchange_code(&app, &cb.code, REDIRECT, &req.pkce_verifier, &req.nonce).await.unwrap();
     assert_eq!(s.identity.tenant_id, NW);
     assert_eq!(s.identity.object_id, "6e1f0a00-0000-4000-8000-000000000003");
@@ -58,8 +58,8 @@ async fn a_callback_from_another_sign_in_fails_the_state_check() {
     let app = app(NW);
     let mine = env.client.authorization_request(&app, REDIRECT, SCOPES, None, None).unwrap();
     let theirs = env.client.authorization_request(&app, REDIRECT, SCOPES, None, None).unwrap();
-    let page = Browser::new(&env).sign_in(theirs.url.as_str(), "carol@northwind.test", Consent::Accept).await;
-    let cb = parse_callback(&page.callback_query()).unwrap();
+    let back = testkit::sign_in(theirs.url.as_str(), "carol@northwind.test").await.unwrap();
+    let cb = parse_callback(back.query()).unwrap();
     assert!(!cb.state_matches(&mine.state), "someone else's callback must not pass for mine");
     assert!(cb.state_matches(&theirs.state));
     env.emu.shutdown().await;
@@ -70,8 +70,8 @@ async fn a_nonce_other_than_the_one_sent_is_rejected() {
     let env = spawn().await;
     let app = app(NW);
     let req = env.client.authorization_request(&app, REDIRECT, SCOPES, None, None).unwrap();
-    let page = Browser::new(&env).sign_in(req.url.as_str(), "carol@northwind.test", Consent::Accept).await;
-    let cb = parse_callback(&page.callback_query()).unwrap();
+    let back = testkit::sign_in(req.url.as_str(), "carol@northwind.test").await.unwrap();
+    let cb = parse_callback(back.query()).unwrap();
     let err = env.client.exchange_code(&app, &cb.code, REDIRECT, &req.pkce_verifier, "a-replayed-nonce").await.unwrap_err();
     assert!(matches!(err, MicrosoftError::IdToken(IdTokenError::Nonce)), "{err:?}");
     assert_eq!(err.reason(), ReasonCode::SignInNotVerified);
@@ -82,9 +82,9 @@ async fn a_nonce_other_than_the_one_sent_is_rejected() {
 async fn a_reused_code_or_a_wrong_verifier_is_refused_and_reads_as_start_again() {
     let env = spawn().await;
     let app = app(NW);
-    let browser = Browser::new(&env);
+    let browser = Browser::new().unwrap();
     let req = env.client.authorization_request(&app, REDIRECT, SCOPES, None, None).unwrap();
-    let cb = parse_callback(&browser.sign_in(req.url.as_str(), "bob@northwind.test", Consent::Accept).await.callback_query()).unwrap();
+    let cb = parse_callback(&browser.sign_in(req.url.as_str(), &testkit::SignIn::new("bob@northwind.test")).await.unwrap().callback_query().unwrap()).unwrap();
     env.client.exchange_code(&app, &cb.code, REDIRECT, &req.pkce_verifier, &req.nonce).await.unwrap();
     let again = env.client.exchange_code(&app, &cb.code, REDIRECT, &req.pkce_verifier, &req.nonce).await.unwrap_err();
     let aad = again.aad().expect("Microsoft's error");
@@ -95,7 +95,7 @@ async fn a_reused_code_or_a_wrong_verifier_is_refused_and_reads_as_start_again()
 
     // SSO: the second sign-in comes straight back; the code is bound to the first verifier.
     let req2 = env.client.authorization_request(&app, REDIRECT, SCOPES, None, None).unwrap();
-    let cb2 = parse_callback(&browser.sign_in(req2.url.as_str(), "bob@northwind.test", Consent::Accept).await.callback_query()).unwrap();
+    let cb2 = parse_callback(&browser.sign_in(req2.url.as_str(), &testkit::SignIn::new("bob@northwind.test")).await.unwrap().callback_query().unwrap()).unwrap();
     let err = env.client.exchange_code(&app, &cb2.code, REDIRECT, &req.pkce_verifier, &req2.nonce).await.unwrap_err();
     assert!(err.aad().unwrap().has_code(501481), "{err:?}");
     assert_eq!(err.reason(), ReasonCode::SignInNotVerified);
@@ -107,16 +107,16 @@ async fn signing_in_from_another_organization_is_a_wrong_tenant() {
     let env = spawn().await;
     // A Fabrikam account at Northwind's sign-in: AADSTS50020 on the redirect.
     let req = env.client.authorization_request(&app(NW), REDIRECT, SCOPES, None, None).unwrap();
-    let page = Browser::new(&env).sign_in(req.url.as_str(), "erin@fabrikam.test", Consent::Accept).await;
-    let err = parse_callback(&page.callback_query()).unwrap_err();
+    let back = testkit::sign_in(req.url.as_str(), "erin@fabrikam.test").await.unwrap();
+    let err = parse_callback(back.query()).unwrap_err();
     assert_eq!(err.error_codes, vec![50020]);
     assert_eq!(err.reason, ReasonCode::WrongTenant);
     assert!(err.state_matches(&req.state));
 
     // A Northwind code redeemed at Fabrikam's token endpoint: AADSTS700005.
     let req = env.client.authorization_request(&app(NW), REDIRECT, SCOPES, None, None).unwrap();
-    let page = Browser::new(&env).sign_in(req.url.as_str(), "alice@northwind.test", Consent::Accept).await;
-    let cb = parse_callback(&page.callback_query()).unwrap();
+    let back = testkit::sign_in(req.url.as_str(), "alice@northwind.test").await.unwrap();
+    let cb = parse_callback(back.query()).unwrap();
     let err = env.client.exchange_code(&app(FB), &cb.code, REDIRECT, &req.pkce_verifier, &req.nonce).await.unwrap_err();
     assert!(err.aad().unwrap().has_code(700005), "{err:?}");
     assert_eq!(err.reason(), ReasonCode::WrongTenant);
@@ -128,14 +128,14 @@ async fn multi_factor_sign_in_completes_and_prompt_none_without_a_session_needs_
     let env = spawn().await;
     let app = app(NW);
     let req = env.client.authorization_request(&app, REDIRECT, SCOPES, None, None).unwrap();
-    let page = Browser::new(&env).sign_in(req.url.as_str(), "mfa@northwind.test", Consent::Accept).await;
-    let cb = parse_callback(&page.callback_query()).unwrap();
+    let back = testkit::sign_in(req.url.as_str(), "mfa@northwind.test").await.unwrap();
+    let cb = parse_callback(back.query()).unwrap();
     let s = env.client.exchange_code(&app, &cb.code, REDIRECT, &req.pkce_verifier, &req.nonce).await.unwrap();
     assert_eq!(s.identity.username.as_deref(), Some("mfa@northwind.test"));
 
     let silent = env.client.authorization_request(&app, REDIRECT, SCOPES, None, Some(Prompt::None)).unwrap();
-    let page = Browser::new(&env).get(silent.url.as_str()).await;
-    let err = parse_callback(&page.callback_query()).unwrap_err();
+    let page = Browser::new().unwrap().get(silent.url.as_str()).await.unwrap();
+    let err = parse_callback(&page.callback_query().unwrap()).unwrap_err();
     assert_eq!(err.error, "login_required");
     assert_eq!(err.reason, ReasonCode::InteractionRequired);
     env.emu.shutdown().await;
@@ -145,15 +145,15 @@ async fn multi_factor_sign_in_completes_and_prompt_none_without_a_session_needs_
 async fn declining_consent_comes_back_as_consent_declined_for_the_owner() {
     let env = spawn().await;
     let req = env.client.authorization_request(&app(NW), REDIRECT, SCOPES, None, None).unwrap();
-    let page = Browser::new(&env).sign_in(req.url.as_str(), "carol@northwind.test", Consent::Cancel).await;
-    let err = parse_callback(&page.callback_query()).unwrap_err();
+    let page = Browser::new().unwrap().sign_in(req.url.as_str(), &testkit::SignIn::new("carol@northwind.test").consent(Consent::Cancel)).await.unwrap();
+    let err = parse_callback(&page.callback_query().unwrap()).unwrap_err();
     assert_eq!(err.reason, ReasonCode::ConsentDeclined);
     assert_eq!(err.who_must_act(), domain::WhoMustAct::Owner);
     assert_eq!(err.error_codes, vec![65004]);
     assert_eq!(err.error_subcode.as_deref(), Some("cancel"));
     assert!(err.state_matches(&req.state));
     // Nothing secret came back.
-    assert!(!page.callback_query().contains(req.pkce_verifier.expose_secret()));
+    assert!(!page.callback_query().unwrap().contains(req.pkce_verifier.expose_secret()));
     env.emu.shutdown().await;
 }
 
@@ -166,8 +166,8 @@ async fn a_multi_tenant_configuration_signs_in_users_of_any_organization() {
     for (email, tid) in [("alice@northwind.test", NW), ("frank@fabrikam.test", FB)] {
         let req = env.client.authorization_request(&any, REDIRECT, SCOPES, Some(email), None).unwrap();
         assert!(req.url.path().starts_with("/organizations/"));
-        let page = Browser::new(&env).sign_in(req.url.as_str(), email, Consent::Accept).await;
-        let cb = parse_callback(&page.callback_query()).unwrap();
+        let back = testkit::sign_in(req.url.as_str(), email).await.unwrap();
+        let cb = parse_callback(back.query()).unwrap();
         let s = env.client.exchange_code(&any, &cb.code, REDIRECT, &req.pkce_verifier, &req.nonce).await.unwrap();
         assert_eq!((s.identity.tenant_id.as_str(), s.identity.username.as_deref()), (tid, Some(email)));
     }
@@ -179,8 +179,8 @@ async fn redeeming_with_another_redirect_uri_than_the_authorize_one_is_refused()
     let env = spawn().await;
     let app = app(NW);
     let req = env.client.authorization_request(&app, REDIRECT, SCOPES, None, None).unwrap();
-    let page = Browser::new(&env).sign_in(req.url.as_str(), "alice@northwind.test", Consent::Accept).await;
-    let cb = parse_callback(&page.callback_query()).unwrap();
+    let back = testkit::sign_in(req.url.as_str(), "alice@northwind.test").await.unwrap();
+    let cb = parse_callback(back.query()).unwrap();
     let err = env.client.exchange_code(&app, &cb.code, ADMIN_REDIRECT, &req.pkce_verifier, &req.nonce).await.unwrap_err();
     assert_eq!(err.aad().unwrap().error, "invalid_grant");
     assert_eq!(err.reason(), ReasonCode::SignInNotVerified);

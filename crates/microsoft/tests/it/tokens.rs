@@ -10,8 +10,8 @@ use std::time::Duration;
 pub async fn sign_in(env: &Env, email: &str, scopes: &str) -> SignIn {
     let app = app(if email.ends_with("fabrikam.test") { FB } else { NW });
     let req = env.client.authorization_request(&app, REDIRECT, scopes, Some(email), None).unwrap();
-    let page = Browser::new(env).sign_in(req.url.as_str(), email, Consent::Accept).await;
-    let cb = parse_callback(&page.callback_query()).unwrap();
+    let back = testkit::sign_in(req.url.as_str(), email).await.unwrap();
+    let cb = parse_callback(back.query()).unwrap();
     env.client.exchange_code(&app, &cb.code, REDIRECT, &req.pkce_verifier, &req.nonce).await.unwrap()
 }
 
