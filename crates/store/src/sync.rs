@@ -317,6 +317,9 @@ pub trait SyncStore: Send + Sync + 'static {
     async fn ensure_sync_mailbox(&self, new: &NewSyncMailbox, now: UnixTime) -> Result<SyncMailbox, StoreError>;
     async fn sync_mailbox(&self, id: Uuid) -> Result<Option<SyncMailbox>, StoreError>;
     async fn sync_mailboxes_in_org(&self, org: OrgId) -> Result<Vec<SyncMailbox>, StoreError>;
+    /// Every organization with at least one connection (so with a schedule to keep right), each
+    /// once: the scheduler's periodic pass reconciles them one by one.
+    async fn orgs_with_connections(&self) -> Result<Vec<OrgId>, StoreError>;
     /// Pauses (with a reason) or resumes (`None`, due now) a mailbox.
     async fn set_mailbox_paused(&self, id: Uuid, paused: Option<PauseReason>, now: UnixTime) -> Result<(), StoreError>;
     /// Unschedules a mailbox and forgets its cursors and items.

@@ -178,6 +178,13 @@ macro_rules! impl_sync_store {
                 rows.into_iter().map(|r| $crate::sync_common::mailbox_from_row!(r)).collect()
             }
 
+            async fn orgs_with_connections(&self) -> Result<Vec<domain::OrgId>, $crate::StoreError> {
+                let ids: Vec<uuid::Uuid> = sqlx::query_scalar("SELECT DISTINCT org_id FROM connections ORDER BY org_id")
+                    .fetch_all(&self.pool)
+                    .await?;
+                Ok(ids.into_iter().map(domain::OrgId).collect())
+            }
+
             async fn set_mailbox_paused(
                 &self,
                 id: uuid::Uuid,

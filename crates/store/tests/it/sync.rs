@@ -75,6 +75,7 @@ on_both!(
     status_counts_and_first_sync_progress,
     activity_lists_newest_first_with_search_and_paging,
     tokens_are_read_refreshed_atomically_and_marked,
+    orgs_with_connections_are_listed_once_each,
 );
 
 struct World {
@@ -376,4 +377,41 @@ async fn tokens_are_read_refreshed_atomically_and_marked(db: &TestDb) {
     let c = db.store.connections_in_org(w.org).await.unwrap().remove(0);
     assert_eq!((c.state, c.reason), (ConnectionState::NeedsAttention, Some(ReasonCode::RefreshTokenRevoked)));
     assert!(db.sync.connection_tokens(uuid::Uuid::new_v4()).await.unwrap().is_none());
+}
+
+async fn orgs_with_connections_are_listed_once_each(db: &TestDb) {
+    assert!(db.sync.orgs_with_connections().await.unwrap().is_empty());
+    let w = world(db).await;
+    // An organization without connections has no schedule to keep.
+    db.store.create_organization("Contoso").await.unwrap();
+    let bob = accounts::create_user(db.store.as_ref(), w.org, "bob@northwind.test", "Bob", Role::Member, "password-3").await.unwrap();
+    let audit = AuditEntry { at: 2, actor: "bob".into(), action: "connect".into(), summary: "connected".into() };
+    let second = NewConnection {
+        org_id: w.org,
+        user_id: bob.id,
+        kind: ConnectionKind::Individual,
+        is_primary: false,
+        ms_tenant_id: "4f1c6a0e-2d3b-4c5a-9e8f-0a1b2c3d4e5f".into(),
+        ms_object_id: "oid-bob".into(),
+        ms_username: "bob@northwind.test".into(),
+        ms_name: "Bob".into(),
+        granted_scopes: vec!["Mail.Read".into()],
+        access_token: SecretString::new("access-bob"),
+        access_expires_at: 1_000,
+        refresh_token: None,
+    };
+    let bob_conn = db.store.save_connection(&second, &audit).await.unwrap();
+    assert_eq!(db.sync.orgs_with_connections().await.unwrap(), vec![w.org], "two connections, one organization");
+    // Fabrikam gets a connection too: both are listed, in a stable order.
+    let fabrikam = db.store.create_organization("Fabrikam").await.unwrap();
+    let carol = accounts::create_user(db.store.as_ref(), fabrikam.id, "carol@fabrikam.test", "Carol", Role::Admin, "password-4").await.unwrap();
+    db.store.save_connection(&NewConnection { org_id: fabrikam.id, user_id: carol.id, ms_object_id: "oid-carol".into(), ..second.clone() }, &audit).await.unwrap();
+    let mut expected = vec![w.org, fabrikam.id];
+    expected.sort_by_key(|o| o.as_uuid());
+    assert_eq!(db.sync.orgs_with_connections().await.unwrap(), expected);
+    // Once its last connection is gone, an organization is no longer listed.
+    for c in [w.connection, bob_conn.id] {
+        assert!(db.store.delete_connection(w.org, c, &audit).await.unwrap());
+    }
+    assert_eq!(db.sync.orgs_with_connections().await.unwrap(), vec![fabrikam.id]);
 }
