@@ -35,6 +35,10 @@ pub struct SyncConfig {
     pub max_concurrent_mailboxes: usize,
     /// How often the scheduler looks for due work when nobody wakes it.
     pub poll_every: Duration,
+    /// How often the scheduler's own loop reconciles every organization's schedule
+    /// ([`crate::Scheduler::reconcile_org`]'s bookkeeping), so a reconcile that failed after a
+    /// change (database unreachable, the process stopped in between) heals by itself.
+    pub reconcile_every: Duration,
     /// A `Retry-After` longer than this ends the run; the mailbox is due again when it has passed.
     pub max_inline_wait: Duration,
     /// Attempts per request before a run gives up (throttled and transient failures).
@@ -65,6 +69,7 @@ impl Default for SyncConfig {
             page_size: 100,
             max_concurrent_mailboxes: 4,
             poll_every: Duration::from_secs(5),
+            reconcile_every: Duration::from_secs(60),
             max_inline_wait: Duration::from_secs(30),
             max_attempts: 8,
             backoff_base: Duration::from_millis(500),

@@ -9,7 +9,9 @@
 //! let engine = sync::Engine::new(store.clone(), sync_store.clone(), microsoft_client, sync::SyncConfig::default());
 //! let scheduler = sync::Scheduler::new(engine);
 //! scheduler.clone().spawn(shutdown_rx);                 // the workers, in every instance
-//! scheduler.reconcile_org(org).await?;                  // after connect / disconnect / settings saved
+//! scheduler.reconcile_org(org).await?;                  // after connect / disconnect / settings saved /
+//!                                                       // service account users changed; the loop
+//!                                                       // re-runs it every `reconcile_every`
 //! scheduler.sync_now(mailbox_id).await?;                // "Sync now"
 //! scheduler.engine().metrics().snapshot();              // /metrics
 //! sync_store.mailbox_status(mailbox_id).await?;         // My Connection, Team connections, progress bars
@@ -18,7 +20,10 @@
 //!
 //! - **Scheduler** ([`Scheduler`]): claims due mailboxes through the store with a lease and a
 //!   fencing token, renews the lease while working, releases it with the next due time; stale
-//!   leases are taken over by any instance; a worker that lost its lease writes nothing.
+//!   leases are taken over by any instance; a worker that lost its lease writes nothing. It alone
+//!   keeps the schedule right: [`Scheduler::reconcile_org`] decides which mailboxes exist (members'
+//!   connections, service account users) and which are paused, and its loop re-runs that for every
+//!   organization, so a reconcile that failed heals by itself.
 //! - **Delta engines** ([`Engine`]): per resource and container, each with its own cursor; a page and
 //!   its cursor are committed in one fenced transaction; a 410 restarts that one cursor, and items
 //!   the resync did not see are removed only when it completes (no duplicates, no ghosts).

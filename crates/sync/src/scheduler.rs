@@ -6,7 +6,8 @@
 use crate::engine::{Engine, RunReport};
 use crate::error::SyncError;
 use crate::metrics::SyncMetrics;
-use domain::{ConnectionKind, OrgId};
+use domain::office365::Office365Settings;
+use domain::{ConnectionKind, MailboxHealth, OrgId, ServiceAccountUser};
 use std::sync::Arc;
 use store::sync::{Lease, NewSyncMailbox, PauseReason};
 use store::UnixTime;
@@ -79,14 +80,43 @@ impl Scheduler {
         Ok(mb.id)
     }
 
-    /// Brings an organization's schedule in line with its settings and connections: every
-    /// individual connection's own mailbox is scheduled; mailboxes are paused when the integration
-    /// is disabled, when they are members' own while the organization uses a service account, or —
-    /// with "poll primary integration only" — when they are not the primary connection's own
-    /// mailbox (service account users included); the others resume; mailboxes parked on a "someone must act" error are
-    /// due again at once. Call after activating, connecting, reconnecting, disconnecting or saving
-    /// settings.
+    /// Brings an organization's schedule in line with its settings and connections — the one
+    /// place that decides which mailboxes exist and which are paused:
+    /// - every individual connection's own mailbox is scheduled;
+    /// - in service-account mode, each service account user's mailbox (`/users/{id}` through the
+    ///   service connection, when that connection is of the mode's kind) is scheduled, except those
+    ///   the service connection cannot open (health a lasting problem: the user's row already says
+    ///   why); it belongs to the member with that address when there is one, else to the service
+    ///   connection's owner. Mailboxes of the service connection whose user is no longer listed go;
+    /// - mailboxes are paused when the integration is disabled, when they are members' own while the
+    ///   organization uses a service account, or — with "poll primary integration only" — when they
+    ///   are not the primary connection's own mailbox (service account users included); the others
+    ///   resume;
+    /// - mailboxes parked on a "someone must act" error are due again at once.
+    ///
+    /// Call after activating, connecting, reconnecting, disconnecting, adding or removing service
+    /// account users, or saving settings. Should it fail, the scheduler's loop
+    /// ([`Scheduler::spawn`]) brings the schedule right within `reconcile_every`.
     pub async fn reconcile_org(&self, org: OrgId) -> Result<(), SyncError> {
+        self.reconcile(org, true).await
+    }
+
+    /// The periodic pass: [`Scheduler::reconcile_org`] for every organization with a connection.
+    /// Mailboxes parked on a "someone must act" error stay parked here (nobody has acted; retrying
+    /// them every pass would knock on Microsoft's door in a loop). One organization's failure is
+    /// logged and does not stop the others; the next pass tries it again. Returns how many failed.
+    pub async fn reconcile_all(&self) -> Result<usize, SyncError> {
+        let mut failed = 0;
+        for org in self.engine.sync_store().orgs_with_connections().await? {
+            if let Err(e) = self.reconcile(org, false).await {
+                failed += 1;
+                tracing::warn!(org = %org, error = %e, "could not reconcile the sync schedule; the next pass tries again");
+            }
+        }
+        Ok(failed)
+    }
+
+    async fn reconcile(&self, org: OrgId, retry_parked: bool) -> Result<(), SyncError> {
         let store = self.engine.store();
         let sync = self.engine.sync_store();
         let settings = store.office365_settings(org).await?;
@@ -94,6 +124,8 @@ impl Scheduler {
         for c in connections.iter().filter(|c| c.kind == ConnectionKind::Individual) {
             sync.ensure_sync_mailbox(&NewSyncMailbox { org_id: org, connection_id: c.id, user_id: c.user_id, graph_user_id: None }, now()).await?;
         }
+        // Before the pauses below, so a mailbox scheduled here is paused at once where it must be.
+        self.reconcile_service_users(org, &settings).await?;
         for mb in sync.sync_mailboxes_in_org(org).await? {
             let connection = connections.iter().find(|c| c.id == mb.connection_id);
             // The primary integration's own mailbox: not a service account user's (`/users/{id}`).
@@ -113,7 +145,8 @@ impl Scheduler {
             }
             // A mailbox parked because someone had to act (reconnect, consent, licence, secret) is
             // tried again now that something changed; throttled ones keep their Retry-After.
-            if pause.is_none()
+            if retry_parked
+                && pause.is_none()
                 && let Some(st) = sync.mailbox_status(mb.id).await?
                 && matches!(st.state(now()), store::sync::MailboxSyncState::Failed(r) if !r.is_transient())
                 && st.mailbox.next_due_at > now()
@@ -122,6 +155,36 @@ impl Scheduler {
             }
         }
         self.wake.notify_one();
+        Ok(())
+    }
+
+    /// Service-account mode: the service account users' mailboxes (see [`Scheduler::reconcile_org`]).
+    async fn reconcile_service_users(&self, org: OrgId, settings: &Office365Settings) -> Result<(), SyncError> {
+        let store = self.engine.store();
+        let sync = self.engine.sync_store();
+        let Some(service) = store.service_connection(org).await? else {
+            return Ok(());
+        };
+        let active = settings.is_service_account() && service.kind == ConnectionKind::for_mode(settings.mode);
+        let users = if active { store.service_account_users(org).await? } else { Vec::new() };
+        // A mailbox the service connection cannot open is not scheduled: its row already says why.
+        let syncable: Vec<&ServiceAccountUser> =
+            users.iter().filter(|u| !matches!(u.health, Some(MailboxHealth::Problem(r)) if !r.is_transient())).collect();
+        let people = if syncable.is_empty() { Vec::new() } else { store.users_in_org(org).await? };
+        for u in &syncable {
+            // The member whose data it is, when they have an account here; else the connection's owner.
+            let owner = people.iter().find(|p| p.email.as_str().eq_ignore_ascii_case(&u.ms_username)).map_or(service.user_id, |p| p.id);
+            let graph_user_id = u.ms_object_id.clone().unwrap_or_else(|| u.ms_username.clone());
+            sync.ensure_sync_mailbox(&NewSyncMailbox { org_id: org, connection_id: service.id, user_id: owner, graph_user_id: Some(graph_user_id) }, now())
+                .await?;
+        }
+        for mb in sync.sync_mailboxes_in_org(org).await?.into_iter().filter(|m| m.connection_id == service.id) {
+            let Some(graph) = &mb.graph_user_id else { continue };
+            let listed = syncable.iter().any(|u| u.ms_object_id.as_deref() == Some(graph.as_str()) || u.ms_username.eq_ignore_ascii_case(graph));
+            if !listed {
+                sync.remove_sync_mailbox(mb.id).await?;
+            }
+        }
         Ok(())
     }
 
@@ -198,20 +261,34 @@ impl Scheduler {
     }
 
     /// Runs the scheduler until `shutdown` turns true: ticks every `poll_every`, or sooner when
-    /// woken by "sync now" or a reconcile. At shutdown, running workers are stopped and their
-    /// mailboxes handed back ([`Scheduler::stop_workers`]).
+    /// woken by "sync now" or a reconcile; reconciles every organization's schedule when it starts
+    /// and every `reconcile_every` ([`Scheduler::reconcile_all`]), so a schedule a failed
+    /// [`Scheduler::reconcile_org`] left wrong is put right without anyone calling it again. At
+    /// shutdown, running workers are stopped and their mailboxes handed back
+    /// ([`Scheduler::stop_workers`]).
     pub fn spawn(self: Arc<Self>, mut shutdown: tokio::sync::watch::Receiver<bool>) -> JoinHandle<()> {
         tokio::spawn(async move {
+            let cfg = self.engine.config();
+            let reconcile_every = cfg.reconcile_every.max(std::time::Duration::from_millis(1));
+            let mut next_reconcile = tokio::time::Instant::now();
             loop {
                 if *shutdown.borrow() {
                     self.stop_workers().await;
                     return;
                 }
+                if tokio::time::Instant::now() >= next_reconcile {
+                    // Failures are logged per organization inside; each is tried again next pass.
+                    if let Err(e) = self.reconcile_all().await {
+                        tracing::warn!(error = %e, "could not list the organizations to reconcile; the next pass tries again");
+                    }
+                    next_reconcile = tokio::time::Instant::now() + reconcile_every;
+                }
                 if let Err(e) = self.tick().await {
                     tracing::warn!(error = %e, "sync scheduler tick failed");
                 }
+                let pause = cfg.poll_every.min(next_reconcile.saturating_duration_since(tokio::time::Instant::now()));
                 tokio::select! {
-                    _ = tokio::time::sleep(self.engine.config().poll_every) => {}
+                    _ = tokio::time::sleep(pause) => {}
                     _ = self.wake.notified() => {}
                     _ = shutdown.changed() => {}
                 }

@@ -41,6 +41,7 @@ pub fn test_config(owner: &str) -> SyncConfig {
         page_size: 10,
         max_concurrent_mailboxes: 4,
         poll_every: Duration::from_millis(50),
+        reconcile_every: Duration::from_secs(60),
         max_inline_wait: Duration::from_secs(5),
         max_attempts: 12,
         backoff_base: Duration::from_millis(10),
