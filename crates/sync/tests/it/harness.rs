@@ -25,6 +25,8 @@ pub struct Env {
     pub store: DynStore,
     pub sync: DynSyncStore,
     pub org: OrgId,
+    /// The database the stores write to, for tests that reach past the store (fault injection).
+    pub db_url: String,
     pub _dir: tempfile::TempDir,
 }
 
@@ -78,7 +80,7 @@ pub async fn spawn() -> Env {
     store.save_office365_settings(org, &settings, Some(&store::secrets::SecretString::new(DEMO_CLIENT_SECRET)), &[]).await.unwrap();
     // App-only access, for the checks (independent of the connections under test).
     emu.grant_admin_consent(NW, DEMO_CLIENT_ID, &[], &["Mail.Read", "Calendars.Read", "Contacts.Read", "Tasks.Read.All"]).unwrap();
-    Env { emu, client, store, sync, org, _dir: dir }
+    Env { emu, client, store, sync, org, db_url: url, _dir: dir }
 }
 
 /// SQLite by default; with `SYNC_TEST_BACKEND=postgres` a fresh database on the server named by

@@ -5,4 +5,5 @@ mod faults;
 mod harness;
 mod instances;
 mod property;
+mod reconcile;
 mod scenarios;
