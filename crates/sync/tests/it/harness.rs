@@ -4,7 +4,7 @@
 
 use domain::permissions::ConnectionMode;
 use domain::{AuditEntry, ConnectionKind, OrgId, Role, UserId};
-use m365_emulator::{DEMO_CLIENT_ID, DEMO_CLIENT_SECRET, DEMO_PASSWORD, EmulatorConfig, Fixture, Kind, RunningEmulator};
+use m365_emulator::{DEMO_CLIENT_ID, DEMO_CLIENT_SECRET, EmulatorConfig, Fixture, Kind, RunningEmulator};
 use microsoft::{AppRegistration, Endpoints, ExposeSecret, MailboxRef, MicrosoftClient, SecretString, Timeouts, parse_callback};
 use std::collections::BTreeSet;
 use std::sync::Arc;
@@ -125,8 +125,9 @@ impl Env {
             None => accounts::create_user(self.store.as_ref(), self.org, email, email, Role::Member, "password-123").await.unwrap(),
         };
         let req = self.client.authorization_request(&app(), REDIRECT, scopes, Some(email), None).unwrap();
-        let query = browser_sign_in(&self.emu, req.url.as_str(), email).await;
-        let cb = parse_callback(&query).unwrap();
+        let back = m365_emulator::testkit::sign_in(req.url.as_str(), email).await.unwrap();
+        assert!(back.as_str().starts_with(REDIRECT), "redirect back to the app: {}", back.as_str());
+        let cb = parse_callback(back.query()).unwrap();
         let signed = self.client.exchange_code(&app(), &cb.code, REDIRECT, &req.pkce_verifier, &req.nonce).await.unwrap();
         let c = self
             .store
@@ -202,29 +203,4 @@ impl Env {
 
 fn s(v: &serde_json::Value) -> String {
     v.as_str().unwrap_or_default().to_string()
-}
-
-/// Fills in the emulator's sign-in and consent pages; returns the callback's query string.
-async fn browser_sign_in(emu: &RunningEmulator, url: &str, email: &str) -> String {
-    let http = reqwest::Client::builder().cookie_store(true).redirect(reqwest::redirect::Policy::none()).build().unwrap();
-    let base = emu.base_url();
-    let mut r = http.get(url).send().await.unwrap();
-    for step in 0..4 {
-        if let Some(loc) = r.headers().get("location").map(|v| v.to_str().unwrap().to_string()) {
-            assert!(loc.starts_with(REDIRECT), "redirect back to the app: {loc}");
-            return loc.split_once('?').map(|(_, q)| q.to_string()).unwrap_or_default();
-        }
-        let body = r.text().await.unwrap();
-        let attr = |marker: &str| body.find(marker).map(|i| body[i + marker.len()..].split('"').next().unwrap_or_default().to_string());
-        let action = attr("<form method=\"POST\" action=\"").unwrap_or_else(|| panic!("no form at step {step}: {body}"));
-        let flow = attr("name=\"flow\" value=\"").unwrap();
-        let mut form = vec![("flow", flow)];
-        if body.contains("id=\"password\"") {
-            form.extend([("email", email.to_string()), ("password", DEMO_PASSWORD.to_string()), ("action", "signin".to_string())]);
-        } else {
-            form.push(("action", "accept".to_string()));
-        }
-        r = http.post(format!("{base}{action}")).form(&form).send().await.unwrap();
-    }
-    panic!("sign-in did not return to the app");
 }
