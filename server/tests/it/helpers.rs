@@ -1,4 +1,6 @@
-//! `spawn_app()`: the server on port 0 with a fresh database and the demo organization.
+//! `spawn_app()`: the server on port 0 with a fresh database and the demo organization, talking to
+//! a Microsoft 365 emulator started in-process on port 0 with this server's callback URLs
+//! registered, so an OAuth flow can run end to end (the emulator's test kit signs users in).
 
 use server::{ServeConfig, metrics::Metrics};
 use std::net::SocketAddr;
@@ -8,6 +10,8 @@ use store::DynStore;
 pub struct TestApp {
     pub base: String,
     pub store: DynStore,
+    /// Plays Microsoft for this server (demo tenants, control API on).
+    pub emu: m365_emulator::RunningEmulator,
     _dir: tempfile::TempDir,
 }
 
@@ -18,11 +22,14 @@ pub async fn spawn_app() -> TestApp {
     server::demo::seed(store.as_ref()).await.unwrap();
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
+    let public_url = format!("http://{addr}");
+    // Started the way `server --demo` starts it: the callbacks of this server's port registered.
+    let emu = server::demo::start_emulator(SocketAddr::from(([127, 0, 0, 1], 0)), &public_url).await.unwrap();
     let config = ServeConfig {
         bind: addr,
         site_root: dir.path().join("site"),
-        public_url: format!("http://{addr}"),
-        microsoft: server::MicrosoftEndpoints::default(),
+        public_url,
+        microsoft: server::MicrosoftEndpoints { authority: emu.login_base(), graph: emu.graph_base() },
     };
     // The scheduler is wired in but its workers are not started: these tests drive the routes.
     let scheduler = server::http::sync_scheduler(store.clone(), sync_store.clone(), &config).unwrap();
@@ -30,7 +37,7 @@ pub async fn spawn_app() -> TestApp {
     tokio::spawn(async move {
         axum::serve(listener, router.into_make_service_with_connect_info::<SocketAddr>()).await.unwrap();
     });
-    TestApp { base: format!("http://{addr}"), store, _dir: dir }
+    TestApp { base: format!("http://{addr}"), store, emu, _dir: dir }
 }
 
 impl TestApp {

@@ -1,6 +1,9 @@
-//! The OAuth routes refuse what they cannot trust and always answer with a page, never a 500.
+//! The OAuth routes refuse what they cannot trust and always answer with a page, never a 500; and
+//! with the in-process emulator playing Microsoft, a sign-in goes all the way through.
 
-use crate::helpers::spawn_app;
+use crate::helpers::{TestApp, spawn_app};
+use domain::{ConnectionKind, OrgId, UserId};
+use m365_emulator::testkit::{self, Browser, Consent, SignIn};
 
 fn location(res: &reqwest::Response) -> String {
     res.headers().get("location").and_then(|v| v.to_str().ok()).unwrap_or_default().to_owned()
@@ -117,7 +120,7 @@ async fn admin_consent_is_started_by_admins_and_its_callback_checked_before_it_i
 
     let res = admin.post(&start).send().await.unwrap();
     let to_microsoft = location(&res);
-    assert!(to_microsoft.starts_with(&format!("https://login.microsoftonline.com/{TENANT}/v2.0/adminconsent?")), "{to_microsoft}");
+    assert!(to_microsoft.starts_with(&format!("{}/{TENANT}/v2.0/adminconsent?", app.emu.login_base())), "{to_microsoft}");
     assert_eq!(query_param(&to_microsoft, "client_id"), CLIENT);
     assert_eq!(query_param(&to_microsoft, "redirect_uri"), app.url("/oauth/office365/admin-consent"));
     assert_eq!(query_param(&to_microsoft, "scope"), "https://graph.microsoft.com/.default");
@@ -156,4 +159,90 @@ async fn admin_consent_is_started_by_admins_and_its_callback_checked_before_it_i
     let state = query_param(&location(&admin.post(&start).send().await.unwrap()), "state");
     let mixed = format!("/oauth/office365/callback?code=some-code&state={state}");
     assert_eq!(location(&admin.get(app.url(&mixed)).send().await.unwrap()), "/connect/result?refused=expired");
+}
+
+/// Enables the integration for the demo organization with the emulator's demo app registration in
+/// Northwind's tenant, straight through the store (what the settings page saves after its check).
+async fn enable_with_emulator(app: &TestApp) -> OrgId {
+    let org = app.store.organization_by_name(server::demo::ORG_NAME).await.unwrap().unwrap().id;
+    let settings = domain::office365::Office365Settings {
+        enabled: true,
+        tenant: m365_emulator::NORTHWIND_TENANT_ID.into(),
+        client_id: m365_emulator::DEMO_CLIENT_ID.into(),
+        client_secret_set: true,
+        ..Default::default()
+    };
+    let secret = store::secrets::SecretString::new(m365_emulator::DEMO_CLIENT_SECRET.to_owned());
+    app.store.save_office365_settings(org, &settings, Some(&secret), &[]).await.unwrap();
+    org
+}
+
+async fn user_id(app: &TestApp, org: OrgId, email: &str) -> UserId {
+    app.store.users_in_org(org).await.unwrap().into_iter().find(|u| u.email.as_str() == email).unwrap().id
+}
+
+/// Starts a sign-in at our server for `purpose` and returns where it sends the browser (Microsoft).
+async fn start(app: &TestApp, client: &reqwest::Client, purpose: &str) -> String {
+    let res = client.post(app.url("/oauth/office365/start")).form(&[("purpose", purpose)]).send().await.unwrap();
+    let to_microsoft = location(&res);
+    assert!(to_microsoft.starts_with(&format!("{}/{}/oauth2/v2.0/authorize?", app.emu.login_base(), m365_emulator::NORTHWIND_TENANT_ID)), "{to_microsoft}");
+    to_microsoft
+}
+
+#[tokio::test]
+async fn an_admin_activates_and_a_member_connects_through_microsofts_pages() {
+    let app = spawn_app().await;
+    let org = enable_with_emulator(&app).await;
+
+    // The admin: My Connection › Activate, Microsoft's sign-in and consent pages, back to us.
+    let admin = app.signed_in("admin@northwind.test").await;
+    let to_microsoft = start(&app, &admin, "activate").await;
+    let back = testkit::sign_in(&to_microsoft, "admin@northwind.test").await.unwrap();
+    assert!(back.as_str().starts_with(&app.url("/oauth/office365/callback?")), "{}", back.as_str());
+    let res = admin.get(back.as_str()).send().await.unwrap();
+    assert_eq!(location(&res), "/settings/integrations/office365/my-connection");
+    let mine = app.store.connection_of(org, user_id(&app, org, "admin@northwind.test").await, ConnectionKind::Individual).await.unwrap().unwrap();
+    assert!(mine.is_primary, "the admin's activation is the primary integration");
+    assert_eq!(mine.ms_username, "admin@northwind.test");
+    assert_eq!(mine.ms_tenant_id, m365_emulator::NORTHWIND_TENANT_ID);
+    assert!(mine.granted_scopes.iter().any(|s| s.ends_with("/Contacts.Read")), "what Microsoft granted: {:?}", mine.granted_scopes);
+    let audit = app.store.audit_log(org, 10).await.unwrap();
+    assert!(audit.iter().any(|e| e.action == "office365.activated"), "{audit:?}");
+    // My Connection shows it; the same callback a second time is refused.
+    let view = app.call(&admin, "load_my_connection", &[]).await;
+    assert_eq!(view.status(), 200);
+    let view: domain::views::MyConnectionView = view.json().await.unwrap();
+    assert_eq!(view.connection.map(|c| c.id), Some(mine.id));
+    assert_eq!(location(&admin.get(back.as_str()).send().await.unwrap()), "/connect/result?refused=expired", "replayed");
+
+    // A member: Profile › Connect, back on the profile with a connection of her own.
+    let alice = app.signed_in("alice@northwind.test").await;
+    let to_microsoft = start(&app, &alice, "connect").await;
+    let back = testkit::sign_in(&to_microsoft, "alice@northwind.test").await.unwrap();
+    let res = alice.get(back.as_str()).send().await.unwrap();
+    assert_eq!(location(&res), "/profile");
+    let hers = app.store.connection_of(org, user_id(&app, org, "alice@northwind.test").await, ConnectionKind::Individual).await.unwrap().unwrap();
+    assert!(!hers.is_primary);
+    assert_eq!(hers.ms_username, "alice@northwind.test");
+    assert_eq!(app.store.connections_in_org(org).await.unwrap().len(), 2);
+
+    // Another browser cannot use a callback meant for Alice's session.
+    let to_microsoft = start(&app, &alice, "connect").await;
+    let back = testkit::sign_in(&to_microsoft, "alice@northwind.test").await.unwrap();
+    let stranger = app.signed_in("bob@northwind.test").await;
+    assert_eq!(location(&stranger.get(back.as_str()).send().await.unwrap()), "/connect/result?refused=other_session");
+}
+
+#[tokio::test]
+async fn a_member_who_declines_microsofts_consent_page_ends_on_the_explanation_without_a_connection() {
+    let app = spawn_app().await;
+    let org = enable_with_emulator(&app).await;
+    let bob = app.signed_in("bob@northwind.test").await;
+    let to_microsoft = start(&app, &bob, "connect").await;
+    let declined = Browser::new().unwrap().sign_in(&to_microsoft, &SignIn::new("bob@northwind.test").consent(Consent::Cancel)).await.unwrap();
+    let back = declined.callback().unwrap();
+    assert_eq!(back.param("error").as_deref(), Some("access_denied"), "{}", back.as_str());
+    let res = bob.get(back.as_str()).send().await.unwrap();
+    assert_eq!(location(&res), "/connect/result?reason=consent_declined&code=AADSTS65004");
+    assert!(app.store.connections_in_org(org).await.unwrap().is_empty());
 }
