@@ -28,13 +28,12 @@ struct Ops {
 
 /// The sync engine of this instance, over the same store and Microsoft endpoints as the pages.
 /// Its workers start when the caller spawns them ([`sync::Scheduler::spawn`]).
-pub fn sync_scheduler(store: DynStore, sync_store: store::DynSyncStore, config: &ServeConfig) -> anyhow::Result<Arc<sync::Scheduler>> {
+pub fn sync_scheduler(store: DynStore, config: &ServeConfig) -> anyhow::Result<Arc<sync::Scheduler>> {
     let endpoints = microsoft::Endpoints::parse(&config.microsoft.authority, &config.microsoft.graph)?;
     let client = microsoft::MicrosoftClient::new(endpoints)?;
     let host = std::env::var("HOSTNAME").unwrap_or_else(|_| "i360".into());
     let engine = sync::Engine::new(
         store,
-        sync_store,
         client,
         sync::SyncConfig { owner: format!("{host}-{}-{}", std::process::id(), config.bind.port()), ..Default::default() },
     );
@@ -43,7 +42,6 @@ pub fn sync_scheduler(store: DynStore, sync_store: store::DynSyncStore, config: 
 
 pub fn router(
     store: DynStore,
-    sync_store: store::DynSyncStore,
     scheduler: Arc<sync::Scheduler>,
     config: &ServeConfig,
     metrics: Arc<Metrics>,
@@ -58,7 +56,7 @@ pub fn router(
     let microsoft = Arc::new(microsoft::MicrosoftClient::new(endpoints)?);
     let state = AppState {
         store: store.clone(),
-        office365: office365::Integration::new(store.clone(), sync_store, microsoft, scheduler.clone(), config.public_url.clone()),
+        office365: office365::Integration::new(store.clone(), microsoft, scheduler.clone(), config.public_url.clone()),
         secure_cookies: config.public_url.starts_with("https://"),
     };
     let routes = generate_route_list(app::App);

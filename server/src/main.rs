@@ -29,11 +29,11 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         return Ok(());
     }
     let keyring = Arc::new(Keyring::load_or_create(&cli.key_file)?);
-    let (store, sync_store) = store::open_with_sync(&cli.database_url, keyring).await?;
+    let store = store::open(&cli.database_url, keyring).await?;
     match cli.command {
         Some(Command::Keys(_)) => Ok(()),
-        None => serve(store, sync_store, cli.serve).await,
-        Some(Command::Serve(args)) => serve(store, sync_store, args).await,
+        None => serve(store, cli.serve).await,
+        Some(Command::Serve(args)) => serve(store, args).await,
         Some(Command::Migrate) => {
             println!("database is up to date ({})", store.backend().as_str());
             Ok(())
@@ -61,7 +61,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
     }
 }
 
-async fn serve(store: store::DynStore, sync_store: store::DynSyncStore, args: ServeArgs) -> anyhow::Result<()> {
+async fn serve(store: store::DynStore, args: ServeArgs) -> anyhow::Result<()> {
     if args.demo {
         demo::seed(store.as_ref()).await?;
     }
@@ -78,8 +78,8 @@ async fn serve(store: store::DynStore, sync_store: store::DynSyncStore, args: Se
         None
     };
     let config = ServeConfig { bind: bound, site_root: args.site_root, public_url, microsoft };
-    let scheduler = server::http::sync_scheduler(store.clone(), sync_store.clone(), &config)?;
-    let router = server::router(store, sync_store, scheduler.clone(), &config, Arc::new(Metrics::default()))?;
+    let scheduler = server::http::sync_scheduler(store.clone(), &config)?;
+    let router = server::router(store, scheduler.clone(), &config, Arc::new(Metrics::default()))?;
     // Sync workers run inside every instance; they share work with other instances through leases.
     let (stop_sync, sync_stopped) = tokio::sync::watch::channel(false);
     let workers = scheduler.spawn(sync_stopped);

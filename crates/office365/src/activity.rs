@@ -19,13 +19,13 @@ impl Integration {
             _ => people.iter().find(|p| p.id == user.user_id).ok_or(Error::Unauthorized)?,
         };
         let mailboxes: Vec<_> =
-            self.sync_store.sync_mailboxes_in_org(user.org_id).await?.into_iter().filter(|m| m.user_id == target.id).collect();
+            self.store.sync_mailboxes_in_org(user.org_id).await?.into_iter().filter(|m| m.user_id == target.id).collect();
         let settings = self.store.office365_settings(user.org_id).await?;
         let expected = sync::resources_for(&settings.features);
         let now = store::now_unix();
         let (mut states, mut progress) = (Vec::new(), Vec::new());
         for mb in &mailboxes {
-            let Some(status) = self.sync_store.mailbox_status(mb.id).await? else { continue };
+            let Some(status) = self.store.mailbox_status(mb.id).await? else { continue };
             states.push(crate::status::state_label(status.state(now), now));
             progress.extend(first_sync_progress(&status, &expected));
         }
@@ -38,7 +38,7 @@ impl Integration {
             offset: q.page.saturating_mul(ACTIVITY_PAGE_SIZE),
             limit: ACTIVITY_PAGE_SIZE + 1,
         };
-        let mut items = self.sync_store.activity_items(&query).await?;
+        let mut items = self.store.activity_items(&query).await?;
         let has_more = items.len() > ACTIVITY_PAGE_SIZE as usize;
         items.truncate(ACTIVITY_PAGE_SIZE as usize);
         Ok(ActivityView {

@@ -6,8 +6,6 @@
 use crate::{Error, Integration, Result, admin_only, audit};
 use domain::permissions::ConnectionMode;
 use domain::{ConnectionKind, FlowPurpose, ReasonCode, Refusal, SessionUser};
-use secrecy::ExposeSecret;
-use store::secrets::SecretString;
 use store::{NewConnection, OAuthFlow, SessionToken, SessionTokenHash};
 
 /// How long Microsoft has to send the browser back (its codes live about as long, MICROSOFT.md §1.3).
@@ -57,7 +55,7 @@ impl Integration {
         let hint = (purpose != FlowPurpose::ServiceUser).then_some(user.email.as_str());
         let request = self.microsoft.authorization_request(&app, &self.callback_uri(), &scope, hint, None).map_err(Error::internal)?;
         let flow = OAuthFlow {
-            pkce_verifier: Some(SecretString::new(request.pkce_verifier.expose_secret())),
+            pkce_verifier: Some(request.pkce_verifier.clone()),
             nonce: Some(request.nonce.clone()),
             ..self.new_flow(caller, purpose)
         };
@@ -90,7 +88,6 @@ impl Integration {
         let (Some(verifier), Some(nonce)) = (flow.pkce_verifier, flow.nonce) else {
             return Err(Error::microsoft(ReasonCode::SignInNotVerified));
         };
-        let verifier = secrecy::SecretString::from(verifier.expose().to_owned());
         let sign_in = self.microsoft.exchange_code(&app, &code.code, &self.callback_uri(), &verifier, &nonce).await.inspect_err(|e| {
             tracing::warn!(reason = e.reason().as_str(), "code exchange refused");
         })?;
@@ -103,8 +100,7 @@ impl Integration {
         if service {
             self.replace_service_connection(&user, &connection, &entry).await?;
             // Tell at once which team mailboxes the service user may open.
-            let token = secrecy::SecretString::from(sign_in.tokens.access_token.expose_secret().to_owned());
-            self.check_all_mailboxes(user.org_id, &token).await?;
+            self.check_all_mailboxes(user.org_id, &sign_in.tokens.access_token).await?;
         } else {
             self.store.save_connection(&connection, &entry).await?;
         }
@@ -163,9 +159,9 @@ fn new_connection(user: &SessionUser, purpose: FlowPurpose, sign_in: &microsoft:
         ms_name: identity.name.clone().unwrap_or_else(|| username.clone()),
         ms_username: username,
         granted_scopes: sign_in.tokens.granted_scopes.clone(),
-        access_token: SecretString::new(sign_in.tokens.access_token.expose_secret()),
+        access_token: sign_in.tokens.access_token.clone(),
         access_expires_at: sign_in.tokens.expires_at.unix_timestamp(),
-        refresh_token: sign_in.tokens.refresh_token.as_ref().map(|t| SecretString::new(t.expose_secret())),
+        refresh_token: sign_in.tokens.refresh_token.clone(),
     }
 }
 

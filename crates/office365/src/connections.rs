@@ -87,7 +87,7 @@ impl Integration {
     pub async fn team_connections(&self, admin: &SessionUser) -> Result<Vec<TeamRow>> {
         admin_only(admin)?;
         let people = self.store.users_in_org(admin.org_id).await?;
-        let mailboxes = self.sync_store.sync_mailboxes_in_org(admin.org_id).await?;
+        let mailboxes = self.store.sync_mailboxes_in_org(admin.org_id).await?;
         let mut rows = Vec::new();
         for c in self.store.connections_in_org(admin.org_id).await? {
             let sync = self.sync_summary(&mailboxes, c.id).await?;

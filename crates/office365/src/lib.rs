@@ -23,13 +23,12 @@ pub use error::{Error, Result};
 
 use domain::SessionUser;
 use std::sync::Arc;
-use store::{DynStore, DynSyncStore};
+use store::DynStore;
 
 /// Everything the workflows act on. Cheap to clone; one per process.
 #[derive(Clone)]
 pub struct Integration {
     store: DynStore,
-    sync_store: DynSyncStore,
     microsoft: Arc<microsoft::MicrosoftClient>,
     scheduler: Arc<sync::Scheduler>,
     /// The address people use to reach the server, e.g. `http://127.0.0.1:3000`; OAuth redirect
@@ -40,12 +39,11 @@ pub struct Integration {
 impl Integration {
     pub fn new(
         store: DynStore,
-        sync_store: DynSyncStore,
         microsoft: Arc<microsoft::MicrosoftClient>,
         scheduler: Arc<sync::Scheduler>,
         public_url: impl Into<String>,
     ) -> Integration {
-        Integration { store, sync_store, microsoft, scheduler, public_url: public_url.into() }
+        Integration { store, microsoft, scheduler, public_url: public_url.into() }
     }
 
     pub fn store(&self) -> &DynStore {

@@ -4,7 +4,7 @@
 use crate::{Error, Integration, Result, audit};
 use domain::office365::Office365Settings;
 use domain::{AuditEntry, ConnectionKind, ConnectionSummary, MailboxHealth, OrgId, ServiceAccountUser, SessionUser};
-use secrecy::{ExposeSecret, SecretString};
+use store::secrets::SecretString;
 use store::NewConnection;
 
 impl Integration {
@@ -35,7 +35,7 @@ impl Integration {
             ms_username: settings.client_id.clone(),
             ms_name: "Application permissions".into(),
             granted_scopes: granted,
-            access_token: store::secrets::SecretString::new(token.access_token.expose_secret()),
+            access_token: token.access_token,
             access_expires_at: token.expires_at.unix_timestamp(),
             refresh_token: None,
         };

@@ -43,7 +43,7 @@ impl Integration {
             || (next.enabled && !current.enabled);
         if next.enabled && credentials_changed {
             let secret = match &new_secret {
-                Some(s) => SecretString::new(s.clone()),
+                Some(s) => SecretString::from(s.as_str()),
                 None => match self.store.office365_client_secret(admin.org_id).await? {
                     Some(s) => s,
                     None => return Ok(SaveResult::field_error("client_secret", "Enter the client secret's value.")),
@@ -54,7 +54,7 @@ impl Integration {
             }
         }
         let entries = audit_entries(admin, &current, &next, new_secret.is_some());
-        let secret = new_secret.map(SecretString::new);
+        let secret = new_secret.map(SecretString::from);
         self.store.save_office365_settings(admin.org_id, &next, secret.as_ref(), &entries).await?;
         self.reschedule(admin.org_id).await;
         tracing::info!(org = %admin.org_id, user = %admin.user_id, "office 365 settings saved");
@@ -63,7 +63,7 @@ impl Integration {
 
     /// A client-credentials request with these details; a refusal lands on the field to fix.
     async fn test_token_request(&self, settings: &Office365Settings, secret: &SecretString) -> Result<(), SaveResult> {
-        let app = microsoft::AppRegistration::new(&settings.tenant, &settings.client_id, secrecy::SecretString::from(secret.expose().to_owned()))
+        let app = microsoft::AppRegistration::new(&settings.tenant, &settings.client_id, secret.clone())
             .map_err(|e| SaveResult::field_error("tenant", format!("That tenant cannot be used: {e}")))?;
         let Err(err) = self.microsoft.client_credentials(&app).await else {
             return Ok(());

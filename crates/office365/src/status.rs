@@ -36,7 +36,7 @@ impl Integration {
         let now = store::now_unix();
         let mut statuses = Vec::new();
         for mb in org_mailboxes.iter().filter(|m| m.connection_id == connection) {
-            if let Some(s) = self.sync_store.mailbox_status(mb.id).await? {
+            if let Some(s) = self.store.mailbox_status(mb.id).await? {
                 statuses.push(s);
             }
         }
@@ -78,7 +78,7 @@ impl Integration {
 
     /// The same for one connection, reading the organization's mailboxes itself.
     pub(crate) async fn connection_sync_summary(&self, org: domain::OrgId, connection: uuid::Uuid) -> Result<Option<SyncSummary>> {
-        let mailboxes = self.sync_store.sync_mailboxes_in_org(org).await?;
+        let mailboxes = self.store.sync_mailboxes_in_org(org).await?;
         self.sync_summary(&mailboxes, connection).await
     }
 }

@@ -29,7 +29,7 @@ pub use error::StoreError;
 pub use postgres::PgStore;
 pub use session_token::{SESSION_COOKIE, SessionToken, SessionTokenHash};
 pub use sqlite::SqliteStore;
-pub use sync::{DynSyncStore, SyncStore, open_with_sync};
+pub use sync::SyncStore;
 
 /// Which database a store writes to; shown by `/healthz` and the logs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -121,8 +121,10 @@ pub fn now_unix() -> UnixTime {
     time::OffsetDateTime::now_utc().unix_timestamp()
 }
 
+/// The one store handle: the product's operations and, as its supertrait, the sync engine's
+/// ([`SyncStore`]), over one pool.
 #[async_trait]
-pub trait Store: Send + Sync + 'static {
+pub trait Store: SyncStore {
     fn backend(&self) -> Backend;
 
     /// A cheap round trip to the database, for `/healthz`.

@@ -35,24 +35,9 @@ pub enum SecretError {
     Malformed,
 }
 
-/// A string that must not be printed: `Debug` shows `Secret(..)`.
-#[derive(Clone, PartialEq, Eq)]
-pub struct SecretString(String);
-
-impl SecretString {
-    pub fn new(s: impl Into<String>) -> SecretString {
-        SecretString(s.into())
-    }
-    pub fn expose(&self) -> &str {
-        &self.0
-    }
-}
-
-impl fmt::Debug for SecretString {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("Secret(..)")
-    }
-}
+/// The one secret-string type of the product (the `secrecy` crate's): `Debug` never shows the
+/// value, and the memory is zeroed when it is dropped.
+pub use secrecy::{ExposeSecret, SecretString};
 
 /// Where a sealed value lives; it becomes the AEAD's associated data.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -159,7 +144,7 @@ impl Keyring {
     }
 
     pub fn seal_str(&self, plaintext: &SecretString, binding: &Binding) -> Result<Vec<u8>, SecretError> {
-        self.seal(plaintext.expose().as_bytes(), binding)
+        self.seal(plaintext.expose_secret().as_bytes(), binding)
     }
 
     /// Opens a value sealed for `binding`; fails if it was altered or stored elsewhere.
@@ -177,7 +162,7 @@ impl Keyring {
 
     pub fn open_str(&self, sealed: &[u8], binding: &Binding) -> Result<SecretString, SecretError> {
         let bytes = self.open(sealed, binding)?;
-        String::from_utf8(bytes).map(SecretString).map_err(|_| SecretError::Malformed)
+        String::from_utf8(bytes).map(SecretString::from).map_err(|_| SecretError::Malformed)
     }
 
     /// The id of the key that sealed a stored value (to find values still under an old key).
@@ -262,6 +247,6 @@ mod tests {
         std::fs::write(&path, "i360-secret-key 1 not-base64!!\n").unwrap();
         let err = Keyring::load(&path).unwrap_err().to_string();
         assert!(err.contains("bad key"), "{err}");
-        assert!(format!("{:?}", SecretString::new("hunter2")).contains("Secret(..)"));
+        assert!(!format!("{:?}", SecretString::from("hunter2")).contains("hunter2"));
     }
 }

@@ -22,7 +22,6 @@ use crate::secrets::SecretString;
 use crate::{StoreError, UnixTime};
 use async_trait::async_trait;
 use domain::{OrgId, ReasonCode, UserId};
-use std::sync::Arc;
 use uuid::Uuid;
 
 /// The four synced resources.
@@ -396,25 +395,6 @@ pub trait SyncStore: Send + Sync + 'static {
     /// The connection needs someone to act (`reason` says who); the scheduler skips it until it is
     /// reconnected (`save_connection` makes it active again).
     async fn mark_connection_needs_attention(&self, connection: Uuid, reason: ReasonCode, now: UnixTime) -> Result<(), StoreError>;
-}
-
-pub type DynSyncStore = Arc<dyn SyncStore>;
-
-/// Opens the database once and returns both views of it: the product's [`crate::Store`] and the
-/// sync engine's [`SyncStore`] (same pool).
-pub async fn open_with_sync(
-    url: &str,
-    keyring: Arc<crate::secrets::Keyring>,
-) -> Result<(crate::DynStore, DynSyncStore), StoreError> {
-    if url.starts_with("sqlite:") {
-        let s = Arc::new(crate::SqliteStore::open(url, keyring).await?);
-        Ok((s.clone(), s))
-    } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
-        let s = Arc::new(crate::PgStore::open(url, keyring).await?);
-        Ok((s.clone(), s))
-    } else {
-        Err(StoreError::UnsupportedUrl)
-    }
 }
 
 /// Escapes `%`, `_` and `\` for a `LIKE … ESCAPE '\'` pattern.

@@ -50,7 +50,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
 
     let dir = tempfile::tempdir()?;
     let db_path = dir.path().join("bench.db");
-    let (store, sync_store) = store::open_with_sync(&format!("sqlite://{}", db_path.display()), Arc::new(store::secrets::Keyring::ephemeral())).await?;
+    let store = store::open(&format!("sqlite://{}", db_path.display()), Arc::new(store::secrets::Keyring::ephemeral())).await?;
     let org = store.create_organization("Northwind").await?.id;
     let settings = domain::office365::Office365Settings {
         enabled: true,
@@ -60,7 +60,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         mode: ConnectionMode::ApplicationPermissions,
         ..Default::default()
     };
-    store.save_office365_settings(org, &settings, Some(&store::secrets::SecretString::new(DEMO_CLIENT_SECRET)), &[]).await?;
+    store.save_office365_settings(org, &settings, Some(&store::secrets::SecretString::from(DEMO_CLIENT_SECRET)), &[]).await?;
     let admin = store::accounts::create_user(store.as_ref(), org, "admin@northwind.test", "Adele", Role::Admin, "bench-password").await?;
     // The mailboxes hang off one (app-mode) connection row; its delegated tokens are never used.
     let conn = store
@@ -75,7 +75,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
                 ms_username: "admin@northwind.test".into(),
                 ms_name: "Adele".into(),
                 granted_scopes: vec![],
-                access_token: store::secrets::SecretString::new("unused"),
+                access_token: store::secrets::SecretString::from("unused"),
                 access_expires_at: i64::MAX / 2,
                 refresh_token: None,
             },
@@ -83,7 +83,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         )
         .await?;
     let config = SyncConfig { page_size: 500, max_concurrent_mailboxes: 4, ..SyncConfig::default() };
-    let scheduler = Scheduler::new(Engine::new(store.clone(), sync_store.clone(), client, config));
+    let scheduler = Scheduler::new(Engine::new(store.clone(), client, config));
     let mut ids = Vec::new();
     for i in 0..mailboxes {
         let new = NewSyncMailbox { org_id: org, connection_id: conn.id, user_id: admin.id, graph_user_id: Some(format!("user{i:04}@northwind.test")) };
@@ -109,7 +109,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let mut rows = Vec::new();
     for id in &ids {
         for r in SyncResource::ALL {
-            rows.extend(sync_store.mailbox_items(*id, r).await?.into_iter().map(|i| (r, i)));
+            rows.extend(store.mailbox_items(*id, r).await?.into_iter().map(|i| (r, i)));
         }
     }
     let pool = sqlx::SqlitePool::connect(&format!("sqlite://{}", db_path.display())).await?;

@@ -19,7 +19,7 @@ use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 use store::sync::{CommitOutcome, CursorUpdate, Lease, PageCommit, SyncMailbox, SyncResource};
-use store::{DynStore, DynSyncStore, UnixTime};
+use store::{DynStore, UnixTime};
 
 /// Tuning; the defaults suit production, tests shorten the waits.
 #[derive(Clone)]
@@ -129,7 +129,6 @@ pub struct Engine {
 
 pub(crate) struct Inner {
     pub(crate) store: DynStore,
-    pub(crate) sync: DynSyncStore,
     pub(crate) client: MicrosoftClient,
     pub(crate) tokens: TokenSource,
     pub(crate) gates: Gates,
@@ -190,10 +189,10 @@ pub fn resources_for(features: &[Feature]) -> Vec<SyncResource> {
 }
 
 impl Engine {
-    pub fn new(store: DynStore, sync: DynSyncStore, client: MicrosoftClient, config: SyncConfig) -> Engine {
+    pub fn new(store: DynStore, client: MicrosoftClient, config: SyncConfig) -> Engine {
         let metrics = Arc::new(SyncMetrics::default());
-        let tokens = TokenSource::new(store.clone(), sync.clone(), client.clone(), metrics.clone(), config.token_margin_secs);
-        Engine { inner: Arc::new(Inner { store, sync, client, tokens, gates: Gates::default(), metrics, config }) }
+        let tokens = TokenSource::new(store.clone(), client.clone(), metrics.clone(), config.token_margin_secs);
+        Engine { inner: Arc::new(Inner { store, client, tokens, gates: Gates::default(), metrics, config }) }
     }
 
     pub fn metrics(&self) -> Arc<SyncMetrics> {
@@ -213,10 +212,6 @@ impl Engine {
     /// settings pages use the same source as the workers.
     pub fn tokens(&self) -> &TokenSource {
         &self.inner.tokens
-    }
-
-    pub fn sync_store(&self) -> &DynSyncStore {
-        &self.inner.sync
     }
 
     pub fn store(&self) -> &DynStore {
@@ -349,7 +344,7 @@ impl Engine {
                     _ => None,
                 };
                 if !matches!(e, SyncError::LeaseLost) {
-                    self.inner.sync.record_resource_error(mb.id, resource, e.reason(), throttled_until, now()).await?;
+                    self.inner.store.record_resource_error(mb.id, resource, e.reason(), throttled_until, now()).await?;
                 }
                 return Err(e);
             }
@@ -371,7 +366,7 @@ impl Engine {
         .collect();
         let cursors: BTreeMap<String, store::sync::SyncCursor> = self
             .inner
-            .sync
+            .store
             .cursors(ctx.mailbox.id)
             .await?
             .into_iter()
@@ -381,7 +376,7 @@ impl Engine {
         let first_sync = containers.iter().any(|(id, _)| cursors.get(id).is_none_or(|c| c.full_round));
         if first_sync && resource == SyncResource::Mail {
             let total = containers.iter().map(|(_, t)| t.unwrap_or(0)).sum();
-            self.inner.sync.set_estimated_total(ctx.mailbox.id, resource, Some(total)).await?;
+            self.inner.store.set_estimated_total(ctx.mailbox.id, resource, Some(total)).await?;
         }
         for (container, _) in &containers {
             let link = cursors.get(container).and_then(|c| c.link.clone());
@@ -390,11 +385,11 @@ impl Engine {
         // Containers Graph no longer lists (deleted folders, an old calendar window) go, after the
         // live ones completed their round.
         for gone in cursors.keys().filter(|k| !containers.iter().any(|(id, _)| id == *k)) {
-            if self.inner.sync.drop_container(ctx.mailbox.id, ctx.fence, resource, gone).await? == CommitOutcome::LeaseLost {
+            if self.inner.store.drop_container(ctx.mailbox.id, ctx.fence, resource, gone).await? == CommitOutcome::LeaseLost {
                 return Err(SyncError::LeaseLost);
             }
         }
-        match self.inner.sync.record_resource_success(ctx.mailbox.id, ctx.fence, resource, true, now()).await? {
+        match self.inner.store.record_resource_success(ctx.mailbox.id, ctx.fence, resource, true, now()).await? {
             CommitOutcome::LeaseLost => Err(SyncError::LeaseLost),
             CommitOutcome::Committed { .. } => Ok(()),
         }
@@ -408,7 +403,7 @@ impl Engine {
         link: Option<String>,
         report: &mut RunReport,
     ) -> Result<(), SyncError> {
-        let sync = &self.inner.sync;
+        let sync = &self.inner.store;
         let client = &self.inner.client;
         let mut start = link.map(DeltaStart::Link).unwrap_or(DeltaStart::Initial);
         let mut resets = 0;

@@ -5,8 +5,8 @@
 //! MICROSOFT.md §3–§4). Nothing here knows Leptos or the server; the server wires it in:
 //!
 //! ```text
-//! let (store, sync_store) = store::open_with_sync(url, keyring).await?;
-//! let engine = sync::Engine::new(store.clone(), sync_store.clone(), microsoft_client, sync::SyncConfig::default());
+//! let store = store::open(url, keyring).await?;         // one handle: Store + SyncStore
+//! let engine = sync::Engine::new(store.clone(), microsoft_client, sync::SyncConfig::default());
 //! let scheduler = sync::Scheduler::new(engine);
 //! scheduler.clone().spawn(shutdown_rx);                 // the workers, in every instance
 //! scheduler.reconcile_org(org).await?;                  // after connect / disconnect / settings saved /
@@ -14,8 +14,8 @@
 //!                                                       // re-runs it every `reconcile_every`
 //! scheduler.sync_now(mailbox_id).await?;                // "Sync now"
 //! scheduler.engine().metrics().snapshot();              // /metrics
-//! sync_store.mailbox_status(mailbox_id).await?;         // My Connection, Team connections, progress bars
-//! sync_store.activity_items(&query).await?;             // /activity
+//! store.mailbox_status(mailbox_id).await?;              // My Connection, Team connections, progress bars
+//! store.activity_items(&query).await?;                  // /activity
 //! ```
 //!
 //! - **Scheduler** ([`Scheduler`]): claims due mailboxes through the store with a lease and a

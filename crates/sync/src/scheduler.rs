@@ -47,16 +47,16 @@ impl Scheduler {
 
     /// "Sync now" (UI): the mailbox is due at once and the scheduler wakes up.
     pub async fn sync_now(&self, mailbox: Uuid) -> Result<(), SyncError> {
-        self.engine.sync_store().request_sync_now(mailbox).await?;
+        self.engine.store().request_sync_now(mailbox).await?;
         self.wake.notify_one();
         Ok(())
     }
 
     /// "Sync now" for every mailbox of a connection.
     pub async fn sync_connection_now(&self, org: OrgId, connection: Uuid) -> Result<(), SyncError> {
-        for mb in self.engine.sync_store().sync_mailboxes_in_org(org).await? {
+        for mb in self.engine.store().sync_mailboxes_in_org(org).await? {
             if mb.connection_id == connection {
-                self.engine.sync_store().request_sync_now(mb.id).await?;
+                self.engine.store().request_sync_now(mb.id).await?;
             }
         }
         self.wake.notify_one();
@@ -66,8 +66,8 @@ impl Scheduler {
     /// Every mailbox of an organization due now (after an admin fixed the Office 365 settings,
     /// say: runs parked on a client-secret error resume at once).
     pub async fn sync_org_now(&self, org: OrgId) -> Result<(), SyncError> {
-        for mb in self.engine.sync_store().sync_mailboxes_in_org(org).await? {
-            self.engine.sync_store().request_sync_now(mb.id).await?;
+        for mb in self.engine.store().sync_mailboxes_in_org(org).await? {
+            self.engine.store().request_sync_now(mb.id).await?;
         }
         self.wake.notify_one();
         Ok(())
@@ -75,7 +75,7 @@ impl Scheduler {
 
     /// Schedules a mailbox explicitly (service-account users: `/users/{id}` through one connection).
     pub async fn schedule_mailbox(&self, new: &NewSyncMailbox) -> Result<Uuid, SyncError> {
-        let mb = self.engine.sync_store().ensure_sync_mailbox(new, now()).await?;
+        let mb = self.engine.store().ensure_sync_mailbox(new, now()).await?;
         self.wake.notify_one();
         Ok(mb.id)
     }
@@ -107,7 +107,7 @@ impl Scheduler {
     /// logged and does not stop the others; the next pass tries it again. Returns how many failed.
     pub async fn reconcile_all(&self) -> Result<usize, SyncError> {
         let mut failed = 0;
-        for org in self.engine.sync_store().orgs_with_connections().await? {
+        for org in self.engine.store().orgs_with_connections().await? {
             if let Err(e) = self.reconcile(org, false).await {
                 failed += 1;
                 tracing::warn!(org = %org, error = %e, "could not reconcile the sync schedule; the next pass tries again");
@@ -118,15 +118,14 @@ impl Scheduler {
 
     async fn reconcile(&self, org: OrgId, retry_parked: bool) -> Result<(), SyncError> {
         let store = self.engine.store();
-        let sync = self.engine.sync_store();
         let settings = store.office365_settings(org).await?;
         let connections = store.connections_in_org(org).await?;
         for c in connections.iter().filter(|c| c.kind == ConnectionKind::Individual) {
-            sync.ensure_sync_mailbox(&NewSyncMailbox { org_id: org, connection_id: c.id, user_id: c.user_id, graph_user_id: None }, now()).await?;
+            store.ensure_sync_mailbox(&NewSyncMailbox { org_id: org, connection_id: c.id, user_id: c.user_id, graph_user_id: None }, now()).await?;
         }
         // Before the pauses below, so a mailbox scheduled here is paused at once where it must be.
         self.reconcile_service_users(org, &settings).await?;
-        for mb in sync.sync_mailboxes_in_org(org).await? {
+        for mb in store.sync_mailboxes_in_org(org).await? {
             let connection = connections.iter().find(|c| c.id == mb.connection_id);
             // The primary integration's own mailbox: not a service account user's (`/users/{id}`).
             let primary_own = connection.is_some_and(|c| c.is_primary) && mb.graph_user_id.is_none();
@@ -141,17 +140,17 @@ impl Scheduler {
                 None
             };
             if mb.paused != pause {
-                sync.set_mailbox_paused(mb.id, pause, now()).await?;
+                store.set_mailbox_paused(mb.id, pause, now()).await?;
             }
             // A mailbox parked because someone had to act (reconnect, consent, licence, secret) is
             // tried again now that something changed; throttled ones keep their Retry-After.
             if retry_parked
                 && pause.is_none()
-                && let Some(st) = sync.mailbox_status(mb.id).await?
+                && let Some(st) = store.mailbox_status(mb.id).await?
                 && matches!(st.state(now()), store::sync::MailboxSyncState::Failed(r) if !r.is_transient())
                 && st.mailbox.next_due_at > now()
             {
-                sync.request_sync_now(mb.id).await?;
+                store.request_sync_now(mb.id).await?;
             }
         }
         self.wake.notify_one();
@@ -161,7 +160,6 @@ impl Scheduler {
     /// Service-account mode: the service account users' mailboxes (see [`Scheduler::reconcile_org`]).
     async fn reconcile_service_users(&self, org: OrgId, settings: &Office365Settings) -> Result<(), SyncError> {
         let store = self.engine.store();
-        let sync = self.engine.sync_store();
         let Some(service) = store.service_connection(org).await? else {
             return Ok(());
         };
@@ -175,14 +173,14 @@ impl Scheduler {
             // The member whose data it is, when they have an account here; else the connection's owner.
             let owner = people.iter().find(|p| p.email.as_str().eq_ignore_ascii_case(&u.ms_username)).map_or(service.user_id, |p| p.id);
             let graph_user_id = u.ms_object_id.clone().unwrap_or_else(|| u.ms_username.clone());
-            sync.ensure_sync_mailbox(&NewSyncMailbox { org_id: org, connection_id: service.id, user_id: owner, graph_user_id: Some(graph_user_id) }, now())
+            store.ensure_sync_mailbox(&NewSyncMailbox { org_id: org, connection_id: service.id, user_id: owner, graph_user_id: Some(graph_user_id) }, now())
                 .await?;
         }
-        for mb in sync.sync_mailboxes_in_org(org).await?.into_iter().filter(|m| m.connection_id == service.id) {
+        for mb in store.sync_mailboxes_in_org(org).await?.into_iter().filter(|m| m.connection_id == service.id) {
             let Some(graph) = &mb.graph_user_id else { continue };
             let listed = syncable.iter().any(|u| u.ms_object_id.as_deref() == Some(graph.as_str()) || u.ms_username.eq_ignore_ascii_case(graph));
             if !listed {
-                sync.remove_sync_mailbox(mb.id).await?;
+                store.remove_sync_mailbox(mb.id).await?;
             }
         }
         Ok(())
@@ -197,7 +195,7 @@ impl Scheduler {
         let cfg = self.engine.config();
         let leases = self
             .engine
-            .sync_store()
+            .store()
             .claim_due_mailboxes(&cfg.owner, now(), cfg.lease_ttl_secs, u32::try_from(free).unwrap_or(u32::MAX))
             .await?;
         let mut handles = Vec::new();
@@ -208,7 +206,7 @@ impl Scheduler {
             }
             let Ok(slot) = self.slots.clone().try_acquire_owned() else {
                 // More leases than slots cannot happen (we asked for `free`); hand it back.
-                self.engine.sync_store().release_lease(lease.mailbox.id, lease.fence, now()).await?;
+                self.engine.store().release_lease(lease.mailbox.id, lease.fence, now()).await?;
                 continue;
             };
             let me = self.clone();
@@ -254,7 +252,7 @@ impl Scheduler {
         let running: Vec<(Uuid, (i64, AbortHandle))> = self.running.lock().unwrap_or_else(|p| p.into_inner()).drain().collect();
         for (id, (fence, handle)) in running {
             handle.abort();
-            if let Err(e) = self.engine.sync_store().release_lease(id, fence, 0).await {
+            if let Err(e) = self.engine.store().release_lease(id, fence, 0).await {
                 tracing::warn!(mailbox = %id, error = %e, "could not hand a sync lease back (it will expire)");
             }
         }
@@ -299,13 +297,13 @@ impl Scheduler {
     /// One mailbox under its lease: the run, raced against lease renewal.
     async fn work(&self, lease: Lease) -> MailboxOutcome {
         let engine = &self.engine;
-        let sync = engine.sync_store().clone();
+        let store = engine.store().clone();
         let cfg = engine.config().clone();
         let (id, fence) = (lease.mailbox.id, lease.fence);
         let renew = async {
             loop {
                 tokio::time::sleep(cfg.renew_every).await;
-                match sync.renew_lease(id, fence, now() + cfg.lease_ttl_secs).await {
+                match store.renew_lease(id, fence, now() + cfg.lease_ttl_secs).await {
                     Ok(true) => {}
                     Ok(false) => return,
                     Err(e) => {
@@ -331,7 +329,7 @@ impl Scheduler {
                 // a service account, only that mailbox waits.
                 if lease.mailbox.graph_user_id.is_none()
                     && reason.who_must_act() != domain::WhoMustAct::PlatformAdmin
-                    && let Err(e) = sync.mark_connection_needs_attention(lease.mailbox.connection_id, *reason, now()).await
+                    && let Err(e) = store.mark_connection_needs_attention(lease.mailbox.connection_id, *reason, now()).await
                 {
                     tracing::warn!(mailbox = %id, error = %e, "could not mark the connection");
                 }
@@ -348,7 +346,7 @@ impl Scheduler {
             }
         }
         if !matches!(result, Err(SyncError::LeaseLost))
-            && let Err(e) = sync.release_lease(id, fence, next_due).await
+            && let Err(e) = store.release_lease(id, fence, next_due).await
         {
             tracing::warn!(mailbox = %id, error = %e, "could not release a sync lease (it will expire)");
         }

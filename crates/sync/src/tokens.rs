@@ -18,7 +18,7 @@ use domain::permissions::ConnectionMode;
 use microsoft::{AppRegistration, MicrosoftClient, SecretString};
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
-use store::{DynStore, DynSyncStore, UnixTime};
+use store::{DynStore, UnixTime};
 use uuid::Uuid;
 
 /// Which token a mailbox is read with.
@@ -32,7 +32,6 @@ pub enum TokenKind {
 
 pub struct TokenSource {
     store: DynStore,
-    sync: DynSyncStore,
     client: MicrosoftClient,
     metrics: Arc<SyncMetrics>,
     /// Refresh this long before expiry.
@@ -49,10 +48,9 @@ fn now() -> UnixTime {
 }
 
 impl TokenSource {
-    pub fn new(store: DynStore, sync: DynSyncStore, client: MicrosoftClient, metrics: Arc<SyncMetrics>, margin_secs: i64) -> TokenSource {
+    pub fn new(store: DynStore, client: MicrosoftClient, metrics: Arc<SyncMetrics>, margin_secs: i64) -> TokenSource {
         TokenSource {
             store,
-            sync,
             client,
             metrics,
             margin_secs,
@@ -66,7 +64,7 @@ impl TokenSource {
     pub async fn app_registration(&self, org: OrgId) -> Result<AppRegistration, SyncError> {
         let settings = self.store.office365_settings(org).await?;
         let secret = self.store.office365_client_secret(org).await?.ok_or_else(|| SyncError::NotConfigured("no client secret".into()))?;
-        AppRegistration::new(&settings.tenant, &settings.client_id, SecretString::from(secret.expose().to_string()))
+        AppRegistration::new(&settings.tenant, &settings.client_id, secret)
             .map_err(|e| SyncError::NotConfigured(e.to_string()))
     }
 
@@ -114,7 +112,7 @@ impl TokenSource {
     async fn delegated(&self, connection: Uuid, force: bool) -> Result<SecretString, SyncError> {
         let lock = self.refreshing.lock().unwrap_or_else(|p| p.into_inner()).entry(connection).or_default().clone();
         let _one_at_a_time = lock.lock().await;
-        let tokens = self.sync.connection_tokens(connection).await?.ok_or(SyncError::NotConfigured("the connection is gone".into()))?;
+        let tokens = self.store.connection_tokens(connection).await?.ok_or(SyncError::NotConfigured("the connection is gone".into()))?;
         if tokens.needs_attention {
             let reason = self
                 .store
@@ -127,20 +125,18 @@ impl TokenSource {
             return Err(SyncError::NeedsAttention(reason));
         }
         if !force && tokens.access_expires_at - self.margin_secs > now() {
-            return Ok(SecretString::from(tokens.access_token.expose().to_string()));
+            return Ok(tokens.access_token);
         }
         let Some(rt) = tokens.refresh_token else {
-            self.sync.mark_connection_needs_attention(connection, domain::ReasonCode::RefreshTokenExpired, now()).await?;
+            self.store.mark_connection_needs_attention(connection, domain::ReasonCode::RefreshTokenExpired, now()).await?;
             return Err(SyncError::NeedsAttention(domain::ReasonCode::RefreshTokenExpired));
         };
         let app = self.app_registration(tokens.org_id).await?;
-        match self.client.refresh(&app, &SecretString::from(rt.expose().to_string()), None).await {
+        match self.client.refresh(&app, &rt, None).await {
             Ok(fresh) => {
-                use microsoft::ExposeSecret;
                 SyncMetrics::add(&self.metrics.token_refreshes, 1);
-                let access = store::secrets::SecretString::new(fresh.access_token.expose_secret().to_string());
-                let rotated = fresh.refresh_token.as_ref().map(|r| store::secrets::SecretString::new(r.expose_secret().to_string()));
-                self.sync.save_refreshed_tokens(connection, &access, fresh.expires_at.unix_timestamp(), rotated.as_ref(), now()).await?;
+                let expires_at = fresh.expires_at.unix_timestamp();
+                self.store.save_refreshed_tokens(connection, &fresh.access_token, expires_at, fresh.refresh_token.as_ref(), now()).await?;
                 Ok(fresh.access_token)
             }
             Err(e) if e.reason().is_transient() => Err(SyncError::Token(e)),
@@ -153,7 +149,7 @@ impl TokenSource {
             Err(e) => {
                 let reason = e.reason();
                 tracing::warn!(%connection, ?reason, "refresh refused: the connection needs attention");
-                self.sync.mark_connection_needs_attention(connection, reason, now()).await?;
+                self.store.mark_connection_needs_attention(connection, reason, now()).await?;
                 Err(SyncError::NeedsAttention(reason))
             }
         }

@@ -1,5 +1,6 @@
 //! The operator CLI for a non-demo install.
 
+use store::secrets::ExposeSecret;
 use std::process::Command;
 
 fn server(db: &str, args: &[&str]) -> std::process::Output {
@@ -75,7 +76,7 @@ async fn rotating_the_key_reseals_stored_secrets() {
     let store = store::open(&db, keyring).await.unwrap();
     let org = store.organization_by_name("Contoso").await.unwrap().unwrap();
     let settings = domain::office365::Office365Settings::default();
-    let secret = store::secrets::SecretString::new("rotate-me");
+    let secret = store::secrets::SecretString::from("rotate-me");
     store.save_office365_settings(org.id, &settings, Some(&secret), &[]).await.unwrap();
     store.close().await;
 
@@ -89,5 +90,5 @@ async fn rotating_the_key_reseals_stored_secrets() {
     std::fs::write(&key_file, only_new).unwrap();
     let keyring = std::sync::Arc::new(store::secrets::Keyring::load(&key_file).unwrap());
     let store = store::open(&db, keyring).await.unwrap();
-    assert_eq!(store.office365_client_secret(org.id).await.unwrap(), Some(secret));
+    assert_eq!(store.office365_client_secret(org.id).await.unwrap().map(|s| s.expose_secret().to_owned()).as_deref(), Some(secret.expose_secret()));
 }

@@ -18,7 +18,7 @@ pub struct TestApp {
 pub async fn spawn_app() -> TestApp {
     let dir = tempfile::tempdir().unwrap();
     let url = format!("sqlite://{}", dir.path().join("app.db").display());
-    let (store, sync_store) = store::open_with_sync(&url, Arc::new(store::secrets::Keyring::ephemeral())).await.unwrap();
+    let store = store::open(&url, Arc::new(store::secrets::Keyring::ephemeral())).await.unwrap();
     server::demo::seed(store.as_ref()).await.unwrap();
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
@@ -32,8 +32,8 @@ pub async fn spawn_app() -> TestApp {
         microsoft: server::MicrosoftEndpoints { authority: emu.login_base(), graph: emu.graph_base() },
     };
     // The scheduler is wired in but its workers are not started: these tests drive the routes.
-    let scheduler = server::http::sync_scheduler(store.clone(), sync_store.clone(), &config).unwrap();
-    let router = server::router(store.clone(), sync_store, scheduler, &config, Arc::new(Metrics::default())).unwrap();
+    let scheduler = server::http::sync_scheduler(store.clone(), &config).unwrap();
+    let router = server::router(store.clone(), scheduler, &config, Arc::new(Metrics::default())).unwrap();
     tokio::spawn(async move {
         axum::serve(listener, router.into_make_service_with_connect_info::<SocketAddr>()).await.unwrap();
     });

@@ -65,7 +65,7 @@ async fn enable(app: &crate::helpers::TestApp) -> domain::OrgId {
         client_secret_set: true,
         ..Default::default()
     };
-    let secret = store::secrets::SecretString::new("demo-client-secret".to_owned());
+    let secret = store::secrets::SecretString::from("demo-client-secret".to_owned());
     app.store.save_office365_settings(org, &settings, Some(&secret), &[]).await.unwrap();
     org
 }
@@ -172,7 +172,7 @@ async fn enable_with_emulator(app: &TestApp) -> OrgId {
         client_secret_set: true,
         ..Default::default()
     };
-    let secret = store::secrets::SecretString::new(m365_emulator::DEMO_CLIENT_SECRET.to_owned());
+    let secret = store::secrets::SecretString::from(m365_emulator::DEMO_CLIENT_SECRET.to_owned());
     app.store.save_office365_settings(org, &settings, Some(&secret), &[]).await.unwrap();
     org
 }

@@ -34,9 +34,9 @@ pub async fn spawn() -> Env {
     let client = microsoft::MicrosoftClient::new(endpoints).unwrap();
     let dir = tempfile::tempdir().unwrap();
     let url = format!("sqlite://{}", dir.path().join("o365.db").display());
-    let (store, sync_store) = store::open_with_sync(&url, Arc::new(store::secrets::Keyring::ephemeral())).await.unwrap();
-    let engine = sync::Engine::new(store.clone(), sync_store.clone(), client.clone(), sync::SyncConfig::default());
-    let o365 = Integration::new(store.clone(), sync_store, Arc::new(client), sync::Scheduler::new(engine), PUBLIC_URL);
+    let store = store::open(&url, Arc::new(store::secrets::Keyring::ephemeral())).await.unwrap();
+    let engine = sync::Engine::new(store.clone(), client.clone(), sync::SyncConfig::default());
+    let o365 = Integration::new(store.clone(), Arc::new(client), sync::Scheduler::new(engine), PUBLIC_URL);
     let org = store.create_organization("Northwind").await.unwrap().id;
     let admin = caller(&o365, org, ADMIN, Role::Admin).await;
     let member = caller(&o365, org, MEMBER, Role::Member).await;

@@ -1,6 +1,6 @@
 //! Starting and completing sign-ins and admin consent: refusals end on a page that says why.
 
-use crate::harness::spawn;
+use crate::harness::{ADMIN, MEMBER, spawn};
 use domain::Refusal;
 use office365::Error;
 
@@ -68,4 +68,69 @@ async fn a_declined_consent_comes_back_with_microsofts_words() {
     let e = env.o365.complete_sign_in(Some(&env.member), &query).await.unwrap_err();
     assert!(matches!(e, Error::Microsoft { .. }), "{e}");
     assert!(e.result_page().starts_with("/connect/result?reason="), "{}", e.result_page());
+}
+
+#[tokio::test]
+async fn a_member_connects_through_microsofts_pages_and_the_mailbox_is_scheduled() {
+    let env = spawn().await;
+    env.enable().await;
+    let url = env.o365.start_sign_in(&env.member, "connect").await.unwrap();
+    let callback = m365_emulator::testkit::sign_in(&url, MEMBER).await.unwrap();
+    let landing = env.o365.complete_sign_in(Some(&env.member), callback.query()).await.unwrap();
+    assert_eq!(landing, "/profile");
+
+    let profile = env.o365.profile(&env.member.user).await.unwrap();
+    let connection = profile.connection.expect("connected");
+    assert_eq!(connection.ms_username, MEMBER);
+    assert!(!connection.is_primary);
+    assert!(profile.sync.is_some(), "the new connection's mailbox is scheduled");
+    let rows = env.o365.team_connections(&env.admin.user).await.unwrap();
+    assert_eq!(rows.len(), 1);
+    assert_eq!(rows[0].owner_email, MEMBER);
+
+    // Replaying the same callback finds nothing.
+    let e = env.o365.complete_sign_in(Some(&env.member), callback.query()).await.unwrap_err();
+    assert!(matches!(e, Error::Refused(Refusal::Expired)), "{e}");
+
+    env.o365.disconnect_own(&env.member.user).await.unwrap();
+    let profile = env.o365.profile(&env.member.user).await.unwrap();
+    assert!(profile.connection.is_none() && profile.sync.is_none());
+    let actions: Vec<String> = env.o365.audit_log(&env.admin.user).await.unwrap().into_iter().map(|a| a.action).collect();
+    assert!(actions.contains(&"office365.connected".into()) && actions.contains(&"office365.disconnected".into()), "{actions:?}");
+}
+
+#[tokio::test]
+async fn the_admins_activation_is_the_primary_integration() {
+    let env = spawn().await;
+    env.enable().await;
+    let url = env.o365.start_sign_in(&env.admin, "activate").await.unwrap();
+    let callback = m365_emulator::testkit::sign_in(&url, ADMIN).await.unwrap();
+    let landing = env.o365.complete_sign_in(Some(&env.admin), callback.query()).await.unwrap();
+    assert_eq!(landing, "/settings/integrations/office365/my-connection");
+    let view = env.o365.my_connection(&env.admin.user).await.unwrap();
+    assert!(view.connection.as_ref().is_some_and(|c| c.is_primary));
+    assert!(view.permissions.iter().all(|(_, granted)| *granted), "{:?}", view.permissions);
+    assert!(view.missing.is_empty());
+    env.o365.deactivate_my_connection(&env.admin.user).await.unwrap();
+    assert!(env.o365.my_connection(&env.admin.user).await.unwrap().connection.is_none());
+}
+
+#[tokio::test]
+async fn admin_consent_in_application_mode_activates_the_service_connection() {
+    let env = spawn().await;
+    let form = domain::office365::SettingsForm { mode: "application".into(), ..crate::harness::demo_form() };
+    assert!(env.o365.save_settings(&env.admin.user, &form, false).await.unwrap().saved);
+    let add = office365::NewServiceAccountUser { address: MEMBER.into(), ..Default::default() };
+    env.o365.add_service_account_user(&env.admin.user, add).await.unwrap();
+
+    let url = env.o365.start_admin_consent(&env.admin).await.unwrap();
+    let callback = m365_emulator::testkit::sign_in(&url, ADMIN).await.unwrap();
+    let landing = env.o365.complete_admin_consent(Some(&env.admin), callback.query()).await.unwrap();
+    assert_eq!(landing, "/settings/integrations/office365/my-connection");
+
+    let accounts = env.o365.service_accounts(&env.admin.user).await.unwrap();
+    assert!(accounts.activated);
+    assert_eq!(accounts.users[0].health, Some(domain::MailboxHealth::Ok), "the mailbox was checked at activation");
+    let consent = env.o365.admin_consent_view(&env.admin.user).await.unwrap();
+    assert_eq!(consent.consent.granted.map(|g| g.tenant_id), Some(crate::harness::NW.to_owned()));
 }

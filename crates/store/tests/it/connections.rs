@@ -1,5 +1,6 @@
 //! OAuth flows (single use, expiring) and connections (sealed tokens, one primary).
 
+use store::secrets::ExposeSecret;
 use crate::harness::{TestDb, on_both_backends};
 use domain::{AuditEntry, ConnectionKind, ConnectionState, FlowPurpose, Role};
 use store::secrets::SecretString;
@@ -36,9 +37,9 @@ fn new_connection(org: domain::OrgId, user: domain::UserId, primary: bool, rt: &
         ms_username: format!("{user}@northwind.test"),
         ms_name: "Someone".into(),
         granted_scopes: vec!["openid".into(), "Mail.Read.Shared".into()],
-        access_token: SecretString::new(format!("eyJ-access-{rt}")),
+        access_token: SecretString::from(format!("eyJ-access-{rt}")),
         access_expires_at: 10_000,
-        refresh_token: Some(SecretString::new(rt.to_owned())),
+        refresh_token: Some(SecretString::from(rt.to_owned())),
     }
 }
 
@@ -51,7 +52,7 @@ async fn an_oauth_flow_is_taken_once_and_only_before_it_expires(db: &TestDb) {
         user_id: admin,
         session: session.clone(),
         purpose: FlowPurpose::Activate,
-        pkce_verifier: Some(SecretString::new("verifier-0123456789-abcdefghijklmnopqrstuvwxyz")),
+        pkce_verifier: Some(SecretString::from("verifier-0123456789-abcdefghijklmnopqrstuvwxyz")),
         nonce: Some("nonce-1".into()),
         expires_at: 1_000,
     };
@@ -60,7 +61,7 @@ async fn an_oauth_flow_is_taken_once_and_only_before_it_expires(db: &TestDb) {
     let taken = store.take_oauth_flow("state-A", 500).await.unwrap().unwrap();
     assert_eq!(taken.session, session);
     assert_eq!(taken.purpose, FlowPurpose::Activate);
-    assert_eq!(taken.pkce_verifier.unwrap().expose(), "verifier-0123456789-abcdefghijklmnopqrstuvwxyz");
+    assert_eq!(taken.pkce_verifier.unwrap().expose_secret(), "verifier-0123456789-abcdefghijklmnopqrstuvwxyz");
     assert_eq!(taken.nonce.as_deref(), Some("nonce-1"));
     assert!(store.take_oauth_flow("state-A", 500).await.unwrap().is_none(), "a state works once");
 
@@ -98,7 +99,7 @@ async fn tokens_are_sealed_in_the_raw_database(db: &TestDb) {
         user_id: admin,
         session: SessionToken::generate().hash(),
         purpose: FlowPurpose::Connect,
-        pkce_verifier: Some(SecretString::new("pkce-verifier-very-distinctive-value")),
+        pkce_verifier: Some(SecretString::from("pkce-verifier-very-distinctive-value")),
         nonce: None,
         expires_at: i64::MAX,
     };

@@ -1,5 +1,6 @@
 //! Office 365 settings, the sealed client secret, and the audit log.
 
+use store::secrets::ExposeSecret;
 use crate::harness::{TestDb, on_both_backends};
 use domain::AuditEntry;
 use domain::office365::Office365Settings;
@@ -38,32 +39,32 @@ fn entry(action: &str, at: i64) -> AuditEntry {
 async fn settings_default_to_not_set_up(db: &TestDb) {
     let org = db.store.create_organization("Northwind").await.unwrap();
     assert_eq!(db.store.office365_settings(org.id).await.unwrap(), Office365Settings::default());
-    assert_eq!(db.store.office365_client_secret(org.id).await.unwrap(), None);
+    assert!(db.store.office365_client_secret(org.id).await.unwrap().is_none());
 }
 
 async fn settings_round_trip_and_the_secret_is_kept_when_not_replaced(db: &TestDb) {
     let store = db.store.as_ref();
     let org = store.create_organization("Northwind").await.unwrap();
-    let secret = SecretString::new("first-secret-value");
+    let secret = SecretString::from("first-secret-value");
     store.save_office365_settings(org.id, &enabled(), Some(&secret), &[]).await.unwrap();
     assert_eq!(store.office365_settings(org.id).await.unwrap(), enabled());
-    assert_eq!(store.office365_client_secret(org.id).await.unwrap(), Some(secret.clone()));
+    assert_eq!(stored_secret(store, org.id).await.as_deref(), Some(secret.expose_secret()));
 
     let changed = Office365Settings { sync_interval_minutes: 60, ..enabled() };
     store.save_office365_settings(org.id, &changed, None, &[]).await.unwrap();
     assert_eq!(store.office365_settings(org.id).await.unwrap().sync_interval_minutes, 60);
-    assert_eq!(store.office365_client_secret(org.id).await.unwrap(), Some(secret), "kept");
+    assert_eq!(stored_secret(store, org.id).await.as_deref(), Some(secret.expose_secret()), "kept");
 
-    let replaced = SecretString::new("second-secret-value");
+    let replaced = SecretString::from("second-secret-value");
     store.save_office365_settings(org.id, &changed, Some(&replaced), &[]).await.unwrap();
-    assert_eq!(store.office365_client_secret(org.id).await.unwrap(), Some(replaced));
+    assert_eq!(stored_secret(store, org.id).await.as_deref(), Some(replaced.expose_secret()));
 }
 
 async fn the_raw_database_holds_no_plaintext_secret(db: &TestDb) {
     let store = db.store.as_ref();
     let org = store.create_organization("Northwind").await.unwrap();
     let secret = "Zx9~very-distinctive-client-secret";
-    store.save_office365_settings(org.id, &enabled(), Some(&SecretString::new(secret)), &[]).await.unwrap();
+    store.save_office365_settings(org.id, &enabled(), Some(&SecretString::from(secret)), &[]).await.unwrap();
     assert!(db.raw.contains("northwind.test").await, "the check can see what is stored");
     assert!(!db.raw.contains(secret).await, "the client secret is stored sealed");
 }
@@ -90,4 +91,9 @@ async fn audit_log_is_per_organization_newest_first(db: &TestDb) {
     let log = store.audit_log(a.id, 2).await.unwrap();
     assert_eq!(log.iter().map(|e| e.action.as_str()).collect::<Vec<_>>(), ["three", "two"]);
     assert_eq!(store.audit_log(b.id, 10).await.unwrap().len(), 1);
+}
+
+/// The stored client secret, opened, as text (secrets do not compare).
+async fn stored_secret(store: &dyn store::Store, org: domain::OrgId) -> Option<String> {
+    store.office365_client_secret(org).await.unwrap().map(|s| s.expose_secret().to_owned())
 }

@@ -1,6 +1,7 @@
 //! The sync engine's persistence: mailboxes, leases with fencing tokens, cursors, items committed
 //! page by page, resyncs, status, the Activity listing and connection tokens.
 
+use store::secrets::ExposeSecret;
 use crate::harness::Raw;
 use domain::{AuditEntry, ConnectionKind, ConnectionState, ReasonCode, Role};
 use std::collections::BTreeSet;
@@ -10,10 +11,10 @@ use store::sync::{
 };
 use store::{NewConnection, accounts};
 
-/// A database opened through `store::open_with_sync`: both views of one pool.
+/// A database opened through `store::open`: one handle for the product's and the sync engine's
+/// operations.
 pub struct TestDb {
     pub store: store::DynStore,
-    pub sync: store::DynSyncStore,
     pub raw: Raw,
     _dir: Option<tempfile::TempDir>,
 }
@@ -21,8 +22,8 @@ pub struct TestDb {
 async fn sqlite() -> TestDb {
     let dir = tempfile::tempdir().unwrap();
     let url = format!("sqlite://{}", dir.path().join("test.db").display());
-    let (store, sync) = store::open_with_sync(&url, std::sync::Arc::new(store::secrets::Keyring::ephemeral())).await.unwrap();
-    TestDb { store, sync, raw: Raw::SqliteDir(dir.path().to_owned()), _dir: Some(dir) }
+    let store = store::open(&url, std::sync::Arc::new(store::secrets::Keyring::ephemeral())).await.unwrap();
+    TestDb { store, raw: Raw::SqliteDir(dir.path().to_owned()), _dir: Some(dir) }
 }
 
 async fn postgres() -> Option<TestDb> {
@@ -38,8 +39,8 @@ async fn postgres() -> Option<TestDb> {
     sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}"))).execute(&mut admin).await.unwrap();
     let base = admin_url.rsplit_once('/').map(|(b, _)| b).unwrap_or(&admin_url);
     let url = format!("{base}/{name}");
-    let (store, sync) = store::open_with_sync(&url, std::sync::Arc::new(store::secrets::Keyring::ephemeral())).await.unwrap();
-    Some(TestDb { store, sync, raw: Raw::Postgres(url), _dir: None })
+    let store = store::open(&url, std::sync::Arc::new(store::secrets::Keyring::ephemeral())).await.unwrap();
+    Some(TestDb { store, raw: Raw::Postgres(url), _dir: None })
 }
 
 macro_rules! on_both {
@@ -100,9 +101,9 @@ async fn world(db: &TestDb) -> World {
                 ms_username: "alice@northwind.test".into(),
                 ms_name: "Alice".into(),
                 granted_scopes: vec!["Mail.Read".into()],
-                access_token: SecretString::new("access-1"),
+                access_token: SecretString::from("access-1"),
                 access_expires_at: 1_000,
-                refresh_token: Some(SecretString::new("refresh-1")),
+                refresh_token: Some(SecretString::from("refresh-1")),
             },
             &AuditEntry { at: 1, actor: "alice".into(), action: "connect".into(), summary: "connected".into() },
         )
@@ -112,7 +113,7 @@ async fn world(db: &TestDb) -> World {
 }
 
 async fn mailbox(db: &TestDb, w: &World) -> SyncMailbox {
-    db.sync
+    db.store
         .ensure_sync_mailbox(&NewSyncMailbox { org_id: w.org, connection_id: w.connection, user_id: w.user, graph_user_id: None }, 100)
         .await
         .unwrap()
@@ -144,7 +145,7 @@ fn page(mb: uuid::Uuid, fence: i64, upserts: Vec<SyncedItem>, deletes: &[&str], 
 }
 
 async fn ids(db: &TestDb, mb: uuid::Uuid) -> BTreeSet<String> {
-    db.sync.mailbox_items(mb, SyncResource::Mail).await.unwrap().into_iter().map(|i| i.graph_id).collect()
+    db.store.mailbox_items(mb, SyncResource::Mail).await.unwrap().into_iter().map(|i| i.graph_id).collect()
 }
 
 fn set(v: &[&str]) -> BTreeSet<String> {
@@ -158,56 +159,56 @@ async fn mailboxes_are_scheduled_once_and_can_be_paused(db: &TestDb) {
     assert_eq!(a.id, again.id, "idempotent");
     assert_eq!((a.graph_user_id.clone(), a.paused, a.next_due_at), (None, None, 100));
     let other = db
-        .sync
+        .store
         .ensure_sync_mailbox(&NewSyncMailbox { org_id: w.org, connection_id: w.connection, user_id: w.user, graph_user_id: Some("bob-id".into()) }, 100)
         .await
         .unwrap();
     assert_ne!(other.id, a.id);
     assert_eq!(other.graph_user_id.as_deref(), Some("bob-id"));
-    assert_eq!(db.sync.sync_mailboxes_in_org(w.org).await.unwrap().len(), 2);
+    assert_eq!(db.store.sync_mailboxes_in_org(w.org).await.unwrap().len(), 2);
 
-    db.sync.set_mailbox_paused(a.id, Some(PauseReason::PollPrimaryOnly), 150).await.unwrap();
-    assert_eq!(db.sync.sync_mailbox(a.id).await.unwrap().unwrap().paused, Some(PauseReason::PollPrimaryOnly));
-    let claimed = db.sync.claim_due_mailboxes("w1", 500, 60, 10).await.unwrap();
+    db.store.set_mailbox_paused(a.id, Some(PauseReason::PollPrimaryOnly), 150).await.unwrap();
+    assert_eq!(db.store.sync_mailbox(a.id).await.unwrap().unwrap().paused, Some(PauseReason::PollPrimaryOnly));
+    let claimed = db.store.claim_due_mailboxes("w1", 500, 60, 10).await.unwrap();
     assert_eq!(claimed.iter().map(|l| l.mailbox.id).collect::<Vec<_>>(), vec![other.id], "paused mailboxes are not claimed");
-    db.sync.set_mailbox_paused(a.id, None, 600).await.unwrap();
-    let resumed = db.sync.sync_mailbox(a.id).await.unwrap().unwrap();
+    db.store.set_mailbox_paused(a.id, None, 600).await.unwrap();
+    let resumed = db.store.sync_mailbox(a.id).await.unwrap().unwrap();
     assert_eq!((resumed.paused, resumed.next_due_at), (None, 600));
 
     // Sync now makes a mailbox due at once; removing it forgets it.
-    assert!(db.sync.release_lease(other.id, claimed[0].fence, 10_000).await.unwrap());
-    db.sync.request_sync_now(other.id).await.unwrap();
-    assert_eq!(db.sync.sync_mailbox(other.id).await.unwrap().unwrap().next_due_at, 0);
-    assert!(db.sync.remove_sync_mailbox(other.id).await.unwrap());
-    assert!(db.sync.sync_mailbox(other.id).await.unwrap().is_none());
+    assert!(db.store.release_lease(other.id, claimed[0].fence, 10_000).await.unwrap());
+    db.store.request_sync_now(other.id).await.unwrap();
+    assert_eq!(db.store.sync_mailbox(other.id).await.unwrap().unwrap().next_due_at, 0);
+    assert!(db.store.remove_sync_mailbox(other.id).await.unwrap());
+    assert!(db.store.sync_mailbox(other.id).await.unwrap().is_none());
 }
 
 async fn a_stale_fence_is_rejected_and_writes_nothing(db: &TestDb) {
     let w = world(db).await;
     let mb = mailbox(db, &w).await;
-    let first = db.sync.claim_due_mailboxes("w1", 100, 30, 10).await.unwrap().remove(0);
-    let ok = db.sync.commit_page(&page(mb.id, first.fence, vec![item("a", "A", 1)], &[], CursorUpdate::NextLink("next-1".into()))).await.unwrap();
+    let first = db.store.claim_due_mailboxes("w1", 100, 30, 10).await.unwrap().remove(0);
+    let ok = db.store.commit_page(&page(mb.id, first.fence, vec![item("a", "A", 1)], &[], CursorUpdate::NextLink("next-1".into()))).await.unwrap();
     assert_eq!(ok, CommitOutcome::Committed { swept: 0 });
 
     // The lease expires and another worker takes over: the first one's fence is now stale.
-    let second = db.sync.claim_due_mailboxes("w2", 200, 30, 10).await.unwrap().remove(0);
+    let second = db.store.claim_due_mailboxes("w2", 200, 30, 10).await.unwrap().remove(0);
     assert!(second.fence > first.fence);
     let stale = page(mb.id, first.fence, vec![item("b", "B", 2)], &["a"], CursorUpdate::DeltaLink("delta-stale".into()));
-    assert_eq!(db.sync.commit_page(&stale).await.unwrap(), CommitOutcome::LeaseLost);
-    assert_eq!(db.sync.reset_cursor(mb.id, first.fence, SyncResource::Mail, "inbox", 200).await.unwrap(), CommitOutcome::LeaseLost);
-    assert_eq!(db.sync.record_resource_success(mb.id, first.fence, SyncResource::Mail, true, 200).await.unwrap(), CommitOutcome::LeaseLost);
-    assert!(!db.sync.renew_lease(mb.id, first.fence, 1_000).await.unwrap());
-    assert!(!db.sync.release_lease(mb.id, first.fence, 1_000).await.unwrap());
+    assert_eq!(db.store.commit_page(&stale).await.unwrap(), CommitOutcome::LeaseLost);
+    assert_eq!(db.store.reset_cursor(mb.id, first.fence, SyncResource::Mail, "inbox", 200).await.unwrap(), CommitOutcome::LeaseLost);
+    assert_eq!(db.store.record_resource_success(mb.id, first.fence, SyncResource::Mail, true, 200).await.unwrap(), CommitOutcome::LeaseLost);
+    assert!(!db.store.renew_lease(mb.id, first.fence, 1_000).await.unwrap());
+    assert!(!db.store.release_lease(mb.id, first.fence, 1_000).await.unwrap());
 
     assert_eq!(ids(db, mb.id).await, set(&["a"]), "nothing of the stale page was written");
-    let cursors = db.sync.cursors(mb.id).await.unwrap();
+    let cursors = db.store.cursors(mb.id).await.unwrap();
     assert_eq!(cursors.len(), 1);
     assert_eq!(cursors[0].link.as_deref(), Some("next-1"));
     assert!(!cursors[0].link_is_delta);
-    assert!(db.sync.mailbox_status(mb.id).await.unwrap().unwrap().resources.is_empty());
+    assert!(db.store.mailbox_status(mb.id).await.unwrap().unwrap().resources.is_empty());
     // The current holder still works, and its lease is its own.
-    assert!(db.sync.renew_lease(mb.id, second.fence, 400).await.unwrap());
-    assert_eq!(db.sync.sync_mailbox(mb.id).await.unwrap().unwrap().lease_owner.as_deref(), Some("w2"));
+    assert!(db.store.renew_lease(mb.id, second.fence, 400).await.unwrap());
+    assert_eq!(db.store.sync_mailbox(mb.id).await.unwrap().unwrap().lease_owner.as_deref(), Some("w2"));
 }
 
 async fn two_claimers_never_both_own_a_mailbox(db: &TestDb) {
@@ -215,7 +216,7 @@ async fn two_claimers_never_both_own_a_mailbox(db: &TestDb) {
     let mut all = BTreeSet::new();
     for i in 0..12 {
         let mb = db
-            .sync
+            .store
             .ensure_sync_mailbox(&NewSyncMailbox { org_id: w.org, connection_id: w.connection, user_id: w.user, graph_user_id: Some(format!("u{i}")) }, 100)
             .await
             .unwrap();
@@ -224,7 +225,7 @@ async fn two_claimers_never_both_own_a_mailbox(db: &TestDb) {
     // Eight claimers at once, each asking for up to three.
     let mut tasks = Vec::new();
     for i in 0..8 {
-        let sync = db.sync.clone();
+        let sync = db.store.clone();
         tasks.push(tokio::spawn(async move { sync.claim_due_mailboxes(&format!("worker-{i}"), 150, 60, 3).await.unwrap() }));
     }
     let mut owned = Vec::new();
@@ -234,153 +235,153 @@ async fn two_claimers_never_both_own_a_mailbox(db: &TestDb) {
     let unique: BTreeSet<_> = owned.iter().copied().collect();
     assert_eq!(unique.len(), owned.len(), "a mailbox was handed out twice: {owned:?}");
     assert_eq!(unique, all, "every due mailbox was claimed");
-    assert!(db.sync.claim_due_mailboxes("late", 150, 60, 10).await.unwrap().is_empty(), "leases are held");
+    assert!(db.store.claim_due_mailboxes("late", 150, 60, 10).await.unwrap().is_empty(), "leases are held");
 }
 
 async fn an_expired_lease_is_taken_over(db: &TestDb) {
     let w = world(db).await;
     let mb = mailbox(db, &w).await;
-    let first = db.sync.claim_due_mailboxes("w1", 100, 30, 10).await.unwrap().remove(0);
+    let first = db.store.claim_due_mailboxes("w1", 100, 30, 10).await.unwrap().remove(0);
     assert!(!first.taken_over);
-    assert!(db.sync.claim_due_mailboxes("w2", 120, 30, 10).await.unwrap().is_empty(), "still held");
-    assert!(db.sync.renew_lease(mb.id, first.fence, 160).await.unwrap());
-    assert!(db.sync.claim_due_mailboxes("w2", 150, 30, 10).await.unwrap().is_empty(), "renewed");
-    assert!(db.sync.claim_due_mailboxes("w2", 160, 30, 10).await.unwrap().is_empty(), "held through its last second");
-    let taken = db.sync.claim_due_mailboxes("w2", 161, 30, 10).await.unwrap();
+    assert!(db.store.claim_due_mailboxes("w2", 120, 30, 10).await.unwrap().is_empty(), "still held");
+    assert!(db.store.renew_lease(mb.id, first.fence, 160).await.unwrap());
+    assert!(db.store.claim_due_mailboxes("w2", 150, 30, 10).await.unwrap().is_empty(), "renewed");
+    assert!(db.store.claim_due_mailboxes("w2", 160, 30, 10).await.unwrap().is_empty(), "held through its last second");
+    let taken = db.store.claim_due_mailboxes("w2", 161, 30, 10).await.unwrap();
     assert_eq!(taken.len(), 1);
     assert!(taken[0].taken_over);
     assert_eq!(taken[0].mailbox.lease_owner.as_deref(), Some("w2"));
     // Released with a next due time: not claimable before it.
-    assert!(db.sync.release_lease(mb.id, taken[0].fence, 500).await.unwrap());
-    assert!(db.sync.claim_due_mailboxes("w3", 499, 30, 10).await.unwrap().is_empty());
-    let again = db.sync.claim_due_mailboxes("w3", 500, 30, 10).await.unwrap();
+    assert!(db.store.release_lease(mb.id, taken[0].fence, 500).await.unwrap());
+    assert!(db.store.claim_due_mailboxes("w3", 499, 30, 10).await.unwrap().is_empty());
+    let again = db.store.claim_due_mailboxes("w3", 500, 30, 10).await.unwrap();
     assert!(!again[0].taken_over, "a released lease is not a takeover");
 
     // A connection that needs attention is not claimed at all.
-    assert!(db.sync.release_lease(mb.id, again[0].fence, 0).await.unwrap());
-    db.sync.mark_connection_needs_attention(w.connection, ReasonCode::RefreshTokenRevoked, 600).await.unwrap();
-    assert!(db.sync.claim_due_mailboxes("w4", 700, 30, 10).await.unwrap().is_empty());
+    assert!(db.store.release_lease(mb.id, again[0].fence, 0).await.unwrap());
+    db.store.mark_connection_needs_attention(w.connection, ReasonCode::RefreshTokenRevoked, 600).await.unwrap();
+    assert!(db.store.claim_due_mailboxes("w4", 700, 30, 10).await.unwrap().is_empty());
 }
 
 async fn a_full_round_then_deltas_then_a_resync_without_duplicates_or_ghosts(db: &TestDb) {
     let w = world(db).await;
     let mb = mailbox(db, &w).await;
-    let fence = db.sync.claim_due_mailboxes("w1", 100, 60, 10).await.unwrap().remove(0).fence;
+    let fence = db.store.claim_due_mailboxes("w1", 100, 60, 10).await.unwrap().remove(0).fence;
     // A first round over two pages, with a replayed item (Graph may repeat).
-    db.sync.commit_page(&page(mb.id, fence, vec![item("a", "A", 1), item("b", "B", 2)], &[], CursorUpdate::NextLink("n1".into()))).await.unwrap();
-    db.sync.commit_page(&page(mb.id, fence, vec![item("b", "B", 2), item("c", "C", 3)], &[], CursorUpdate::DeltaLink("d1".into()))).await.unwrap();
+    db.store.commit_page(&page(mb.id, fence, vec![item("a", "A", 1), item("b", "B", 2)], &[], CursorUpdate::NextLink("n1".into()))).await.unwrap();
+    db.store.commit_page(&page(mb.id, fence, vec![item("b", "B", 2), item("c", "C", 3)], &[], CursorUpdate::DeltaLink("d1".into()))).await.unwrap();
     assert_eq!(ids(db, mb.id).await, set(&["a", "b", "c"]));
-    let c = &db.sync.cursors(mb.id).await.unwrap()[0];
+    let c = &db.store.cursors(mb.id).await.unwrap()[0];
     assert_eq!((c.link.as_deref(), c.link_is_delta, c.full_round, c.round), (Some("d1"), true, false, 1));
 
     // An incremental round: an edit, a deletion, an addition.
-    db.sync
+    db.store
         .commit_page(&page(mb.id, fence, vec![item("a", "A edited", 1), item("d", "D", 4)], &["b"], CursorUpdate::DeltaLink("d2".into())))
         .await
         .unwrap();
     assert_eq!(ids(db, mb.id).await, set(&["a", "c", "d"]));
-    let a = db.sync.mailbox_items(mb.id, SyncResource::Mail).await.unwrap().into_iter().find(|i| i.graph_id == "a").unwrap();
+    let a = db.store.mailbox_items(mb.id, SyncResource::Mail).await.unwrap().into_iter().find(|i| i.graph_id == "a").unwrap();
     assert_eq!(a.title, "A edited");
 
     // 410: the cursor restarts. Meanwhile "c" was deleted on Microsoft's side. Items stay until the
     // resync completes; the resync re-sends a and d (upserted, not duplicated); c is swept.
-    db.sync.reset_cursor(mb.id, fence, SyncResource::Mail, "inbox", 300).await.unwrap();
-    let c = &db.sync.cursors(mb.id).await.unwrap()[0];
+    db.store.reset_cursor(mb.id, fence, SyncResource::Mail, "inbox", 300).await.unwrap();
+    let c = &db.store.cursors(mb.id).await.unwrap()[0];
     assert_eq!((c.link.clone(), c.full_round, c.round), (None, true, 2));
-    db.sync.commit_page(&page(mb.id, fence, vec![item("a", "A edited", 1)], &[], CursorUpdate::NextLink("n2".into()))).await.unwrap();
+    db.store.commit_page(&page(mb.id, fence, vec![item("a", "A edited", 1)], &[], CursorUpdate::NextLink("n2".into()))).await.unwrap();
     assert_eq!(ids(db, mb.id).await, set(&["a", "c", "d"]), "nothing removed mid-resync");
-    let out = db.sync.commit_page(&page(mb.id, fence, vec![item("d", "D", 4)], &[], CursorUpdate::DeltaLink("d3".into()))).await.unwrap();
+    let out = db.store.commit_page(&page(mb.id, fence, vec![item("d", "D", 4)], &[], CursorUpdate::DeltaLink("d3".into()))).await.unwrap();
     assert_eq!(out, CommitOutcome::Committed { swept: 1 });
     assert_eq!(ids(db, mb.id).await, set(&["a", "d"]));
-    assert_eq!(db.sync.mailbox_items(mb.id, SyncResource::Mail).await.unwrap().len(), 2, "no duplicates");
+    assert_eq!(db.store.mailbox_items(mb.id, SyncResource::Mail).await.unwrap().len(), 2, "no duplicates");
 
     // A vanished folder takes its items and cursor with it.
-    db.sync.drop_container(mb.id, fence, SyncResource::Mail, "inbox").await.unwrap();
+    db.store.drop_container(mb.id, fence, SyncResource::Mail, "inbox").await.unwrap();
     assert!(ids(db, mb.id).await.is_empty());
-    assert!(db.sync.cursors(mb.id).await.unwrap().is_empty());
+    assert!(db.store.cursors(mb.id).await.unwrap().is_empty());
 }
 
 async fn status_counts_and_first_sync_progress(db: &TestDb) {
     let w = world(db).await;
     let mb = mailbox(db, &w).await;
-    let fence = db.sync.claim_due_mailboxes("w1", 100, 60, 10).await.unwrap().remove(0).fence;
-    db.sync.set_estimated_total(mb.id, SyncResource::Mail, Some(4)).await.unwrap();
-    db.sync.commit_page(&page(mb.id, fence, vec![item("a", "A", 1)], &[], CursorUpdate::NextLink("n".into()))).await.unwrap();
-    let st = db.sync.mailbox_status(mb.id).await.unwrap().unwrap();
+    let fence = db.store.claim_due_mailboxes("w1", 100, 60, 10).await.unwrap().remove(0).fence;
+    db.store.set_estimated_total(mb.id, SyncResource::Mail, Some(4)).await.unwrap();
+    db.store.commit_page(&page(mb.id, fence, vec![item("a", "A", 1)], &[], CursorUpdate::NextLink("n".into()))).await.unwrap();
+    let st = db.store.mailbox_status(mb.id).await.unwrap().unwrap();
     assert_eq!(st.resources.len(), 1);
     assert_eq!(st.resources[0].progress(), Some((1, 4)));
 
-    db.sync.record_resource_error(mb.id, SyncResource::Mail, ReasonCode::Throttled, Some(250), 200).await.unwrap();
-    let r = db.sync.mailbox_status(mb.id).await.unwrap().unwrap().resources.remove(0);
+    db.store.record_resource_error(mb.id, SyncResource::Mail, ReasonCode::Throttled, Some(250), 200).await.unwrap();
+    let r = db.store.mailbox_status(mb.id).await.unwrap().unwrap().resources.remove(0);
     assert_eq!((r.last_error, r.throttled_until, r.last_success_at), (Some(ReasonCode::Throttled), Some(250), None));
 
-    db.sync.commit_page(&page(mb.id, fence, vec![item("b", "B", 2)], &[], CursorUpdate::DeltaLink("d".into()))).await.unwrap();
-    db.sync.record_resource_success(mb.id, fence, SyncResource::Mail, true, 300).await.unwrap();
-    let r = db.sync.mailbox_status(mb.id).await.unwrap().unwrap().resources.remove(0);
+    db.store.commit_page(&page(mb.id, fence, vec![item("b", "B", 2)], &[], CursorUpdate::DeltaLink("d".into()))).await.unwrap();
+    db.store.record_resource_success(mb.id, fence, SyncResource::Mail, true, 300).await.unwrap();
+    let r = db.store.mailbox_status(mb.id).await.unwrap().unwrap().resources.remove(0);
     assert_eq!((r.last_error, r.throttled_until, r.last_success_at, r.items), (None, None, Some(300), 2));
     assert!(r.first_sync_done);
     assert_eq!(r.progress(), None, "no bar after the first sync");
     // A later pass that is not a first sync does not undo "done".
-    db.sync.record_resource_success(mb.id, fence, SyncResource::Mail, false, 400).await.unwrap();
-    assert!(db.sync.mailbox_status(mb.id).await.unwrap().unwrap().resources[0].first_sync_done);
+    db.store.record_resource_success(mb.id, fence, SyncResource::Mail, false, 400).await.unwrap();
+    assert!(db.store.mailbox_status(mb.id).await.unwrap().unwrap().resources[0].first_sync_done);
 }
 
 async fn activity_lists_newest_first_with_search_and_paging(db: &TestDb) {
     let w = world(db).await;
     let mb = mailbox(db, &w).await;
-    let fence = db.sync.claim_due_mailboxes("w1", 100, 60, 10).await.unwrap().remove(0).fence;
+    let fence = db.store.claim_due_mailboxes("w1", 100, 60, 10).await.unwrap().remove(0).fence;
     let items: Vec<SyncedItem> = (0..25).map(|i| item(&format!("m{i:02}"), &format!("Subject {i} {}", if i % 5 == 0 { "Invoice 50%" } else { "hello" }), i)).collect();
-    db.sync.commit_page(&page(mb.id, fence, items, &[], CursorUpdate::DeltaLink("d".into()))).await.unwrap();
+    db.store.commit_page(&page(mb.id, fence, items, &[], CursorUpdate::DeltaLink("d".into()))).await.unwrap();
     let mut event = page(mb.id, fence, vec![item("e1", "Team meeting", 100)], &[], CursorUpdate::DeltaLink("de".into()));
     event.resource = SyncResource::Events;
     event.container = String::new();
-    db.sync.commit_page(&event).await.unwrap();
+    db.store.commit_page(&event).await.unwrap();
 
     let q = |resource, text: Option<&str>, offset, limit| ItemQuery { org_id: w.org, user_id: w.user, resource, text: text.map(str::to_string), offset, limit };
-    let first = db.sync.activity_items(&q(None, None, 0, 10)).await.unwrap();
+    let first = db.store.activity_items(&q(None, None, 0, 10)).await.unwrap();
     assert_eq!(first.len(), 10);
     assert_eq!(first[0].item.graph_id, "e1", "newest first across resources");
     assert_eq!(first[1].item.graph_id, "m24");
-    let third = db.sync.activity_items(&q(None, None, 20, 10)).await.unwrap();
+    let third = db.store.activity_items(&q(None, None, 20, 10)).await.unwrap();
     assert_eq!(third.len(), 6);
-    let mail = db.sync.activity_items(&q(Some(SyncResource::Mail), None, 0, 100)).await.unwrap();
+    let mail = db.store.activity_items(&q(Some(SyncResource::Mail), None, 0, 100)).await.unwrap();
     assert_eq!(mail.len(), 25);
-    let found = db.sync.activity_items(&q(None, Some("INVOICE 50%"), 0, 100)).await.unwrap();
+    let found = db.store.activity_items(&q(None, Some("INVOICE 50%"), 0, 100)).await.unwrap();
     assert_eq!(found.len(), 5, "case-insensitive, % is literal");
-    assert!(db.sync.activity_items(&q(None, Some("50_"), 0, 100)).await.unwrap().is_empty(), "_ is literal");
-    let events = db.sync.activity_items(&q(Some(SyncResource::Events), Some("meeting"), 0, 100)).await.unwrap();
+    assert!(db.store.activity_items(&q(None, Some("50_"), 0, 100)).await.unwrap().is_empty(), "_ is literal");
+    let events = db.store.activity_items(&q(Some(SyncResource::Events), Some("meeting"), 0, 100)).await.unwrap();
     assert_eq!(events.len(), 1);
     assert_eq!(events[0].resource, SyncResource::Events);
     // Someone else sees nothing of Alice's.
     let other = ItemQuery { user_id: domain::UserId(uuid::Uuid::new_v4()), ..q(None, None, 0, 100) };
-    assert!(db.sync.activity_items(&other).await.unwrap().is_empty());
+    assert!(db.store.activity_items(&other).await.unwrap().is_empty());
 }
 
 async fn tokens_are_read_refreshed_atomically_and_marked(db: &TestDb) {
     let w = world(db).await;
-    let t = db.sync.connection_tokens(w.connection).await.unwrap().unwrap();
-    assert_eq!(t.access_token.expose(), "access-1");
-    assert_eq!(t.refresh_token.as_ref().unwrap().expose(), "refresh-1");
+    let t = db.store.connection_tokens(w.connection).await.unwrap().unwrap();
+    assert_eq!(t.access_token.expose_secret(), "access-1");
+    assert_eq!(t.refresh_token.as_ref().unwrap().expose_secret(), "refresh-1");
     assert!(!t.needs_attention);
 
-    db.sync.save_refreshed_tokens(w.connection, &SecretString::new("access-2"), 5_000, Some(&SecretString::new("refresh-2")), 10).await.unwrap();
-    let t = db.sync.connection_tokens(w.connection).await.unwrap().unwrap();
-    assert_eq!((t.access_token.expose(), t.refresh_token.as_ref().unwrap().expose(), t.access_expires_at), ("access-2", "refresh-2", 5_000));
+    db.store.save_refreshed_tokens(w.connection, &SecretString::from("access-2"), 5_000, Some(&SecretString::from("refresh-2")), 10).await.unwrap();
+    let t = db.store.connection_tokens(w.connection).await.unwrap().unwrap();
+    assert_eq!((t.access_token.expose_secret(), t.refresh_token.as_ref().unwrap().expose_secret(), t.access_expires_at), ("access-2", "refresh-2", 5_000));
     assert!(!db.raw.contains("refresh-2").await, "sealed at rest");
     // No new refresh token from Microsoft: the stored one stays.
-    db.sync.save_refreshed_tokens(w.connection, &SecretString::new("access-3"), 6_000, None, 11).await.unwrap();
-    let t = db.sync.connection_tokens(w.connection).await.unwrap().unwrap();
-    assert_eq!((t.access_token.expose(), t.refresh_token.as_ref().unwrap().expose()), ("access-3", "refresh-2"));
+    db.store.save_refreshed_tokens(w.connection, &SecretString::from("access-3"), 6_000, None, 11).await.unwrap();
+    let t = db.store.connection_tokens(w.connection).await.unwrap().unwrap();
+    assert_eq!((t.access_token.expose_secret(), t.refresh_token.as_ref().unwrap().expose_secret()), ("access-3", "refresh-2"));
 
-    db.sync.mark_connection_needs_attention(w.connection, ReasonCode::RefreshTokenRevoked, 20).await.unwrap();
-    assert!(db.sync.connection_tokens(w.connection).await.unwrap().unwrap().needs_attention);
+    db.store.mark_connection_needs_attention(w.connection, ReasonCode::RefreshTokenRevoked, 20).await.unwrap();
+    assert!(db.store.connection_tokens(w.connection).await.unwrap().unwrap().needs_attention);
     let c = db.store.connections_in_org(w.org).await.unwrap().remove(0);
     assert_eq!((c.state, c.reason), (ConnectionState::NeedsAttention, Some(ReasonCode::RefreshTokenRevoked)));
-    assert!(db.sync.connection_tokens(uuid::Uuid::new_v4()).await.unwrap().is_none());
+    assert!(db.store.connection_tokens(uuid::Uuid::new_v4()).await.unwrap().is_none());
 }
 
 async fn orgs_with_connections_are_listed_once_each(db: &TestDb) {
-    assert!(db.sync.orgs_with_connections().await.unwrap().is_empty());
+    assert!(db.store.orgs_with_connections().await.unwrap().is_empty());
     let w = world(db).await;
     // An organization without connections has no schedule to keep.
     db.store.create_organization("Contoso").await.unwrap();
@@ -396,22 +397,22 @@ async fn orgs_with_connections_are_listed_once_each(db: &TestDb) {
         ms_username: "bob@northwind.test".into(),
         ms_name: "Bob".into(),
         granted_scopes: vec!["Mail.Read".into()],
-        access_token: SecretString::new("access-bob"),
+        access_token: SecretString::from("access-bob"),
         access_expires_at: 1_000,
         refresh_token: None,
     };
     let bob_conn = db.store.save_connection(&second, &audit).await.unwrap();
-    assert_eq!(db.sync.orgs_with_connections().await.unwrap(), vec![w.org], "two connections, one organization");
+    assert_eq!(db.store.orgs_with_connections().await.unwrap(), vec![w.org], "two connections, one organization");
     // Fabrikam gets a connection too: both are listed, in a stable order.
     let fabrikam = db.store.create_organization("Fabrikam").await.unwrap();
     let carol = accounts::create_user(db.store.as_ref(), fabrikam.id, "carol@fabrikam.test", "Carol", Role::Admin, "password-4").await.unwrap();
     db.store.save_connection(&NewConnection { org_id: fabrikam.id, user_id: carol.id, ms_object_id: "oid-carol".into(), ..second.clone() }, &audit).await.unwrap();
     let mut expected = vec![w.org, fabrikam.id];
     expected.sort_by_key(|o| o.as_uuid());
-    assert_eq!(db.sync.orgs_with_connections().await.unwrap(), expected);
+    assert_eq!(db.store.orgs_with_connections().await.unwrap(), expected);
     // Once its last connection is gone, an organization is no longer listed.
     for c in [w.connection, bob_conn.id] {
         assert!(db.store.delete_connection(w.org, c, &audit).await.unwrap());
     }
-    assert_eq!(db.sync.orgs_with_connections().await.unwrap(), vec![fabrikam.id]);
+    assert_eq!(db.store.orgs_with_connections().await.unwrap(), vec![fabrikam.id]);
 }

@@ -10,7 +10,7 @@ use std::collections::BTreeSet;
 use std::sync::Arc;
 use std::time::Duration;
 use store::sync::SyncResource;
-use store::{DynStore, DynSyncStore, NewConnection, accounts};
+use store::{DynStore, NewConnection, accounts};
 use sync::{Engine, Scheduler, SyncConfig};
 
 pub const NW: &str = m365_emulator::NORTHWIND_TENANT_ID;
@@ -23,7 +23,6 @@ pub struct Env {
     pub emu: RunningEmulator,
     pub client: MicrosoftClient,
     pub store: DynStore,
-    pub sync: DynSyncStore,
     pub org: OrgId,
     /// The database the stores write to, for tests that reach past the store (fault injection).
     pub db_url: String,
@@ -67,7 +66,7 @@ pub async fn spawn() -> Env {
     let client = MicrosoftClient::with_timeouts(endpoints, Timeouts { connect: Duration::from_secs(2), request: Duration::from_millis(300) }).unwrap();
     let dir = tempfile::tempdir().unwrap();
     let url = database_url(&dir).await;
-    let (store, sync) = store::open_with_sync(&url, Arc::new(store::secrets::Keyring::ephemeral())).await.unwrap();
+    let store = store::open(&url, Arc::new(store::secrets::Keyring::ephemeral())).await.unwrap();
     let org = store.create_organization("Northwind").await.unwrap().id;
     let settings = domain::office365::Office365Settings {
         enabled: true,
@@ -77,10 +76,10 @@ pub async fn spawn() -> Env {
         mode: ConnectionMode::Individual,
         ..Default::default()
     };
-    store.save_office365_settings(org, &settings, Some(&store::secrets::SecretString::new(DEMO_CLIENT_SECRET)), &[]).await.unwrap();
+    store.save_office365_settings(org, &settings, Some(&store::secrets::SecretString::from(DEMO_CLIENT_SECRET)), &[]).await.unwrap();
     // App-only access, for the checks (independent of the connections under test).
     emu.grant_admin_consent(NW, DEMO_CLIENT_ID, &[], &["Mail.Read", "Calendars.Read", "Contacts.Read", "Tasks.Read.All"]).unwrap();
-    Env { emu, client, store, sync, org, db_url: url, _dir: dir }
+    Env { emu, client, store, org, db_url: url, _dir: dir }
 }
 
 /// SQLite by default; with `SYNC_TEST_BACKEND=postgres` a fresh database on the server named by
@@ -100,7 +99,7 @@ async fn database_url(dir: &tempfile::TempDir) -> String {
 
 impl Env {
     pub fn engine(&self, config: SyncConfig) -> Engine {
-        Engine::new(self.store.clone(), self.sync.clone(), self.client.clone(), config)
+        Engine::new(self.store.clone(), self.client.clone(), config)
     }
 
     pub fn scheduler(&self, owner: &str) -> Arc<Scheduler> {
@@ -142,9 +141,9 @@ impl Env {
                     ms_username: email.to_string(),
                     ms_name: email.to_string(),
                     granted_scopes: signed.tokens.granted_scopes.clone(),
-                    access_token: store::secrets::SecretString::new(signed.tokens.access_token.expose_secret().to_string()),
+                    access_token: store::secrets::SecretString::from(signed.tokens.access_token.expose_secret().to_string()),
                     access_expires_at: signed.tokens.expires_at.unix_timestamp(),
-                    refresh_token: signed.tokens.refresh_token.as_ref().map(|r| store::secrets::SecretString::new(r.expose_secret().to_string())),
+                    refresh_token: signed.tokens.refresh_token.as_ref().map(|r| store::secrets::SecretString::from(r.expose_secret().to_string())),
                 },
                 &AuditEntry { at: 1, actor: email.into(), action: "connect".into(), summary: "connected".into() },
             )
@@ -155,7 +154,7 @@ impl Env {
 
     /// The mailbox the scheduler made for a connection (after `reconcile_org`).
     pub async fn mailbox_of(&self, connection: uuid::Uuid) -> uuid::Uuid {
-        self.sync.sync_mailboxes_in_org(self.org).await.unwrap().into_iter().find(|m| m.connection_id == connection).unwrap().id
+        self.store.sync_mailboxes_in_org(self.org).await.unwrap().into_iter().find(|m| m.connection_id == connection).unwrap().id
     }
 
     /// Asserts the database holds exactly the emulator's items for `email`'s mailbox: every
@@ -188,7 +187,7 @@ impl Env {
         let mut actual = BTreeSet::new();
         let mut rows = 0;
         for r in SyncResource::ALL {
-            for i in self.sync.mailbox_items(mailbox, r).await.unwrap() {
+            for i in self.store.mailbox_items(mailbox, r).await.unwrap() {
                 rows += 1;
                 actual.insert((r, i.container, i.graph_id, i.title));
             }

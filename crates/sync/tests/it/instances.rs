@@ -56,16 +56,16 @@ async fn a_stalled_worker_whose_lease_was_taken_over_writes_nothing() {
     assert_eq!(done.len(), 1);
     done[0].result.as_ref().unwrap();
     env.emu.add_item(ALICE, Kind::Message, Some("inbox"), serde_json::json!({"subject": "Never seen by the stalled worker"})).unwrap();
-    let before = env.sync.cursors(mb).await.unwrap();
+    let before = env.store.cursors(mb).await.unwrap();
     // The stalled worker wakes up and tries to commit the page it fetched long ago.
     barrier.proceed.notify_one();
     let out = handle.await.unwrap();
     assert!(matches!(out.result, Err(SyncError::LeaseLost)), "{:?}", out.result);
     assert_eq!(stalled.engine().metrics().snapshot().leases_lost, 1);
-    assert_eq!(env.sync.cursors(mb).await.unwrap(), before, "no cursor moved");
+    assert_eq!(env.store.cursors(mb).await.unwrap(), before, "no cursor moved");
     // The rescuer released the lease; the stalled worker left nothing behind, not even a lease.
-    assert!(env.sync.sync_mailbox(mb).await.unwrap().unwrap().lease_owner.is_none());
-    env.sync.request_sync_now(mb).await.unwrap();
+    assert!(env.store.sync_mailbox(mb).await.unwrap().unwrap().lease_owner.is_none());
+    env.store.request_sync_now(mb).await.unwrap();
     rescuer.run_until_idle().await.unwrap()[0].result.as_ref().unwrap();
     env.assert_converged(mb, ALICE).await;
     env.emu.shutdown().await;
@@ -94,9 +94,9 @@ async fn a_long_retry_after_parks_that_mailbox_and_the_others_carry_on() {
     assert!(*until >= store::now_unix() + 100);
     of(bob_mb).result.as_ref().unwrap();
     env.assert_converged(bob_mb, BOB).await;
-    let a = env.sync.sync_mailbox(alice_mb).await.unwrap().unwrap();
+    let a = env.store.sync_mailbox(alice_mb).await.unwrap().unwrap();
     assert_eq!(a.next_due_at, *until, "due again when Microsoft said");
-    let st = env.sync.mailbox_status(alice_mb).await.unwrap().unwrap();
+    let st = env.store.mailbox_status(alice_mb).await.unwrap().unwrap();
     assert!(st.resources.iter().any(|r| r.throttled_until == Some(*until) && r.last_error == Some(domain::ReasonCode::Throttled)));
     let c = env.emu.counters();
     assert!(!c.mailbox(ALICE).unwrap().retried_before_retry_after);
@@ -150,7 +150,7 @@ async fn a_service_user_without_rights_on_one_mailbox_parks_that_mailbox_only() 
     // The service user's connection keeps working for the mailboxes it may open.
     let c = env.store.connections_in_org(env.org).await.unwrap().remove(0);
     assert_eq!(c.state, domain::ConnectionState::Active);
-    let carol = env.sync.mailbox_status(ids[1]).await.unwrap().unwrap();
+    let carol = env.store.mailbox_status(ids[1]).await.unwrap().unwrap();
     assert!(carol.mailbox.next_due_at > store::now_unix() + 1800, "looked at again much later, not in a loop");
     assert_eq!(carol.resources[0].last_error, Some(domain::ReasonCode::NoMailboxAccess));
     env.emu.shutdown().await;

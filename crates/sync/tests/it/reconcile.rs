@@ -29,7 +29,7 @@ async fn activate_application(env: &Env, org: OrgId) -> (UserId, uuid::Uuid) {
         mode: ConnectionMode::ApplicationPermissions,
         ..Default::default()
     };
-    let secret = store::secrets::SecretString::new(m365_emulator::DEMO_CLIENT_SECRET);
+    let secret = store::secrets::SecretString::from(m365_emulator::DEMO_CLIENT_SECRET);
     env.store.save_office365_settings(org, &settings, Some(&secret), &[]).await.unwrap();
     let email = format!("admin-{}@northwind.test", org.as_uuid().simple());
     let admin = accounts::create_user(env.store.as_ref(), org, &email, "Admin", Role::Admin, "password-123").await.unwrap();
@@ -44,7 +44,7 @@ async fn activate_application(env: &Env, org: OrgId) -> (UserId, uuid::Uuid) {
         ms_username: m365_emulator::DEMO_CLIENT_ID.to_string(),
         ms_name: "Application permissions".into(),
         granted_scopes: vec!["Mail.Read".into()],
-        access_token: store::secrets::SecretString::new(token.access_token.expose_secret()),
+        access_token: store::secrets::SecretString::from(token.access_token.expose_secret()),
         access_expires_at: token.expires_at.unix_timestamp(),
         refresh_token: None,
     };
@@ -70,7 +70,7 @@ async fn add_user(env: &Env, org: OrgId, email: &str, health: Option<MailboxHeal
 
 /// The mailboxes of `org` scheduled for service account users, by user.
 async fn user_mailboxes(env: &Env, org: OrgId) -> Vec<SyncMailbox> {
-    env.sync.sync_mailboxes_in_org(org).await.unwrap().into_iter().filter(|m| m.graph_user_id.is_some()).collect()
+    env.store.sync_mailboxes_in_org(org).await.unwrap().into_iter().filter(|m| m.graph_user_id.is_some()).collect()
 }
 
 fn of<'a>(mailboxes: &'a [SyncMailbox], email: &str) -> Option<&'a SyncMailbox> {
@@ -98,7 +98,7 @@ async fn reconcile_org_alone_schedules_the_service_account_users_mailboxes() {
     assert!(of(&users, DAVE).is_none());
     assert!(users.iter().all(|m| m.paused.is_none()));
     // Members' own connections wait while the organization uses a service account.
-    assert_eq!(env.sync.sync_mailbox(env.mailbox_of(alice_conn).await).await.unwrap().unwrap().paused, Some(PauseReason::ServiceAccountMode));
+    assert_eq!(env.store.sync_mailbox(env.mailbox_of(alice_conn).await).await.unwrap().unwrap().paused, Some(PauseReason::ServiceAccountMode));
 
     let outs = s.run_until_idle().await.unwrap();
     assert_eq!(outs.len(), 2, "{outs:?}");
@@ -133,7 +133,7 @@ async fn reconcile_org_alone_schedules_the_service_account_users_mailboxes() {
     .await;
     s.reconcile_org(env.org).await.unwrap();
     assert!(user_mailboxes(&env, env.org).await.is_empty());
-    assert_eq!(env.sync.sync_mailbox(env.mailbox_of(alice_conn).await).await.unwrap().unwrap().paused, None);
+    assert_eq!(env.store.sync_mailbox(env.mailbox_of(alice_conn).await).await.unwrap().unwrap().paused, None);
     env.emu.shutdown().await;
 }
 
@@ -190,7 +190,7 @@ async fn wait_for_first_sync(env: &Env, org: OrgId, email: &str, within: Duratio
     let started = std::time::Instant::now();
     while started.elapsed() < within {
         if let Some(mb) = of(&user_mailboxes(env, org).await, email)
-            && let Some(st) = env.sync.mailbox_status(mb.id).await.unwrap()
+            && let Some(st) = env.store.mailbox_status(mb.id).await.unwrap()
             && st.resources.len() == 4
             && st.resources.iter().all(|r| r.first_sync_done)
             && st.mailbox.lease_owner.is_none()
@@ -211,7 +211,7 @@ async fn a_failed_reconcile_is_healed_by_the_schedulers_own_pass() {
     let (failing, healthy) = if env.org.as_uuid() < contoso.as_uuid() { (env.org, contoso) } else { (contoso, env.org) };
     activate_application(&env, failing).await;
     activate_application(&env, healthy).await;
-    assert_eq!(env.sync.orgs_with_connections().await.unwrap(), vec![failing, healthy]);
+    assert_eq!(env.store.orgs_with_connections().await.unwrap(), vec![failing, healthy]);
 
     let mut cfg = test_config("background");
     cfg.reconcile_every = Duration::from_millis(300);

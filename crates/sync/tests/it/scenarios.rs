@@ -1,6 +1,7 @@
 //! Whole runs: first sync, incremental changes, deletions and moves, a worker killed before its
 //! commit, revoked refresh tokens, poll-primary-only, the status shown to users.
 
+use microsoft::ExposeSecret;
 use crate::harness::*;
 use domain::{ConnectionState, ReasonCode, WhoMustAct};
 use m365_emulator::Kind;
@@ -32,7 +33,7 @@ async fn a_first_sync_then_incremental_rounds_apply_changes_deletions_and_moves(
     env.assert_converged(mb, ALICE).await;
 
     // Status for My Connection: every resource succeeded, counts, first sync done, next due.
-    let status = env.sync.mailbox_status(mb).await.unwrap().unwrap();
+    let status = env.store.mailbox_status(mb).await.unwrap().unwrap();
     assert_eq!(status.resources.len(), 4);
     for r in &status.resources {
         assert!(r.last_success_at.is_some() && r.last_error.is_none() && r.first_sync_done && r.items > 0, "{r:?}");
@@ -65,7 +66,7 @@ async fn a_first_sync_then_incremental_rounds_apply_changes_deletions_and_moves(
 
     // The Activity page finds the new message by text.
     let found = env
-        .sync
+        .store
         .activity_items(&ItemQuery { org_id: env.org, user_id: alice, resource: None, text: Some("zanzibar".into()), offset: 0, limit: 10 })
         .await
         .unwrap();
@@ -79,7 +80,7 @@ async fn a_first_sync_then_incremental_rounds_apply_changes_deletions_and_moves(
     one_run(&s).await.remove(0).result.unwrap();
     env.assert_converged(mb, ALICE).await;
     let windows: std::collections::BTreeSet<String> =
-        env.sync.mailbox_items(mb, SyncResource::Events).await.unwrap().into_iter().map(|i| i.container).collect();
+        env.store.mailbox_items(mb, SyncResource::Events).await.unwrap().into_iter().map(|i| i.container).collect();
     assert_eq!(windows.len(), 1, "{windows:?}");
 
     let m = env.engine(test_config("x")).metrics().snapshot();
@@ -125,7 +126,7 @@ async fn a_worker_killed_between_fetch_and_commit_loses_and_duplicates_nothing()
             env.emu.add_item(ALICE, Kind::Message, Some("inbox"), serde_json::json!({"subject": "After the crash"})).unwrap();
             let inbox = env.emu.list_items(ALICE, Kind::Message, "inbox", 2).unwrap();
             env.emu.delete_item(ALICE, &inbox[1].immutable_id).unwrap();
-            env.sync.request_sync_now(mb).await.unwrap();
+            env.store.request_sync_now(mb).await.unwrap();
         }
         // A worker with a short lease that stops at its fifth commit, and is killed there.
         let barrier = Arc::new(CommitBarrier::default());
@@ -166,15 +167,15 @@ async fn a_revoked_refresh_token_needs_the_owner_and_reconnecting_resumes_from_t
     s.reconcile_org(env.org).await.unwrap();
     let mb = env.mailbox_of(conn).await;
     one_run(&s).await.remove(0).result.unwrap();
-    let cursors_before = env.sync.cursors(mb).await.unwrap();
+    let cursors_before = env.store.cursors(mb).await.unwrap();
 
     // Refresh before expiry, and the rotated refresh token is saved.
-    let before = env.sync.connection_tokens(conn).await.unwrap().unwrap();
-    env.sync.save_refreshed_tokens(conn, &before.access_token, store::now_unix() + 60, None, store::now_unix()).await.unwrap();
+    let before = env.store.connection_tokens(conn).await.unwrap().unwrap();
+    env.store.save_refreshed_tokens(conn, &before.access_token, store::now_unix() + 60, None, store::now_unix()).await.unwrap();
     s.sync_now(mb).await.unwrap();
     one_run(&s).await.remove(0).result.unwrap();
-    let after = env.sync.connection_tokens(conn).await.unwrap().unwrap();
-    assert_ne!(after.refresh_token.as_ref().unwrap().expose(), before.refresh_token.as_ref().unwrap().expose(), "rotated token saved");
+    let after = env.store.connection_tokens(conn).await.unwrap().unwrap();
+    assert_ne!(after.refresh_token.as_ref().unwrap().expose_secret(), before.refresh_token.as_ref().unwrap().expose_secret(), "rotated token saved");
     assert!(after.access_expires_at > store::now_unix() + 600);
     assert_eq!(s.engine().metrics().snapshot().token_refreshes, 1);
 
@@ -195,11 +196,11 @@ async fn a_revoked_refresh_token_needs_the_owner_and_reconnecting_resumes_from_t
     let c = env.store.connections_in_org(env.org).await.unwrap().into_iter().find(|c| c.id == conn).unwrap();
     assert_eq!((c.state, c.reason), (ConnectionState::NeedsAttention, Some(ReasonCode::RefreshTokenRevoked)));
     assert_eq!(ReasonCode::RefreshTokenRevoked.who_must_act(), WhoMustAct::Owner);
-    let status = env.sync.mailbox_status(mb).await.unwrap().unwrap();
+    let status = env.store.mailbox_status(mb).await.unwrap().unwrap();
     assert!(status.resources.iter().any(|r| r.last_error == Some(ReasonCode::RefreshTokenRevoked)));
     // Not retried in a loop: parked for an hour (test config), and the connection is skipped anyway.
     assert!(one_run(&s).await.is_empty());
-    assert!(env.sync.sync_mailbox(mb).await.unwrap().unwrap().next_due_at > store::now_unix() + 1800);
+    assert!(env.store.sync_mailbox(mb).await.unwrap().unwrap().next_due_at > store::now_unix() + 1800);
 
     // Reconnecting makes it active, and telling the scheduler (as the callback route does) makes
     // it due at once; the sync resumes from the saved cursors (no full resync).
@@ -208,7 +209,7 @@ async fn a_revoked_refresh_token_needs_the_owner_and_reconnecting_resumes_from_t
     s.reconcile_org(env.org).await.unwrap();
     let r = one_run(&s).await.remove(0).result.unwrap();
     assert_eq!((r.upserts, r.resyncs), (1, 0), "only the change travelled: {r:?}");
-    let cursors_after = env.sync.cursors(mb).await.unwrap();
+    let cursors_after = env.store.cursors(mb).await.unwrap();
     assert_eq!(cursors_before.iter().map(|c| (&c.container, c.round)).collect::<Vec<_>>(), cursors_after.iter().map(|c| (&c.container, c.round)).collect::<Vec<_>>());
     env.assert_converged(mb, ALICE).await;
     env.emu.shutdown().await;
@@ -225,9 +226,9 @@ async fn poll_primary_only_syncs_the_primary_mailbox_alone_and_switching_it_off_
     let (alice_mb, bob_mb) = (env.mailbox_of(alice_conn).await, env.mailbox_of(bob_conn).await);
     let runs = one_run(&s).await;
     assert_eq!(runs.iter().map(|o| o.mailbox).collect::<Vec<_>>(), vec![alice_mb]);
-    let bob = env.sync.sync_mailbox(bob_mb).await.unwrap().unwrap();
+    let bob = env.store.sync_mailbox(bob_mb).await.unwrap().unwrap();
     assert_eq!(bob.paused, Some(PauseReason::PollPrimaryOnly));
-    assert!(env.sync.mailbox_items(bob_mb, SyncResource::Mail).await.unwrap().is_empty());
+    assert!(env.store.mailbox_items(bob_mb, SyncResource::Mail).await.unwrap().is_empty());
 
     env.settings(|s| s.poll_primary_only = false).await;
     s.reconcile_org(env.org).await.unwrap();
@@ -240,7 +241,7 @@ async fn poll_primary_only_syncs_the_primary_mailbox_alone_and_switching_it_off_
     env.settings(|s| s.mode = domain::permissions::ConnectionMode::ApplicationPermissions).await;
     s.reconcile_org(env.org).await.unwrap();
     for mb in [alice_mb, bob_mb] {
-        assert_eq!(env.sync.sync_mailbox(mb).await.unwrap().unwrap().paused, Some(PauseReason::ServiceAccountMode));
+        assert_eq!(env.store.sync_mailbox(mb).await.unwrap().unwrap().paused, Some(PauseReason::ServiceAccountMode));
     }
     assert!(one_run(&s).await.is_empty());
     env.settings(|s| s.mode = domain::permissions::ConnectionMode::Individual).await;
@@ -250,7 +251,7 @@ async fn poll_primary_only_syncs_the_primary_mailbox_alone_and_switching_it_off_
     s.reconcile_org(env.org).await.unwrap();
     s.sync_now(alice_mb).await.unwrap();
     assert!(one_run(&s).await.is_empty());
-    assert_eq!(env.sync.sync_mailbox(alice_mb).await.unwrap().unwrap().paused, Some(PauseReason::Disabled));
+    assert_eq!(env.store.sync_mailbox(alice_mb).await.unwrap().unwrap().paused, Some(PauseReason::Disabled));
     env.emu.shutdown().await;
 }
 
@@ -280,20 +281,20 @@ async fn a_bad_client_secret_waits_for_the_admin_without_marking_connections() {
     s.reconcile_org(env.org).await.unwrap();
     let mb = env.mailbox_of(conn).await;
     let settings = env.store.office365_settings(env.org).await.unwrap();
-    env.store.save_office365_settings(env.org, &settings, Some(&store::secrets::SecretString::new("not-the-secret")), &[]).await.unwrap();
+    env.store.save_office365_settings(env.org, &settings, Some(&store::secrets::SecretString::from("not-the-secret")), &[]).await.unwrap();
     // The access token is about to expire: a refresh is needed, and the app's secret is wrong.
-    let t = env.sync.connection_tokens(conn).await.unwrap().unwrap();
-    env.sync.save_refreshed_tokens(conn, &t.access_token, store::now_unix() + 10, None, store::now_unix()).await.unwrap();
+    let t = env.store.connection_tokens(conn).await.unwrap().unwrap();
+    env.store.save_refreshed_tokens(conn, &t.access_token, store::now_unix() + 10, None, store::now_unix()).await.unwrap();
     let out = one_run(&s).await.remove(0);
     assert!(matches!(out.result, Err(SyncError::NeedsAttention(ReasonCode::ClientSecretInvalid))), "{:?}", out.result);
     assert_eq!(ReasonCode::ClientSecretInvalid.who_must_act(), WhoMustAct::PlatformAdmin);
     let c = env.store.connections_in_org(env.org).await.unwrap().remove(0);
     assert_eq!(c.state, ConnectionState::Active, "the member has nothing to reconnect");
-    let st = env.sync.mailbox_status(mb).await.unwrap().unwrap();
+    let st = env.store.mailbox_status(mb).await.unwrap().unwrap();
     assert_eq!(st.state(store::now_unix()), store::sync::MailboxSyncState::Failed(ReasonCode::ClientSecretInvalid));
     assert!(one_run(&s).await.is_empty(), "parked, not retried in a loop");
     // The admin enters the right secret: everything resumes at once.
-    env.store.save_office365_settings(env.org, &settings, Some(&store::secrets::SecretString::new(m365_emulator::DEMO_CLIENT_SECRET)), &[]).await.unwrap();
+    env.store.save_office365_settings(env.org, &settings, Some(&store::secrets::SecretString::from(m365_emulator::DEMO_CLIENT_SECRET)), &[]).await.unwrap();
     s.sync_org_now(env.org).await.unwrap();
     one_run(&s).await.remove(0).result.unwrap();
     env.assert_converged(mb, ALICE).await;
@@ -312,7 +313,7 @@ async fn the_background_scheduler_syncs_new_connections_and_sync_now_and_stops_o
     s.reconcile_org(env.org).await.unwrap();
     let mb = env.mailbox_of(conn).await;
     let wait_for = |what: &'static str, f: Box<dyn Fn(&store::sync::MailboxStatus) -> bool + Send + Sync>| {
-        let sync = env.sync.clone();
+        let sync = env.store.clone();
         async move {
             for _ in 0..200 {
                 if let Some(st) = sync.mailbox_status(mb).await.unwrap()
@@ -332,12 +333,12 @@ async fn the_background_scheduler_syncs_new_connections_and_sync_now_and_stops_o
     s.sync_now(mb).await.unwrap();
     let q = ItemQuery { org_id: env.org, user_id: alice, resource: Some(SyncResource::Tasks), text: Some("background loop".into()), offset: 0, limit: 5 };
     for _ in 0..200 {
-        if !env.sync.activity_items(&q).await.unwrap().is_empty() {
+        if !env.store.activity_items(&q).await.unwrap().is_empty() {
             break;
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
-    assert_eq!(env.sync.activity_items(&q).await.unwrap().len(), 1);
+    assert_eq!(env.store.activity_items(&q).await.unwrap().len(), 1);
     stop.send(true).unwrap();
     tokio::time::timeout(Duration::from_secs(5), loop_handle).await.unwrap().unwrap();
     env.emu.shutdown().await;
@@ -362,7 +363,7 @@ async fn shutting_down_hands_running_mailboxes_back_at_once() {
     barrier.reached.notified().await;
     stop.send(true).unwrap();
     tokio::time::timeout(Duration::from_secs(5), loop_handle).await.unwrap().unwrap();
-    let m = env.sync.sync_mailbox(mb).await.unwrap().unwrap();
+    let m = env.store.sync_mailbox(mb).await.unwrap().unwrap();
     assert!(m.lease_owner.is_none(), "lease handed back");
     assert_eq!(m.next_due_at, 0, "due at once");
     // Another instance continues immediately (no expired lease to wait for) and loses nothing.
