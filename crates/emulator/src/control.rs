@@ -3,7 +3,8 @@
 //! [`crate::RunningEmulator`] for in-process tests.
 
 use crate::generate::{self, Kind};
-use crate::{Error, RunningEmulator, Shared, UserFixture, lock, read, write};
+use crate::registry::{self, Counters, FaultRule};
+use crate::{Error, RunningEmulator, Shared, lock, read, write};
 use axum::Json;
 use axum::Router;
 use axum::extract::{Path, State};
@@ -12,175 +13,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value, json};
-use std::collections::BTreeMap;
 use std::sync::Arc;
-
-/// Make the next `count` requests matching `route` (substring of the path, e.g. `messages/delta` or
-/// `/oauth2/v2.0/token`) and/or `mailbox` (UPN or id) fail with `status` and/or be delayed.
-#[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq)]
-pub struct FaultRule {
-    #[serde(default)]
-    pub route: Option<String>,
-    #[serde(default)]
-    pub mailbox: Option<String>,
-    /// 429 (with Retry-After), 500, 503, 410, … ; `None` = only delay.
-    #[serde(default)]
-    pub status: Option<u16>,
-    /// Seconds; sent as `Retry-After` (fractions allowed, §4.2).
-    #[serde(default)]
-    pub retry_after: Option<f64>,
-    #[serde(default)]
-    pub delay_ms: Option<u64>,
-    /// Send `Retry-After` as an HTTP-date instead of seconds (both forms are legal, RFC 9110 §10.2.3).
-    #[serde(default)]
-    pub retry_after_as_date: bool,
-    /// Fire on this share of matching requests (e.g. 0.1) instead of on every one; `count` still caps
-    /// how often it fires (use `u32::MAX` for "until reset").
-    #[serde(default)]
-    pub probability: Option<f64>,
-    pub count: u32,
-}
-
-impl FaultRule {
-    /// `Retry-After` header value for this rule, if any.
-    pub(crate) fn retry_after_header(&self, secs: f64) -> String {
-        if self.retry_after_as_date {
-            let at = time::OffsetDateTime::now_utc() + time::Duration::seconds_f64(secs.ceil());
-            at.format(&time::format_description::well_known::Rfc2822)
-                .map(|s| s.replace("+0000", "GMT"))
-                .unwrap_or_else(|_| crate::identity::format_retry_after(secs))
-        } else {
-            crate::identity::format_retry_after(secs)
-        }
-    }
-}
-
-#[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq)]
-pub struct RouteCounter {
-    pub route: String,
-    pub status: u16,
-    pub count: u64,
-}
-
-#[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq)]
-pub struct MailboxCounter {
-    /// UPN, lower case.
-    pub mailbox: String,
-    pub requests: u64,
-    /// Highest number of this mailbox's requests in flight at once (per app), counting an arrival that
-    /// was refused with `ApplicationThrottled`: a well-behaved client never makes this exceed 4.
-    pub max_concurrency: u32,
-    pub throttled: u64,
-    /// Some request arrived before a Retry-After given for this mailbox had elapsed.
-    pub retried_before_retry_after: bool,
-}
-
-#[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq)]
-pub struct Counters {
-    pub requests: Vec<RouteCounter>,
-    pub mailboxes: Vec<MailboxCounter>,
-    /// 429 responses served (throttling and injected).
-    pub throttled: u64,
-    /// Change and lifecycle notifications delivered to / given up on webhook endpoints.
-    #[serde(default)]
-    pub notifications_delivered: u64,
-    #[serde(default)]
-    pub notifications_failed: u64,
-}
-
-impl Counters {
-    /// Sum of requests whose route contains `route_part` (and has `status`, if given).
-    pub fn requests_matching(&self, route_part: &str, status: Option<u16>) -> u64 {
-        self.requests
-            .iter()
-            .filter(|r| r.route.contains(route_part) && status.is_none_or(|s| s == r.status))
-            .map(|r| r.count)
-            .sum()
-    }
-    pub fn mailbox(&self, upn: &str) -> Option<&MailboxCounter> {
-        self.mailboxes
-            .iter()
-            .find(|m| m.mailbox.eq_ignore_ascii_case(upn))
-    }
-}
-
-#[derive(Default)]
-pub(crate) struct ControlState {
-    faults: Vec<FaultRule>,
-    routes: BTreeMap<(String, u16), u64>,
-    mailboxes: BTreeMap<String, MailboxCounter>,
-    throttled: u64,
-}
-
-pub(crate) fn count(shared: &Shared, route: &str, status: u16, mailbox: Option<&str>) {
-    let mut c = lock(&shared.control);
-    *c.routes.entry((route.to_string(), status)).or_default() += 1;
-    if let Some(m) = mailbox {
-        let e = c
-            .mailboxes
-            .entry(m.to_ascii_lowercase())
-            .or_insert_with(|| MailboxCounter {
-                mailbox: m.to_ascii_lowercase(),
-                ..MailboxCounter::default()
-            });
-        e.requests += 1;
-    }
-}
-
-pub(crate) fn note_admission(shared: &Shared, upn: &str, concurrency: u32, early: bool) {
-    let mut c = lock(&shared.control);
-    let e = c
-        .mailboxes
-        .entry(upn.to_ascii_lowercase())
-        .or_insert_with(|| MailboxCounter {
-            mailbox: upn.to_ascii_lowercase(),
-            ..MailboxCounter::default()
-        });
-    e.max_concurrency = e.max_concurrency.max(concurrency);
-    e.retried_before_retry_after |= early;
-}
-
-pub(crate) fn note_throttled(shared: &Shared, upn: &str) {
-    let mut c = lock(&shared.control);
-    c.throttled += 1;
-    let e = c
-        .mailboxes
-        .entry(upn.to_ascii_lowercase())
-        .or_insert_with(|| MailboxCounter {
-            mailbox: upn.to_ascii_lowercase(),
-            ..MailboxCounter::default()
-        });
-    e.throttled += 1;
-}
-
-/// Consumes one use of the first fault rule matching this request.
-pub(crate) fn take_fault(
-    shared: &Shared,
-    path: &str,
-    mailbox: Option<&UserFixture>,
-) -> Option<FaultRule> {
-    let mut c = lock(&shared.control);
-    let lower = path.to_ascii_lowercase();
-    let idx = c.faults.iter().position(|f| {
-        f.count > 0
-            && f.route
-                .as_ref()
-                .is_none_or(|r| lower.contains(&r.to_ascii_lowercase()))
-            && f.mailbox.as_ref().is_none_or(|m| {
-                mailbox.is_some_and(|u| {
-                    u.user_principal_name.eq_ignore_ascii_case(m) || u.id.eq_ignore_ascii_case(m)
-                })
-            })
-            && f.probability.is_none_or(|p| rand::random::<f64>() < p)
-    })?;
-    let rule = c.faults.get_mut(idx)?;
-    rule.count -= 1;
-    let out = rule.clone();
-    if rule.count == 0 {
-        c.faults.remove(idx);
-    }
-    Some(out)
-}
 
 /// Identifies an item in a mailbox: both id forms, for tests to compare with what Graph returned.
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
@@ -525,32 +358,11 @@ impl Shared {
     }
 
     pub(crate) fn ctl_counters(&self) -> Counters {
-        let c = lock(&self.control);
-        Counters {
-            requests: c
-                .routes
-                .iter()
-                .map(|((route, status), count)| RouteCounter {
-                    route: route.clone(),
-                    status: *status,
-                    count: *count,
-                })
-                .collect(),
-            mailboxes: c.mailboxes.values().cloned().collect(),
-            throttled: c.throttled,
-            notifications_delivered: self
-                .notification_counters
-                .0
-                .load(std::sync::atomic::Ordering::Relaxed),
-            notifications_failed: self
-                .notification_counters
-                .1
-                .load(std::sync::atomic::Ordering::Relaxed),
-        }
+        registry::counters(self)
     }
 
     pub(crate) fn ctl_reset(&self) {
-        *lock(&self.control) = ControlState::default();
+        registry::reset(self);
         self.throttle.reset();
     }
 }
@@ -696,7 +508,7 @@ impl RunningEmulator {
         self.shared.keys.rotate(keep_previous).map_err(Error::Keys)
     }
     pub fn inject_fault(&self, rule: FaultRule) {
-        lock(&self.shared.control).faults.push(rule);
+        registry::add_fault(&self.shared, rule);
     }
     /// Moves the emulator's clock (codes, token expiry, refresh-token inactivity).
     pub fn advance_clock(&self, by: std::time::Duration) {
@@ -1015,7 +827,7 @@ async fn http_access_policy(
 }
 
 async fn http_fault(State(s): State<Arc<Shared>>, Json(rule): Json<FaultRule>) -> Response {
-    lock(&s.control).faults.push(rule);
+    registry::add_fault(&s, rule);
     reply(Ok(()))
 }
 

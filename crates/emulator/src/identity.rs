@@ -1473,7 +1473,7 @@ async fn token(
     let correlation = correlation_of(&headers);
     let route = "POST /{tenant}/oauth2/v2.0/token";
     if let Some(fault) =
-        crate::control::take_fault(&shared, &format!("/{tenant}/oauth2/v2.0/token"), None)
+        crate::registry::take_fault(&shared, &format!("/{tenant}/oauth2/v2.0/token"), None)
     {
         if let Some(ms) = fault.delay_ms {
             tokio::time::sleep(std::time::Duration::from_millis(ms)).await;
@@ -1499,7 +1499,7 @@ async fn token(
             {
                 r.headers_mut().insert(header::RETRY_AFTER, v);
             }
-            crate::control::count(&shared, route, status, None);
+            crate::registry::count(&shared, route, status, None);
             return r;
         }
     }
@@ -1511,16 +1511,8 @@ async fn token(
         ),
         Err(e) => aad_json(&shared, &e, &correlation),
     };
-    crate::control::count(&shared, route, r.status().as_u16(), None);
+    crate::registry::count(&shared, route, r.status().as_u16(), None);
     r
-}
-
-pub(crate) fn format_retry_after(secs: f64) -> String {
-    if secs.fract() == 0.0 {
-        format!("{}", secs as u64)
-    } else {
-        format!("{secs:.3}").trim_end_matches('0').to_string()
-    }
 }
 
 fn basic_credentials(headers: &HeaderMap) -> Option<(String, String)> {

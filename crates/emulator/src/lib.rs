@@ -38,6 +38,7 @@ mod graph;
 mod identity;
 mod keys;
 mod pages;
+mod registry;
 mod store;
 mod subscriptions;
 #[cfg(feature = "testkit")]
@@ -46,7 +47,8 @@ mod throttle;
 mod tls;
 mod util;
 
-pub use control::{Counters, FaultRule, ItemRef, MailboxCounter, RouteCounter};
+pub use control::ItemRef;
+pub use registry::{Counters, FaultRule, MailboxCounter, RouteCounter};
 pub use fixture::{
     AccessPolicyFixture, AdminGrantFixture, AppFixture, CertificateFixture, ContentDefaults,
     DEMO_CLIENT_ID, DEMO_CLIENT_SECRET, FABRIKAM_CLIENT_ID, DEMO_EXPIRED_SECRET, DEMO_PASSWORD, FABRIKAM_TENANT_ID,
@@ -192,7 +194,7 @@ pub(crate) struct Shared {
     pub idp: Mutex<identity::IdpState>,
     pub mailboxes: RwLock<HashMap<String, Arc<Mutex<store::MailboxState>>>>,
     pub throttle: throttle::Throttle,
-    pub control: Mutex<control::ControlState>,
+    pub control: Mutex<registry::ControlState>,
     pub clock_offset: AtomicI64,
     pub control_api: bool,
     pub subscriptions: subscriptions::Subscriptions,
@@ -387,7 +389,7 @@ pub async fn spawn(config: EmulatorConfig) -> Result<RunningEmulator, Error> {
         idp: Mutex::new(idp),
         mailboxes: RwLock::new(HashMap::new()),
         throttle: throttle::Throttle::new(config.throttling.clone()),
-        control: Mutex::new(control::ControlState::default()),
+        control: Mutex::new(registry::ControlState::default()),
         clock_offset: AtomicI64::new(0),
         control_api: config.control_api,
         subscriptions: subscriptions::Subscriptions::default(),

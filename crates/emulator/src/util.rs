@@ -106,6 +106,15 @@ pub(crate) fn b64url(data: &[u8]) -> String {
     base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(data)
 }
 
+/// `Retry-After` seconds as Graph writes them: whole numbers bare, fractions with up to 3 decimals.
+pub(crate) fn format_retry_after(secs: f64) -> String {
+    if secs.fract() == 0.0 {
+        format!("{}", secs as u64)
+    } else {
+        format!("{secs:.3}").trim_end_matches('0').to_string()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
