@@ -50,9 +50,12 @@ test: tools build
 	$(MAKE) --no-print-directory test-clients
 	$(MAKE) --no-print-directory test-e2e
 
-# Clippy per side (never `ssr` and `hydrate` together); the workspace lints deny unwrap/expect/panic
-# outside tests.
+# Formatting (rustfmt.toml); licences, bans and sources (deny.toml; duplicate versions only warn;
+# advisories are left out because their database cannot be fetched here); Clippy per side (never
+# `ssr` and `hydrate` together), where the workspace lints deny unwrap/expect/panic outside tests.
 lint:
+	cargo fmt --all --check
+	cargo deny check --hide-inclusion-graph licenses bans sources
 	cargo clippy -p domain -p store -p sync -p server -p m365-emulator -p microsoft -p app --features app/ssr --all-targets -- -D warnings
 	cargo clippy -p frontend --target wasm32-unknown-unknown --target-dir $(FRONT_TARGET) -- -D warnings
 

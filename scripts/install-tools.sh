@@ -32,6 +32,23 @@ if ! command -v cargo-nextest >/dev/null; then
   cargo install cargo-nextest --locked
 fi
 
+# rustfmt for `cargo fmt --all --check` in `make lint`.
+if ! rustup component list --installed | grep -q '^rustfmt'; then
+  say "adding the rustfmt component"
+  rustup component add rustfmt
+fi
+
+# cargo-deny for `cargo deny check licenses bans sources` in `make lint`. Pinned: deny.toml is written
+# for this version, and it builds with the machine's rustc 1.95. Built in its own target directory
+# (not the workspace's, which the Makefile's CARGO_TARGET_DIR would give it), removed afterwards.
+deny_version=0.20.2
+if ! cargo deny --version 2>/dev/null | grep -qx "cargo-deny $deny_version"; then
+  say "installing cargo-deny $deny_version (about 6 minutes)"
+  deny_build=/tmp/i360-cargo-deny-build
+  cargo install cargo-deny --version "$deny_version" --locked --force --target-dir "$deny_build"
+  rm -rf "$deny_build"
+fi
+
 # Debian's Chromium for Playwright (Playwright's own browser download cannot work here).
 if [ ! -x /usr/bin/chromium ]; then
   say "installing Chromium from Debian's packages"
