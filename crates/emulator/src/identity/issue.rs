@@ -1,0 +1,136 @@
+use super::*;
+
+#[allow(clippy::too_many_arguments)]
+pub(super) fn issue_tokens(
+    shared: &Shared,
+    app: &AppFixture,
+    user: &UserRef,
+    requested: &BTreeSet<String>,
+    nonce: Option<&str>,
+    mfa: bool,
+    session: &str,
+    form: &HashMap<String, String>,
+    now: OffsetDateTime,
+    rt_issued: Option<OffsetDateTime>,
+) -> Result<Value, Aad> {
+    // The access token carries every Graph scope consented for this app (user + tenant-wide), as Entra does.
+    let scp: BTreeSet<String> = {
+        let idp = lock(&shared.idp);
+        let key = (
+            user.tenant_id.to_ascii_lowercase(),
+            user.user.id.to_ascii_lowercase(),
+            app.client_id.to_ascii_lowercase(),
+        );
+        let mut s: BTreeSet<String> = idp.consents.get(&key).cloned().unwrap_or_default();
+        if let Some(g) = idp.admin_grants.get(&(
+            user.tenant_id.to_ascii_lowercase(),
+            app.client_id.to_ascii_lowercase(),
+        )) {
+            s.extend(g.delegated.iter().cloned());
+        }
+        s.retain(|x| !catalogue::OIDC_SCOPES.contains(&x.as_str()));
+        s
+    };
+    let lifetime = shared.opts.access_token_lifetime_secs;
+    let exp = now + Duration::seconds(lifetime);
+    let access = shared.keys.sign(&json!({
+        "aud": GRAPH_RESOURCE,
+        "iss": format!("https://sts.windows.net/{}/", user.tenant_id),
+        "iat": now.unix_timestamp(), "nbf": now.unix_timestamp(), "exp": exp.unix_timestamp(),
+        "app_displayname": app.display_name,
+        "appid": app.client_id,
+        "idtyp": "user",
+        "name": user.user.display_name,
+        "oid": user.user.id,
+        "scp": scp.iter().cloned().collect::<Vec<_>>().join(" "),
+        "sub": pairwise(&user.user.id, GRAPH_APP_ID),
+        "tid": user.tenant_id,
+        "unique_name": user.user.user_principal_name,
+        "upn": user.user.user_principal_name,
+        "uti": random_token(16),
+        "ver": "1.0",
+    }));
+    lock(&shared.idp).remember_access_token(
+        shared.now(),
+        access.clone(),
+        AccessGrant {
+            tenant_id: user.tenant_id.clone(),
+            client_id: app.client_id.clone(),
+            user_id: Some(user.user.id.clone()),
+            scopes: scp.clone(),
+            roles: BTreeSet::new(),
+            expires: exp,
+        },
+    );
+    let mut scope_out: Vec<String> = requested
+        .iter()
+        .filter(|s| ["openid", "profile", "email"].contains(&s.as_str()))
+        .cloned()
+        .collect();
+    scope_out.extend(scp.iter().map(|s| format!("{GRAPH_RESOURCE}/{s}")));
+    let mut out = serde_json::Map::new();
+    out.insert("token_type".into(), json!("Bearer"));
+    out.insert("scope".into(), json!(scope_out.join(" ")));
+    out.insert("expires_in".into(), json!(lifetime));
+    out.insert("ext_expires_in".into(), json!(lifetime));
+    out.insert("access_token".into(), json!(access));
+    if requested.contains("offline_access") {
+        let rt = format!("1.AX{}", random_token(180));
+        lock(&shared.idp).refresh.insert(
+            rt.clone(),
+            RefreshGrant {
+                client_id: app.client_id.clone(),
+                user_id: user.user.id.clone(),
+                requested: requested.clone(),
+                // A rotated refresh token keeps the original grant instant: revocation compares to it.
+                issued: rt_issued.unwrap_or(now),
+                last_used: now,
+                mfa,
+                session: session.to_string(),
+            },
+        );
+        out.insert("refresh_token".into(), json!(rt));
+    }
+    if requested.contains("openid") {
+        let mut claims = json!({
+            "aud": app.client_id,
+            "iss": format!("{}/{}/v2.0", shared.base_url, user.tenant_id),
+            "iat": now.unix_timestamp(), "nbf": now.unix_timestamp(), "exp": exp.unix_timestamp(),
+            "aio": random_token(24),
+            "rh": format!("0.{}", random_token(24)),
+            "sid": session,
+            "sub": pairwise(&user.user.id, &app.client_id),
+            "tid": user.tenant_id,
+            "uti": random_token(16),
+            "ver": "2.0",
+        });
+        if requested.contains("profile") {
+            claims["oid"] = json!(user.user.id);
+            claims["name"] = json!(user.user.display_name);
+            claims["preferred_username"] = json!(user.user.user_principal_name);
+        }
+        if requested.contains("email") {
+            claims["email"] = json!(user.user.user_principal_name);
+        }
+        if let Some(n) = nonce {
+            claims["nonce"] = json!(n);
+        }
+        out.insert("id_token".into(), json!(shared.keys.sign(&claims)));
+    }
+    if form.get("client_info").map(String::as_str) == Some("1") {
+        // MSAL asks for client_info to build its account key (uid.utid).
+        out.insert(
+            "client_info".into(),
+            json!(b64url(
+                json!({"uid": user.user.id, "utid": user.tenant_id})
+                    .to_string()
+                    .as_bytes()
+            )),
+        );
+    }
+    Ok(Value::Object(out))
+}
+
+pub(super) fn pairwise(oid: &str, client: &str) -> String {
+    b64url(&Sha256::digest(format!("{oid}|{client}").as_bytes()))
+}
