@@ -90,6 +90,49 @@ pub struct ProtocolOptions {
     /// How many recent sync-state generations (delta rounds) per collection stay valid; links of older
     /// rounds answer 410 `SyncStateNotFound` (OBS: about 3, §3.3). `None` keeps them all.
     pub sync_generations_kept: Option<u32>,
+    /// Access-token lifetimes vary between `access_token_lifetime_secs` and that plus this many seconds
+    /// (real Graph tokens live 60–90 minutes, §7). 0 = always the same lifetime.
+    pub access_token_lifetime_jitter_secs: i64,
+    /// Token responses list Graph scopes by short name (`User.Read profile openid email`) instead of
+    /// full URIs (`https://graph.microsoft.com/User.Read …`); Entra sends both forms (§7).
+    pub short_scope_names: bool,
+    /// Message delta ignores `$top` (pages only by `Prefer: odata.maxpagesize`), as real Graph does.
+    pub ignore_top_on_message_delta: bool,
+    /// To Do tasks delta ignores `$select` and returns whole tasks, as real Graph does.
+    pub ignore_select_on_tasks: bool,
+    /// calendarView delta repeats the last item of a page at the start of the next one, as real
+    /// Graph can (§7: clients must de-duplicate by id).
+    pub repeat_calendar_items_across_pages: bool,
+    /// Directory requests (`/me`, `/users`, `/users/{id}`) count against per-app limits too and answer
+    /// 429 with `Retry-After` when over them, not only mailbox requests.
+    pub throttle_directory: bool,
+    /// Share of Graph requests that fail on their own with 503 `serviceNotAvailable` or 504
+    /// `gatewayTimeout` (with `Retry-After`), without any injected fault. 0.0 = never.
+    pub transient_failure_rate: f64,
+    /// HTTP status for a delta token that does not decode: 410 `SyncStateNotFound` (default) or 400
+    /// `SyncStateInvalid` (what Microsoft answers a malformed token).
+    pub undecodable_delta_token_status: u16,
+}
+
+impl ProtocolOptions {
+    /// Microsoft as it behaves in production, rough edges included: token lifetimes of 60–90 minutes,
+    /// short-name `scope`s, `$top` ignored on message delta and `$select` on tasks, repeated calendar
+    /// items across pages, throttled directory requests, about 2 % random 503/504s, and 400 for a
+    /// malformed delta token.
+    pub fn realistic() -> ProtocolOptions {
+        ProtocolOptions {
+            access_token_lifetime_secs: 3600,
+            access_token_lifetime_jitter_secs: 1800,
+            short_scope_names: true,
+            ignore_top_on_message_delta: true,
+            ignore_select_on_tasks: true,
+            repeat_calendar_items_across_pages: true,
+            throttle_directory: true,
+            transient_failure_rate: 0.02,
+            undecodable_delta_token_status: 400,
+            ..ProtocolOptions::default()
+        }
+    }
 }
 
 impl Default for ProtocolOptions {
@@ -104,6 +147,14 @@ impl Default for ProtocolOptions {
             mfa_code: "123456".to_string(),
             delta_default_page_size: 10,
             sync_generations_kept: Some(3),
+            access_token_lifetime_jitter_secs: 0,
+            short_scope_names: false,
+            ignore_top_on_message_delta: false,
+            ignore_select_on_tasks: false,
+            repeat_calendar_items_across_pages: false,
+            throttle_directory: false,
+            transient_failure_rate: 0.0,
+            undecodable_delta_token_status: 410,
         }
     }
 }

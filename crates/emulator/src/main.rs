@@ -39,6 +39,11 @@ struct Args {
     /// Base URL to put in links (when behind a proxy).
     #[arg(long, env = "M365_EMULATOR_PUBLIC_URL")]
     public_url: Option<String>,
+    /// Behave as Microsoft does in production, rough edges included (`ProtocolOptions::realistic`):
+    /// varying token lifetimes, short-name scopes, ignored `$top`/`$select`, repeated calendar items,
+    /// directory throttling, random 503/504s, 400 for malformed delta tokens.
+    #[arg(long, env = "M365_EMULATOR_REALISTIC")]
+    realistic: bool,
     /// Print the demo fixture as JSON and exit.
     #[arg(long)]
     print_demo_fixture: bool,
@@ -88,6 +93,9 @@ async fn main() -> std::process::ExitCode {
     config.tls = args.tls;
     config.tls_cert_path = args.tls_cert_out;
     config.public_base_url = args.public_url;
+    if args.realistic {
+        config.protocol = m365_emulator::ProtocolOptions::realistic();
+    }
     config.throttling = if args.no_throttling {
         ThrottleConfig::disabled()
     } else if let Some(s) = args.throttle_scale {

@@ -145,6 +145,11 @@ pub(crate) fn note_throttled(shared: &Shared, upn: &str) {
     e.throttled += 1;
 }
 
+/// A directory request refused with 429 (counted in `throttled`, under no mailbox).
+pub(crate) fn note_directory_throttled(shared: &Shared) {
+    lock(&shared.control).throttled += 1;
+}
+
 /// Consumes one use of the first fault rule matching this request.
 pub(crate) fn take_fault(
     shared: &Shared,

@@ -46,6 +46,9 @@ pub(super) async fn dispatch(shared: &Arc<Shared>, req: GReq, _in_batch: bool) -
         Ok(p) => p,
         Err(r) => return finish(shared, &ctx, &template, label, r),
     };
+    if let Some(r) = transient_failure(shared, &ctx) {
+        return finish(shared, &ctx, &template, label, r);
+    }
     let fault = registry::take_fault(shared, &req.path, target_user.as_ref().map(|u| &u.user));
     if let Some(r) = injected(shared, &ctx, &grant, target_user.as_ref(), fault).await {
         return finish(shared, &ctx, &template, label, r);
@@ -144,7 +147,8 @@ fn target_user(
     }
 }
 
-/// Outlook limits per app + mailbox (§4.1): a permit to hold while the request runs, or the 429.
+/// Outlook limits per app + mailbox (§4.1), and with `throttle_directory` per app + tenant for
+/// directory requests: a permit to hold while the request runs, or the 429.
 fn admit(
     shared: &Shared,
     ctx: &Ctx,
@@ -152,7 +156,10 @@ fn admit(
     target: Option<&UserRef>,
     mailbox_route: bool,
 ) -> Result<Option<Permit>, GResp> {
-    let Some(t) = target.filter(|_| mailbox_route) else {
+    if !mailbox_route {
+        return admit_directory(shared, ctx, grant);
+    }
+    let Some(t) = target else {
         return Ok(None);
     };
     let upn = &t.user.user_principal_name;
@@ -172,13 +179,43 @@ fn admit(
             )
             .header("Retry-After", "1")
         }
-        Some(Refusal::Rate { retry_after_secs }) => {
-            err(ctx, 429, "TooManyRequests", "Please retry again later.")
-                .header("Retry-After", format_retry_after(retry_after_secs))
-        }
+        Some(Refusal::Rate { retry_after_secs }) => rate_limited(ctx, retry_after_secs),
     };
     registry::note_throttled(shared, upn);
     Err(r)
+}
+
+fn rate_limited(ctx: &Ctx, retry_after_secs: f64) -> GResp {
+    err(ctx, 429, "TooManyRequests", "Please retry again later.")
+        .header("Retry-After", format_retry_after(retry_after_secs))
+}
+
+/// Directory requests share one bucket per app and tenant (only with `throttle_directory`).
+fn admit_directory(shared: &Shared, ctx: &Ctx, grant: &AccessGrant) -> Result<Option<Permit>, GResp> {
+    if !shared.opts.throttle_directory {
+        return Ok(None);
+    }
+    let bucket = format!("directory|{}", grant.tenant_id.to_ascii_lowercase());
+    let adm = shared.throttle.admit(&grant.client_id, &bucket);
+    let wait = match adm.refusal {
+        None => return Ok(adm.permit),
+        Some(Refusal::Concurrency) => 1.0,
+        Some(Refusal::Rate { retry_after_secs }) => retry_after_secs,
+    };
+    shared.throttle.note_retry_after(&grant.client_id, &bucket, wait);
+    registry::note_directory_throttled(shared);
+    Err(rate_limited(ctx, wait))
+}
+
+/// The realistic profile's own failures: a `transient_failure_rate` share of requests answer 503 or
+/// 504 with `Retry-After: 1`, without any injected fault.
+fn transient_failure(shared: &Shared, ctx: &Ctx) -> Option<GResp> {
+    let rate = shared.opts.transient_failure_rate;
+    if rate <= 0.0 || rand::random::<f64>() >= rate {
+        return None;
+    }
+    let status = if rand::random::<bool>() { 503 } else { 504 };
+    Some(fault_response(ctx, status).header("Retry-After", "1"))
 }
 
 /// Injected faults (control API): delays hold the concurrency slot, like a slow backend would.

@@ -248,7 +248,7 @@ pub(super) fn client_credentials(
         ));
     }
     let roles = grant.map(|g| g.roles).unwrap_or_default();
-    let lifetime = shared.opts.access_token_lifetime_secs;
+    let lifetime = access_token_lifetime(shared);
     let exp = now + Duration::seconds(lifetime);
     let mut claims = json!({
         "aud": GRAPH_RESOURCE,

@@ -4,6 +4,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 mod control;
+mod fidelity;
 mod graph;
 mod helpers;
 mod identity;
