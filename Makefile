@@ -56,14 +56,14 @@ test: tools build
 lint:
 	cargo fmt --all --check
 	cargo deny check --hide-inclusion-graph licenses bans sources
-	cargo clippy -p domain -p store -p sync -p server -p m365-emulator -p microsoft -p app --features app/ssr --all-targets -- -D warnings
+	cargo clippy -p domain -p store -p sync -p office365 -p server -p m365-emulator -p microsoft -p app --features app/ssr --all-targets -- -D warnings
 	cargo clippy -p frontend --target wasm32-unknown-unknown --target-dir $(FRONT_TARGET) -- -D warnings
 
 # The store suite runs on SQLite and on a throwaway PostgreSQL cluster started here.
 test-rust:
 	./scripts/test-postgres.sh start $(PG_DIR) $(PG_PORT)
 	STORE_TEST_POSTGRES_URL=postgres://postgres@127.0.0.1:$(PG_PORT)/postgres STORE_TEST_REQUIRE_POSTGRES=1 \
-	  cargo nextest run -p domain -p store -p sync -p server -p m365-emulator -p microsoft -p app --features app/ssr $(NEXTEST_ARGS) \
+	  cargo nextest run -p domain -p store -p sync -p office365 -p server -p m365-emulator -p microsoft -p app --features app/ssr $(NEXTEST_ARGS) \
 	  ; status=$$?; ./scripts/test-postgres.sh stop $(PG_DIR); exit $$status
 
 # Microsoft's own client libraries (MSAL Node and the Graph JS client) against the emulator.

@@ -17,10 +17,7 @@ pub fn provide_session() {
     let login = ServerAction::<Login>::new();
     let logout = ServerAction::<Logout>::new();
     // Blocking: pages are rendered for the right person (or redirected) before any HTML is sent.
-    let user = Resource::new_blocking(
-        move || (login.version().get(), logout.version().get()),
-        |_| current_user(),
-    );
+    let user = Resource::new_blocking(move || (login.version().get(), logout.version().get()), |_| current_user());
     provide_context(Session { user, login, logout });
 }
 
@@ -129,10 +126,7 @@ mod ssr {
 
     pub fn set_session_cookie(token: &SessionToken, max_age_secs: i64, secure: bool) {
         let secure = if secure { "; Secure" } else { "" };
-        set_cookie(format!(
-            "{SESSION_COOKIE}={}; Path=/; HttpOnly; SameSite=Lax; Max-Age={max_age_secs}{secure}",
-            token.as_cookie_value()
-        ));
+        set_cookie(format!("{SESSION_COOKIE}={}; Path=/; HttpOnly; SameSite=Lax; Max-Age={max_age_secs}{secure}", token.as_cookie_value()));
     }
 
     pub fn clear_session_cookie(secure: bool) {

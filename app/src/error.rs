@@ -35,10 +35,9 @@ mod ssr {
         /// the user (quoting the request id for our own faults).
         fn from(err: office365::Error) -> Self {
             let code = err.code();
-            if let (Some(res), Ok(status)) = (
-                leptos::prelude::use_context::<leptos_axum::ResponseOptions>(),
-                axum::http::StatusCode::from_u16(code.status()),
-            ) {
+            if let (Some(res), Ok(status)) =
+                (leptos::prelude::use_context::<leptos_axum::ResponseOptions>(), axum::http::StatusCode::from_u16(code.status()))
+            {
                 res.set_status(status);
             }
             AppError { code, message: err.user_message(&crate::state::error_reference()) }

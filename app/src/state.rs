@@ -25,8 +25,7 @@ pub fn error_reference() -> String {
 /// panic: during server rendering a resource whose owner was already disposed (a first render pass
 /// that was thrown away) may still poll once, and must not take the worker task down with it.
 pub fn app_state() -> Result<AppState, AppError> {
-    leptos::prelude::use_context::<AppState>()
-        .ok_or_else(|| office365::Error::internal("the application state is not in context").into())
+    leptos::prelude::use_context::<AppState>().ok_or_else(|| office365::Error::internal("the application state is not in context").into())
 }
 
 /// The Office 365 workflows, for a server function.

@@ -29,7 +29,7 @@ test("after connecting, a member's synced mail, events, contacts and tasks appea
     await member.goto("/activity?kind=mail");
     await expect(member.getByTestId("activity-items").locator("li[data-kind='mail']").first()).toBeVisible({ timeout: 1000 });
   }).toPass({ timeout: 30_000 });
-  for (const kind of ["events", "contacts", "tasks"]) {
+  for (const kind of ["calendar", "contacts", "tasks"]) {
     await member.goto(`/activity?kind=${kind}`);
     await expect(member.getByTestId("activity-items").locator(`li[data-kind='${kind}']`).first()).toBeVisible();
   }

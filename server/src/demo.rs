@@ -56,10 +56,7 @@ pub const CALLBACK_PATHS: [&str; 2] = ["/oauth/office365/callback", "/oauth/offi
 
 /// Starts the Microsoft 365 emulator with its demo tenants, registering this server's callback URLs
 /// on the demo app registrations so OAuth redirects come back here whatever port we run on.
-pub async fn start_emulator(
-    bind: std::net::SocketAddr,
-    public_url: &str,
-) -> anyhow::Result<m365_emulator::RunningEmulator> {
+pub async fn start_emulator(bind: std::net::SocketAddr, public_url: &str) -> anyhow::Result<m365_emulator::RunningEmulator> {
     let mut config = m365_emulator::EmulatorConfig::demo();
     config.bind = bind;
     let base = public_url.trim_end_matches('/');

@@ -40,12 +40,7 @@ pub fn sync_scheduler(store: DynStore, config: &ServeConfig) -> anyhow::Result<A
     Ok(sync::Scheduler::new(engine))
 }
 
-pub fn router(
-    store: DynStore,
-    scheduler: Arc<sync::Scheduler>,
-    config: &ServeConfig,
-    metrics: Arc<Metrics>,
-) -> anyhow::Result<Router> {
+pub fn router(store: DynStore, scheduler: Arc<sync::Scheduler>, config: &ServeConfig, metrics: Arc<Metrics>) -> anyhow::Result<Router> {
     let options = LeptosOptions::builder()
         .output_name(app::OUTPUT_NAME)
         .site_root(config.site_root.to_string_lossy().as_ref())
@@ -85,10 +80,7 @@ pub fn router(
         .with_state(state.office365.clone());
 
     let ops = Ops { store, metrics: metrics.clone(), sync: scheduler };
-    let operations = Router::new()
-        .route("/healthz", get(healthz))
-        .route("/metrics", get(metrics_text))
-        .with_state(ops);
+    let operations = Router::new().route("/healthz", get(healthz)).route("/metrics", get(metrics_text)).with_state(ops);
 
     // Layers run outside-in from the last one added: the request id is set first, so the log line
     // and any error shown to the user carry it.
@@ -97,12 +89,10 @@ pub fn router(
         .merge(pages)
         .layer(middleware::from_fn(reject_cross_site))
         .layer(middleware::from_fn_with_state(metrics, crate::metrics::record))
-        .layer(
-            TraceLayer::new_for_http().make_span_with(|req: &Request<Body>| {
-                let id = req.headers().get(&REQUEST_ID).and_then(|v| v.to_str().ok()).unwrap_or("-");
-                tracing::info_span!("request", request_id = %id, method = %req.method(), path = %req.uri().path())
-            }),
-        )
+        .layer(TraceLayer::new_for_http().make_span_with(|req: &Request<Body>| {
+            let id = req.headers().get(&REQUEST_ID).and_then(|v| v.to_str().ok()).unwrap_or("-");
+            tracing::info_span!("request", request_id = %id, method = %req.method(), path = %req.uri().path())
+        }))
         .layer(PropagateRequestIdLayer::new(REQUEST_ID.clone()))
         .layer(SetRequestIdLayer::new(REQUEST_ID.clone(), MakeRequestUuid)))
 }
@@ -114,10 +104,7 @@ async fn healthz(State(ops): State<Ops>) -> Response {
         Ok(()) => axum::Json(serde_json::json!({ "status": "ok", "database": backend })).into_response(),
         Err(err) => {
             tracing::error!(error = %err, "health check: database unreachable");
-            (
-                StatusCode::SERVICE_UNAVAILABLE,
-                axum::Json(serde_json::json!({ "status": "unavailable", "database": backend })),
-            )
+            (StatusCode::SERVICE_UNAVAILABLE, axum::Json(serde_json::json!({ "status": "unavailable", "database": backend })))
                 .into_response()
         }
     }

@@ -35,10 +35,7 @@ pub struct MicrosoftEndpoints {
 
 impl Default for MicrosoftEndpoints {
     fn default() -> Self {
-        MicrosoftEndpoints {
-            authority: "https://login.microsoftonline.com".into(),
-            graph: "https://graph.microsoft.com/v1.0".into(),
-        }
+        MicrosoftEndpoints { authority: "https://login.microsoftonline.com".into(), graph: "https://graph.microsoft.com/v1.0".into() }
     }
 }
 

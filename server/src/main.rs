@@ -2,9 +2,9 @@
 
 use clap::Parser;
 use server::cli::{Cli, Command, KeysCommand, OrgCommand, ServeArgs, UserCommand};
-use store::secrets::Keyring;
 use server::{MicrosoftEndpoints, ServeConfig, demo, metrics::Metrics, telemetry};
 use std::sync::Arc;
+use store::secrets::Keyring;
 
 #[tokio::main]
 async fn main() -> std::process::ExitCode {
@@ -53,8 +53,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 .organization_by_name(org.trim())
                 .await?
                 .ok_or_else(|| anyhow::anyhow!("no organization named {org:?}; create it with `server org create`"))?;
-            let user =
-                store::accounts::create_user(store.as_ref(), organization.id, &email, &name, role, &password).await?;
+            let user = store::accounts::create_user(store.as_ref(), organization.id, &email, &name, role, &password).await?;
             println!("created {} {} in {:?}", user.role.as_str(), user.email, organization.name);
             Ok(())
         }

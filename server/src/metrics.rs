@@ -52,12 +52,7 @@ impl Metrics {
         out.push_str("# HELP http_requests_total HTTP requests served, by matched route, method and status.\n");
         out.push_str("# TYPE http_requests_total counter\n");
         for ((route, method, status), s) in map.iter() {
-            let _ = writeln!(
-                out,
-                "http_requests_total{{route=\"{}\",method=\"{method}\",status=\"{status}\"}} {}",
-                escape(route),
-                s.count
-            );
+            let _ = writeln!(out, "http_requests_total{{route=\"{}\",method=\"{method}\",status=\"{status}\"}} {}", escape(route), s.count);
         }
         out.push_str("# HELP http_request_duration_seconds Time to produce the response head.\n");
         out.push_str("# TYPE http_request_duration_seconds histogram\n");

@@ -9,8 +9,7 @@ pub enum LogFormat {
 }
 
 pub fn init(format: LogFormat) {
-    let filter = EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| EnvFilter::new("info,sqlx=warn,tower_http=info,leptos=warn"));
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info,sqlx=warn,tower_http=info,leptos=warn"));
     let builder = tracing_subscriber::fmt().with_env_filter(filter).with_target(false);
     // try_init: tests may set up logging more than once in one process.
     let _ = match format {

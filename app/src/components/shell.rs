@@ -41,4 +41,3 @@ pub fn AppShell(user: SessionUser, children: Children) -> impl IntoView {
         <main id="main" class="page">{children()}</main>
     }
 }
-

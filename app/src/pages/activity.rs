@@ -6,18 +6,15 @@
 use crate::components::guard::Guarded;
 use crate::error::AppError;
 use crate::pages::audit::format_time;
+use domain::views::ActivityView;
 use leptos::prelude::*;
 use leptos_meta::Title;
 use leptos_router::hooks::use_query_map;
-use domain::views::{ActivityQuery, ActivityView};
-
-/// The resource filters, as `(query value, label)`.
-const KINDS: [(&str, &str); 4] = [("mail", "Mail"), ("events", "Events"), ("contacts", "Contacts"), ("tasks", "Tasks")];
 
 #[server(endpoint = "load_activity")]
 pub async fn load_activity(kind: String, q: String, page: u32, member: String) -> Result<ActivityView, AppError> {
     let user = crate::auth::require_user().await?;
-    let query = ActivityQuery { kind, q, page, member };
+    let query = domain::views::ActivityQuery { kind, q, page, member };
     Ok(crate::state::office365()?.activity(&user, &query).await?)
 }
 
@@ -50,7 +47,7 @@ pub fn ActivityPage() -> impl IntoView {
     let params = Memo::new(move |_| {
         let q = query.read();
         (
-            q.get("kind").filter(|k| KINDS.iter().any(|(v, _)| v == k)).unwrap_or_default(),
+            q.get("kind").and_then(|k| domain::Resource::parse(&k)).map(|r| r.as_str().to_owned()).unwrap_or_default(),
             q.get("q").unwrap_or_default(),
             q.get("page").and_then(|p| p.parse::<u32>().ok()).unwrap_or(0).min(10_000),
             q.get("member").unwrap_or_default(),
@@ -102,9 +99,9 @@ fn Activity(v: ActivityView, kind: String, q: String, page: u32, member: String)
         }
     });
     let tabs = {
-        let mut all = vec![("", "All")];
-        all.extend(KINDS);
-        all.into_iter()
+        let filters = domain::Resource::ALL.map(|r| (r.as_str(), r.items_label()));
+        std::iter::once(("", "All"))
+            .chain(filters)
             .map(|(value, label)| {
                 let current = (kind == value).then_some("page");
                 view! { <a href=href(value, &q, 0, &member) aria-current=current>{label}</a> }
@@ -117,29 +114,33 @@ fn Activity(v: ActivityView, kind: String, q: String, page: u32, member: String)
                 <h2>"First sync in progress"</h2>
                 {v.progress.iter().map(|p| {
                     let bar = if p.finished {
-                        let label = format!("{}: {} — done", p.resource, p.done);
+                        let label = format!("{}: {} — done", p.resource.items_label(), p.done);
                         view! { <span>{label.clone()}</span><progress max="1" value="1" aria-label=label></progress> }.into_any()
                     } else if p.total > 0 {
-                        let label = format!("{}: {} of {}", p.resource, p.done, p.total);
+                        let label = format!("{}: {} of {}", p.resource.items_label(), p.done, p.total);
                         view! { <span>{label.clone()}</span><progress max=p.total.to_string() value=p.done.to_string() aria-label=label></progress> }.into_any()
                     } else {
                         // No estimate: an indeterminate bar and the count so far.
-                        let label = format!("{}: {} so far", p.resource, p.done);
+                        let label = format!("{}: {} so far", p.resource.items_label(), p.done);
                         view! { <span>{label.clone()}</span><progress aria-label=label></progress> }.into_any()
                     };
-                    view! { <div class="progress-row" data-resource=p.resource.clone()>{bar}</div> }
+                    view! { <div class="progress-row" data-resource=p.resource.items_label()>{bar}</div> }
                 }).collect_view()}
             </section>
         }
     });
-    let state_line = v.sync_state.clone().map(|s| view! { <p class="muted" data-testid="activity-sync-state">"Sync: " {s}</p> });
+    let states = v.sync_states.iter().map(|s| s.label(v.at)).collect::<Vec<_>>().join("; ");
+    let state_line = (!states.is_empty()).then(|| view! { <p class="muted" data-testid="activity-sync-state">"Sync: " {states}</p> });
     let body = if v.rows.is_empty() {
         let (title, text) = if !q.trim().is_empty() {
             ("Nothing matches", "Try other words, or clear the search.".to_string())
         } else if v.has_mailbox {
             ("Nothing here yet", "Items appear as soon as the sync has fetched them.".to_string())
         } else {
-            ("Nothing synced yet", format!("Once {}'s Office 365 account is connected, mail, calendar, contacts and tasks appear here.", v.viewing))
+            (
+                "Nothing synced yet",
+                format!("Once {}'s Office 365 account is connected, mail, calendar, contacts and tasks appear here.", v.viewing),
+            )
         };
         view! {
             <section class="empty-state" data-testid="activity-empty">
@@ -153,8 +154,8 @@ fn Activity(v: ActivityView, kind: String, q: String, page: u32, member: String)
         view! {
             <ul class="activity-list card" data-testid="activity-items">
                 {v.rows.iter().map(|r| view! {
-                    <li class="activity-item" data-kind=r.kind.to_lowercase()>
-                        <span class="badge badge--neutral">{r.kind.clone()}</span>
+                    <li class="activity-item" data-kind=r.kind.as_str()>
+                        <span class="badge badge--neutral">{r.kind.items_label()}</span>
                         <div class="activity-item__body">
                             <strong class="activity-item__title">{r.title.clone()}</strong>
                             <span class="muted">{r.subtitle.clone()}</span>

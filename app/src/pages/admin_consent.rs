@@ -7,9 +7,9 @@ use crate::error::AppError;
 use crate::pages::audit::format_time;
 use crate::pages::office365::{Office365Header, Office365Tab};
 use domain::ConsentStatus;
+use domain::views::AdminConsentView;
 use leptos::prelude::*;
 use leptos_meta::Title;
-use domain::views::AdminConsentView;
 
 #[server(endpoint = "load_admin_consent")]
 pub async fn load_admin_consent() -> Result<AdminConsentView, AppError> {
@@ -69,8 +69,7 @@ fn ConsentCard(v: AdminConsentView) -> impl IntoView {
         let scopes = if g.scopes.is_empty() {
             view! { <span>"As configured on the app registration"</span> }.into_any()
         } else {
-            let mut names: Vec<String> =
-                g.scopes.iter().map(|s| s.trim_start_matches("https://graph.microsoft.com/").to_owned()).collect();
+            let mut names: Vec<String> = g.scopes.iter().map(|s| s.trim_start_matches("https://graph.microsoft.com/").to_owned()).collect();
             names.sort();
             names.dedup();
             view! { <ul class="chips">{names.into_iter().map(|n| view! { <li><code>{n}</code></li> }).collect_view()}</ul> }.into_any()

@@ -2,9 +2,9 @@
 
 use crate::components::guard::Guarded;
 use crate::error::AppError;
+use domain::views::IntegrationRow;
 use leptos::prelude::*;
 use leptos_meta::Title;
-use domain::views::IntegrationRow;
 
 #[server(endpoint = "list_integrations")]
 pub async fn list_integrations() -> Result<Vec<IntegrationRow>, AppError> {

@@ -1,10 +1,10 @@
 //! One module per page.
 
 pub mod actions;
+pub mod activity;
 pub mod admin_consent;
 pub mod audit;
 pub mod connect_result;
-pub mod activity;
 pub mod integrations;
 pub mod login;
 pub mod my_connection;

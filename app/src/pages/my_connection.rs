@@ -5,11 +5,11 @@
 use crate::components::guard::Guarded;
 use crate::error::AppError;
 use crate::pages::office365::{Office365Header, Office365Tab};
-use domain::permissions::ConnectionMode;
 use domain::ConnectionState;
+use domain::permissions::ConnectionMode;
+use domain::views::MyConnectionView;
 use leptos::prelude::*;
 use leptos_meta::Title;
-use domain::views::MyConnectionView;
 
 #[server(endpoint = "load_my_connection")]
 pub async fn load_my_connection() -> Result<MyConnectionView, AppError> {

@@ -5,10 +5,10 @@ use crate::components::guard::Guarded;
 use crate::error::AppError;
 use domain::office365::{BACKFILL_DAYS, FieldErrors, SYNC_INTERVALS_MINUTES, SettingsForm};
 use domain::permissions::{CATALOGUE, Group};
+use domain::views::{Office365View, SaveResult};
 use leptos::prelude::*;
 use leptos_meta::Title;
 use leptos_router::hooks::use_query_map;
-use domain::views::{Office365View, SaveResult};
 
 #[server(endpoint = "load_office365_settings")]
 pub async fn load_office365_settings() -> Result<Office365View, AppError> {
@@ -17,10 +17,7 @@ pub async fn load_office365_settings() -> Result<Office365View, AppError> {
 }
 
 #[server(endpoint = "save_office365_settings")]
-pub async fn save_office365_settings(
-    form: SettingsForm,
-    confirm_poll_primary: Option<String>,
-) -> Result<SaveResult, AppError> {
+pub async fn save_office365_settings(form: SettingsForm, confirm_poll_primary: Option<String>) -> Result<SaveResult, AppError> {
     let admin = crate::auth::require_admin().await?;
     let confirmed = confirm_poll_primary.as_deref() == Some("yes");
     Ok(crate::state::office365()?.save_settings(&admin, &form, confirmed).await?)
@@ -186,11 +183,7 @@ fn ConnectionSettings(page: Office365View, save: ServerAction<SaveOffice365Setti
         n => format!("{n} connections will stop syncing."),
     };
 
-    let secret_placeholder = if page.settings.client_secret_set {
-        "Stored — leave empty to keep it"
-    } else {
-        "Paste the secret's Value"
-    };
+    let secret_placeholder = if page.settings.client_secret_set { "Stored — leave empty to keep it" } else { "Paste the secret's Value" };
     let interval = f.sync_interval_minutes.clone();
     let backfill = f.backfill_days.clone();
 

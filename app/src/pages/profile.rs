@@ -2,9 +2,9 @@
 
 use crate::components::guard::Guarded;
 use crate::error::AppError;
+use domain::views::ProfileOffice365;
 use leptos::prelude::*;
 use leptos_meta::Title;
-use domain::views::ProfileOffice365;
 
 #[server(endpoint = "load_profile_office365")]
 pub async fn load_profile_office365() -> Result<ProfileOffice365, AppError> {
@@ -72,7 +72,7 @@ fn Office365Card(o: ProfileOffice365, org_name: String, disconnect: ServerAction
                 domain::ConnectionState::Active => ("good", "Connected"),
                 domain::ConnectionState::NeedsAttention => ("warn", "Needs attention"),
             };
-            let reason = c.reason.map(|r| format!("{} {}", r.message(), r.next_step()));
+            let reason = c.reason.map(|r| r.explained());
             view! {
                 <p><span class=format!("badge badge--{tone}") data-testid="profile-connection-state">{label}</span></p>
                 <dl class="details">

@@ -6,11 +6,11 @@ use crate::components::guard::Guarded;
 use crate::error::AppError;
 use crate::pages::audit::format_time;
 use crate::pages::office365::{Office365Header, Office365Tab};
-use domain::permissions::ConnectionMode;
 use domain::MailboxHealth;
+use domain::permissions::ConnectionMode;
+use domain::views::{DirectoryPerson, DirectorySearchResult, ServiceAccountsView};
 use leptos::prelude::*;
 use leptos_meta::Title;
-use domain::views::{DirectoryPerson, DirectorySearchResult, ServiceAccountsView};
 
 #[server(endpoint = "load_service_accounts")]
 pub async fn load_service_accounts() -> Result<ServiceAccountsView, AppError> {
@@ -107,8 +107,12 @@ fn ServiceAccounts(
     let results = move || match search.value().get() {
         None => None,
         Some(Err(e)) => Some(view! { <p class="field-error" role="alert" data-testid="search-error">{e.to_string()}</p> }.into_any()),
-        Some(Ok(DirectorySearchResult::Problem(p))) => Some(view! { <p class="field-error" role="alert" data-testid="search-error">{p}</p> }.into_any()),
-        Some(Ok(DirectorySearchResult::Found(people))) if people.is_empty() => Some(view! { <p class="muted" data-testid="search-empty">"Nobody in the directory matches."</p> }.into_any()),
+        Some(Ok(DirectorySearchResult::Problem(p))) => {
+            Some(view! { <p class="field-error" role="alert" data-testid="search-error">{p}</p> }.into_any())
+        }
+        Some(Ok(DirectorySearchResult::Found(people))) if people.is_empty() => {
+            Some(view! { <p class="muted" data-testid="search-empty">"Nobody in the directory matches."</p> }.into_any())
+        }
         Some(Ok(DirectorySearchResult::Found(people))) => Some(
             view! {
                 <ul class="directory-results" data-testid="directory-results">

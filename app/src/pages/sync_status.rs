@@ -17,23 +17,28 @@ pub fn SyncDetails(summary: Option<SyncSummary>) -> impl IntoView {
         }
         .into_any(),
         Some(s) => {
-            let counts = if s.counts.is_empty() {
-                "—".to_owned()
-            } else {
-                s.counts.iter().map(|(k, n)| format!("{k} {n}")).collect::<Vec<_>>().join(" · ")
-            };
-            let error = s.error.clone().map(|e| {
-                let who = s.who_must_act.clone().unwrap_or_default();
-                view! { <dt>"Last error"</dt><dd data-testid="sync-error">{e} " " <span class="muted">"(" {who} ")"</span></dd> }
+            let error = s.error.map(|r| {
+                view! {
+                    <dt>"Last error"</dt>
+                    <dd data-testid="sync-error">{r.explained()} " " <span class="muted">"(" {r.who_must_act().label()} ")"</span></dd>
+                }
             });
             view! {
-                <dt>"Sync"</dt><dd><span class=format!("badge badge--{}", s.tone) data-testid="sync-state">{s.state.clone()}</span></dd>
+                <dt>"Sync"</dt><dd><SyncBadge summary=s.clone() testid="sync-state"/></dd>
                 <dt>"Last sync"</dt><dd data-testid="last-sync">{when(s.last_sync, "Not synced yet")}</dd>
                 <dt>"Next sync"</dt><dd data-testid="next-sync">{when(s.next_sync, "—")}</dd>
-                <dt>"Items"</dt><dd data-testid="sync-counts">{counts}</dd>
+                <dt>"Items"</dt><dd data-testid="sync-counts">{s.counts_line()}</dd>
                 {error}
             }
             .into_any()
         }
+    }
+}
+
+/// The sync state as a coloured badge.
+#[component]
+pub fn SyncBadge(summary: SyncSummary, #[prop(optional)] testid: Option<&'static str>) -> impl IntoView {
+    view! {
+        <span class=format!("badge badge--{}", summary.state.tone().as_str()) data-testid=testid>{summary.state_label()}</span>
     }
 }

@@ -4,9 +4,9 @@
 use crate::components::guard::Guarded;
 use crate::error::AppError;
 use crate::pages::office365::{Office365Header, Office365Tab};
+use domain::views::TeamRow;
 use leptos::prelude::*;
 use leptos_meta::Title;
-use domain::views::TeamRow;
 
 #[server(endpoint = "load_team_connections")]
 pub async fn load_team_connections() -> Result<Vec<TeamRow>, AppError> {
@@ -56,29 +56,29 @@ pub fn TeamConnectionsPage() -> impl IntoView {
                                     </tr></thead>
                                     <tbody>
                                         {list.into_iter().map(|r| {
-                                            let tone = if r.needs_attention { "warn" } else { "good" };
+                                            let tone = if r.state == domain::ConnectionState::Active { "good" } else { "warn" };
                                             let id = r.id.clone();
                                             let sync_id = r.id.clone();
                                             view! {
                                                 <tr data-owner=r.owner_email.clone()>
                                                     <td>{r.owner.clone()}<br/><span class="muted">{r.owner_email.clone()}</span></td>
                                                     <td>{r.ms_username.clone()}{r.is_primary.then_some(" · primary")}</td>
-                                                    <td><span class=format!("badge badge--{tone}") data-testid="team-state">{r.state.clone()}</span></td>
+                                                    <td><span class=format!("badge badge--{tone}") data-testid="team-state">{r.state.label()}</span></td>
                                                     <td data-testid="team-sync">{match r.sync.clone() {
                                                         None => view! { <span class="muted">"Not scheduled yet"</span> }.into_any(),
                                                         Some(s) => {
                                                             let last = s.last_sync.map(crate::pages::audit::format_time).unwrap_or_else(|| "Not synced yet".into());
-                                                            let counts = s.counts.iter().map(|(k, n)| format!("{k} {n}")).collect::<Vec<_>>().join(" · ");
+                                                            let counts = s.counts_line();
                                                             view! {
-                                                                <span class=format!("badge badge--{}", s.tone)>{s.state.clone()}</span>
+                                                                <crate::pages::sync_status::SyncBadge summary=s/>
                                                                 <br/><span class="muted">{last}</span>
                                                                 <br/><span class="muted">{counts}</span>
                                                             }.into_any()
                                                         }
                                                     }}</td>
-                                                    <td>{match (r.last_error.clone(), r.who_must_act.clone()) {
-                                                        (Some(e), Some(w)) => format!("{e} ({w})"),
-                                                        _ => "—".to_string(),
+                                                    <td>{match r.reason {
+                                                        Some(reason) => format!("{} ({})", reason.explained(), reason.who_must_act().label()),
+                                                        None => "—".to_string(),
                                                     }}</td>
                                                     <td class="row-actions">
                                                         <ActionForm action=sync_now>

@@ -76,7 +76,7 @@ pub fn cards_for(facts: &FeedFacts) -> Vec<ActionCard> {
             cards.push(ActionCard {
                 id: "office365-reconnect".into(),
                 title: "Reconnect Office 365".into(),
-                body: format!("{} {}", reason.message(), reason.next_step()),
+                body: reason.explained(),
                 button: "Reconnect".into(),
                 action: CardAction::ConnectOffice365,
             });
@@ -180,14 +180,12 @@ mod tests {
         let mut f = facts(Role::Member, true);
         f.own_connection = Some(OwnConnection { state: ConnectionState::Active, reason: None });
         assert!(ids(&f).is_empty(), "connected: nothing to do");
-        f.own_connection =
-            Some(OwnConnection { state: ConnectionState::NeedsAttention, reason: Some(ReasonCode::RefreshTokenRevoked) });
+        f.own_connection = Some(OwnConnection { state: ConnectionState::NeedsAttention, reason: Some(ReasonCode::RefreshTokenRevoked) });
         let cards = cards_for(&f);
         assert_eq!(cards.len(), 1);
         assert_eq!(cards[0].title, "Reconnect Office 365");
         assert!(cards[0].body.contains("revoked"), "{}", cards[0].body);
-        f.own_connection =
-            Some(OwnConnection { state: ConnectionState::NeedsAttention, reason: Some(ReasonCode::ClientSecretExpired) });
+        f.own_connection = Some(OwnConnection { state: ConnectionState::NeedsAttention, reason: Some(ReasonCode::ClientSecretExpired) });
         assert!(ids(&f).is_empty(), "tenant-wide faults go to admins instead");
     }
 

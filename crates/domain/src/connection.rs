@@ -193,25 +193,17 @@ impl Refusal {
 
     pub fn next_step(self) -> &'static str {
         match self {
-            Refusal::Expired => {
-                "Sign-in links work once and for 10 minutes. Start the connection again from Intelligence360."
-            }
+            Refusal::Expired => "Sign-in links work once and for 10 minutes. Start the connection again from Intelligence360.",
             Refusal::OtherSession => {
                 "For your safety a connection must finish in the browser session that started it. Start again from this browser."
             }
-            Refusal::NotEnabled => {
-                "An admin has to enable the Office 365 integration first. If you cannot see it, contact your admin."
-            }
-            Refusal::ServiceAccount => {
-                "Your admins maintain one connection for everyone, so you do not need to connect your own account."
-            }
+            Refusal::NotEnabled => "An admin has to enable the Office 365 integration first. If you cannot see it, contact your admin.",
+            Refusal::ServiceAccount => "Your admins maintain one connection for everyone, so you do not need to connect your own account.",
             Refusal::AdminsOnly => "Ask an admin of your organization.",
             Refusal::NotServiceUser => {
                 "A service user signs in only while the connection mode is \"Service account with a service user\". Check Connection Settings and start again."
             }
-            Refusal::Internal => {
-                "Nothing was changed. Try again in a minute; if it keeps happening, contact support."
-            }
+            Refusal::Internal => "Nothing was changed. Try again in a minute; if it keeps happening, contact support.",
             Refusal::Unknown => "Start the connection again from Intelligence360.",
         }
     }

@@ -37,12 +37,8 @@ impl EmailAddress {
             && !domain.starts_with('.')
             && !domain.ends_with('.')
             && !domain.contains("..")
-            && domain
-                .chars()
-                .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '.');
-        let local_ok = !local.is_empty()
-            && local.len() <= 64
-            && !local.chars().any(|c| c.is_whitespace() || c == '@' || c.is_control());
+            && domain.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '.');
+        let local_ok = !local.is_empty() && local.len() <= 64 && !local.chars().any(|c| c.is_whitespace() || c == '@' || c.is_control());
         if !domain_ok || !local_ok {
             return Err(EmailError::Malformed);
         }

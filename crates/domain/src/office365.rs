@@ -3,7 +3,8 @@
 //! Validation lives here (no IO) so the same checks run on the server and can be unit-tested;
 //! the server adds the one check that needs Microsoft: a test token request with the secret.
 
-use crate::permissions::{AccessLevel, ConnectionMode, Feature, ScopeSettings};
+use crate::permissions::{AccessLevel, ConnectionMode, ScopeSettings};
+use crate::sync::Resource;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 
@@ -24,7 +25,7 @@ pub struct Office365Settings {
     pub client_secret_expires_on: Option<String>,
     pub mode: ConnectionMode,
     pub access: AccessLevel,
-    pub features: Vec<Feature>,
+    pub resources: Vec<Resource>,
     pub sync_interval_minutes: u32,
     pub backfill_days: u32,
     pub poll_primary_only: bool,
@@ -42,7 +43,7 @@ impl Default for Office365Settings {
             client_secret_expires_on: None,
             mode: ConnectionMode::Individual,
             access: AccessLevel::ReadOnly,
-            features: Feature::ALL.to_vec(),
+            resources: Resource::ALL.to_vec(),
             sync_interval_minutes: 15,
             backfill_days: 30,
             poll_primary_only: false,
@@ -67,7 +68,7 @@ impl Office365Settings {
     }
 
     pub fn scope_settings(&self) -> ScopeSettings {
-        ScopeSettings { mode: self.mode, access: self.access, features: self.features.clone() }
+        ScopeSettings { mode: self.mode, access: self.access, resources: self.resources.clone() }
     }
 
     pub fn is_service_account(&self) -> bool {
@@ -205,10 +206,10 @@ impl SettingsForm {
             client_secret_expires_on: s.client_secret_expires_on.clone().unwrap_or_default(),
             mode: mode_value(s.mode).into(),
             access: access_value(s.access).into(),
-            sync_mail: s.features.contains(&Feature::Mail),
-            sync_calendar: s.features.contains(&Feature::Calendar),
-            sync_contacts: s.features.contains(&Feature::Contacts),
-            sync_tasks: s.features.contains(&Feature::Tasks),
+            sync_mail: s.resources.contains(&Resource::Mail),
+            sync_calendar: s.resources.contains(&Resource::Calendar),
+            sync_contacts: s.resources.contains(&Resource::Contacts),
+            sync_tasks: s.resources.contains(&Resource::Tasks),
             sync_interval_minutes: s.sync_interval_minutes.to_string(),
             backfill_days: s.backfill_days.to_string(),
             poll_primary_only: s.poll_primary_only,
@@ -220,8 +221,7 @@ impl SettingsForm {
 /// True for the 8-4-4-4-12 hex shape Microsoft uses for tenant and application ids.
 pub fn is_guid(s: &str) -> bool {
     let parts: Vec<&str> = s.split('-').collect();
-    parts.len() == 5
-        && parts.iter().zip([8, 4, 4, 4, 12]).all(|(p, n)| p.len() == n && p.chars().all(|c| c.is_ascii_hexdigit()))
+    parts.len() == 5 && parts.iter().zip([8, 4, 4, 4, 12]).all(|(p, n)| p.len() == n && p.chars().all(|c| c.is_ascii_hexdigit()))
 }
 
 fn is_domain(s: &str) -> bool {
@@ -238,11 +238,7 @@ fn is_domain(s: &str) -> bool {
 
 /// Checks the form against everything that can be checked without Microsoft. `today` is
 /// `YYYY-MM-DD`. On success returns the settings to store and the new secret, if one was typed.
-pub fn validate(
-    form: &SettingsForm,
-    current: &Office365Settings,
-    today: &str,
-) -> Result<(Office365Settings, Option<String>), FieldErrors> {
+pub fn validate(form: &SettingsForm, current: &Office365Settings, today: &str) -> Result<(Office365Settings, Option<String>), FieldErrors> {
     let mut errors = FieldErrors::new();
     let tenant = form.tenant.trim().to_ascii_lowercase();
     let client_id = form.client_id.trim().to_ascii_lowercase();
@@ -259,8 +255,7 @@ pub fn validate(
     } else if !is_guid(&tenant) && !is_domain(&tenant) {
         errors.insert(
             "tenant".into(),
-            "Enter a directory (tenant) ID like 4f1c6a0e-2d3b-4c5a-9e8f-0a1b2c3d4e5f, or a domain like contoso.com."
-                .into(),
+            "Enter a directory (tenant) ID like 4f1c6a0e-2d3b-4c5a-9e8f-0a1b2c3d4e5f, or a domain like contoso.com.".into(),
         );
     }
 
@@ -269,10 +264,7 @@ pub fn validate(
             errors.insert("client_id".into(), "Enter the application (client) ID of your app registration.".into());
         }
     } else if !is_guid(&client_id) {
-        errors.insert(
-            "client_id".into(),
-            "An application (client) ID looks like 11111111-2222-4333-8444-555555555555.".into(),
-        );
+        errors.insert("client_id".into(), "An application (client) ID looks like 11111111-2222-4333-8444-555555555555.".into());
     }
 
     if secret.is_empty() && !current.client_secret_set && form.enabled {
@@ -307,16 +299,16 @@ pub fn validate(
         current.access
     });
 
-    let features: Vec<Feature> = [
-        (form.sync_mail, Feature::Mail),
-        (form.sync_calendar, Feature::Calendar),
-        (form.sync_contacts, Feature::Contacts),
-        (form.sync_tasks, Feature::Tasks),
+    let resources: Vec<Resource> = [
+        (form.sync_mail, Resource::Mail),
+        (form.sync_calendar, Resource::Calendar),
+        (form.sync_contacts, Resource::Contacts),
+        (form.sync_tasks, Resource::Tasks),
     ]
     .into_iter()
     .filter_map(|(on, f)| on.then_some(f))
     .collect();
-    if features.is_empty() && form.enabled {
+    if resources.is_empty() && form.enabled {
         errors.insert("features".into(), "Choose at least one thing to sync.".into());
     }
 
@@ -342,7 +334,7 @@ pub fn validate(
             client_secret_expires_on: expires_on,
             mode,
             access,
-            features,
+            resources,
             sync_interval_minutes: interval.unwrap_or(current.sync_interval_minutes),
             backfill_days: backfill.unwrap_or(current.backfill_days),
             poll_primary_only: form.poll_primary_only,
@@ -390,7 +382,7 @@ mod tests {
         let (s, secret) = validate(&good(), &Office365Settings::default(), "2026-11-29").unwrap();
         assert!(s.enabled && s.client_secret_set);
         assert_eq!(s.tenant, "4f1c6a0e-2d3b-4c5a-9e8f-0a1b2c3d4e5f");
-        assert_eq!(s.features, vec![Feature::Mail, Feature::Calendar, Feature::Tasks]);
+        assert_eq!(s.resources, vec![Resource::Mail, Resource::Calendar, Resource::Tasks]);
         assert_eq!(secret.as_deref(), Some("demo-client-secret"));
         let mut by_domain = good();
         by_domain.tenant = "northwind.test".into();
@@ -462,7 +454,8 @@ mod tests {
 
     #[test]
     fn admins_are_warned_thirty_days_before_the_secret_lapses() {
-        let mut s = Office365Settings { enabled: true, client_secret_expires_on: Some("2027-01-10".into()), ..Office365Settings::default() };
+        let mut s =
+            Office365Settings { enabled: true, client_secret_expires_on: Some("2027-01-10".into()), ..Office365Settings::default() };
         assert_eq!(s.secret_expiry("2026-12-10"), None, "31 days ahead: not yet");
         assert_eq!(s.secret_expiry("2026-12-11"), Some(SecretExpiry::ExpiresSoon { on: "2027-01-10".into(), days: 30 }));
         assert_eq!(s.secret_expiry("2027-01-10").unwrap().sentence(), "The client secret expires today (2027-01-10).");

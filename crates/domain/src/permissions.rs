@@ -5,6 +5,7 @@
 //! the three can never disagree (a hard-coded scope list beside the table is how products end up
 //! asking for more than they show).
 
+use crate::sync::Resource;
 use serde::{Deserialize, Serialize};
 
 /// How the help article groups permissions for readers.
@@ -36,52 +37,6 @@ impl PermissionType {
         match self {
             PermissionType::Delegated => "Delegated",
             PermissionType::Application => "Application",
-        }
-    }
-}
-
-/// What the admin chooses to sync.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
-pub enum Feature {
-    Mail,
-    Calendar,
-    Contacts,
-    Tasks,
-}
-
-impl Feature {
-    pub const ALL: [Feature; 4] = [Feature::Mail, Feature::Calendar, Feature::Contacts, Feature::Tasks];
-
-    pub fn label(self) -> &'static str {
-        match self {
-            Feature::Mail => "Mail",
-            Feature::Calendar => "Calendar",
-            Feature::Contacts => "Contacts",
-            Feature::Tasks => "Tasks",
-        }
-    }
-
-    /// The stored form: `mail`, `calendar`, `contacts`, `tasks`.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Feature::Mail => "mail",
-            Feature::Calendar => "calendar",
-            Feature::Contacts => "contacts",
-            Feature::Tasks => "tasks",
-        }
-    }
-
-    pub fn parse(s: &str) -> Option<Feature> {
-        Feature::ALL.into_iter().find(|f| f.as_str() == s)
-    }
-
-    /// "Contacts sync is off: Contacts.Read was not granted."
-    pub fn sync_label(self) -> &'static str {
-        match self {
-            Feature::Mail => "Mail sync",
-            Feature::Calendar => "Calendar sync",
-            Feature::Contacts => "Contacts sync",
-            Feature::Tasks => "Tasks sync",
         }
     }
 }
@@ -118,8 +73,8 @@ pub struct Permission {
     pub meaning: &'static str,
     pub kind: PermissionType,
     pub admin_consent: bool,
-    /// The features that need it, and at which access level.
-    pub features: &'static [Feature],
+    /// The resources that need it, and at which access level.
+    pub resources: &'static [Resource],
     pub access: AccessLevel,
 }
 
@@ -130,8 +85,8 @@ pub const SIGN_IN_SCOPES: [&str; 5] = ["openid", "profile", "email", "offline_ac
 pub const APPLICATION_DEFAULT_SCOPE: &str = "https://graph.microsoft.com/.default";
 
 use AccessLevel::{ReadOnly as RO, ReadWrite as RW};
-use Feature::{Calendar, Contacts, Mail, Tasks};
 use PermissionType::{Application, Delegated};
+use Resource::{Calendar, Contacts, Mail, Tasks};
 
 /// The permissions table of PRODUCT.md, in its order, then the application permissions of
 /// service-account mode that the table leaves out.
@@ -144,7 +99,7 @@ pub const CATALOGUE: [Permission; 20] = [
         meaning: "Allows the app to read mail that the user can access, including the user's own and shared mail.",
         kind: Delegated,
         admin_consent: false,
-        features: &[Mail],
+        resources: &[Mail],
         access: RO,
     },
     Permission {
@@ -155,7 +110,7 @@ pub const CATALOGUE: [Permission; 20] = [
         meaning: "Allows the app to read events of all calendars without a signed-in user.",
         kind: Application,
         admin_consent: true,
-        features: &[Calendar],
+        resources: &[Calendar],
         access: RO,
     },
     Permission {
@@ -166,7 +121,7 @@ pub const CATALOGUE: [Permission; 20] = [
         meaning: "Allows the app to read events in all calendars that the user can access, including delegate and shared calendars.",
         kind: Delegated,
         admin_consent: false,
-        features: &[Calendar],
+        resources: &[Calendar],
         access: RO,
     },
     Permission {
@@ -177,7 +132,7 @@ pub const CATALOGUE: [Permission; 20] = [
         meaning: "Allows the app to read user contacts.",
         kind: Delegated,
         admin_consent: false,
-        features: &[Contacts],
+        resources: &[Contacts],
         access: RO,
     },
     Permission {
@@ -188,7 +143,7 @@ pub const CATALOGUE: [Permission; 20] = [
         meaning: "Allows the app to read the signed-in user's tasks and task lists, including any shared with the user. Doesn't include permission to create, delete, or update anything.",
         kind: Delegated,
         admin_consent: false,
-        features: &[Tasks],
+        resources: &[Tasks],
         access: RO,
     },
     Permission {
@@ -199,7 +154,7 @@ pub const CATALOGUE: [Permission; 20] = [
         meaning: "Allows the app to read email in user mailboxes",
         kind: Delegated,
         admin_consent: false,
-        features: &[Mail],
+        resources: &[Mail],
         access: RW,
     },
     Permission {
@@ -210,7 +165,7 @@ pub const CATALOGUE: [Permission; 20] = [
         meaning: "Allows the app to create, read, update, and delete mail that the user has permission to access, including the user's own and shared mail. Does not include permission to send mail.",
         kind: Delegated,
         admin_consent: false,
-        features: &[Mail],
+        resources: &[Mail],
         access: RW,
     },
     Permission {
@@ -221,7 +176,7 @@ pub const CATALOGUE: [Permission; 20] = [
         meaning: "Allows the app to send mail as the signed-in user, including sending on-behalf of others.",
         kind: Delegated,
         admin_consent: false,
-        features: &[Mail],
+        resources: &[Mail],
         access: RW,
     },
     Permission {
@@ -232,7 +187,7 @@ pub const CATALOGUE: [Permission; 20] = [
         meaning: "Allows the app to create, read, update, and delete events in user calendars.",
         kind: Delegated,
         admin_consent: false,
-        features: &[Calendar],
+        resources: &[Calendar],
         access: RW,
     },
     Permission {
@@ -243,7 +198,7 @@ pub const CATALOGUE: [Permission; 20] = [
         meaning: "Allows the app to create, read, update and delete events in all calendars the user has permissions to access. This includes delegate and shared calendars.",
         kind: Delegated,
         admin_consent: false,
-        features: &[Calendar],
+        resources: &[Calendar],
         access: RW,
     },
     Permission {
@@ -254,7 +209,7 @@ pub const CATALOGUE: [Permission; 20] = [
         meaning: "Allows the app to create, read, update, and delete user contacts.",
         kind: Delegated,
         admin_consent: false,
-        features: &[Contacts],
+        resources: &[Contacts],
         access: RW,
     },
     Permission {
@@ -265,7 +220,7 @@ pub const CATALOGUE: [Permission; 20] = [
         meaning: "Allows the app to create, read, update, and delete the signed-in user's tasks and task lists, including any shared with the user.",
         kind: Delegated,
         admin_consent: false,
-        features: &[Tasks],
+        resources: &[Tasks],
         access: RW,
     },
     // Beyond PRODUCT.md's table: the application permissions service-account mode needs for the
@@ -278,7 +233,7 @@ pub const CATALOGUE: [Permission; 20] = [
         meaning: "Allows the app to read mail in all mailboxes without a signed-in user.",
         kind: Application,
         admin_consent: true,
-        features: &[Mail],
+        resources: &[Mail],
         access: RO,
     },
     Permission {
@@ -289,7 +244,7 @@ pub const CATALOGUE: [Permission; 20] = [
         meaning: "Allows the app to read all contacts in all mailboxes without a signed-in user.",
         kind: Application,
         admin_consent: true,
-        features: &[Contacts],
+        resources: &[Contacts],
         access: RO,
     },
     Permission {
@@ -300,7 +255,7 @@ pub const CATALOGUE: [Permission; 20] = [
         meaning: "Allows the app to read all users' tasks and task lists in your organization, without a signed-in user.",
         kind: Application,
         admin_consent: true,
-        features: &[Tasks],
+        resources: &[Tasks],
         access: RO,
     },
     Permission {
@@ -311,7 +266,7 @@ pub const CATALOGUE: [Permission; 20] = [
         meaning: "Allows the app to read user profiles without a signed in user. Used to pick service account users from the directory.",
         kind: Application,
         admin_consent: true,
-        features: &[],
+        resources: &[],
         access: RO,
     },
     Permission {
@@ -322,7 +277,7 @@ pub const CATALOGUE: [Permission; 20] = [
         meaning: "Allows the app to create, read, update, and delete mail in all mailboxes without a signed-in user. Does not include permission to send mail.",
         kind: Application,
         admin_consent: true,
-        features: &[Mail],
+        resources: &[Mail],
         access: RW,
     },
     Permission {
@@ -333,7 +288,7 @@ pub const CATALOGUE: [Permission; 20] = [
         meaning: "Allows the app to send mail as any user without a signed-in user.",
         kind: Application,
         admin_consent: true,
-        features: &[Mail],
+        resources: &[Mail],
         access: RW,
     },
     Permission {
@@ -344,7 +299,7 @@ pub const CATALOGUE: [Permission; 20] = [
         meaning: "Allows the app to create, read, update, and delete events of all calendars without a signed-in user.",
         kind: Application,
         admin_consent: true,
-        features: &[Calendar],
+        resources: &[Calendar],
         access: RW,
     },
     Permission {
@@ -355,7 +310,7 @@ pub const CATALOGUE: [Permission; 20] = [
         meaning: "Allows the app to create, read, update and delete all users' tasks and task lists in your organization, without a signed-in user.",
         kind: Application,
         admin_consent: true,
-        features: &[Tasks],
+        resources: &[Tasks],
         access: RW,
     },
 ];
@@ -365,7 +320,7 @@ pub const CATALOGUE: [Permission; 20] = [
 pub struct ScopeSettings {
     pub mode: ConnectionMode,
     pub access: AccessLevel,
-    pub features: Vec<Feature>,
+    pub resources: Vec<Resource>,
 }
 
 impl ScopeSettings {
@@ -377,10 +332,10 @@ impl ScopeSettings {
         };
         // Rows for no feature (directory search) come with the mode. A feature with no row at the
         // chosen access level (application contacts are read-only here) keeps its read row.
-        let at_level = |f: &Feature| {
-            p.access == self.access || !CATALOGUE.iter().any(|q| q.kind == p.kind && q.access == self.access && q.features.contains(f))
+        let at_level = |f: &Resource| {
+            p.access == self.access || !CATALOGUE.iter().any(|q| q.kind == p.kind && q.access == self.access && q.resources.contains(f))
         };
-        right_kind && (p.features.is_empty() || p.features.iter().any(|f| self.features.contains(f) && at_level(f)))
+        right_kind && (p.resources.is_empty() || p.resources.iter().any(|f| self.resources.contains(f) && at_level(f)))
     }
 
     /// The catalogue rows these settings request, in catalogue order.
@@ -411,8 +366,8 @@ impl ScopeSettings {
     pub fn missing(&self, granted: &[String]) -> Vec<MissingPermission> {
         let has = |name: &str| is_granted(granted, name);
         let mut out = Vec::new();
-        for feature in Feature::ALL.into_iter().filter(|f| self.features.contains(f)) {
-            if let Some(p) = self.requested().into_iter().find(|p| p.features.contains(&feature) && !has(p.graph_name)) {
+        for feature in Resource::ALL.into_iter().filter(|f| self.resources.contains(f)) {
+            if let Some(p) = self.requested().into_iter().find(|p| p.resources.contains(&feature) && !has(p.graph_name)) {
                 out.push(MissingPermission { feature, permission: p.graph_name });
             }
         }
@@ -428,7 +383,7 @@ pub fn is_granted(granted: &[String], name: &str) -> bool {
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct MissingPermission {
-    pub feature: Feature,
+    pub feature: Resource,
     pub permission: &'static str,
 }
 
@@ -443,7 +398,7 @@ mod tests {
     use super::*;
 
     fn settings(mode: ConnectionMode, access: AccessLevel) -> ScopeSettings {
-        ScopeSettings { mode, access, features: Feature::ALL.to_vec() }
+        ScopeSettings { mode, access, resources: Resource::ALL.to_vec() }
     }
 
     #[test]
@@ -457,7 +412,7 @@ mod tests {
         for p in &CATALOGUE {
             assert_eq!(p.admin_consent, p.kind == Application, "{}", p.graph_name);
             assert_eq!(p.group == Group::ReadOnly, p.access == RO, "{}", p.graph_name);
-            assert!(!p.features.is_empty() || p.graph_name == "User.Read.All", "{}", p.graph_name);
+            assert!(!p.resources.is_empty() || p.graph_name == "User.Read.All", "{}", p.graph_name);
         }
         let mut names: Vec<_> = CATALOGUE.iter().map(|p| (p.graph_name, p.kind)).collect();
         names.sort_by_key(|(n, k)| (*n, *k == Application));
@@ -478,7 +433,9 @@ mod tests {
     fn read_write_scope_asks_for_the_write_permissions() {
         let s = settings(ConnectionMode::ServiceUser, RW);
         let scope = s.authorization_scope();
-        for name in ["Mail.Read", "Mail.ReadWrite.Shared", "Mail.Send.Shared", "Calendars.ReadWrite", "Contacts.ReadWrite", "Tasks.ReadWrite"] {
+        for name in
+            ["Mail.Read", "Mail.ReadWrite.Shared", "Mail.Send.Shared", "Calendars.ReadWrite", "Contacts.ReadWrite", "Tasks.ReadWrite"]
+        {
             assert!(scope.split(' ').any(|s| s == name), "{name} missing from {scope}");
         }
         assert!(!scope.contains("Calendars.Read "), "application permissions never go in a user's scope");
@@ -497,22 +454,21 @@ mod tests {
             ["Contacts.Read", "User.Read.All", "Mail.ReadWrite", "Mail.Send", "Calendars.ReadWrite", "Tasks.ReadWrite.All"],
             "contacts keep their read permission; the directory is always needed"
         );
-        let mail_only = ScopeSettings { features: vec![Mail], ..s };
+        let mail_only = ScopeSettings { resources: vec![Mail], ..s };
         assert_eq!(names(&mail_only), ["Mail.Read", "User.Read.All"]);
     }
 
     #[test]
     fn only_enabled_features_are_requested() {
-        let s = ScopeSettings { mode: ConnectionMode::Individual, access: RO, features: vec![Mail, Tasks] };
+        let s = ScopeSettings { mode: ConnectionMode::Individual, access: RO, resources: vec![Mail, Tasks] };
         assert_eq!(s.authorization_scope(), "openid profile email offline_access User.Read Mail.Read.Shared Tasks.Read");
     }
 
     #[test]
     fn missing_permissions_are_named_per_feature() {
         let s = settings(ConnectionMode::Individual, RO);
-        let granted: Vec<String> = ["openid", "https://graph.microsoft.com/Mail.Read.Shared", "calendars.read.shared", "Tasks.Read"]
-            .map(String::from)
-            .to_vec();
+        let granted: Vec<String> =
+            ["openid", "https://graph.microsoft.com/Mail.Read.Shared", "calendars.read.shared", "Tasks.Read"].map(String::from).to_vec();
         let missing = s.missing(&granted);
         assert_eq!(missing, vec![MissingPermission { feature: Contacts, permission: "Contacts.Read" }]);
         assert_eq!(missing[0].sentence(), "Contacts sync is off: Contacts.Read was not granted.");

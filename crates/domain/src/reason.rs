@@ -81,8 +81,8 @@ impl ReasonCode {
     pub fn who_must_act(self) -> WhoMustAct {
         use ReasonCode::*;
         match self {
-            ConsentDeclined | ConsentRequired | InteractionRequired | RefreshTokenExpired | RefreshTokenRevoked
-            | WrongTenant | SignInNotVerified => WhoMustAct::Owner,
+            ConsentDeclined | ConsentRequired | InteractionRequired | RefreshTokenExpired | RefreshTokenRevoked | WrongTenant
+            | SignInNotVerified => WhoMustAct::Owner,
             AdminApprovalRequired | NoMailboxAccess | PermissionMissing => WhoMustAct::TenantAdmin,
             MailboxNotLicensed => WhoMustAct::LicenceAdmin,
             ClientSecretInvalid | ClientSecretExpired | AppNotFound | RedirectUriMismatch => WhoMustAct::PlatformAdmin,
@@ -94,10 +94,8 @@ impl ReasonCode {
     /// True when the fault is the tenant's or the app registration's, not one person's: the card
     /// then goes to admins rather than to the connection's owner.
     pub fn is_tenant_wide(self) -> bool {
-        matches!(
-            self.who_must_act(),
-            WhoMustAct::TenantAdmin | WhoMustAct::PlatformAdmin | WhoMustAct::LicenceAdmin
-        ) && !matches!(self, ReasonCode::NoMailboxAccess | ReasonCode::MailboxNotLicensed)
+        matches!(self.who_must_act(), WhoMustAct::TenantAdmin | WhoMustAct::PlatformAdmin | WhoMustAct::LicenceAdmin)
+            && !matches!(self, ReasonCode::NoMailboxAccess | ReasonCode::MailboxNotLicensed)
     }
 
     /// True when retrying later may succeed without anyone doing anything.
@@ -105,12 +103,19 @@ impl ReasonCode {
         self.who_must_act() == WhoMustAct::Nobody
     }
 
+    /// What happened and what to do next, in one line.
+    pub fn explained(self) -> String {
+        format!("{} {}", self.message(), self.next_step())
+    }
+
     /// What happened, in plain words.
     pub fn message(self) -> &'static str {
         use ReasonCode::*;
         match self {
             ConsentDeclined => "The permissions were not accepted on Microsoft's page, so nothing was connected.",
-            AdminApprovalRequired => "Your Microsoft 365 organization only lets administrators approve new apps. Your admins have been asked to grant consent for everyone.",
+            AdminApprovalRequired => {
+                "Your Microsoft 365 organization only lets administrators approve new apps. Your admins have been asked to grant consent for everyone."
+            }
             ConsentRequired => "Microsoft needs you to approve Intelligence360's permissions again.",
             InteractionRequired => "Microsoft needs you to sign in again (for example to complete multi-factor authentication).",
             RefreshTokenExpired => "The connection expired after a long time without use.",

@@ -5,7 +5,7 @@ use crate::consent::{AdminConsent, ConsentStatus};
 use crate::integration::{IntegrationKind, IntegrationStatus};
 use crate::office365::{FieldErrors, Office365Settings, SecretExpiry};
 use crate::permissions::ConnectionMode;
-use crate::{ConnectionSummary, ServiceAccountUser};
+use crate::{ConnectionState, ConnectionSummary, ReasonCode, Resource, ServiceAccountUser, SyncState};
 use serde::{Deserialize, Serialize};
 
 /// Settings › All Integrations: one row per integration.
@@ -46,21 +46,33 @@ impl SaveResult {
     }
 }
 
-/// How a connection's sync is doing: state, last and next sync, item counts, the last error and
-/// who must act.
+/// How a connection's sync is doing: state, last and next sync, item counts, the last error (and
+/// from it who must act).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SyncSummary {
-    /// "Up to date", "Syncing", "Paused: only the primary integration is polled", …
-    pub state: String,
-    /// CSS tone of the badge.
-    pub tone: String,
+    pub state: SyncState,
+    /// The server's clock when this was read: a throttled state counts down from it, the same in
+    /// the server's render and the browser's.
+    pub at: i64,
     pub last_sync: Option<i64>,
     pub next_sync: Option<i64>,
     /// Items per resource.
-    pub counts: Vec<(String, u64)>,
-    /// The last error in plain words, and who must act on it.
-    pub error: Option<String>,
-    pub who_must_act: Option<String>,
+    pub counts: Vec<(Resource, u64)>,
+    pub error: Option<ReasonCode>,
+}
+
+impl SyncSummary {
+    pub fn state_label(&self) -> String {
+        self.state.label(self.at)
+    }
+
+    /// "Mail 12 · Events 3", or "—".
+    pub fn counts_line(&self) -> String {
+        if self.counts.is_empty() {
+            return "—".to_owned();
+        }
+        self.counts.iter().map(|(r, n)| format!("{} {n}", r.items_label())).collect::<Vec<_>>().join(" · ")
+    }
 }
 
 /// My Connection: the admin's own connection (individual mode) or the organization's service
@@ -120,11 +132,9 @@ pub struct TeamRow {
     pub owner_email: String,
     pub ms_username: String,
     pub is_primary: bool,
-    pub state: String,
-    pub needs_attention: bool,
-    /// The last error in plain words, and who must act on it.
-    pub last_error: Option<String>,
-    pub who_must_act: Option<String>,
+    pub state: ConnectionState,
+    /// Why it needs attention (and from it who must act).
+    pub reason: Option<ReasonCode>,
     pub connected_at: i64,
     pub sync: Option<SyncSummary>,
 }
@@ -155,7 +165,7 @@ pub const ACTIVITY_PAGE_SIZE: u32 = 25;
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ActivityRow {
-    pub kind: String,
+    pub kind: Resource,
     pub title: String,
     pub subtitle: String,
     pub preview: String,
@@ -165,7 +175,7 @@ pub struct ActivityRow {
 /// A first sync's progress for one resource.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ProgressRow {
-    pub resource: String,
+    pub resource: Resource,
     pub done: u64,
     /// 0 when Microsoft gives no estimate.
     pub total: u64,
@@ -182,8 +192,9 @@ pub struct ActivityView {
     pub members: Vec<(String, String)>,
     /// The person has at least one mailbox being synced.
     pub has_mailbox: bool,
-    /// "Up to date", "Syncing…", "Paused: …", per mailbox, joined.
-    pub sync_state: Option<String>,
+    /// The state of each of the person's mailboxes (distinct), read at `at`.
+    pub sync_states: Vec<SyncState>,
+    pub at: i64,
     pub progress: Vec<ProgressRow>,
     pub rows: Vec<ActivityRow>,
     pub has_more: bool,

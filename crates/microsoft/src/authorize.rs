@@ -69,7 +69,10 @@ pub struct AuthorizationRequest {
 
 impl fmt::Debug for AuthorizationRequest {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("AuthorizationRequest").field("url", &self.url.as_str()).field("pkce_verifier", &"[REDACTED]").finish_non_exhaustive()
+        f.debug_struct("AuthorizationRequest")
+            .field("url", &self.url.as_str())
+            .field("pkce_verifier", &"[REDACTED]")
+            .finish_non_exhaustive()
     }
 }
 
@@ -247,7 +250,13 @@ impl AdminConsentGranted {
 
 /// `{authority}/{tenant}/v2.0/adminconsent?client_id&redirect_uri&state&scope=…/.default` (§1.8).
 /// v2 refuses `common`, so a multi-tenant configuration asks at `organizations`.
-pub(crate) fn admin_consent_url(endpoints: &Endpoints, tenant: &Tenant, client_id: &str, redirect_uri: &str, state: &str) -> Result<Url, MicrosoftError> {
+pub(crate) fn admin_consent_url(
+    endpoints: &Endpoints,
+    tenant: &Tenant,
+    client_id: &str,
+    redirect_uri: &str,
+    state: &str,
+) -> Result<Url, MicrosoftError> {
     let path_tenant = match tenant {
         Tenant::Any(_) => "organizations",
         t => t.as_str(),
@@ -286,7 +295,8 @@ mod tests {
     use secrecy::ExposeSecret;
 
     fn app() -> AppRegistration {
-        AppRegistration::new("4f1c6a0e-2d3b-4c5a-9e8f-0a1b2c3d4e5f", "11111111-2222-4333-8444-555555555555", SecretString::from("s")).unwrap()
+        AppRegistration::new("4f1c6a0e-2d3b-4c5a-9e8f-0a1b2c3d4e5f", "11111111-2222-4333-8444-555555555555", SecretString::from("s"))
+            .unwrap()
     }
 
     #[test]
@@ -297,8 +307,18 @@ mod tests {
     #[test]
     fn authorization_url_carries_pkce_state_nonce_and_nothing_secret() {
         let e = Endpoints::microsoft().unwrap();
-        let r = authorization_request(&e, &app(), "https://app.test/cb", "openid profile offline_access Mail.Read", Some("alice@northwind.test"), Some(Prompt::SelectAccount)).unwrap();
-        assert!(r.url.as_str().starts_with("https://login.microsoftonline.com/4f1c6a0e-2d3b-4c5a-9e8f-0a1b2c3d4e5f/oauth2/v2.0/authorize?"));
+        let r = authorization_request(
+            &e,
+            &app(),
+            "https://app.test/cb",
+            "openid profile offline_access Mail.Read",
+            Some("alice@northwind.test"),
+            Some(Prompt::SelectAccount),
+        )
+        .unwrap();
+        assert!(
+            r.url.as_str().starts_with("https://login.microsoftonline.com/4f1c6a0e-2d3b-4c5a-9e8f-0a1b2c3d4e5f/oauth2/v2.0/authorize?")
+        );
         let q: std::collections::HashMap<String, String> = r.url.query_pairs().into_owned().collect();
         assert_eq!(q["client_id"], "11111111-2222-4333-8444-555555555555");
         assert_eq!(q["response_type"], "code");
@@ -357,7 +377,8 @@ mod tests {
         assert_eq!(e.error_subcode.as_deref(), Some("cancel"));
         assert!(e.state_matches("st-9"));
         assert!(e.error_description.unwrap().starts_with("AADSTS65004: User declined"));
-        let e = parse_callback("error=access_denied&error_description=AADSTS90094%3a+Administrator+consent+is+required.&state=s").unwrap_err();
+        let e =
+            parse_callback("error=access_denied&error_description=AADSTS90094%3a+Administrator+consent+is+required.&state=s").unwrap_err();
         assert_eq!(e.reason, ReasonCode::AdminApprovalRequired);
         assert_eq!(e.who_must_act(), WhoMustAct::TenantAdmin);
         let e = parse_callback("error=interaction_required&error_description=AADSTS50076%3a+MFA").unwrap_err();
@@ -368,7 +389,9 @@ mod tests {
     #[test]
     fn admin_consent_url_is_v2_with_default_scope() {
         let e = Endpoints::microsoft().unwrap();
-        let u = admin_consent_url(&e, &Tenant::parse("common").unwrap(), "11111111-2222-4333-8444-555555555555", "https://app.test/ac", "st").unwrap();
+        let u =
+            admin_consent_url(&e, &Tenant::parse("common").unwrap(), "11111111-2222-4333-8444-555555555555", "https://app.test/ac", "st")
+                .unwrap();
         assert!(u.as_str().starts_with("https://login.microsoftonline.com/organizations/v2.0/adminconsent?"), "{u}");
         let q: std::collections::HashMap<String, String> = u.query_pairs().into_owned().collect();
         assert_eq!(q["scope"], "https://graph.microsoft.com/.default");
@@ -388,10 +411,13 @@ mod tests {
         assert!(e.admin_consent);
         assert_eq!(e.tenant, None);
         // v1 documented cancel.
-        let e = parse_admin_consent_callback("error=permission_denied&error_description=The+admin+canceled+the+request&state=st").unwrap_err();
+        let e =
+            parse_admin_consent_callback("error=permission_denied&error_description=The+admin+canceled+the+request&state=st").unwrap_err();
         assert_eq!(e.reason, ReasonCode::ConsentDeclined);
         // v2 documented: consent_required with AADSTS65004 is a decline too.
-        let e = parse_admin_consent_callback("admin_consent=True&error=consent_required&error_description=AADSTS65004%3a+declined&state=st").unwrap_err();
+        let e =
+            parse_admin_consent_callback("admin_consent=True&error=consent_required&error_description=AADSTS65004%3a+declined&state=st")
+                .unwrap_err();
         assert_eq!(e.reason, ReasonCode::ConsentDeclined);
         assert_eq!(parse_admin_consent_callback("tenant=x&state=st").unwrap_err().error, "missing_admin_consent");
     }

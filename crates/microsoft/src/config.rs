@@ -116,8 +116,7 @@ impl fmt::Display for Tenant {
 
 pub(crate) fn is_guid(s: &str) -> bool {
     let b = s.as_bytes();
-    b.len() == 36
-        && b.iter().enumerate().all(|(i, c)| if matches!(i, 8 | 13 | 18 | 23) { *c == b'-' } else { c.is_ascii_hexdigit() })
+    b.len() == 36 && b.iter().enumerate().all(|(i, c)| if matches!(i, 8 | 13 | 18 | 23) { *c == b'-' } else { c.is_ascii_hexdigit() })
 }
 
 /// The app registration entered on the Office 365 settings page. `Debug` never shows the secret
@@ -150,7 +149,10 @@ mod tests {
         let e = Endpoints::microsoft().unwrap();
         assert_eq!(e.authority.as_str(), "https://login.microsoftonline.com/");
         assert_eq!(e.graph.as_str(), "https://graph.microsoft.com/v1.0");
-        assert_eq!(e.login(&["contoso.com", "oauth2", "v2.0", "token"]).unwrap().as_str(), "https://login.microsoftonline.com/contoso.com/oauth2/v2.0/token");
+        assert_eq!(
+            e.login(&["contoso.com", "oauth2", "v2.0", "token"]).unwrap().as_str(),
+            "https://login.microsoftonline.com/contoso.com/oauth2/v2.0/token"
+        );
         assert_eq!(e.graph_url(&["users", "a/b"]).unwrap().as_str(), "https://graph.microsoft.com/v1.0/users/a%2Fb");
     }
 
@@ -165,7 +167,10 @@ mod tests {
 
     #[test]
     fn tenants_are_guids_domains_or_multi_tenant_names() {
-        assert_eq!(Tenant::parse(" 4F1C6A0E-2D3B-4C5A-9E8F-0A1B2C3D4E5F ").unwrap(), Tenant::Id("4f1c6a0e-2d3b-4c5a-9e8f-0a1b2c3d4e5f".into()));
+        assert_eq!(
+            Tenant::parse(" 4F1C6A0E-2D3B-4C5A-9E8F-0A1B2C3D4E5F ").unwrap(),
+            Tenant::Id("4f1c6a0e-2d3b-4c5a-9e8f-0a1b2c3d4e5f".into())
+        );
         assert_eq!(Tenant::parse("Contoso.onmicrosoft.com").unwrap(), Tenant::Domain("contoso.onmicrosoft.com".into()));
         assert_eq!(Tenant::parse("organizations").unwrap(), Tenant::Any("organizations".into()));
         assert!(Tenant::parse("consumers").is_err());
@@ -176,7 +181,8 @@ mod tests {
 
     #[test]
     fn app_registration_debug_hides_the_secret() {
-        let app = AppRegistration::new("northwind.test", "11111111-2222-4333-8444-555555555555", SecretString::from("s3cr3t-value")).unwrap();
+        let app =
+            AppRegistration::new("northwind.test", "11111111-2222-4333-8444-555555555555", SecretString::from("s3cr3t-value")).unwrap();
         let shown = format!("{app:?}");
         assert!(!shown.contains("s3cr3t-value"), "{shown}");
         assert!(AppRegistration::new("northwind.test", "not-a-guid", SecretString::from("x")).is_err());

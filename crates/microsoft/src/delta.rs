@@ -19,24 +19,11 @@
 
 use crate::MicrosoftClient;
 use crate::graph::{GraphError, MailboxRef, graph_reason, parse_retry_after};
-use domain::ReasonCode;
+use domain::{ReasonCode, Resource};
 use secrecy::{ExposeSecret, SecretString};
 use serde::Deserialize;
 use serde::de::DeserializeOwned;
 use std::time::Duration;
-
-/// The four synced resources.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum DeltaKind {
-    /// Messages of one mail folder (`mailFolders/{id}/messages/delta`).
-    Messages,
-    /// The default calendar over a window (`calendarView/delta`); one cursor, no container.
-    Events,
-    /// Contacts of one contact folder (`contactFolders/{id}/contacts/delta`).
-    Contacts,
-    /// Tasks of one To Do list (`todo/lists/{id}/tasks/delta`).
-    Tasks,
-}
 
 /// `$select` per resource: only what the product shows (§3.3, §3.5, §3.6). calendarView delta
 /// takes no `$select` on v1.0 (§3.4).
@@ -57,8 +44,8 @@ pub enum DeltaStart {
 #[derive(Debug, Clone)]
 pub struct DeltaRequest<'a> {
     pub mailbox: &'a MailboxRef,
-    pub kind: DeltaKind,
-    /// Folder or list id; ignored for [`DeltaKind::Events`].
+    pub resource: Resource,
+    /// Folder or list id; ignored for [`Resource::Calendar`].
     pub container: Option<&'a str>,
     /// calendarView window (required for a first events request), as ISO 8601 UTC strings.
     pub window: Option<(&'a str, &'a str)>,
@@ -331,19 +318,26 @@ fn sync_retry_after(headers: &reqwest::header::HeaderMap) -> Option<Duration> {
 
 fn transport(e: reqwest::Error) -> GraphError {
     let m = crate::error::MicrosoftError::transport(e);
-    GraphError { status: None, code: "transport".into(), message: m.to_string(), request_id: None, retry_after: None, reason: ReasonCode::MicrosoftUnavailable }
+    GraphError {
+        status: None,
+        code: "transport".into(),
+        message: m.to_string(),
+        request_id: None,
+        retry_after: None,
+        reason: ReasonCode::MicrosoftUnavailable,
+    }
 }
 
-fn parse_item(kind: DeltaKind, v: serde_json::Value) -> Result<DeltaItem, serde_json::Error> {
+fn parse_item(kind: Resource, v: serde_json::Value) -> Result<DeltaItem, serde_json::Error> {
     if v.get("@removed").is_some() {
         let id = v.get("id").and_then(|i| i.as_str()).unwrap_or_default().to_string();
         return Ok(DeltaItem::Removed { id });
     }
     Ok(DeltaItem::Upsert(match kind {
-        DeltaKind::Messages => GraphItem::Message(serde_json::from_value(v)?),
-        DeltaKind::Events => GraphItem::Event(serde_json::from_value(v)?),
-        DeltaKind::Contacts => GraphItem::Contact(serde_json::from_value(v)?),
-        DeltaKind::Tasks => GraphItem::Task(serde_json::from_value(v)?),
+        Resource::Mail => GraphItem::Message(serde_json::from_value(v)?),
+        Resource::Calendar => GraphItem::Event(serde_json::from_value(v)?),
+        Resource::Contacts => GraphItem::Contact(serde_json::from_value(v)?),
+        Resource::Tasks => GraphItem::Task(serde_json::from_value(v)?),
     }))
 }
 
@@ -522,22 +516,21 @@ impl MicrosoftClient {
     fn delta_start_url(&self, req: &DeltaRequest<'_>) -> Result<String, GraphError> {
         let (mut segs, _) = Self::mailbox_segments(req.mailbox);
         let container = || req.container.ok_or_else(|| local_error("invalidRequest", "a container id is required".into()));
-        match req.kind {
-            DeltaKind::Messages => {
+        match req.resource {
+            Resource::Mail => {
                 segs.extend(["mailFolders", container()?, "messages", "delta"]);
                 self.graph_link(&segs, &[("$select", MESSAGE_SELECT)])
             }
-            DeltaKind::Events => {
-                let (start, end) =
-                    req.window.ok_or_else(|| local_error("invalidRequest", "calendarView delta needs a window".into()))?;
+            Resource::Calendar => {
+                let (start, end) = req.window.ok_or_else(|| local_error("invalidRequest", "calendarView delta needs a window".into()))?;
                 segs.extend(["calendarView", "delta"]);
                 self.graph_link(&segs, &[("startDateTime", start), ("endDateTime", end)])
             }
-            DeltaKind::Contacts => {
+            Resource::Contacts => {
                 segs.extend(["contactFolders", container()?, "contacts", "delta"]);
                 self.graph_link(&segs, &[("$select", CONTACT_SELECT)])
             }
-            DeltaKind::Tasks => {
+            Resource::Tasks => {
                 segs.extend(["todo", "lists", container()?, "tasks", "delta"]);
                 self.graph_link(&segs, &[("$select", TASK_SELECT)])
             }
@@ -577,19 +570,14 @@ impl MicrosoftClient {
         {
             return Err(local_error("foreignLink", "a delta link pointed away from Graph".into()));
         }
-        let items = raw
-            .value
-            .into_iter()
-            .map(|v| parse_item(req.kind, v))
-            .collect::<Result<Vec<_>, _>>()
-            .map_err(|e| GraphError {
-                status: Some(200),
-                code: "unexpectedResponse".into(),
-                message: format!("a delta item is not the documented JSON: {e}"),
-                request_id: None,
-                retry_after: None,
-                reason: ReasonCode::Unexpected,
-            })?;
+        let items = raw.value.into_iter().map(|v| parse_item(req.resource, v)).collect::<Result<Vec<_>, _>>().map_err(|e| GraphError {
+            status: Some(200),
+            code: "unexpectedResponse".into(),
+            message: format!("a delta item is not the documented JSON: {e}"),
+            request_id: None,
+            retry_after: None,
+            reason: ReasonCode::Unexpected,
+        })?;
         Ok(DeltaPage { items, next })
     }
 }
@@ -610,7 +598,10 @@ mod tests {
         assert_eq!(err(None, "transport", None, ReasonCode::MicrosoftUnavailable).class(), FailureClass::Transient(None));
         assert_eq!(err(Some(410), "SyncStateNotFound", None, ReasonCode::Unexpected).class(), FailureClass::CursorExpired);
         assert_eq!(err(Some(400), "resyncRequired", None, ReasonCode::Unexpected).class(), FailureClass::CursorExpired);
-        assert_eq!(err(Some(401), "InvalidAuthenticationToken", None, ReasonCode::AccessTokenRejected).class(), FailureClass::TokenRejected);
+        assert_eq!(
+            err(Some(401), "InvalidAuthenticationToken", None, ReasonCode::AccessTokenRejected).class(),
+            FailureClass::TokenRejected
+        );
         assert_eq!(
             err(Some(404), "MailboxNotEnabledForRESTAPI", None, ReasonCode::MailboxNotLicensed).class(),
             FailureClass::NeedsAttention(ReasonCode::MailboxNotLicensed)
@@ -626,9 +617,9 @@ mod tests {
     #[test]
     fn removed_entries_are_deletions_and_others_are_typed() {
         let v = serde_json::json!({"@odata.type": "#microsoft.graph.message", "id": "m1", "@removed": {"reason": "deleted"}});
-        assert_eq!(parse_item(DeltaKind::Messages, v).unwrap(), DeltaItem::Removed { id: "m1".into() });
+        assert_eq!(parse_item(Resource::Mail, v).unwrap(), DeltaItem::Removed { id: "m1".into() });
         let v = serde_json::json!({"id": "t1", "title": "Call", "status": "notStarted", "extra": 1});
-        let DeltaItem::Upsert(GraphItem::Task(t)) = parse_item(DeltaKind::Tasks, v).unwrap() else { panic!("a task") };
+        let DeltaItem::Upsert(GraphItem::Task(t)) = parse_item(Resource::Tasks, v).unwrap() else { panic!("a task") };
         assert_eq!((t.title.as_deref(), t.status.as_deref()), (Some("Call"), Some("notStarted")));
     }
 }

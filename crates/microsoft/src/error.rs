@@ -377,7 +377,8 @@ mod tests {
         assert_eq!(e.reason, ReasonCode::InteractionRequired);
         assert_eq!(e.suberror.as_deref(), Some("basic_action"));
         assert_eq!(e.trace_id.as_deref(), Some("t"));
-        let sparse: AadErrorBody = serde_json::from_str(r#"{"error":"invalid_grant","error_description":"AADSTS700082: expired"}"#).unwrap();
+        let sparse: AadErrorBody =
+            serde_json::from_str(r#"{"error":"invalid_grant","error_description":"AADSTS700082: expired"}"#).unwrap();
         let e = AadError::from_body(400, sparse, RefreshToken, None);
         assert_eq!(e.error_codes, vec![700082]);
         assert_eq!(e.reason, ReasonCode::RefreshTokenExpired);

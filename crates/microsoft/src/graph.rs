@@ -63,7 +63,14 @@ impl GraphError {
 
     fn transport(e: reqwest::Error) -> GraphError {
         let m = MicrosoftError::transport(e);
-        GraphError { status: None, code: "transport".into(), message: m.to_string(), request_id: None, retry_after: None, reason: ReasonCode::MicrosoftUnavailable }
+        GraphError {
+            status: None,
+            code: "transport".into(),
+            message: m.to_string(),
+            request_id: None,
+            retry_after: None,
+            reason: ReasonCode::MicrosoftUnavailable,
+        }
     }
 }
 

@@ -189,7 +189,14 @@ pub(crate) mod tests {
     }
 
     fn expected(now: i64) -> Expected<'static> {
-        Expected { client_id: CLIENT, issuer_template: "https://login.microsoftonline.com/{tenantid}/v2.0", tenant_id: Some(TID), nonce: Some("n-1"), now, leeway_secs: 300 }
+        Expected {
+            client_id: CLIENT,
+            issuer_template: "https://login.microsoftonline.com/{tenantid}/v2.0",
+            tenant_id: Some(TID),
+            nonce: Some("n-1"),
+            now,
+            leeway_secs: 300,
+        }
     }
 
     fn verify(token: &str, key: &RsaPublicKey, want: &Expected<'_>) -> Result<VerifiedIdentity, IdTokenError> {
@@ -256,7 +263,10 @@ pub(crate) mod tests {
         assert_eq!(err(with(&|c| c["nbf"] = json!(now + 301))), IdTokenError::NotYetValid);
         assert_eq!(err(with(&|c| c["nonce"] = json!("n-2"))), IdTokenError::Nonce);
         assert_eq!(err(with(&|c| c.as_object_mut().unwrap().retain(|k, _| k != "nonce"))), IdTokenError::Nonce);
-        assert!(matches!(err(with(&|c| c["iss"] = json!("https://evil.example/4f1c6a0e-2d3b-4c5a-9e8f-0a1b2c3d4e5f/v2.0"))), IdTokenError::Issuer { .. }));
+        assert!(matches!(
+            err(with(&|c| c["iss"] = json!("https://evil.example/4f1c6a0e-2d3b-4c5a-9e8f-0a1b2c3d4e5f/v2.0"))),
+            IdTokenError::Issuer { .. }
+        ));
         assert_eq!(err(with(&|c| c.as_object_mut().unwrap().retain(|k, _| k != "exp"))), IdTokenError::MissingClaim("exp"));
         let other_tenant = err(with(&|c| {
             c["tid"] = json!("9a8b7c6d-5e4f-4a3b-8c2d-1e0f9a8b7c6d");

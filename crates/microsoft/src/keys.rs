@@ -92,7 +92,10 @@ mod tests {
     #[test]
     fn tenant_id_comes_from_a_tenant_specific_issuer_only() {
         let d = |i: &str| Discovery { issuer: i.to_string(), jwks_uri: String::new() };
-        assert_eq!(d("https://login.microsoftonline.com/4F1C6A0E-2D3B-4C5A-9E8F-0A1B2C3D4E5F/v2.0").tenant_id().as_deref(), Some("4f1c6a0e-2d3b-4c5a-9e8f-0a1b2c3d4e5f"));
+        assert_eq!(
+            d("https://login.microsoftonline.com/4F1C6A0E-2D3B-4C5A-9E8F-0A1B2C3D4E5F/v2.0").tenant_id().as_deref(),
+            Some("4f1c6a0e-2d3b-4c5a-9e8f-0a1b2c3d4e5f")
+        );
         assert_eq!(d("https://login.microsoftonline.com/{tenantid}/v2.0").tenant_id(), None);
     }
 

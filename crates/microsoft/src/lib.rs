@@ -65,8 +65,8 @@ pub use authorize::{
 };
 pub use config::{AppRegistration, Endpoints, GRAPH_DEFAULT_SCOPE, MICROSOFT_AUTHORITY, MICROSOFT_GRAPH, Tenant};
 pub use delta::{
-    Contact, Container, DeltaItem, DeltaKind, DeltaNext, DeltaPage, DeltaRequest, DeltaStart, EmailAddress, Event, FailureClass, GraphItem,
-    Location, Message, Recipient, Task, ZonedDateTime,
+    Contact, Container, DeltaItem, DeltaNext, DeltaPage, DeltaRequest, DeltaStart, EmailAddress, Event, FailureClass, GraphItem, Location,
+    Message, Recipient, Task, ZonedDateTime,
 };
 pub use error::{AadError, Grant, IdTokenError, MicrosoftError};
 pub use graph::{GraphError, GraphUser, MailboxRef};
@@ -124,7 +124,12 @@ impl MicrosoftClient {
             .user_agent(concat!("Intelligence360/", env!("CARGO_PKG_VERSION")))
             .build()
             .map_err(|e| MicrosoftError::Config(format!("HTTP client: {e}")))?;
-        Ok(MicrosoftClient { http, endpoints: Arc::new(endpoints), keys: Arc::new(keys::KeyCache::default()), leeway: Duration::from_secs(300) })
+        Ok(MicrosoftClient {
+            http,
+            endpoints: Arc::new(endpoints),
+            keys: Arc::new(keys::KeyCache::default()),
+            leeway: Duration::from_secs(300),
+        })
     }
 
     /// How soon an id_token with an unknown `kid` may trigger another JWKS download (default one

@@ -97,8 +97,10 @@ impl MicrosoftClient {
         let retry_after = graph::retry_after(sent.headers());
         let text = sent.text().await.map_err(MicrosoftError::transport)?;
         if status == 200 {
-            let parsed: TokenBody = serde_json::from_str(&text)
-                .map_err(|e| MicrosoftError::Unexpected { message: format!("token response is not the documented JSON: {e}"), status: Some(status) })?;
+            let parsed: TokenBody = serde_json::from_str(&text).map_err(|e| MicrosoftError::Unexpected {
+                message: format!("token response is not the documented JSON: {e}"),
+                status: Some(status),
+            })?;
             if parsed.token_type.as_deref().is_some_and(|t| !t.eq_ignore_ascii_case("bearer")) {
                 return Err(MicrosoftError::Unexpected { message: "token_type is not Bearer".into(), status: Some(status) });
             }
@@ -110,10 +112,15 @@ impl MicrosoftClient {
                 tracing::info!(error = %e.error, codes = ?e.error_codes, trace_id = ?e.trace_id, correlation_id = ?e.correlation_id, reason = ?e.reason, "token request refused");
                 Err(MicrosoftError::Rejected(Box::new(e)))
             }
-            _ if status == 429 || status >= 500 => {
-                Err(MicrosoftError::Unavailable { message: format!("token endpoint answered HTTP {status}"), status: Some(status), retry_after })
-            }
-            _ => Err(MicrosoftError::Unexpected { message: format!("token endpoint answered HTTP {status} without an OAuth error"), status: Some(status) }),
+            _ if status == 429 || status >= 500 => Err(MicrosoftError::Unavailable {
+                message: format!("token endpoint answered HTTP {status}"),
+                status: Some(status),
+                retry_after,
+            }),
+            _ => Err(MicrosoftError::Unexpected {
+                message: format!("token endpoint answered HTTP {status} without an OAuth error"),
+                status: Some(status),
+            }),
         }
     }
 
@@ -151,7 +158,12 @@ impl MicrosoftClient {
     /// stays valid at Microsoft but the newest must be stored (§1.4). `scope` may narrow the request
     /// to consented scopes of one resource; `None` repeats the original consent.
     #[tracing::instrument(skip_all, fields(tenant = %app.tenant))]
-    pub async fn refresh(&self, app: &AppRegistration, refresh_token: &SecretString, scope: Option<&str>) -> Result<UserTokens, MicrosoftError> {
+    pub async fn refresh(
+        &self,
+        app: &AppRegistration,
+        refresh_token: &SecretString,
+        scope: Option<&str>,
+    ) -> Result<UserTokens, MicrosoftError> {
         let now = OffsetDateTime::now_utc();
         let mut form = vec![("grant_type", "refresh_token"), ("refresh_token", refresh_token.expose_secret())];
         if let Some(s) = scope {
@@ -167,7 +179,9 @@ impl MicrosoftClient {
     #[tracing::instrument(skip_all, fields(tenant = %app.tenant))]
     pub async fn client_credentials(&self, app: &AppRegistration) -> Result<AppToken, MicrosoftError> {
         let now = OffsetDateTime::now_utc();
-        let body = self.token_request(app, Grant::ClientCredentials, &[("grant_type", "client_credentials"), ("scope", GRAPH_DEFAULT_SCOPE)]).await?;
+        let body = self
+            .token_request(app, Grant::ClientCredentials, &[("grant_type", "client_credentials"), ("scope", GRAPH_DEFAULT_SCOPE)])
+            .await?;
         Ok(AppToken { expires_at: body.expires_at(now), access_token: SecretString::from(body.access_token) })
     }
 
@@ -177,12 +191,17 @@ impl MicrosoftClient {
         let retry_after = graph::retry_after(r.headers());
         let text = r.text().await.map_err(MicrosoftError::transport)?;
         if status == 200 {
-            return serde_json::from_str(&text).map_err(|e| MicrosoftError::Unexpected { message: format!("{url}: not JSON: {e}"), status: Some(status) });
+            return serde_json::from_str(&text)
+                .map_err(|e| MicrosoftError::Unexpected { message: format!("{url}: not JSON: {e}"), status: Some(status) });
         }
         match serde_json::from_str::<AadErrorBody>(&text) {
             // An unknown tenant answers an OAuth error (AADSTS90002) → AppNotFound.
-            Ok(b) if b.error.is_some() => Err(MicrosoftError::Rejected(Box::new(AadError::from_body(status, b, Grant::ClientCredentials, retry_after)))),
-            _ if status == 429 || status >= 500 => Err(MicrosoftError::Unavailable { message: format!("{url}: HTTP {status}"), status: Some(status), retry_after }),
+            Ok(b) if b.error.is_some() => {
+                Err(MicrosoftError::Rejected(Box::new(AadError::from_body(status, b, Grant::ClientCredentials, retry_after))))
+            }
+            _ if status == 429 || status >= 500 => {
+                Err(MicrosoftError::Unavailable { message: format!("{url}: HTTP {status}"), status: Some(status), retry_after })
+            }
             _ => Err(MicrosoftError::Unexpected { message: format!("{url}: HTTP {status}"), status: Some(status) }),
         }
     }
@@ -212,7 +231,9 @@ impl MicrosoftClient {
             Tenant::Any(_) => Ok(None),
             Tenant::Domain(_) => {
                 let d = self.discovery(tenant).await?;
-                d.tenant_id().map(Some).ok_or_else(|| MicrosoftError::Unexpected { message: "discovery issuer names no tenant id".into(), status: Some(200) })
+                d.tenant_id()
+                    .map(Some)
+                    .ok_or_else(|| MicrosoftError::Unexpected { message: "discovery issuer names no tenant id".into(), status: Some(200) })
             }
         }
     }
@@ -224,7 +245,8 @@ impl MicrosoftClient {
             Err(true) => {}
         }
         let jwks = self.get_json(jwks_uri).await?;
-        let keys: HashMap<_, _> = jwks.get("keys").and_then(Value::as_array).map(|a| a.iter().filter_map(rsa_key).collect()).unwrap_or_default();
+        let keys: HashMap<_, _> =
+            jwks.get("keys").and_then(Value::as_array).map(|a| a.iter().filter_map(rsa_key).collect()).unwrap_or_default();
         let found = keys.get(kid).cloned();
         self.keys.put_keys(jwks_uri, keys);
         found.ok_or_else(|| IdTokenError::UnknownKey { kid: kid.to_string() }.into())
@@ -232,7 +254,12 @@ impl MicrosoftClient {
 
     /// Verifies an id_token for `app` (§1.6). `expected_nonce` is the one sent with the authorization
     /// request; `None` only where no nonce was sent.
-    pub async fn validate_id_token(&self, app: &AppRegistration, id_token: &str, expected_nonce: Option<&str>) -> Result<VerifiedIdentity, MicrosoftError> {
+    pub async fn validate_id_token(
+        &self,
+        app: &AppRegistration,
+        id_token: &str,
+        expected_nonce: Option<&str>,
+    ) -> Result<VerifiedIdentity, MicrosoftError> {
         let jwt = Jwt::parse(id_token)?;
         jwt.check_alg()?;
         let kid = jwt.header.kid.clone().ok_or(IdTokenError::MissingClaim("kid"))?;

@@ -3,9 +3,10 @@
 //! progress bar per resource.
 
 use crate::{Error, Integration, Result};
+use domain::Resource;
 use domain::views::{ACTIVITY_PAGE_SIZE, ActivityQuery, ActivityRow, ActivityView, ProgressRow};
 use domain::{SessionUser, UserId};
-use store::sync::{ItemQuery, MailboxStatus, SyncResource};
+use store::sync::{ItemQuery, MailboxStatus};
 
 impl Integration {
     pub async fn activity(&self, user: &SessionUser, q: &ActivityQuery) -> Result<ActivityView> {
@@ -21,19 +22,21 @@ impl Integration {
         let mailboxes: Vec<_> =
             self.store.sync_mailboxes_in_org(user.org_id).await?.into_iter().filter(|m| m.user_id == target.id).collect();
         let settings = self.store.office365_settings(user.org_id).await?;
-        let expected = sync::resources_for(&settings.features);
+        let expected = sync::resources_for(&settings.resources);
         let now = store::now_unix();
         let (mut states, mut progress) = (Vec::new(), Vec::new());
         for mb in &mailboxes {
             let Some(status) = self.store.mailbox_status(mb.id).await? else { continue };
-            states.push(crate::status::state_label(status.state(now), now));
+            let state = status.state(now);
+            if !states.contains(&state) {
+                states.push(state);
+            }
             progress.extend(first_sync_progress(&status, &expected));
         }
-        states.dedup();
         let query = ItemQuery {
             org_id: user.org_id,
             user_id: target.id,
-            resource: SyncResource::parse(&q.kind),
+            resource: Resource::parse(&q.kind),
             text: Some(q.q.trim().to_owned()).filter(|t| !t.is_empty()),
             offset: q.page.saturating_mul(ACTIVITY_PAGE_SIZE),
             limit: ACTIVITY_PAGE_SIZE + 1,
@@ -46,12 +49,13 @@ impl Integration {
             viewing_id: target.id.to_string(),
             members: if user.is_admin() { people.iter().map(|p| (p.id.to_string(), p.display_name.clone())).collect() } else { Vec::new() },
             has_mailbox: !mailboxes.is_empty(),
-            sync_state: (!states.is_empty()).then(|| states.join("; ")),
+            sync_states: states,
+            at: now,
             progress,
             rows: items
                 .into_iter()
                 .map(|a| ActivityRow {
-                    kind: a.resource.label().to_owned(),
+                    kind: a.resource,
                     title: a.item.title,
                     subtitle: a.item.subtitle,
                     preview: a.item.preview,
@@ -66,23 +70,20 @@ impl Integration {
 /// A bar per resource while a mailbox's first sync runs (none once it is done). Microsoft reports
 /// totals for mail folders only; the others count up under an indeterminate bar; finished ones
 /// show full.
-fn first_sync_progress(status: &MailboxStatus, expected: &[SyncResource]) -> Vec<ProgressRow> {
-    let of = |r: SyncResource| status.resources.iter().find(|s| s.resource == r);
+fn first_sync_progress(status: &MailboxStatus, expected: &[Resource]) -> Vec<ProgressRow> {
+    let of = |r: Resource| status.resources.iter().find(|s| s.resource == r);
     if expected.iter().all(|r| of(*r).is_some_and(|s| s.first_sync_done)) {
         return Vec::new();
     }
     expected
         .iter()
-        .map(|r| {
-            let resource = r.label().to_owned();
-            match of(*r) {
-                Some(s) if s.first_sync_done => ProgressRow { resource, done: s.items, total: s.items, finished: true },
-                Some(s) => match s.progress() {
-                    Some((done, total)) => ProgressRow { resource, done, total, finished: false },
-                    None => ProgressRow { resource, done: s.items, total: 0, finished: false },
-                },
-                None => ProgressRow { resource, done: 0, total: 0, finished: false },
-            }
+        .map(|&resource| match of(resource) {
+            Some(s) if s.first_sync_done => ProgressRow { resource, done: s.items, total: s.items, finished: true },
+            Some(s) => match s.progress() {
+                Some((done, total)) => ProgressRow { resource, done, total, finished: false },
+                None => ProgressRow { resource, done: s.items, total: 0, finished: false },
+            },
+            None => ProgressRow { resource, done: 0, total: 0, finished: false },
         })
         .collect()
 }

@@ -5,7 +5,7 @@
 use crate::{Error, Integration, Result, admin_only, audit};
 use domain::permissions::ConnectionMode;
 use domain::views::{MyConnectionView, ProfileOffice365, TeamRow};
-use domain::{ConnectionKind, ConnectionState, ConnectionSummary, SessionUser};
+use domain::{ConnectionKind, ConnectionSummary, SessionUser};
 
 impl Integration {
     /// The connection My Connection is about: in individual mode the admin's own, in
@@ -76,7 +76,8 @@ impl Integration {
     /// Disconnect on Profile: the person's own connection and its tokens are deleted.
     pub async fn disconnect_own(&self, user: &SessionUser) -> Result<()> {
         if let Some(c) = self.store.connection_of(user.org_id, user.user_id, ConnectionKind::Individual).await? {
-            let entry = audit(user, "office365.disconnected", format!("Disconnected Office 365 ({}); its tokens were deleted.", c.ms_username));
+            let entry =
+                audit(user, "office365.disconnected", format!("Disconnected Office 365 ({}); its tokens were deleted.", c.ms_username));
             self.store.delete_connection(user.org_id, c.id, &entry).await?;
             self.reschedule(user.org_id).await;
         }
@@ -98,10 +99,8 @@ impl Integration {
                 owner_email: owner.map(|u| u.email.to_string()).unwrap_or_default(),
                 ms_username: c.ms_username,
                 is_primary: c.is_primary,
-                state: c.state.label().to_owned(),
-                needs_attention: c.state == ConnectionState::NeedsAttention,
-                last_error: c.reason.map(|r| format!("{} {}", r.message(), r.next_step())),
-                who_must_act: c.reason.map(|r| r.who_must_act().label().to_owned()),
+                state: c.state,
+                reason: c.reason,
                 connected_at: c.updated_at,
                 sync,
             });

@@ -36,10 +36,8 @@ impl Integration {
         let tenant = microsoft::Tenant::parse(&settings.tenant).map_err(|_| Error::microsoft(ReasonCode::AppNotFound))?;
         // 256 random bits, like a session token; only its hash is stored.
         let state = SessionToken::generate().as_cookie_value().to_owned();
-        let url = self
-            .microsoft
-            .admin_consent_url(&tenant, &settings.client_id, &self.admin_consent_uri(), &state)
-            .map_err(Error::internal)?;
+        let url =
+            self.microsoft.admin_consent_url(&tenant, &settings.client_id, &self.admin_consent_uri(), &state).map_err(Error::internal)?;
         let flow = self.new_flow(caller, FlowPurpose::AdminConsent);
         self.store.start_oauth_flow(&state, &flow, store::now_unix()).await?;
         tracing::info!(user = %caller.user.user_id, "sending the browser to Microsoft's admin consent");
@@ -68,7 +66,11 @@ impl Integration {
             client_id: settings.client_id.clone(),
             scopes: granted.scopes,
         };
-        let entry = audit(&admin, "office365.admin_consent_granted", format!("Granted organization-wide consent in Microsoft 365 tenant {tenant_id}."));
+        let entry = audit(
+            &admin,
+            "office365.admin_consent_granted",
+            format!("Granted organization-wide consent in Microsoft 365 tenant {tenant_id}."),
+        );
         self.store.record_admin_consent(admin.org_id, &grant, &entry).await?;
         tracing::info!(user = %admin.user_id, "admin consent recorded");
         if settings.mode != ConnectionMode::ApplicationPermissions {

@@ -28,7 +28,7 @@ pub enum Error {
     #[error("The service connection is not active yet. Activate it under My Connection first.")]
     NotActivated,
     /// Microsoft refused or failed; `code` is its AADSTS number when it gave one.
-    #[error("{} {}", .reason.message(), .reason.next_step())]
+    #[error("{}", .reason.explained())]
     Microsoft { reason: ReasonCode, code: Option<u32> },
     /// The product turned an OAuth flow away before or after Microsoft.
     #[error("{} {}", .0.title(), .0.next_step())]
@@ -79,9 +79,7 @@ impl Error {
         match self {
             Error::Internal(detail) => {
                 tracing::error!(reference = %reference, error = %detail, "internal error");
-                format!(
-                    "Something went wrong on our side. Try again; if it keeps happening, contact support and quote {reference}."
-                )
+                format!("Something went wrong on our side. Try again; if it keeps happening, contact support and quote {reference}.")
             }
             other => other.to_string(),
         }

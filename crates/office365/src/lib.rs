@@ -18,8 +18,8 @@ mod settings;
 mod status;
 
 pub use connect::{Caller, Landing};
-pub use service_accounts::NewServiceAccountUser;
 pub use error::{Error, Result};
+pub use service_accounts::NewServiceAccountUser;
 
 use domain::SessionUser;
 use std::sync::Arc;

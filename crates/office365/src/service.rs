@@ -4,8 +4,8 @@
 use crate::{Error, Integration, Result, audit};
 use domain::office365::Office365Settings;
 use domain::{AuditEntry, ConnectionKind, ConnectionSummary, MailboxHealth, OrgId, ServiceAccountUser, SessionUser};
-use store::secrets::SecretString;
 use store::NewConnection;
+use store::secrets::SecretString;
 
 impl Integration {
     /// The organization's app registration with its (unsealed) client secret; the sync engine's
@@ -52,7 +52,8 @@ impl Integration {
     ) -> Result<ConnectionSummary> {
         for old in self.store.connections_in_org(admin.org_id).await? {
             if old.kind.is_service() && (old.kind != connection.kind || old.user_id != connection.user_id) {
-                let removed = audit(admin, "office365.service_replaced", format!("Replaced the previous service connection ({}).", old.ms_username));
+                let removed =
+                    audit(admin, "office365.service_replaced", format!("Replaced the previous service connection ({}).", old.ms_username));
                 self.store.delete_connection(admin.org_id, old.id, &removed).await?;
             }
         }

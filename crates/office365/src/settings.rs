@@ -81,13 +81,12 @@ impl Integration {
                 "client_secret",
                 format!("This client secret has expired{shown}. Create a new one in the Azure portal."),
             ),
-            ReasonCode::AppNotFound => SaveResult::field_error(
-                "client_id",
-                format!("Microsoft does not know this application (client) ID in this tenant{shown}."),
-            ),
-            ReasonCode::MicrosoftUnavailable | ReasonCode::Throttled => form_error(
-                "Microsoft could not be reached to check the client secret, so nothing was saved. Try again in a minute.".into(),
-            ),
+            ReasonCode::AppNotFound => {
+                SaveResult::field_error("client_id", format!("Microsoft does not know this application (client) ID in this tenant{shown}."))
+            }
+            ReasonCode::MicrosoftUnavailable | ReasonCode::Throttled => {
+                form_error("Microsoft could not be reached to check the client secret, so nothing was saved. Try again in a minute.".into())
+            }
             // 90002: the tenant does not exist (MICROSOFT.md §1.1).
             _ if err.aad().is_some_and(|a| a.has_code(90002)) => {
                 SaveResult::field_error("tenant", format!("Microsoft does not know this tenant{shown}. Check the directory (tenant) ID."))
@@ -127,7 +126,7 @@ fn audit_entries(admin: &SessionUser, old: &Office365Settings, new: &Office365Se
         (new.client_secret_expires_on != old.client_secret_expires_on, "secret expiry date"),
         (new.mode != old.mode, "connection mode"),
         (new.access != old.access, "access level"),
-        (new.features != old.features, "what to sync"),
+        (new.resources != old.resources, "what to sync"),
         (new.sync_interval_minutes != old.sync_interval_minutes, "sync interval"),
         (new.backfill_days != old.backfill_days, "first-sync backfill"),
         (new.setup_action_enabled != old.setup_action_enabled, "the member setup action"),

@@ -1,33 +1,9 @@
-//! How a connection's sync is doing, in the words My Connection, Team connections and Profile
-//! show.
+//! How a connection's sync is doing, as My Connection, Team connections and Profile show it.
 
 use crate::{Integration, Result};
+use domain::Resource;
 use domain::views::SyncSummary;
-use store::sync::{MailboxSyncState as S, SyncMailbox};
-
-pub(crate) fn state_label(state: S, now: i64) -> String {
-    match state {
-        S::Paused(p) => p.label().to_owned(),
-        S::Syncing => "Syncing".into(),
-        S::Throttled { until } => format!("Microsoft asked us to wait; resumes in {} s", (until - now).max(0)),
-        S::Failed(r) if r.is_transient() => "Will retry".into(),
-        S::Failed(_) => "Last sync failed".into(),
-        S::Waiting => "Waiting for its first sync".into(),
-        S::UpToDate => "Up to date".into(),
-    }
-}
-
-/// The most telling state wins: paused, failing, throttled, syncing, waiting, up to date.
-fn rank(s: &S) -> u8 {
-    match s {
-        S::Paused(_) => 0,
-        S::Failed(_) => 1,
-        S::Throttled { .. } => 2,
-        S::Syncing => 3,
-        S::Waiting => 4,
-        S::UpToDate => 5,
-    }
-}
+use store::sync::SyncMailbox;
 
 impl Integration {
     /// The sync of every mailbox of one connection, summed up, from the organization's mailboxes
@@ -40,19 +16,14 @@ impl Integration {
                 statuses.push(s);
             }
         }
-        let Some(state_now) = statuses.iter().map(|s| s.state(now)).min_by_key(rank) else {
+        let Some(state) = statuses.iter().map(|s| s.state(now)).min_by_key(|s| s.urgency()) else {
             return Ok(None);
         };
-        let tone = match state_now {
-            S::UpToDate | S::Syncing => "good",
-            S::Waiting => "neutral",
-            _ => "warn",
-        };
-        let mut counts: Vec<(String, u64)> = Vec::new();
+        let mut counts: Vec<(Resource, u64)> = Vec::new();
         for r in statuses.iter().flat_map(|s| s.resources.iter()) {
-            match counts.iter_mut().find(|(k, _)| k == r.resource.label()) {
+            match counts.iter_mut().find(|(k, _)| *k == r.resource) {
                 Some((_, n)) => *n += r.items,
-                None => counts.push((r.resource.label().to_owned(), r.items)),
+                None => counts.push((r.resource, r.items)),
             }
         }
         let error = statuses
@@ -61,18 +32,12 @@ impl Integration {
             .filter(|r| r.last_error.is_some() && r.last_error_at >= r.last_success_at)
             .find_map(|r| r.last_error);
         Ok(Some(SyncSummary {
-            state: state_label(state_now, now),
-            tone: tone.into(),
+            state,
+            at: now,
             last_sync: statuses.iter().filter_map(|s| s.last_success_at()).min(),
-            // Paused, or waiting for someone to act: no time can be promised.
-            next_sync: match state_now {
-                S::Paused(_) => None,
-                S::Failed(r) if !r.is_transient() => None,
-                _ => statuses.iter().map(|s| s.mailbox.next_due_at).min(),
-            },
+            next_sync: state.has_next_sync().then(|| statuses.iter().map(|s| s.mailbox.next_due_at).min()).flatten(),
             counts,
-            error: error.map(|r| format!("{} {}", r.message(), r.next_step())),
-            who_must_act: error.map(|r| r.who_must_act().label().to_owned()),
+            error,
         }))
     }
 

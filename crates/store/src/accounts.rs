@@ -33,17 +33,9 @@ pub struct SignedIn {
 }
 
 /// Checks the password and starts a fresh session (a new token every time: no session fixation).
-pub async fn sign_in(
-    store: &dyn Store,
-    email: &str,
-    password: &str,
-    client_ip: &str,
-    now: UnixTime,
-) -> Result<SignedIn, SignInError> {
+pub async fn sign_in(store: &dyn Store, email: &str, password: &str, client_ip: &str, now: UnixTime) -> Result<SignedIn, SignInError> {
     let key = email.trim().to_ascii_lowercase();
-    let failures = store
-        .sign_in_failures_since(&key, client_ip, now - FAILURE_WINDOW_SECS)
-        .await?;
+    let failures = store.sign_in_failures_since(&key, client_ip, now - FAILURE_WINDOW_SECS).await?;
     if failures.for_email >= MAX_FAILURES_PER_EMAIL || failures.from_ip >= MAX_FAILURES_PER_IP {
         return Err(SignInError::RateLimited { minutes: FAILURE_WINDOW_SECS / 60 });
     }
@@ -104,7 +96,5 @@ pub async fn create_user(
         "" => email.as_str().split('@').next().unwrap_or_default().to_owned(),
         name => name.to_owned(),
     };
-    Ok(store
-        .create_user(NewUser { org_id, email, display_name, role, password_hash })
-        .await?)
+    Ok(store.create_user(NewUser { org_id, email, display_name, role, password_hash }).await?)
 }

@@ -15,10 +15,7 @@ where
     for<'a> Uuid: sqlx::Decode<'a, R::Database> + sqlx::Type<R::Database>,
     for<'a> String: sqlx::Decode<'a, R::Database> + sqlx::Type<R::Database>,
 {
-    Ok(Organization {
-        id: OrgId(row.try_get("id")?),
-        name: row.try_get("name")?,
-    })
+    Ok(Organization { id: OrgId(row.try_get("id")?), name: row.try_get("name")? })
 }
 
 pub(crate) fn user_from_row<R: Row>(row: &R) -> Result<User, StoreError>
@@ -303,10 +300,10 @@ macro_rules! impl_store {
                     client_secret_expires_on: row.try_get("client_secret_expires_on")?,
                     mode: domain::office365::parse_mode(&mode).ok_or_else(|| corrupt("mode", &mode))?,
                     access: domain::office365::parse_access(&access).ok_or_else(|| corrupt("access", &access))?,
-                    features: features
+                    resources: features
                         .split(',')
                         .filter(|f| !f.is_empty())
-                        .map(|f| domain::permissions::Feature::parse(f).ok_or_else(|| corrupt("features", f)))
+                        .map(|f| domain::Resource::parse(f).ok_or_else(|| corrupt("features", f)))
                         .collect::<Result<_, _>>()?,
                     sync_interval_minutes: u32::try_from(interval).map_err(|_| corrupt("sync_interval_minutes", &interval.to_string()))?,
                     backfill_days: u32::try_from(backfill).map_err(|_| corrupt("backfill_days", &backfill.to_string()))?,
@@ -326,7 +323,7 @@ macro_rules! impl_store {
                     Some(secret) => Some(self.keyring.seal_str(secret, &$crate::common::client_secret_binding(org))?),
                     None => None,
                 };
-                let features: Vec<&str> = settings.features.iter().map(|f| f.as_str()).collect();
+                let features: Vec<&str> = settings.resources.iter().map(|f| f.as_str()).collect();
                 let interval = i32::try_from(settings.sync_interval_minutes).unwrap_or(i32::MAX);
                 let backfill = i32::try_from(settings.backfill_days).unwrap_or(i32::MAX);
                 let mut tx = self.pool.begin().await?;
@@ -886,12 +883,9 @@ macro_rules! connection_columns {
 }
 
 pub(crate) const CONNECTION_SELECT_BY_ID: &str = concat!(connection_columns!(), " WHERE id = $1");
-pub(crate) const CONNECTION_SELECT_BY_OWNER: &str =
-    concat!(connection_columns!(), " WHERE org_id = $1 AND user_id = $2 AND kind = $3");
-pub(crate) const CONNECTION_SELECT_SERVICE: &str = concat!(
-    connection_columns!(),
-    " WHERE org_id = $1 AND kind IN ('service_user', 'application') ORDER BY updated_at DESC LIMIT 1"
-);
+pub(crate) const CONNECTION_SELECT_BY_OWNER: &str = concat!(connection_columns!(), " WHERE org_id = $1 AND user_id = $2 AND kind = $3");
+pub(crate) const CONNECTION_SELECT_SERVICE: &str =
+    concat!(connection_columns!(), " WHERE org_id = $1 AND kind IN ('service_user', 'application') ORDER BY updated_at DESC LIMIT 1");
 pub(crate) const CONNECTION_SELECT_BY_ORG: &str =
     concat!(connection_columns!(), " WHERE org_id = $1 ORDER BY is_primary DESC, ms_name, created_at");
 

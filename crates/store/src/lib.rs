@@ -21,7 +21,10 @@ mod sync_sqlite;
 
 use async_trait::async_trait;
 use domain::office365::Office365Settings;
-use domain::{AdminConsent, AuditEntry, ConnectionKind, ConsentGrant, MailboxHealth, ServiceAccountUser, ConnectionSummary, EmailAddress, FlowPurpose, OrgId, Role, SessionUser, UserId};
+use domain::{
+    AdminConsent, AuditEntry, ConnectionKind, ConnectionSummary, ConsentGrant, EmailAddress, FlowPurpose, MailboxHealth, OrgId, Role,
+    ServiceAccountUser, SessionUser, UserId,
+};
 use secrets::{Keyring, SecretString};
 use std::sync::Arc;
 
@@ -143,25 +146,14 @@ pub trait Store: SyncStore {
     async fn user_credentials(&self, email: &EmailAddress) -> Result<Option<UserCredentials>, StoreError>;
     async fn users_in_org(&self, org: OrgId) -> Result<Vec<User>, StoreError>;
 
-    async fn start_session(
-        &self,
-        user: &User,
-        token: &SessionTokenHash,
-        now: UnixTime,
-        expires_at: UnixTime,
-    ) -> Result<(), StoreError>;
+    async fn start_session(&self, user: &User, token: &SessionTokenHash, now: UnixTime, expires_at: UnixTime) -> Result<(), StoreError>;
     /// The user behind a live session, or `None` when it is unknown or expired.
     async fn session_user(&self, token: &SessionTokenHash, now: UnixTime) -> Result<Option<SessionUser>, StoreError>;
     async fn end_session(&self, token: &SessionTokenHash) -> Result<(), StoreError>;
     async fn purge_expired_sessions(&self, now: UnixTime) -> Result<u64, StoreError>;
 
     async fn record_sign_in_failure(&self, email: &str, client_ip: &str, at: UnixTime) -> Result<(), StoreError>;
-    async fn sign_in_failures_since(
-        &self,
-        email: &str,
-        client_ip: &str,
-        since: UnixTime,
-    ) -> Result<SignInFailures, StoreError>;
+    async fn sign_in_failures_since(&self, email: &str, client_ip: &str, since: UnixTime) -> Result<SignInFailures, StoreError>;
     /// After a successful sign-in the email's failures no longer count against it.
     async fn clear_sign_in_failures(&self, email: &str) -> Result<(), StoreError>;
 
@@ -193,12 +185,7 @@ pub trait Store: SyncStore {
     /// Creates or replaces the owner's connection of this kind (reconnecting keeps its id), with
     /// sealed tokens, and records `audit`. A primary connection makes every other one non-primary.
     async fn save_connection(&self, c: &NewConnection, audit: &AuditEntry) -> Result<ConnectionSummary, StoreError>;
-    async fn connection_of(
-        &self,
-        org: OrgId,
-        user: UserId,
-        kind: ConnectionKind,
-    ) -> Result<Option<ConnectionSummary>, StoreError>;
+    async fn connection_of(&self, org: OrgId, user: UserId, kind: ConnectionKind) -> Result<Option<ConnectionSummary>, StoreError>;
     async fn connections_in_org(&self, org: OrgId) -> Result<Vec<ConnectionSummary>, StoreError>;
     /// The organization's service-account connection (a service user's or the application's).
     async fn service_connection(&self, org: OrgId) -> Result<Option<ConnectionSummary>, StoreError>;

@@ -64,9 +64,7 @@ pub async fn verify(password: &str, stored: &PasswordHash) -> Result<bool, Passw
     let password = password.to_owned();
     let stored = stored.0.clone();
     Ok(tokio::task::spawn_blocking(move || {
-        argon2::PasswordHash::new(&stored)
-            .map(|parsed| hasher().verify_password(password.as_bytes(), &parsed).is_ok())
-            .unwrap_or(false)
+        argon2::PasswordHash::new(&stored).map(|parsed| hasher().verify_password(password.as_bytes(), &parsed).is_ok()).unwrap_or(false)
     })
     .await?)
 }

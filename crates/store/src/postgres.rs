@@ -2,8 +2,8 @@
 
 use crate::secrets::Keyring;
 use crate::{Backend, StoreError};
-use std::sync::Arc;
 use sqlx::postgres::{PgPool, PgPoolOptions};
+use std::sync::Arc;
 use std::time::Duration;
 
 pub struct PgStore {
@@ -13,11 +13,7 @@ pub struct PgStore {
 
 impl PgStore {
     pub async fn open(url: &str, keyring: Arc<Keyring>) -> Result<PgStore, StoreError> {
-        let pool = PgPoolOptions::new()
-            .max_connections(16)
-            .acquire_timeout(Duration::from_secs(10))
-            .connect(url)
-            .await?;
+        let pool = PgPoolOptions::new().max_connections(16).acquire_timeout(Duration::from_secs(10)).connect(url).await?;
         sqlx::migrate!("./migrations/postgres").run(&pool).await?;
         Ok(PgStore { pool, keyring })
     }

@@ -94,9 +94,7 @@ impl Keyring {
         let mut keys = Vec::new();
         for (n, line) in text.lines().enumerate().filter(|(_, l)| !l.trim().is_empty() && !l.starts_with('#')) {
             let mut parts = line.split_whitespace();
-            let (Some(KEY_LINE_PREFIX), Some(id), Some(material), None) =
-                (parts.next(), parts.next(), parts.next(), parts.next())
-            else {
+            let (Some(KEY_LINE_PREFIX), Some(id), Some(material), None) = (parts.next(), parts.next(), parts.next(), parts.next()) else {
                 return Err(invalid(format!("line {} is not `{KEY_LINE_PREFIX} <id> <key>`", n + 1)));
             };
             let id: u32 = id.parse().map_err(|_| invalid(format!("line {}: bad key id", n + 1)))?;
@@ -155,9 +153,7 @@ impl Keyring {
         let id = u32::from_be_bytes([sealed[1], sealed[2], sealed[3], sealed[4]]);
         let key = self.keys.iter().find(|k| k.id == id).ok_or(SecretError::UnknownKey(id))?;
         let nonce = XNonce::from_slice(&sealed[5..HEADER_LEN]);
-        key.cipher
-            .decrypt(nonce, Payload { msg: &sealed[HEADER_LEN..], aad: binding.0.as_bytes() })
-            .map_err(|_| SecretError::Tampered)
+        key.cipher.decrypt(nonce, Payload { msg: &sealed[HEADER_LEN..], aad: binding.0.as_bytes() }).map_err(|_| SecretError::Tampered)
     }
 
     pub fn open_str(&self, sealed: &[u8], binding: &Binding) -> Result<SecretString, SecretError> {
@@ -167,8 +163,7 @@ impl Keyring {
 
     /// The id of the key that sealed a stored value (to find values still under an old key).
     pub fn key_id_of(sealed: &[u8]) -> Option<u32> {
-        (sealed.len() >= HEADER_LEN && sealed[0] == VERSION)
-            .then(|| u32::from_be_bytes([sealed[1], sealed[2], sealed[3], sealed[4]]))
+        (sealed.len() >= HEADER_LEN && sealed[0] == VERSION).then(|| u32::from_be_bytes([sealed[1], sealed[2], sealed[3], sealed[4]]))
     }
 }
 

@@ -2,9 +2,9 @@
 
 use crate::secrets::Keyring;
 use crate::{Backend, StoreError};
-use std::sync::Arc;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous};
 use std::str::FromStr;
+use std::sync::Arc;
 use std::time::Duration;
 
 pub struct SqliteStore {

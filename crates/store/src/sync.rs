@@ -21,81 +21,8 @@
 use crate::secrets::SecretString;
 use crate::{StoreError, UnixTime};
 use async_trait::async_trait;
-use domain::{OrgId, ReasonCode, UserId};
+use domain::{OrgId, PauseReason, ReasonCode, Resource, SyncState, UserId};
 use uuid::Uuid;
-
-/// The four synced resources.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub enum SyncResource {
-    Mail,
-    Events,
-    Contacts,
-    Tasks,
-}
-
-impl SyncResource {
-    pub const ALL: [SyncResource; 4] = [SyncResource::Mail, SyncResource::Events, SyncResource::Contacts, SyncResource::Tasks];
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            SyncResource::Mail => "mail",
-            SyncResource::Events => "events",
-            SyncResource::Contacts => "contacts",
-            SyncResource::Tasks => "tasks",
-        }
-    }
-
-    pub fn parse(s: &str) -> Option<SyncResource> {
-        SyncResource::ALL.into_iter().find(|r| r.as_str() == s)
-    }
-
-    pub fn label(self) -> &'static str {
-        match self {
-            SyncResource::Mail => "Mail",
-            SyncResource::Events => "Events",
-            SyncResource::Contacts => "Contacts",
-            SyncResource::Tasks => "Tasks",
-        }
-    }
-}
-
-/// Why a mailbox is not synced.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum PauseReason {
-    /// "Poll primary integration only" is on and this is not the primary connection's mailbox.
-    PollPrimaryOnly,
-    /// The integration (or this resource set) is disabled.
-    Disabled,
-    /// A member's own connection while the organization syncs through its service account.
-    ServiceAccountMode,
-}
-
-impl PauseReason {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            PauseReason::PollPrimaryOnly => "poll_primary_only",
-            PauseReason::Disabled => "disabled",
-            PauseReason::ServiceAccountMode => "service_account_mode",
-        }
-    }
-
-    pub fn parse(s: &str) -> Option<PauseReason> {
-        match s {
-            "poll_primary_only" => Some(PauseReason::PollPrimaryOnly),
-            "disabled" => Some(PauseReason::Disabled),
-            "service_account_mode" => Some(PauseReason::ServiceAccountMode),
-            _ => None,
-        }
-    }
-
-    pub fn label(self) -> &'static str {
-        match self {
-            PauseReason::PollPrimaryOnly => "Paused: only the primary integration is polled",
-            PauseReason::Disabled => "Paused: the integration is disabled",
-            PauseReason::ServiceAccountMode => "Paused: the organization syncs through its service account",
-        }
-    }
-}
 
 /// A mailbox to schedule (idempotent on `(connection_id, graph_user_id)`).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -135,7 +62,7 @@ pub struct Lease {
 /// A delta cursor: where the next page of (mailbox, resource, container) starts.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SyncCursor {
-    pub resource: SyncResource,
+    pub resource: Resource,
     pub container: String,
     /// `None`: start a full round from the beginning.
     pub link: Option<String>,
@@ -187,7 +114,7 @@ pub enum CursorUpdate {
 pub struct PageCommit {
     pub mailbox_id: Uuid,
     pub fence: i64,
-    pub resource: SyncResource,
+    pub resource: Resource,
     pub container: String,
     pub upserts: Vec<SyncedItem>,
     /// Graph ids removed from this container.
@@ -209,7 +136,7 @@ pub enum CommitOutcome {
 /// Health of one resource of one mailbox.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ResourceStatus {
-    pub resource: SyncResource,
+    pub resource: Resource,
     pub last_success_at: Option<UnixTime>,
     pub last_error: Option<ReasonCode>,
     pub last_error_at: Option<UnixTime>,
@@ -236,40 +163,24 @@ pub struct MailboxStatus {
     pub resources: Vec<ResourceStatus>,
 }
 
-/// The one-word state My Connection and Team connections show for a mailbox (the connection's own
-/// needs-attention state comes from the connection row and takes precedence).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum MailboxSyncState {
-    Paused(PauseReason),
-    /// A worker holds the lease right now.
-    Syncing,
-    /// Microsoft asked us to wait; syncing resumes by itself at this time.
-    Throttled { until: UnixTime },
-    /// The last run failed for this reason (who must act follows from it).
-    Failed(ReasonCode),
-    /// Never completed a first sync yet (and not running now).
-    Waiting,
-    UpToDate,
-}
-
 impl MailboxStatus {
-    pub fn state(&self, now: UnixTime) -> MailboxSyncState {
+    pub fn state(&self, now: UnixTime) -> SyncState {
         if let Some(p) = self.mailbox.paused {
-            return MailboxSyncState::Paused(p);
+            return SyncState::Paused(p);
         }
         if self.mailbox.lease_owner.is_some() && self.mailbox.lease_expires_at >= now {
-            return MailboxSyncState::Syncing;
+            return SyncState::Syncing;
         }
         if let Some(until) = self.resources.iter().filter_map(|r| r.throttled_until).filter(|t| *t > now).max() {
-            return MailboxSyncState::Throttled { until };
+            return SyncState::Throttled { until };
         }
         if let Some(reason) = self.resources.iter().filter(|r| r.last_error_at >= r.last_success_at).find_map(|r| r.last_error) {
-            return MailboxSyncState::Failed(reason);
+            return SyncState::Failed(reason);
         }
         if self.resources.is_empty() || self.resources.iter().any(|r| !r.first_sync_done) {
-            return MailboxSyncState::Waiting;
+            return SyncState::Waiting;
         }
-        MailboxSyncState::UpToDate
+        SyncState::UpToDate
     }
 
     /// The last time every resource had synced successfully, if all have.
@@ -283,7 +194,7 @@ impl MailboxStatus {
 pub struct ItemQuery {
     pub org_id: OrgId,
     pub user_id: UserId,
-    pub resource: Option<SyncResource>,
+    pub resource: Option<Resource>,
     /// Case-insensitive substring of title, subtitle or preview.
     pub text: Option<String>,
     pub offset: u32,
@@ -292,7 +203,7 @@ pub struct ItemQuery {
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ActivityItem {
-    pub resource: SyncResource,
+    pub resource: Resource,
     pub item: SyncedItem,
 }
 
@@ -344,10 +255,16 @@ pub trait SyncStore: Send + Sync + 'static {
     /// container the round did not see are removed.
     async fn commit_page(&self, page: &PageCommit) -> Result<CommitOutcome, StoreError>;
     /// After a 410: the cursor restarts with a new full round (items stay until it completes).
-    async fn reset_cursor(&self, mailbox: Uuid, fence: i64, resource: SyncResource, container: &str, now: UnixTime)
-    -> Result<CommitOutcome, StoreError>;
+    async fn reset_cursor(
+        &self,
+        mailbox: Uuid,
+        fence: i64,
+        resource: Resource,
+        container: &str,
+        now: UnixTime,
+    ) -> Result<CommitOutcome, StoreError>;
     /// A container disappeared (folder deleted): its cursor and items go.
-    async fn drop_container(&self, mailbox: Uuid, fence: i64, resource: SyncResource, container: &str) -> Result<CommitOutcome, StoreError>;
+    async fn drop_container(&self, mailbox: Uuid, fence: i64, resource: Resource, container: &str) -> Result<CommitOutcome, StoreError>;
 
     // ---- status
 
@@ -356,7 +273,7 @@ pub trait SyncStore: Send + Sync + 'static {
         &self,
         mailbox: Uuid,
         fence: i64,
-        resource: SyncResource,
+        resource: Resource,
         first_sync_done: bool,
         now: UnixTime,
     ) -> Result<CommitOutcome, StoreError>;
@@ -364,13 +281,13 @@ pub trait SyncStore: Send + Sync + 'static {
     async fn record_resource_error(
         &self,
         mailbox: Uuid,
-        resource: SyncResource,
+        resource: Resource,
         reason: ReasonCode,
         throttled_until: Option<UnixTime>,
         now: UnixTime,
     ) -> Result<(), StoreError>;
     /// The estimated total of a first sync (sum of the containers' item counts).
-    async fn set_estimated_total(&self, mailbox: Uuid, resource: SyncResource, total: Option<u64>) -> Result<(), StoreError>;
+    async fn set_estimated_total(&self, mailbox: Uuid, resource: Resource, total: Option<u64>) -> Result<(), StoreError>;
     async fn mailbox_status(&self, mailbox: Uuid) -> Result<Option<MailboxStatus>, StoreError>;
 
     // ---- reading items
@@ -378,7 +295,7 @@ pub trait SyncStore: Send + Sync + 'static {
     /// The Activity page: newest first, optional resource and text filter, paged.
     async fn activity_items(&self, q: &ItemQuery) -> Result<Vec<ActivityItem>, StoreError>;
     /// Every stored item of a mailbox and resource (tests and the benchmark compare with Graph).
-    async fn mailbox_items(&self, mailbox: Uuid, resource: SyncResource) -> Result<Vec<SyncedItem>, StoreError>;
+    async fn mailbox_items(&self, mailbox: Uuid, resource: Resource) -> Result<Vec<SyncedItem>, StoreError>;
 
     // ---- tokens
 
@@ -435,7 +352,7 @@ mod tests {
             fence: 1,
         };
         let res = |first_sync_done, last_error: Option<ReasonCode>, throttled_until| ResourceStatus {
-            resource: SyncResource::Mail,
+            resource: Resource::Mail,
             last_success_at: Some(10),
             last_error,
             last_error_at: last_error.map(|_| 20),
@@ -445,24 +362,24 @@ mod tests {
             estimated_total: None,
         };
         let mut st = MailboxStatus { mailbox, resources: vec![] };
-        assert_eq!(st.state(100), MailboxSyncState::Waiting);
+        assert_eq!(st.state(100), SyncState::Waiting);
         st.resources = vec![res(true, None, None)];
-        assert_eq!(st.state(100), MailboxSyncState::UpToDate);
+        assert_eq!(st.state(100), SyncState::UpToDate);
         assert_eq!(st.last_success_at(), Some(10));
         st.resources = vec![res(true, Some(ReasonCode::Throttled), Some(200))];
-        assert_eq!(st.state(100), MailboxSyncState::Throttled { until: 200 });
-        assert_eq!(st.state(300), MailboxSyncState::Failed(ReasonCode::Throttled));
+        assert_eq!(st.state(100), SyncState::Throttled { until: 200 });
+        assert_eq!(st.state(300), SyncState::Failed(ReasonCode::Throttled));
         st.mailbox.lease_owner = Some("w".into());
         st.mailbox.lease_expires_at = 150;
-        assert_eq!(st.state(100), MailboxSyncState::Syncing);
+        assert_eq!(st.state(100), SyncState::Syncing);
         st.mailbox.paused = Some(PauseReason::PollPrimaryOnly);
-        assert_eq!(st.state(100), MailboxSyncState::Paused(PauseReason::PollPrimaryOnly));
+        assert_eq!(st.state(100), SyncState::Paused(PauseReason::PollPrimaryOnly));
     }
 
     #[test]
     fn names_round_trip() {
-        for r in SyncResource::ALL {
-            assert_eq!(SyncResource::parse(r.as_str()), Some(r));
+        for r in Resource::ALL {
+            assert_eq!(Resource::parse(r.as_str()), Some(r));
         }
         for p in [PauseReason::PollPrimaryOnly, PauseReason::Disabled] {
             assert_eq!(PauseReason::parse(p.as_str()), Some(p));

@@ -51,7 +51,7 @@ macro_rules! mailbox_from_row {
                 graph_user_id: (!graph_user_id.is_empty()).then_some(graph_user_id),
                 paused: match paused {
                     Some(p) => Some(
-                        $crate::sync::PauseReason::parse(&p)
+                        ::domain::PauseReason::parse(&p)
                             .ok_or_else(|| $crate::StoreError::Corrupt(format!("sync_mailboxes.paused_reason {p:?}")))?,
                     ),
                     None => None,
@@ -85,11 +85,11 @@ macro_rules! item_from_row {
 }
 pub(crate) use item_from_row;
 
-fn parse_resource(s: &str) -> Result<crate::sync::SyncResource, crate::StoreError> {
-    crate::sync::SyncResource::parse(s).ok_or_else(|| crate::StoreError::Corrupt(format!("sync resource {s:?}")))
+fn parse_resource(s: &str) -> Result<domain::Resource, crate::StoreError> {
+    domain::Resource::parse(s).ok_or_else(|| crate::StoreError::Corrupt(format!("sync resource {s:?}")))
 }
 
-pub(crate) fn resource_of(s: &str) -> Result<crate::sync::SyncResource, crate::StoreError> {
+pub(crate) fn resource_of(s: &str) -> Result<domain::Resource, crate::StoreError> {
     parse_resource(s)
 }
 
@@ -188,7 +188,7 @@ macro_rules! impl_sync_store {
             async fn set_mailbox_paused(
                 &self,
                 id: uuid::Uuid,
-                paused: Option<$crate::sync::PauseReason>,
+                paused: Option<::domain::PauseReason>,
                 now: $crate::UnixTime,
             ) -> Result<(), $crate::StoreError> {
                 match paused {
@@ -421,7 +421,7 @@ macro_rules! impl_sync_store {
                 &self,
                 mailbox: uuid::Uuid,
                 fence: i64,
-                resource: $crate::sync::SyncResource,
+                resource: ::domain::Resource,
                 container: &str,
                 now: $crate::UnixTime,
             ) -> Result<$crate::sync::CommitOutcome, $crate::StoreError> {
@@ -448,7 +448,7 @@ macro_rules! impl_sync_store {
                 &self,
                 mailbox: uuid::Uuid,
                 fence: i64,
-                resource: $crate::sync::SyncResource,
+                resource: ::domain::Resource,
                 container: &str,
             ) -> Result<$crate::sync::CommitOutcome, $crate::StoreError> {
                 let mut tx = self.pool.begin().await?;
@@ -476,7 +476,7 @@ macro_rules! impl_sync_store {
                 &self,
                 mailbox: uuid::Uuid,
                 fence: i64,
-                resource: $crate::sync::SyncResource,
+                resource: ::domain::Resource,
                 first_sync_done: bool,
                 now: $crate::UnixTime,
             ) -> Result<$crate::sync::CommitOutcome, $crate::StoreError> {
@@ -504,7 +504,7 @@ macro_rules! impl_sync_store {
             async fn record_resource_error(
                 &self,
                 mailbox: uuid::Uuid,
-                resource: $crate::sync::SyncResource,
+                resource: ::domain::Resource,
                 reason: domain::ReasonCode,
                 throttled_until: Option<$crate::UnixTime>,
                 now: $crate::UnixTime,
@@ -527,7 +527,7 @@ macro_rules! impl_sync_store {
             async fn set_estimated_total(
                 &self,
                 mailbox: uuid::Uuid,
-                resource: $crate::sync::SyncResource,
+                resource: ::domain::Resource,
                 total: Option<u64>,
             ) -> Result<(), $crate::StoreError> {
                 let total = total.map(|t| i64::try_from(t).unwrap_or(i64::MAX));
@@ -616,7 +616,7 @@ macro_rules! impl_sync_store {
             async fn mailbox_items(
                 &self,
                 mailbox: uuid::Uuid,
-                resource: $crate::sync::SyncResource,
+                resource: ::domain::Resource,
             ) -> Result<Vec<$crate::sync::SyncedItem>, $crate::StoreError> {
                 let rows = sqlx::query(
                     "SELECT container, graph_id, title, subtitle, preview, occurred_at, data FROM sync_items \

@@ -8,19 +8,22 @@
 //! how much the engine costs over merely storing the data. Peak memory is the process's VmHWM
 //! (emulator included: it runs in-process).
 
+use domain::Resource;
 use domain::permissions::ConnectionMode;
 use domain::{AuditEntry, ConnectionKind, Role};
 use m365_emulator::{DEMO_CLIENT_ID, DEMO_CLIENT_SECRET, EmulatorConfig, Fixture, MailboxCounts, NORTHWIND_TENANT_ID, UserFixture};
 use microsoft::{Endpoints, MicrosoftClient};
 use std::sync::Arc;
 use std::time::Instant;
-use store::sync::{NewSyncMailbox, SyncResource};
+use store::sync::NewSyncMailbox;
 use sync::{Engine, Scheduler, SyncConfig};
 
 fn peak_rss_mb() -> f64 {
     std::fs::read_to_string("/proc/self/status")
         .ok()
-        .and_then(|s| s.lines().find(|l| l.starts_with("VmHWM:")).and_then(|l| l.split_whitespace().nth(1)).and_then(|kb| kb.parse::<f64>().ok()))
+        .and_then(|s| {
+            s.lines().find(|l| l.starts_with("VmHWM:")).and_then(|l| l.split_whitespace().nth(1)).and_then(|kb| kb.parse::<f64>().ok())
+        })
         .map(|kb| kb / 1024.0)
         .unwrap_or(0.0)
 }
@@ -86,7 +89,12 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let scheduler = Scheduler::new(Engine::new(store.clone(), client, config));
     let mut ids = Vec::new();
     for i in 0..mailboxes {
-        let new = NewSyncMailbox { org_id: org, connection_id: conn.id, user_id: admin.id, graph_user_id: Some(format!("user{i:04}@northwind.test")) };
+        let new = NewSyncMailbox {
+            org_id: org,
+            connection_id: conn.id,
+            user_id: admin.id,
+            graph_user_id: Some(format!("user{i:04}@northwind.test")),
+        };
         ids.push(scheduler.schedule_mailbox(&new).await?);
     }
 
@@ -108,7 +116,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     // The same rows, stored by a plain batched insert into the same database.
     let mut rows = Vec::new();
     for id in &ids {
-        for r in SyncResource::ALL {
+        for r in Resource::ALL {
             rows.extend(store.mailbox_items(*id, r).await?.into_iter().map(|i| (r, i)));
         }
     }
@@ -143,8 +151,17 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let rate = items as f64 / first.as_secs_f64();
     let plain_rate = rows.len() as f64 / plain.as_secs_f64();
     println!("{mailboxes} mailboxes × {messages} messages (+ 25 events, 30 contacts, 20 tasks each), SQLite, pages of 500");
-    println!("first full sync: {items} items in {:.2} s = {rate:.0} items/s ({} Graph requests, {failed} failed runs)", first.as_secs_f64(), m.graph_requests());
-    println!("no-change round: {:.2} s, {} Graph requests, {} items written", quiet.as_secs_f64(), m2.graph_requests() - m.graph_requests(), m2.items_upserted - items);
+    println!(
+        "first full sync: {items} items in {:.2} s = {rate:.0} items/s ({} Graph requests, {failed} failed runs)",
+        first.as_secs_f64(),
+        m.graph_requests()
+    );
+    println!(
+        "no-change round: {:.2} s, {} Graph requests, {} items written",
+        quiet.as_secs_f64(),
+        m2.graph_requests() - m.graph_requests(),
+        m2.items_upserted - items
+    );
     println!("plain batched insert of the same {} rows: {:.2} s = {plain_rate:.0} rows/s", rows.len(), plain.as_secs_f64());
     println!("sync engine rate / plain insert rate = {:.2} (the engine also fetches over HTTP, parses and fences)", rate / plain_rate);
     println!("peak memory (process, emulator included): {:.0} MB", peak_rss_mb());

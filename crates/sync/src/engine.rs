@@ -12,13 +12,13 @@ use crate::items::to_row;
 use crate::limiter::{Gates, MailboxGate};
 use crate::metrics::SyncMetrics;
 use crate::tokens::{TokenKind, TokenSource};
-use domain::permissions::Feature;
-use microsoft::{DeltaItem, DeltaKind, DeltaNext, DeltaRequest, DeltaStart, FailureClass, GraphError, MailboxRef, MicrosoftClient, SecretString};
+use domain::Resource;
+use microsoft::{DeltaItem, DeltaNext, DeltaRequest, DeltaStart, FailureClass, GraphError, MailboxRef, MicrosoftClient, SecretString};
 use std::collections::BTreeMap;
 use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
-use store::sync::{CommitOutcome, CursorUpdate, Lease, PageCommit, SyncMailbox, SyncResource};
+use store::sync::{CommitOutcome, CursorUpdate, Lease, PageCommit, SyncMailbox};
 use store::{DynStore, UnixTime};
 
 /// Tuning; the defaults suit production, tests shorten the waits.
@@ -144,25 +144,13 @@ fn now() -> UnixTime {
 /// the month after a year ahead. It slides monthly: a new window is a new cursor ("container"),
 /// and the old one's items go once the new one has completed a round.
 pub fn events_window(now: UnixTime, backfill_days: u32) -> (String, String) {
-    let month_start = |t: time::OffsetDateTime| -> time::OffsetDateTime {
-        t.replace_day(1).unwrap_or(t).replace_time(time::Time::MIDNIGHT)
-    };
+    let month_start =
+        |t: time::OffsetDateTime| -> time::OffsetDateTime { t.replace_day(1).unwrap_or(t).replace_time(time::Time::MIDNIGHT) };
     let now = time::OffsetDateTime::from_unix_timestamp(now).unwrap_or(time::OffsetDateTime::UNIX_EPOCH);
     let start = month_start(now - time::Duration::days(i64::from(backfill_days)));
     let end = month_start(month_start(now + time::Duration::days(365)) + time::Duration::days(32));
-    let fmt = |t: time::OffsetDateTime| {
-        format!("{:04}-{:02}-{:02}T00:00:00Z", t.year(), u8::from(t.month()), t.day())
-    };
+    let fmt = |t: time::OffsetDateTime| format!("{:04}-{:02}-{:02}T00:00:00Z", t.year(), u8::from(t.month()), t.day());
     (fmt(start), fmt(end))
-}
-
-fn delta_kind(r: SyncResource) -> DeltaKind {
-    match r {
-        SyncResource::Mail => DeltaKind::Messages,
-        SyncResource::Events => DeltaKind::Events,
-        SyncResource::Contacts => DeltaKind::Contacts,
-        SyncResource::Tasks => DeltaKind::Tasks,
-    }
 }
 
 /// Exponential backoff with jitter: a random wait in [d/2, d], d = base · 2^attempt, capped at `max`.
@@ -173,16 +161,8 @@ pub(crate) fn backoff(base: Duration, max: Duration, attempt: u32) -> Duration {
 }
 
 /// The resources an organization syncs, from its feature list.
-pub fn resources_for(features: &[Feature]) -> Vec<SyncResource> {
-    let mut out: Vec<SyncResource> = features
-        .iter()
-        .map(|f| match f {
-            Feature::Mail => SyncResource::Mail,
-            Feature::Calendar => SyncResource::Events,
-            Feature::Contacts => SyncResource::Contacts,
-            Feature::Tasks => SyncResource::Tasks,
-        })
-        .collect();
+pub fn resources_for(chosen: &[Resource]) -> Vec<Resource> {
+    let mut out = chosen.to_vec();
     out.sort();
     out.dedup();
     out
@@ -337,7 +317,7 @@ impl Engine {
         };
         let mut report = RunReport::default();
         let window = events_window(now(), settings.backfill_days);
-        for resource in resources_for(&settings.features) {
+        for resource in resources_for(&settings.resources) {
             if let Err(e) = self.run_resource(&ctx, resource, &window, &mut report).await {
                 let throttled_until = match &e {
                     SyncError::Throttled(t) => Some(*t),
@@ -352,14 +332,22 @@ impl Engine {
         Ok(report)
     }
 
-    async fn run_resource(&self, ctx: &RunCtx, resource: SyncResource, window: &(String, String), report: &mut RunReport) -> Result<(), SyncError> {
+    async fn run_resource(
+        &self,
+        ctx: &RunCtx,
+        resource: Resource,
+        window: &(String, String),
+        report: &mut RunReport,
+    ) -> Result<(), SyncError> {
         let client = &self.inner.client;
         let mref = &ctx.mref;
         let containers: Vec<(String, Option<u64>)> = match resource {
-            SyncResource::Mail => self.list(ctx, |t| async move { client.mail_folders(&t, mref).await }).await?,
-            SyncResource::Contacts => self.list(ctx, |t| async move { client.contact_folders(&t, mref).await }).await?,
-            SyncResource::Tasks => self.list(ctx, |t| async move { client.todo_lists(&t, mref).await }).await?,
-            SyncResource::Events => vec![microsoft::Container { id: format!("{}/{}", window.0, window.1), display_name: String::new(), total_items: None }],
+            Resource::Mail => self.list(ctx, |t| async move { client.mail_folders(&t, mref).await }).await?,
+            Resource::Contacts => self.list(ctx, |t| async move { client.contact_folders(&t, mref).await }).await?,
+            Resource::Tasks => self.list(ctx, |t| async move { client.todo_lists(&t, mref).await }).await?,
+            Resource::Calendar => {
+                vec![microsoft::Container { id: format!("{}/{}", window.0, window.1), display_name: String::new(), total_items: None }]
+            }
         }
         .into_iter()
         .map(|c| (c.id, c.total_items))
@@ -374,7 +362,7 @@ impl Engine {
             .map(|c| (c.container.clone(), c))
             .collect();
         let first_sync = containers.iter().any(|(id, _)| cursors.get(id).is_none_or(|c| c.full_round));
-        if first_sync && resource == SyncResource::Mail {
+        if first_sync && resource == Resource::Mail {
             let total = containers.iter().map(|(_, t)| t.unwrap_or(0)).sum();
             self.inner.store.set_estimated_total(ctx.mailbox.id, resource, Some(total)).await?;
         }
@@ -398,7 +386,7 @@ impl Engine {
     async fn run_container(
         &self,
         ctx: &RunCtx,
-        resource: SyncResource,
+        resource: Resource,
         container: &str,
         link: Option<String>,
         report: &mut RunReport,
@@ -407,12 +395,12 @@ impl Engine {
         let client = &self.inner.client;
         let mut start = link.map(DeltaStart::Link).unwrap_or(DeltaStart::Initial);
         let mut resets = 0;
-        let window = if resource == SyncResource::Events { container.split_once('/') } else { None };
+        let window = if resource == Resource::Calendar { container.split_once('/') } else { None };
         loop {
             let req = DeltaRequest {
                 mailbox: &ctx.mref,
-                kind: delta_kind(resource),
-                container: (resource != SyncResource::Events).then_some(container),
+                resource,
+                container: (resource != Resource::Calendar).then_some(container),
                 window,
                 page_size: self.inner.config.page_size,
                 start: start.clone(),
@@ -520,7 +508,7 @@ mod tests {
 
     #[test]
     fn features_map_to_resources() {
-        assert_eq!(resources_for(&Feature::ALL), SyncResource::ALL.to_vec());
-        assert_eq!(resources_for(&[Feature::Tasks, Feature::Mail]), vec![SyncResource::Mail, SyncResource::Tasks]);
+        assert_eq!(resources_for(&Resource::ALL), Resource::ALL.to_vec());
+        assert_eq!(resources_for(&[Resource::Tasks, Resource::Mail]), vec![Resource::Mail, Resource::Tasks]);
     }
 }

@@ -71,7 +71,15 @@ pub(crate) fn to_row(item: &GraphItem, container: &str) -> SyncedItem {
             )
         }
     };
-    SyncedItem { graph_id: item.id().to_string(), container: container.to_string(), title, subtitle, preview, occurred_at, data: data.to_string() }
+    SyncedItem {
+        graph_id: item.id().to_string(),
+        container: container.to_string(),
+        title,
+        subtitle,
+        preview,
+        occurred_at,
+        data: data.to_string(),
+    }
 }
 
 #[cfg(test)]

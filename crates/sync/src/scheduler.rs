@@ -6,13 +6,14 @@
 use crate::engine::{Engine, RunReport};
 use crate::error::SyncError;
 use crate::metrics::SyncMetrics;
+use domain::PauseReason;
 use domain::office365::Office365Settings;
 use domain::{ConnectionKind, MailboxHealth, OrgId, ServiceAccountUser};
-use std::sync::Arc;
-use store::sync::{Lease, NewSyncMailbox, PauseReason};
-use store::UnixTime;
-use tokio::sync::{Notify, Semaphore};
 use std::collections::HashMap;
+use std::sync::Arc;
+use store::UnixTime;
+use store::sync::{Lease, NewSyncMailbox};
+use tokio::sync::{Notify, Semaphore};
 use tokio::task::{AbortHandle, JoinHandle};
 use uuid::Uuid;
 
@@ -121,7 +122,9 @@ impl Scheduler {
         let settings = store.office365_settings(org).await?;
         let connections = store.connections_in_org(org).await?;
         for c in connections.iter().filter(|c| c.kind == ConnectionKind::Individual) {
-            store.ensure_sync_mailbox(&NewSyncMailbox { org_id: org, connection_id: c.id, user_id: c.user_id, graph_user_id: None }, now()).await?;
+            store
+                .ensure_sync_mailbox(&NewSyncMailbox { org_id: org, connection_id: c.id, user_id: c.user_id, graph_user_id: None }, now())
+                .await?;
         }
         // Before the pauses below, so a mailbox scheduled here is paused at once where it must be.
         self.reconcile_service_users(org, &settings).await?;
@@ -147,7 +150,7 @@ impl Scheduler {
             if retry_parked
                 && pause.is_none()
                 && let Some(st) = store.mailbox_status(mb.id).await?
-                && matches!(st.state(now()), store::sync::MailboxSyncState::Failed(r) if !r.is_transient())
+                && matches!(st.state(now()), domain::SyncState::Failed(r) if !r.is_transient())
                 && st.mailbox.next_due_at > now()
             {
                 store.request_sync_now(mb.id).await?;
@@ -173,12 +176,17 @@ impl Scheduler {
             // The member whose data it is, when they have an account here; else the connection's owner.
             let owner = people.iter().find(|p| p.email.as_str().eq_ignore_ascii_case(&u.ms_username)).map_or(service.user_id, |p| p.id);
             let graph_user_id = u.ms_object_id.clone().unwrap_or_else(|| u.ms_username.clone());
-            store.ensure_sync_mailbox(&NewSyncMailbox { org_id: org, connection_id: service.id, user_id: owner, graph_user_id: Some(graph_user_id) }, now())
+            store
+                .ensure_sync_mailbox(
+                    &NewSyncMailbox { org_id: org, connection_id: service.id, user_id: owner, graph_user_id: Some(graph_user_id) },
+                    now(),
+                )
                 .await?;
         }
         for mb in store.sync_mailboxes_in_org(org).await?.into_iter().filter(|m| m.connection_id == service.id) {
             let Some(graph) = &mb.graph_user_id else { continue };
-            let listed = syncable.iter().any(|u| u.ms_object_id.as_deref() == Some(graph.as_str()) || u.ms_username.eq_ignore_ascii_case(graph));
+            let listed =
+                syncable.iter().any(|u| u.ms_object_id.as_deref() == Some(graph.as_str()) || u.ms_username.eq_ignore_ascii_case(graph));
             if !listed {
                 store.remove_sync_mailbox(mb.id).await?;
             }
@@ -193,11 +201,8 @@ impl Scheduler {
             return Ok(Vec::new());
         }
         let cfg = self.engine.config();
-        let leases = self
-            .engine
-            .store()
-            .claim_due_mailboxes(&cfg.owner, now(), cfg.lease_ttl_secs, u32::try_from(free).unwrap_or(u32::MAX))
-            .await?;
+        let leases =
+            self.engine.store().claim_due_mailboxes(&cfg.owner, now(), cfg.lease_ttl_secs, u32::try_from(free).unwrap_or(u32::MAX)).await?;
         let mut handles = Vec::new();
         for lease in leases {
             if lease.taken_over {

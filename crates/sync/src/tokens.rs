@@ -64,8 +64,7 @@ impl TokenSource {
     pub async fn app_registration(&self, org: OrgId) -> Result<AppRegistration, SyncError> {
         let settings = self.store.office365_settings(org).await?;
         let secret = self.store.office365_client_secret(org).await?.ok_or_else(|| SyncError::NotConfigured("no client secret".into()))?;
-        AppRegistration::new(&settings.tenant, &settings.client_id, secret)
-            .map_err(|e| SyncError::NotConfigured(e.to_string()))
+        AppRegistration::new(&settings.tenant, &settings.client_id, secret).map_err(|e| SyncError::NotConfigured(e.to_string()))
     }
 
     /// Which token a mailbox uses under the organization's connection mode.

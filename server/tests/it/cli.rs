@@ -1,7 +1,7 @@
 //! The operator CLI for a non-demo install.
 
-use store::secrets::ExposeSecret;
 use std::process::Command;
+use store::secrets::ExposeSecret;
 
 fn server(db: &str, args: &[&str]) -> std::process::Output {
     Command::new(env!("CARGO_BIN_EXE_server"))
@@ -24,8 +24,20 @@ async fn an_operator_creates_an_organization_and_its_first_admin() {
     std::fs::write(&pw, "a-long-password\n").unwrap();
     let out = server(
         &db,
-        &["user", "create", "--org", "Contoso", "--email", "Ops@Contoso.test", "--name", "Olga Ops", "--role", "admin",
-          "--password-file", pw.to_str().unwrap()],
+        &[
+            "user",
+            "create",
+            "--org",
+            "Contoso",
+            "--email",
+            "Ops@Contoso.test",
+            "--name",
+            "Olga Ops",
+            "--role",
+            "admin",
+            "--password-file",
+            pw.to_str().unwrap(),
+        ],
     );
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     assert!(String::from_utf8_lossy(&out.stdout).contains("created admin ops@contoso.test"));
@@ -33,9 +45,8 @@ async fn an_operator_creates_an_organization_and_its_first_admin() {
     let key_file = std::path::Path::new(db.trim_start_matches("sqlite://")).with_extension("key");
     let keyring = std::sync::Arc::new(store::secrets::Keyring::load(&key_file).unwrap());
     let store = store::open(&db, keyring).await.unwrap();
-    let signed_in = store::accounts::sign_in(store.as_ref(), "ops@contoso.test", "a-long-password", "cli", store::now_unix())
-        .await
-        .unwrap();
+    let signed_in =
+        store::accounts::sign_in(store.as_ref(), "ops@contoso.test", "a-long-password", "cli", store::now_unix()).await.unwrap();
     assert_eq!(signed_in.user.role, domain::Role::Admin);
     assert_eq!(signed_in.user.display_name, "Olga Ops");
 
@@ -90,5 +101,8 @@ async fn rotating_the_key_reseals_stored_secrets() {
     std::fs::write(&key_file, only_new).unwrap();
     let keyring = std::sync::Arc::new(store::secrets::Keyring::load(&key_file).unwrap());
     let store = store::open(&db, keyring).await.unwrap();
-    assert_eq!(store.office365_client_secret(org.id).await.unwrap().map(|s| s.expose_secret().to_owned()).as_deref(), Some(secret.expose_secret()));
+    assert_eq!(
+        store.office365_client_secret(org.id).await.unwrap().map(|s| s.expose_secret().to_owned()).as_deref(),
+        Some(secret.expose_secret())
+    );
 }

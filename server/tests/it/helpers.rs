@@ -43,11 +43,7 @@ pub async fn spawn_app() -> TestApp {
 impl TestApp {
     /// A client with its own cookie jar that does not follow redirects (tests look at them).
     pub fn client(&self) -> reqwest::Client {
-        reqwest::Client::builder()
-            .cookie_store(true)
-            .redirect(reqwest::redirect::Policy::none())
-            .build()
-            .unwrap()
+        reqwest::Client::builder().cookie_store(true).redirect(reqwest::redirect::Policy::none()).build().unwrap()
     }
 
     pub fn url(&self, path: &str) -> String {
@@ -69,11 +65,7 @@ impl TestApp {
     /// A client signed in as `email`.
     pub async fn signed_in(&self, email: &str) -> reqwest::Client {
         let client = self.client();
-        let password = if email.starts_with("admin@") {
-            server::demo::ADMIN_PASSWORD
-        } else {
-            server::demo::MEMBER_PASSWORD
-        };
+        let password = if email.starts_with("admin@") { server::demo::ADMIN_PASSWORD } else { server::demo::MEMBER_PASSWORD };
         let res = self.call(&client, "login", &[("email", email), ("password", password)]).await;
         assert!(res.status().is_success() || res.status().is_redirection(), "sign-in failed: {}", res.status());
         client
@@ -81,10 +73,5 @@ impl TestApp {
 }
 
 pub fn session_cookie(res: &reqwest::Response) -> Option<String> {
-    res.headers()
-        .get_all("set-cookie")
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .find(|v| v.starts_with("i360_session="))
-        .map(str::to_owned)
+    res.headers().get_all("set-cookie").iter().filter_map(|v| v.to_str().ok()).find(|v| v.starts_with("i360_session=")).map(str::to_owned)
 }

@@ -34,11 +34,8 @@ async fn forged_or_stateless_callbacks_end_on_the_explanation_page() {
     assert!(res.status().is_redirection(), "{}", res.status());
     assert_eq!(location(&res), "/connect/result?refused=expired");
 
-    let res = admin
-        .get(app.url("/oauth/office365/callback?error=access_denied&error_description=AADSTS65004%3a+declined"))
-        .send()
-        .await
-        .unwrap();
+    let res =
+        admin.get(app.url("/oauth/office365/callback?error=access_denied&error_description=AADSTS65004%3a+declined")).send().await.unwrap();
     assert_eq!(location(&res), "/connect/result?reason=sign_in_not_verified");
 
     // The explanation page itself renders for anyone, in plain words.
@@ -95,7 +92,8 @@ async fn a_member_refused_for_admin_approval_leaves_a_request_for_the_admins() {
     assert_eq!(audit[0].action, "office365.admin_approval_requested");
 
     // The explanation tells the member their admins were asked; the admin's feed has the card.
-    let html = member.get(app.url("/connect/result?reason=admin_approval_required&code=AADSTS90094")).send().await.unwrap().text().await.unwrap();
+    let html =
+        member.get(app.url("/connect/result?reason=admin_approval_required&code=AADSTS90094")).send().await.unwrap().text().await.unwrap();
     assert!(html.contains("Your admins have been asked"), "{html}");
     let admin = app.signed_in("admin@northwind.test").await;
     let cards = app.call(&admin, "action_cards", &[]).await.text().await.unwrap();
@@ -128,20 +126,27 @@ async fn admin_consent_is_started_by_admins_and_its_callback_checked_before_it_i
     assert!(state.len() >= 32);
 
     // Another tenant answering, another browser, a declined consent: nothing recorded.
-    let other_tenant = format!("/oauth/office365/admin-consent?admin_consent=True&tenant=4f1c6a0e-2d3b-4c5a-9e8f-0a1b2c3d4e5f&state={state}");
+    let other_tenant =
+        format!("/oauth/office365/admin-consent?admin_consent=True&tenant=4f1c6a0e-2d3b-4c5a-9e8f-0a1b2c3d4e5f&state={state}");
     assert_eq!(location(&admin.get(app.url(&other_tenant)).send().await.unwrap()), "/connect/result?reason=wrong_tenant");
     let state = query_param(&location(&admin.post(&start).send().await.unwrap()), "state");
-    let good = format!("/oauth/office365/admin-consent?admin_consent=True&tenant={TENANT}&scope=https%3A%2F%2Fgraph.microsoft.com%2FMail.Read&state={state}");
+    let good = format!(
+        "/oauth/office365/admin-consent?admin_consent=True&tenant={TENANT}&scope=https%3A%2F%2Fgraph.microsoft.com%2FMail.Read&state={state}"
+    );
     let other_admin = app.signed_in("admin@northwind.test").await;
     assert_eq!(location(&other_admin.get(app.url(&good)).send().await.unwrap()), "/connect/result?refused=other_session");
     let state = query_param(&location(&admin.post(&start).send().await.unwrap()), "state");
-    let declined = format!("/oauth/office365/admin-consent?error=access_denied&error_description=AADSTS65004%3a+User+declined+to+consent.&admin_consent=True&state={state}");
+    let declined = format!(
+        "/oauth/office365/admin-consent?error=access_denied&error_description=AADSTS65004%3a+User+declined+to+consent.&admin_consent=True&state={state}"
+    );
     assert_eq!(location(&admin.get(app.url(&declined)).send().await.unwrap()), "/connect/result?reason=consent_declined&code=AADSTS65004");
     assert_eq!(app.store.admin_consent(org).await.unwrap(), domain::AdminConsent::default());
 
     // The real thing, once.
     let state = query_param(&location(&admin.post(&start).send().await.unwrap()), "state");
-    let good = format!("/oauth/office365/admin-consent?admin_consent=True&tenant={TENANT}&scope=https%3A%2F%2Fgraph.microsoft.com%2FMail.Read&state={state}");
+    let good = format!(
+        "/oauth/office365/admin-consent?admin_consent=True&tenant={TENANT}&scope=https%3A%2F%2Fgraph.microsoft.com%2FMail.Read&state={state}"
+    );
     let res = admin.get(app.url(&good)).send().await.unwrap();
     assert_eq!(location(&res), "/settings/integrations/office365/admin-consent");
     let grant = app.store.admin_consent(org).await.unwrap().granted.unwrap();
@@ -185,7 +190,10 @@ async fn user_id(app: &TestApp, org: OrgId, email: &str) -> UserId {
 async fn start(app: &TestApp, client: &reqwest::Client, purpose: &str) -> String {
     let res = client.post(app.url("/oauth/office365/start")).form(&[("purpose", purpose)]).send().await.unwrap();
     let to_microsoft = location(&res);
-    assert!(to_microsoft.starts_with(&format!("{}/{}/oauth2/v2.0/authorize?", app.emu.login_base(), m365_emulator::NORTHWIND_TENANT_ID)), "{to_microsoft}");
+    assert!(
+        to_microsoft.starts_with(&format!("{}/{}/oauth2/v2.0/authorize?", app.emu.login_base(), m365_emulator::NORTHWIND_TENANT_ID)),
+        "{to_microsoft}"
+    );
     to_microsoft
 }
 
@@ -201,7 +209,8 @@ async fn an_admin_activates_and_a_member_connects_through_microsofts_pages() {
     assert!(back.as_str().starts_with(&app.url("/oauth/office365/callback?")), "{}", back.as_str());
     let res = admin.get(back.as_str()).send().await.unwrap();
     assert_eq!(location(&res), "/settings/integrations/office365/my-connection");
-    let mine = app.store.connection_of(org, user_id(&app, org, "admin@northwind.test").await, ConnectionKind::Individual).await.unwrap().unwrap();
+    let mine =
+        app.store.connection_of(org, user_id(&app, org, "admin@northwind.test").await, ConnectionKind::Individual).await.unwrap().unwrap();
     assert!(mine.is_primary, "the admin's activation is the primary integration");
     assert_eq!(mine.ms_username, "admin@northwind.test");
     assert_eq!(mine.ms_tenant_id, m365_emulator::NORTHWIND_TENANT_ID);
@@ -221,7 +230,8 @@ async fn an_admin_activates_and_a_member_connects_through_microsofts_pages() {
     let back = testkit::sign_in(&to_microsoft, "alice@northwind.test").await.unwrap();
     let res = alice.get(back.as_str()).send().await.unwrap();
     assert_eq!(location(&res), "/profile");
-    let hers = app.store.connection_of(org, user_id(&app, org, "alice@northwind.test").await, ConnectionKind::Individual).await.unwrap().unwrap();
+    let hers =
+        app.store.connection_of(org, user_id(&app, org, "alice@northwind.test").await, ConnectionKind::Individual).await.unwrap().unwrap();
     assert!(!hers.is_primary);
     assert_eq!(hers.ms_username, "alice@northwind.test");
     assert_eq!(app.store.connections_in_org(org).await.unwrap().len(), 2);
@@ -239,7 +249,8 @@ async fn a_member_who_declines_microsofts_consent_page_ends_on_the_explanation_w
     let org = enable_with_emulator(&app).await;
     let bob = app.signed_in("bob@northwind.test").await;
     let to_microsoft = start(&app, &bob, "connect").await;
-    let declined = Browser::new().unwrap().sign_in(&to_microsoft, &SignIn::new("bob@northwind.test").consent(Consent::Cancel)).await.unwrap();
+    let declined =
+        Browser::new().unwrap().sign_in(&to_microsoft, &SignIn::new("bob@northwind.test").consent(Consent::Cancel)).await.unwrap();
     let back = declined.callback().unwrap();
     assert_eq!(back.param("error").as_deref(), Some("access_denied"), "{}", back.as_str());
     let res = bob.get(back.as_str()).send().await.unwrap();

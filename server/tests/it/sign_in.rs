@@ -43,9 +43,7 @@ async fn sign_in_is_rate_limited() {
         let res = app.call(&client, "login", &[("email", "bob@northwind.test"), ("password", "guess-guess")]).await;
         assert_eq!(res.status(), 422);
     }
-    let res = app
-        .call(&client, "login", &[("email", "bob@northwind.test"), ("password", server::demo::MEMBER_PASSWORD)])
-        .await;
+    let res = app.call(&client, "login", &[("email", "bob@northwind.test"), ("password", server::demo::MEMBER_PASSWORD)]).await;
     assert_eq!(res.status(), 429);
     assert!(session_cookie(&res).is_none());
     assert!(res.text().await.unwrap().contains("Too many failed sign-in attempts"));

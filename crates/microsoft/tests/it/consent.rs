@@ -35,7 +35,11 @@ async fn admin_consent_grants_application_permissions_for_client_credentials() {
 async fn cancelling_admin_consent_is_a_decline_even_with_admin_consent_true() {
     let env = spawn().await;
     let url = env.client.admin_consent_url(&Tenant::parse(NW).unwrap(), DEMO_CLIENT_ID, ADMIN_REDIRECT, "ac-state-2").unwrap();
-    let page = Browser::new().unwrap().sign_in(url.as_str(), &testkit::SignIn::new("admin@northwind.test").consent(Consent::Cancel)).await.unwrap();
+    let page = Browser::new()
+        .unwrap()
+        .sign_in(url.as_str(), &testkit::SignIn::new("admin@northwind.test").consent(Consent::Cancel))
+        .await
+        .unwrap();
     let query = page.callback_query().unwrap();
     assert!(query.contains("admin_consent=True"), "{query}");
     let err = parse_admin_consent_callback(&query).unwrap_err();
@@ -69,7 +73,11 @@ async fn a_member_of_a_tenant_without_user_consent_needs_admin_approval_then_con
 
     // Erin now connects without any consent page.
     let req = env.client.authorization_request(&fb, REDIRECT, SCOPES, Some("erin@fabrikam.test"), None).unwrap();
-    let page = Browser::new().unwrap().sign_in(req.url.as_str(), &testkit::SignIn::new("erin@fabrikam.test").consent(Consent::Cancel)).await.unwrap();
+    let page = Browser::new()
+        .unwrap()
+        .sign_in(req.url.as_str(), &testkit::SignIn::new("erin@fabrikam.test").consent(Consent::Cancel))
+        .await
+        .unwrap();
     let cb = parse_callback(&page.callback_query().unwrap()).expect("no consent page, straight back with a code");
     let s = env.client.exchange_code(&fb, &cb.code, REDIRECT, &req.pkce_verifier, &req.nonce).await.unwrap();
     assert_eq!(s.identity.tenant_id, FB);
@@ -95,12 +103,20 @@ async fn an_admin_consenting_for_the_organization_while_connecting_lets_members_
     let env = spawn().await;
     let fb = app(FB);
     let req = env.client.authorization_request(&fb, REDIRECT, SCOPES, None, None).unwrap();
-    let page = Browser::new().unwrap().sign_in(req.url.as_str(), &testkit::SignIn::new("admin@fabrikam.test").consent(Consent::AcceptForOrganization)).await.unwrap();
+    let page = Browser::new()
+        .unwrap()
+        .sign_in(req.url.as_str(), &testkit::SignIn::new("admin@fabrikam.test").consent(Consent::AcceptForOrganization))
+        .await
+        .unwrap();
     let cb = parse_callback(&page.callback_query().unwrap()).unwrap();
     env.client.exchange_code(&fb, &cb.code, REDIRECT, &req.pkce_verifier, &req.nonce).await.unwrap();
 
     let req = env.client.authorization_request(&fb, REDIRECT, SCOPES, Some("frank@fabrikam.test"), None).unwrap();
-    let page = Browser::new().unwrap().sign_in(req.url.as_str(), &testkit::SignIn::new("frank@fabrikam.test").consent(Consent::Cancel)).await.unwrap();
+    let page = Browser::new()
+        .unwrap()
+        .sign_in(req.url.as_str(), &testkit::SignIn::new("frank@fabrikam.test").consent(Consent::Cancel))
+        .await
+        .unwrap();
     let cb = parse_callback(&page.callback_query().unwrap()).expect("frank is not asked at all");
     let s = env.client.exchange_code(&fb, &cb.code, REDIRECT, &req.pkce_verifier, &req.nonce).await.unwrap();
     assert_eq!(s.identity.object_id, "6e2f0a00-0000-4000-8000-000000000003");

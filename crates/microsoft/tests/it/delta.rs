@@ -4,9 +4,10 @@
 use crate::helpers::*;
 use crate::tokens::sign_in;
 use domain::ReasonCode;
+use domain::Resource;
 use m365_emulator::{FaultRule, Kind};
 use microsoft::{
-    DeltaItem, DeltaKind, DeltaNext, DeltaRequest, DeltaStart, FailureClass, GraphItem, MailboxRef, MicrosoftClient, SecretString, Timeouts,
+    DeltaItem, DeltaNext, DeltaRequest, DeltaStart, FailureClass, GraphItem, MailboxRef, MicrosoftClient, SecretString, Timeouts,
 };
 use std::collections::BTreeSet;
 use std::time::Duration;
@@ -14,8 +15,8 @@ use std::time::Duration;
 const SYNC_SCOPES: &str = "openid profile email offline_access User.Read Mail.Read Calendars.ReadWrite Contacts.Read Tasks.Read";
 const ALICE: &str = "alice@northwind.test";
 
-fn request<'a>(mailbox: &'a MailboxRef, kind: DeltaKind, container: Option<&'a str>, start: DeltaStart) -> DeltaRequest<'a> {
-    DeltaRequest { mailbox, kind, container, window: Some(("2026-01-01T00:00:00Z", "2027-12-31T00:00:00Z")), page_size: 7, start }
+fn request<'a>(mailbox: &'a MailboxRef, kind: Resource, container: Option<&'a str>, start: DeltaStart) -> DeltaRequest<'a> {
+    DeltaRequest { mailbox, resource: kind, container, window: Some(("2026-01-01T00:00:00Z", "2027-12-31T00:00:00Z")), page_size: 7, start }
 }
 
 /// Runs a whole round: returns the upserted ids, the removed ids, the number of pages and the deltaLink.
@@ -23,7 +24,7 @@ async fn round(
     client: &MicrosoftClient,
     token: &SecretString,
     mailbox: &MailboxRef,
-    kind: DeltaKind,
+    kind: Resource,
     container: Option<&str>,
     start: DeltaStart,
 ) -> (Vec<String>, Vec<String>, usize, String) {
@@ -63,7 +64,9 @@ async fn containers_are_listed_for_each_resource() {
     assert_eq!(env.client.todo_lists(&token, &MailboxRef::Me).await.unwrap().len(), 3);
 
     // App-only, through /users/{id}.
-    env.emu.grant_admin_consent(NW, m365_emulator::DEMO_CLIENT_ID, &[], &["Mail.Read", "Contacts.Read", "Tasks.Read.All", "Calendars.Read"]).unwrap();
+    env.emu
+        .grant_admin_consent(NW, m365_emulator::DEMO_CLIENT_ID, &[], &["Mail.Read", "Contacts.Read", "Tasks.Read.All", "Calendars.Read"])
+        .unwrap();
     let app_token = env.client.client_credentials(&app(NW)).await.unwrap().access_token;
     let bob = MailboxRef::User("6e1f0a00-0000-4000-8000-000000000003".into());
     assert_eq!(env.client.mail_folders(&app_token, &bob).await.unwrap().len(), 7);
@@ -75,14 +78,14 @@ async fn a_full_round_then_an_incremental_one_with_changes_deletions_and_moves()
     let env = spawn().await;
     let token = sign_in(&env, ALICE, SYNC_SCOPES).await.tokens.access_token;
     let me = MailboxRef::Me;
-    let (ids, removed, pages, delta) = round(&env.client, &token, &me, DeltaKind::Messages, Some("inbox"), DeltaStart::Initial).await;
+    let (ids, removed, pages, delta) = round(&env.client, &token, &me, Resource::Mail, Some("inbox"), DeltaStart::Initial).await;
     assert!(removed.is_empty());
     assert!(pages > 1, "small pages: {pages}");
     let unique: BTreeSet<String> = ids.iter().cloned().collect();
     assert_eq!(unique, snapshot_ids(&env, Kind::Message, "inbox"), "immutable ids, every message once");
 
     // Nothing changed: an incremental round is empty.
-    let (ids2, removed2, _, delta) = round(&env.client, &token, &me, DeltaKind::Messages, Some("inbox"), DeltaStart::Link(delta)).await;
+    let (ids2, removed2, _, delta) = round(&env.client, &token, &me, Resource::Mail, Some("inbox"), DeltaStart::Link(delta)).await;
     assert!(ids2.is_empty() && removed2.is_empty());
 
     let added = env.emu.add_item(ALICE, Kind::Message, Some("inbox"), serde_json::json!({"subject": "New one"})).unwrap();
@@ -90,7 +93,7 @@ async fn a_full_round_then_an_incremental_one_with_changes_deletions_and_moves()
     env.emu.update_item(ALICE, &victims[0].immutable_id, serde_json::json!({"subject": "Edited"})).unwrap();
     env.emu.delete_item(ALICE, &victims[1].immutable_id).unwrap();
     env.emu.move_item(ALICE, &victims[2].immutable_id, "archive").unwrap();
-    let (ids3, removed3, _, _) = round(&env.client, &token, &me, DeltaKind::Messages, Some("inbox"), DeltaStart::Link(delta)).await;
+    let (ids3, removed3, _, _) = round(&env.client, &token, &me, Resource::Mail, Some("inbox"), DeltaStart::Link(delta)).await;
     let ids3: BTreeSet<String> = ids3.into_iter().collect();
     assert!(ids3.contains(&added.immutable_id) && ids3.contains(&victims[0].immutable_id), "{ids3:?}");
     let removed3: BTreeSet<String> = removed3.into_iter().collect();
@@ -103,11 +106,11 @@ async fn each_resource_yields_typed_items_with_the_shown_fields() {
     let env = spawn().await;
     let token = sign_in(&env, ALICE, SYNC_SCOPES).await.tokens.access_token;
     let me = MailboxRef::Me;
-    let page = env.client.delta_page(&token, &request(&me, DeltaKind::Messages, Some("inbox"), DeltaStart::Initial)).await.unwrap();
+    let page = env.client.delta_page(&token, &request(&me, Resource::Mail, Some("inbox"), DeltaStart::Initial)).await.unwrap();
     let DeltaItem::Upsert(GraphItem::Message(m)) = &page.items[0] else { panic!("a message: {:?}", page.items[0]) };
     assert!(m.subject.is_some() && m.received_date_time.is_some() && m.from.is_some());
 
-    let (events, _, _, _) = round(&env.client, &token, &me, DeltaKind::Events, None, DeltaStart::Initial).await;
+    let (events, _, _, _) = round(&env.client, &token, &me, Resource::Calendar, None, DeltaStart::Initial).await;
     let view: BTreeSet<String> = env
         .emu
         .calendar_view(ALICE, "2026-01-01T00:00:00Z", "2027-12-31T00:00:00Z", true)
@@ -117,7 +120,10 @@ async fn each_resource_yields_typed_items_with_the_shown_fields() {
         .collect();
     assert_eq!(events.into_iter().collect::<BTreeSet<_>>(), view);
 
-    for (kind, lists) in [(DeltaKind::Contacts, env.client.contact_folders(&token, &me).await.unwrap()), (DeltaKind::Tasks, env.client.todo_lists(&token, &me).await.unwrap())] {
+    for (kind, lists) in [
+        (Resource::Contacts, env.client.contact_folders(&token, &me).await.unwrap()),
+        (Resource::Tasks, env.client.todo_lists(&token, &me).await.unwrap()),
+    ] {
         // Some containers are empty; the first item of any will do.
         let mut first = None;
         for list in &lists {
@@ -125,8 +131,8 @@ async fn each_resource_yields_typed_items_with_the_shown_fields() {
             first = first.or(page.items.into_iter().next());
         }
         match (first, kind) {
-            (Some(DeltaItem::Upsert(GraphItem::Contact(c))), DeltaKind::Contacts) => assert!(c.display_name.is_some()),
-            (Some(DeltaItem::Upsert(GraphItem::Task(t))), DeltaKind::Tasks) => assert!(t.title.is_some()),
+            (Some(DeltaItem::Upsert(GraphItem::Contact(c))), Resource::Contacts) => assert!(c.display_name.is_some()),
+            (Some(DeltaItem::Upsert(GraphItem::Task(t))), Resource::Tasks) => assert!(t.title.is_some()),
             other => panic!("unexpected {other:?}"),
         }
     }
@@ -138,12 +144,12 @@ async fn an_evicted_cursor_is_expired_and_a_new_round_works() {
     let env = spawn().await;
     let token = sign_in(&env, ALICE, SYNC_SCOPES).await.tokens.access_token;
     let me = MailboxRef::Me;
-    let (_, _, _, delta) = round(&env.client, &token, &me, DeltaKind::Messages, Some("inbox"), DeltaStart::Initial).await;
+    let (_, _, _, delta) = round(&env.client, &token, &me, Resource::Mail, Some("inbox"), DeltaStart::Initial).await;
     env.emu.evict_sync_state(ALICE).unwrap();
-    let err = env.client.delta_page(&token, &request(&me, DeltaKind::Messages, Some("inbox"), DeltaStart::Link(delta))).await.unwrap_err();
+    let err = env.client.delta_page(&token, &request(&me, Resource::Mail, Some("inbox"), DeltaStart::Link(delta))).await.unwrap_err();
     assert_eq!(err.status, Some(410));
     assert_eq!(err.class(), FailureClass::CursorExpired);
-    let (ids, _, _, _) = round(&env.client, &token, &me, DeltaKind::Messages, Some("inbox"), DeltaStart::Initial).await;
+    let (ids, _, _, _) = round(&env.client, &token, &me, Resource::Mail, Some("inbox"), DeltaStart::Initial).await;
     assert_eq!(ids.into_iter().collect::<BTreeSet<_>>(), snapshot_ids(&env, Kind::Message, "inbox"));
     env.emu.shutdown().await;
 }
@@ -153,7 +159,7 @@ async fn throttling_outages_and_timeouts_are_classified() {
     let env = spawn().await;
     let token = sign_in(&env, ALICE, SYNC_SCOPES).await.tokens.access_token;
     let me = MailboxRef::Me;
-    let req = request(&me, DeltaKind::Messages, Some("inbox"), DeltaStart::Initial);
+    let req = request(&me, Resource::Mail, Some("inbox"), DeltaStart::Initial);
     let fault = |status: Option<u16>, retry_after: Option<f64>, as_date: bool, delay_ms: Option<u64>| FaultRule {
         route: Some("messages/delta".into()),
         status,
@@ -176,12 +182,16 @@ async fn throttling_outages_and_timeouts_are_classified() {
     env.emu.inject_fault(fault(Some(503), None, false, None));
     assert_eq!(env.client.delta_page(&token, &req).await.unwrap_err().class(), FailureClass::Transient(None));
 
-    let impatient = MicrosoftClient::with_timeouts(endpoints(&env.emu), Timeouts { connect: Duration::from_secs(1), request: Duration::from_millis(300) }).unwrap();
+    let impatient = MicrosoftClient::with_timeouts(
+        endpoints(&env.emu),
+        Timeouts { connect: Duration::from_secs(1), request: Duration::from_millis(300) },
+    )
+    .unwrap();
     env.emu.inject_fault(fault(None, None, false, Some(2_000)));
     assert_eq!(impatient.delta_page(&token, &req).await.unwrap_err().class(), FailureClass::Transient(None));
 
     // A stored link that points elsewhere is refused before any token is sent.
-    let foreign = request(&me, DeltaKind::Messages, Some("inbox"), DeltaStart::Link("https://evil.example/v1.0/me/messages/delta".into()));
+    let foreign = request(&me, Resource::Mail, Some("inbox"), DeltaStart::Link("https://evil.example/v1.0/me/messages/delta".into()));
     assert_eq!(env.client.delta_page(&token, &foreign).await.unwrap_err().code, "foreignLink");
     env.emu.shutdown().await;
 }
@@ -189,9 +199,14 @@ async fn throttling_outages_and_timeouts_are_classified() {
 #[tokio::test]
 async fn someone_elses_mailbox_without_access_needs_attention() {
     let env = spawn().await;
-    let service = sign_in(&env, "service@northwind.test", "openid profile offline_access User.Read Mail.Read Mail.Read.Shared").await.tokens;
+    let service =
+        sign_in(&env, "service@northwind.test", "openid profile offline_access User.Read Mail.Read Mail.Read.Shared").await.tokens;
     let carol = MailboxRef::User("carol@northwind.test".into());
-    let err = env.client.delta_page(&service.access_token, &request(&carol, DeltaKind::Messages, Some("inbox"), DeltaStart::Initial)).await.unwrap_err();
+    let err = env
+        .client
+        .delta_page(&service.access_token, &request(&carol, Resource::Mail, Some("inbox"), DeltaStart::Initial))
+        .await
+        .unwrap_err();
     assert_eq!(err.class(), FailureClass::NeedsAttention(ReasonCode::NoMailboxAccess));
     let dave = sign_in(&env, "dave@northwind.test", SYNC_SCOPES).await.tokens;
     let err = env.client.mail_folders(&dave.access_token, &MailboxRef::Me).await.unwrap_err();

@@ -40,7 +40,11 @@ async fn token_endpoint_outages_and_timeouts_are_microsoft_unavailable() {
     assert_eq!(err.reason(), ReasonCode::MicrosoftUnavailable, "{err:?}");
     assert_eq!(err.aad().unwrap().retry_after, Some(Duration::from_secs(1)));
 
-    let impatient = MicrosoftClient::with_timeouts(endpoints(&env.emu), Timeouts { connect: Duration::from_secs(1), request: Duration::from_millis(300) }).unwrap();
+    let impatient = MicrosoftClient::with_timeouts(
+        endpoints(&env.emu),
+        Timeouts { connect: Duration::from_secs(1), request: Duration::from_millis(300) },
+    )
+    .unwrap();
     env.emu.inject_fault(fault("/oauth2/v2.0/token", None, None, Some(2_000)));
     let err = impatient.client_credentials(&app(NW)).await.unwrap_err();
     assert!(matches!(err, MicrosoftError::Unavailable { status: None, .. }), "{err:?}");

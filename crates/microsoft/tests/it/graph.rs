@@ -52,7 +52,11 @@ async fn probing_mailboxes_tells_no_access_from_no_licence() {
     assert_eq!((err.status, err.reason), (Some(404), ReasonCode::MailboxNotLicensed));
     assert_eq!(err.who_must_act(), WhoMustAct::LicenceAdmin);
     let app_only = app_token(&env).await;
-    let err = env.client.probe_mailbox(&app_only.access_token, &MailboxRef::User("6e1f0a00-0000-4000-8000-000000000006".into())).await.unwrap_err();
+    let err = env
+        .client
+        .probe_mailbox(&app_only.access_token, &MailboxRef::User("6e1f0a00-0000-4000-8000-000000000006".into()))
+        .await
+        .unwrap_err();
     assert_eq!(err.reason, ReasonCode::MailboxNotLicensed);
     env.client.probe_mailbox(&app_only.access_token, &MailboxRef::User("carol@northwind.test".into())).await.unwrap();
     env.emu.shutdown().await;

@@ -18,7 +18,8 @@ async fn raw_id_token(env: &Env, client_id: &str, nonce: &str) -> String {
     let req = env.client.authorization_request(&app, REDIRECT, SCOPES, None, None).unwrap();
     // Put our own nonce in, so the test knows what the token carries.
     let mut url = req.url.clone();
-    let pairs: Vec<(String, String)> = url.query_pairs().into_owned().map(|(k, v)| if k == "nonce" { (k, nonce.to_string()) } else { (k, v) }).collect();
+    let pairs: Vec<(String, String)> =
+        url.query_pairs().into_owned().map(|(k, v)| if k == "nonce" { (k, nonce.to_string()) } else { (k, v) }).collect();
     url.query_pairs_mut().clear().extend_pairs(pairs);
     let back = testkit::sign_in(url.as_str(), "alice@northwind.test").await.unwrap();
     let cb = parse_callback(back.query()).unwrap();

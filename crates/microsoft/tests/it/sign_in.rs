@@ -84,7 +84,10 @@ async fn a_reused_code_or_a_wrong_verifier_is_refused_and_reads_as_start_again()
     let app = app(NW);
     let browser = Browser::new().unwrap();
     let req = env.client.authorization_request(&app, REDIRECT, SCOPES, None, None).unwrap();
-    let cb = parse_callback(&browser.sign_in(req.url.as_str(), &testkit::SignIn::new("bob@northwind.test")).await.unwrap().callback_query().unwrap()).unwrap();
+    let cb = parse_callback(
+        &browser.sign_in(req.url.as_str(), &testkit::SignIn::new("bob@northwind.test")).await.unwrap().callback_query().unwrap(),
+    )
+    .unwrap();
     env.client.exchange_code(&app, &cb.code, REDIRECT, &req.pkce_verifier, &req.nonce).await.unwrap();
     let again = env.client.exchange_code(&app, &cb.code, REDIRECT, &req.pkce_verifier, &req.nonce).await.unwrap_err();
     let aad = again.aad().expect("Microsoft's error");
@@ -95,7 +98,10 @@ async fn a_reused_code_or_a_wrong_verifier_is_refused_and_reads_as_start_again()
 
     // SSO: the second sign-in comes straight back; the code is bound to the first verifier.
     let req2 = env.client.authorization_request(&app, REDIRECT, SCOPES, None, None).unwrap();
-    let cb2 = parse_callback(&browser.sign_in(req2.url.as_str(), &testkit::SignIn::new("bob@northwind.test")).await.unwrap().callback_query().unwrap()).unwrap();
+    let cb2 = parse_callback(
+        &browser.sign_in(req2.url.as_str(), &testkit::SignIn::new("bob@northwind.test")).await.unwrap().callback_query().unwrap(),
+    )
+    .unwrap();
     let err = env.client.exchange_code(&app, &cb2.code, REDIRECT, &req.pkce_verifier, &req2.nonce).await.unwrap_err();
     assert!(err.aad().unwrap().has_code(501481), "{err:?}");
     assert_eq!(err.reason(), ReasonCode::SignInNotVerified);
@@ -145,7 +151,11 @@ async fn multi_factor_sign_in_completes_and_prompt_none_without_a_session_needs_
 async fn declining_consent_comes_back_as_consent_declined_for_the_owner() {
     let env = spawn().await;
     let req = env.client.authorization_request(&app(NW), REDIRECT, SCOPES, None, None).unwrap();
-    let page = Browser::new().unwrap().sign_in(req.url.as_str(), &testkit::SignIn::new("carol@northwind.test").consent(Consent::Cancel)).await.unwrap();
+    let page = Browser::new()
+        .unwrap()
+        .sign_in(req.url.as_str(), &testkit::SignIn::new("carol@northwind.test").consent(Consent::Cancel))
+        .await
+        .unwrap();
     let err = parse_callback(&page.callback_query().unwrap()).unwrap_err();
     assert_eq!(err.reason, ReasonCode::ConsentDeclined);
     assert_eq!(err.who_must_act(), domain::WhoMustAct::Owner);
@@ -162,7 +172,14 @@ async fn a_multi_tenant_configuration_signs_in_users_of_any_organization() {
     let env = spawn().await;
     let any = app("organizations");
     // Fabrikam forbids user consent, so consent for the organization first (tenant-wide grant).
-    env.emu.grant_admin_consent(FB, m365_emulator::DEMO_CLIENT_ID, &["openid", "profile", "email", "offline_access", "User.Read", "Mail.Read", "Mail.Read.Shared", "Calendars.ReadWrite"], &[]).unwrap();
+    env.emu
+        .grant_admin_consent(
+            FB,
+            m365_emulator::DEMO_CLIENT_ID,
+            &["openid", "profile", "email", "offline_access", "User.Read", "Mail.Read", "Mail.Read.Shared", "Calendars.ReadWrite"],
+            &[],
+        )
+        .unwrap();
     for (email, tid) in [("alice@northwind.test", NW), ("frank@fabrikam.test", FB)] {
         let req = env.client.authorization_request(&any, REDIRECT, SCOPES, Some(email), None).unwrap();
         assert!(req.url.path().starts_with("/organizations/"));

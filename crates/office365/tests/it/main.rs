@@ -4,5 +4,5 @@
 
 mod harness;
 mod oauth;
-mod settings;
 mod people;
+mod settings;

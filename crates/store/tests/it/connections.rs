@@ -1,8 +1,8 @@
 //! OAuth flows (single use, expiring) and connections (sealed tokens, one primary).
 
-use store::secrets::ExposeSecret;
 use crate::harness::{TestDb, on_both_backends};
 use domain::{AuditEntry, ConnectionKind, ConnectionState, FlowPurpose, Role};
+use store::secrets::ExposeSecret;
 use store::secrets::SecretString;
 use store::{NewConnection, OAuthFlow, SessionToken, accounts};
 

@@ -27,11 +27,10 @@ impl Raw {
             Raw::Postgres(url) => {
                 use sqlx::Connection;
                 let mut conn = sqlx::PgConnection::connect(url).await.unwrap();
-                let tables: Vec<String> =
-                    sqlx::query_scalar("SELECT tablename::text FROM pg_tables WHERE schemaname = 'public'")
-                        .fetch_all(&mut conn)
-                        .await
-                        .unwrap();
+                let tables: Vec<String> = sqlx::query_scalar("SELECT tablename::text FROM pg_tables WHERE schemaname = 'public'")
+                    .fetch_all(&mut conn)
+                    .await
+                    .unwrap();
                 for t in tables {
                     let rows: Vec<String> = sqlx::query_scalar(sqlx::AssertSqlSafe(format!("SELECT t::text FROM \"{t}\" t")))
                         .fetch_all(&mut conn)

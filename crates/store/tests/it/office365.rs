@@ -1,10 +1,11 @@
 //! Office 365 settings, the sealed client secret, and the audit log.
 
-use store::secrets::ExposeSecret;
 use crate::harness::{TestDb, on_both_backends};
 use domain::AuditEntry;
+use domain::Resource;
 use domain::office365::Office365Settings;
-use domain::permissions::{AccessLevel, ConnectionMode, Feature};
+use domain::permissions::{AccessLevel, ConnectionMode};
+use store::secrets::ExposeSecret;
 use store::secrets::SecretString;
 
 on_both_backends!(
@@ -24,7 +25,7 @@ fn enabled() -> Office365Settings {
         client_secret_expires_on: Some("2027-12-31".into()),
         mode: ConnectionMode::ServiceUser,
         access: AccessLevel::ReadWrite,
-        features: vec![Feature::Mail, Feature::Tasks],
+        resources: vec![Resource::Mail, Resource::Tasks],
         sync_interval_minutes: 30,
         backfill_days: 90,
         poll_primary_only: true,
@@ -73,7 +74,12 @@ async fn saving_settings_writes_their_audit_entries_atomically(db: &TestDb) {
     let store = db.store.as_ref();
     let org = store.create_organization("Northwind").await.unwrap();
     store
-        .save_office365_settings(org.id, &enabled(), None, &[entry("office365.settings_changed", 10), entry("office365.poll_primary_on", 10)])
+        .save_office365_settings(
+            org.id,
+            &enabled(),
+            None,
+            &[entry("office365.settings_changed", 10), entry("office365.poll_primary_on", 10)],
+        )
         .await
         .unwrap();
     let log = store.audit_log(org.id, 10).await.unwrap();

@@ -38,9 +38,7 @@ async fn users_have_unique_emails_across_organizations(db: &TestDb) {
 async fn sign_in_starts_a_new_session_each_time(db: &TestDb) {
     let store = db.store.as_ref();
     let org = store.create_organization("Northwind").await.unwrap();
-    let user = accounts::create_user(store, org.id, "alice@northwind.test", "Alice Anders", Role::Member, "alice-password")
-        .await
-        .unwrap();
+    let user = accounts::create_user(store, org.id, "alice@northwind.test", "Alice Anders", Role::Member, "alice-password").await.unwrap();
     let now = 1_700_000_000;
     let first = accounts::sign_in(store, " Alice@Northwind.test", "alice-password", "10.0.0.1", now).await.unwrap();
     let second = accounts::sign_in(store, "alice@northwind.test", "alice-password", "10.0.0.1", now).await.unwrap();

@@ -1,14 +1,13 @@
 //! The sync engine's persistence: mailboxes, leases with fencing tokens, cursors, items committed
 //! page by page, resyncs, status, the Activity listing and connection tokens.
 
-use store::secrets::ExposeSecret;
 use crate::harness::Raw;
 use domain::{AuditEntry, ConnectionKind, ConnectionState, ReasonCode, Role};
+use domain::{PauseReason, Resource};
 use std::collections::BTreeSet;
+use store::secrets::ExposeSecret;
 use store::secrets::SecretString;
-use store::sync::{
-    CommitOutcome, CursorUpdate, ItemQuery, NewSyncMailbox, PageCommit, PauseReason, SyncMailbox, SyncResource, SyncedItem,
-};
+use store::sync::{CommitOutcome, CursorUpdate, ItemQuery, NewSyncMailbox, PageCommit, SyncMailbox, SyncedItem};
 use store::{NewConnection, accounts};
 
 /// A database opened through `store::open`: one handle for the product's and the sync engine's
@@ -135,7 +134,7 @@ fn page(mb: uuid::Uuid, fence: i64, upserts: Vec<SyncedItem>, deletes: &[&str], 
     PageCommit {
         mailbox_id: mb,
         fence,
-        resource: SyncResource::Mail,
+        resource: Resource::Mail,
         container: "inbox".into(),
         upserts,
         deletes: deletes.iter().map(|s| s.to_string()).collect(),
@@ -145,7 +144,7 @@ fn page(mb: uuid::Uuid, fence: i64, upserts: Vec<SyncedItem>, deletes: &[&str], 
 }
 
 async fn ids(db: &TestDb, mb: uuid::Uuid) -> BTreeSet<String> {
-    db.store.mailbox_items(mb, SyncResource::Mail).await.unwrap().into_iter().map(|i| i.graph_id).collect()
+    db.store.mailbox_items(mb, Resource::Mail).await.unwrap().into_iter().map(|i| i.graph_id).collect()
 }
 
 fn set(v: &[&str]) -> BTreeSet<String> {
@@ -160,7 +159,10 @@ async fn mailboxes_are_scheduled_once_and_can_be_paused(db: &TestDb) {
     assert_eq!((a.graph_user_id.clone(), a.paused, a.next_due_at), (None, None, 100));
     let other = db
         .store
-        .ensure_sync_mailbox(&NewSyncMailbox { org_id: w.org, connection_id: w.connection, user_id: w.user, graph_user_id: Some("bob-id".into()) }, 100)
+        .ensure_sync_mailbox(
+            &NewSyncMailbox { org_id: w.org, connection_id: w.connection, user_id: w.user, graph_user_id: Some("bob-id".into()) },
+            100,
+        )
         .await
         .unwrap();
     assert_ne!(other.id, a.id);
@@ -187,7 +189,11 @@ async fn a_stale_fence_is_rejected_and_writes_nothing(db: &TestDb) {
     let w = world(db).await;
     let mb = mailbox(db, &w).await;
     let first = db.store.claim_due_mailboxes("w1", 100, 30, 10).await.unwrap().remove(0);
-    let ok = db.store.commit_page(&page(mb.id, first.fence, vec![item("a", "A", 1)], &[], CursorUpdate::NextLink("next-1".into()))).await.unwrap();
+    let ok = db
+        .store
+        .commit_page(&page(mb.id, first.fence, vec![item("a", "A", 1)], &[], CursorUpdate::NextLink("next-1".into())))
+        .await
+        .unwrap();
     assert_eq!(ok, CommitOutcome::Committed { swept: 0 });
 
     // The lease expires and another worker takes over: the first one's fence is now stale.
@@ -195,8 +201,8 @@ async fn a_stale_fence_is_rejected_and_writes_nothing(db: &TestDb) {
     assert!(second.fence > first.fence);
     let stale = page(mb.id, first.fence, vec![item("b", "B", 2)], &["a"], CursorUpdate::DeltaLink("delta-stale".into()));
     assert_eq!(db.store.commit_page(&stale).await.unwrap(), CommitOutcome::LeaseLost);
-    assert_eq!(db.store.reset_cursor(mb.id, first.fence, SyncResource::Mail, "inbox", 200).await.unwrap(), CommitOutcome::LeaseLost);
-    assert_eq!(db.store.record_resource_success(mb.id, first.fence, SyncResource::Mail, true, 200).await.unwrap(), CommitOutcome::LeaseLost);
+    assert_eq!(db.store.reset_cursor(mb.id, first.fence, Resource::Mail, "inbox", 200).await.unwrap(), CommitOutcome::LeaseLost);
+    assert_eq!(db.store.record_resource_success(mb.id, first.fence, Resource::Mail, true, 200).await.unwrap(), CommitOutcome::LeaseLost);
     assert!(!db.store.renew_lease(mb.id, first.fence, 1_000).await.unwrap());
     assert!(!db.store.release_lease(mb.id, first.fence, 1_000).await.unwrap());
 
@@ -217,7 +223,10 @@ async fn two_claimers_never_both_own_a_mailbox(db: &TestDb) {
     for i in 0..12 {
         let mb = db
             .store
-            .ensure_sync_mailbox(&NewSyncMailbox { org_id: w.org, connection_id: w.connection, user_id: w.user, graph_user_id: Some(format!("u{i}")) }, 100)
+            .ensure_sync_mailbox(
+                &NewSyncMailbox { org_id: w.org, connection_id: w.connection, user_id: w.user, graph_user_id: Some(format!("u{i}")) },
+                100,
+            )
             .await
             .unwrap();
         all.insert(mb.id);
@@ -268,8 +277,14 @@ async fn a_full_round_then_deltas_then_a_resync_without_duplicates_or_ghosts(db:
     let mb = mailbox(db, &w).await;
     let fence = db.store.claim_due_mailboxes("w1", 100, 60, 10).await.unwrap().remove(0).fence;
     // A first round over two pages, with a replayed item (Graph may repeat).
-    db.store.commit_page(&page(mb.id, fence, vec![item("a", "A", 1), item("b", "B", 2)], &[], CursorUpdate::NextLink("n1".into()))).await.unwrap();
-    db.store.commit_page(&page(mb.id, fence, vec![item("b", "B", 2), item("c", "C", 3)], &[], CursorUpdate::DeltaLink("d1".into()))).await.unwrap();
+    db.store
+        .commit_page(&page(mb.id, fence, vec![item("a", "A", 1), item("b", "B", 2)], &[], CursorUpdate::NextLink("n1".into())))
+        .await
+        .unwrap();
+    db.store
+        .commit_page(&page(mb.id, fence, vec![item("b", "B", 2), item("c", "C", 3)], &[], CursorUpdate::DeltaLink("d1".into())))
+        .await
+        .unwrap();
     assert_eq!(ids(db, mb.id).await, set(&["a", "b", "c"]));
     let c = &db.store.cursors(mb.id).await.unwrap()[0];
     assert_eq!((c.link.as_deref(), c.link_is_delta, c.full_round, c.round), (Some("d1"), true, false, 1));
@@ -280,12 +295,12 @@ async fn a_full_round_then_deltas_then_a_resync_without_duplicates_or_ghosts(db:
         .await
         .unwrap();
     assert_eq!(ids(db, mb.id).await, set(&["a", "c", "d"]));
-    let a = db.store.mailbox_items(mb.id, SyncResource::Mail).await.unwrap().into_iter().find(|i| i.graph_id == "a").unwrap();
+    let a = db.store.mailbox_items(mb.id, Resource::Mail).await.unwrap().into_iter().find(|i| i.graph_id == "a").unwrap();
     assert_eq!(a.title, "A edited");
 
     // 410: the cursor restarts. Meanwhile "c" was deleted on Microsoft's side. Items stay until the
     // resync completes; the resync re-sends a and d (upserted, not duplicated); c is swept.
-    db.store.reset_cursor(mb.id, fence, SyncResource::Mail, "inbox", 300).await.unwrap();
+    db.store.reset_cursor(mb.id, fence, Resource::Mail, "inbox", 300).await.unwrap();
     let c = &db.store.cursors(mb.id).await.unwrap()[0];
     assert_eq!((c.link.clone(), c.full_round, c.round), (None, true, 2));
     db.store.commit_page(&page(mb.id, fence, vec![item("a", "A edited", 1)], &[], CursorUpdate::NextLink("n2".into()))).await.unwrap();
@@ -293,10 +308,10 @@ async fn a_full_round_then_deltas_then_a_resync_without_duplicates_or_ghosts(db:
     let out = db.store.commit_page(&page(mb.id, fence, vec![item("d", "D", 4)], &[], CursorUpdate::DeltaLink("d3".into()))).await.unwrap();
     assert_eq!(out, CommitOutcome::Committed { swept: 1 });
     assert_eq!(ids(db, mb.id).await, set(&["a", "d"]));
-    assert_eq!(db.store.mailbox_items(mb.id, SyncResource::Mail).await.unwrap().len(), 2, "no duplicates");
+    assert_eq!(db.store.mailbox_items(mb.id, Resource::Mail).await.unwrap().len(), 2, "no duplicates");
 
     // A vanished folder takes its items and cursor with it.
-    db.store.drop_container(mb.id, fence, SyncResource::Mail, "inbox").await.unwrap();
+    db.store.drop_container(mb.id, fence, Resource::Mail, "inbox").await.unwrap();
     assert!(ids(db, mb.id).await.is_empty());
     assert!(db.store.cursors(mb.id).await.unwrap().is_empty());
 }
@@ -305,24 +320,24 @@ async fn status_counts_and_first_sync_progress(db: &TestDb) {
     let w = world(db).await;
     let mb = mailbox(db, &w).await;
     let fence = db.store.claim_due_mailboxes("w1", 100, 60, 10).await.unwrap().remove(0).fence;
-    db.store.set_estimated_total(mb.id, SyncResource::Mail, Some(4)).await.unwrap();
+    db.store.set_estimated_total(mb.id, Resource::Mail, Some(4)).await.unwrap();
     db.store.commit_page(&page(mb.id, fence, vec![item("a", "A", 1)], &[], CursorUpdate::NextLink("n".into()))).await.unwrap();
     let st = db.store.mailbox_status(mb.id).await.unwrap().unwrap();
     assert_eq!(st.resources.len(), 1);
     assert_eq!(st.resources[0].progress(), Some((1, 4)));
 
-    db.store.record_resource_error(mb.id, SyncResource::Mail, ReasonCode::Throttled, Some(250), 200).await.unwrap();
+    db.store.record_resource_error(mb.id, Resource::Mail, ReasonCode::Throttled, Some(250), 200).await.unwrap();
     let r = db.store.mailbox_status(mb.id).await.unwrap().unwrap().resources.remove(0);
     assert_eq!((r.last_error, r.throttled_until, r.last_success_at), (Some(ReasonCode::Throttled), Some(250), None));
 
     db.store.commit_page(&page(mb.id, fence, vec![item("b", "B", 2)], &[], CursorUpdate::DeltaLink("d".into()))).await.unwrap();
-    db.store.record_resource_success(mb.id, fence, SyncResource::Mail, true, 300).await.unwrap();
+    db.store.record_resource_success(mb.id, fence, Resource::Mail, true, 300).await.unwrap();
     let r = db.store.mailbox_status(mb.id).await.unwrap().unwrap().resources.remove(0);
     assert_eq!((r.last_error, r.throttled_until, r.last_success_at, r.items), (None, None, Some(300), 2));
     assert!(r.first_sync_done);
     assert_eq!(r.progress(), None, "no bar after the first sync");
     // A later pass that is not a first sync does not undo "done".
-    db.store.record_resource_success(mb.id, fence, SyncResource::Mail, false, 400).await.unwrap();
+    db.store.record_resource_success(mb.id, fence, Resource::Mail, false, 400).await.unwrap();
     assert!(db.store.mailbox_status(mb.id).await.unwrap().unwrap().resources[0].first_sync_done);
 }
 
@@ -330,28 +345,37 @@ async fn activity_lists_newest_first_with_search_and_paging(db: &TestDb) {
     let w = world(db).await;
     let mb = mailbox(db, &w).await;
     let fence = db.store.claim_due_mailboxes("w1", 100, 60, 10).await.unwrap().remove(0).fence;
-    let items: Vec<SyncedItem> = (0..25).map(|i| item(&format!("m{i:02}"), &format!("Subject {i} {}", if i % 5 == 0 { "Invoice 50%" } else { "hello" }), i)).collect();
+    let items: Vec<SyncedItem> = (0..25)
+        .map(|i| item(&format!("m{i:02}"), &format!("Subject {i} {}", if i % 5 == 0 { "Invoice 50%" } else { "hello" }), i))
+        .collect();
     db.store.commit_page(&page(mb.id, fence, items, &[], CursorUpdate::DeltaLink("d".into()))).await.unwrap();
     let mut event = page(mb.id, fence, vec![item("e1", "Team meeting", 100)], &[], CursorUpdate::DeltaLink("de".into()));
-    event.resource = SyncResource::Events;
+    event.resource = Resource::Calendar;
     event.container = String::new();
     db.store.commit_page(&event).await.unwrap();
 
-    let q = |resource, text: Option<&str>, offset, limit| ItemQuery { org_id: w.org, user_id: w.user, resource, text: text.map(str::to_string), offset, limit };
+    let q = |resource, text: Option<&str>, offset, limit| ItemQuery {
+        org_id: w.org,
+        user_id: w.user,
+        resource,
+        text: text.map(str::to_string),
+        offset,
+        limit,
+    };
     let first = db.store.activity_items(&q(None, None, 0, 10)).await.unwrap();
     assert_eq!(first.len(), 10);
     assert_eq!(first[0].item.graph_id, "e1", "newest first across resources");
     assert_eq!(first[1].item.graph_id, "m24");
     let third = db.store.activity_items(&q(None, None, 20, 10)).await.unwrap();
     assert_eq!(third.len(), 6);
-    let mail = db.store.activity_items(&q(Some(SyncResource::Mail), None, 0, 100)).await.unwrap();
+    let mail = db.store.activity_items(&q(Some(Resource::Mail), None, 0, 100)).await.unwrap();
     assert_eq!(mail.len(), 25);
     let found = db.store.activity_items(&q(None, Some("INVOICE 50%"), 0, 100)).await.unwrap();
     assert_eq!(found.len(), 5, "case-insensitive, % is literal");
     assert!(db.store.activity_items(&q(None, Some("50_"), 0, 100)).await.unwrap().is_empty(), "_ is literal");
-    let events = db.store.activity_items(&q(Some(SyncResource::Events), Some("meeting"), 0, 100)).await.unwrap();
+    let events = db.store.activity_items(&q(Some(Resource::Calendar), Some("meeting"), 0, 100)).await.unwrap();
     assert_eq!(events.len(), 1);
-    assert_eq!(events[0].resource, SyncResource::Events);
+    assert_eq!(events[0].resource, Resource::Calendar);
     // Someone else sees nothing of Alice's.
     let other = ItemQuery { user_id: domain::UserId(uuid::Uuid::new_v4()), ..q(None, None, 0, 100) };
     assert!(db.store.activity_items(&other).await.unwrap().is_empty());
@@ -364,9 +388,15 @@ async fn tokens_are_read_refreshed_atomically_and_marked(db: &TestDb) {
     assert_eq!(t.refresh_token.as_ref().unwrap().expose_secret(), "refresh-1");
     assert!(!t.needs_attention);
 
-    db.store.save_refreshed_tokens(w.connection, &SecretString::from("access-2"), 5_000, Some(&SecretString::from("refresh-2")), 10).await.unwrap();
+    db.store
+        .save_refreshed_tokens(w.connection, &SecretString::from("access-2"), 5_000, Some(&SecretString::from("refresh-2")), 10)
+        .await
+        .unwrap();
     let t = db.store.connection_tokens(w.connection).await.unwrap().unwrap();
-    assert_eq!((t.access_token.expose_secret(), t.refresh_token.as_ref().unwrap().expose_secret(), t.access_expires_at), ("access-2", "refresh-2", 5_000));
+    assert_eq!(
+        (t.access_token.expose_secret(), t.refresh_token.as_ref().unwrap().expose_secret(), t.access_expires_at),
+        ("access-2", "refresh-2", 5_000)
+    );
     assert!(!db.raw.contains("refresh-2").await, "sealed at rest");
     // No new refresh token from Microsoft: the stored one stays.
     db.store.save_refreshed_tokens(w.connection, &SecretString::from("access-3"), 6_000, None, 11).await.unwrap();
@@ -405,8 +435,15 @@ async fn orgs_with_connections_are_listed_once_each(db: &TestDb) {
     assert_eq!(db.store.orgs_with_connections().await.unwrap(), vec![w.org], "two connections, one organization");
     // Fabrikam gets a connection too: both are listed, in a stable order.
     let fabrikam = db.store.create_organization("Fabrikam").await.unwrap();
-    let carol = accounts::create_user(db.store.as_ref(), fabrikam.id, "carol@fabrikam.test", "Carol", Role::Admin, "password-4").await.unwrap();
-    db.store.save_connection(&NewConnection { org_id: fabrikam.id, user_id: carol.id, ms_object_id: "oid-carol".into(), ..second.clone() }, &audit).await.unwrap();
+    let carol =
+        accounts::create_user(db.store.as_ref(), fabrikam.id, "carol@fabrikam.test", "Carol", Role::Admin, "password-4").await.unwrap();
+    db.store
+        .save_connection(
+            &NewConnection { org_id: fabrikam.id, user_id: carol.id, ms_object_id: "oid-carol".into(), ..second.clone() },
+            &audit,
+        )
+        .await
+        .unwrap();
     let mut expected = vec![w.org, fabrikam.id];
     expected.sort_by_key(|o| o.as_uuid());
     assert_eq!(db.store.orgs_with_connections().await.unwrap(), expected);

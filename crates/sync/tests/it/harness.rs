@@ -2,6 +2,7 @@
 //! made by signing in through the emulator's pages, and a scheduler with short waits. Plus the
 //! check every test ends with: the database holds exactly what the emulator's mailbox holds.
 
+use domain::Resource;
 use domain::permissions::ConnectionMode;
 use domain::{AuditEntry, ConnectionKind, OrgId, Role, UserId};
 use m365_emulator::{DEMO_CLIENT_ID, DEMO_CLIENT_SECRET, EmulatorConfig, Fixture, Kind, RunningEmulator};
@@ -9,7 +10,6 @@ use microsoft::{AppRegistration, Endpoints, ExposeSecret, MailboxRef, MicrosoftC
 use std::collections::BTreeSet;
 use std::sync::Arc;
 use std::time::Duration;
-use store::sync::SyncResource;
 use store::{DynStore, NewConnection, accounts};
 use sync::{Engine, Scheduler, SyncConfig};
 
@@ -63,7 +63,9 @@ pub async fn spawn() -> Env {
     config.control_api = true;
     let emu = m365_emulator::spawn(config).await.unwrap();
     let endpoints = Endpoints::parse(&emu.login_base(), &emu.graph_base()).unwrap();
-    let client = MicrosoftClient::with_timeouts(endpoints, Timeouts { connect: Duration::from_secs(2), request: Duration::from_millis(300) }).unwrap();
+    let client =
+        MicrosoftClient::with_timeouts(endpoints, Timeouts { connect: Duration::from_secs(2), request: Duration::from_millis(300) })
+            .unwrap();
     let dir = tempfile::tempdir().unwrap();
     let url = database_url(&dir).await;
     let store = store::open(&url, Arc::new(store::secrets::Keyring::ephemeral())).await.unwrap();
@@ -143,7 +145,11 @@ impl Env {
                     granted_scopes: signed.tokens.granted_scopes.clone(),
                     access_token: store::secrets::SecretString::from(signed.tokens.access_token.expose_secret().to_string()),
                     access_expires_at: signed.tokens.expires_at.unix_timestamp(),
-                    refresh_token: signed.tokens.refresh_token.as_ref().map(|r| store::secrets::SecretString::from(r.expose_secret().to_string())),
+                    refresh_token: signed
+                        .tokens
+                        .refresh_token
+                        .as_ref()
+                        .map(|r| store::secrets::SecretString::from(r.expose_secret().to_string())),
                 },
                 &AuditEntry { at: 1, actor: email.into(), action: "connect".into(), summary: "connected".into() },
             )
@@ -162,31 +168,31 @@ impl Env {
     pub async fn assert_converged(&self, mailbox: uuid::Uuid, email: &str) {
         let token = self.client.client_credentials(&app()).await.unwrap().access_token;
         let mref = MailboxRef::User(email.to_string());
-        let mut expected: BTreeSet<(SyncResource, String, String, String)> = BTreeSet::new();
+        let mut expected: BTreeSet<(Resource, String, String, String)> = BTreeSet::new();
         let folders = self.client.mail_folders(&token, &mref).await.unwrap();
         for f in &folders {
             for v in self.emu.snapshot(email, Kind::Message, &f.id, true).unwrap() {
-                expected.insert((SyncResource::Mail, f.id.clone(), s(&v["id"]), s(&v["subject"])));
+                expected.insert((Resource::Mail, f.id.clone(), s(&v["id"]), s(&v["subject"])));
             }
         }
         for f in self.client.contact_folders(&token, &mref).await.unwrap() {
             for v in self.emu.snapshot(email, Kind::Contact, &f.id, true).unwrap() {
-                expected.insert((SyncResource::Contacts, f.id.clone(), s(&v["id"]), s(&v["displayName"])));
+                expected.insert((Resource::Contacts, f.id.clone(), s(&v["id"]), s(&v["displayName"])));
             }
         }
         for l in self.client.todo_lists(&token, &mref).await.unwrap() {
             for v in self.emu.snapshot(email, Kind::Task, &l.id, true).unwrap() {
-                expected.insert((SyncResource::Tasks, l.id.clone(), s(&v["id"]), s(&v["title"])));
+                expected.insert((Resource::Tasks, l.id.clone(), s(&v["id"]), s(&v["title"])));
             }
         }
         let settings = self.store.office365_settings(self.org).await.unwrap();
         let (start, end) = sync::events_window(store::now_unix(), settings.backfill_days);
         for v in self.emu.calendar_view(email, &start, &end, true).unwrap() {
-            expected.insert((SyncResource::Events, format!("{start}/{end}"), s(&v["id"]), s(&v["subject"])));
+            expected.insert((Resource::Calendar, format!("{start}/{end}"), s(&v["id"]), s(&v["subject"])));
         }
         let mut actual = BTreeSet::new();
         let mut rows = 0;
-        for r in SyncResource::ALL {
+        for r in Resource::ALL {
             for i in self.store.mailbox_items(mailbox, r).await.unwrap() {
                 rows += 1;
                 actual.insert((r, i.container, i.graph_id, i.title));

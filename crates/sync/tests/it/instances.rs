@@ -112,7 +112,12 @@ async fn application_permissions_sync_other_mailboxes_with_a_cached_app_token() 
     let mut mailboxes = Vec::new();
     for upn in [BOB, "carol@northwind.test"] {
         let id = s
-            .schedule_mailbox(&NewSyncMailbox { org_id: env.org, connection_id: conn, user_id: admin_user, graph_user_id: Some(upn.to_string()) })
+            .schedule_mailbox(&NewSyncMailbox {
+                org_id: env.org,
+                connection_id: conn,
+                user_id: admin_user,
+                graph_user_id: Some(upn.to_string()),
+            })
             .await
             .unwrap();
         mailboxes.push((upn, id));
@@ -131,10 +136,11 @@ async fn a_service_user_without_rights_on_one_mailbox_parks_that_mailbox_only() 
     let env = spawn().await;
     env.settings(|s| {
         s.mode = ConnectionMode::ServiceUser;
-        s.features = vec![domain::permissions::Feature::Mail];
+        s.resources = vec![domain::Resource::Mail];
     })
     .await;
-    let (service_user, conn) = env.connect_with("service@northwind.test", true, "openid profile email offline_access User.Read Mail.Read Mail.Read.Shared").await;
+    let (service_user, conn) =
+        env.connect_with("service@northwind.test", true, "openid profile email offline_access User.Read Mail.Read Mail.Read.Shared").await;
     let s = env.scheduler("instance-a");
     let mut ids = Vec::new();
     for upn in [ALICE, "carol@northwind.test"] {

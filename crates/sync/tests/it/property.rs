@@ -9,10 +9,25 @@ use proptest::prelude::*;
 
 #[derive(Debug, Clone)]
 enum Change {
-    Add { kind: u8, container: u8 },
-    Edit { kind: u8, container: u8, pick: u16 },
-    Delete { kind: u8, container: u8, pick: u16 },
-    Move { from: u8, to: u8, pick: u16 },
+    Add {
+        kind: u8,
+        container: u8,
+    },
+    Edit {
+        kind: u8,
+        container: u8,
+        pick: u16,
+    },
+    Delete {
+        kind: u8,
+        container: u8,
+        pick: u16,
+    },
+    Move {
+        from: u8,
+        to: u8,
+        pick: u16,
+    },
     Evict,
     /// The next request to the mailbox fails once: 0 → 429, 1 → 503, 2 → 410, 3 → times out.
     Fault(u8),

@@ -3,11 +3,12 @@
 //! runs it again for every organization, so a reconcile that failed heals by itself.
 
 use crate::harness::*;
+use domain::PauseReason;
 use domain::permissions::ConnectionMode;
 use domain::{AuditEntry, ConnectionKind, MailboxHealth, OrgId, ReasonCode, Role, ServiceAccountUser, UserId};
 use microsoft::ExposeSecret;
 use std::time::Duration;
-use store::sync::{PauseReason, SyncMailbox};
+use store::sync::SyncMailbox;
 use store::{NewConnection, accounts};
 use sync::{Scheduler, SyncError};
 
@@ -98,7 +99,10 @@ async fn reconcile_org_alone_schedules_the_service_account_users_mailboxes() {
     assert!(of(&users, DAVE).is_none());
     assert!(users.iter().all(|m| m.paused.is_none()));
     // Members' own connections wait while the organization uses a service account.
-    assert_eq!(env.store.sync_mailbox(env.mailbox_of(alice_conn).await).await.unwrap().unwrap().paused, Some(PauseReason::ServiceAccountMode));
+    assert_eq!(
+        env.store.sync_mailbox(env.mailbox_of(alice_conn).await).await.unwrap().unwrap().paused,
+        Some(PauseReason::ServiceAccountMode)
+    );
 
     let outs = s.run_until_idle().await.unwrap();
     assert_eq!(outs.len(), 2, "{outs:?}");
@@ -152,7 +156,11 @@ async fn outage_begins(env: &Env, org: OrgId) {
         )
         .await;
     } else {
-        raw_postgres(env, "CREATE FUNCTION injected_outage() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN RAISE EXCEPTION 'injected outage'; END $$").await;
+        raw_postgres(
+            env,
+            "CREATE FUNCTION injected_outage() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN RAISE EXCEPTION 'injected outage'; END $$",
+        )
+        .await;
         raw_postgres(
             env,
             &format!(

@@ -1,13 +1,14 @@
 //! Whole runs: first sync, incremental changes, deletions and moves, a worker killed before its
 //! commit, revoked refresh tokens, poll-primary-only, the status shown to users.
 
-use microsoft::ExposeSecret;
 use crate::harness::*;
 use domain::{ConnectionState, ReasonCode, WhoMustAct};
+use domain::{PauseReason, Resource};
 use m365_emulator::Kind;
+use microsoft::ExposeSecret;
 use std::sync::Arc;
 use std::time::Duration;
-use store::sync::{ItemQuery, PauseReason, SyncResource};
+use store::sync::ItemQuery;
 use sync::{CommitBarrier, Scheduler, SyncError};
 
 async fn one_run(s: &Arc<Scheduler>) -> Vec<sync::MailboxOutcome> {
@@ -38,10 +39,10 @@ async fn a_first_sync_then_incremental_rounds_apply_changes_deletions_and_moves(
     for r in &status.resources {
         assert!(r.last_success_at.is_some() && r.last_error.is_none() && r.first_sync_done && r.items > 0, "{r:?}");
     }
-    assert_eq!(status.resources.iter().find(|r| r.resource == SyncResource::Mail).unwrap().items, 60);
+    assert_eq!(status.resources.iter().find(|r| r.resource == Resource::Mail).unwrap().items, 60);
     assert!(status.mailbox.next_due_at > store::now_unix() + 14 * 60, "due again after the interval");
     assert!(status.mailbox.lease_owner.is_none(), "lease released");
-    assert_eq!(status.state(store::now_unix()), store::sync::MailboxSyncState::UpToDate);
+    assert_eq!(status.state(store::now_unix()), domain::SyncState::UpToDate);
 
     // Nothing changed: not due, and a forced run transfers nothing.
     assert!(one_run(&s).await.is_empty());
@@ -71,7 +72,7 @@ async fn a_first_sync_then_incremental_rounds_apply_changes_deletions_and_moves(
         .await
         .unwrap();
     assert_eq!(found.len(), 1);
-    assert_eq!(found[0].resource, SyncResource::Mail);
+    assert_eq!(found[0].resource, Resource::Mail);
 
     // A longer backfill is a new calendar window: a new cursor, and the old window's items go once
     // the new one has completed its round.
@@ -80,7 +81,7 @@ async fn a_first_sync_then_incremental_rounds_apply_changes_deletions_and_moves(
     one_run(&s).await.remove(0).result.unwrap();
     env.assert_converged(mb, ALICE).await;
     let windows: std::collections::BTreeSet<String> =
-        env.store.mailbox_items(mb, SyncResource::Events).await.unwrap().into_iter().map(|i| i.container).collect();
+        env.store.mailbox_items(mb, Resource::Calendar).await.unwrap().into_iter().map(|i| i.container).collect();
     assert_eq!(windows.len(), 1, "{windows:?}");
 
     let m = env.engine(test_config("x")).metrics().snapshot();
@@ -175,7 +176,11 @@ async fn a_revoked_refresh_token_needs_the_owner_and_reconnecting_resumes_from_t
     s.sync_now(mb).await.unwrap();
     one_run(&s).await.remove(0).result.unwrap();
     let after = env.store.connection_tokens(conn).await.unwrap().unwrap();
-    assert_ne!(after.refresh_token.as_ref().unwrap().expose_secret(), before.refresh_token.as_ref().unwrap().expose_secret(), "rotated token saved");
+    assert_ne!(
+        after.refresh_token.as_ref().unwrap().expose_secret(),
+        before.refresh_token.as_ref().unwrap().expose_secret(),
+        "rotated token saved"
+    );
     assert!(after.access_expires_at > store::now_unix() + 600);
     assert_eq!(s.engine().metrics().snapshot().token_refreshes, 1);
 
@@ -210,7 +215,10 @@ async fn a_revoked_refresh_token_needs_the_owner_and_reconnecting_resumes_from_t
     let r = one_run(&s).await.remove(0).result.unwrap();
     assert_eq!((r.upserts, r.resyncs), (1, 0), "only the change travelled: {r:?}");
     let cursors_after = env.store.cursors(mb).await.unwrap();
-    assert_eq!(cursors_before.iter().map(|c| (&c.container, c.round)).collect::<Vec<_>>(), cursors_after.iter().map(|c| (&c.container, c.round)).collect::<Vec<_>>());
+    assert_eq!(
+        cursors_before.iter().map(|c| (&c.container, c.round)).collect::<Vec<_>>(),
+        cursors_after.iter().map(|c| (&c.container, c.round)).collect::<Vec<_>>()
+    );
     env.assert_converged(mb, ALICE).await;
     env.emu.shutdown().await;
 }
@@ -228,7 +236,7 @@ async fn poll_primary_only_syncs_the_primary_mailbox_alone_and_switching_it_off_
     assert_eq!(runs.iter().map(|o| o.mailbox).collect::<Vec<_>>(), vec![alice_mb]);
     let bob = env.store.sync_mailbox(bob_mb).await.unwrap().unwrap();
     assert_eq!(bob.paused, Some(PauseReason::PollPrimaryOnly));
-    assert!(env.store.mailbox_items(bob_mb, SyncResource::Mail).await.unwrap().is_empty());
+    assert!(env.store.mailbox_items(bob_mb, Resource::Mail).await.unwrap().is_empty());
 
     env.settings(|s| s.poll_primary_only = false).await;
     s.reconcile_org(env.org).await.unwrap();
@@ -291,10 +299,13 @@ async fn a_bad_client_secret_waits_for_the_admin_without_marking_connections() {
     let c = env.store.connections_in_org(env.org).await.unwrap().remove(0);
     assert_eq!(c.state, ConnectionState::Active, "the member has nothing to reconnect");
     let st = env.store.mailbox_status(mb).await.unwrap().unwrap();
-    assert_eq!(st.state(store::now_unix()), store::sync::MailboxSyncState::Failed(ReasonCode::ClientSecretInvalid));
+    assert_eq!(st.state(store::now_unix()), domain::SyncState::Failed(ReasonCode::ClientSecretInvalid));
     assert!(one_run(&s).await.is_empty(), "parked, not retried in a loop");
     // The admin enters the right secret: everything resumes at once.
-    env.store.save_office365_settings(env.org, &settings, Some(&store::secrets::SecretString::from(m365_emulator::DEMO_CLIENT_SECRET)), &[]).await.unwrap();
+    env.store
+        .save_office365_settings(env.org, &settings, Some(&store::secrets::SecretString::from(m365_emulator::DEMO_CLIENT_SECRET)), &[])
+        .await
+        .unwrap();
     s.sync_org_now(env.org).await.unwrap();
     one_run(&s).await.remove(0).result.unwrap();
     env.assert_converged(mb, ALICE).await;
@@ -326,12 +337,23 @@ async fn the_background_scheduler_syncs_new_connections_and_sync_now_and_stops_o
             panic!("timed out waiting for {what}");
         }
     };
-    wait_for("the first sync", Box::new(|st| st.resources.len() == 4 && st.resources.iter().all(|r| r.first_sync_done) && st.mailbox.lease_owner.is_none())).await;
+    wait_for(
+        "the first sync",
+        Box::new(|st| st.resources.len() == 4 && st.resources.iter().all(|r| r.first_sync_done) && st.mailbox.lease_owner.is_none()),
+    )
+    .await;
     env.assert_converged(mb, ALICE).await;
 
     env.emu.add_item(ALICE, Kind::Task, Some("tasks"), serde_json::json!({"title": "Synced by the background loop"})).unwrap();
     s.sync_now(mb).await.unwrap();
-    let q = ItemQuery { org_id: env.org, user_id: alice, resource: Some(SyncResource::Tasks), text: Some("background loop".into()), offset: 0, limit: 5 };
+    let q = ItemQuery {
+        org_id: env.org,
+        user_id: alice,
+        resource: Some(Resource::Tasks),
+        text: Some("background loop".into()),
+        offset: 0,
+        limit: 5,
+    };
     for _ in 0..200 {
         if !env.store.activity_items(&q).await.unwrap().is_empty() {
             break;
