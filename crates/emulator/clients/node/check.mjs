@@ -1,8 +1,9 @@
 // Drives Microsoft's official libraries against the emulator with nothing changed but the authority and
 // the Graph base URL: MSAL Node (authorization code + PKCE, refresh, client credentials) and the
-// Microsoft Graph JS client (a full message delta round, then an incremental one).
+// Microsoft Graph JS client (a full message delta round, then an incremental one, then a round through the
+// SDK's request builder and PageIterator with delta addressed by its full function name).
 import * as msal from "@azure/msal-node";
-import { Client } from "@microsoft/microsoft-graph-client";
+import { Client, PageIterator } from "@microsoft/microsoft-graph-client";
 
 const base = process.env.EMU_BASE; // e.g. https://127.0.0.1:PORT
 if (!base) throw new Error("EMU_BASE not set");
@@ -92,6 +93,24 @@ const added = await fetch(`${base}/_emulator/mailboxes/alice@northwind.test/mess
 check(added.ok, "message added through the control API");
 const next = await round(full.deltaLink);
 check(next.items.length === 1 && next.items[0].subject === "Hello from the control API", "incremental round returns just the new message");
+
+// The SDK's own request builder and page iterator, with delta by its full function name (as generated
+// SDKs address it): `$select` through `.select()`, nextLinks followed and the deltaLink kept by PageIterator.
+const first = await graph
+  .api("/me/mailFolders('inbox')/messages/microsoft.graph.delta()")
+  .select(["id", "subject"])
+  .header("Prefer", "odata.maxpagesize=10")
+  .get();
+const seen = [];
+const iterator = new PageIterator(graph, first, (m) => { seen.push(m); return true; }, {
+  headers: { Prefer: "odata.maxpagesize=10" },
+});
+await iterator.iterate();
+check(seen.length === full.items.length + 1, `request builder delta round (microsoft.graph.delta()): ${seen.length} messages`);
+check(seen.every((m) => m.subject !== undefined && m.body === undefined), "$select from .select() travels in the delta tokens");
+check(!!iterator.getDeltaLink(), "PageIterator ends on the deltaLink");
+const fnForm = await graph.api("/me/mailFolders/inbox/messages/delta()").top(3).get();
+check(Array.isArray(fnForm.value) && !!fnForm["@odata.nextLink"], "delta() form through the request builder");
 
 // App-only Graph call with the client-credentials token.
 const appGraph = Client.init({ authProvider: (done) => done(null, app.accessToken), baseUrl: `${base}/`, customHosts: new Set([hostname]) });
