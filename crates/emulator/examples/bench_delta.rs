@@ -8,8 +8,7 @@
 //! 3. touches every mailbox once and reports the process's resident memory.
 
 use m365_emulator::{
-    DEMO_CLIENT_ID, DEMO_CLIENT_SECRET, EmulatorConfig, Fixture, MailboxCounts,
-    NORTHWIND_TENANT_ID, ThrottleConfig, UserFixture,
+    DEMO_CLIENT_ID, DEMO_CLIENT_SECRET, EmulatorConfig, Fixture, MailboxCounts, NORTHWIND_TENANT_ID, ThrottleConfig, UserFixture,
 };
 use std::time::Instant;
 
@@ -17,10 +16,7 @@ fn rss_mb() -> f64 {
     std::fs::read_to_string("/proc/self/status")
         .ok()
         .and_then(|s| {
-            s.lines()
-                .find(|l| l.starts_with("VmRSS:"))
-                .and_then(|l| l.split_whitespace().nth(1))
-                .and_then(|kb| kb.parse::<f64>().ok())
+            s.lines().find(|l| l.starts_with("VmRSS:")).and_then(|l| l.split_whitespace().nth(1)).and_then(|kb| kb.parse::<f64>().ok())
         })
         .map(|kb| kb / 1024.0)
         .unwrap_or(0.0)
@@ -40,8 +36,8 @@ fn thread_cpu_secs(name: &str) -> f64 {
         let stat = std::fs::read_to_string(entry.path().join("stat")).unwrap_or_default();
         if let Some(rest) = stat.rsplit_once(") ").map(|(_, r)| r) {
             let f: Vec<&str> = rest.split_whitespace().collect();
-            ticks += f.get(11).and_then(|v| v.parse::<u64>().ok()).unwrap_or(0)
-                + f.get(12).and_then(|v| v.parse::<u64>().ok()).unwrap_or(0);
+            ticks +=
+                f.get(11).and_then(|v| v.parse::<u64>().ok()).unwrap_or(0) + f.get(12).and_then(|v| v.parse::<u64>().ok()).unwrap_or(0);
         }
     }
     ticks as f64 / 100.0
@@ -50,41 +46,19 @@ fn thread_cpu_secs(name: &str) -> f64 {
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     // The emulator gets its own runtime with named threads so its CPU time can be told apart from the
     // benchmark clients'.
-    let emu_rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .thread_name("emu-worker")
-        .enable_all()
-        .build()?;
-    let client_rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .thread_name("bench-client")
-        .enable_all()
-        .build()?;
+    let emu_rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).thread_name("emu-worker").enable_all().build()?;
+    let client_rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).thread_name("bench-client").enable_all().build()?;
     client_rt.block_on(run(&emu_rt))
 }
 
 async fn run(emu_rt: &tokio::runtime::Runtime) -> Result<(), Box<dyn std::error::Error>> {
-    let mailboxes: usize = std::env::var("BENCH_MAILBOXES")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(1000);
-    let messages: u64 = std::env::var("BENCH_MESSAGES")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(10_000);
-    let rounds: usize = std::env::var("BENCH_ROUNDS")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(32);
+    let mailboxes: usize = std::env::var("BENCH_MAILBOXES").ok().and_then(|v| v.parse().ok()).unwrap_or(1000);
+    let messages: u64 = std::env::var("BENCH_MESSAGES").ok().and_then(|v| v.parse().ok()).unwrap_or(10_000);
+    let rounds: usize = std::env::var("BENCH_ROUNDS").ok().and_then(|v| v.parse().ok()).unwrap_or(32);
     let page: usize = 500;
 
     let mut fixture = Fixture::demo();
-    fixture.set_all_counts(MailboxCounts {
-        messages,
-        events: 25,
-        contacts: 30,
-        tasks: 20,
-    });
+    fixture.set_all_counts(MailboxCounts { messages, events: 25, contacts: 30, tasks: 20 });
     let template = fixture.tenants[0].users[1].clone();
     for i in 0..mailboxes {
         fixture.tenants[0].users.push(UserFixture {
@@ -101,10 +75,7 @@ async fn run(emu_rt: &tokio::runtime::Runtime) -> Result<(), Box<dyn std::error:
     emu.grant_admin_consent(NORTHWIND_TENANT_ID, DEMO_CLIENT_ID, &[], &["Mail.Read"])?;
     let http = reqwest::Client::new();
     let tok: serde_json::Value = http
-        .post(format!(
-            "{}/{NORTHWIND_TENANT_ID}/oauth2/v2.0/token",
-            emu.base_url()
-        ))
+        .post(format!("{}/{NORTHWIND_TENANT_ID}/oauth2/v2.0/token", emu.base_url()))
         .form(&[
             ("client_id", DEMO_CLIENT_ID),
             ("client_secret", DEMO_CLIENT_SECRET),
@@ -145,9 +116,7 @@ async fn run(emu_rt: &tokio::runtime::Runtime) -> Result<(), Box<dyn std::error:
                     bytes += body.len();
                     // Only the link is looked for, with a substring search (no JSON parse).
                     let text = String::from_utf8_lossy(&body);
-                    let next = text
-                        .find("\"@odata.nextLink\":\"")
-                        .map(|i| text[i + 19..].split('"').next().unwrap_or("").to_string());
+                    let next = text.find("\"@odata.nextLink\":\"").map(|i| text[i + 19..].split('"').next().unwrap_or("").to_string());
                     if bodies.len() < 40 {
                         bodies.push(body);
                     }
@@ -179,10 +148,7 @@ async fn run(emu_rt: &tokio::runtime::Runtime) -> Result<(), Box<dyn std::error:
         items as f64 / secs,
         bytes as f64 / secs / 1e6
     );
-    println!(
-        "  emulator CPU: {emu_cpu:.2} s → ~{:.0} items per emulator CPU-second",
-        items as f64 / emu_cpu
-    );
+    println!("  emulator CPU: {emu_cpu:.2} s → ~{:.0} items per emulator CPU-second", items as f64 / emu_cpu);
 
     // 2. The same pages, parsed as JSON once each (the least work any client does before storing).
     let parse_start = Instant::now();
@@ -196,9 +162,7 @@ async fn run(emu_rt: &tokio::runtime::Runtime) -> Result<(), Box<dyn std::error:
     let psecs = parse_start.elapsed().as_secs_f64();
     let parse_rate = parsed_bytes as f64 / psecs / 1e6;
     let parse_items_per_sec = parsed_items as f64 / psecs;
-    println!(
-        "client-side JSON parse only (1 core): {parse_items_per_sec:.0} items/s, {parse_rate:.1} MB/s"
-    );
+    println!("client-side JSON parse only (1 core): {parse_items_per_sec:.0} items/s, {parse_rate:.1} MB/s");
     println!(
         "  per CPU-second, the emulator serves {:.1}x the items a client can merely parse",
         (items as f64 / emu_cpu) / parse_items_per_sec
@@ -212,11 +176,10 @@ async fn run(emu_rt: &tokio::runtime::Runtime) -> Result<(), Box<dyn std::error:
         .create_if_missing(true)
         .journal_mode(sqlx::sqlite::SqliteJournalMode::Wal)
         .synchronous(sqlx::sqlite::SqliteSynchronous::Normal);
-    let pool = sqlx::sqlite::SqlitePoolOptions::new()
-        .max_connections(1)
-        .connect_with(opts)
+    let pool = sqlx::sqlite::SqlitePoolOptions::new().max_connections(1).connect_with(opts).await?;
+    sqlx::query("CREATE TABLE IF NOT EXISTS message (id TEXT PRIMARY KEY, subject TEXT, received TEXT, is_read INTEGER, body TEXT)")
+        .execute(&pool)
         .await?;
-    sqlx::query("CREATE TABLE IF NOT EXISTS message (id TEXT PRIMARY KEY, subject TEXT, received TEXT, is_read INTEGER, body TEXT)").execute(&pool).await?;
     let store_start = Instant::now();
     let mut stored = 0usize;
     for body in &sample {
@@ -240,13 +203,8 @@ async fn run(emu_rt: &tokio::runtime::Runtime) -> Result<(), Box<dyn std::error:
     for suffix in ["", "-wal", "-shm"] {
         let _ = std::fs::remove_file(format!("{}{suffix}", db_path.display()));
     }
-    println!(
-        "client-side parse + store in SQLite (1 transaction per page): {store_rate:.0} items/s"
-    );
-    println!(
-        "  the emulator serves {:.1}x that per CPU-second",
-        (items as f64 / emu_cpu) / store_rate
-    );
+    println!("client-side parse + store in SQLite (1 transaction per page): {store_rate:.0} items/s");
+    println!("  the emulator serves {:.1}x that per CPU-second", (items as f64 / emu_cpu) / store_rate);
 
     // 3. Touch every mailbox (first page of its inbox delta) and report memory (sample pages freed first,
     //    so the number is the emulator's own footprint plus this process's runtime).
@@ -254,16 +212,8 @@ async fn run(emu_rt: &tokio::runtime::Runtime) -> Result<(), Box<dyn std::error:
     let rss_mid = rss_mb();
     let touch = Instant::now();
     for i in 0..mailboxes {
-        let url = format!(
-            "{}/users/user{i:04}@northwind.test/mailFolders/inbox/messages/delta",
-            emu.graph_base()
-        );
-        let r = http
-            .get(url)
-            .bearer_auth(&token)
-            .header("Prefer", "odata.maxpagesize=10")
-            .send()
-            .await?;
+        let url = format!("{}/users/user{i:04}@northwind.test/mailFolders/inbox/messages/delta", emu.graph_base());
+        let r = http.get(url).bearer_auth(&token).header("Prefer", "odata.maxpagesize=10").send().await?;
         if !r.status().is_success() {
             return Err(format!("mailbox {i}: {}", r.status()).into());
         }

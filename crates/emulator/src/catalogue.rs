@@ -20,14 +20,7 @@ pub(crate) struct Permission {
     pub admin_only: bool,
 }
 
-const fn d(
-    name: &'static str,
-    id: &'static str,
-    at: &'static str,
-    ad: &'static str,
-    ut: &'static str,
-    ud: &'static str,
-) -> Permission {
+const fn d(name: &'static str, id: &'static str, at: &'static str, ad: &'static str, ut: &'static str, ud: &'static str) -> Permission {
     Permission {
         name,
         application: false,
@@ -54,10 +47,7 @@ const fn a(name: &'static str, id: &'static str, at: &'static str, ad: &'static 
 
 /// A delegated permission only an administrator may consent to.
 const fn admin_d(p: Permission) -> Permission {
-    Permission {
-        admin_only: true,
-        ..p
-    }
+    Permission { admin_only: true, ..p }
 }
 
 pub(crate) const PERMISSIONS: &[Permission] = &[
@@ -261,44 +251,183 @@ pub(crate) const PERMISSIONS: &[Permission] = &[
     ),
     // The rest of the delegated mail, calendar, contact, task, user and mailbox-settings permissions a
     // client may request (ids and wording from the permissions reference, S11).
-    d("Mail.ReadBasic", "a4b8392a-d8d1-4954-a029-8e668a39a170", "Read user basic mail", "Allows the app to read email in the signed-in user's mailbox except body, previewBody, attachments and any extended properties.", "Read user basic mail", "Allows the app to read email in the signed-in user's mailbox except body, previewBody, attachments and any extended properties."),
-    d("Mail.ReadWrite", "024d486e-b451-40bb-833d-3e66d98c5c73", "Read and write access to user mail", "Allows the app to create, read, update, and delete email in user mailboxes. Does not include permission to send mail.", "Read and write access to your mail", "Allows the app to read, update, create and delete email in your mailbox. Does not include permission to send mail."),
-    d("Calendars.Read", "465a38f9-76ea-45b9-9f34-9e8b0d4b0b42", "Read user calendars", "Allows the app to read events in user calendars.", "Read your calendars", "Allows the app to read events in your calendars."),
-    d("Calendars.ReadBasic", "662d75ba-a364-42ad-adee-f5f880ea4878", "Read user calendars except details", "Allows the app to read events in user calendars, except for properties such as body, attachments, and extensions.", "Read your calendars except details", "Allows the app to read events in your calendars, except for properties such as body, attachments, and extensions."),
-    d("Contacts.Read.Shared", "242b9d9e-ed24-4d09-9a52-f43769beb9d4", "Read user and shared contacts", "Allows the app to read contacts a user has permissions to access, including their own and shared contacts.", "Read your and shared contacts", "Allows the app to read contacts that you have permissions to access, including your own and shared contacts."),
-    d("Contacts.ReadWrite.Shared", "afb6c84b-06be-49af-80bb-8f3f77004eab", "Read and write user and shared contacts", "Allows the app to create, read, update, and delete contacts a user has permissions to, including their own and shared contacts.", "Read and write to your and shared contacts", "Allows the app to read, update, create, and delete contacts you have permissions to access, including your own and shared contacts."),
-    d("Tasks.Read.Shared", "88d21fd4-8e5a-4c32-b5e2-4a1c95f34f72", "Read user and shared tasks", "Allows the app to read tasks a user has permissions to access, including their own and shared tasks.", "Read your and shared tasks", "Allows the app to read tasks you have permissions to access, including your own and shared tasks."),
-    d("Tasks.ReadWrite.Shared", "c5ddf11b-c114-4886-8558-8a4e557cd52b", "Read and write user and shared tasks", "Allows the app to create, read, update, and delete tasks a user has permissions to, including their own and shared tasks.", "Read and write your and shared tasks", "Allows the app to read, update, create, and delete tasks you have permissions to access, including your own and shared tasks."),
-    d("User.ReadWrite", "b4e74841-8e56-480b-be8b-910348b18b4c", "Read and write access to user profile", "Allows the app to read the signed-in user's full profile. It also allows the app to update the signed-in user's profile information on their behalf.", "Read and update your profile", "Allows the app to read your profile, and discover your group membership, reports and manager. It also allows the app to update your profile information on your behalf."),
-    admin_d(d("User.Read.All", "a154be20-db9c-4678-8ab7-66f6cc099a59", "Read all users' full profiles", "Allows the app to read the full set of profile properties, reports, and managers of other users in your organization, on behalf of the signed-in user.", "Read all users' full profiles", "Allows the app to read the full set of profile properties, reports, and managers of other users in your organization, on your behalf.")),
-    admin_d(d("User.ReadWrite.All", "204e0828-b5ca-4ad8-b9f3-f32a958e7cc4", "Read and write all users' full profiles", "Allows the app to read and write the full set of profile properties, reports, and managers of other users in your organization, on behalf of the signed-in user.", "Read and write all users' full profiles", "Allows the app to read and write the full set of profile properties, reports, and managers of other users in your organization, on your behalf.")),
-    admin_d(d("Directory.Read.All", "06da0dbc-49e2-44d2-8312-53f166ab848a", "Read directory data", "Allows the app to read data in your organization's directory, such as users, groups and apps.", "Read directory data", "Allows the app to read data in your organization's directory.")),
-    d("MailboxSettings.Read", "87f447af-9fa4-4c32-9dfa-4a57a73d18ce", "Read user mailbox settings", "Allows the app to the read user's mailbox settings. Does not include permission to send mail.", "Read your mailbox settings", "Allows the app to the read your mailbox settings."),
-    d("MailboxSettings.ReadWrite", "818c620a-27a9-40bd-a6a5-d96f7d610b4b", "Read and write user mailbox settings", "Allows the app to create, read, update, and delete user's mailbox settings. Does not include permission to send mail.", "Read and write to your mailbox settings", "Allows the app to read, update, create, and delete your mailbox settings."),
+    d(
+        "Mail.ReadBasic",
+        "a4b8392a-d8d1-4954-a029-8e668a39a170",
+        "Read user basic mail",
+        "Allows the app to read email in the signed-in user's mailbox except body, previewBody, attachments and any extended properties.",
+        "Read user basic mail",
+        "Allows the app to read email in the signed-in user's mailbox except body, previewBody, attachments and any extended properties.",
+    ),
+    d(
+        "Mail.ReadWrite",
+        "024d486e-b451-40bb-833d-3e66d98c5c73",
+        "Read and write access to user mail",
+        "Allows the app to create, read, update, and delete email in user mailboxes. Does not include permission to send mail.",
+        "Read and write access to your mail",
+        "Allows the app to read, update, create and delete email in your mailbox. Does not include permission to send mail.",
+    ),
+    d(
+        "Calendars.Read",
+        "465a38f9-76ea-45b9-9f34-9e8b0d4b0b42",
+        "Read user calendars",
+        "Allows the app to read events in user calendars.",
+        "Read your calendars",
+        "Allows the app to read events in your calendars.",
+    ),
+    d(
+        "Calendars.ReadBasic",
+        "662d75ba-a364-42ad-adee-f5f880ea4878",
+        "Read user calendars except details",
+        "Allows the app to read events in user calendars, except for properties such as body, attachments, and extensions.",
+        "Read your calendars except details",
+        "Allows the app to read events in your calendars, except for properties such as body, attachments, and extensions.",
+    ),
+    d(
+        "Contacts.Read.Shared",
+        "242b9d9e-ed24-4d09-9a52-f43769beb9d4",
+        "Read user and shared contacts",
+        "Allows the app to read contacts a user has permissions to access, including their own and shared contacts.",
+        "Read your and shared contacts",
+        "Allows the app to read contacts that you have permissions to access, including your own and shared contacts.",
+    ),
+    d(
+        "Contacts.ReadWrite.Shared",
+        "afb6c84b-06be-49af-80bb-8f3f77004eab",
+        "Read and write user and shared contacts",
+        "Allows the app to create, read, update, and delete contacts a user has permissions to, including their own and shared contacts.",
+        "Read and write to your and shared contacts",
+        "Allows the app to read, update, create, and delete contacts you have permissions to access, including your own and shared contacts.",
+    ),
+    d(
+        "Tasks.Read.Shared",
+        "88d21fd4-8e5a-4c32-b5e2-4a1c95f34f72",
+        "Read user and shared tasks",
+        "Allows the app to read tasks a user has permissions to access, including their own and shared tasks.",
+        "Read your and shared tasks",
+        "Allows the app to read tasks you have permissions to access, including your own and shared tasks.",
+    ),
+    d(
+        "Tasks.ReadWrite.Shared",
+        "c5ddf11b-c114-4886-8558-8a4e557cd52b",
+        "Read and write user and shared tasks",
+        "Allows the app to create, read, update, and delete tasks a user has permissions to, including their own and shared tasks.",
+        "Read and write your and shared tasks",
+        "Allows the app to read, update, create, and delete tasks you have permissions to access, including your own and shared tasks.",
+    ),
+    d(
+        "User.ReadWrite",
+        "b4e74841-8e56-480b-be8b-910348b18b4c",
+        "Read and write access to user profile",
+        "Allows the app to read the signed-in user's full profile. It also allows the app to update the signed-in user's profile information on their behalf.",
+        "Read and update your profile",
+        "Allows the app to read your profile, and discover your group membership, reports and manager. It also allows the app to update your profile information on your behalf.",
+    ),
+    admin_d(d(
+        "User.Read.All",
+        "a154be20-db9c-4678-8ab7-66f6cc099a59",
+        "Read all users' full profiles",
+        "Allows the app to read the full set of profile properties, reports, and managers of other users in your organization, on behalf of the signed-in user.",
+        "Read all users' full profiles",
+        "Allows the app to read the full set of profile properties, reports, and managers of other users in your organization, on your behalf.",
+    )),
+    admin_d(d(
+        "User.ReadWrite.All",
+        "204e0828-b5ca-4ad8-b9f3-f32a958e7cc4",
+        "Read and write all users' full profiles",
+        "Allows the app to read and write the full set of profile properties, reports, and managers of other users in your organization, on behalf of the signed-in user.",
+        "Read and write all users' full profiles",
+        "Allows the app to read and write the full set of profile properties, reports, and managers of other users in your organization, on your behalf.",
+    )),
+    admin_d(d(
+        "Directory.Read.All",
+        "06da0dbc-49e2-44d2-8312-53f166ab848a",
+        "Read directory data",
+        "Allows the app to read data in your organization's directory, such as users, groups and apps.",
+        "Read directory data",
+        "Allows the app to read data in your organization's directory.",
+    )),
+    d(
+        "MailboxSettings.Read",
+        "87f447af-9fa4-4c32-9dfa-4a57a73d18ce",
+        "Read user mailbox settings",
+        "Allows the app to the read user's mailbox settings. Does not include permission to send mail.",
+        "Read your mailbox settings",
+        "Allows the app to the read your mailbox settings.",
+    ),
+    d(
+        "MailboxSettings.ReadWrite",
+        "818c620a-27a9-40bd-a6a5-d96f7d610b4b",
+        "Read and write user mailbox settings",
+        "Allows the app to create, read, update, and delete user's mailbox settings. Does not include permission to send mail.",
+        "Read and write to your mailbox settings",
+        "Allows the app to read, update, create, and delete your mailbox settings.",
+    ),
     // Application permissions beyond the spec table's.
-    a("Mail.ReadBasic", "6be147d2-ea4f-4b5a-a3fa-3eab6f3c140a", "Read basic mail in all mailboxes", "Allows the app to read basic mail properties in all mailboxes without a signed-in user. Includes all properties except body, previewBody, attachments and any extended properties."),
-    a("Mail.ReadBasic.All", "693c5e45-0940-467d-9b8a-1022fb9d42ef", "Read basic mail in all mailboxes", "Allows the app to read basic mail properties in all mailboxes without a signed-in user. Includes all properties except body, previewBody, attachments and any extended properties."),
-    a("Calendars.ReadBasic.All", "8ba4a692-bc31-4128-9094-475872af8a53", "Read basic details of calendars in all mailboxes", "Allows the app to read events of all calendars, except for properties such as body, attachments, and extensions, without a signed-in user."),
-    a("Contacts.ReadWrite", "6918b873-d17a-4dc1-b314-35f528134491", "Read and write contacts in all mailboxes", "Allows the app to create, read, update, and delete all contacts in all mailboxes without a signed-in user."),
-    a("User.ReadBasic.All", "97235f07-e226-4f63-ace3-39588e11d3a1", "Read all users' basic profiles", "Allows the app to read a basic set of profile properties of other users in your organization without a signed-in user."),
-    a("User.ReadWrite.All", "741f803b-c850-494e-b5df-cde7c675a1ca", "Read and write all users' full profiles", "Allows the app to read and update user profiles without a signed in user."),
-    a("Directory.Read.All", "7ab1d382-f21e-4acd-a863-ba3e13f7da61", "Read directory data", "Allows the app to read data in your organization's directory, such as users, groups and apps, without a signed-in user."),
-    a("MailboxSettings.Read", "40f97065-369a-49f4-947c-6a255697ae91", "Read all user mailbox settings", "Allows the app to read user's mailbox settings without a signed-in user. Does not include permission to send mail."),
-    a("MailboxSettings.ReadWrite", "6931bccd-447a-43d1-b442-00a195474933", "Read and write all user mailbox settings", "Allows the app to create, read, update, and delete user's mailbox settings without a signed-in user. Does not include permission to send mail."),
+    a(
+        "Mail.ReadBasic",
+        "6be147d2-ea4f-4b5a-a3fa-3eab6f3c140a",
+        "Read basic mail in all mailboxes",
+        "Allows the app to read basic mail properties in all mailboxes without a signed-in user. Includes all properties except body, previewBody, attachments and any extended properties.",
+    ),
+    a(
+        "Mail.ReadBasic.All",
+        "693c5e45-0940-467d-9b8a-1022fb9d42ef",
+        "Read basic mail in all mailboxes",
+        "Allows the app to read basic mail properties in all mailboxes without a signed-in user. Includes all properties except body, previewBody, attachments and any extended properties.",
+    ),
+    a(
+        "Calendars.ReadBasic.All",
+        "8ba4a692-bc31-4128-9094-475872af8a53",
+        "Read basic details of calendars in all mailboxes",
+        "Allows the app to read events of all calendars, except for properties such as body, attachments, and extensions, without a signed-in user.",
+    ),
+    a(
+        "Contacts.ReadWrite",
+        "6918b873-d17a-4dc1-b314-35f528134491",
+        "Read and write contacts in all mailboxes",
+        "Allows the app to create, read, update, and delete all contacts in all mailboxes without a signed-in user.",
+    ),
+    a(
+        "User.ReadBasic.All",
+        "97235f07-e226-4f63-ace3-39588e11d3a1",
+        "Read all users' basic profiles",
+        "Allows the app to read a basic set of profile properties of other users in your organization without a signed-in user.",
+    ),
+    a(
+        "User.ReadWrite.All",
+        "741f803b-c850-494e-b5df-cde7c675a1ca",
+        "Read and write all users' full profiles",
+        "Allows the app to read and update user profiles without a signed in user.",
+    ),
+    a(
+        "Directory.Read.All",
+        "7ab1d382-f21e-4acd-a863-ba3e13f7da61",
+        "Read directory data",
+        "Allows the app to read data in your organization's directory, such as users, groups and apps, without a signed-in user.",
+    ),
+    a(
+        "MailboxSettings.Read",
+        "40f97065-369a-49f4-947c-6a255697ae91",
+        "Read all user mailbox settings",
+        "Allows the app to read user's mailbox settings without a signed-in user. Does not include permission to send mail.",
+    ),
+    a(
+        "MailboxSettings.ReadWrite",
+        "6931bccd-447a-43d1-b442-00a195474933",
+        "Read and write all user mailbox settings",
+        "Allows the app to create, read, update, and delete user's mailbox settings without a signed-in user. Does not include permission to send mail.",
+    ),
 ];
 
 pub(crate) const OIDC_SCOPES: &[&str] = &["openid", "profile", "email", "offline_access"];
 
 pub(crate) fn delegated(name: &str) -> Option<&'static Permission> {
-    PERMISSIONS
-        .iter()
-        .find(|p| !p.application && p.name.eq_ignore_ascii_case(name))
+    PERMISSIONS.iter().find(|p| !p.application && p.name.eq_ignore_ascii_case(name))
 }
 
 pub(crate) fn application(name: &str) -> Option<&'static Permission> {
-    PERMISSIONS
-        .iter()
-        .find(|p| p.application && p.name.eq_ignore_ascii_case(name))
+    PERMISSIONS.iter().find(|p| p.application && p.name.eq_ignore_ascii_case(name))
 }
 
 /// A requested scope after normalisation.
@@ -329,10 +458,7 @@ pub(crate) fn parse_scope(s: &str) -> Result<Scope, String> {
     if name == ".default" {
         return Ok(Scope::Default);
     }
-    delegated(name)
-        .filter(|p| !OIDC_SCOPES.contains(&p.name))
-        .map(|p| Scope::Graph(p.name))
-        .ok_or_else(|| s.to_string())
+    delegated(name).filter(|p| !OIDC_SCOPES.contains(&p.name)).map(|p| Scope::Graph(p.name)).ok_or_else(|| s.to_string())
 }
 
 #[cfg(test)]
@@ -342,31 +468,16 @@ mod tests {
     #[test]
     fn bare_and_qualified_graph_scopes_are_the_same() {
         assert_eq!(parse_scope("mail.read"), Ok(Scope::Graph("Mail.Read")));
-        assert_eq!(
-            parse_scope("https://graph.microsoft.com/Mail.Read"),
-            Ok(Scope::Graph("Mail.Read"))
-        );
-        assert_eq!(
-            parse_scope("https://graph.microsoft.com/.default"),
-            Ok(Scope::Default)
-        );
+        assert_eq!(parse_scope("https://graph.microsoft.com/Mail.Read"), Ok(Scope::Graph("Mail.Read")));
+        assert_eq!(parse_scope("https://graph.microsoft.com/.default"), Ok(Scope::Default));
         assert_eq!(parse_scope("OpenID"), Ok(Scope::Oidc("openid")));
         assert!(parse_scope("Mail.Teleport").is_err());
     }
 
     #[test]
     fn consent_strings_follow_the_spec_table() {
-        assert_eq!(
-            delegated("Mail.Read.Shared").unwrap().user_title,
-            "Read mail you can access"
-        );
-        assert_eq!(
-            delegated("Calendars.Read.Shared").unwrap().user_title,
-            "Read calendars\u{a0}you can access"
-        );
-        assert_eq!(
-            application("Calendars.Read").unwrap().admin_title,
-            "Read calendars in all mailboxes"
-        );
+        assert_eq!(delegated("Mail.Read.Shared").unwrap().user_title, "Read mail you can access");
+        assert_eq!(delegated("Calendars.Read.Shared").unwrap().user_title, "Read calendars\u{a0}you can access");
+        assert_eq!(application("Calendars.Read").unwrap().admin_title, "Read calendars in all mailboxes");
     }
 }

@@ -27,8 +27,7 @@ pub struct ItemRef {
 
 impl Shared {
     fn user_or(&self, key: &str) -> Result<crate::UserRef, Error> {
-        self.user(key)
-            .ok_or_else(|| Error::NotFound(format!("user {key}")))
+        self.user(key).ok_or_else(|| Error::NotFound(format!("user {key}")))
     }
 
     fn container_key(kind: Kind, hash: u64, c: &str) -> Result<String, Error> {
@@ -38,8 +37,7 @@ impl Shared {
             Kind::Contact => generate::CONTACT_FOLDERS.iter().map(|f| f.0).collect(),
             Kind::Task => generate::TASK_LISTS.iter().map(|f| f.0).collect(),
         };
-        generate::parse_container_id(hash, c, &known)
-            .ok_or_else(|| Error::NotFound(format!("container {c}")))
+        generate::parse_container_id(hash, c, &known).ok_or_else(|| Error::NotFound(format!("container {c}")))
     }
 
     fn item_ref(mb: &crate::store::MailboxState, kind: Kind, n: u64) -> ItemRef {
@@ -51,13 +49,7 @@ impl Shared {
         }
     }
 
-    pub(crate) fn ctl_add(
-        &self,
-        user: &str,
-        kind: Kind,
-        container: Option<&str>,
-        fields: Value,
-    ) -> Result<ItemRef, Error> {
+    pub(crate) fn ctl_add(&self, user: &str, kind: Kind, container: Option<&str>, fields: Value) -> Result<ItemRef, Error> {
         let u = self.user_or(user)?;
         let mb_arc = self.mailbox(&u.user);
         let mut mb = lock(&mb_arc);
@@ -76,54 +68,40 @@ impl Shared {
         let stamp = generate::graph_datetime(now);
         match kind {
             Kind::Message => {
-                fields
-                    .entry("subject")
-                    .or_insert(json!("Message added by the emulator control API"));
+                fields.entry("subject").or_insert(json!("Message added by the emulator control API"));
                 fields.entry("receivedDateTime").or_insert(json!(stamp));
                 fields.entry("sentDateTime").or_insert(json!(stamp));
                 fields.entry("isRead").or_insert(json!(false));
                 fields.entry("isDraft").or_insert(json!(false));
                 fields.entry("hasAttachments").or_insert(json!(false));
-                fields.entry("body").or_insert(
-                    json!({"contentType": "text", "content": "Added through the control API."}),
-                );
-                fields
-                    .entry("bodyPreview")
-                    .or_insert(json!("Added through the control API."));
+                fields.entry("body").or_insert(json!({"contentType": "text", "content": "Added through the control API."}));
+                fields.entry("bodyPreview").or_insert(json!("Added through the control API."));
                 let from = json!({"emailAddress": {"name": "Control API", "address": "control@emulator.test"}});
                 fields.entry("from").or_insert(from.clone());
                 fields.entry("sender").or_insert(from);
-                fields.entry("toRecipients").or_insert(json!([{"emailAddress": {"name": u.user.display_name, "address": u.user.user_principal_name}}]));
-                fields.entry("ccRecipients").or_insert(json!([]));
                 fields
-                    .entry("internetMessageId")
-                    .or_insert(json!(format!("<{}@emulator.test>", crate::util::guid())));
+                    .entry("toRecipients")
+                    .or_insert(json!([{"emailAddress": {"name": u.user.display_name, "address": u.user.user_principal_name}}]));
+                fields.entry("ccRecipients").or_insert(json!([]));
+                fields.entry("internetMessageId").or_insert(json!(format!("<{}@emulator.test>", crate::util::guid())));
             }
             Kind::Event => {
                 let start = now + time::Duration::days(1);
+                fields.entry("subject").or_insert(json!("Event added by the emulator control API"));
+                fields.entry("start").or_insert(json!({"dateTime": generate::zoned_datetime(start), "timeZone": "UTC"}));
                 fields
-                    .entry("subject")
-                    .or_insert(json!("Event added by the emulator control API"));
-                fields.entry("start").or_insert(
-                    json!({"dateTime": generate::zoned_datetime(start), "timeZone": "UTC"}),
-                );
-                fields.entry("end").or_insert(json!({"dateTime": generate::zoned_datetime(start + time::Duration::hours(1)), "timeZone": "UTC"}));
+                    .entry("end")
+                    .or_insert(json!({"dateTime": generate::zoned_datetime(start + time::Duration::hours(1)), "timeZone": "UTC"}));
                 fields.entry("isAllDay").or_insert(json!(false));
                 fields.entry("isCancelled").or_insert(json!(false));
                 fields.entry("attendees").or_insert(json!([]));
             }
             Kind::Contact => {
-                fields
-                    .entry("displayName")
-                    .or_insert(json!("Control Contact"));
-                fields.entry("emailAddresses").or_insert(
-                    json!([{"name": "Control Contact", "address": "contact@emulator.test"}]),
-                );
+                fields.entry("displayName").or_insert(json!("Control Contact"));
+                fields.entry("emailAddresses").or_insert(json!([{"name": "Control Contact", "address": "contact@emulator.test"}]));
             }
             Kind::Task => {
-                fields
-                    .entry("title")
-                    .or_insert(json!("Task added by the emulator control API"));
+                fields.entry("title").or_insert(json!("Task added by the emulator control API"));
                 fields.entry("status").or_insert(json!("notStarted"));
                 fields.entry("importance").or_insert(json!("normal"));
             }
@@ -134,8 +112,7 @@ impl Shared {
     }
 
     fn resolve_item(mb: &crate::store::MailboxState, id: &str) -> Result<(Kind, u64), Error> {
-        mb.resolve(id)
-            .ok_or_else(|| Error::NotFound(format!("item {id}")))
+        mb.resolve(id).ok_or_else(|| Error::NotFound(format!("item {id}")))
     }
 
     pub(crate) fn ctl_update(&self, user: &str, id: &str, patch: Value) -> Result<ItemRef, Error> {
@@ -146,8 +123,7 @@ impl Shared {
         let Value::Object(p) = patch else {
             return Err(Error::Invalid("patch must be a JSON object".into()));
         };
-        mb.update(kind, n, p, self.now())
-            .ok_or_else(|| Error::NotFound(id.to_string()))?;
+        mb.update(kind, n, p, self.now()).ok_or_else(|| Error::NotFound(id.to_string()))?;
         crate::subscriptions::flush(self, &u.user, &mut mb);
         Ok(Self::item_ref(&mb, kind, n))
     }
@@ -157,8 +133,7 @@ impl Shared {
         let mb_arc = self.mailbox(&u.user);
         let mut mb = lock(&mb_arc);
         let (kind, n) = Self::resolve_item(&mb, id)?;
-        mb.delete(kind, n)
-            .ok_or_else(|| Error::NotFound(id.to_string()))?;
+        mb.delete(kind, n).ok_or_else(|| Error::NotFound(id.to_string()))?;
         crate::subscriptions::flush(self, &u.user, &mut mb);
         Ok(())
     }
@@ -169,75 +144,38 @@ impl Shared {
         let mut mb = lock(&mb_arc);
         let (kind, n) = Self::resolve_item(&mb, id)?;
         let key = Self::container_key(kind, mb.ctx.hash, to)?;
-        mb.move_to(kind, n, &key, self.now())
-            .ok_or_else(|| Error::NotFound(id.to_string()))?;
+        mb.move_to(kind, n, &key, self.now()).ok_or_else(|| Error::NotFound(id.to_string()))?;
         crate::subscriptions::flush(self, &u.user, &mut mb);
         Ok(Self::item_ref(&mb, kind, n))
     }
 
     /// Ids of the first `limit` items in a container (tests pick items to change).
-    pub(crate) fn ctl_list(
-        &self,
-        user: &str,
-        kind: Kind,
-        container: &str,
-        limit: usize,
-    ) -> Result<Vec<ItemRef>, Error> {
+    pub(crate) fn ctl_list(&self, user: &str, kind: Kind, container: &str, limit: usize) -> Result<Vec<ItemRef>, Error> {
         let u = self.user_or(user)?;
         let mb_arc = self.mailbox(&u.user);
         let mb = lock(&mb_arc);
         let key = Self::container_key(kind, mb.ctx.hash, container)?;
-        Ok(mb
-            .page(kind, &key, None, limit)
-            .into_iter()
-            .map(|n| Self::item_ref(&mb, kind, n))
-            .collect())
+        Ok(mb.page(kind, &key, None, limit).into_iter().map(|n| Self::item_ref(&mb, kind, n)).collect())
     }
 
-    pub(crate) fn ctl_snapshot(
-        &self,
-        user: &str,
-        kind: Kind,
-        container: &str,
-        immutable: bool,
-    ) -> Result<Vec<Value>, Error> {
+    pub(crate) fn ctl_snapshot(&self, user: &str, kind: Kind, container: &str, immutable: bool) -> Result<Vec<Value>, Error> {
         let u = self.user_or(user)?;
         let mb_arc = self.mailbox(&u.user);
         let mb = lock(&mb_arc);
         let key = Self::container_key(kind, mb.ctx.hash, container)?;
-        Ok(mb
-            .page(kind, &key, None, usize::MAX)
-            .into_iter()
-            .filter_map(|n| mb.item_json(kind, n, immutable))
-            .collect())
+        Ok(mb.page(kind, &key, None, usize::MAX).into_iter().filter_map(|n| mb.item_json(kind, n, immutable)).collect())
     }
 
-    pub(crate) fn ctl_calendar_view(
-        &self,
-        user: &str,
-        start: &str,
-        end: &str,
-        immutable: bool,
-    ) -> Result<Vec<Value>, Error> {
+    pub(crate) fn ctl_calendar_view(&self, user: &str, start: &str, end: &str, immutable: bool) -> Result<Vec<Value>, Error> {
         let u = self.user_or(user)?;
-        let (Some(s), Some(e)) = (
-            generate::parse_datetime(start),
-            generate::parse_datetime(end),
-        ) else {
-            return Err(Error::Invalid(
-                "start and end must be ISO 8601 date-times".into(),
-            ));
+        let (Some(s), Some(e)) = (generate::parse_datetime(start), generate::parse_datetime(end)) else {
+            return Err(Error::Invalid("start and end must be ISO 8601 date-times".into()));
         };
         let mb_arc = self.mailbox(&u.user);
         let mb = lock(&mb_arc);
         let mut out = Vec::new();
         for n in mb.page(Kind::Event, "calendar", None, usize::MAX) {
-            out.extend(
-                mb.event_instances(n, immutable)
-                    .into_iter()
-                    .filter(|i| i.start < e && i.end > s)
-                    .map(|i| i.json),
-            );
+            out.extend(mb.event_instances(n, immutable).into_iter().filter(|i| i.start < e && i.end > s).map(|i| i.json));
         }
         Ok(out)
     }
@@ -266,38 +204,21 @@ impl Shared {
             .iter_mut()
             .find(|a| a.client_id.eq_ignore_ascii_case(client_id))
             .ok_or_else(|| Error::NotFound(format!("app {client_id}")))?;
-        let s = app
-            .secrets
-            .iter_mut()
-            .find(|s| s.value == secret)
-            .ok_or_else(|| Error::NotFound("secret".into()))?;
+        let s = app.secrets.iter_mut().find(|s| s.value == secret).ok_or_else(|| Error::NotFound("secret".into()))?;
         s.expires = "2000-01-01T00:00:00Z".to_string();
         Ok(())
     }
 
-    pub(crate) fn ctl_consent_policy(
-        &self,
-        tenant: &str,
-        users_may_consent: bool,
-    ) -> Result<(), Error> {
-        let ti = self
-            .tenant_index(tenant)
-            .ok_or_else(|| Error::NotFound(format!("tenant {tenant}")))?;
+    pub(crate) fn ctl_consent_policy(&self, tenant: &str, users_may_consent: bool) -> Result<(), Error> {
+        let ti = self.tenant_index(tenant).ok_or_else(|| Error::NotFound(format!("tenant {tenant}")))?;
         let mut dir = write(&self.dir);
-        let t = dir
-            .tenants
-            .get_mut(ti)
-            .ok_or_else(|| Error::NotFound(tenant.to_string()))?;
+        let t = dir.tenants.get_mut(ti).ok_or_else(|| Error::NotFound(tenant.to_string()))?;
         t.users_may_consent = users_may_consent;
         Ok(())
     }
 
     pub(crate) fn ctl_set_mfa(&self, user: &str, required: bool) -> Result<(), Error> {
-        let (ti, ui) = *self
-            .index
-            .users
-            .get(&user.to_ascii_lowercase())
-            .ok_or_else(|| Error::NotFound(user.to_string()))?;
+        let (ti, ui) = *self.index.users.get(&user.to_ascii_lowercase()).ok_or_else(|| Error::NotFound(user.to_string()))?;
         let mut dir = write(&self.dir);
         if let Some(u) = dir.tenants.get_mut(ti).and_then(|t| t.users.get_mut(ui)) {
             u.mfa_required = required;
@@ -305,45 +226,19 @@ impl Shared {
         Ok(())
     }
 
-    pub(crate) fn ctl_grant_admin(
-        &self,
-        tenant: &str,
-        client_id: &str,
-        delegated: &[String],
-        application: &[String],
-    ) -> Result<(), Error> {
-        let ti = self
-            .tenant_index(tenant)
-            .ok_or_else(|| Error::NotFound(format!("tenant {tenant}")))?;
-        let tid = read(&self.dir)
-            .tenants
-            .get(ti)
-            .map(|t| t.id.clone())
-            .unwrap_or_default();
+    pub(crate) fn ctl_grant_admin(&self, tenant: &str, client_id: &str, delegated: &[String], application: &[String]) -> Result<(), Error> {
+        let ti = self.tenant_index(tenant).ok_or_else(|| Error::NotFound(format!("tenant {tenant}")))?;
+        let tid = read(&self.dir).tenants.get(ti).map(|t| t.id.clone()).unwrap_or_default();
         let mut idp = lock(&self.idp);
-        let g = idp
-            .admin_grants
-            .entry((tid.to_ascii_lowercase(), client_id.to_ascii_lowercase()))
-            .or_default();
+        let g = idp.admin_grants.entry((tid.to_ascii_lowercase(), client_id.to_ascii_lowercase())).or_default();
         g.delegated.extend(delegated.iter().cloned());
         g.roles.extend(application.iter().cloned());
         Ok(())
     }
 
-    pub(crate) fn ctl_revoke_consent(
-        &self,
-        tenant: &str,
-        user: Option<&str>,
-        client_id: &str,
-    ) -> Result<(), Error> {
-        let ti = self
-            .tenant_index(tenant)
-            .ok_or_else(|| Error::NotFound(format!("tenant {tenant}")))?;
-        let tid = read(&self.dir)
-            .tenants
-            .get(ti)
-            .map(|t| t.id.clone())
-            .unwrap_or_default();
+    pub(crate) fn ctl_revoke_consent(&self, tenant: &str, user: Option<&str>, client_id: &str) -> Result<(), Error> {
+        let ti = self.tenant_index(tenant).ok_or_else(|| Error::NotFound(format!("tenant {tenant}")))?;
+        let tid = read(&self.dir).tenants.get(ti).map(|t| t.id.clone()).unwrap_or_default();
         let uid = match user {
             Some(u) => Some(self.user_or(u)?.user.id),
             None => None,
@@ -353,8 +248,7 @@ impl Shared {
     }
 
     pub(crate) fn ctl_advance_clock(&self, secs: i64) {
-        self.clock_offset
-            .fetch_add(secs, std::sync::atomic::Ordering::Relaxed);
+        self.clock_offset.fetch_add(secs, std::sync::atomic::Ordering::Relaxed);
     }
 
     pub(crate) fn ctl_counters(&self) -> Counters {
@@ -372,13 +266,7 @@ impl Shared {
 impl RunningEmulator {
     /// Adds an item (`fields` = Graph JSON, defaults filled in) to `container` (`inbox`, `archive`,
     /// `calendar`, `contacts`, `suppliers`, `tasks`, … or an id); `None` = the default container.
-    pub fn add_item(
-        &self,
-        user: &str,
-        kind: Kind,
-        container: Option<&str>,
-        fields: Value,
-    ) -> Result<ItemRef, Error> {
+    pub fn add_item(&self, user: &str, kind: Kind, container: Option<&str>, fields: Value) -> Result<ItemRef, Error> {
         self.shared.ctl_add(user, kind, container, fields)
     }
     /// Merges `patch` into an item (regular or immutable id).
@@ -393,36 +281,16 @@ impl RunningEmulator {
         self.shared.ctl_move(user, id, to_container)
     }
     /// The first `limit` items of a container.
-    pub fn list_items(
-        &self,
-        user: &str,
-        kind: Kind,
-        container: &str,
-        limit: usize,
-    ) -> Result<Vec<ItemRef>, Error> {
+    pub fn list_items(&self, user: &str, kind: Kind, container: &str, limit: usize) -> Result<Vec<ItemRef>, Error> {
         self.shared.ctl_list(user, kind, container, limit)
     }
     /// Everything in a container now, as Graph JSON (what a correct sync must end up holding).
-    pub fn snapshot(
-        &self,
-        user: &str,
-        kind: Kind,
-        container: &str,
-        immutable_ids: bool,
-    ) -> Result<Vec<Value>, Error> {
-        self.shared
-            .ctl_snapshot(user, kind, container, immutable_ids)
+    pub fn snapshot(&self, user: &str, kind: Kind, container: &str, immutable_ids: bool) -> Result<Vec<Value>, Error> {
+        self.shared.ctl_snapshot(user, kind, container, immutable_ids)
     }
     /// The calendar view (single instances, occurrences, exceptions) overlapping [start, end).
-    pub fn calendar_view(
-        &self,
-        user: &str,
-        start: &str,
-        end: &str,
-        immutable_ids: bool,
-    ) -> Result<Vec<Value>, Error> {
-        self.shared
-            .ctl_calendar_view(user, start, end, immutable_ids)
+    pub fn calendar_view(&self, user: &str, start: &str, end: &str, immutable_ids: bool) -> Result<Vec<Value>, Error> {
+        self.shared.ctl_calendar_view(user, start, end, immutable_ids)
     }
     /// Evicts every delta token of this mailbox: next use answers 410 SyncStateNotFound.
     pub fn evict_sync_state(&self, user: &str) -> Result<(), Error> {
@@ -442,63 +310,34 @@ impl RunningEmulator {
         self.shared.ctl_set_mfa(user, required)
     }
     /// Tenant-wide admin consent without the browser flow (set-up for service-account tests).
-    pub fn grant_admin_consent(
-        &self,
-        tenant: &str,
-        client_id: &str,
-        delegated: &[&str],
-        application: &[&str],
-    ) -> Result<(), Error> {
+    pub fn grant_admin_consent(&self, tenant: &str, client_id: &str, delegated: &[&str], application: &[&str]) -> Result<(), Error> {
         let d: Vec<String> = delegated.iter().map(|s| s.to_string()).collect();
         let a: Vec<String> = application.iter().map(|s| s.to_string()).collect();
         self.shared.ctl_grant_admin(tenant, client_id, &d, &a)
     }
     /// Replaces the tenant's application access policy for `client_id` (`None` removes it): with
     /// `RestrictAccess` only `mailboxes` are reachable app-only; with `DenyAccess` all but them.
-    pub fn set_application_access_policy(
-        &self,
-        tenant: &str,
-        client_id: &str,
-        policy: Option<(&str, &[&str])>,
-    ) -> Result<(), Error> {
-        let ti = self
-            .shared
-            .tenant_index(tenant)
-            .ok_or_else(|| Error::NotFound(format!("tenant {tenant}")))?;
+    pub fn set_application_access_policy(&self, tenant: &str, client_id: &str, policy: Option<(&str, &[&str])>) -> Result<(), Error> {
+        let ti = self.shared.tenant_index(tenant).ok_or_else(|| Error::NotFound(format!("tenant {tenant}")))?;
         let mut dir = write(&self.shared.dir);
-        let t = dir
-            .tenants
-            .get_mut(ti)
-            .ok_or_else(|| Error::NotFound(tenant.to_string()))?;
-        t.application_access_policies
-            .retain(|p| !p.client_id.eq_ignore_ascii_case(client_id));
+        let t = dir.tenants.get_mut(ti).ok_or_else(|| Error::NotFound(tenant.to_string()))?;
+        t.application_access_policies.retain(|p| !p.client_id.eq_ignore_ascii_case(client_id));
         if let Some((right, mailboxes)) = policy {
-            t.application_access_policies
-                .push(crate::AccessPolicyFixture {
-                    client_id: client_id.to_string(),
-                    access_right: right.to_string(),
-                    mailboxes: mailboxes.iter().map(|m| m.to_string()).collect(),
-                });
+            t.application_access_policies.push(crate::AccessPolicyFixture {
+                client_id: client_id.to_string(),
+                access_right: right.to_string(),
+                mailboxes: mailboxes.iter().map(|m| m.to_string()).collect(),
+            });
         }
         Ok(())
     }
     /// Removes a user's consent (`Some(user)`) or the tenant-wide grant (`None`).
-    pub fn revoke_consent(
-        &self,
-        tenant: &str,
-        user: Option<&str>,
-        client_id: &str,
-    ) -> Result<(), Error> {
+    pub fn revoke_consent(&self, tenant: &str, user: Option<&str>, client_id: &str) -> Result<(), Error> {
         self.shared.ctl_revoke_consent(tenant, user, client_id)
     }
     /// Sends a lifecycle event (`reauthorizationRequired`, `subscriptionRemoved`, `missed`) for one
     /// subscription, or all of a user's; `subscriptionRemoved` deletes them. Returns how many.
-    pub fn send_lifecycle_event(
-        &self,
-        subscription_id: Option<&str>,
-        user: Option<&str>,
-        event: &str,
-    ) -> usize {
+    pub fn send_lifecycle_event(&self, subscription_id: Option<&str>, user: Option<&str>, event: &str) -> usize {
         let uid = user.and_then(|u| self.shared.user(u)).map(|u| u.user.id);
         crate::subscriptions::lifecycle(&self.shared, subscription_id, uid.as_deref(), event, false)
     }
@@ -517,8 +356,7 @@ impl RunningEmulator {
     /// Makes every refresh token (of `user`, or all) look `by` older (inactivity tests).
     pub fn age_refresh_tokens(&self, user: Option<&str>, by: std::time::Duration) {
         let uid = user.and_then(|u| self.shared.user(u)).map(|u| u.user.id);
-        lock(&self.shared.idp)
-            .age_refresh_tokens(uid.as_deref(), time::Duration::seconds(by.as_secs() as i64));
+        lock(&self.shared.idp).age_refresh_tokens(uid.as_deref(), time::Duration::seconds(by.as_secs() as i64));
     }
     /// Expires every access token issued so far (Graph answers 401).
     pub fn expire_access_tokens(&self) {
@@ -541,45 +379,18 @@ impl RunningEmulator {
 
 pub(crate) fn routes() -> Router<Arc<Shared>> {
     Router::new()
-        .route(
-            "/_emulator/mailboxes/{user}/{kind}",
-            post(http_add).get(http_list),
-        )
-        .route(
-            "/_emulator/mailboxes/{user}/items/{id}",
-            axum::routing::patch(http_update).delete(http_delete),
-        )
-        .route(
-            "/_emulator/mailboxes/{user}/items/{id}/move",
-            post(http_move),
-        )
-        .route(
-            "/_emulator/mailboxes/{user}/evict-sync-state",
-            post(http_evict),
-        )
-        .route(
-            "/_emulator/mailboxes/{user}/calendar-view",
-            get(http_calendar_view),
-        )
-        .route(
-            "/_emulator/users/{user}/revoke-refresh-tokens",
-            post(http_revoke),
-        )
+        .route("/_emulator/mailboxes/{user}/{kind}", post(http_add).get(http_list))
+        .route("/_emulator/mailboxes/{user}/items/{id}", axum::routing::patch(http_update).delete(http_delete))
+        .route("/_emulator/mailboxes/{user}/items/{id}/move", post(http_move))
+        .route("/_emulator/mailboxes/{user}/evict-sync-state", post(http_evict))
+        .route("/_emulator/mailboxes/{user}/calendar-view", get(http_calendar_view))
+        .route("/_emulator/users/{user}/revoke-refresh-tokens", post(http_revoke))
         .route("/_emulator/users/{user}/mfa", post(http_mfa))
         .route("/_emulator/apps/{client}/expire-secret", post(http_expire))
-        .route(
-            "/_emulator/tenants/{tenant}/consent-policy",
-            post(http_policy),
-        )
-        .route(
-            "/_emulator/tenants/{tenant}/admin-consent",
-            post(http_grant).delete(http_revoke_grant),
-        )
+        .route("/_emulator/tenants/{tenant}/consent-policy", post(http_policy))
+        .route("/_emulator/tenants/{tenant}/admin-consent", post(http_grant).delete(http_revoke_grant))
         .route("/_emulator/faults", post(http_fault))
-        .route(
-            "/_emulator/tenants/{tenant}/application-access-policy",
-            post(http_access_policy),
-        )
+        .route("/_emulator/tenants/{tenant}/application-access-policy", post(http_access_policy))
         .route("/_emulator/subscriptions/lifecycle", post(http_lifecycle))
         .route("/_emulator/clock/advance", post(http_clock))
         .route("/_emulator/tokens/expire-access", post(http_expire_access))
@@ -590,16 +401,8 @@ pub(crate) fn routes() -> Router<Arc<Shared>> {
 fn reply<T: Serialize>(r: Result<T, Error>) -> Response {
     match r {
         Ok(v) => (StatusCode::OK, Json(json!({"ok": true, "result": v}))).into_response(),
-        Err(Error::NotFound(m)) => (
-            StatusCode::NOT_FOUND,
-            Json(json!({"ok": false, "error": m})),
-        )
-            .into_response(),
-        Err(e) => (
-            StatusCode::BAD_REQUEST,
-            Json(json!({"ok": false, "error": e.to_string()})),
-        )
-            .into_response(),
+        Err(Error::NotFound(m)) => (StatusCode::NOT_FOUND, Json(json!({"ok": false, "error": m}))).into_response(),
+        Err(e) => (StatusCode::BAD_REQUEST, Json(json!({"ok": false, "error": e.to_string()}))).into_response(),
     }
 }
 
@@ -611,11 +414,7 @@ struct AddBody {
     fields: Value,
 }
 
-async fn http_add(
-    State(s): State<Arc<Shared>>,
-    Path((user, kind)): Path<(String, String)>,
-    Json(b): Json<AddBody>,
-) -> Response {
+async fn http_add(State(s): State<Arc<Shared>>, Path((user, kind)): Path<(String, String)>, Json(b): Json<AddBody>) -> Response {
     let Some(kind) = Kind::parse(&kind) else {
         return reply::<()>(Err(Error::Invalid(format!("kind {kind}"))));
     };
@@ -644,18 +443,11 @@ async fn http_list(
     reply(s.ctl_list(&user, kind, &container, limit))
 }
 
-async fn http_update(
-    State(s): State<Arc<Shared>>,
-    Path((user, id)): Path<(String, String)>,
-    Json(patch): Json<Value>,
-) -> Response {
+async fn http_update(State(s): State<Arc<Shared>>, Path((user, id)): Path<(String, String)>, Json(patch): Json<Value>) -> Response {
     reply(s.ctl_update(&user, &id, patch))
 }
 
-async fn http_delete(
-    State(s): State<Arc<Shared>>,
-    Path((user, id)): Path<(String, String)>,
-) -> Response {
+async fn http_delete(State(s): State<Arc<Shared>>, Path((user, id)): Path<(String, String)>) -> Response {
     reply(s.ctl_delete(&user, &id))
 }
 
@@ -664,11 +456,7 @@ struct MoveBody {
     to: String,
 }
 
-async fn http_move(
-    State(s): State<Arc<Shared>>,
-    Path((user, id)): Path<(String, String)>,
-    Json(b): Json<MoveBody>,
-) -> Response {
+async fn http_move(State(s): State<Arc<Shared>>, Path((user, id)): Path<(String, String)>, Json(b): Json<MoveBody>) -> Response {
     reply(s.ctl_move(&user, &id, &b.to))
 }
 
@@ -705,11 +493,7 @@ struct MfaBody {
     required: bool,
 }
 
-async fn http_mfa(
-    State(s): State<Arc<Shared>>,
-    Path(user): Path<String>,
-    Json(b): Json<MfaBody>,
-) -> Response {
+async fn http_mfa(State(s): State<Arc<Shared>>, Path(user): Path<String>, Json(b): Json<MfaBody>) -> Response {
     reply(s.ctl_set_mfa(&user, b.required))
 }
 
@@ -718,11 +502,7 @@ struct SecretBody {
     secret: String,
 }
 
-async fn http_expire(
-    State(s): State<Arc<Shared>>,
-    Path(client): Path<String>,
-    Json(b): Json<SecretBody>,
-) -> Response {
+async fn http_expire(State(s): State<Arc<Shared>>, Path(client): Path<String>, Json(b): Json<SecretBody>) -> Response {
     reply(s.ctl_expire_secret(&client, &b.secret))
 }
 
@@ -731,11 +511,7 @@ struct PolicyBody {
     users_may_consent: bool,
 }
 
-async fn http_policy(
-    State(s): State<Arc<Shared>>,
-    Path(tenant): Path<String>,
-    Json(b): Json<PolicyBody>,
-) -> Response {
+async fn http_policy(State(s): State<Arc<Shared>>, Path(tenant): Path<String>, Json(b): Json<PolicyBody>) -> Response {
     reply(s.ctl_consent_policy(&tenant, b.users_may_consent))
 }
 
@@ -748,11 +524,7 @@ struct GrantBody {
     application: Vec<String>,
 }
 
-async fn http_grant(
-    State(s): State<Arc<Shared>>,
-    Path(tenant): Path<String>,
-    Json(b): Json<GrantBody>,
-) -> Response {
+async fn http_grant(State(s): State<Arc<Shared>>, Path(tenant): Path<String>, Json(b): Json<GrantBody>) -> Response {
     reply(s.ctl_grant_admin(&tenant, &b.client_id, &b.delegated, &b.application))
 }
 
@@ -764,11 +536,7 @@ struct RevokeGrantBody {
     user: Option<String>,
 }
 
-async fn http_revoke_grant(
-    State(s): State<Arc<Shared>>,
-    Path(tenant): Path<String>,
-    Json(b): Json<RevokeGrantBody>,
-) -> Response {
+async fn http_revoke_grant(State(s): State<Arc<Shared>>, Path(tenant): Path<String>, Json(b): Json<RevokeGrantBody>) -> Response {
     reply(s.ctl_revoke_consent(&tenant, b.user.as_deref(), &b.client_id))
 }
 
@@ -783,13 +551,7 @@ struct LifecycleBody {
 
 async fn http_lifecycle(State(s): State<Arc<Shared>>, Json(b): Json<LifecycleBody>) -> Response {
     let uid = b.user.as_deref().and_then(|u| s.user(u)).map(|u| u.user.id);
-    reply(Ok(crate::subscriptions::lifecycle(
-        &s,
-        b.subscription_id.as_deref(),
-        uid.as_deref(),
-        &b.event,
-        false,
-    )))
+    reply(Ok(crate::subscriptions::lifecycle(&s, b.subscription_id.as_deref(), uid.as_deref(), &b.event, false)))
 }
 
 #[derive(Deserialize)]
@@ -802,25 +564,19 @@ struct AccessPolicyBody {
     mailboxes: Vec<String>,
 }
 
-async fn http_access_policy(
-    State(s): State<Arc<Shared>>,
-    Path(tenant): Path<String>,
-    Json(b): Json<AccessPolicyBody>,
-) -> Response {
+async fn http_access_policy(State(s): State<Arc<Shared>>, Path(tenant): Path<String>, Json(b): Json<AccessPolicyBody>) -> Response {
     let Some(ti) = s.tenant_index(&tenant) else {
         return reply::<()>(Err(Error::NotFound(format!("tenant {tenant}"))));
     };
     let mut dir = write(&s.dir);
     if let Some(t) = dir.tenants.get_mut(ti) {
-        t.application_access_policies
-            .retain(|p| !p.client_id.eq_ignore_ascii_case(&b.client_id));
+        t.application_access_policies.retain(|p| !p.client_id.eq_ignore_ascii_case(&b.client_id));
         if let Some(right) = b.access_right {
-            t.application_access_policies
-                .push(crate::AccessPolicyFixture {
-                    client_id: b.client_id,
-                    access_right: right,
-                    mailboxes: b.mailboxes,
-                });
+            t.application_access_policies.push(crate::AccessPolicyFixture {
+                client_id: b.client_id,
+                access_right: right,
+                mailboxes: b.mailboxes,
+            });
         }
     }
     reply(Ok(()))

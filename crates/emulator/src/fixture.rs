@@ -58,10 +58,7 @@ fn default_anchor() -> String {
 
 impl Default for ContentDefaults {
     fn default() -> Self {
-        ContentDefaults {
-            counts: MailboxCounts::default(),
-            anchor_date: default_anchor(),
-        }
+        ContentDefaults { counts: MailboxCounts::default(), anchor_date: default_anchor() }
     }
 }
 
@@ -76,12 +73,7 @@ pub struct MailboxCounts {
 
 impl Default for MailboxCounts {
     fn default() -> Self {
-        MailboxCounts {
-            messages: 60,
-            events: 25,
-            contacts: 30,
-            tasks: 20,
-        }
+        MailboxCounts { messages: 60, events: 25, contacts: 30, tasks: 20 }
     }
 }
 
@@ -210,29 +202,17 @@ pub struct SecretFixture {
 #[derive(Debug, thiserror::Error)]
 pub enum FixtureError {
     #[error("reading fixture {path}: {source}")]
-    Read {
-        path: String,
-        source: std::io::Error,
-    },
+    Read { path: String, source: std::io::Error },
     #[error("parsing fixture {path}: {source}")]
-    Parse {
-        path: String,
-        source: serde_json::Error,
-    },
+    Parse { path: String, source: serde_json::Error },
 }
 
 impl Fixture {
     /// Reads a JSON fixture (the shipped `fixtures/demo.json` is `Fixture::demo()` serialized).
     pub fn from_path(path: impl AsRef<Path>) -> Result<Fixture, FixtureError> {
         let p = path.as_ref();
-        let text = std::fs::read_to_string(p).map_err(|source| FixtureError::Read {
-            path: p.display().to_string(),
-            source,
-        })?;
-        Fixture::from_json(&text).map_err(|source| FixtureError::Parse {
-            path: p.display().to_string(),
-            source,
-        })
+        let text = std::fs::read_to_string(p).map_err(|source| FixtureError::Read { path: p.display().to_string(), source })?;
+        Fixture::from_json(&text).map_err(|source| FixtureError::Parse { path: p.display().to_string(), source })
     }
 
     pub fn from_json(text: &str) -> Result<Fixture, serde_json::Error> {
@@ -256,33 +236,13 @@ impl Fixture {
             delegate_access: Vec::new(),
             counts: None,
         };
-        let mut nw_admin = user(
-            "6e1f0a00-0000-4000-8000-000000000001",
-            "admin@northwind.test",
-            "Adele Admin",
-            "IT Administrator",
-        );
+        let mut nw_admin = user("6e1f0a00-0000-4000-8000-000000000001", "admin@northwind.test", "Adele Admin", "IT Administrator");
         nw_admin.admin = true;
-        let mut service = user(
-            "6e1f0a00-0000-4000-8000-000000000005",
-            "service@northwind.test",
-            "Sam Service",
-            "Service Account",
-        );
+        let mut service = user("6e1f0a00-0000-4000-8000-000000000005", "service@northwind.test", "Sam Service", "Service Account");
         service.delegate_access = vec!["alice@northwind.test".into(), "bob@northwind.test".into()];
-        let mut dave = user(
-            "6e1f0a00-0000-4000-8000-000000000006",
-            "dave@northwind.test",
-            "Dave Diaz",
-            "Contractor",
-        );
+        let mut dave = user("6e1f0a00-0000-4000-8000-000000000006", "dave@northwind.test", "Dave Diaz", "Contractor");
         dave.licensed = false;
-        let mut mfa = user(
-            "6e1f0a00-0000-4000-8000-000000000007",
-            "mfa@northwind.test",
-            "Morgan Factor",
-            "Finance Lead",
-        );
+        let mut mfa = user("6e1f0a00-0000-4000-8000-000000000007", "mfa@northwind.test", "Morgan Factor", "Finance Lead");
         mfa.mfa_required = true;
         let northwind = TenantFixture {
             id: NORTHWIND_TENANT_ID.to_string(),
@@ -291,24 +251,9 @@ impl Fixture {
             users_may_consent: true,
             users: vec![
                 nw_admin,
-                user(
-                    "6e1f0a00-0000-4000-8000-000000000002",
-                    "alice@northwind.test",
-                    "Alice Anders",
-                    "Account Manager",
-                ),
-                user(
-                    "6e1f0a00-0000-4000-8000-000000000003",
-                    "bob@northwind.test",
-                    "Bob Burke",
-                    "Sales Engineer",
-                ),
-                user(
-                    "6e1f0a00-0000-4000-8000-000000000004",
-                    "carol@northwind.test",
-                    "Carol Chen",
-                    "Head of Marketing",
-                ),
+                user("6e1f0a00-0000-4000-8000-000000000002", "alice@northwind.test", "Alice Anders", "Account Manager"),
+                user("6e1f0a00-0000-4000-8000-000000000003", "bob@northwind.test", "Bob Burke", "Sales Engineer"),
+                user("6e1f0a00-0000-4000-8000-000000000004", "carol@northwind.test", "Carol Chen", "Head of Marketing"),
                 service,
                 dave,
                 mfa,
@@ -316,12 +261,7 @@ impl Fixture {
             admin_grants: Vec::new(),
             application_access_policies: Vec::new(),
         };
-        let mut fb_admin = user(
-            "6e2f0a00-0000-4000-8000-000000000001",
-            "admin@fabrikam.test",
-            "Fiona Admin",
-            "IT Administrator",
-        );
+        let mut fb_admin = user("6e2f0a00-0000-4000-8000-000000000001", "admin@fabrikam.test", "Fiona Admin", "IT Administrator");
         fb_admin.admin = true;
         let fabrikam = TenantFixture {
             id: FABRIKAM_TENANT_ID.to_string(),
@@ -330,18 +270,8 @@ impl Fixture {
             users_may_consent: false,
             users: vec![
                 fb_admin,
-                user(
-                    "6e2f0a00-0000-4000-8000-000000000002",
-                    "erin@fabrikam.test",
-                    "Erin Evans",
-                    "Buyer",
-                ),
-                user(
-                    "6e2f0a00-0000-4000-8000-000000000003",
-                    "frank@fabrikam.test",
-                    "Frank Fischer",
-                    "Logistics",
-                ),
+                user("6e2f0a00-0000-4000-8000-000000000002", "erin@fabrikam.test", "Erin Evans", "Buyer"),
+                user("6e2f0a00-0000-4000-8000-000000000003", "frank@fabrikam.test", "Frank Fischer", "Logistics"),
             ],
             admin_grants: Vec::new(),
             application_access_policies: Vec::new(),
@@ -357,14 +287,8 @@ impl Fixture {
                 "http://127.0.0.1:3000/oauth/office365/admin-consent".to_string(),
             ],
             secrets: vec![
-                SecretFixture {
-                    value: DEMO_CLIENT_SECRET.to_string(),
-                    expires: "2027-12-31T23:59:59Z".to_string(),
-                },
-                SecretFixture {
-                    value: DEMO_EXPIRED_SECRET.to_string(),
-                    expires: "2024-12-31T23:59:59Z".to_string(),
-                },
+                SecretFixture { value: DEMO_CLIENT_SECRET.to_string(), expires: "2027-12-31T23:59:59Z".to_string() },
+                SecretFixture { value: DEMO_EXPIRED_SECRET.to_string(), expires: "2024-12-31T23:59:59Z".to_string() },
             ],
             delegated_permissions: [
                 "openid",

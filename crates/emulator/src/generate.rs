@@ -47,9 +47,7 @@ impl Rng {
 }
 
 /// Item kinds with overlays and delta.
-#[derive(
-    Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, serde::Deserialize,
-)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, serde::Deserialize)]
 pub enum Kind {
     Message,
     Event,
@@ -97,63 +95,24 @@ pub(crate) struct FolderDef {
 
 /// Mail folders every mailbox has; `key`s double as Graph's well-known folder names.
 pub(crate) const MAIL_FOLDERS: &[FolderDef] = &[
-    FolderDef {
-        key: "inbox",
-        name: "Inbox",
-        parent: None,
-        weight: 50,
-    },
-    FolderDef {
-        key: "sentitems",
-        name: "Sent Items",
-        parent: None,
-        weight: 20,
-    },
-    FolderDef {
-        key: "archive",
-        name: "Archive",
-        parent: None,
-        weight: 12,
-    },
-    FolderDef {
-        key: "projects",
-        name: "Projects",
-        parent: Some("inbox"),
-        weight: 8,
-    },
-    FolderDef {
-        key: "deleteditems",
-        name: "Deleted Items",
-        parent: None,
-        weight: 5,
-    },
-    FolderDef {
-        key: "drafts",
-        name: "Drafts",
-        parent: None,
-        weight: 3,
-    },
-    FolderDef {
-        key: "junkemail",
-        name: "Junk Email",
-        parent: None,
-        weight: 2,
-    },
+    FolderDef { key: "inbox", name: "Inbox", parent: None, weight: 50 },
+    FolderDef { key: "sentitems", name: "Sent Items", parent: None, weight: 20 },
+    FolderDef { key: "archive", name: "Archive", parent: None, weight: 12 },
+    FolderDef { key: "projects", name: "Projects", parent: Some("inbox"), weight: 8 },
+    FolderDef { key: "deleteditems", name: "Deleted Items", parent: None, weight: 5 },
+    FolderDef { key: "drafts", name: "Drafts", parent: None, weight: 3 },
+    FolderDef { key: "junkemail", name: "Junk Email", parent: None, weight: 2 },
 ];
 
-pub(crate) const CONTACT_FOLDERS: &[(&str, &str)] =
-    &[("contacts", "Contacts"), ("suppliers", "Suppliers")];
+pub(crate) const CONTACT_FOLDERS: &[(&str, &str)] = &[("contacts", "Contacts"), ("suppliers", "Suppliers")];
 
 /// (key, displayName, wellknownListName)
-pub(crate) const TASK_LISTS: &[(&str, &str, &str)] = &[
-    ("tasks", "Tasks", "defaultList"),
-    ("flagged", "Flagged email", "flaggedEmails"),
-    ("projects", "Projects", "none"),
-];
+pub(crate) const TASK_LISTS: &[(&str, &str, &str)] =
+    &[("tasks", "Tasks", "defaultList"), ("flagged", "Flagged email", "flaggedEmails"), ("projects", "Projects", "none")];
 
 const FIRST: &[&str] = &[
-    "Ana", "Ben", "Chloe", "Diego", "Elif", "Farah", "Goran", "Hana", "Ivan", "Jade", "Kofi",
-    "Lena", "Mateo", "Nora", "Omar", "Priya", "Quinn", "Rosa", "Sven", "Tariq",
+    "Ana", "Ben", "Chloe", "Diego", "Elif", "Farah", "Goran", "Hana", "Ivan", "Jade", "Kofi", "Lena", "Mateo", "Nora", "Omar", "Priya",
+    "Quinn", "Rosa", "Sven", "Tariq",
 ];
 const LAST: &[&str] = &[
     "Abbott",
@@ -177,16 +136,7 @@ const LAST: &[&str] = &[
     "Schmidt",
     "Tanaka",
 ];
-const COMPANIES: &[&str] = &[
-    "Contoso",
-    "Litware",
-    "Tailspin Toys",
-    "Wingtip",
-    "Adventure Works",
-    "Proseware",
-    "Lamna",
-    "Alpine Ski House",
-];
+const COMPANIES: &[&str] = &["Contoso", "Litware", "Tailspin Toys", "Wingtip", "Adventure Works", "Proseware", "Lamna", "Alpine Ski House"];
 const TOPICS: &[&str] = &[
     "Q3 forecast",
     "renewal terms",
@@ -201,24 +151,8 @@ const TOPICS: &[&str] = &[
     "partner summit",
     "invoice 4471",
 ];
-const VERBS: &[&str] = &[
-    "Re:",
-    "Fwd:",
-    "Question about",
-    "Follow-up on",
-    "Notes from",
-    "Update:",
-    "Draft:",
-    "Reminder:",
-];
-const PLACES: &[&str] = &[
-    "Conference Room 1",
-    "Teams meeting",
-    "Harbor Cafe",
-    "Building 4, Room 210",
-    "Customer site",
-    "Board room",
-];
+const VERBS: &[&str] = &["Re:", "Fwd:", "Question about", "Follow-up on", "Notes from", "Update:", "Draft:", "Reminder:"];
+const PLACES: &[&str] = &["Conference Room 1", "Teams meeting", "Harbor Cafe", "Building 4, Room 210", "Customer site", "Board room"];
 const TASK_TITLES: &[&str] = &[
     "Send proposal",
     "Call back",
@@ -259,35 +193,17 @@ pub(crate) struct IdParts {
 const REGULAR_PREFIX: &str = "AAMkAG";
 const IMMUTABLE_PREFIX: &str = "AAkALg";
 
-pub(crate) fn item_id(
-    mailbox: u64,
-    kind: Kind,
-    n: u64,
-    occurrence: Option<u32>,
-    container: &str,
-    immutable: bool,
-) -> String {
+pub(crate) fn item_id(mailbox: u64, kind: Kind, n: u64, occurrence: Option<u32>, container: &str, immutable: bool) -> String {
     let occ = occurrence.map(|k| k.to_string()).unwrap_or_default();
     if immutable {
-        format!(
-            "{IMMUTABLE_PREFIX}{}",
-            URL_SAFE_NO_PAD.encode(format!("{mailbox:016x}|{}|{n}|{occ}|", kind.letter()))
-        )
+        format!("{IMMUTABLE_PREFIX}{}", URL_SAFE_NO_PAD.encode(format!("{mailbox:016x}|{}|{n}|{occ}|", kind.letter())))
     } else {
-        format!(
-            "{REGULAR_PREFIX}{}",
-            URL_SAFE_NO_PAD.encode(format!(
-                "{mailbox:016x}|{}|{n}|{occ}|{container}",
-                kind.letter()
-            ))
-        )
+        format!("{REGULAR_PREFIX}{}", URL_SAFE_NO_PAD.encode(format!("{mailbox:016x}|{}|{n}|{occ}|{container}", kind.letter())))
     }
 }
 
 pub(crate) fn parse_item_id(id: &str) -> Option<IdParts> {
-    let body = id
-        .strip_prefix(REGULAR_PREFIX)
-        .or_else(|| id.strip_prefix(IMMUTABLE_PREFIX))?;
+    let body = id.strip_prefix(REGULAR_PREFIX).or_else(|| id.strip_prefix(IMMUTABLE_PREFIX))?;
     let raw = URL_SAFE_NO_PAD.decode(body).ok()?;
     let text = String::from_utf8(raw).ok()?;
     let mut it = text.split('|');
@@ -295,26 +211,13 @@ pub(crate) fn parse_item_id(id: &str) -> Option<IdParts> {
     let kind = Kind::from_letter(it.next()?)?;
     let n = it.next()?.parse().ok()?;
     let occ = it.next()?;
-    let occurrence = if occ.is_empty() {
-        None
-    } else {
-        Some(occ.parse().ok()?)
-    };
+    let occurrence = if occ.is_empty() { None } else { Some(occ.parse().ok()?) };
     let container = it.next().filter(|c| !c.is_empty()).map(str::to_string);
-    Some(IdParts {
-        mailbox,
-        kind,
-        n,
-        occurrence,
-        container,
-    })
+    Some(IdParts { mailbox, kind, n, occurrence, container })
 }
 
 pub(crate) fn folder_id(mailbox: u64, key: &str) -> String {
-    format!(
-        "AAMkAGFo{}",
-        URL_SAFE_NO_PAD.encode(format!("{mailbox:016x}|f|{key}"))
-    )
+    format!("AAMkAGFo{}", URL_SAFE_NO_PAD.encode(format!("{mailbox:016x}|f|{key}")))
 }
 
 /// Resolves a folder/list reference: a well-known name (`inbox`) or an id we issued.
@@ -335,29 +238,13 @@ pub(crate) fn parse_container_id(mailbox: u64, s: &str, known: &[&str]) -> Optio
 }
 
 pub(crate) fn graph_datetime(t: OffsetDateTime) -> String {
-    format!(
-        "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}Z",
-        t.year(),
-        u8::from(t.month()),
-        t.day(),
-        t.hour(),
-        t.minute(),
-        t.second()
-    )
+    format!("{:04}-{:02}-{:02}T{:02}:{:02}:{:02}Z", t.year(), u8::from(t.month()), t.day(), t.hour(), t.minute(), t.second())
 }
 
 /// Event/task `dateTimeTimeZone.dateTime` form: `2016-12-09T20:30:00.0000000` (no offset; zone given
 /// separately, MICROSOFT.md §3.4).
 pub(crate) fn zoned_datetime(t: OffsetDateTime) -> String {
-    format!(
-        "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}.0000000",
-        t.year(),
-        u8::from(t.month()),
-        t.day(),
-        t.hour(),
-        t.minute(),
-        t.second()
-    )
+    format!("{:04}-{:02}-{:02}T{:02}:{:02}:{:02}.0000000", t.year(), u8::from(t.month()), t.day(), t.hour(), t.minute(), t.second())
 }
 
 /// Parses Graph date-time forms: `…Z`, `…+01:00`, or zone-less `…(.fffffff)` taken as UTC.
@@ -374,17 +261,8 @@ fn person(rng: &mut Rng, domain_hint: Option<&str>) -> (String, String) {
     let first = rng.pick(FIRST);
     let last = rng.pick(LAST);
     let company = rng.pick(COMPANIES);
-    let domain = domain_hint
-        .map(str::to_string)
-        .unwrap_or_else(|| format!("{}.example", company.to_ascii_lowercase().replace(' ', "")));
-    (
-        format!("{first} {last}"),
-        format!(
-            "{}.{}@{domain}",
-            first.to_ascii_lowercase(),
-            last.to_ascii_lowercase()
-        ),
-    )
+    let domain = domain_hint.map(str::to_string).unwrap_or_else(|| format!("{}.example", company.to_ascii_lowercase().replace(' ', "")));
+    (format!("{first} {last}"), format!("{}.{}@{domain}", first.to_ascii_lowercase(), last.to_ascii_lowercase()))
 }
 
 fn email(name: &str, address: &str) -> Value {
@@ -415,17 +293,12 @@ const SALT_RECEIVED: u64 = 7;
 /// `$filter=receivedDateTime ge …` needs no message bodies.
 pub(crate) fn message_received(ctx: &MailboxCtx, n: u64) -> OffsetDateTime {
     let step = (90 * 24 * 60 / ctx.counts.messages.max(1)).max(37) as i64;
-    ctx.anchor
-        - Duration::minutes(
-            (n as i64) * step + Rng::new(ctx.seed, ctx.hash, SALT_RECEIVED, n).below(30) as i64,
-        )
+    ctx.anchor - Duration::minutes((n as i64) * step + Rng::new(ctx.seed, ctx.hash, SALT_RECEIVED, n).below(30) as i64)
 }
 
 /// Whether generated message `n` is read: its own hash, so folder unread counts need no message bodies.
 pub(crate) fn message_read(ctx: &MailboxCtx, n: u64, folder: &str) -> bool {
-    folder == "sentitems"
-        || folder == "drafts"
-        || Rng::new(ctx.seed, ctx.hash, SALT_READ, n).below(3) != 0
+    folder == "sentitems" || folder == "drafts" || Rng::new(ctx.seed, ctx.hash, SALT_READ, n).below(3) != 0
 }
 
 /// Folder a generated message starts in.
@@ -453,12 +326,7 @@ pub(crate) struct Recipient {
 }
 
 fn recipient(name: &str, address: &str) -> Recipient {
-    Recipient {
-        email_address: EmailAddress {
-            name: name.to_string(),
-            address: address.to_string(),
-        },
-    }
+    Recipient { email_address: EmailAddress { name: name.to_string(), address: address.to_string() } }
 }
 
 #[derive(serde::Serialize)]
@@ -521,21 +389,11 @@ pub(crate) fn message_typed(ctx: &MailboxCtx, n: u64, folder: &str) -> GenMessag
     );
     let outgoing = folder == "sentitems" || folder == "drafts";
     let (from, to) = if outgoing {
-        (
-            (ctx.display_name.as_str(), ctx.upn.as_str()),
-            (other_name.as_str(), other_addr.as_str()),
-        )
+        ((ctx.display_name.as_str(), ctx.upn.as_str()), (other_name.as_str(), other_addr.as_str()))
     } else {
-        (
-            (other_name.as_str(), other_addr.as_str()),
-            (ctx.display_name.as_str(), ctx.upn.as_str()),
-        )
+        ((other_name.as_str(), other_addr.as_str()), (ctx.display_name.as_str(), ctx.upn.as_str()))
     };
-    let cc = if rng.below(4) == 0 {
-        vec![recipient(&colleague_name, &colleague_addr)]
-    } else {
-        Vec::new()
-    };
+    let cc = if rng.below(4) == 0 { vec![recipient(&colleague_name, &colleague_addr)] } else { Vec::new() };
     let stamp = graph_datetime(received);
     GenMessage {
         created_date_time: stamp.clone(),
@@ -544,41 +402,20 @@ pub(crate) fn message_typed(ctx: &MailboxCtx, n: u64, folder: &str) -> GenMessag
         received_date_time: stamp,
         sent_date_time: graph_datetime(received - Duration::seconds(4)),
         has_attachments: rng.below(6) == 0,
-        internet_message_id: format!(
-            "<{:016x}.{n}@{}>",
-            ctx.hash,
-            if outgoing {
-                ctx.domain.as_str()
-            } else {
-                "mail.example"
-            }
-        ),
+        internet_message_id: format!("<{:016x}.{n}@{}>", ctx.hash, if outgoing { ctx.domain.as_str() } else { "mail.example" }),
         subject,
-        body_preview: body
-            .chars()
-            .take(255)
-            .collect::<String>()
-            .replace('\n', " "),
+        body_preview: body.chars().take(255).collect::<String>().replace('\n', " "),
         importance: if rng.below(10) == 0 { "high" } else { "normal" },
         conversation_id: URL_SAFE_NO_PAD.encode(format!("{:016x}|conv|{}", ctx.hash, n / 3)),
         is_read: message_read(ctx, n, folder),
         is_draft: folder == "drafts",
-        body: ItemBody {
-            content_type: "text",
-            content: body,
-        },
+        body: ItemBody { content_type: "text", content: body },
         sender: recipient(from.0, from.1),
         from: recipient(from.0, from.1),
         to_recipients: vec![recipient(to.0, to.1)],
         cc_recipients: cc,
         bcc_recipients: Vec::new(),
-        flag: Flag {
-            flag_status: if rng.below(8) == 0 {
-                "flagged"
-            } else {
-                "notFlagged"
-            },
-        },
+        flag: Flag { flag_status: if rng.below(8) == 0 { "flagged" } else { "notFlagged" } },
     }
 }
 
@@ -604,21 +441,11 @@ pub(crate) fn event_plan(ctx: &MailboxCtx, n: u64) -> EventPlan {
     let hour = 8 + rng.below(9) as i64;
     let all_day = n % 11 == 3;
     let midnight = ctx.anchor.replace_time(time::Time::MIDNIGHT);
-    let start = if all_day {
-        midnight + Duration::days(day)
-    } else {
-        midnight + Duration::days(day) + Duration::hours(hour)
-    };
+    let start = if all_day { midnight + Duration::days(day) } else { midnight + Duration::days(day) + Duration::hours(hour) };
     let lengths = [30, 45, 60, 90];
-    let minutes = if all_day {
-        24 * 60
-    } else {
-        lengths[rng.below(4) as usize]
-    };
+    let minutes = if all_day { 24 * 60 } else { lengths[rng.below(4) as usize] };
     let recurring = n.is_multiple_of(5);
-    let attendees = (0..1 + rng.below(3))
-        .map(|_| person(&mut rng, None))
-        .collect();
+    let attendees = (0..1 + rng.below(3)).map(|_| person(&mut rng, None)).collect();
     EventPlan {
         start,
         minutes,
@@ -697,12 +524,7 @@ pub(crate) fn contact(ctx: &MailboxCtx, n: u64) -> Value {
     let last = rng.pick(LAST);
     let company = rng.pick(COMPANIES);
     let domain = format!("{}.example", company.to_ascii_lowercase().replace(' ', ""));
-    let addr = format!(
-        "{}.{}{}@{domain}",
-        first.to_ascii_lowercase(),
-        last.to_ascii_lowercase(),
-        n
-    );
+    let addr = format!("{}.{}{}@{domain}", first.to_ascii_lowercase(), last.to_ascii_lowercase(), n);
     json!({
         "createdDateTime": graph_datetime(ctx.anchor - Duration::days(200 - (n % 150) as i64)),
         "lastModifiedDateTime": graph_datetime(ctx.anchor - Duration::days(200 - (n % 150) as i64)),
@@ -726,13 +548,7 @@ pub(crate) fn task(ctx: &MailboxCtx, n: u64) -> Value {
     let mut rng = Rng::new(ctx.seed, ctx.hash, SALT_TASK, n);
     let created = ctx.anchor - Duration::days(rng.below(60) as i64);
     let due = ctx.anchor + Duration::days(rng.below(40) as i64 - 10);
-    let status = [
-        "notStarted",
-        "notStarted",
-        "inProgress",
-        "completed",
-        "waitingOnOthers",
-    ][rng.below(5) as usize];
+    let status = ["notStarted", "notStarted", "inProgress", "completed", "waitingOnOthers"][rng.below(5) as usize];
     let title = format!("{} ({})", rng.pick(TASK_TITLES), rng.pick(COMPANIES));
     let importance = ["low", "normal", "normal", "high"][rng.below(4) as usize];
     let mut v = json!({
@@ -747,8 +563,7 @@ pub(crate) fn task(ctx: &MailboxCtx, n: u64) -> Value {
         "dueDateTime": {"dateTime": zoned_datetime(due.replace_time(time::Time::MIDNIGHT)), "timeZone": "UTC"},
     });
     if status == "completed" {
-        v["completedDateTime"] =
-            json!({"dateTime": zoned_datetime(created + Duration::days(1)), "timeZone": "UTC"});
+        v["completedDateTime"] = json!({"dateTime": zoned_datetime(created + Duration::days(1)), "timeZone": "UTC"});
     }
     v
 }
@@ -781,15 +596,9 @@ mod tests {
     fn ids_round_trip_and_regular_ids_embed_the_folder() {
         let id = item_id(42, Kind::Message, 7, None, "inbox", false);
         let p = parse_item_id(&id).unwrap();
-        assert_eq!(
-            (p.mailbox, p.kind, p.n, p.container.as_deref()),
-            (42, Kind::Message, 7, Some("inbox"))
-        );
+        assert_eq!((p.mailbox, p.kind, p.n, p.container.as_deref()), (42, Kind::Message, 7, Some("inbox")));
         assert_ne!(id, item_id(42, Kind::Message, 7, None, "archive", false));
-        assert_eq!(
-            item_id(42, Kind::Message, 7, None, "inbox", true),
-            item_id(42, Kind::Message, 7, None, "archive", true)
-        );
+        assert_eq!(item_id(42, Kind::Message, 7, None, "inbox", true), item_id(42, Kind::Message, 7, None, "archive", true));
         let occ = parse_item_id(&item_id(1, Kind::Event, 3, Some(2), "calendar", true)).unwrap();
         assert_eq!(occ.occurrence, Some(2));
     }
@@ -797,17 +606,9 @@ mod tests {
     #[test]
     fn folders_spread_messages_roughly_by_weight() {
         let c = ctx(9);
-        let inbox = (0..1000)
-            .filter(|n| message_folder(&c, *n) == "inbox")
-            .count();
+        let inbox = (0..1000).filter(|n| message_folder(&c, *n) == "inbox").count();
         assert!((400..600).contains(&inbox), "inbox got {inbox}");
-        assert_eq!(
-            parse_container_id(3, &folder_id(3, "archive"), &["inbox", "archive"]).as_deref(),
-            Some("archive")
-        );
-        assert_eq!(
-            parse_container_id(3, "Inbox", &["inbox"]).as_deref(),
-            Some("inbox")
-        );
+        assert_eq!(parse_container_id(3, &folder_id(3, "archive"), &["inbox", "archive"]).as_deref(), Some("archive"));
+        assert_eq!(parse_container_id(3, "Inbox", &["inbox"]).as_deref(), Some("inbox"));
     }
 }

@@ -48,14 +48,13 @@ mod tls;
 mod util;
 
 pub use control::ItemRef;
-pub use registry::{Counters, FaultRule, MailboxCounter, RouteCounter};
 pub use fixture::{
-    AccessPolicyFixture, AdminGrantFixture, AppFixture, CertificateFixture, ContentDefaults,
-    DEMO_CLIENT_ID, DEMO_CLIENT_SECRET, FABRIKAM_CLIENT_ID, DEMO_EXPIRED_SECRET, DEMO_PASSWORD, FABRIKAM_TENANT_ID,
-    Fixture, FixtureError, MailboxCounts, NORTHWIND_TENANT_ID, SecretFixture, TenantFixture,
-    UserFixture,
+    AccessPolicyFixture, AdminGrantFixture, AppFixture, CertificateFixture, ContentDefaults, DEMO_CLIENT_ID, DEMO_CLIENT_SECRET,
+    DEMO_EXPIRED_SECRET, DEMO_PASSWORD, FABRIKAM_CLIENT_ID, FABRIKAM_TENANT_ID, Fixture, FixtureError, MailboxCounts, NORTHWIND_TENANT_ID,
+    SecretFixture, TenantFixture, UserFixture,
 };
 pub use generate::Kind;
+pub use registry::{Counters, FaultRule, MailboxCounter, RouteCounter};
 pub use throttle::ThrottleConfig;
 
 use std::collections::HashMap;
@@ -204,10 +203,7 @@ impl EmulatorConfig {
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
     #[error("binding {addr}: {source}")]
-    Bind {
-        addr: SocketAddr,
-        source: std::io::Error,
-    },
+    Bind { addr: SocketAddr, source: std::io::Error },
     #[error("generating keys: {0}")]
     Keys(String),
     #[error("tls: {0}")]
@@ -271,8 +267,7 @@ pub(crate) fn write<T>(m: &RwLock<T>) -> std::sync::RwLockWriteGuard<'_, T> {
 impl Shared {
     /// Emulator time: wall clock plus the control API's offset (to expire codes and tokens in tests).
     pub(crate) fn now(&self) -> OffsetDateTime {
-        OffsetDateTime::now_utc()
-            + time::Duration::seconds(self.clock_offset.load(Ordering::Relaxed))
+        OffsetDateTime::now_utc() + time::Duration::seconds(self.clock_offset.load(Ordering::Relaxed))
     }
 
     pub(crate) fn tenant_index(&self, key: &str) -> Option<usize> {
@@ -287,52 +282,25 @@ impl Shared {
         let (ti, ui) = *self.index.users.get(&key.to_ascii_lowercase())?;
         let dir = read(&self.dir);
         let t = dir.tenants.get(ti)?;
-        Some(UserRef {
-            tenant_id: t.id.clone(),
-            tenant_index: ti,
-            user: t.users.get(ui)?.clone(),
-        })
+        Some(UserRef { tenant_id: t.id.clone(), tenant_index: ti, user: t.users.get(ui)?.clone() })
     }
 
     /// Does the tenant's application access policy (if any) let this app reach `user`'s mailbox?
-    pub(crate) fn app_policy_allows(
-        &self,
-        tenant_id: &str,
-        client_id: &str,
-        user: &UserFixture,
-    ) -> bool {
+    pub(crate) fn app_policy_allows(&self, tenant_id: &str, client_id: &str, user: &UserFixture) -> bool {
         let dir = read(&self.dir);
-        let Some(t) = dir
-            .tenants
-            .iter()
-            .find(|t| t.id.eq_ignore_ascii_case(tenant_id))
-        else {
+        let Some(t) = dir.tenants.iter().find(|t| t.id.eq_ignore_ascii_case(tenant_id)) else {
             return true;
         };
-        let member = |list: &[String]| {
-            list.iter().any(|m| {
-                m.eq_ignore_ascii_case(&user.user_principal_name)
-                    || m.eq_ignore_ascii_case(&user.id)
-            })
-        };
+        let member =
+            |list: &[String]| list.iter().any(|m| m.eq_ignore_ascii_case(&user.user_principal_name) || m.eq_ignore_ascii_case(&user.id));
         t.application_access_policies
             .iter()
             .filter(|p| p.client_id.eq_ignore_ascii_case(client_id))
-            .all(|p| {
-                if p.access_right.eq_ignore_ascii_case("DenyAccess") {
-                    !member(&p.mailboxes)
-                } else {
-                    member(&p.mailboxes)
-                }
-            })
+            .all(|p| if p.access_right.eq_ignore_ascii_case("DenyAccess") { !member(&p.mailboxes) } else { member(&p.mailboxes) })
     }
 
     pub(crate) fn app(&self, client_id: &str) -> Option<AppFixture> {
-        read(&self.dir)
-            .apps
-            .iter()
-            .find(|a| a.client_id.eq_ignore_ascii_case(client_id))
-            .cloned()
+        read(&self.dir).apps.iter().find(|a| a.client_id.eq_ignore_ascii_case(client_id)).cloned()
     }
 
     /// The mailbox of `user`, created (empty overlay) on first use.
@@ -341,31 +309,20 @@ impl Shared {
             return m.clone();
         }
         let dir = read(&self.dir);
-        let anchor = time::Date::parse(
-            &dir.content.anchor_date,
-            time::macros::format_description!("[year]-[month]-[day]"),
-        )
-        .map(|d| d.midnight().assume_utc())
-        .unwrap_or(OffsetDateTime::UNIX_EPOCH);
+        let anchor = time::Date::parse(&dir.content.anchor_date, time::macros::format_description!("[year]-[month]-[day]"))
+            .map(|d| d.midnight().assume_utc())
+            .unwrap_or(OffsetDateTime::UNIX_EPOCH);
         let ctx = generate::MailboxCtx {
             seed: dir.seed,
             hash: generate::hash_str(&user.id),
             upn: user.user_principal_name.clone(),
             display_name: user.display_name.clone(),
-            domain: user
-                .user_principal_name
-                .split('@')
-                .nth(1)
-                .unwrap_or("example.test")
-                .to_string(),
+            domain: user.user_principal_name.split('@').nth(1).unwrap_or("example.test").to_string(),
             counts: user.counts.unwrap_or(dir.content.counts),
             anchor,
         };
         drop(dir);
-        write(&self.mailboxes)
-            .entry(user.id.clone())
-            .or_insert_with(|| Arc::new(Mutex::new(store::MailboxState::new(ctx))))
-            .clone()
+        write(&self.mailboxes).entry(user.id.clone()).or_insert_with(|| Arc::new(Mutex::new(store::MailboxState::new(ctx)))).clone()
     }
 }
 
@@ -396,37 +353,20 @@ pub struct RunningEmulator {
 
 /// Starts the emulator on `config.bind` and returns once it accepts connections.
 pub async fn spawn(config: EmulatorConfig) -> Result<RunningEmulator, Error> {
-    let listener = tokio::net::TcpListener::bind(config.bind)
-        .await
-        .map_err(|source| Error::Bind {
-            addr: config.bind,
-            source,
-        })?;
-    let addr = listener.local_addr().map_err(|source| Error::Bind {
-        addr: config.bind,
-        source,
-    })?;
+    let listener = tokio::net::TcpListener::bind(config.bind).await.map_err(|source| Error::Bind { addr: config.bind, source })?;
+    let addr = listener.local_addr().map_err(|source| Error::Bind { addr: config.bind, source })?;
     let scheme = if config.tls { "https" } else { "http" };
-    let base_url = config
-        .public_base_url
-        .clone()
-        .unwrap_or_else(|| format!("{scheme}://{addr}"));
+    let base_url = config.public_base_url.clone().unwrap_or_else(|| format!("{scheme}://{addr}"));
     let keys = keys::KeyRing::generate().map_err(Error::Keys)?;
     for t in &config.fixture.tenants {
         if t.id.is_empty() || t.domains.is_empty() {
-            return Err(Error::Fixture(format!(
-                "tenant {:?} needs an id and at least one domain",
-                t.display_name
-            )));
+            return Err(Error::Fixture(format!("tenant {:?} needs an id and at least one domain", t.display_name)));
         }
     }
     let mut idp = identity::IdpState::default();
     for t in &config.fixture.tenants {
         for g in &t.admin_grants {
-            let e = idp
-                .admin_grants
-                .entry((t.id.to_ascii_lowercase(), g.client_id.to_ascii_lowercase()))
-                .or_default();
+            let e = idp.admin_grants.entry((t.id.to_ascii_lowercase(), g.client_id.to_ascii_lowercase())).or_default();
             e.delegated.extend(g.delegated.iter().cloned());
             e.roles.extend(g.application.iter().cloned());
         }
@@ -453,8 +393,7 @@ pub async fn spawn(config: EmulatorConfig) -> Result<RunningEmulator, Error> {
     let task = if config.tls {
         let (server_config, pem) = tls::server_config().map_err(Error::Tls)?;
         if let Some(path) = &config.tls_cert_path {
-            std::fs::write(path, &pem)
-                .map_err(|e| Error::Tls(format!("writing {}: {e}", path.display())))?;
+            std::fs::write(path, &pem).map_err(|e| Error::Tls(format!("writing {}: {e}", path.display())))?;
         }
         ca_pem = Some(pem);
         tokio::spawn(tls::serve(listener, server_config, router, rx))
@@ -469,13 +408,7 @@ pub async fn spawn(config: EmulatorConfig) -> Result<RunningEmulator, Error> {
         })
     };
     tracing::info!(%base_url, "Microsoft 365 emulator listening");
-    Ok(RunningEmulator {
-        shared,
-        addr,
-        shutdown: Some(tx),
-        task: Some(task),
-        ca_pem,
-    })
+    Ok(RunningEmulator { shared, addr, shutdown: Some(tx), task: Some(task), ca_pem })
 }
 
 fn router(shared: Arc<Shared>) -> axum::Router {

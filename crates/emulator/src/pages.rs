@@ -23,27 +23,14 @@ ul.perms li{{margin-bottom:8px}}.perm-desc{{font-size:13px;color:#555}}</style><
 }
 
 fn hidden(tenant: &str, flow: &str) -> String {
-    format!(
-        "<form method=\"POST\" action=\"/{}/login\"><input type=\"hidden\" name=\"flow\" value=\"{}\">",
-        esc(tenant),
-        esc(flow)
-    )
+    format!("<form method=\"POST\" action=\"/{}/login\"><input type=\"hidden\" name=\"flow\" value=\"{}\">", esc(tenant), esc(flow))
 }
 
 fn error_block(error: Option<&str>) -> String {
-    error
-        .map(|e| format!("<p id=\"error\" role=\"alert\">{}</p>", esc(e)))
-        .unwrap_or_default()
+    error.map(|e| format!("<p id=\"error\" role=\"alert\">{}</p>", esc(e))).unwrap_or_default()
 }
 
-pub(crate) fn sign_in(
-    tenant: &str,
-    flow: &str,
-    app_name: &str,
-    email: &str,
-    error: Option<&str>,
-    admin_only: bool,
-) -> String {
+pub(crate) fn sign_in(tenant: &str, flow: &str, app_name: &str, email: &str, error: Option<&str>, admin_only: bool) -> String {
     let note = if admin_only {
         "<p id=\"admin-note\">Sign in with an administrator account of your organization to grant consent.</p>"
     } else {
@@ -112,26 +99,14 @@ pub(crate) struct ConsentView<'a> {
 pub(crate) fn consent(v: &ConsentView<'_>) -> String {
     let publisher = match v.publisher {
         Some(p) => format!("<p id=\"publisher\">{}</p>", esc(p)),
-        None => {
-            "<p id=\"publisher\">unverified</p><p class=\"perm-desc\">Unverified</p>".to_string()
-        }
+        None => "<p id=\"publisher\">unverified</p><p class=\"perm-desc\">Unverified</p>".to_string(),
     };
     let perms: String = v
         .permissions
         .iter()
-        .map(|(t, d)| {
-            format!(
-                "<li><div class=\"perm-title\">{}</div><div class=\"perm-desc\">{}</div></li>",
-                esc(t),
-                esc(d)
-            )
-        })
+        .map(|(t, d)| format!("<li><div class=\"perm-title\">{}</div><div class=\"perm-desc\">{}</div></li>", esc(t), esc(d)))
         .collect();
-    let org_variant = if v.for_organization {
-        "<p id=\"org-note\">Accept for your organization</p>"
-    } else {
-        ""
-    };
+    let org_variant = if v.for_organization { "<p id=\"org-note\">Accept for your organization</p>" } else { "" };
     let checkbox = if v.org_checkbox {
         "<p><input type=\"checkbox\" id=\"consent-org\" name=\"consent_org\" value=\"true\"><label for=\"consent-org\" style=\"display:inline\">Consent on behalf of your organization</label></p>"
     } else {
@@ -171,13 +146,7 @@ pub(crate) fn need_admin_approval(tenant: &str, flow: &str, app_name: &str, upn:
 }
 
 /// Error page shown when Entra cannot redirect back (e.g. AADSTS50011 redirect URI mismatch).
-pub(crate) fn error(
-    code: u32,
-    message: &str,
-    trace: &str,
-    correlation: &str,
-    timestamp: &str,
-) -> String {
+pub(crate) fn error(code: u32, message: &str, trace: &str, correlation: &str, timestamp: &str) -> String {
     layout(
         "Sign in to your account",
         &format!(
@@ -192,24 +161,12 @@ pub(crate) fn error(
 }
 
 pub(crate) fn signed_out() -> String {
-    layout(
-        "Signed out",
-        "<h1 id=\"signed-out\">You signed out of your account</h1><p>It's a good idea to close all browser windows.</p>",
-    )
+    layout("Signed out", "<h1 id=\"signed-out\">You signed out of your account</h1><p>It's a good idea to close all browser windows.</p>")
 }
 
 /// `response_mode=form_post`: an auto-submitting form to the redirect URI.
 pub(crate) fn form_post(action: &str, params: &[(&str, String)]) -> String {
-    let inputs: String = params
-        .iter()
-        .map(|(k, v)| {
-            format!(
-                "<input type=\"hidden\" name=\"{}\" value=\"{}\">",
-                esc(k),
-                esc(v)
-            )
-        })
-        .collect();
+    let inputs: String = params.iter().map(|(k, v)| format!("<input type=\"hidden\" name=\"{}\" value=\"{}\">", esc(k), esc(v))).collect();
     format!(
         "<html><head><title>Working...</title></head><body><form method=\"POST\" name=\"hiddenform\" action=\"{}\">{inputs}<noscript><p>Script is disabled. Click Submit to continue.</p><input type=\"submit\" value=\"Submit\"></noscript></form><script>document.forms[0].submit()</script></body></html>",
         esc(action)

@@ -2,8 +2,8 @@
 //! (requests by route and status, per-mailbox concurrency, 429s). Graph and the identity platform record
 //! into it; the control API reads and fills it.
 
-use crate::{Shared, UserFixture, lock};
 use crate::util::format_retry_after;
+use crate::{Shared, UserFixture, lock};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 
@@ -83,16 +83,10 @@ pub struct Counters {
 impl Counters {
     /// Sum of requests whose route contains `route_part` (and has `status`, if given).
     pub fn requests_matching(&self, route_part: &str, status: Option<u16>) -> u64 {
-        self.requests
-            .iter()
-            .filter(|r| r.route.contains(route_part) && status.is_none_or(|s| s == r.status))
-            .map(|r| r.count)
-            .sum()
+        self.requests.iter().filter(|r| r.route.contains(route_part) && status.is_none_or(|s| s == r.status)).map(|r| r.count).sum()
     }
     pub fn mailbox(&self, upn: &str) -> Option<&MailboxCounter> {
-        self.mailboxes
-            .iter()
-            .find(|m| m.mailbox.eq_ignore_ascii_case(upn))
+        self.mailboxes.iter().find(|m| m.mailbox.eq_ignore_ascii_case(upn))
     }
 }
 
@@ -111,10 +105,7 @@ pub(crate) fn count(shared: &Shared, route: &str, status: u16, mailbox: Option<&
         let e = c
             .mailboxes
             .entry(m.to_ascii_lowercase())
-            .or_insert_with(|| MailboxCounter {
-                mailbox: m.to_ascii_lowercase(),
-                ..MailboxCounter::default()
-            });
+            .or_insert_with(|| MailboxCounter { mailbox: m.to_ascii_lowercase(), ..MailboxCounter::default() });
         e.requests += 1;
     }
 }
@@ -124,10 +115,7 @@ pub(crate) fn note_admission(shared: &Shared, upn: &str, concurrency: u32, early
     let e = c
         .mailboxes
         .entry(upn.to_ascii_lowercase())
-        .or_insert_with(|| MailboxCounter {
-            mailbox: upn.to_ascii_lowercase(),
-            ..MailboxCounter::default()
-        });
+        .or_insert_with(|| MailboxCounter { mailbox: upn.to_ascii_lowercase(), ..MailboxCounter::default() });
     e.max_concurrency = e.max_concurrency.max(concurrency);
     e.retried_before_retry_after |= early;
 }
@@ -138,10 +126,7 @@ pub(crate) fn note_throttled(shared: &Shared, upn: &str) {
     let e = c
         .mailboxes
         .entry(upn.to_ascii_lowercase())
-        .or_insert_with(|| MailboxCounter {
-            mailbox: upn.to_ascii_lowercase(),
-            ..MailboxCounter::default()
-        });
+        .or_insert_with(|| MailboxCounter { mailbox: upn.to_ascii_lowercase(), ..MailboxCounter::default() });
     e.throttled += 1;
 }
 
@@ -151,23 +136,15 @@ pub(crate) fn note_directory_throttled(shared: &Shared) {
 }
 
 /// Consumes one use of the first fault rule matching this request.
-pub(crate) fn take_fault(
-    shared: &Shared,
-    path: &str,
-    mailbox: Option<&UserFixture>,
-) -> Option<FaultRule> {
+pub(crate) fn take_fault(shared: &Shared, path: &str, mailbox: Option<&UserFixture>) -> Option<FaultRule> {
     let mut c = lock(&shared.control);
     let lower = path.to_ascii_lowercase();
     let idx = c.faults.iter().position(|f| {
         f.count > 0
-            && f.route
+            && f.route.as_ref().is_none_or(|r| lower.contains(&r.to_ascii_lowercase()))
+            && f.mailbox
                 .as_ref()
-                .is_none_or(|r| lower.contains(&r.to_ascii_lowercase()))
-            && f.mailbox.as_ref().is_none_or(|m| {
-                mailbox.is_some_and(|u| {
-                    u.user_principal_name.eq_ignore_ascii_case(m) || u.id.eq_ignore_ascii_case(m)
-                })
-            })
+                .is_none_or(|m| mailbox.is_some_and(|u| u.user_principal_name.eq_ignore_ascii_case(m) || u.id.eq_ignore_ascii_case(m)))
             && f.probability.is_none_or(|p| rand::random::<f64>() < p)
     })?;
     let rule = c.faults.get_mut(idx)?;
@@ -178,7 +155,6 @@ pub(crate) fn take_fault(
     }
     Some(out)
 }
-
 
 pub(crate) fn add_fault(shared: &Shared, rule: FaultRule) {
     lock(&shared.control).faults.push(rule);
@@ -196,11 +172,7 @@ pub(crate) fn counters(shared: &Shared) -> Counters {
         requests: c
             .routes
             .iter()
-            .map(|((route, status), count)| RouteCounter {
-                route: route.clone(),
-                status: *status,
-                count: *count,
-            })
+            .map(|((route, status), count)| RouteCounter { route: route.clone(), status: *status, count: *count })
             .collect(),
         mailboxes: c.mailboxes.values().cloned().collect(),
         throttled: c.throttled,

@@ -91,10 +91,7 @@ impl MailboxState {
 
     /// One past the highest n that may exist.
     pub(crate) fn upper(&self, kind: Kind) -> u64 {
-        self.next
-            .get(&kind)
-            .copied()
-            .unwrap_or_else(|| self.generated(kind))
+        self.next.get(&kind).copied().unwrap_or_else(|| self.generated(kind))
     }
 
     fn default_container(&self, kind: Kind, n: u64) -> &'static str {
@@ -110,11 +107,7 @@ impl MailboxState {
     pub(crate) fn container_of(&self, kind: Kind, n: u64) -> Option<String> {
         match self.overlays.get(&(kind, n)) {
             Some(o) if o.deleted => None,
-            Some(o) => Some(
-                o.container
-                    .clone()
-                    .unwrap_or_else(|| self.default_container(kind, n).to_string()),
-            ),
+            Some(o) => Some(o.container.clone().unwrap_or_else(|| self.default_container(kind, n).to_string())),
             None if n < self.generated(kind) => Some(self.default_container(kind, n).to_string()),
             None => None,
         }
@@ -124,12 +117,7 @@ impl MailboxState {
     pub(crate) fn is_in(&self, kind: Kind, n: u64, container: &str) -> bool {
         match self.overlays.get(&(kind, n)) {
             Some(o) if o.deleted => false,
-            Some(o) => {
-                o.container
-                    .as_deref()
-                    .unwrap_or_else(|| self.default_container(kind, n))
-                    == container
-            }
+            Some(o) => o.container.as_deref().unwrap_or_else(|| self.default_container(kind, n)) == container,
             None => n < self.generated(kind) && self.default_container(kind, n) == container,
         }
     }
@@ -172,16 +160,10 @@ impl MailboxState {
         }
         match kind {
             Kind::Message => {
-                out.insert(
-                    "parentFolderId".into(),
-                    json!(generate::folder_id(self.ctx.hash, &container)),
-                );
+                out.insert("parentFolderId".into(), json!(generate::folder_id(self.ctx.hash, &container)));
             }
             Kind::Contact => {
-                out.insert(
-                    "parentFolderId".into(),
-                    json!(generate::folder_id(self.ctx.hash, &container)),
-                );
+                out.insert("parentFolderId".into(), json!(generate::folder_id(self.ctx.hash, &container)));
             }
             _ => {}
         }
@@ -190,17 +172,8 @@ impl MailboxState {
 
     /// Appends item `n` as JSON to `out`; generated, untouched messages take a fast path that serializes
     /// the typed message directly (no `Value` tree).
-    pub(crate) fn write_item(
-        &self,
-        kind: Kind,
-        n: u64,
-        immutable: bool,
-        out: &mut Vec<u8>,
-    ) -> bool {
-        if kind == Kind::Message
-            && n < self.generated(kind)
-            && !self.overlays.contains_key(&(kind, n))
-        {
+    pub(crate) fn write_item(&self, kind: Kind, n: u64, immutable: bool, out: &mut Vec<u8>) -> bool {
+        if kind == Kind::Message && n < self.generated(kind) && !self.overlays.contains_key(&(kind, n)) {
             let folder = generate::message_folder(&self.ctx, n);
             let msg = generate::message_typed(&self.ctx, n, folder);
             let env = MessageEnvelope {
@@ -226,28 +199,14 @@ impl MailboxState {
             return Vec::new();
         };
         let master_id = master.get("id").cloned().unwrap_or(Value::Null);
-        let start = master
-            .pointer("/start/dateTime")
-            .and_then(Value::as_str)
-            .and_then(generate::parse_datetime);
-        let end = master
-            .pointer("/end/dateTime")
-            .and_then(Value::as_str)
-            .and_then(generate::parse_datetime);
+        let start = master.pointer("/start/dateTime").and_then(Value::as_str).and_then(generate::parse_datetime);
+        let end = master.pointer("/end/dateTime").and_then(Value::as_str).and_then(generate::parse_datetime);
         let (Some(start), Some(end)) = (start, end) else {
             return Vec::new();
         };
-        let generated_series = n < self.generated(Kind::Event)
-            && self
-                .overlays
-                .get(&(Kind::Event, n))
-                .and_then(|o| o.base.as_ref())
-                .is_none();
-        let plan = if generated_series {
-            Some(generate::event_plan(&self.ctx, n))
-        } else {
-            None
-        };
+        let generated_series =
+            n < self.generated(Kind::Event) && self.overlays.get(&(Kind::Event, n)).and_then(|o| o.base.as_ref()).is_none();
+        let plan = if generated_series { Some(generate::event_plan(&self.ctx, n)) } else { None };
         let occurrences = plan.as_ref().map(|p| p.occurrences).unwrap_or(1);
         if occurrences <= 1 {
             let mut json = master;
@@ -255,12 +214,7 @@ impl MailboxState {
                 m.insert("type".into(), json!("singleInstance"));
                 m.insert("seriesMasterId".into(), Value::Null);
             }
-            return vec![Instance {
-                occurrence: None,
-                start,
-                end,
-                json,
-            }];
+            return vec![Instance { occurrence: None, start, end, json }];
         }
         let mut out = Vec::new();
         for k in 0..occurrences {
@@ -268,110 +222,47 @@ impl MailboxState {
                 continue;
             }
             let exception = plan.as_ref().and_then(|p| p.exception) == Some(k);
-            let shift = Duration::days(7 * i64::from(k))
-                + if exception {
-                    Duration::hours(1)
-                } else {
-                    Duration::ZERO
-                };
+            let shift = Duration::days(7 * i64::from(k)) + if exception { Duration::hours(1) } else { Duration::ZERO };
             let (s, e) = (start + shift, end + shift);
             let mut json = master.clone();
             if let Value::Object(m) = &mut json {
                 let container = "calendar";
-                m.insert(
-                    "id".into(),
-                    json!(generate::item_id(
-                        self.ctx.hash,
-                        Kind::Event,
-                        n,
-                        Some(k),
-                        container,
-                        immutable
-                    )),
-                );
-                m.insert(
-                    "type".into(),
-                    json!(if exception { "exception" } else { "occurrence" }),
-                );
+                m.insert("id".into(), json!(generate::item_id(self.ctx.hash, Kind::Event, n, Some(k), container, immutable)));
+                m.insert("type".into(), json!(if exception { "exception" } else { "occurrence" }));
                 m.insert("seriesMasterId".into(), master_id.clone());
                 m.insert("recurrence".into(), Value::Null);
-                m.insert(
-                    "start".into(),
-                    json!({"dateTime": generate::zoned_datetime(s), "timeZone": "UTC"}),
-                );
-                m.insert(
-                    "end".into(),
-                    json!({"dateTime": generate::zoned_datetime(e), "timeZone": "UTC"}),
-                );
+                m.insert("start".into(), json!({"dateTime": generate::zoned_datetime(s), "timeZone": "UTC"}));
+                m.insert("end".into(), json!({"dateTime": generate::zoned_datetime(e), "timeZone": "UTC"}));
                 if exception {
-                    let subject = m
-                        .get("subject")
-                        .and_then(Value::as_str)
-                        .unwrap_or("")
-                        .to_string();
+                    let subject = m.get("subject").and_then(Value::as_str).unwrap_or("").to_string();
                     m.insert("subject".into(), json!(format!("{subject} (moved)")));
                 }
             }
-            out.push(Instance {
-                occurrence: Some(k),
-                start: s,
-                end: e,
-                json,
-            });
+            out.push(Instance { occurrence: Some(k), start: s, end: e, json });
         }
         out
     }
 
     /// All instance ids event `n` could ever have had (for `@removed` entries).
     pub(crate) fn event_instance_ids(&self, n: u64, immutable: bool) -> Vec<String> {
-        let series =
-            n < self.generated(Kind::Event) && generate::event_plan(&self.ctx, n).occurrences > 1;
+        let series = n < self.generated(Kind::Event) && generate::event_plan(&self.ctx, n).occurrences > 1;
         if series {
-            (0..6)
-                .map(|k| {
-                    generate::item_id(
-                        self.ctx.hash,
-                        Kind::Event,
-                        n,
-                        Some(k),
-                        "calendar",
-                        immutable,
-                    )
-                })
-                .collect()
+            (0..6).map(|k| generate::item_id(self.ctx.hash, Kind::Event, n, Some(k), "calendar", immutable)).collect()
         } else {
-            vec![generate::item_id(
-                self.ctx.hash,
-                Kind::Event,
-                n,
-                None,
-                "calendar",
-                immutable,
-            )]
+            vec![generate::item_id(self.ctx.hash, Kind::Event, n, None, "calendar", immutable)]
         }
     }
 
     fn record(&mut self, kind: Kind, n: u64, containers: Vec<String>, change: &'static str) -> u64 {
         self.seq += 1;
-        let entry = ChangeEntry {
-            seq: self.seq,
-            kind,
-            n,
-            containers,
-        };
+        let entry = ChangeEntry { seq: self.seq, kind, n, containers };
         self.outbox.push((entry.clone(), change));
         self.log.push(entry);
         self.seq
     }
 
     /// Adds an item to `container`; `fields` is its Graph JSON body.
-    pub(crate) fn add(
-        &mut self,
-        kind: Kind,
-        container: &str,
-        fields: Value,
-        now: OffsetDateTime,
-    ) -> u64 {
+    pub(crate) fn add(&mut self, kind: Kind, container: &str, fields: Value, now: OffsetDateTime) -> u64 {
         let n = self.upper(kind);
         self.next.insert(kind, n + 1);
         let mut base = fields;
@@ -380,35 +271,19 @@ impl MailboxState {
             m.entry("createdDateTime").or_insert(stamp.clone());
             m.insert("lastModifiedDateTime".into(), stamp);
         }
-        self.overlays.insert(
-            (kind, n),
-            Overlay {
-                container: Some(container.to_string()),
-                base: Some(base),
-                ..Overlay::default()
-            },
-        );
+        self.overlays.insert((kind, n), Overlay { container: Some(container.to_string()), base: Some(base), ..Overlay::default() });
         self.record(kind, n, vec![container.to_string()], "created");
         n
     }
 
     /// Merges `patch` into the item; `None` if it does not exist.
-    pub(crate) fn update(
-        &mut self,
-        kind: Kind,
-        n: u64,
-        patch: Map<String, Value>,
-        now: OffsetDateTime,
-    ) -> Option<()> {
+    pub(crate) fn update(&mut self, kind: Kind, n: u64, patch: Map<String, Value>, now: OffsetDateTime) -> Option<()> {
         let container = self.container_of(kind, n)?;
         let o = self.overlays.entry((kind, n)).or_default();
         for (k, v) in patch {
             o.patch.insert(k, v);
         }
-        o.patch.insert(
-            "lastModifiedDateTime".into(),
-            json!(generate::graph_datetime(now)),
-        );
+        o.patch.insert("lastModifiedDateTime".into(), json!(generate::graph_datetime(now)));
         o.version += 1;
         self.record(kind, n, vec![container], "updated");
         Some(())
@@ -423,20 +298,11 @@ impl MailboxState {
         Some(())
     }
 
-    pub(crate) fn move_to(
-        &mut self,
-        kind: Kind,
-        n: u64,
-        to: &str,
-        now: OffsetDateTime,
-    ) -> Option<()> {
+    pub(crate) fn move_to(&mut self, kind: Kind, n: u64, to: &str, now: OffsetDateTime) -> Option<()> {
         let from = self.container_of(kind, n)?;
         let o = self.overlays.entry((kind, n)).or_default();
         o.container = Some(to.to_string());
-        o.patch.insert(
-            "lastModifiedDateTime".into(),
-            json!(generate::graph_datetime(now)),
-        );
+        o.patch.insert("lastModifiedDateTime".into(), json!(generate::graph_datetime(now)));
         o.version += 1;
         self.record(kind, n, vec![from, to.to_string()], "moved");
         Some(())
@@ -445,31 +311,18 @@ impl MailboxState {
     /// When message `n` was received (cheap for untouched generated messages).
     pub(crate) fn received_at(&self, n: u64) -> Option<OffsetDateTime> {
         match self.overlays.get(&(Kind::Message, n)) {
-            None if n < self.generated(Kind::Message) => {
-                Some(generate::message_received(&self.ctx, n))
-            }
+            None if n < self.generated(Kind::Message) => Some(generate::message_received(&self.ctx, n)),
             None => None,
             Some(o) if o.deleted => None,
-            Some(o) if o.base.is_none() && !o.patch.contains_key("receivedDateTime") => {
-                Some(generate::message_received(&self.ctx, n))
-            }
-            Some(_) => self.item_json(Kind::Message, n, false).and_then(|v| {
-                v.get("receivedDateTime")
-                    .and_then(Value::as_str)
-                    .and_then(generate::parse_datetime)
-            }),
+            Some(o) if o.base.is_none() && !o.patch.contains_key("receivedDateTime") => Some(generate::message_received(&self.ctx, n)),
+            Some(_) => self
+                .item_json(Kind::Message, n, false)
+                .and_then(|v| v.get("receivedDateTime").and_then(Value::as_str).and_then(generate::parse_datetime)),
         }
     }
 
     /// Like `page`, keeping only items for which `keep` holds.
-    pub(crate) fn page_where(
-        &self,
-        kind: Kind,
-        container: &str,
-        after: Option<u64>,
-        limit: usize,
-        keep: impl Fn(u64) -> bool,
-    ) -> Vec<u64> {
+    pub(crate) fn page_where(&self, kind: Kind, container: &str, after: Option<u64>, limit: usize, keep: impl Fn(u64) -> bool) -> Vec<u64> {
         let mut out = Vec::with_capacity(limit.min(1024));
         let mut n = after.map(|a| a + 1).unwrap_or(0);
         let upper = self.upper(kind);
@@ -483,13 +336,7 @@ impl MailboxState {
     }
 
     /// Items of `kind` in `container` with n > `after` (or from the start), at most `limit`, in n order.
-    pub(crate) fn page(
-        &self,
-        kind: Kind,
-        container: &str,
-        after: Option<u64>,
-        limit: usize,
-    ) -> Vec<u64> {
+    pub(crate) fn page(&self, kind: Kind, container: &str, after: Option<u64>, limit: usize) -> Vec<u64> {
         self.page_where(kind, container, after, limit, |_| true)
     }
 
@@ -501,10 +348,9 @@ impl MailboxState {
                 total += 1;
                 if kind == Kind::Message {
                     let read = match self.overlays.get(&(kind, n)) {
-                        Some(o) if o.patch.contains_key("isRead") || o.base.is_some() => self
-                            .item_json(kind, n, false)
-                            .and_then(|v| v.get("isRead").and_then(Value::as_bool))
-                            .unwrap_or(true),
+                        Some(o) if o.patch.contains_key("isRead") || o.base.is_some() => {
+                            self.item_json(kind, n, false).and_then(|v| v.get("isRead").and_then(Value::as_bool)).unwrap_or(true)
+                        }
                         _ => {
                             // Cheap path: generated read flag without building the body twice.
                             generate::message_read(&self.ctx, n, container)
@@ -521,20 +367,12 @@ impl MailboxState {
 
     /// Distinct (kind, n) changed in (since, upto] touching `container` (any container when `None`),
     /// sorted by n.
-    pub(crate) fn changes(
-        &self,
-        kind: Kind,
-        container: Option<&str>,
-        since: u64,
-        upto: u64,
-    ) -> Vec<u64> {
+    pub(crate) fn changes(&self, kind: Kind, container: Option<&str>, since: u64, upto: u64) -> Vec<u64> {
         let start = self.log.partition_point(|e| e.seq <= since);
         let mut ns: Vec<u64> = self.log[start..]
             .iter()
             .take_while(|e| e.seq <= upto)
-            .filter(|e| {
-                e.kind == kind && container.is_none_or(|c| e.containers.iter().any(|x| x == c))
-            })
+            .filter(|e| e.kind == kind && container.is_none_or(|c| e.containers.iter().any(|x| x == c)))
             .map(|e| e.n)
             .collect();
         ns.sort_unstable();
@@ -586,12 +424,7 @@ mod tests {
             upn: "a@x.test".into(),
             display_name: "A B".into(),
             domain: "x.test".into(),
-            counts: MailboxCounts {
-                messages: 100,
-                events: 10,
-                contacts: 5,
-                tasks: 4,
-            },
+            counts: MailboxCounts { messages: 100, events: 10, contacts: 5, tasks: 4 },
             anchor: OffsetDateTime::UNIX_EPOCH + Duration::days(20_000),
         })
     }
@@ -602,16 +435,12 @@ mod tests {
         let n = s.page(Kind::Message, "inbox", None, 1)[0];
         let before = s.item_json(Kind::Message, n, false).unwrap()["id"].clone();
         let imm = s.item_json(Kind::Message, n, true).unwrap()["id"].clone();
-        s.move_to(Kind::Message, n, "archive", OffsetDateTime::UNIX_EPOCH)
-            .unwrap();
+        s.move_to(Kind::Message, n, "archive", OffsetDateTime::UNIX_EPOCH).unwrap();
         assert_ne!(s.item_json(Kind::Message, n, false).unwrap()["id"], before);
         assert_eq!(s.item_json(Kind::Message, n, true).unwrap()["id"], imm);
         assert_eq!(s.changes(Kind::Message, Some("inbox"), 0, s.seq), vec![n]);
         assert_eq!(s.changes(Kind::Message, Some("archive"), 0, s.seq), vec![n]);
-        assert!(
-            s.resolve(before.as_str().unwrap()).is_none(),
-            "stale regular id"
-        );
+        assert!(s.resolve(before.as_str().unwrap()).is_none(), "stale regular id");
         assert_eq!(s.resolve(imm.as_str().unwrap()), Some((Kind::Message, n)));
     }
 
@@ -619,22 +448,11 @@ mod tests {
     fn added_and_deleted_items_change_paging() {
         let mut s = state();
         let before = s.page(Kind::Contact, "contacts", None, 100).len();
-        let n = s.add(
-            Kind::Contact,
-            "contacts",
-            json!({"displayName": "New"}),
-            OffsetDateTime::UNIX_EPOCH,
-        );
-        assert_eq!(
-            s.page(Kind::Contact, "contacts", None, 100).len(),
-            before + 1
-        );
+        let n = s.add(Kind::Contact, "contacts", json!({"displayName": "New"}), OffsetDateTime::UNIX_EPOCH);
+        assert_eq!(s.page(Kind::Contact, "contacts", None, 100).len(), before + 1);
         s.delete(Kind::Contact, n).unwrap();
         assert_eq!(s.page(Kind::Contact, "contacts", None, 100).len(), before);
-        assert!(
-            s.update(Kind::Contact, n, Map::new(), OffsetDateTime::UNIX_EPOCH)
-                .is_none()
-        );
+        assert!(s.update(Kind::Contact, n, Map::new(), OffsetDateTime::UNIX_EPOCH).is_none());
     }
 
     #[test]
@@ -655,9 +473,6 @@ mod tests {
         assert_eq!(inst.len(), 5, "6 weekly occurrences minus one cancelled");
         assert!(inst.iter().any(|i| i.json["type"] == "exception"));
         assert!(inst.iter().all(|i| i.json["seriesMasterId"].is_string()));
-        assert_eq!(
-            s.event_instances(1, false)[0].json["type"],
-            "singleInstance"
-        );
+        assert_eq!(s.event_instances(1, false)[0].json["type"], "singleInstance");
     }
 }

@@ -45,10 +45,7 @@ pub(crate) struct Subscriptions {
 
 impl Default for Subscriptions {
     fn default() -> Self {
-        Subscriptions {
-            subs: std::sync::Mutex::new(HashMap::new()),
-            http: reqwest::Client::new(),
-        }
+        Subscriptions { subs: std::sync::Mutex::new(HashMap::new()), http: reqwest::Client::new() }
     }
 }
 
@@ -102,22 +99,13 @@ fn parse_resource(resource: &str) -> Option<(Option<String>, Kind, Option<String
 
 /// Graph POSTs `?validationToken=…` and expects the token back as text/plain within 10 s (§4.3).
 async fn validate(http: &reqwest::Client, url: &str) -> Result<(), String> {
-    let token = format!(
-        "Validation: Testing client application reachability for subscription Request-Id: {}",
-        guid()
-    );
+    let token = format!("Validation: Testing client application reachability for subscription Request-Id: {}", guid());
     let sep = if url.contains('?') { '&' } else { '?' };
-    let target = format!(
-        "{url}{sep}validationToken={}",
-        form_urlencoded::byte_serialize(token.as_bytes()).collect::<String>()
-    );
-    let resp = http
-        .post(target)
-        .header("Content-Type", "text/plain; charset=utf-8")
-        .timeout(Duration::from_secs(10))
-        .send()
-        .await
-        .map_err(|_| "Subscription validation request failed. Notification endpoint must respond with 200 OK to validation request.".to_string())?;
+    let target = format!("{url}{sep}validationToken={}", form_urlencoded::byte_serialize(token.as_bytes()).collect::<String>());
+    let resp =
+        http.post(target).header("Content-Type", "text/plain; charset=utf-8").timeout(Duration::from_secs(10)).send().await.map_err(
+            |_| "Subscription validation request failed. Notification endpoint must respond with 200 OK to validation request.".to_string(),
+        )?;
     if !resp.status().is_success() {
         return Err("Subscription validation request failed. Notification endpoint must respond with 200 OK to validation request.".into());
     }
@@ -138,10 +126,7 @@ pub(crate) async fn handle(
 ) -> (String, GResp) {
     let not_found = || err(ctx, 404, "ResourceNotFound", "The object was not found.");
     match (&req.method, segs) {
-        (&Method::POST, [_]) => (
-            "POST /subscriptions".into(),
-            create(shared, ctx, req, grant, caller).await,
-        ),
+        (&Method::POST, [_]) => ("POST /subscriptions".into(), create(shared, ctx, req, grant, caller).await),
         (&Method::GET, [_]) => {
             let subs = lock(&shared.subscriptions.subs);
             let value: Vec<Value> = subs
@@ -151,37 +136,21 @@ pub(crate) async fn handle(
                 .collect();
             (
                 "GET /subscriptions".into(),
-                GResp::json(
-                    200,
-                    &json!({"@odata.context": format!("{}/v1.0/$metadata#subscriptions", shared.base_url), "value": value}),
-                ),
+                GResp::json(200, &json!({"@odata.context": format!("{}/v1.0/$metadata#subscriptions", shared.base_url), "value": value})),
             )
         }
         (m, [_, id]) | (m, [_, id, _]) => {
-            let template = format!(
-                "{m} /subscriptions/{{id}}{}",
-                if segs.len() == 3 { "/reauthorize" } else { "" }
-            );
+            let template = format!("{m} /subscriptions/{{id}}{}", if segs.len() == 3 { "/reauthorize" } else { "" });
             let mut subs = lock(&shared.subscriptions.subs);
-            let Some(sub) = subs
-                .get_mut(id)
-                .filter(|s| s.app_id == grant.client_id && s.tenant_id == grant.tenant_id)
-            else {
+            let Some(sub) = subs.get_mut(id).filter(|s| s.app_id == grant.client_id && s.tenant_id == grant.tenant_id) else {
                 return (template, not_found());
             };
             let r = match (m, segs.len()) {
                 (&Method::GET, 2) => GResp::json(200, &sub_json(shared, sub)),
                 (&Method::PATCH, 2) => {
                     let body: Value = serde_json::from_slice(&req.body).unwrap_or(Value::Null);
-                    match body
-                        .get("expirationDateTime")
-                        .and_then(Value::as_str)
-                        .and_then(generate::parse_datetime)
-                    {
-                        Some(t)
-                            if t > shared.now()
-                                && t <= shared.now() + time::Duration::minutes(MAX_MINUTES) =>
-                        {
+                    match body.get("expirationDateTime").and_then(Value::as_str).and_then(generate::parse_datetime) {
+                        Some(t) if t > shared.now() && t <= shared.now() + time::Duration::minutes(MAX_MINUTES) => {
                             sub.expiration = t;
                             GResp::json(200, &sub_json(shared, sub))
                         }
@@ -189,9 +158,7 @@ pub(crate) async fn handle(
                             ctx,
                             400,
                             "InvalidRequest",
-                            &format!(
-                                "Subscription expiration can only be {MAX_MINUTES} minutes in the future."
-                            ),
+                            &format!("Subscription expiration can only be {MAX_MINUTES} minutes in the future."),
                         ),
                     }
                 }
@@ -204,40 +171,23 @@ pub(crate) async fn handle(
             };
             (template, r)
         }
-        _ => (
-            "subscriptions (unknown)".into(),
-            err(ctx, 400, "BadRequest", "Invalid subscriptions request."),
-        ),
+        _ => ("subscriptions (unknown)".into(), err(ctx, 400, "BadRequest", "Invalid subscriptions request.")),
     }
 }
 
-async fn create(
-    shared: &Arc<Shared>,
-    ctx: &Ctx,
-    req: &GReq,
-    grant: &AccessGrant,
-    caller: Option<&UserRef>,
-) -> GResp {
+async fn create(shared: &Arc<Shared>, ctx: &Ctx, req: &GReq, grant: &AccessGrant, caller: Option<&UserRef>) -> GResp {
     let invalid = |m: &str| err(ctx, 400, "InvalidRequest", m);
     let Ok(body) = serde_json::from_slice::<Value>(&req.body) else {
         return invalid("Empty Payload. JSON content expected.");
     };
     let field = |k: &str| body.get(k).and_then(Value::as_str).map(str::to_string);
-    let (Some(change), Some(url), Some(resource), Some(exp)) = (
-        field("changeType"),
-        field("notificationUrl"),
-        field("resource"),
-        field("expirationDateTime"),
-    ) else {
-        return invalid(
-            "changeType, notificationUrl, resource and expirationDateTime are required.",
-        );
+    let (Some(change), Some(url), Some(resource), Some(exp)) =
+        (field("changeType"), field("notificationUrl"), field("resource"), field("expirationDateTime"))
+    else {
+        return invalid("changeType, notificationUrl, resource and expirationDateTime are required.");
     };
     let change_types: Vec<String> = change.split(',').map(|c| c.trim().to_string()).collect();
-    if change_types
-        .iter()
-        .any(|c| !["created", "updated", "deleted"].contains(&c.as_str()))
-    {
+    if change_types.iter().any(|c| !["created", "updated", "deleted"].contains(&c.as_str())) {
         return invalid(&format!("Invalid changeType '{change}'."));
     }
     let client_state = field("clientState");
@@ -249,9 +199,7 @@ async fn create(
     };
     let now = shared.now();
     if expiration <= now || expiration > now + time::Duration::minutes(MAX_MINUTES) {
-        return invalid(&format!(
-            "Subscription expiration can only be {MAX_MINUTES} minutes in the future."
-        ));
+        return invalid(&format!("Subscription expiration can only be {MAX_MINUTES} minutes in the future."));
     }
     let Some((who, kind, container)) = parse_resource(&resource) else {
         return invalid(&format!("Resource '{resource}' is not supported."));
@@ -259,25 +207,12 @@ async fn create(
     let target = match (&who, caller) {
         (None, Some(c)) => c.clone(),
         (None, None) => {
-            return err(
-                ctx,
-                400,
-                "BadRequest",
-                "/me request is only valid with delegated authentication flow.",
-            );
+            return err(ctx, 400, "BadRequest", "/me request is only valid with delegated authentication flow.");
         }
-        (Some(key), _) => match shared
-            .user(key)
-            .filter(|u| u.tenant_id.eq_ignore_ascii_case(&grant.tenant_id))
-        {
+        (Some(key), _) => match shared.user(key).filter(|u| u.tenant_id.eq_ignore_ascii_case(&grant.tenant_id)) {
             Some(u) => u,
             None => {
-                return err(
-                    ctx,
-                    404,
-                    "ErrorInvalidUser",
-                    &format!("The requested user '{key}' is invalid."),
-                );
+                return err(ctx, 404, "ErrorInvalidUser", &format!("The requested user '{key}' is invalid."));
             }
         },
     };
@@ -295,31 +230,14 @@ async fn create(
         return access_denied(ctx);
     }
     if !target.user.licensed {
-        return err(
-            ctx,
-            404,
-            "MailboxNotEnabledForRESTAPI",
-            "The mailbox is either inactive, soft-deleted, or is hosted on-premise.",
-        );
+        return err(ctx, 404, "MailboxNotEnabledForRESTAPI", "The mailbox is either inactive, soft-deleted, or is hosted on-premise.");
     }
     let hash = generate::hash_str(&target.user.id);
     let container = match (kind, container) {
         (_, None) => None,
-        (Kind::Message, Some(c)) => generate::parse_container_id(
-            hash,
-            &c,
-            &MAIL_FOLDERS.iter().map(|f| f.key).collect::<Vec<_>>(),
-        ),
-        (Kind::Contact, Some(c)) => generate::parse_container_id(
-            hash,
-            &c,
-            &CONTACT_FOLDERS.iter().map(|f| f.0).collect::<Vec<_>>(),
-        ),
-        (Kind::Task, Some(c)) => generate::parse_container_id(
-            hash,
-            &c,
-            &TASK_LISTS.iter().map(|f| f.0).collect::<Vec<_>>(),
-        ),
+        (Kind::Message, Some(c)) => generate::parse_container_id(hash, &c, &MAIL_FOLDERS.iter().map(|f| f.key).collect::<Vec<_>>()),
+        (Kind::Contact, Some(c)) => generate::parse_container_id(hash, &c, &CONTACT_FOLDERS.iter().map(|f| f.0).collect::<Vec<_>>()),
+        (Kind::Task, Some(c)) => generate::parse_container_id(hash, &c, &TASK_LISTS.iter().map(|f| f.0).collect::<Vec<_>>()),
         (Kind::Event, Some(_)) => None,
     };
     let lifecycle_url = field("lifecycleNotificationUrl");
@@ -340,9 +258,7 @@ async fn create(
         client_state,
         expiration,
         app_id: grant.client_id.clone(),
-        creator_id: caller
-            .map(|c| c.user.id.clone())
-            .unwrap_or_else(|| grant.client_id.clone()),
+        creator_id: caller.map(|c| c.user.id.clone()).unwrap_or_else(|| grant.client_id.clone()),
         tenant_id: grant.tenant_id.clone(),
         mailbox: target.user.id.clone(),
         kind,
@@ -369,45 +285,25 @@ pub(crate) fn flush(shared: &Shared, user: &UserFixture, mb: &mut MailboxState) 
     if changes.is_empty() {
         return;
     }
-    let subs: Vec<Subscription> = lock(&shared.subscriptions.subs)
-        .values()
-        .filter(|s| s.mailbox == user.id)
-        .cloned()
-        .collect();
+    let subs: Vec<Subscription> = lock(&shared.subscriptions.subs).values().filter(|s| s.mailbox == user.id).cloned().collect();
     if subs.is_empty() {
         return;
     }
     let now = shared.now();
     let mut batches: HashMap<String, (String, Vec<Value>)> = HashMap::new();
     for (entry, change) in changes {
-        for s in subs
-            .iter()
-            .filter(|s| s.kind == entry.kind && s.expiration > now)
-        {
+        for s in subs.iter().filter(|s| s.kind == entry.kind && s.expiration > now) {
             let (change_type, container) = match &s.container {
                 Some(c) if !entry.containers.contains(c) => continue,
-                Some(c) if change == "moved" => (
-                    if entry.containers.first() == Some(c) {
-                        "deleted"
-                    } else {
-                        "created"
-                    },
-                    c.clone(),
-                ),
+                Some(c) if change == "moved" => (if entry.containers.first() == Some(c) { "deleted" } else { "created" }, c.clone()),
                 Some(c) => (change, c.clone()),
-                None => (
-                    if change == "moved" { "updated" } else { change },
-                    entry.containers.last().cloned().unwrap_or_default(),
-                ),
+                None => (if change == "moved" { "updated" } else { change }, entry.containers.last().cloned().unwrap_or_default()),
             };
             if !s.change_types.iter().any(|t| t == change_type) {
                 continue;
             }
             let id = generate::item_id(mb.ctx.hash, entry.kind, entry.n, None, &container, false);
-            let etag = mb
-                .item_json(entry.kind, entry.n, false)
-                .and_then(|v| v.get("@odata.etag").cloned())
-                .unwrap_or(Value::Null);
+            let etag = mb.item_json(entry.kind, entry.n, false).and_then(|v| v.get("@odata.etag").cloned()).unwrap_or(Value::Null);
             let odata_type = match entry.kind {
                 Kind::Message => "#Microsoft.Graph.Message",
                 Kind::Event => "#Microsoft.Graph.Event",
@@ -424,11 +320,7 @@ pub(crate) fn flush(shared: &Shared, user: &UserFixture, mb: &mut MailboxState) 
                 "clientState": s.client_state,
                 "tenantId": s.tenant_id,
             });
-            batches
-                .entry(s.id.clone())
-                .or_insert_with(|| (s.notification_url.clone(), Vec::new()))
-                .1
-                .push(item);
+            batches.entry(s.id.clone()).or_insert_with(|| (s.notification_url.clone(), Vec::new())).1.push(item);
         }
     }
     for (_, (url, value)) in batches {
@@ -443,46 +335,27 @@ fn deliver(shared: &Shared, url: String, payload: Value) {
     let counters = shared.notification_counters.clone();
     shared.runtime.spawn(async move {
         for attempt in 0..4u64 {
-            let sent = http
-                .post(&url)
-                .json(&payload)
-                .timeout(Duration::from_secs(3))
-                .send()
-                .await;
+            let sent = http.post(&url).json(&payload).timeout(Duration::from_secs(3)).send().await;
             if sent.as_ref().is_ok_and(|r| r.status().is_success()) {
-                counters
-                    .0
-                    .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                counters.0.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                 return;
             }
             tokio::time::sleep(Duration::from_millis(500 * (attempt + 1))).await;
         }
-        counters
-            .1
-            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        counters.1.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     });
 }
 
 /// Sends a lifecycle event (`reauthorizationRequired`, `subscriptionRemoved`, `missed`) to every matching
 /// subscription's lifecycle URL; `subscriptionRemoved` also deletes the subscription. Returns how many.
-pub(crate) fn lifecycle(
-    shared: &Shared,
-    subscription_id: Option<&str>,
-    user_id: Option<&str>,
-    event: &str,
-    delegated_only: bool,
-) -> usize {
+pub(crate) fn lifecycle(shared: &Shared, subscription_id: Option<&str>, user_id: Option<&str>, event: &str, delegated_only: bool) -> usize {
     let mut subs = lock(&shared.subscriptions.subs);
     let chosen: Vec<Subscription> = subs
         .values()
         .filter(|s| subscription_id.is_none_or(|id| s.id == id))
         .filter(|s| {
-            user_id.is_none_or(|u| {
-                s.mailbox.eq_ignore_ascii_case(u)
-                    || s.delegated_user
-                        .as_deref()
-                        .is_some_and(|d| d.eq_ignore_ascii_case(u))
-            })
+            user_id
+                .is_none_or(|u| s.mailbox.eq_ignore_ascii_case(u) || s.delegated_user.as_deref().is_some_and(|d| d.eq_ignore_ascii_case(u)))
         })
         .filter(|s| !delegated_only || s.delegated_user.is_some())
         .cloned()

@@ -31,21 +31,12 @@ pub enum Error {
     #[error("bad URL {url:?}: {reason}")]
     Url { url: String, reason: String },
     #[error("no form to submit on the page {title:?} ({status} from {url})")]
-    NoForm {
-        url: String,
-        status: u16,
-        title: String,
-    },
+    NoForm { url: String, status: u16, title: String },
     #[error(
         "the sign-in ended on the page {title:?} ({status} from {url}{}), not with a redirect back to the app",
         error_text.as_deref().map(|e| format!(", error: {e}")).unwrap_or_default()
     )]
-    NoRedirect {
-        url: String,
-        status: u16,
-        title: String,
-        error_text: Option<String>,
-    },
+    NoRedirect { url: String, status: u16, title: String, error_text: Option<String> },
     #[error("the pages kept asking after {0} steps")]
     TooManySteps(usize),
 }
@@ -165,9 +156,7 @@ impl Page {
 
     /// The `<title>`.
     pub fn title(&self) -> String {
-        between(&self.body, "<title>", "</title>")
-            .map(unescape)
-            .unwrap_or_default()
+        between(&self.body, "<title>", "</title>").map(unescape).unwrap_or_default()
     }
 
     /// The text of the `#error` element, when the page shows one.
@@ -222,10 +211,7 @@ impl Callback {
 
     /// One query parameter, decoded.
     pub fn param(&self, name: &str) -> Option<String> {
-        self.url
-            .query_pairs()
-            .find(|(k, _)| k == name)
-            .map(|(_, v)| v.into_owned())
+        self.url.query_pairs().find(|(k, _)| k == name).map(|(_, v)| v.into_owned())
     }
 }
 
@@ -238,10 +224,7 @@ pub struct Browser {
 
 impl Browser {
     pub fn new() -> Result<Browser, Error> {
-        let http = reqwest::Client::builder()
-            .cookie_store(true)
-            .redirect(reqwest::redirect::Policy::none())
-            .build()?;
+        let http = reqwest::Client::builder().cookie_store(true).redirect(reqwest::redirect::Policy::none()).build()?;
         Ok(Browser { http })
     }
 
@@ -265,18 +248,10 @@ impl Browser {
     /// Submits the page's form (its `action` and hidden `flow`) with `fields`, as a button press
     /// would (`("action", "accept")` for the Accept button, and so on).
     pub async fn submit(&self, page: &Page, fields: &[(&str, &str)]) -> Result<Page, Error> {
-        let no_form = || Error::NoForm {
-            url: page.url.to_string(),
-            status: page.status,
-            title: page.title(),
-        };
-        let action =
-            attribute_after(&page.body, "<form method=\"POST\" action=\"").ok_or_else(no_form)?;
+        let no_form = || Error::NoForm { url: page.url.to_string(), status: page.status, title: page.title() };
+        let action = attribute_after(&page.body, "<form method=\"POST\" action=\"").ok_or_else(no_form)?;
         let flow = page.flow().ok_or_else(no_form)?;
-        let target = page.url.join(&action).map_err(|e| Error::Url {
-            url: action.clone(),
-            reason: e.to_string(),
-        })?;
+        let target = page.url.join(&action).map_err(|e| Error::Url { url: action.clone(), reason: e.to_string() })?;
         let mut form: Vec<(&str, &str)> = vec![("flow", flow.as_str())];
         form.extend_from_slice(fields);
         let r = self.http.post(target).form(&form).send().await?;
@@ -307,18 +282,12 @@ impl Browser {
             }
             let kind = page.kind();
             // A page asked twice (a wrong password, a wrong code) is where the caller wants to look.
-            if matches!(kind, PageKind::Other | PageKind::NeedAdminApproval)
-                || !answered.insert(kind)
-            {
+            if matches!(kind, PageKind::Other | PageKind::NeedAdminApproval) || !answered.insert(kind) {
                 return Ok(page);
             }
             page = match kind {
                 PageKind::SignIn => {
-                    let fields = [
-                        ("email", who.email.as_str()),
-                        ("password", who.password.as_str()),
-                        ("action", "signin"),
-                    ];
+                    let fields = [("email", who.email.as_str()), ("password", who.password.as_str()), ("action", "signin")];
                     self.submit(&page, &fields).await?
                 }
                 PageKind::PickAccount => {
@@ -334,9 +303,7 @@ impl Browser {
                 PageKind::Consent => {
                     let fields: &[(&str, &str)] = match who.consent {
                         Consent::Accept => &[("action", "accept")],
-                        Consent::AcceptForOrganization => {
-                            &[("consent_org", "true"), ("action", "accept")]
-                        }
+                        Consent::AcceptForOrganization => &[("consent_org", "true"), ("action", "accept")],
                         Consent::Cancel => &[("action", "cancel")],
                     };
                     self.submit(&page, fields).await?
@@ -351,34 +318,19 @@ impl Browser {
 /// Signs `email` (password [`crate::DEMO_PASSWORD`]) in at `authorize_url` in a fresh browser,
 /// accepts the consent page if asked, and returns where the emulator sends the browser back to.
 pub async fn sign_in(authorize_url: &str, email: &str) -> Result<Callback, Error> {
-    Browser::new()?
-        .sign_in(authorize_url, &SignIn::new(email))
-        .await?
-        .callback()
+    Browser::new()?.sign_in(authorize_url, &SignIn::new(email)).await?.callback()
 }
 
 async fn page_of(r: reqwest::Response) -> Result<Page, Error> {
     let url = r.url().clone();
     let status = r.status().as_u16();
-    let location = r
-        .headers()
-        .get(reqwest::header::LOCATION)
-        .and_then(|v| v.to_str().ok())
-        .map(str::to_string);
+    let location = r.headers().get(reqwest::header::LOCATION).and_then(|v| v.to_str().ok()).map(str::to_string);
     let body = r.text().await?;
-    Ok(Page {
-        url,
-        status,
-        location,
-        body,
-    })
+    Ok(Page { url, status, location, body })
 }
 
 fn parse_url(url: &str) -> Result<reqwest::Url, Error> {
-    reqwest::Url::parse(url).map_err(|e| Error::Url {
-        url: url.to_string(),
-        reason: e.to_string(),
-    })
+    reqwest::Url::parse(url).map_err(|e| Error::Url { url: url.to_string(), reason: e.to_string() })
 }
 
 fn same_origin(a: &reqwest::Url, b: &reqwest::Url) -> bool {
@@ -398,11 +350,7 @@ fn between<'a>(s: &'a str, open: &str, close: &str) -> Option<&'a str> {
 }
 
 fn unescape(s: &str) -> String {
-    s.replace("&lt;", "<")
-        .replace("&gt;", ">")
-        .replace("&quot;", "\"")
-        .replace("&#39;", "'")
-        .replace("&amp;", "&")
+    s.replace("&lt;", "<").replace("&gt;", ">").replace("&quot;", "\"").replace("&#39;", "'").replace("&amp;", "&")
 }
 
 #[cfg(test)]
@@ -420,28 +368,11 @@ mod tests {
 
     #[test]
     fn pages_are_told_apart_by_their_stable_ids() {
-        assert_eq!(
-            page(200, None, "<input id=\"password\">").kind(),
-            PageKind::SignIn
-        );
+        assert_eq!(page(200, None, "<input id=\"password\">").kind(), PageKind::SignIn);
         assert_eq!(page(200, None, "<input id=\"otc\">").kind(), PageKind::Mfa);
-        assert_eq!(
-            page(
-                200,
-                None,
-                "<h1>Permissions requested</h1><button id=\"accept\">"
-            )
-            .kind(),
-            PageKind::Consent
-        );
-        assert_eq!(
-            page(200, None, "<button id=\"return-to-app\">").kind(),
-            PageKind::NeedAdminApproval
-        );
-        assert_eq!(
-            page(400, None, "<input id=\"password\">").kind(),
-            PageKind::Other
-        );
+        assert_eq!(page(200, None, "<h1>Permissions requested</h1><button id=\"accept\">").kind(), PageKind::Consent);
+        assert_eq!(page(200, None, "<button id=\"return-to-app\">").kind(), PageKind::NeedAdminApproval);
+        assert_eq!(page(400, None, "<input id=\"password\">").kind(), PageKind::Other);
     }
 
     #[test]
@@ -451,33 +382,16 @@ mod tests {
         assert_eq!(cb.param("code").as_deref(), Some("a+b"));
         assert_eq!(cb.query(), "code=a%2Bb&state=s");
         let p = page(302, Some("/other/path"), "");
-        assert_eq!(
-            p.redirect().unwrap().as_str(),
-            "http://127.0.0.1:9/other/path"
-        );
-        let stuck = page(
-            200,
-            None,
-            "<title>Sign in</title><p id=\"error\" role=\"alert\">Wrong &amp; bad</p>",
-        );
+        assert_eq!(p.redirect().unwrap().as_str(), "http://127.0.0.1:9/other/path");
+        let stuck = page(200, None, "<title>Sign in</title><p id=\"error\" role=\"alert\">Wrong &amp; bad</p>");
         let err = stuck.callback().unwrap_err().to_string();
-        assert!(
-            err.contains("\"Sign in\"") && err.contains("Wrong & bad"),
-            "{err}"
-        );
+        assert!(err.contains("\"Sign in\"") && err.contains("Wrong & bad"), "{err}");
     }
 
     #[test]
     fn form_fields_are_read_unescaped() {
-        let p = page(
-            200,
-            None,
-            "<form method=\"POST\" action=\"/a&amp;b/login\"><input type=\"hidden\" name=\"flow\" value=\"f1\">",
-        );
+        let p = page(200, None, "<form method=\"POST\" action=\"/a&amp;b/login\"><input type=\"hidden\" name=\"flow\" value=\"f1\">");
         assert_eq!(p.flow().as_deref(), Some("f1"));
-        assert_eq!(
-            attribute_after(&p.body, "<form method=\"POST\" action=\"").as_deref(),
-            Some("/a&b/login")
-        );
+        assert_eq!(attribute_after(&p.body, "<form method=\"POST\" action=\"").as_deref(), Some("/a&b/login"));
     }
 }

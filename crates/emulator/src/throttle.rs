@@ -15,21 +15,13 @@ pub struct ThrottleConfig {
 
 impl Default for ThrottleConfig {
     fn default() -> Self {
-        ThrottleConfig {
-            enabled: true,
-            max_concurrent_per_mailbox: 4,
-            max_requests_per_window: 10_000,
-            window: Duration::from_secs(600),
-        }
+        ThrottleConfig { enabled: true, max_concurrent_per_mailbox: 4, max_requests_per_window: 10_000, window: Duration::from_secs(600) }
     }
 }
 
 impl ThrottleConfig {
     pub fn disabled() -> Self {
-        ThrottleConfig {
-            enabled: false,
-            ..ThrottleConfig::default()
-        }
+        ThrottleConfig { enabled: false, ..ThrottleConfig::default() }
     }
     /// Same shape, scaled down for fast tests: e.g. `scaled(100)` allows 100 requests per 6 s.
     pub fn scaled(divisor: u32) -> Self {
@@ -86,10 +78,7 @@ pub(crate) struct Admission {
 
 impl Throttle {
     pub(crate) fn new(cfg: ThrottleConfig) -> Throttle {
-        Throttle {
-            cfg: Mutex::new(cfg),
-            buckets: Arc::new(Mutex::new(HashMap::new())),
-        }
+        Throttle { cfg: Mutex::new(cfg), buckets: Arc::new(Mutex::new(HashMap::new())) }
     }
 
     pub(crate) fn admit(&self, app: &str, mailbox: &str) -> Admission {
@@ -102,12 +91,7 @@ impl Throttle {
         let concurrency = b.inflight + 1;
         if cfg.enabled {
             if b.inflight >= cfg.max_concurrent_per_mailbox {
-                return Admission {
-                    permit: None,
-                    refusal: Some(Refusal::Concurrency),
-                    concurrency,
-                    early_retry,
-                };
+                return Admission { permit: None, refusal: Some(Refusal::Concurrency), concurrency, early_retry };
             }
             let start = *b.window_start.get_or_insert(now);
             if now.duration_since(start) >= cfg.window {
@@ -115,33 +99,16 @@ impl Throttle {
                 b.count = 0;
             }
             if b.count >= cfg.max_requests_per_window {
-                let left = cfg
-                    .window
-                    .saturating_sub(now.duration_since(b.window_start.unwrap_or(now)));
+                let left = cfg.window.saturating_sub(now.duration_since(b.window_start.unwrap_or(now)));
                 let secs = (left.as_secs_f64() * 1000.0).ceil() / 1000.0;
                 let secs = secs.max(0.001);
                 b.retry_not_before = Some(now + Duration::from_secs_f64(secs));
-                return Admission {
-                    permit: None,
-                    refusal: Some(Refusal::Rate {
-                        retry_after_secs: secs,
-                    }),
-                    concurrency,
-                    early_retry,
-                };
+                return Admission { permit: None, refusal: Some(Refusal::Rate { retry_after_secs: secs }), concurrency, early_retry };
             }
             b.count += 1;
         }
         b.inflight += 1;
-        Admission {
-            permit: Some(Permit {
-                key,
-                buckets: self.buckets.clone(),
-            }),
-            refusal: None,
-            concurrency,
-            early_retry,
-        }
+        Admission { permit: Some(Permit { key, buckets: self.buckets.clone() }), refusal: None, concurrency, early_retry }
     }
 
     /// Remember a Retry-After handed out (by throttling or an injected fault).
@@ -170,27 +137,16 @@ mod tests {
     #[test]
     fn fifth_concurrent_request_is_refused_and_slot_frees_on_drop() {
         let t = Throttle::new(ThrottleConfig::default());
-        let permits: Vec<_> = (0..4)
-            .map(|_| t.admit("app", "mbx").permit.unwrap())
-            .collect();
-        assert!(matches!(
-            t.admit("app", "mbx").refusal,
-            Some(Refusal::Concurrency)
-        ));
-        assert!(
-            t.admit("app", "other").permit.is_some(),
-            "other mailboxes unaffected"
-        );
+        let permits: Vec<_> = (0..4).map(|_| t.admit("app", "mbx").permit.unwrap()).collect();
+        assert!(matches!(t.admit("app", "mbx").refusal, Some(Refusal::Concurrency)));
+        assert!(t.admit("app", "other").permit.is_some(), "other mailboxes unaffected");
         drop(permits);
         assert!(t.admit("app", "mbx").permit.is_some());
     }
 
     #[test]
     fn rate_limit_gives_retry_after_and_flags_early_retries() {
-        let t = Throttle::new(ThrottleConfig {
-            max_requests_per_window: 2,
-            ..ThrottleConfig::default()
-        });
+        let t = Throttle::new(ThrottleConfig { max_requests_per_window: 2, ..ThrottleConfig::default() });
         assert!(t.admit("a", "m").permit.is_some());
         assert!(t.admit("a", "m").permit.is_some());
         let third = t.admit("a", "m");

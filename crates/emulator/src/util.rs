@@ -8,16 +8,7 @@ pub(crate) fn ms_urlencode(s: &str) -> String {
     let mut out = String::with_capacity(s.len() * 3);
     for b in s.bytes() {
         match b {
-            b'a'..=b'z'
-            | b'A'..=b'Z'
-            | b'0'..=b'9'
-            | b'-'
-            | b'_'
-            | b'.'
-            | b'!'
-            | b'*'
-            | b'('
-            | b')' => out.push(b as char),
+            b'a'..=b'z' | b'A'..=b'Z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'!' | b'*' | b'(' | b')' => out.push(b as char),
             b' ' => out.push('+'),
             _ => out.push_str(&format!("%{b:02x}")),
         }
@@ -55,37 +46,17 @@ pub(crate) fn percent_decode(s: &str) -> String {
 }
 
 pub(crate) fn html_escape(s: &str) -> String {
-    s.replace('&', "&amp;")
-        .replace('<', "&lt;")
-        .replace('>', "&gt;")
-        .replace('"', "&quot;")
-        .replace('\'', "&#39;")
+    s.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;").replace('"', "&quot;").replace('\'', "&#39;")
 }
 
 /// `2025-02-12 15:57:00Z`, the AADSTS timestamp format (MICROSOFT.md §1.5).
 pub(crate) fn aad_timestamp(t: OffsetDateTime) -> String {
-    format!(
-        "{:04}-{:02}-{:02} {:02}:{:02}:{:02}Z",
-        t.year(),
-        u8::from(t.month()),
-        t.day(),
-        t.hour(),
-        t.minute(),
-        t.second()
-    )
+    format!("{:04}-{:02}-{:02} {:02}:{:02}:{:02}Z", t.year(), u8::from(t.month()), t.day(), t.hour(), t.minute(), t.second())
 }
 
 /// `2025-02-13T10:17:05`, Graph's innerError date (no `Z`, MICROSOFT.md §3.9).
 pub(crate) fn graph_error_date(t: OffsetDateTime) -> String {
-    format!(
-        "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}",
-        t.year(),
-        u8::from(t.month()),
-        t.day(),
-        t.hour(),
-        t.minute(),
-        t.second()
-    )
+    format!("{:04}-{:02}-{:02}T{:02}:{:02}:{:02}", t.year(), u8::from(t.month()), t.day(), t.hour(), t.minute(), t.second())
 }
 
 pub(crate) fn guid() -> String {
@@ -108,11 +79,7 @@ pub(crate) fn b64url(data: &[u8]) -> String {
 
 /// `Retry-After` seconds as Graph writes them: whole numbers bare, fractions with up to 3 decimals.
 pub(crate) fn format_retry_after(secs: f64) -> String {
-    if secs.fract() == 0.0 {
-        format!("{}", secs as u64)
-    } else {
-        format!("{secs:.3}").trim_end_matches('0').to_string()
-    }
+    if secs.fract() == 0.0 { format!("{}", secs as u64) } else { format!("{secs:.3}").trim_end_matches('0').to_string() }
 }
 
 #[cfg(test)]
@@ -121,10 +88,7 @@ mod tests {
 
     #[test]
     fn ms_urlencode_matches_entra_redirects() {
-        assert_eq!(
-            ms_urlencode("AADSTS65004: User declined.\r\nTrace ID: x"),
-            "AADSTS65004%3a+User+declined.%0d%0aTrace+ID%3a+x"
-        );
+        assert_eq!(ms_urlencode("AADSTS65004: User declined.\r\nTrace ID: x"), "AADSTS65004%3a+User+declined.%0d%0aTrace+ID%3a+x");
     }
 
     #[test]

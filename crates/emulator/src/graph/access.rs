@@ -37,19 +37,8 @@ const USER_OTHERS: &[&str] = &[
     "Directory.ReadWrite.All",
     "Directory.AccessAsUser.All",
 ];
-const USER_APP: &[&str] = &[
-    "User.ReadBasic.All",
-    "User.Read.All",
-    "User.ReadWrite.All",
-    "Directory.Read.All",
-    "Directory.ReadWrite.All",
-];
-const MAIL_FULL_OWN: &[&str] = &[
-    "Mail.Read",
-    "Mail.ReadWrite",
-    "Mail.Read.Shared",
-    "Mail.ReadWrite.Shared",
-];
+const USER_APP: &[&str] = &["User.ReadBasic.All", "User.Read.All", "User.ReadWrite.All", "Directory.Read.All", "Directory.ReadWrite.All"];
+const MAIL_FULL_OWN: &[&str] = &["Mail.Read", "Mail.ReadWrite", "Mail.Read.Shared", "Mail.ReadWrite.Shared"];
 const MAIL_FULL_APP: &[&str] = &["Mail.Read", "Mail.ReadWrite"];
 
 fn grants(need: Need) -> Grants {
@@ -71,88 +60,41 @@ fn grants(need: Need) -> Grants {
         ),
         Need::Directory => g(USER_OTHERS, USER_OTHERS, USER_APP),
         Need::MailRead => g(
-            &[
-                "Mail.ReadBasic",
-                "Mail.Read",
-                "Mail.ReadWrite",
-                "Mail.Read.Shared",
-                "Mail.ReadWrite.Shared",
-            ],
+            &["Mail.ReadBasic", "Mail.Read", "Mail.ReadWrite", "Mail.Read.Shared", "Mail.ReadWrite.Shared"],
             &["Mail.Read.Shared", "Mail.ReadWrite.Shared"],
-            &[
-                "Mail.Read",
-                "Mail.ReadWrite",
-                "Mail.ReadBasic",
-                "Mail.ReadBasic.All",
-            ],
+            &["Mail.Read", "Mail.ReadWrite", "Mail.ReadBasic", "Mail.ReadBasic.All"],
         ),
-        Need::MailSend => g(
-            &["Mail.Send", "Mail.Send.Shared"],
-            &["Mail.Send.Shared"],
-            &["Mail.Send"],
-        ),
+        Need::MailSend => g(&["Mail.Send", "Mail.Send.Shared"], &["Mail.Send.Shared"], &["Mail.Send"]),
         Need::CalRead => g(
-            &[
-                "Calendars.ReadBasic",
-                "Calendars.Read",
-                "Calendars.ReadWrite",
-                "Calendars.Read.Shared",
-                "Calendars.ReadWrite.Shared",
-            ],
+            &["Calendars.ReadBasic", "Calendars.Read", "Calendars.ReadWrite", "Calendars.Read.Shared", "Calendars.ReadWrite.Shared"],
             &["Calendars.Read.Shared", "Calendars.ReadWrite.Shared"],
-            &[
-                "Calendars.ReadBasic.All",
-                "Calendars.Read",
-                "Calendars.ReadWrite",
-            ],
+            &["Calendars.ReadBasic.All", "Calendars.Read", "Calendars.ReadWrite"],
         ),
-        Need::CalWrite => g(
-            &["Calendars.ReadWrite", "Calendars.ReadWrite.Shared"],
-            &["Calendars.ReadWrite.Shared"],
-            &["Calendars.ReadWrite"],
-        ),
+        Need::CalWrite => {
+            g(&["Calendars.ReadWrite", "Calendars.ReadWrite.Shared"], &["Calendars.ReadWrite.Shared"], &["Calendars.ReadWrite"])
+        }
         Need::ContactsRead => g(
-            &[
-                "Contacts.Read",
-                "Contacts.ReadWrite",
-                "Contacts.Read.Shared",
-                "Contacts.ReadWrite.Shared",
-            ],
+            &["Contacts.Read", "Contacts.ReadWrite", "Contacts.Read.Shared", "Contacts.ReadWrite.Shared"],
             &["Contacts.Read.Shared", "Contacts.ReadWrite.Shared"],
             &["Contacts.Read", "Contacts.ReadWrite"],
         ),
-        Need::ContactsWrite => g(
-            &["Contacts.ReadWrite", "Contacts.ReadWrite.Shared"],
-            &["Contacts.ReadWrite.Shared"],
-            &["Contacts.ReadWrite"],
-        ),
+        Need::ContactsWrite => {
+            g(&["Contacts.ReadWrite", "Contacts.ReadWrite.Shared"], &["Contacts.ReadWrite.Shared"], &["Contacts.ReadWrite"])
+        }
         Need::TasksRead => g(
-            &[
-                "Tasks.Read",
-                "Tasks.ReadWrite",
-                "Tasks.Read.Shared",
-                "Tasks.ReadWrite.Shared",
-            ],
+            &["Tasks.Read", "Tasks.ReadWrite", "Tasks.Read.Shared", "Tasks.ReadWrite.Shared"],
             &["Tasks.Read.Shared", "Tasks.ReadWrite.Shared"],
             &["Tasks.Read.All", "Tasks.ReadWrite.All"],
         ),
-        Need::TasksWrite => g(
-            &["Tasks.ReadWrite", "Tasks.ReadWrite.Shared"],
-            &["Tasks.ReadWrite.Shared"],
-            &["Tasks.ReadWrite.All"],
-        ),
-        Need::MailboxSettingsRead => g(
-            &["MailboxSettings.Read", "MailboxSettings.ReadWrite"],
-            &[],
-            &["MailboxSettings.Read", "MailboxSettings.ReadWrite"],
-        ),
+        Need::TasksWrite => g(&["Tasks.ReadWrite", "Tasks.ReadWrite.Shared"], &["Tasks.ReadWrite.Shared"], &["Tasks.ReadWrite.All"]),
+        Need::MailboxSettingsRead => {
+            g(&["MailboxSettings.Read", "MailboxSettings.ReadWrite"], &[], &["MailboxSettings.Read", "MailboxSettings.ReadWrite"])
+        }
     }
 }
 
 fn any_of(set: &std::collections::BTreeSet<String>, names: &[&str]) -> bool {
-    names
-        .iter()
-        .any(|n| set.iter().any(|s| s.eq_ignore_ascii_case(n)))
+    names.iter().any(|n| set.iter().any(|s| s.eq_ignore_ascii_case(n)))
 }
 
 impl AccessGrant {
@@ -164,22 +106,13 @@ impl AccessGrant {
     }
     /// May this token read message bodies, or only what `Mail.ReadBasic` shows?
     pub(crate) fn full_mail_read(&self, delegated: bool) -> bool {
-        if delegated {
-            self.has_scope(MAIL_FULL_OWN)
-        } else {
-            self.has_role(MAIL_FULL_APP)
-        }
+        if delegated { self.has_scope(MAIL_FULL_OWN) } else { self.has_role(MAIL_FULL_APP) }
     }
 }
 
 /// Does the token allow `need` on `target`'s mailbox? Delegated tokens reach other mailboxes only with
 /// a `.Shared` scope *and* delegate rights (§2, PRODUCT.md service-user mode); app tokens need roles.
-pub(crate) fn allowed(
-    grant: &AccessGrant,
-    caller: Option<&UserRef>,
-    target: &UserRef,
-    need: Need,
-) -> bool {
+pub(crate) fn allowed(grant: &AccessGrant, caller: Option<&UserRef>, target: &UserRef, need: Need) -> bool {
     let g = grants(need);
     let Some(caller) = caller else {
         return grant.has_role(g.app);
@@ -191,10 +124,11 @@ pub(crate) fn allowed(
         // Reading someone else's profile is a directory permission, not a mailbox delegation.
         return grant.has_scope(g.shared);
     }
-    let delegate = caller.user.delegate_access.iter().any(|d| {
-        d.eq_ignore_ascii_case(&target.user.user_principal_name)
-            || d.eq_ignore_ascii_case(&target.user.id)
-    });
+    let delegate = caller
+        .user
+        .delegate_access
+        .iter()
+        .any(|d| d.eq_ignore_ascii_case(&target.user.user_principal_name) || d.eq_ignore_ascii_case(&target.user.id));
     delegate && grant.has_scope(g.shared)
 }
 

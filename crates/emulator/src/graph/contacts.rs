@@ -9,10 +9,7 @@ pub(super) fn folders(call: &Call) -> GResp {
         .iter()
         .map(|(k, name)| json!({"id": generate::folder_id(hash, k), "displayName": name, "parentFolderId": generate::folder_id(hash, "contactroot")}))
         .collect();
-    GResp::json(
-        200,
-        &collection(call.shared, "users('{id}')/contactFolders", v),
-    )
+    GResp::json(200, &collection(call.shared, "users('{id}')/contactFolders", v))
 }
 
 pub(super) fn create_contact(call: &Call, folder: &str) -> GResp {
@@ -25,9 +22,7 @@ pub(super) fn create_contact(call: &Call, folder: &str) -> GResp {
     };
     if !fields.contains_key("displayName") {
         let part = |k: &str| fields.get(k).and_then(Value::as_str).unwrap_or("").to_string();
-        let name = format!("{} {}", part("givenName"), part("surname"))
-            .trim()
-            .to_string();
+        let name = format!("{} {}", part("givenName"), part("surname")).trim().to_string();
         fields.insert("displayName".into(), json!(name));
     }
     let v = call.created(Kind::Contact, &key, fields);

@@ -78,10 +78,7 @@ pub(super) fn received_filter(f: &str) -> Option<(bool, i64)> {
         "gt" => true,
         _ => return None,
     };
-    Some((
-        gt,
-        generate::parse_datetime(value.trim_matches('\''))?.unix_timestamp(),
-    ))
+    Some((gt, generate::parse_datetime(value.trim_matches('\''))?.unix_timestamp()))
 }
 
 pub(super) fn delta(call: &Call, res: Res, container: &str) -> GResp {
@@ -97,18 +94,8 @@ pub(super) fn delta(call: &Call, res: Res, container: &str) -> GResp {
         Ok(st) => st,
         Err(r) => return r,
     };
-    let size = call
-        .page_pref
-        .or(st.top)
-        .unwrap_or(call.shared.opts.delta_default_page_size)
-        .clamp(1, 1000);
-    let mut page = Page {
-        call,
-        mb: &mb,
-        size,
-        items: Items::default(),
-        more: false,
-    };
+    let size = call.page_pref.or(st.top).unwrap_or(call.shared.opts.delta_default_page_size).clamp(1, 1000);
+    let mut page = Page { call, mb: &mb, size, items: Items::default(), more: false };
     page.fill(&mut st);
     let (items, more) = (page.items, page.more);
     drop(mb);
@@ -137,18 +124,12 @@ impl Generations {
 
     fn gone(&self, ctx: &Ctx, generation: u64) -> GResp {
         let highest = self.highest;
-        let recent: Vec<String> = (0..3u64)
-            .filter_map(|i| highest.checked_sub(i))
-            .map(|g| format!("[{g}]"))
-            .collect();
+        let recent: Vec<String> = (0..3u64).filter_map(|i| highest.checked_sub(i)).map(|g| format!("[{g}]")).collect();
         err(
             ctx,
             410,
             "SyncStateNotFound",
-            &format!(
-                "The sync state generation is not found; generation={generation};[highest={highest}]{}.",
-                recent.concat()
-            ),
+            &format!("The sync state generation is not found; generation={generation};[highest={highest}]{}.", recent.concat()),
         )
     }
 }
@@ -210,11 +191,7 @@ fn start(
 ) -> Result<DeltaState, GResp> {
     let ctx = call.ctx;
     let opts = &call.shared.opts;
-    let w = if res == Res::Events {
-        Some(window(ctx, q)?)
-    } else {
-        None
-    };
+    let w = if res == Res::Events { Some(window(ctx, q)?) } else { None };
     let top = match q.get("$top").map(|t| t.parse::<usize>()) {
         None => None,
         Some(Ok(n)) if n >= 1 => Some(n),
@@ -226,8 +203,7 @@ fn start(
     // Real Graph pages message delta by `Prefer: odata.maxpagesize` only (§7).
     let top = top.filter(|_| !(res == Res::Messages && opts.ignore_top_on_message_delta));
     // calendarView delta takes no `$select` (§3.4); To Do tasks delta ignores it on real Graph (§7).
-    let ignores_select =
-        res == Res::Events || (res == Res::Tasks && opts.ignore_select_on_tasks);
+    let ignores_select = res == Res::Events || (res == Res::Tasks && opts.ignore_select_on_tasks);
     let sel = q.get("$select").cloned().filter(|_| !ignores_select);
     let f = match (res, q.get("$filter")) {
         (Res::Messages, Some(f)) => Some(received_filter(f).ok_or_else(|| {
@@ -255,11 +231,7 @@ fn start(
 
 /// The calendarView window, required on the first call (§3.4).
 fn window(ctx: &Ctx, q: &HashMap<String, String>) -> Result<(i64, i64), GResp> {
-    let at = |a: &str, b: &str| {
-        q.get(a)
-            .or_else(|| q.get(b))
-            .and_then(|s| generate::parse_datetime(s))
-    };
+    let at = |a: &str, b: &str| q.get(a).or_else(|| q.get(b)).and_then(|s| generate::parse_datetime(s));
     match (at("startDateTime", "StartDateTime"), at("endDateTime", "EndDateTime")) {
         (Some(s), Some(e)) if s < e => Ok((s.unix_timestamp(), e.unix_timestamp())),
         _ => Err(err(
@@ -284,23 +256,14 @@ fn respond(call: &Call, st: &DeltaState, (items, more): (Items, bool), size: usi
         text.push_str(",\"@odata.nextLink\":");
         text.push_str(&json!(format!("{path}?$skiptoken={}", encode_token(st))).to_string());
     } else {
-        let next = DeltaState {
-            p: 1,
-            s: st.u,
-            k: None,
-            ..st.clone()
-        };
+        let next = DeltaState { p: 1, s: st.u, k: None, ..st.clone() };
         text.push_str(",\"@odata.deltaLink\":");
         text.push_str(&json!(format!("{path}?$deltatoken={}", encode_token(&next))).to_string());
     }
     text.push_str(",\"value\":[");
     text.push_str(&String::from_utf8_lossy(&items.buf));
     text.push_str("]}");
-    let r = GResp {
-        status: 200,
-        headers: Vec::new(),
-        body: Some(text),
-    };
+    let r = GResp { status: 200, headers: Vec::new(), body: Some(text) };
     match call.page_pref {
         Some(_) => r.header("Preference-Applied", format!("odata.maxpagesize={size}")),
         None => r,
@@ -360,12 +323,7 @@ impl Page<'_> {
         let immutable = self.call.immutable;
         if let Some(k) = st.k.filter(|_| self.call.shared.opts.repeat_calendar_items_across_pages) {
             // Real calendarView delta can repeat an item of the previous page (§7): the last one, again.
-            if let Some(inst) = self
-                .mb
-                .event_instances(k, immutable)
-                .into_iter()
-                .rfind(|i| Self::in_window(st, i))
-            {
+            if let Some(inst) = self.mb.event_instances(k, immutable).into_iter().rfind(|i| Self::in_window(st, i)) {
                 self.items.push(&inst.json);
             }
         }
@@ -432,8 +390,7 @@ impl Page<'_> {
     /// The item as this client may see it (`$select`, and no body under `Mail.ReadBasic`).
     fn push_item(&mut self, st: &DeltaState, n: u64) {
         let (kind, immutable) = (st.r.kind(), self.call.immutable);
-        let basic = kind == Kind::Message
-            && !self.call.grant.full_mail_read(self.call.caller.is_some());
+        let basic = kind == Kind::Message && !self.call.grant.full_mail_read(self.call.caller.is_some());
         if st.sel.is_none() && !basic {
             let mb = self.mb;
             self.items.raw(|out| mb.write_item(kind, n, immutable, out));
@@ -444,9 +401,7 @@ impl Page<'_> {
     }
 
     fn items_initial(&mut self, st: &mut DeltaState) {
-        let ns = self
-            .mb
-            .page_where(st.r.kind(), &st.c, st.k, self.size + 1, |n| self.kept(st, n));
+        let ns = self.mb.page_where(st.r.kind(), &st.c, st.k, self.size + 1, |n| self.kept(st, n));
         self.more = ns.len() > self.size;
         for &n in ns.iter().take(self.size) {
             self.push_item(st, n);
@@ -504,4 +459,3 @@ impl Items {
         }
     }
 }
-

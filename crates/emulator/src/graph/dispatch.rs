@@ -13,18 +13,14 @@ pub(super) async fn dispatch(shared: &Arc<Shared>, req: GReq, _in_batch: bool) -
     let ctx = Ctx::new(shared, &req.headers);
     let segs = path_segments(&req.path);
     let routed = route(&req.method, &segs);
-    let template = routed
-        .as_ref()
-        .map(|r| r.0.clone())
-        .unwrap_or_else(|| format!("{} (unknown)", req.method));
+    let template = routed.as_ref().map(|r| r.0.clone()).unwrap_or_else(|| format!("{} (unknown)", req.method));
     let grant = match bearer_grant(shared, &req.headers) {
         Ok(g) => g,
         Err(msg) => return finish(shared, &ctx, &template, None, unauthorized(&ctx, msg)),
     };
     let caller = grant.user_id.as_deref().and_then(|u| shared.user(u));
     if segs.first().map(String::as_str) == Some("subscriptions") {
-        let (template, r) =
-            crate::subscriptions::handle(shared, &ctx, &req, &grant, caller.as_ref(), &segs).await;
+        let (template, r) = crate::subscriptions::handle(shared, &ctx, &req, &grant, caller.as_ref(), &segs).await;
         return finish(shared, &ctx, &template, None, r);
     }
     let Some((template, target, op, need)) = routed else {
@@ -37,10 +33,7 @@ pub(super) async fn dispatch(shared: &Arc<Shared>, req: GReq, _in_batch: bool) -
         Err(r) => return finish(shared, &ctx, &template, None, r),
     };
     let mailbox_route = !matches!(op, Op::Me | Op::UserGet | Op::UsersList);
-    let label = target_user
-        .as_ref()
-        .filter(|_| mailbox_route)
-        .map(|u| u.user.user_principal_name.to_ascii_lowercase());
+    let label = target_user.as_ref().filter(|_| mailbox_route).map(|u| u.user.user_principal_name.to_ascii_lowercase());
     let label = label.as_deref();
     let _permit = match admit(shared, &ctx, &grant, target_user.as_ref(), mailbox_route) {
         Ok(p) => p,
@@ -64,16 +57,7 @@ pub(super) async fn dispatch(shared: &Arc<Shared>, req: GReq, _in_batch: bool) -
         }
         (op, Some(u)) => {
             let (page_pref, immutable) = prefer(&req.headers);
-            let call = Call {
-                shared,
-                ctx: &ctx,
-                req: &req,
-                grant: &grant,
-                caller: caller.as_ref(),
-                user: &u,
-                page_pref,
-                immutable,
-            };
+            let call = Call { shared, ctx: &ctx, req: &req, grant: &grant, caller: caller.as_ref(), user: &u, page_pref, immutable };
             mailbox_op(&call, op)
         }
         _ => bad_request(&ctx, "Invalid request."),
@@ -86,10 +70,7 @@ fn bearer_grant(shared: &Shared, headers: &HeaderMap) -> Result<AccessGrant, &'s
     let token = headers
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
-        .and_then(|v| {
-            v.strip_prefix("Bearer ")
-                .or_else(|| v.strip_prefix("bearer "))
-        })
+        .and_then(|v| v.strip_prefix("Bearer ").or_else(|| v.strip_prefix("bearer ")))
         .map(str::trim);
     match token.map(|t| check_access_token(shared, t)) {
         Some(TokenCheck::Valid(g)) => Ok(g),
@@ -117,45 +98,27 @@ fn target_user(
     op: &Op,
 ) -> Result<Option<UserRef>, GResp> {
     match target {
-        Target::Me => caller.cloned().map(Some).ok_or_else(|| {
-            bad_request(
-                ctx,
-                "/me request is only valid with delegated authentication flow.",
-            )
-        }),
-        Target::User(key) => shared
-            .user(key)
-            .filter(|u| u.tenant_id.eq_ignore_ascii_case(&grant.tenant_id))
-            .map(Some)
-            .ok_or_else(|| match op {
+        Target::Me => {
+            caller.cloned().map(Some).ok_or_else(|| bad_request(ctx, "/me request is only valid with delegated authentication flow."))
+        }
+        Target::User(key) => {
+            shared.user(key).filter(|u| u.tenant_id.eq_ignore_ascii_case(&grant.tenant_id)).map(Some).ok_or_else(|| match op {
                 Op::UserGet => err(
                     ctx,
                     404,
                     "Request_ResourceNotFound",
-                    &format!(
-                        "Resource '{key}' does not exist or one of its queried reference-property objects are not present."
-                    ),
+                    &format!("Resource '{key}' does not exist or one of its queried reference-property objects are not present."),
                 ),
-                _ => err(
-                    ctx,
-                    404,
-                    "ErrorInvalidUser",
-                    &format!("The requested user '{key}' is invalid."),
-                ),
-            }),
+                _ => err(ctx, 404, "ErrorInvalidUser", &format!("The requested user '{key}' is invalid.")),
+            })
+        }
         Target::None => Ok(None),
     }
 }
 
 /// Outlook limits per app + mailbox (§4.1), and with `throttle_directory` per app + tenant for
 /// directory requests: a permit to hold while the request runs, or the 429.
-fn admit(
-    shared: &Shared,
-    ctx: &Ctx,
-    grant: &AccessGrant,
-    target: Option<&UserRef>,
-    mailbox_route: bool,
-) -> Result<Option<Permit>, GResp> {
+fn admit(shared: &Shared, ctx: &Ctx, grant: &AccessGrant, target: Option<&UserRef>, mailbox_route: bool) -> Result<Option<Permit>, GResp> {
     if !mailbox_route {
         return admit_directory(shared, ctx, grant);
     }
@@ -168,16 +131,8 @@ fn admit(
     let r = match adm.refusal {
         None => return Ok(adm.permit),
         Some(Refusal::Concurrency) => {
-            shared
-                .throttle
-                .note_retry_after(&grant.client_id, &t.user.id, 1.0);
-            err(
-                ctx,
-                429,
-                "ApplicationThrottled",
-                "Application is over its MailboxConcurrency limit.",
-            )
-            .header("Retry-After", "1")
+            shared.throttle.note_retry_after(&grant.client_id, &t.user.id, 1.0);
+            err(ctx, 429, "ApplicationThrottled", "Application is over its MailboxConcurrency limit.").header("Retry-After", "1")
         }
         Some(Refusal::Rate { retry_after_secs }) => rate_limited(ctx, retry_after_secs),
     };
@@ -186,8 +141,7 @@ fn admit(
 }
 
 fn rate_limited(ctx: &Ctx, retry_after_secs: f64) -> GResp {
-    err(ctx, 429, "TooManyRequests", "Please retry again later.")
-        .header("Retry-After", format_retry_after(retry_after_secs))
+    err(ctx, 429, "TooManyRequests", "Please retry again later.").header("Retry-After", format_retry_after(retry_after_secs))
 }
 
 /// Directory requests share one bucket per app and tenant (only with `throttle_directory`).
@@ -219,13 +173,7 @@ fn transient_failure(shared: &Shared, ctx: &Ctx) -> Option<GResp> {
 }
 
 /// Injected faults (control API): delays hold the concurrency slot, like a slow backend would.
-async fn injected(
-    shared: &Shared,
-    ctx: &Ctx,
-    grant: &AccessGrant,
-    target: Option<&UserRef>,
-    fault: Option<FaultRule>,
-) -> Option<GResp> {
+async fn injected(shared: &Shared, ctx: &Ctx, grant: &AccessGrant, target: Option<&UserRef>, fault: Option<FaultRule>) -> Option<GResp> {
     let fault = fault?;
     if let Some(ms) = fault.delay_ms {
         tokio::time::sleep(std::time::Duration::from_millis(ms)).await;
@@ -236,9 +184,7 @@ async fn injected(
     if let Some(ra) = fault.retry_after.or(default_wait) {
         r = r.header("Retry-After", fault.retry_after_header(ra));
         if let Some(t) = target {
-            shared
-                .throttle
-                .note_retry_after(&grant.client_id, &t.user.id, ra);
+            shared.throttle.note_retry_after(&grant.client_id, &t.user.id, ra);
         }
     }
     if let (429, Some(t)) = (status, target) {
@@ -251,38 +197,13 @@ async fn injected(
 pub(super) fn fault_response(ctx: &Ctx, status: u16) -> GResp {
     match status {
         429 => err(ctx, 429, "TooManyRequests", "Please retry again later."),
-        410 => err(
-            ctx,
-            410,
-            "SyncStateNotFound",
-            "The sync state generation is not found; generation=149;[highest=157][157][155][156].",
-        ),
-        503 => err(
-            ctx,
-            503,
-            "serviceNotAvailable",
-            "The service is temporarily unavailable. Please retry later.",
-        ),
+        410 => err(ctx, 410, "SyncStateNotFound", "The sync state generation is not found; generation=149;[highest=157][157][155][156]."),
+        503 => err(ctx, 503, "serviceNotAvailable", "The service is temporarily unavailable. Please retry later."),
         504 => err(ctx, 504, "gatewayTimeout", "The gateway timed out."),
-        401 => err(
-            ctx,
-            401,
-            "InvalidAuthenticationToken",
-            "Access token has expired or is not yet valid.",
-        ),
+        401 => err(ctx, 401, "InvalidAuthenticationToken", "Access token has expired or is not yet valid."),
         403 => access_denied(ctx),
-        404 => err(
-            ctx,
-            404,
-            "ErrorItemNotFound",
-            "The specified object was not found in the store.",
-        ),
-        s => err(
-            ctx,
-            s,
-            "generalException",
-            "General exception while processing.",
-        ),
+        404 => err(ctx, 404, "ErrorItemNotFound", "The specified object was not found in the store."),
+        s => err(ctx, s, "generalException", "General exception while processing."),
     }
 }
 
@@ -297,47 +218,19 @@ fn refusal(
     need: Need,
     mailbox_route: bool,
 ) -> Option<GResp> {
-    let directory_denied = || {
-        err(
-            ctx,
-            403,
-            "Authorization_RequestDenied",
-            "Insufficient privileges to complete the operation.",
-        )
-    };
+    let directory_denied = || err(ctx, 403, "Authorization_RequestDenied", "Insufficient privileges to complete the operation.");
     let Some(t) = target else {
         return (!allowed_directory(grant, caller)).then(directory_denied);
     };
     if !allowed(grant, caller, t, need) {
-        return Some(if matches!(need, Need::Profile | Need::Directory) {
-            directory_denied()
-        } else {
-            access_denied(ctx)
-        });
+        return Some(if matches!(need, Need::Profile | Need::Directory) { directory_denied() } else { access_denied(ctx) });
     }
     // Application access policy (§5): app-only access to mail, calendars, contacts and mailbox settings
     // (not Tasks) outside the policy's scope → 403 "Access to OData is disabled."
-    let policed = !matches!(
-        need,
-        Need::Profile | Need::Directory | Need::TasksRead | Need::TasksWrite
-    );
-    if caller.is_none()
-        && policed
-        && !shared.app_policy_allows(&grant.tenant_id, &grant.client_id, &t.user)
-    {
-        return Some(err(
-            ctx,
-            403,
-            "ErrorAccessDenied",
-            "Access to OData is disabled.",
-        ));
+    let policed = !matches!(need, Need::Profile | Need::Directory | Need::TasksRead | Need::TasksWrite);
+    if caller.is_none() && policed && !shared.app_policy_allows(&grant.tenant_id, &grant.client_id, &t.user) {
+        return Some(err(ctx, 403, "ErrorAccessDenied", "Access to OData is disabled."));
     }
-    (mailbox_route && !t.user.licensed).then(|| {
-        err(
-            ctx,
-            404,
-            "MailboxNotEnabledForRESTAPI",
-            "The mailbox is either inactive, soft-deleted, or is hosted on-premise.",
-        )
-    })
+    (mailbox_route && !t.user.licensed)
+        .then(|| err(ctx, 404, "MailboxNotEnabledForRESTAPI", "The mailbox is either inactive, soft-deleted, or is hosted on-premise."))
 }

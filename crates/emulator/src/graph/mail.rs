@@ -48,11 +48,7 @@ pub(super) fn mailbox_settings(call: &Call) -> GResp {
 fn folders_under(call: &Call, parent: Option<&str>, entity: &str) -> GResp {
     let arc = call.mailbox();
     let mb = lock(&arc);
-    let v: Vec<Value> = MAIL_FOLDERS
-        .iter()
-        .filter(|f| f.parent == parent)
-        .map(|f| folder_json(&mb, f.key))
-        .collect();
+    let v: Vec<Value> = MAIL_FOLDERS.iter().filter(|f| f.parent == parent).map(|f| folder_json(&mb, f.key)).collect();
     GResp::json(200, &collection(call.shared, entity, v))
 }
 
@@ -64,11 +60,7 @@ pub(super) fn child_folders(call: &Call, folder: &str) -> GResp {
     let Some(key) = container(&lock(&call.mailbox()), Kind::Message, folder) else {
         return call.not_found();
     };
-    folders_under(
-        call,
-        Some(&key),
-        "users('{id}')/mailFolders('{id}')/childFolders",
-    )
+    folders_under(call, Some(&key), "users('{id}')/mailFolders('{id}')/childFolders")
 }
 
 pub(super) fn folder(call: &Call, folder: &str) -> GResp {
@@ -84,15 +76,10 @@ pub(super) fn message(call: &Call, id: &str) -> GResp {
     let sel = call.query("$select");
     let r = call.item(id, Kind::Message, sel.as_ref());
     match (&r.body, r.status) {
-        (Some(text), 200) if !call.grant.full_mail_read(call.caller.is_some()) => {
-            match serde_json::from_str::<Value>(text) {
-                Ok(v) => GResp {
-                    body: Some(without_body(v).to_string()),
-                    ..r
-                },
-                Err(_) => r,
-            }
-        }
+        (Some(text), 200) if !call.grant.full_mail_read(call.caller.is_some()) => match serde_json::from_str::<Value>(text) {
+            Ok(v) => GResp { body: Some(without_body(v).to_string()), ..r },
+            Err(_) => r,
+        },
         _ => r,
     }
 }
@@ -110,30 +97,16 @@ pub(super) fn without_body(mut v: Value) -> Value {
 /// An action parameter, its name matched case-insensitively (`Message` as the generated SDKs send it,
 /// `message` as the docs write it).
 pub(super) fn param<'a>(body: &'a Map<String, Value>, name: &str) -> Option<&'a Value> {
-    body.get(name).or_else(|| {
-        body.iter()
-            .find(|(k, _)| k.eq_ignore_ascii_case(name))
-            .map(|(_, v)| v)
-    })
+    body.get(name).or_else(|| body.iter().find(|(k, _)| k.eq_ignore_ascii_case(name)).map(|(_, v)| v))
 }
 
 pub(super) fn send_mail(call: &Call) -> GResp {
     let ctx = call.ctx;
     let Ok(Value::Object(body)) = serde_json::from_slice::<Value>(&call.req.body) else {
-        return err(
-            ctx,
-            400,
-            "ErrorInvalidRequest",
-            "Cannot read the request body. JSON content expected.",
-        );
+        return err(ctx, 400, "ErrorInvalidRequest", "Cannot read the request body. JSON content expected.");
     };
     let Some(Value::Object(message)) = param(&body, "message").cloned() else {
-        return err(
-            ctx,
-            400,
-            "ErrorInvalidParameter",
-            "The value of the parameter 'Message' is empty.",
-        );
+        return err(ctx, 400, "ErrorInvalidParameter", "The value of the parameter 'Message' is empty.");
     };
     let recipients = recipients(&message);
     if recipients.is_empty() {
@@ -144,11 +117,7 @@ pub(super) fn send_mail(call: &Call) -> GResp {
             "At least one recipient isn't valid., A message can't be sent because it contains no recipients.",
         );
     }
-    let from_addr = message
-        .get("from")
-        .and_then(|f| f.pointer("/emailAddress/address"))
-        .and_then(Value::as_str)
-        .map(str::to_string);
+    let from_addr = message.get("from").and_then(|f| f.pointer("/emailAddress/address")).and_then(Value::as_str).map(str::to_string);
     if let Some(from) = &from_addr
         && !may_send_as(call, from)
     {
@@ -168,18 +137,8 @@ pub(super) fn send_mail(call: &Call) -> GResp {
 fn recipients(message: &Map<String, Value>) -> Vec<String> {
     ["toRecipients", "ccRecipients", "bccRecipients"]
         .iter()
-        .flat_map(|k| {
-            message
-                .get(*k)
-                .and_then(Value::as_array)
-                .cloned()
-                .unwrap_or_default()
-        })
-        .filter_map(|r| {
-            r.pointer("/emailAddress/address")
-                .and_then(Value::as_str)
-                .map(str::to_string)
-        })
+        .flat_map(|k| message.get(*k).and_then(Value::as_array).cloned().unwrap_or_default())
+        .filter_map(|r| r.pointer("/emailAddress/address").and_then(Value::as_str).map(str::to_string))
         .collect()
 }
 
@@ -207,35 +166,15 @@ fn stored_message(call: &Call, message: &Map<String, Value>) -> Map<String, Valu
     for k in ["toRecipients", "ccRecipients", "bccRecipients", "categories"] {
         stored.entry(k).or_insert(json!([]));
     }
-    let content = message
-        .get("body")
-        .and_then(|b| b.get("content"))
-        .and_then(Value::as_str)
-        .unwrap_or("")
-        .to_string();
-    stored
-        .entry("body")
-        .or_insert(json!({"contentType": "text", "content": ""}));
-    stored.insert(
-        "bodyPreview".into(),
-        json!(content.chars().take(255).collect::<String>()),
-    );
+    let content = message.get("body").and_then(|b| b.get("content")).and_then(Value::as_str).unwrap_or("").to_string();
+    stored.entry("body").or_insert(json!({"contentType": "text", "content": ""}));
+    stored.insert("bodyPreview".into(), json!(content.chars().take(255).collect::<String>()));
     stored.insert("receivedDateTime".into(), json!(stamp));
     stored.insert("sentDateTime".into(), json!(stamp));
-    let attached = message
-        .get("attachments")
-        .and_then(Value::as_array)
-        .is_some_and(|a| !a.is_empty());
+    let attached = message.get("attachments").and_then(Value::as_array).is_some_and(|a| !a.is_empty());
     stored.insert("hasAttachments".into(), json!(attached));
-    let domain = user
-        .user_principal_name
-        .split('@')
-        .nth(1)
-        .unwrap_or("emulator.test");
-    stored.insert(
-        "internetMessageId".into(),
-        json!(format!("<{}@{domain}>", guid())),
-    );
+    let domain = user.user_principal_name.split('@').nth(1).unwrap_or("emulator.test");
+    stored.insert("internetMessageId".into(), json!(format!("<{}@{domain}>", guid())));
     stored.insert("conversationId".into(), json!(b64url(guid().as_bytes())));
     stored.insert("isDraft".into(), json!(false));
     stored.entry("importance").or_insert(json!("normal"));
@@ -245,20 +184,10 @@ fn stored_message(call: &Call, message: &Map<String, Value>) -> Map<String, Valu
 
 /// A copy to Sent Items (of the signed-in sender when sending as someone else), and one to the inbox
 /// of every recipient the emulator hosts (same tenant or not), so mail flows between demo users.
-fn deliver(
-    call: &Call,
-    stored: Map<String, Value>,
-    save: bool,
-    explicit_from: bool,
-    recipients: Vec<String>,
-) {
+fn deliver(call: &Call, stored: Map<String, Value>, save: bool, explicit_from: bool, recipients: Vec<String>) {
     let now = call.shared.now();
     if save {
-        let copy_owner = call
-            .caller
-            .filter(|_| explicit_from)
-            .cloned()
-            .unwrap_or_else(|| call.user.clone());
+        let copy_owner = call.caller.filter(|_| explicit_from).cloned().unwrap_or_else(|| call.user.clone());
         let mut sent = stored.clone();
         sent.insert("isRead".into(), json!(true));
         add_and_notify(call.shared, &copy_owner.user, "sentitems", sent, now);
@@ -272,13 +201,7 @@ fn deliver(
     }
 }
 
-fn add_and_notify(
-    shared: &Shared,
-    owner: &crate::UserFixture,
-    folder: &str,
-    message: Map<String, Value>,
-    now: time::OffsetDateTime,
-) {
+fn add_and_notify(shared: &Shared, owner: &crate::UserFixture, folder: &str, message: Map<String, Value>, now: time::OffsetDateTime) {
     let arc = shared.mailbox(owner);
     let mut mb = lock(&arc);
     mb.add(Kind::Message, folder, Value::Object(message), now);

@@ -1,8 +1,8 @@
 //! Operations on one mailbox: the per-family handlers share one call context and these helpers.
 
 use super::delta::{Res, delta};
-use super::{calendar, contacts, mail, todo};
 use super::*;
+use super::{calendar, contacts, mail, todo};
 use crate::store::MailboxState;
 use std::sync::Mutex;
 
@@ -28,39 +28,23 @@ impl Call<'_> {
     /// Sync state belongs to a client (app + signed-in identity): two connections syncing one mailbox
     /// must not age each other's delta links.
     pub(super) fn stream(&self) -> String {
-        format!(
-            "{}|{}",
-            self.grant.client_id,
-            self.caller.map(|c| c.user.id.as_str()).unwrap_or("app")
-        )
+        format!("{}|{}", self.grant.client_id, self.caller.map(|c| c.user.id.as_str()).unwrap_or("app"))
     }
 
     /// Adds `Preference-Applied: IdType="ImmutableId"` when the client asked for immutable ids.
     pub(super) fn applied(&self, r: GResp) -> GResp {
-        if self.immutable {
-            r.header("Preference-Applied", "IdType=\"ImmutableId\"")
-        } else {
-            r
-        }
+        if self.immutable { r.header("Preference-Applied", "IdType=\"ImmutableId\"") } else { r }
     }
 
     pub(super) fn not_found(&self) -> GResp {
-        err(
-            self.ctx,
-            404,
-            "ErrorItemNotFound",
-            "The specified object was not found in the store.",
-        )
+        err(self.ctx, 404, "ErrorItemNotFound", "The specified object was not found in the store.")
     }
 
     /// The JSON object a create request must carry.
     pub(super) fn body_object(&self) -> Result<Map<String, Value>, GResp> {
         match serde_json::from_slice::<Value>(&self.req.body) {
             Ok(Value::Object(m)) => Ok(m),
-            _ => Err(bad_request(
-                self.ctx,
-                "Empty Payload. JSON content expected.",
-            )),
+            _ => Err(bad_request(self.ctx, "Empty Payload. JSON content expected.")),
         }
     }
 
@@ -74,19 +58,14 @@ impl Call<'_> {
         let mut mb = lock(&arc);
         let n = mb.add(kind, container, Value::Object(fields), self.shared.now());
         crate::subscriptions::flush(self.shared, &self.user.user, &mut mb);
-        mb.item_json(kind, n, self.immutable)
-            .unwrap_or(Value::Null)
+        mb.item_json(kind, n, self.immutable).unwrap_or(Value::Null)
     }
 
     /// GET of one item of `kind` by id (regular or immutable).
     pub(super) fn item(&self, id: &str, kind: Kind, select_fields: Option<&String>) -> GResp {
         let arc = self.mailbox();
         let mb = lock(&arc);
-        match mb
-            .resolve(id)
-            .filter(|(k, _)| *k == kind)
-            .and_then(|(k, n)| mb.item_json(k, n, self.immutable))
-        {
+        match mb.resolve(id).filter(|(k, _)| *k == kind).and_then(|(k, n)| mb.item_json(k, n, self.immutable)) {
             Some(v) => self.applied(GResp::json(200, &select(v, select_fields))),
             None => self.not_found(),
         }

@@ -40,9 +40,7 @@ use users::{select, userinfo};
 const JSON_CT: &str = "application/json;odata.metadata=minimal;odata.streaming=true;IEEE754Compatible=false;charset=utf-8";
 
 pub(crate) fn routes() -> Router<Arc<Shared>> {
-    Router::new()
-        .route("/v1.0/{*rest}", axum::routing::any(entry))
-        .route("/oidc/userinfo", axum::routing::get(userinfo))
+    Router::new().route("/v1.0/{*rest}", axum::routing::any(entry)).route("/oidc/userinfo", axum::routing::get(userinfo))
 }
 
 pub(crate) struct GReq {
@@ -63,18 +61,10 @@ pub(crate) struct GResp {
 
 impl GResp {
     pub(crate) fn json(status: u16, v: &Value) -> GResp {
-        GResp {
-            status,
-            headers: Vec::new(),
-            body: Some(v.to_string()),
-        }
+        GResp { status, headers: Vec::new(), body: Some(v.to_string()) }
     }
     pub(crate) fn empty(status: u16) -> GResp {
-        GResp {
-            status,
-            headers: Vec::new(),
-            body: None,
-        }
+        GResp { status, headers: Vec::new(), body: None }
     }
     pub(crate) fn header(mut self, k: &str, v: impl Into<String>) -> GResp {
         self.headers.push((k.to_string(), v.into()));
@@ -92,16 +82,9 @@ impl Ctx {
     /// A fresh `request-id`; `client-request-id` echoes the client's, or repeats the request id.
     pub(crate) fn new(shared: &Shared, headers: &HeaderMap) -> Ctx {
         let request_id = guid();
-        let client_request_id = headers
-            .get("client-request-id")
-            .and_then(|v| v.to_str().ok())
-            .map(str::to_string)
-            .unwrap_or_else(|| request_id.clone());
-        Ctx {
-            request_id,
-            client_request_id,
-            date: graph_error_date(shared.now()),
-        }
+        let client_request_id =
+            headers.get("client-request-id").and_then(|v| v.to_str().ok()).map(str::to_string).unwrap_or_else(|| request_id.clone());
+        Ctx { request_id, client_request_id, date: graph_error_date(shared.now()) }
     }
 }
 
@@ -129,11 +112,7 @@ struct Inner<'a> {
 }
 
 pub(crate) fn err(ctx: &Ctx, status: u16, code: &str, message: &str) -> GResp {
-    let inner_code = if status == 429 && code == "TooManyRequests" {
-        Some("429")
-    } else {
-        None
-    };
+    let inner_code = if status == 429 && code == "TooManyRequests" { Some("429") } else { None };
     let body = ErrBody {
         error: ErrInner {
             code,
@@ -146,11 +125,7 @@ pub(crate) fn err(ctx: &Ctx, status: u16, code: &str, message: &str) -> GResp {
             },
         },
     };
-    GResp {
-        status,
-        headers: Vec::new(),
-        body: Some(serde_json::to_string(&body).unwrap_or_default()),
-    }
+    GResp { status, headers: Vec::new(), body: Some(serde_json::to_string(&body).unwrap_or_default()) }
 }
 
 pub(crate) fn bad_request(ctx: &Ctx, msg: &str) -> GResp {
@@ -158,34 +133,13 @@ pub(crate) fn bad_request(ctx: &Ctx, msg: &str) -> GResp {
 }
 
 pub(crate) fn access_denied(ctx: &Ctx) -> GResp {
-    err(
-        ctx,
-        403,
-        "ErrorAccessDenied",
-        "Access is denied. Check credentials and try again.",
-    )
+    err(ctx, 403, "ErrorAccessDenied", "Access is denied. Check credentials and try again.")
 }
 
-async fn entry(
-    State(shared): State<Arc<Shared>>,
-    method: Method,
-    uri: Uri,
-    headers: HeaderMap,
-    body: Bytes,
-) -> Response {
+async fn entry(State(shared): State<Arc<Shared>>, method: Method, uri: Uri, headers: HeaderMap, body: Bytes) -> Response {
     let path = uri.path().strip_prefix("/v1.0").unwrap_or("/").to_string();
-    let req = GReq {
-        method,
-        path,
-        query: uri.query().unwrap_or("").to_string(),
-        headers,
-        body,
-    };
-    let resp = if req.path.trim_matches('/') == "$batch" {
-        batch(&shared, req).await
-    } else {
-        dispatch(&shared, req, false).await
-    };
+    let req = GReq { method, path, query: uri.query().unwrap_or("").to_string(), headers, body };
+    let resp = if req.path.trim_matches('/') == "$batch" { batch(&shared, req).await } else { dispatch(&shared, req, false).await };
     into_response(resp)
 }
 
@@ -194,46 +148,32 @@ fn into_response(g: GResp) -> Response {
     *r.status_mut() = StatusCode::from_u16(g.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
     let h = r.headers_mut();
     for (k, v) in g.headers {
-        if let (Ok(name), Ok(val)) = (
-            header::HeaderName::from_bytes(k.as_bytes()),
-            HeaderValue::from_str(&v),
-        ) {
+        if let (Ok(name), Ok(val)) = (header::HeaderName::from_bytes(k.as_bytes()), HeaderValue::from_str(&v)) {
             h.append(name, val);
         }
     }
     r
 }
 
-fn finish(
-    shared: &Shared,
-    ctx: &Ctx,
-    route: &str,
-    mailbox: Option<&str>,
-    mut resp: GResp,
-) -> GResp {
+fn finish(shared: &Shared, ctx: &Ctx, route: &str, mailbox: Option<&str>, mut resp: GResp) -> GResp {
     crate::registry::count(shared, route, resp.status, mailbox);
     // One Preference-Applied header listing every applied preference, as Graph sends it.
-    let applied: Vec<String> = resp
-        .headers
-        .iter()
-        .filter(|(k, _)| k == "Preference-Applied")
-        .map(|(_, v)| v.clone())
-        .collect();
+    let applied: Vec<String> = resp.headers.iter().filter(|(k, _)| k == "Preference-Applied").map(|(_, v)| v.clone()).collect();
     if applied.len() > 1 {
         resp.headers.retain(|(k, _)| k != "Preference-Applied");
-        resp.headers
-            .push(("Preference-Applied".into(), applied.join(", ")));
+        resp.headers.push(("Preference-Applied".into(), applied.join(", ")));
     }
     if resp.body.is_some() {
         resp.headers.push(("Content-Type".into(), JSON_CT.into()));
     }
-    resp.headers
-        .push(("request-id".into(), ctx.request_id.clone()));
-    resp.headers
-        .push(("client-request-id".into(), ctx.client_request_id.clone()));
-    resp.headers.push(("x-ms-ags-diagnostic".into(), r#"{"ServerInfo":{"DataCenter":"Emulator","Slice":"E","Ring":"5","ScaleUnit":"000","RoleInstance":"EMU","ADSiteName":"EMU"}}"#.into()));
-    resp.headers
-        .push(("Cache-Control".into(), "no-cache".into()));
+    resp.headers.push(("request-id".into(), ctx.request_id.clone()));
+    resp.headers.push(("client-request-id".into(), ctx.client_request_id.clone()));
+    resp.headers.push((
+        "x-ms-ags-diagnostic".into(),
+        r#"{"ServerInfo":{"DataCenter":"Emulator","Slice":"E","Ring":"5","ScaleUnit":"000","RoleInstance":"EMU","ADSiteName":"EMU"}}"#
+            .into(),
+    ));
+    resp.headers.push(("Cache-Control".into(), "no-cache".into()));
     resp
 }
 
@@ -247,10 +187,7 @@ fn prefer(headers: &HeaderMap) -> (Option<usize>, bool) {
             if let Some(n) = part.strip_prefix("odata.maxpagesize=") {
                 size = n.trim().parse().ok();
             }
-            if part
-                .replace(' ', "")
-                .eq_ignore_ascii_case("IdType=\"ImmutableId\"")
-            {
+            if part.replace(' ', "").eq_ignore_ascii_case("IdType=\"ImmutableId\"") {
                 immutable = true;
             }
         }
@@ -281,10 +218,6 @@ fn encode_token<T: Serialize>(t: &T) -> String {
 
 fn decode_token<T: for<'de> Deserialize<'de>>(s: &str) -> Option<T> {
     use base64::Engine;
-    let raw = base64::engine::general_purpose::URL_SAFE_NO_PAD
-        .decode(s.trim())
-        .ok()?;
+    let raw = base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(s.trim()).ok()?;
     serde_json::from_slice(&raw).ok()
 }
-
-

@@ -46,30 +46,15 @@ struct Row {
 }
 
 const fn get(path: &'static str, op: fn(String) -> Op, need: Need) -> Row {
-    Row {
-        get: true,
-        path,
-        label: None,
-        op,
-        need,
-    }
+    Row { get: true, path, label: None, op, need }
 }
 
 const fn post(path: &'static str, op: fn(String) -> Op, need: Need) -> Row {
-    Row {
-        get: false,
-        path,
-        label: None,
-        op,
-        need,
-    }
+    Row { get: false, path, label: None, op, need }
 }
 
 const fn labelled(row: Row, label: &'static str) -> Row {
-    Row {
-        label: Some(label),
-        ..row
-    }
+    Row { label: Some(label), ..row }
 }
 
 const TABLE: &[Row] = &[
@@ -132,9 +117,7 @@ pub(super) fn route(method: &Method, segs: &[String]) -> Option<(String, Target,
                 (t, Target::None, Op::UsersList, Need::Directory)
             });
         }
-        [first, id, rest @ ..] if first.eq_ignore_ascii_case("users") => {
-            (Target::User(id.clone()), "/users/{id}", rest)
-        }
+        [first, id, rest @ ..] if first.eq_ignore_ascii_case("users") => (Target::User(id.clone()), "/users/{id}", rest),
         _ => return None,
     };
     let rest: Vec<&str> = rest.iter().map(String::as_str).collect();
@@ -168,13 +151,11 @@ mod tests {
 
     #[test]
     fn routes_map_me_and_users_alike() {
-        let (t, _, op, need) =
-            route(&Method::GET, &segs("me/mailFolders/inbox/messages/delta")).unwrap();
+        let (t, _, op, need) = route(&Method::GET, &segs("me/mailFolders/inbox/messages/delta")).unwrap();
         assert_eq!(t, "GET /me/mailFolders/{id}/messages/delta");
         assert!(matches!(op, Op::MessagesDelta(f) if f == "inbox"));
         assert_eq!(need, Need::MailRead);
-        let (t, target, _, _) =
-            route(&Method::GET, &segs("users/bob@x/calendarView/delta")).unwrap();
+        let (t, target, _, _) = route(&Method::GET, &segs("users/bob@x/calendarView/delta")).unwrap();
         assert_eq!(t, "GET /users/{id}/calendarView/delta");
         assert!(matches!(target, Target::User(u) if u == "bob@x"));
         assert!(route(&Method::DELETE, &segs("me/mailFolders")).is_none());
@@ -190,8 +171,7 @@ mod tests {
             assert_eq!(t, "GET /me/contactFolders/{id}/contacts/delta", "{form}");
             assert!(matches!(op, Op::ContactsDelta(f) if f == "f1"));
         }
-        let (t, _, op, _) =
-            route(&Method::POST, &segs("users/a@b/microsoft.graph.sendMail")).unwrap();
+        let (t, _, op, _) = route(&Method::POST, &segs("users/a@b/microsoft.graph.sendMail")).unwrap();
         assert_eq!(t, "POST /users/{id}/sendMail");
         assert!(matches!(op, Op::SendMail));
         assert!(route(&Method::GET, &segs("me/contacts/microsoft.graph.deltas")).is_none());
@@ -199,13 +179,7 @@ mod tests {
 
     #[test]
     fn odata_key_segments_unfold() {
-        assert_eq!(
-            path_segments("/me/mailFolders('inbox')/messages/delta"),
-            ["me", "mailFolders", "inbox", "messages", "delta"]
-        );
-        assert_eq!(
-            path_segments("/users('a%40b.test')/mailFolders"),
-            ["users", "a@b.test", "mailFolders"]
-        );
+        assert_eq!(path_segments("/me/mailFolders('inbox')/messages/delta"), ["me", "mailFolders", "inbox", "messages", "delta"]);
+        assert_eq!(path_segments("/users('a%40b.test')/mailFolders"), ["users", "a@b.test", "mailFolders"]);
     }
 }

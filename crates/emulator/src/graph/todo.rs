@@ -18,10 +18,7 @@ pub(super) fn list_json(mb: &crate::store::MailboxState, key: &str) -> Option<Va
 pub(super) fn lists(call: &Call) -> GResp {
     let arc = call.mailbox();
     let mb = lock(&arc);
-    let v: Vec<Value> = TASK_LISTS
-        .iter()
-        .filter_map(|l| list_json(&mb, l.0))
-        .collect();
+    let v: Vec<Value> = TASK_LISTS.iter().filter_map(|l| list_json(&mb, l.0)).collect();
     GResp::json(200, &collection(call.shared, "users('{id}')/todo/lists", v))
 }
 
@@ -30,11 +27,7 @@ pub(super) fn create_task(call: &Call, list: &str) -> GResp {
         Ok(b) => b,
         Err(r) => return r,
     };
-    if fields
-        .get("title")
-        .and_then(Value::as_str)
-        .is_none_or(str::is_empty)
-    {
+    if fields.get("title").and_then(Value::as_str).is_none_or(str::is_empty) {
         return bad_request(call.ctx, "Invalid request: title is required.");
     }
     let Some(key) = container(&lock(&call.mailbox()), Kind::Task, list) else {

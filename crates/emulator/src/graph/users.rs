@@ -28,11 +28,9 @@ pub(super) fn select(v: Value, sel: Option<&String>) -> Value {
     };
     let keep: HashSet<&str> = sel.split(',').map(str::trim).collect();
     match v {
-        Value::Object(m) => Value::Object(
-            m.into_iter()
-                .filter(|(k, _)| k.starts_with('@') || k == "id" || keep.contains(k.as_str()))
-                .collect(),
-        ),
+        Value::Object(m) => {
+            Value::Object(m.into_iter().filter(|(k, _)| k.starts_with('@') || k == "id" || keep.contains(k.as_str())).collect())
+        }
         other => other,
     }
 }
@@ -56,16 +54,7 @@ pub(super) fn user_search(q: &str) -> Result<Vec<(String, String)>, ()> {
         out.push((prop.trim().to_string(), val.trim().to_ascii_lowercase()));
     }
     if out.is_empty()
-        || out.iter().any(|(p, _)| {
-            ![
-                "mail",
-                "userPrincipalName",
-                "displayName",
-                "givenName",
-                "surname",
-            ]
-            .contains(&p.as_str())
-        })
+        || out.iter().any(|(p, _)| !["mail", "userPrincipalName", "displayName", "givenName", "surname"].contains(&p.as_str()))
     {
         return Err(());
     }
@@ -77,33 +66,17 @@ pub(super) fn user_filter(f: &str) -> Result<Vec<(String, bool, String)>, ()> {
     let mut out = Vec::new();
     for clause in f.split(" or ") {
         let c = clause.trim();
-        if let Some(inner) = c
-            .strip_prefix("startswith(")
-            .and_then(|r| r.strip_suffix(')'))
-        {
+        if let Some(inner) = c.strip_prefix("startswith(").and_then(|r| r.strip_suffix(')')) {
             let (prop, val) = inner.split_once(',').ok_or(())?;
             let val = val.trim().trim_matches('\'').to_string();
             out.push((prop.trim().to_string(), true, val));
         } else if let Some((prop, val)) = c.split_once(" eq ") {
-            out.push((
-                prop.trim().to_string(),
-                false,
-                val.trim().trim_matches('\'').to_string(),
-            ));
+            out.push((prop.trim().to_string(), false, val.trim().trim_matches('\'').to_string()));
         } else {
             return Err(());
         }
     }
-    if out.iter().any(|(p, _, _)| {
-        ![
-            "mail",
-            "userPrincipalName",
-            "displayName",
-            "givenName",
-            "surname",
-        ]
-        .contains(&p.as_str())
-    }) {
+    if out.iter().any(|(p, _, _)| !["mail", "userPrincipalName", "displayName", "givenName", "surname"].contains(&p.as_str())) {
         return Err(());
     }
     Ok(out)
@@ -126,19 +99,13 @@ pub(super) fn users_list(shared: &Shared, ctx: &Ctx, req: &GReq, grant: &AccessG
                             ctx,
                             400,
                             "Request_UnsupportedQuery",
-                            &format!(
-                                "Invalid page size specified: '{t}'. Must be between 1 and 999 inclusive."
-                            ),
+                            &format!("Invalid page size specified: '{t}'. Must be between 1 and 999 inclusive."),
                         );
                     }
                 },
             };
             if q.contains_key("$search")
-                && !req
-                    .headers
-                    .get("consistencylevel")
-                    .and_then(|v| v.to_str().ok())
-                    .is_some_and(|v| v.eq_ignore_ascii_case("eventual"))
+                && !req.headers.get("consistencylevel").and_then(|v| v.to_str().ok()).is_some_and(|v| v.eq_ignore_ascii_case("eventual"))
             {
                 return err(
                     ctx,
@@ -147,13 +114,7 @@ pub(super) fn users_list(shared: &Shared, ctx: &Ctx, req: &GReq, grant: &AccessG
                     "Request with $search query parameter only works through MSGraph with a special request header: 'ConsistencyLevel: eventual'",
                 );
             }
-            UsersToken {
-                o: 0,
-                t: top,
-                f: q.get("$filter").cloned(),
-                s: q.get("$select").cloned(),
-                q: q.get("$search").cloned(),
-            }
+            UsersToken { o: 0, t: top, f: q.get("$filter").cloned(), s: q.get("$select").cloned(), q: q.get("$search").cloned() }
         }
     };
     let filter = match tok.f.as_deref().map(user_filter) {
@@ -172,12 +133,7 @@ pub(super) fn users_list(shared: &Shared, ctx: &Ctx, req: &GReq, grant: &AccessG
         None => None,
         Some(Ok(q)) => Some(q),
         Some(Err(())) => {
-            return err(
-                ctx,
-                400,
-                "Request_UnsupportedQuery",
-                "Unsupported or invalid $search clause.",
-            );
+            return err(ctx, 400, "Request_UnsupportedQuery", "Unsupported or invalid $search clause.");
         }
     };
     let Some(ti) = shared.tenant_index(&grant.tenant_id) else {
@@ -189,80 +145,37 @@ pub(super) fn users_list(shared: &Shared, ctx: &Ctx, req: &GReq, grant: &AccessG
     let matching: Vec<UserRef> = tenant
         .users
         .iter()
-        .map(|u| UserRef {
-            tenant_id: tenant.id.clone(),
-            tenant_index: ti,
-            user: u.clone(),
-        })
+        .map(|u| UserRef { tenant_id: tenant.id.clone(), tenant_index: ti, user: u.clone() })
         .filter(|u| {
             filter.as_ref().is_none_or(|clauses| {
                 clauses.iter().any(|(prop, prefix, val)| {
                     let v = user_json(shared, u, false);
-                    let field = v
-                        .get(prop)
-                        .and_then(Value::as_str)
-                        .unwrap_or("")
-                        .to_ascii_lowercase();
+                    let field = v.get(prop).and_then(Value::as_str).unwrap_or("").to_ascii_lowercase();
                     let val = val.to_ascii_lowercase();
-                    if *prefix {
-                        field.starts_with(&val)
-                    } else {
-                        field == val
-                    }
+                    if *prefix { field.starts_with(&val) } else { field == val }
                 })
             })
         })
         .filter(|u| {
             search.as_ref().is_none_or(|clauses| {
                 let v = user_json(shared, u, false);
-                clauses.iter().any(|(prop, val)| {
-                    v.get(prop)
-                        .and_then(Value::as_str)
-                        .unwrap_or("")
-                        .to_ascii_lowercase()
-                        .contains(val)
-                })
+                clauses.iter().any(|(prop, val)| v.get(prop).and_then(Value::as_str).unwrap_or("").to_ascii_lowercase().contains(val))
             })
         })
         .collect();
-    let page: Vec<Value> = matching
-        .iter()
-        .skip(tok.o)
-        .take(tok.t)
-        .map(|u| select(user_json(shared, u, false), tok.s.as_ref()))
-        .collect();
+    let page: Vec<Value> = matching.iter().skip(tok.o).take(tok.t).map(|u| select(user_json(shared, u, false), tok.s.as_ref())).collect();
     let mut out = Map::new();
-    out.insert(
-        "@odata.context".into(),
-        json!(format!("{}/v1.0/$metadata#users", shared.base_url)),
-    );
+    out.insert("@odata.context".into(), json!(format!("{}/v1.0/$metadata#users", shared.base_url)));
     if tok.o + tok.t < matching.len() {
-        let next = UsersToken {
-            o: tok.o + tok.t,
-            t: tok.t,
-            f: tok.f.clone(),
-            s: tok.s.clone(),
-            q: tok.q.clone(),
-        };
-        out.insert(
-            "@odata.nextLink".into(),
-            json!(format!(
-                "{}/v1.0/users?$skiptoken={}",
-                shared.base_url,
-                encode_token(&next)
-            )),
-        );
+        let next = UsersToken { o: tok.o + tok.t, t: tok.t, f: tok.f.clone(), s: tok.s.clone(), q: tok.q.clone() };
+        out.insert("@odata.nextLink".into(), json!(format!("{}/v1.0/users?$skiptoken={}", shared.base_url, encode_token(&next))));
     }
     out.insert("value".into(), Value::Array(page));
     GResp::json(200, &Value::Object(out))
 }
 
 pub(super) async fn userinfo(State(shared): State<Arc<Shared>>, headers: HeaderMap) -> Response {
-    let token = headers
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "))
-        .unwrap_or("");
+    let token = headers.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok()).and_then(|v| v.strip_prefix("Bearer ")).unwrap_or("");
     let resp = match check_access_token(&shared, token) {
         TokenCheck::Valid(g) => match g.user_id.and_then(|u| shared.user(&u)) {
             Some(u) => GResp::json(
@@ -275,7 +188,6 @@ pub(super) async fn userinfo(State(shared): State<Arc<Shared>>, headers: HeaderM
     };
     into_response(resp)
 }
-
 
 #[cfg(test)]
 mod tests {

@@ -4,23 +4,14 @@ use super::*;
 
 pub(super) fn session_from(headers: &HeaderMap) -> Option<String> {
     let cookies = headers.get(header::COOKIE)?.to_str().ok()?;
-    cookies.split(';').map(str::trim).find_map(|c| {
-        c.strip_prefix(&format!("{SESSION_COOKIE}="))
-            .map(str::to_string)
-    })
+    cookies.split(';').map(str::trim).find_map(|c| c.strip_prefix(&format!("{SESSION_COOKIE}=")).map(str::to_string))
 }
 
 pub(super) fn with_session_cookie(shared: &Shared, mut r: Response, session: &str) -> Response {
     // Browsers drop `SameSite=None` cookies without `Secure`; over plain HTTP, Lax still rides along on
     // the top-level navigation from the app to /authorize, which is all SSO needs.
-    let attrs = if shared.base_url.starts_with("https://") {
-        "SameSite=None; Secure"
-    } else {
-        "SameSite=Lax"
-    };
-    if let Ok(v) = HeaderValue::from_str(&format!(
-        "{SESSION_COOKIE}={session}; Path=/; HttpOnly; {attrs}"
-    )) {
+    let attrs = if shared.base_url.starts_with("https://") { "SameSite=None; Secure" } else { "SameSite=Lax" };
+    if let Ok(v) = HeaderValue::from_str(&format!("{SESSION_COOKIE}={session}; Path=/; HttpOnly; {attrs}")) {
         r.headers_mut().append(header::SET_COOKIE, v);
     }
     r
@@ -28,10 +19,7 @@ pub(super) fn with_session_cookie(shared: &Shared, mut r: Response, session: &st
 
 /// Validates redirect URIs exactly (§1.2); admin consent v1 also accepts extra path segments (§1.8).
 pub(super) fn redirect_ok(app: &AppFixture, uri: &str, allow_extra_segments: bool) -> bool {
-    app.redirect_uris.iter().any(|r| {
-        r == uri
-            || (allow_extra_segments && uri.starts_with(&format!("{}/", r.trim_end_matches('/'))))
-    })
+    app.redirect_uris.iter().any(|r| r == uri || (allow_extra_segments && uri.starts_with(&format!("{}/", r.trim_end_matches('/')))))
 }
 
 pub(super) fn scope_names(app: &AppFixture, raw: &str) -> Result<BTreeSet<String>, String> {
@@ -68,12 +56,7 @@ pub(super) async fn authorize(
         return error_page(&shared, 90002, &tenant_not_found(&tenant), &correlation);
     };
     let Some(client_id) = p.get("client_id") else {
-        return error_page(
-            &shared,
-            900144,
-            "The request body must contain the following parameter: 'client_id'.",
-            &correlation,
-        );
+        return error_page(&shared, 900144, "The request body must contain the following parameter: 'client_id'.", &correlation);
     };
     let Some(app) = shared.app(client_id) else {
         return error_page(
@@ -104,10 +87,7 @@ pub(super) async fn authorize(
         client_id: app.client_id.clone(),
         redirect_uri,
         state: p.get("state").cloned(),
-        response_mode: p
-            .get("response_mode")
-            .cloned()
-            .unwrap_or_else(|| "query".to_string()),
+        response_mode: p.get("response_mode").cloned().unwrap_or_else(|| "query".to_string()),
         scopes: BTreeSet::new(),
         roles: BTreeSet::new(),
         nonce: p.get("nonce").cloned(),
@@ -120,19 +100,9 @@ pub(super) async fn authorize(
         step: Step::SignIn,
         correlation,
     };
-    if !matches!(
-        flow.response_mode.as_str(),
-        "query" | "fragment" | "form_post"
-    ) {
+    if !matches!(flow.response_mode.as_str(), "query" | "fragment" | "form_post") {
         flow.response_mode = "query".into();
-        return error_redirect(
-            &shared,
-            &flow,
-            "invalid_request",
-            9002313,
-            "Invalid request. Request is malformed or invalid.",
-            None,
-        );
+        return error_redirect(&shared, &flow, "invalid_request", 9002313, "Invalid request. Request is malformed or invalid.", None);
     }
     if !app.multi_tenant && matches!(pt, PathTenant::Common | PathTenant::Organizations) {
         return error_redirect(
@@ -188,28 +158,16 @@ pub(super) async fn authorize(
                 &flow,
                 "invalid_scope",
                 70011,
-                &format!(
-                    "The provided value for the input parameter 'scope' is not valid. The scope '{bad}' does not exist."
-                ),
+                &format!("The provided value for the input parameter 'scope' is not valid. The scope '{bad}' does not exist."),
                 None,
             );
         }
     };
     if let Some(ch) = p.get("code_challenge") {
         if !(43..=128).contains(&ch.len()) {
-            return error_redirect(
-                &shared,
-                &flow,
-                "invalid_request",
-                501491,
-                "Invalid size of Code_Challenge parameter.",
-                None,
-            );
+            return error_redirect(&shared, &flow, "invalid_request", 501491, "Invalid size of Code_Challenge parameter.", None);
         }
-        let method = p
-            .get("code_challenge_method")
-            .cloned()
-            .unwrap_or_else(|| "plain".to_string());
+        let method = p.get("code_challenge_method").cloned().unwrap_or_else(|| "plain".to_string());
         if method != "S256" && method != "plain" {
             return error_redirect(
                 &shared,
@@ -234,17 +192,8 @@ pub(super) async fn authorize(
     }
 
     // Existing session (SSO)?
-    let session = session_from(&headers).and_then(|sid| {
-        lock(&shared.idp)
-            .sessions
-            .get(&sid)
-            .cloned()
-            .map(|s| (sid, s))
-    });
-    let session_user = session
-        .as_ref()
-        .and_then(|(_, s)| shared.user(&s.user_id))
-        .filter(|u| tenant_allows(&pt, u));
+    let session = session_from(&headers).and_then(|sid| lock(&shared.idp).sessions.get(&sid).cloned().map(|s| (sid, s)));
+    let session_user = session.as_ref().and_then(|(_, s)| shared.user(&s.user_id)).filter(|u| tenant_allows(&pt, u));
     let prompt = flow.prompt.clone().unwrap_or_default();
     let flow_id = random_token(18);
 
@@ -292,12 +241,7 @@ pub(super) async fn authorize(
         return issue_code(&shared, flow, &user);
     }
 
-    let hint_matches = |u: &UserRef| {
-        flow.login_hint.is_empty()
-            || flow
-                .login_hint
-                .eq_ignore_ascii_case(&u.user.user_principal_name)
-    };
+    let hint_matches = |u: &UserRef| flow.login_hint.is_empty() || flow.login_hint.eq_ignore_ascii_case(&u.user.user_principal_name);
     match (session_user, session) {
         (Some(user), Some((sid, s))) if prompt != "login" && hint_matches(&user) => {
             flow.session = Some(sid);
@@ -305,26 +249,14 @@ pub(super) async fn authorize(
             flow.user = Some(user.user.id.clone());
             if prompt == "select_account" {
                 flow.step = Step::Pick;
-                let page = pages::pick_account(
-                    &tenant,
-                    &flow_id,
-                    &user.user.display_name,
-                    &user.user.user_principal_name,
-                );
+                let page = pages::pick_account(&tenant, &flow_id, &user.user.display_name, &user.user.user_principal_name);
                 lock(&shared.idp).flows.insert(flow_id, flow);
                 return html(StatusCode::OK, page);
             }
             after_sign_in(&shared, flow_id, flow, &user)
         }
         _ => {
-            let page = pages::sign_in(
-                &tenant,
-                &flow_id,
-                &app.display_name,
-                &flow.login_hint,
-                None,
-                false,
-            );
+            let page = pages::sign_in(&tenant, &flow_id, &app.display_name, &flow.login_hint, None, false);
             lock(&shared.idp).flows.insert(flow_id, flow);
             html(StatusCode::OK, page)
         }
@@ -342,24 +274,15 @@ pub(super) fn tenant_allows(pt: &PathTenant, u: &UserRef) -> bool {
 /// Requested scopes neither the user nor an admin (tenant-wide) has consented to.
 pub(super) fn missing_consent(shared: &Shared, flow: &Flow, user: &UserRef) -> BTreeSet<String> {
     let idp = lock(&shared.idp);
-    let key = (
-        user.tenant_id.to_ascii_lowercase(),
-        user.user.id.to_ascii_lowercase(),
-        flow.client_id.to_ascii_lowercase(),
-    );
+    let key = (user.tenant_id.to_ascii_lowercase(), user.user.id.to_ascii_lowercase(), flow.client_id.to_ascii_lowercase());
     let mine = idp.consents.get(&key);
-    let org = idp.admin_grants.get(&(
-        user.tenant_id.to_ascii_lowercase(),
-        flow.client_id.to_ascii_lowercase(),
-    ));
+    let org = idp.admin_grants.get(&(user.tenant_id.to_ascii_lowercase(), flow.client_id.to_ascii_lowercase()));
     flow.scopes
         .iter()
         // A tenant-wide grant implies the sign-in (OIDC) scopes: an admin consented to the app as a whole.
         .filter(|s| {
             !mine.is_some_and(|m| m.contains(*s))
-                && !org.is_some_and(|o| {
-                    o.delegated.contains(*s) || catalogue::OIDC_SCOPES.contains(&s.as_str())
-                })
+                && !org.is_some_and(|o| o.delegated.contains(*s) || catalogue::OIDC_SCOPES.contains(&s.as_str()))
         })
         .cloned()
         .collect()
@@ -372,12 +295,7 @@ pub(super) fn after_sign_in(shared: &Shared, flow_id: String, mut flow: Flow, us
     };
     if user.user.mfa_required && !flow.mfa_done {
         flow.step = Step::Mfa;
-        let page = pages::mfa(
-            &flow.path_tenant,
-            &flow_id,
-            &user.user.user_principal_name,
-            None,
-        );
+        let page = pages::mfa(&flow.path_tenant, &flow_id, &user.user.user_principal_name, None);
         lock(&shared.idp).flows.insert(flow_id, flow);
         return html(StatusCode::OK, page);
     }
@@ -401,36 +319,19 @@ pub(super) fn after_sign_in(shared: &Shared, flow_id: String, mut flow: Flow, us
     if missing.is_empty() && flow.prompt.as_deref() != Some("consent") {
         return issue_code(shared, flow, user);
     }
-    let users_may_consent = shared
-        .tenant(user.tenant_index)
-        .map(|t| t.users_may_consent)
-        .unwrap_or(false);
-    let admin_only = missing
-        .iter()
-        .any(|s| catalogue::delegated(s).is_some_and(|p| p.admin_only));
+    let users_may_consent = shared.tenant(user.tenant_index).map(|t| t.users_may_consent).unwrap_or(false);
+    let admin_only = missing.iter().any(|s| catalogue::delegated(s).is_some_and(|p| p.admin_only));
     if (!users_may_consent || admin_only) && !user.user.admin {
         flow.step = Step::NeedApproval;
-        let page = pages::need_admin_approval(
-            &flow.path_tenant,
-            &flow_id,
-            &app.display_name,
-            &user.user.user_principal_name,
-        );
+        let page = pages::need_admin_approval(&flow.path_tenant, &flow_id, &app.display_name, &user.user.user_principal_name);
         lock(&shared.idp).flows.insert(flow_id, flow);
         return html(StatusCode::OK, page);
     }
     flow.step = Step::Consent;
     // With prompt=consent everything requested is shown again; otherwise only what is new.
-    let shown: Vec<&String> = if missing.is_empty() {
-        flow.scopes.iter().collect()
-    } else {
-        missing.iter().collect()
-    };
-    let permissions = shown
-        .iter()
-        .filter_map(|s| catalogue::delegated(s))
-        .map(|p| (p.user_title.to_string(), p.user_description.to_string()))
-        .collect();
+    let shown: Vec<&String> = if missing.is_empty() { flow.scopes.iter().collect() } else { missing.iter().collect() };
+    let permissions =
+        shown.iter().filter_map(|s| catalogue::delegated(s)).map(|p| (p.user_title.to_string(), p.user_description.to_string())).collect();
     let page = pages::consent(&pages::ConsentView {
         tenant: &flow.path_tenant,
         flow: &flow_id,

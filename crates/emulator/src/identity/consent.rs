@@ -20,20 +20,13 @@ pub(super) async fn admin_consent_v2(
     admin_consent(shared, tenant, q, headers, FlowKind::AdminConsentV2).await
 }
 
-pub(super) async fn admin_consent(
-    shared: Arc<Shared>,
-    tenant: String,
-    q: Option<String>,
-    headers: HeaderMap,
-    kind: FlowKind,
-) -> Response {
+pub(super) async fn admin_consent(shared: Arc<Shared>, tenant: String, q: Option<String>, headers: HeaderMap, kind: FlowKind) -> Response {
     let p = parse_qs(q.as_deref().unwrap_or(""));
     let correlation = guid();
     let Some(pt) = path_tenant(&shared, &tenant) else {
         return error_page(&shared, 90002, &tenant_not_found(&tenant), &correlation);
     };
-    if kind == FlowKind::AdminConsentV2 && matches!(pt, PathTenant::Common | PathTenant::Consumers)
-    {
+    if kind == FlowKind::AdminConsentV2 && matches!(pt, PathTenant::Common | PathTenant::Consumers) {
         return error_page(
             &shared,
             90130,
@@ -42,20 +35,13 @@ pub(super) async fn admin_consent(
         );
     }
     let Some(client_id) = p.get("client_id") else {
-        return error_page(
-            &shared,
-            900144,
-            "The request body must contain the following parameter: 'client_id'.",
-            &correlation,
-        );
+        return error_page(&shared, 900144, "The request body must contain the following parameter: 'client_id'.", &correlation);
     };
     let Some(app) = shared.app(client_id) else {
         return error_page(
             &shared,
             700016,
-            &format!(
-                "Application with identifier '{client_id}' was not found in the directory '{tenant}'."
-            ),
+            &format!("Application with identifier '{client_id}' was not found in the directory '{tenant}'."),
             &correlation,
         );
     };
@@ -106,13 +92,7 @@ pub(super) async fn admin_consent(
         all_static(&mut flow);
     } else {
         let Some(scope) = p.get("scope").filter(|s| !s.trim().is_empty()) else {
-            return admin_consent_error(
-                &shared,
-                &flow,
-                None,
-                900144,
-                "The request body must contain the following parameter: 'scope'.",
-            );
+            return admin_consent_error(&shared, &flow, None, 900144, "The request body must contain the following parameter: 'scope'.");
         };
         for s in scope.split_whitespace() {
             match catalogue::parse_scope(s) {
@@ -127,9 +107,7 @@ pub(super) async fn admin_consent(
                         &flow,
                         None,
                         70011,
-                        &format!(
-                            "The provided value for the input parameter 'scope' is not valid. The scope '{bad}' does not exist."
-                        ),
+                        &format!("The provided value for the input parameter 'scope' is not valid. The scope '{bad}' does not exist."),
                     );
                 }
             }
@@ -137,13 +115,7 @@ pub(super) async fn admin_consent(
     }
     let flow_id = random_token(18);
     let session_user = session_from(&headers)
-        .and_then(|sid| {
-            lock(&shared.idp)
-                .sessions
-                .get(&sid)
-                .cloned()
-                .map(|s| (sid, s))
-        })
+        .and_then(|sid| lock(&shared.idp).sessions.get(&sid).cloned().map(|s| (sid, s)))
         .and_then(|(sid, s)| shared.user(&s.user_id).map(|u| (sid, s, u)))
         .filter(|(_, _, u)| u.user.admin && tenant_allows(&pt, u));
     if let Some((sid, s, user)) = session_user {
@@ -157,22 +129,11 @@ pub(super) async fn admin_consent(
     html(StatusCode::OK, page)
 }
 
-pub(super) fn admin_consent_step(
-    shared: &Shared,
-    flow_id: String,
-    mut flow: Flow,
-    user: &UserRef,
-    app: &AppFixture,
-) -> Response {
+pub(super) fn admin_consent_step(shared: &Shared, flow_id: String, mut flow: Flow, user: &UserRef, app: &AppFixture) -> Response {
     if !user.user.admin {
         // Only a tenant administrator can complete admin consent (§1.8).
         flow.step = Step::NeedApproval;
-        let page = pages::need_admin_approval(
-            &flow.path_tenant,
-            &flow_id,
-            &app.display_name,
-            &user.user.user_principal_name,
-        );
+        let page = pages::need_admin_approval(&flow.path_tenant, &flow_id, &app.display_name, &user.user.user_principal_name);
         lock(&shared.idp).flows.insert(flow_id, flow);
         return html(StatusCode::OK, page);
     }
@@ -184,10 +145,7 @@ pub(super) fn admin_consent_step(
         .map(|p| (p.admin_title.to_string(), p.admin_description.to_string()))
         .collect();
     permissions.extend(
-        flow.roles
-            .iter()
-            .filter_map(|r| catalogue::application(r))
-            .map(|p| (p.admin_title.to_string(), p.admin_description.to_string())),
+        flow.roles.iter().filter_map(|r| catalogue::application(r)).map(|p| (p.admin_title.to_string(), p.admin_description.to_string())),
     );
     let page = pages::consent(&pages::ConsentView {
         tenant: &flow.path_tenant,
@@ -204,25 +162,10 @@ pub(super) fn admin_consent_step(
 }
 
 /// Admin-consent error redirects as observed (§1.8): v1 keeps `tenant`, v2 drops it and adds `error_uri`.
-pub(super) fn admin_consent_error(
-    shared: &Shared,
-    flow: &Flow,
-    tenant_id: Option<String>,
-    code: u32,
-    message: &str,
-) -> Response {
+pub(super) fn admin_consent_error(shared: &Shared, flow: &Flow, tenant_id: Option<String>, code: u32, message: &str) -> Response {
     let trace = guid();
-    let desc = describe(
-        code,
-        message,
-        &trace,
-        &flow.correlation,
-        &aad_timestamp(shared.now()),
-    );
-    let mut params = vec![
-        ("error", "access_denied".to_string()),
-        ("error_description", desc),
-    ];
+    let desc = describe(code, message, &trace, &flow.correlation, &aad_timestamp(shared.now()));
+    let mut params = vec![("error", "access_denied".to_string()), ("error_description", desc)];
     if flow.kind == FlowKind::AdminConsentV1 {
         params.push(("admin_consent", "True".to_string()));
         if let Some(t) = tenant_id {

@@ -9,11 +9,7 @@ pub(super) async fn discovery(State(shared): State<Arc<Shared>>, Path(tenant): P
         // Multi-tenant documents carry the literal template (OBS, §1.6).
         Some(_) => "{tenantid}".to_string(),
         None => {
-            return aad_json(
-                &shared,
-                &Aad::new("invalid_tenant", 90002, tenant_not_found(&tenant)),
-                &guid(),
-            );
+            return aad_json(&shared, &Aad::new("invalid_tenant", 90002, tenant_not_found(&tenant)), &guid());
         }
     };
     let b = &shared.base_url;
@@ -47,11 +43,7 @@ pub(super) async fn discovery(State(shared): State<Arc<Shared>>, Path(tenant): P
 
 pub(super) async fn jwks(State(shared): State<Arc<Shared>>, Path(tenant): Path<String>) -> Response {
     let issuer = match path_tenant(&shared, &tenant) {
-        Some(PathTenant::Tenant(i)) => format!(
-            "{}/{}/v2.0",
-            shared.base_url,
-            shared.tenant(i).map(|t| t.id).unwrap_or_default()
-        ),
+        Some(PathTenant::Tenant(i)) => format!("{}/{}/v2.0", shared.base_url, shared.tenant(i).map(|t| t.id).unwrap_or_default()),
         _ => format!("{}/{{tenantid}}/v2.0", shared.base_url),
     };
     json_response(StatusCode::OK, shared.keys.jwks(&issuer).to_string(), &[])
@@ -60,12 +52,7 @@ pub(super) async fn jwks(State(shared): State<Arc<Shared>>, Path(tenant): Path<S
 /// MSAL's instance discovery (`/common/discovery/instance`), answered for our own host.
 pub(super) async fn instance_discovery(State(shared): State<Arc<Shared>>, RawQuery(q): RawQuery) -> Response {
     let params = parse_qs(q.as_deref().unwrap_or(""));
-    let host = shared
-        .base_url
-        .split("://")
-        .nth(1)
-        .unwrap_or("")
-        .to_string();
+    let host = shared.base_url.split("://").nth(1).unwrap_or("").to_string();
     let tenant = params
         .get("authorization_endpoint")
         .and_then(|a| a.split("://").nth(1))

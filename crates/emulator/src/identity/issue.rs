@@ -65,16 +65,9 @@ pub(super) fn access_token_lifetime(shared: &Shared) -> i64 {
 /// The access token carries every Graph scope consented for this app (user + tenant-wide), as Entra does.
 fn consented_scopes(shared: &Shared, app: &AppFixture, user: &UserRef) -> BTreeSet<String> {
     let idp = lock(&shared.idp);
-    let key = (
-        user.tenant_id.to_ascii_lowercase(),
-        user.user.id.to_ascii_lowercase(),
-        app.client_id.to_ascii_lowercase(),
-    );
+    let key = (user.tenant_id.to_ascii_lowercase(), user.user.id.to_ascii_lowercase(), app.client_id.to_ascii_lowercase());
     let mut s: BTreeSet<String> = idp.consents.get(&key).cloned().unwrap_or_default();
-    if let Some(g) = idp.admin_grants.get(&(
-        user.tenant_id.to_ascii_lowercase(),
-        app.client_id.to_ascii_lowercase(),
-    )) {
+    if let Some(g) = idp.admin_grants.get(&(user.tenant_id.to_ascii_lowercase(), app.client_id.to_ascii_lowercase())) {
         s.extend(g.delegated.iter().cloned());
     }
     s.retain(|x| !catalogue::OIDC_SCOPES.contains(&x.as_str()));
@@ -84,18 +77,11 @@ fn consented_scopes(shared: &Shared, app: &AppFixture, user: &UserRef) -> BTreeS
 /// The response's `scope`: the OIDC scopes asked for and the Graph scopes granted, as full URIs
 /// (`openid https://graph.microsoft.com/User.Read`) or short names (`User.Read profile openid email`).
 fn scope_field(shared: &Shared, requested: &BTreeSet<String>, scp: &BTreeSet<String>) -> String {
-    let oidc = ["openid", "profile", "email"]
-        .into_iter()
-        .filter(|s| requested.contains(*s))
-        .map(str::to_string);
+    let oidc = ["openid", "profile", "email"].into_iter().filter(|s| requested.contains(*s)).map(str::to_string);
     let out: Vec<String> = if shared.opts.short_scope_names {
         scp.iter().cloned().chain(oidc.rev()).collect()
     } else {
-        let mut v: Vec<String> = requested
-            .iter()
-            .filter(|s| ["openid", "profile", "email"].contains(&s.as_str()))
-            .cloned()
-            .collect();
+        let mut v: Vec<String> = requested.iter().filter(|s| ["openid", "profile", "email"].contains(&s.as_str())).cloned().collect();
         v.extend(scp.iter().map(|s| format!("{GRAPH_RESOURCE}/{s}")));
         v
     };

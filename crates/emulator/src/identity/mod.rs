@@ -148,10 +148,7 @@ struct RefreshGrant {
 
 pub(crate) fn routes() -> Router<Arc<Shared>> {
     Router::new()
-        .route(
-            "/{tenant}/v2.0/.well-known/openid-configuration",
-            get(discovery),
-        )
+        .route("/{tenant}/v2.0/.well-known/openid-configuration", get(discovery))
         .route("/{tenant}/discovery/v2.0/keys", get(jwks))
         .route("/{tenant}/discovery/instance", get(instance_discovery))
         .route("/{tenant}/oauth2/v2.0/authorize", get(authorize))
@@ -208,17 +205,14 @@ impl IdpState {
     fn remember_access_token(&mut self, now: OffsetDateTime, token: String, grant: AccessGrant) {
         if self.access.len() >= 50_000 {
             self.access.retain(|_, g| g.expires > now);
-            self.codes
-                .retain(|_, c| !c.redeemed && now - c.created < Duration::hours(1));
+            self.codes.retain(|_, c| !c.redeemed && now - c.created < Duration::hours(1));
         }
         self.access.insert(token, grant);
     }
 
     pub(crate) fn revoke_user(&mut self, user_id: &str, at: OffsetDateTime) {
-        self.tokens_valid_from
-            .insert(user_id.to_ascii_lowercase(), at);
-        self.sessions
-            .retain(|_, s| !s.user_id.eq_ignore_ascii_case(user_id));
+        self.tokens_valid_from.insert(user_id.to_ascii_lowercase(), at);
+        self.sessions.retain(|_, s| !s.user_id.eq_ignore_ascii_case(user_id));
     }
 
     pub(crate) fn revoke_consent(&mut self, tenant: &str, user_id: Option<&str>, client_id: &str) {

@@ -1,10 +1,6 @@
 use super::*;
 
-pub(super) async fn logout(
-    State(shared): State<Arc<Shared>>,
-    RawQuery(q): RawQuery,
-    headers: HeaderMap,
-) -> Response {
+pub(super) async fn logout(State(shared): State<Arc<Shared>>, RawQuery(q): RawQuery, headers: HeaderMap) -> Response {
     if let Some(sid) = session_from(&headers) {
         lock(&shared.idp).sessions.remove(&sid);
     }
@@ -29,34 +25,18 @@ pub(super) async fn logout(
 
 // ------------------------------------------------------------------ token endpoint
 
-pub(super) async fn token(
-    State(shared): State<Arc<Shared>>,
-    Path(tenant): Path<String>,
-    headers: HeaderMap,
-    body: Bytes,
-) -> Response {
+pub(super) async fn token(State(shared): State<Arc<Shared>>, Path(tenant): Path<String>, headers: HeaderMap, body: Bytes) -> Response {
     let correlation = correlation_of(&headers);
     let route = "POST /{tenant}/oauth2/v2.0/token";
-    if let Some(fault) =
-        crate::registry::take_fault(&shared, &format!("/{tenant}/oauth2/v2.0/token"), None)
-    {
+    if let Some(fault) = crate::registry::take_fault(&shared, &format!("/{tenant}/oauth2/v2.0/token"), None) {
         if let Some(ms) = fault.delay_ms {
             tokio::time::sleep(std::time::Duration::from_millis(ms)).await;
         }
         if let Some(status) = fault.status {
-            let error = if status == 503 || status == 429 {
-                "temporarily_unavailable"
-            } else {
-                "server_error"
-            };
+            let error = if status == 503 || status == 429 { "temporarily_unavailable" } else { "server_error" };
             let mut r = aad_json(
                 &shared,
-                &Aad::new(
-                    error,
-                    90033,
-                    "A transient error has occurred. Please try again.",
-                )
-                .status(status),
+                &Aad::new(error, 90033, "A transient error has occurred. Please try again.").status(status),
                 &correlation,
             );
             if let Some(ra) = fault.retry_after
@@ -69,11 +49,7 @@ pub(super) async fn token(
         }
     }
     let r = match token_inner(&shared, &tenant, &headers, &body, &correlation) {
-        Ok(v) => json_response(
-            StatusCode::OK,
-            v.to_string(),
-            &[("client-request-id", correlation.clone())],
-        ),
+        Ok(v) => json_response(StatusCode::OK, v.to_string(), &[("client-request-id", correlation.clone())]),
         Err(e) => aad_json(&shared, &e, &correlation),
     };
     crate::registry::count(&shared, route, r.status().as_u16(), None);
@@ -83,64 +59,28 @@ pub(super) async fn token(
 pub(super) fn basic_credentials(headers: &HeaderMap) -> Option<(String, String)> {
     use base64::Engine;
     let v = headers.get(header::AUTHORIZATION)?.to_str().ok()?;
-    let b = v
-        .strip_prefix("Basic ")
-        .or_else(|| v.strip_prefix("basic "))?;
-    let raw = String::from_utf8(
-        base64::engine::general_purpose::STANDARD
-            .decode(b.trim())
-            .ok()?,
-    )
-    .ok()?;
+    let b = v.strip_prefix("Basic ").or_else(|| v.strip_prefix("basic "))?;
+    let raw = String::from_utf8(base64::engine::general_purpose::STANDARD.decode(b.trim()).ok()?).ok()?;
     let (id, secret) = raw.split_once(':')?;
     // RFC 6749 §2.3.1: both parts are form-urlencoded before base64.
-    let dec = |s: &str| {
-        form_urlencoded::parse(format!("x={s}").as_bytes())
-            .next()
-            .map(|(_, v)| v.into_owned())
-            .unwrap_or_default()
-    };
+    let dec = |s: &str| form_urlencoded::parse(format!("x={s}").as_bytes()).next().map(|(_, v)| v.into_owned()).unwrap_or_default();
     Some((dec(id), dec(secret)))
 }
 
-pub(super) fn token_inner(
-    shared: &Shared,
-    tenant: &str,
-    headers: &HeaderMap,
-    body: &[u8],
-    _correlation: &str,
-) -> Result<Value, Aad> {
+pub(super) fn token_inner(shared: &Shared, tenant: &str, headers: &HeaderMap, body: &[u8], _correlation: &str) -> Result<Value, Aad> {
     let form = parse_qs(&String::from_utf8_lossy(body));
-    let pt = path_tenant(shared, tenant)
-        .ok_or_else(|| Aad::new("invalid_request", 90002, tenant_not_found(tenant)))?;
+    let pt = path_tenant(shared, tenant).ok_or_else(|| Aad::new("invalid_request", 90002, tenant_not_found(tenant)))?;
     let basic = basic_credentials(headers);
     let client_id = form
         .get("client_id")
         .cloned()
         .or_else(|| basic.as_ref().map(|b| b.0.clone()))
-        .ok_or_else(|| {
-            Aad::new(
-                "invalid_request",
-                900144,
-                "The request body must contain the following parameter: 'client_id'.",
-            )
-        })?;
-    let grant_type = form.get("grant_type").ok_or_else(|| {
-        Aad::new(
-            "invalid_request",
-            900144,
-            "The request body must contain the following parameter: 'grant_type'.",
-        )
-    })?;
-    if !matches!(
-        grant_type.as_str(),
-        "authorization_code" | "refresh_token" | "client_credentials"
-    ) {
-        return Err(Aad::new(
-            "unsupported_grant_type",
-            70003,
-            format!("The app requested an unsupported grant type '{grant_type}'."),
-        ));
+        .ok_or_else(|| Aad::new("invalid_request", 900144, "The request body must contain the following parameter: 'client_id'."))?;
+    let grant_type = form
+        .get("grant_type")
+        .ok_or_else(|| Aad::new("invalid_request", 900144, "The request body must contain the following parameter: 'grant_type'."))?;
+    if !matches!(grant_type.as_str(), "authorization_code" | "refresh_token" | "client_credentials") {
+        return Err(Aad::new("unsupported_grant_type", 70003, format!("The app requested an unsupported grant type '{grant_type}'.")));
     }
     let tenant_label = match &pt {
         PathTenant::Tenant(i) => shared.tenant(*i).map(|t| t.id).unwrap_or_default(),
@@ -151,18 +91,10 @@ pub(super) fn token_inner(
     })?;
     // Client authentication: secret in the body or HTTP Basic (§1.4).
     let invalid_client = shared.opts.invalid_client_status;
-    let secret = form
-        .get("client_secret")
-        .cloned()
-        .or_else(|| basic.map(|b| b.1));
+    let secret = form.get("client_secret").cloned().or_else(|| basic.map(|b| b.1));
     if let Some(assertion) = form.get("client_assertion") {
-        verify_client_assertion(
-            shared,
-            &app,
-            form.get("client_assertion_type").map(String::as_str),
-            assertion,
-        )
-        .map_err(|e| e.status(invalid_client))?;
+        verify_client_assertion(shared, &app, form.get("client_assertion_type").map(String::as_str), assertion)
+            .map_err(|e| e.status(invalid_client))?;
         let now = shared.now();
         return match grant_type.as_str() {
             "authorization_code" => redeem_code(shared, &pt, &app, &form, now),
@@ -171,7 +103,12 @@ pub(super) fn token_inner(
         };
     }
     let Some(secret) = secret else {
-        return Err(Aad::new("invalid_client", 7000218, "The request body must contain the following parameter: 'client_assertion' or 'client_secret'.").status(invalid_client));
+        return Err(Aad::new(
+            "invalid_client",
+            7000218,
+            "The request body must contain the following parameter: 'client_assertion' or 'client_secret'.",
+        )
+        .status(invalid_client));
     };
     let now = shared.now();
     match app.secrets.iter().find(|s| s.value == secret) {
@@ -180,8 +117,7 @@ pub(super) fn token_inner(
         }
         Some(s) => {
             let expires =
-                OffsetDateTime::parse(&s.expires, &time::format_description::well_known::Rfc3339)
-                    .unwrap_or(OffsetDateTime::UNIX_EPOCH);
+                OffsetDateTime::parse(&s.expires, &time::format_description::well_known::Rfc3339).unwrap_or(OffsetDateTime::UNIX_EPOCH);
             if expires <= now {
                 return Err(Aad::new("invalid_client", 7000222, format!("The provided client secret keys for app '{}' are expired. Visit the Azure portal to create new keys for your app: https://aka.ms/NewClientSecret, or consider using certificate credentials for added security: https://aka.ms/certCreds.", app.client_id)).status(invalid_client));
             }
@@ -208,16 +144,10 @@ pub(super) fn client_credentials(
             "The grant type is not supported over the /common or /consumers endpoints. Please use the /organizations or tenant-specific endpoint.",
         ));
     };
-    let tenant = shared
-        .tenant(*ti)
-        .ok_or_else(|| Aad::new("invalid_request", 90002, tenant_not_found("?")))?;
-    let scope = form.get("scope").ok_or_else(|| {
-        Aad::new(
-            "invalid_request",
-            900144,
-            "The request body must contain the following parameter: 'scope'.",
-        )
-    })?;
+    let tenant = shared.tenant(*ti).ok_or_else(|| Aad::new("invalid_request", 90002, tenant_not_found("?")))?;
+    let scope = form
+        .get("scope")
+        .ok_or_else(|| Aad::new("invalid_request", 900144, "The request body must contain the following parameter: 'scope'."))?;
     let scopes: Vec<&str> = scope.split_whitespace().collect();
     // Exactly one resource with the /.default suffix (§1.4).
     if scopes.len() != 1 || !matches!(catalogue::parse_scope(scopes[0]), Ok(Scope::Default)) {
@@ -229,13 +159,7 @@ pub(super) fn client_credentials(
             ),
         ));
     }
-    let grant = lock(&shared.idp)
-        .admin_grants
-        .get(&(
-            tenant.id.to_ascii_lowercase(),
-            app.client_id.to_ascii_lowercase(),
-        ))
-        .cloned();
+    let grant = lock(&shared.idp).admin_grants.get(&(tenant.id.to_ascii_lowercase(), app.client_id.to_ascii_lowercase())).cloned();
     let home = app.home_tenant.eq_ignore_ascii_case(&tenant.id);
     if grant.is_none() && !home {
         return Err(Aad::new(
@@ -280,7 +204,5 @@ pub(super) fn client_credentials(
             expires: exp,
         },
     );
-    Ok(
-        json!({"token_type": "Bearer", "expires_in": lifetime, "ext_expires_in": lifetime, "access_token": access}),
-    )
+    Ok(json!({"token_type": "Bearer", "expires_in": lifetime, "ext_expires_in": lifetime, "access_token": access}))
 }

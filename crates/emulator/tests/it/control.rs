@@ -10,7 +10,13 @@ async fn control_api_over_http() {
     let at = user_token(&t, "alice@northwind.test").await;
 
     // Fail the next two delta requests for alice with 503 + Retry-After, then succeed.
-    let r = t.http.post(format!("{base}/_emulator/faults")).json(&json!({"route": "messages/delta", "mailbox": "alice@northwind.test", "status": 503, "retry_after": 1, "count": 2})).send().await.unwrap();
+    let r = t
+        .http
+        .post(format!("{base}/_emulator/faults"))
+        .json(&json!({"route": "messages/delta", "mailbox": "alice@northwind.test", "status": 503, "retry_after": 1, "count": 2}))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), 200);
     for _ in 0..2 {
         let r = graph(&t, &at, "/me/mailFolders/inbox/messages/delta", &[]).await;
@@ -18,12 +24,7 @@ async fn control_api_over_http() {
         assert_eq!(r.headers.get("retry-after").unwrap(), "1");
         assert_graph_error_shape(&r.text, "serviceNotAvailable");
     }
-    assert_eq!(
-        graph(&t, &at, "/me/mailFolders/inbox/messages/delta", &[])
-            .await
-            .status,
-        200
-    );
+    assert_eq!(graph(&t, &at, "/me/mailFolders/inbox/messages/delta", &[]).await.status, 200);
     // 410 injection.
     t.http
         .post(format!("{base}/_emulator/faults"))
@@ -45,18 +46,10 @@ async fn control_api_over_http() {
     assert_eq!((s, e["error"].as_str()), (500, Some("server_error")));
 
     // Add/change/delete/move items over HTTP, visible in the next delta round.
-    let (_, delta, _) = delta_round(
-        &t,
-        &at,
-        "/me/mailFolders/inbox/messages/delta",
-        &["odata.maxpagesize=200"],
-    )
-    .await;
+    let (_, delta, _) = delta_round(&t, &at, "/me/mailFolders/inbox/messages/delta", &["odata.maxpagesize=200"]).await;
     let added: Value = t
         .http
-        .post(format!(
-            "{base}/_emulator/mailboxes/alice@northwind.test/messages"
-        ))
+        .post(format!("{base}/_emulator/mailboxes/alice@northwind.test/messages"))
         .json(&json!({"container": "inbox", "fields": {"subject": "via HTTP"}}))
         .send()
         .await
@@ -67,9 +60,7 @@ async fn control_api_over_http() {
     let id = added["result"]["id"].as_str().unwrap().to_string();
     let listed: Value = t
         .http
-        .get(format!(
-            "{base}/_emulator/mailboxes/alice@northwind.test/messages?container=inbox&limit=2"
-        ))
+        .get(format!("{base}/_emulator/mailboxes/alice@northwind.test/messages?container=inbox&limit=2"))
         .send()
         .await
         .unwrap()
@@ -79,9 +70,7 @@ async fn control_api_over_http() {
     let other = listed["result"][0]["id"].as_str().unwrap().to_string();
     let r = t
         .http
-        .patch(format!(
-            "{base}/_emulator/mailboxes/alice@northwind.test/items/{other}"
-        ))
+        .patch(format!("{base}/_emulator/mailboxes/alice@northwind.test/items/{other}"))
         .json(&json!({"subject": "patched"}))
         .send()
         .await
@@ -89,53 +78,26 @@ async fn control_api_over_http() {
     assert_eq!(r.status(), 200);
     let (changes, delta, _) = delta_round(&t, &at, &delta, &[]).await;
     assert_eq!(changes.len(), 2);
-    assert!(
-        changes.iter().any(|c| c["subject"] == "via HTTP")
-            && changes.iter().any(|c| c["subject"] == "patched")
-    );
+    assert!(changes.iter().any(|c| c["subject"] == "via HTTP") && changes.iter().any(|c| c["subject"] == "patched"));
     let r = t
         .http
-        .post(format!(
-            "{base}/_emulator/mailboxes/alice@northwind.test/items/{id}/move"
-        ))
+        .post(format!("{base}/_emulator/mailboxes/alice@northwind.test/items/{id}/move"))
         .json(&json!({"to": "archive"}))
         .send()
         .await
         .unwrap();
     assert_eq!(r.status(), 200);
-    let r = t
-        .http
-        .delete(format!(
-            "{base}/_emulator/mailboxes/alice@northwind.test/items/{other}"
-        ))
-        .send()
-        .await
-        .unwrap();
+    let r = t.http.delete(format!("{base}/_emulator/mailboxes/alice@northwind.test/items/{other}")).send().await.unwrap();
     assert_eq!(r.status(), 200);
     let (changes, _, _) = delta_round(&t, &at, &delta, &[]).await;
-    assert_eq!(
-        changes
-            .iter()
-            .filter(|c| c.get("@removed").is_some())
-            .count(),
-        2
-    );
-    let r = t
-        .http
-        .delete(format!(
-            "{base}/_emulator/mailboxes/alice@northwind.test/items/{other}"
-        ))
-        .send()
-        .await
-        .unwrap();
+    assert_eq!(changes.iter().filter(|c| c.get("@removed").is_some()).count(), 2);
+    let r = t.http.delete(format!("{base}/_emulator/mailboxes/alice@northwind.test/items/{other}")).send().await.unwrap();
     assert_eq!(r.status(), 404, "already deleted");
 
     // Policy, secret, revocation over HTTP.
     let r = t
         .http
-        .post(format!(
-            "{base}/_emulator/tenants/northwind.test/consent-policy"
-        ))
+        .post(format!("{base}/_emulator/tenants/northwind.test/consent-policy"))
         .json(&json!({"users_may_consent": false}))
         .send()
         .await
@@ -143,10 +105,7 @@ async fn control_api_over_http() {
     assert_eq!(r.status(), 200);
     let r = t
         .http
-        .post(format!(
-            "{base}/_emulator/apps/{}/expire-secret",
-            m365_emulator::DEMO_CLIENT_ID
-        ))
+        .post(format!("{base}/_emulator/apps/{}/expire-secret", m365_emulator::DEMO_CLIENT_ID))
         .json(&json!({"secret": m365_emulator::DEMO_CLIENT_SECRET}))
         .send()
         .await
@@ -154,41 +113,18 @@ async fn control_api_over_http() {
     assert_eq!(r.status(), 200);
     let (s, e) = app_token(&t, NW).await;
     assert_eq!((s, e["error_codes"][0].as_u64()), (401, Some(7000222)));
-    let r = t
-        .http
-        .post(format!(
-            "{base}/_emulator/users/alice@northwind.test/revoke-refresh-tokens"
-        ))
-        .send()
-        .await
-        .unwrap();
+    let r = t.http.post(format!("{base}/_emulator/users/alice@northwind.test/revoke-refresh-tokens")).send().await.unwrap();
     assert_eq!(r.status(), 200);
 
     // Counters: by route and status, per mailbox.
-    let c: m365_emulator::Counters = t
-        .http
-        .get(format!("{base}/_emulator/counters"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    assert_eq!(
-        c.requests_matching("GET /me/mailFolders/{id}/messages/delta", Some(503)),
-        2
-    );
+    let c: m365_emulator::Counters = t.http.get(format!("{base}/_emulator/counters")).send().await.unwrap().json().await.unwrap();
+    assert_eq!(c.requests_matching("GET /me/mailFolders/{id}/messages/delta", Some(503)), 2);
     assert!(c.requests_matching("GET /me/mailFolders/{id}/messages/delta", Some(200)) >= 3);
     assert_eq!(c.requests_matching("/oauth2/v2.0/token", Some(500)), 1);
     let m = c.mailbox("alice@northwind.test").unwrap();
     assert!(m.requests >= 6 && m.max_concurrency >= 1);
     assert!(!m.retried_before_retry_after || m.requests > 0);
-    let r = t
-        .http
-        .post(format!("{base}/_emulator/reset"))
-        .send()
-        .await
-        .unwrap();
+    let r = t.http.post(format!("{base}/_emulator/reset")).send().await.unwrap();
     assert_eq!(r.status(), 200);
     assert!(t.emu.counters().requests.is_empty());
     t.emu.shutdown().await;
@@ -197,12 +133,7 @@ async fn control_api_over_http() {
 #[tokio::test]
 async fn control_api_is_absent_unless_enabled() {
     let t = spawn_with(|c| c.control_api = false).await;
-    let r = t
-        .http
-        .get(format!("{}/_emulator/counters", t.emu.base_url()))
-        .send()
-        .await
-        .unwrap();
+    let r = t.http.get(format!("{}/_emulator/counters", t.emu.base_url())).send().await.unwrap();
     assert_eq!(r.status(), 404);
     t.emu.shutdown().await;
 }
@@ -221,59 +152,24 @@ async fn early_retries_after_retry_after_are_flagged_per_mailbox() {
     let r = graph(&t, &at, "/me/contactFolders", &[]).await;
     assert_eq!(r.status, 429);
     assert_eq!(r.headers.get("retry-after").unwrap(), "30");
-    assert!(
-        !t.emu
-            .counters()
-            .mailbox("bob@northwind.test")
-            .unwrap()
-            .retried_before_retry_after
-    );
+    assert!(!t.emu.counters().mailbox("bob@northwind.test").unwrap().retried_before_retry_after);
     assert_eq!(graph(&t, &at, "/me/contactFolders", &[]).await.status, 200);
-    assert!(
-        t.emu
-            .counters()
-            .mailbox("bob@northwind.test")
-            .unwrap()
-            .retried_before_retry_after,
-        "came back 0 s into a 30 s Retry-After"
-    );
+    assert!(t.emu.counters().mailbox("bob@northwind.test").unwrap().retried_before_retry_after, "came back 0 s into a 30 s Retry-After");
     t.emu.shutdown().await;
 }
 
 #[test]
 fn binary_help_lists_flags_with_env_fallbacks() {
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_m365-emulator"))
-        .arg("--help")
-        .output()
-        .expect("binary runs");
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_m365-emulator")).arg("--help").output().expect("binary runs");
     assert!(out.status.success());
     let help = String::from_utf8_lossy(&out.stdout);
-    for flag in [
-        "--bind",
-        "--fixture",
-        "--control-api",
-        "--tls",
-        "--no-throttling",
-        "--seed",
-        "M365_EMULATOR_BIND",
-    ] {
+    for flag in ["--bind", "--fixture", "--control-api", "--tls", "--no-throttling", "--seed", "M365_EMULATOR_BIND"] {
         assert!(help.contains(flag), "--help mentions {flag}:\n{help}");
     }
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_m365-emulator"))
-        .arg("--print-demo-fixture")
-        .output()
-        .expect("binary runs");
-    let printed: m365_emulator::Fixture =
-        serde_json::from_slice(&out.stdout).expect("fixture JSON");
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_m365-emulator")).arg("--print-demo-fixture").output().expect("binary runs");
+    let printed: m365_emulator::Fixture = serde_json::from_slice(&out.stdout).expect("fixture JSON");
     assert_eq!(printed, m365_emulator::Fixture::demo());
-    assert_eq!(
-        m365_emulator::Fixture::from_path(concat!(
-            env!("CARGO_MANIFEST_DIR"),
-            "/fixtures/demo.json"
-        ))
-        .unwrap(),
-        printed
-    );
+    assert_eq!(m365_emulator::Fixture::from_path(concat!(env!("CARGO_MANIFEST_DIR"), "/fixtures/demo.json")).unwrap(), printed);
 }
 
 #[tokio::test]
@@ -288,42 +184,13 @@ async fn serves_https_with_a_generated_certificate() {
     assert!(emu.base_url().starts_with("https://127.0.0.1:"));
     let pem = std::fs::read(&pem_path).unwrap();
     assert_eq!(emu.ca_cert_pem().unwrap().as_bytes(), pem.as_slice());
-    let http = reqwest::Client::builder()
-        .add_root_certificate(reqwest::Certificate::from_pem(&pem).unwrap())
-        .build()
-        .unwrap();
-    let doc: Value = http
-        .get(format!(
-            "{}/common/v2.0/.well-known/openid-configuration",
-            emu.base_url()
-        ))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    assert!(
-        doc["token_endpoint"]
-            .as_str()
-            .unwrap()
-            .starts_with("https://127.0.0.1:")
-    );
+    let http = reqwest::Client::builder().add_root_certificate(reqwest::Certificate::from_pem(&pem).unwrap()).build().unwrap();
+    let doc: Value =
+        http.get(format!("{}/common/v2.0/.well-known/openid-configuration", emu.base_url())).send().await.unwrap().json().await.unwrap();
+    assert!(doc["token_endpoint"].as_str().unwrap().starts_with("https://127.0.0.1:"));
     // An untrusting client refuses the self-signed certificate.
-    let strict = reqwest::Client::builder()
-        .tls_built_in_root_certs(false)
-        .build()
-        .unwrap();
-    assert!(
-        strict
-            .get(format!(
-                "{}/common/v2.0/.well-known/openid-configuration",
-                emu.base_url()
-            ))
-            .send()
-            .await
-            .is_err()
-    );
+    let strict = reqwest::Client::builder().tls_built_in_root_certs(false).build().unwrap();
+    assert!(strict.get(format!("{}/common/v2.0/.well-known/openid-configuration", emu.base_url())).send().await.is_err());
     emu.shutdown().await;
     let _ = std::fs::remove_dir_all(dir);
 }
@@ -347,16 +214,9 @@ async fn probabilistic_faults_and_http_date_retry_after() {
             s => panic!("unexpected {s}"),
         }
     }
-    assert!(
-        (30..=95).contains(&failed),
-        "about 30% of 200 failed: {failed}"
-    );
+    assert!((30..=95).contains(&failed), "about 30% of 200 failed: {failed}");
     t.emu.reset();
-    assert_eq!(
-        graph(&t, &at, "/me/contactFolders", &[]).await.status,
-        200,
-        "reset removes faults"
-    );
+    assert_eq!(graph(&t, &at, "/me/contactFolders", &[]).await.status, 200, "reset removes faults");
     t.emu.inject_fault(m365_emulator::FaultRule {
         status: Some(429),
         retry_after: Some(5.0),
@@ -366,17 +226,8 @@ async fn probabilistic_faults_and_http_date_retry_after() {
     });
     let r = graph(&t, &at, "/me/todo/lists", &[]).await;
     assert_eq!(r.status, 429);
-    let date = r
-        .headers
-        .get("retry-after")
-        .unwrap()
-        .to_str()
-        .unwrap()
-        .to_string();
-    assert!(
-        date.ends_with(" GMT") && date.contains(','),
-        "HTTP-date form: {date}"
-    );
+    let date = r.headers.get("retry-after").unwrap().to_str().unwrap().to_string();
+    assert!(date.ends_with(" GMT") && date.contains(','), "HTTP-date form: {date}");
     t.emu.shutdown().await;
 }
 
@@ -384,49 +235,31 @@ async fn probabilistic_faults_and_http_date_retry_after() {
 async fn snapshots_equal_what_a_complete_delta_sync_holds() {
     let t = spawn().await;
     let at = user_token(&t, "bob@northwind.test").await;
-    t.emu
-        .add_item(
-            "bob@northwind.test",
-            m365_emulator::Kind::Message,
-            Some("inbox"),
-            json!({"subject": "extra"}),
-        )
-        .unwrap();
-    let (items, _, _) = delta_round(
-        &t,
-        &at,
-        "/me/mailFolders/inbox/messages/delta",
-        &["odata.maxpagesize=13", "IdType=\"ImmutableId\""],
-    )
-    .await;
-    let snap = t
-        .emu
-        .snapshot(
-            "bob@northwind.test",
-            m365_emulator::Kind::Message,
-            "inbox",
-            true,
-        )
-        .unwrap();
+    t.emu.add_item("bob@northwind.test", m365_emulator::Kind::Message, Some("inbox"), json!({"subject": "extra"})).unwrap();
+    let (items, _, _) =
+        delta_round(&t, &at, "/me/mailFolders/inbox/messages/delta", &["odata.maxpagesize=13", "IdType=\"ImmutableId\""]).await;
+    let snap = t.emu.snapshot("bob@northwind.test", m365_emulator::Kind::Message, "inbox", true).unwrap();
     assert_eq!(items, snap);
     let window = ("2026-09-01T00:00:00Z", "2027-03-01T00:00:00Z");
     let (events, _, _) = delta_round(
         &t,
         &at,
-        &format!(
-            "/me/calendarView/delta?startDateTime={}&endDateTime={}",
-            window.0, window.1
-        ),
+        &format!("/me/calendarView/delta?startDateTime={}&endDateTime={}", window.0, window.1),
         &["odata.maxpagesize=4"],
     )
     .await;
-    let view = t
-        .emu
-        .calendar_view("bob@northwind.test", window.0, window.1, false)
-        .unwrap();
+    let view = t.emu.calendar_view("bob@northwind.test", window.0, window.1, false).unwrap();
     assert_eq!(events, view);
     // Over HTTP too.
-    let r: Value = t.http.get(format!("{}/_emulator/mailboxes/bob@northwind.test/messages?container=inbox&full=true&immutable=true", t.emu.base_url())).send().await.unwrap().json().await.unwrap();
+    let r: Value = t
+        .http
+        .get(format!("{}/_emulator/mailboxes/bob@northwind.test/messages?container=inbox&full=true&immutable=true", t.emu.base_url()))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
     assert_eq!(r["result"].as_array().unwrap(), &snap);
     t.emu.shutdown().await;
 }

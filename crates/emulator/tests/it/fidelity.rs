@@ -11,10 +11,7 @@ use std::time::Duration;
 const WINDOW: &str = "startDateTime=2026-06-01T00:00:00Z&endDateTime=2027-06-01T00:00:00Z";
 
 fn ids(items: &[Value]) -> Vec<String> {
-    items
-        .iter()
-        .filter_map(|v| v["id"].as_str().map(str::to_string))
-        .collect()
+    items.iter().filter_map(|v| v["id"].as_str().map(str::to_string)).collect()
 }
 
 #[tokio::test]
@@ -204,11 +201,7 @@ async fn calendar_view_delta_can_repeat_items_across_pages() {
 async fn directory_requests_are_throttled_with_retry_after() {
     let t = spawn_with(|c| {
         c.protocol.throttle_directory = true;
-        c.throttling = ThrottleConfig {
-            max_requests_per_window: 3,
-            window: Duration::from_secs(30),
-            ..ThrottleConfig::default()
-        };
+        c.throttling = ThrottleConfig { max_requests_per_window: 3, window: Duration::from_secs(30), ..ThrottleConfig::default() };
     })
     .await;
     let at = user_token(&t, "alice@northwind.test").await;

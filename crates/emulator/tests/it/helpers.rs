@@ -1,8 +1,8 @@
 //! Test harness: spawn an emulator on port 0 and drive it like a browser and a client would.
 
 use base64::Engine;
-use m365_emulator::testkit::{self, SignIn};
 pub use m365_emulator::testkit::Page;
+use m365_emulator::testkit::{self, SignIn};
 use m365_emulator::{DEMO_CLIENT_ID, DEMO_CLIENT_SECRET, EmulatorConfig, Fixture, RunningEmulator};
 use serde_json::Value;
 use sha2::{Digest, Sha256};
@@ -12,7 +12,8 @@ pub const REDIRECT: &str = "http://127.0.0.1:3000/oauth/office365/callback";
 pub const ADMIN_REDIRECT: &str = "http://127.0.0.1:3000/oauth/office365/admin-consent";
 pub const NW: &str = m365_emulator::NORTHWIND_TENANT_ID;
 pub const FB: &str = m365_emulator::FABRIKAM_TENANT_ID;
-pub const SCOPES: &str = "openid profile email offline_access User.Read Mail.Read Calendars.ReadWrite Contacts.ReadWrite Tasks.ReadWrite Mail.Send.Shared";
+pub const SCOPES: &str =
+    "openid profile email offline_access User.Read Mail.Read Calendars.ReadWrite Contacts.ReadWrite Tasks.ReadWrite Mail.Send.Shared";
 pub const VERIFIER: &str = "dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXkdBjftJeZ4CVP";
 
 pub struct TestEmu {
@@ -29,10 +30,7 @@ pub async fn spawn_with(tweak: impl FnOnce(&mut EmulatorConfig)) -> TestEmu {
     config.control_api = true;
     tweak(&mut config);
     let emu = m365_emulator::spawn(config).await.expect("emulator starts");
-    let http = reqwest::Client::builder()
-        .redirect(reqwest::redirect::Policy::none())
-        .build()
-        .expect("client");
+    let http = reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().expect("client");
     TestEmu { emu, http }
 }
 
@@ -48,21 +46,12 @@ pub fn query_of(location: &str) -> HashMap<String, String> {
 pub fn flow_id(html: &str) -> String {
     let marker = "name=\"flow\" value=\"";
     let start = html.find(marker).expect("page has a flow field") + marker.len();
-    html[start..]
-        .split('"')
-        .next()
-        .unwrap_or_default()
-        .to_string()
+    html[start..].split('"').next().unwrap_or_default().to_string()
 }
 
 pub fn claims(jwt: &str) -> Value {
     let part = jwt.split('.').nth(1).expect("jwt payload");
-    serde_json::from_slice(
-        &base64::engine::general_purpose::URL_SAFE_NO_PAD
-            .decode(part)
-            .expect("b64"),
-    )
-    .expect("json")
+    serde_json::from_slice(&base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(part).expect("b64")).expect("json")
 }
 
 /// A browser: the test kit's (keeps the ESTSAUTH session cookie, never follows redirects), with
@@ -74,10 +63,7 @@ pub struct Browser<'a> {
 
 impl<'a> Browser<'a> {
     pub fn new(t: &'a TestEmu) -> Browser<'a> {
-        Browser {
-            t,
-            kit: testkit::Browser::new().expect("browser"),
-        }
+        Browser { t, kit: testkit::Browser::new().expect("browser") }
     }
 
     pub async fn get(&self, url: &str) -> Page {
@@ -105,26 +91,15 @@ impl<'a> Browser<'a> {
             params.retain(|(pk, _)| pk != k);
             params.push((k, v));
         }
-        let q: String = form_urlencoded::Serializer::new(String::new())
-            .extend_pairs(params.iter().filter(|(_, v)| !v.is_empty()))
-            .finish();
-        format!(
-            "{}/{tenant}/oauth2/v2.0/authorize?{q}",
-            self.t.emu.base_url()
-        )
+        let q: String = form_urlencoded::Serializer::new(String::new()).extend_pairs(params.iter().filter(|(_, v)| !v.is_empty())).finish();
+        format!("{}/{tenant}/oauth2/v2.0/authorize?{q}", self.t.emu.base_url())
     }
 
     /// Signs in on the page (the test kit answers every page) and accepts consent if asked;
     /// returns the final redirect's query.
     pub async fn sign_in_and_consent(&self, page: Page, email: &str) -> HashMap<String, String> {
-        let last = self
-            .kit
-            .continue_sign_in(page, &SignIn::new(email))
-            .await
-            .expect("sign-in");
-        let back = last
-            .callback()
-            .unwrap_or_else(|e| panic!("{e}: {}", last.body));
+        let last = self.kit.continue_sign_in(page, &SignIn::new(email)).await.expect("sign-in");
+        let back = last.callback().unwrap_or_else(|e| panic!("{e}: {}", last.body));
         query_of(back.as_str())
     }
 
@@ -132,20 +107,12 @@ impl<'a> Browser<'a> {
         let url = self.authorize_url(tenant, extra);
         let page = self.get(&url).await;
         let q = self.sign_in_and_consent(page, email).await;
-        q.get("code")
-            .cloned()
-            .unwrap_or_else(|| panic!("no code in {q:?}"))
+        q.get("code").cloned().unwrap_or_else(|| panic!("no code in {q:?}"))
     }
 }
 
 pub async fn token(t: &TestEmu, tenant: &str, form: &[(&str, &str)]) -> (u16, Value) {
-    let r = t
-        .http
-        .post(format!("{}/{tenant}/oauth2/v2.0/token", t.emu.base_url()))
-        .form(form)
-        .send()
-        .await
-        .expect("token POST");
+    let r = t.http.post(format!("{}/{tenant}/oauth2/v2.0/token", t.emu.base_url())).form(form).send().await.expect("token POST");
     let status = r.status().as_u16();
     (status, r.json().await.unwrap_or(Value::Null))
 }
@@ -168,11 +135,7 @@ pub async fn redeem(t: &TestEmu, tenant: &str, code: &str) -> (u16, Value) {
 
 /// Delegated tokens for `email` with `scopes` (full browser flow).
 pub async fn user_tokens(t: &TestEmu, email: &str, scopes: &str) -> Value {
-    let tenant = if email.ends_with("fabrikam.test") {
-        FB
-    } else {
-        NW
-    };
+    let tenant = if email.ends_with("fabrikam.test") { FB } else { NW };
     let b = Browser::new(t);
     let code = b.code_for(tenant, email, &[("scope", scopes)]).await;
     let (status, body) = redeem(t, tenant, &code).await;
@@ -181,10 +144,7 @@ pub async fn user_tokens(t: &TestEmu, email: &str, scopes: &str) -> Value {
 }
 
 pub async fn user_token(t: &TestEmu, email: &str) -> String {
-    user_tokens(t, email, SCOPES).await["access_token"]
-        .as_str()
-        .expect("access token")
-        .to_string()
+    user_tokens(t, email, SCOPES).await["access_token"].as_str().expect("access token").to_string()
 }
 
 pub async fn app_token(t: &TestEmu, tenant: &str) -> (u16, Value) {
@@ -209,11 +169,7 @@ pub struct GraphReply {
 }
 
 pub async fn graph(t: &TestEmu, token: &str, path_or_url: &str, prefer: &[&str]) -> GraphReply {
-    let url = if path_or_url.starts_with("http") {
-        path_or_url.to_string()
-    } else {
-        format!("{}{path_or_url}", t.emu.graph_base())
-    };
+    let url = if path_or_url.starts_with("http") { path_or_url.to_string() } else { format!("{}{path_or_url}", t.emu.graph_base()) };
     let mut req = t.http.get(url).bearer_auth(token);
     for p in prefer {
         req = req.header("Prefer", *p);
@@ -222,14 +178,7 @@ pub async fn graph(t: &TestEmu, token: &str, path_or_url: &str, prefer: &[&str])
 }
 
 pub async fn graph_post(t: &TestEmu, token: &str, path: &str, body: &Value) -> GraphReply {
-    let r = t
-        .http
-        .post(format!("{}{path}", t.emu.graph_base()))
-        .bearer_auth(token)
-        .json(body)
-        .send()
-        .await
-        .expect("graph POST");
+    let r = t.http.post(format!("{}{path}", t.emu.graph_base())).bearer_auth(token).json(body).send().await.expect("graph POST");
     reply(r).await
 }
 
@@ -237,21 +186,11 @@ async fn reply(r: reqwest::Response) -> GraphReply {
     let status = r.status().as_u16();
     let headers = r.headers().clone();
     let text = r.text().await.unwrap_or_default();
-    GraphReply {
-        status,
-        headers,
-        body: serde_json::from_str(&text).unwrap_or(Value::Null),
-        text,
-    }
+    GraphReply { status, headers, body: serde_json::from_str(&text).unwrap_or(Value::Null), text }
 }
 
 /// Follows nextLinks to the end of a delta round; returns (items, deltaLink, pages).
-pub async fn delta_round(
-    t: &TestEmu,
-    token: &str,
-    start: &str,
-    prefer: &[&str],
-) -> (Vec<Value>, String, usize) {
+pub async fn delta_round(t: &TestEmu, token: &str, start: &str, prefer: &[&str]) -> (Vec<Value>, String, usize) {
     let mut url = start.to_string();
     let mut items = Vec::new();
     let mut pages = 0;
@@ -263,10 +202,7 @@ pub async fn delta_round(
         if let Some(next) = r.body["@odata.nextLink"].as_str() {
             url = next.to_string();
         } else {
-            let delta = r.body["@odata.deltaLink"]
-                .as_str()
-                .expect("last page has a deltaLink")
-                .to_string();
+            let delta = r.body["@odata.deltaLink"].as_str().expect("last page has a deltaLink").to_string();
             return (items, delta, pages);
         }
         assert!(pages < 10_000, "runaway paging");
@@ -277,12 +213,7 @@ pub async fn delta_round(
 pub fn assert_graph_error_shape(text: &str, code: &str) {
     let v: Value = serde_json::from_str(text).expect("json error body");
     assert_eq!(v["error"]["code"], code, "{text}");
-    let keys: Vec<&str> = v["error"]
-        .as_object()
-        .expect("error object")
-        .keys()
-        .map(String::as_str)
-        .collect();
+    let keys: Vec<&str> = v["error"].as_object().expect("error object").keys().map(String::as_str).collect();
     assert_eq!(keys.len(), 3, "{text}");
     let prefix = format!("{{\"error\":{{\"code\":\"{code}\",\"message\":\"");
     assert!(text.starts_with(&prefix), "field order: {text}");
@@ -293,10 +224,7 @@ pub fn assert_graph_error_shape(text: &str, code: &str) {
     assert_eq!(&date[10..11], "T");
     assert!(uuid::Uuid::parse_str(inner["request-id"].as_str().expect("request-id")).is_ok());
     assert!(inner["client-request-id"].is_string());
-    let order = text
-        .find("\"date\"")
-        .zip(text.find("\"request-id\""))
-        .zip(text.find("\"client-request-id\""));
+    let order = text.find("\"date\"").zip(text.find("\"request-id\"")).zip(text.find("\"client-request-id\""));
     let ((d, r), c) = order.expect("innerError fields");
     assert!(d < r && r < c, "innerError order: {text}");
 }

@@ -17,47 +17,19 @@ async fn receiver() -> (String, Inbox) {
         State((inbox, name)): State<(Inbox, &'static str)>,
         Query(q): Query<HashMap<String, String>>,
         body: Bytes,
-    ) -> (
-        axum::http::StatusCode,
-        [(&'static str, &'static str); 1],
-        String,
-    ) {
+    ) -> (axum::http::StatusCode, [(&'static str, &'static str); 1], String) {
         if let Some(token) = q.get("validationToken") {
-            let reply = if name == "wrong" {
-                "nope".to_string()
-            } else {
-                token.clone()
-            };
-            return (
-                axum::http::StatusCode::OK,
-                [("content-type", "text/plain")],
-                reply,
-            );
+            let reply = if name == "wrong" { "nope".to_string() } else { token.clone() };
+            return (axum::http::StatusCode::OK, [("content-type", "text/plain")], reply);
         }
-        inbox.lock().unwrap().push((
-            name.to_string(),
-            serde_json::from_slice(&body).unwrap_or(Value::Null),
-        ));
-        (
-            axum::http::StatusCode::ACCEPTED,
-            [("content-type", "text/plain")],
-            String::new(),
-        )
+        inbox.lock().unwrap().push((name.to_string(), serde_json::from_slice(&body).unwrap_or(Value::Null)));
+        (axum::http::StatusCode::ACCEPTED, [("content-type", "text/plain")], String::new())
     }
     let inbox: Inbox = Arc::default();
     let app = axum::Router::new()
-        .route(
-            "/hook",
-            axum::routing::post(hook).with_state((inbox.clone(), "hook")),
-        )
-        .route(
-            "/life",
-            axum::routing::post(hook).with_state((inbox.clone(), "life")),
-        )
-        .route(
-            "/wrong",
-            axum::routing::post(hook).with_state((inbox.clone(), "wrong")),
-        );
+        .route("/hook", axum::routing::post(hook).with_state((inbox.clone(), "hook")))
+        .route("/life", axum::routing::post(hook).with_state((inbox.clone(), "life")))
+        .route("/wrong", axum::routing::post(hook).with_state((inbox.clone(), "wrong")));
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
@@ -71,10 +43,7 @@ async fn wait_for(inbox: &Inbox, pred: impl Fn(&(String, Value)) -> bool) -> (St
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
-    panic!(
-        "notification did not arrive; got {:?}",
-        inbox.lock().unwrap()
-    );
+    panic!("notification did not arrive; got {:?}", inbox.lock().unwrap());
 }
 
 #[tokio::test]
@@ -82,128 +51,49 @@ async fn subscriptions_validate_notify_renew_and_end_with_lifecycle_events() {
     let t = spawn().await;
     let (hooks, inbox) = receiver().await;
     let at = user_token(&t, "alice@northwind.test").await;
-    let tomorrow = (time::OffsetDateTime::now_utc() + time::Duration::days(1))
-        .format(&time::format_description::well_known::Rfc3339)
-        .unwrap();
+    let tomorrow =
+        (time::OffsetDateTime::now_utc() + time::Duration::days(1)).format(&time::format_description::well_known::Rfc3339).unwrap();
     let body = |url: &str, resource: &str, exp: &str| {
         json!({"changeType": "created,updated,deleted", "notificationUrl": url, "lifecycleNotificationUrl": format!("{hooks}/life"),
                "resource": resource, "expirationDateTime": exp, "clientState": "s3cret", "latestSupportedTlsVersion": "v1_2"})
     };
-    let created = graph_post(
-        &t,
-        &at,
-        "/subscriptions",
-        &body(
-            &format!("{hooks}/hook"),
-            "me/mailFolders('inbox')/messages",
-            &tomorrow,
-        ),
-    )
-    .await;
+    let created =
+        graph_post(&t, &at, "/subscriptions", &body(&format!("{hooks}/hook"), "me/mailFolders('inbox')/messages", &tomorrow)).await;
     assert_eq!(created.status, 201, "{}", created.text);
     let sub_id = created.body["id"].as_str().unwrap().to_string();
     assert_eq!(created.body["clientState"], "s3cret");
     assert_eq!(created.body["changeType"], "created,updated,deleted");
     assert_eq!(created.body["applicationId"], m365_emulator::DEMO_CLIENT_ID);
-    assert!(
-        created.body["expirationDateTime"]
-            .as_str()
-            .unwrap()
-            .ends_with('Z')
-    );
+    assert!(created.body["expirationDateTime"].as_str().unwrap().ends_with('Z'));
 
     // Refusals: endpoint that does not echo, too long a lifetime, someone else's mailbox.
-    let r = graph_post(
-        &t,
-        &at,
-        "/subscriptions",
-        &body(&format!("{hooks}/wrong"), "me/messages", &tomorrow),
-    )
-    .await;
+    let r = graph_post(&t, &at, "/subscriptions", &body(&format!("{hooks}/wrong"), "me/messages", &tomorrow)).await;
     assert_eq!(r.status, 400);
     assert!(r.text.contains("validation"));
-    let far = (time::OffsetDateTime::now_utc() + time::Duration::days(4))
-        .format(&time::format_description::well_known::Rfc3339)
-        .unwrap();
+    let far = (time::OffsetDateTime::now_utc() + time::Duration::days(4)).format(&time::format_description::well_known::Rfc3339).unwrap();
+    assert_eq!(graph_post(&t, &at, "/subscriptions", &body(&format!("{hooks}/hook"), "me/messages", &far)).await.status, 400);
     assert_eq!(
-        graph_post(
-            &t,
-            &at,
-            "/subscriptions",
-            &body(&format!("{hooks}/hook"), "me/messages", &far)
-        )
-        .await
-        .status,
-        400
-    );
-    assert_eq!(
-        graph_post(
-            &t,
-            &at,
-            "/subscriptions",
-            &body(
-                &format!("{hooks}/hook"),
-                "users/bob@northwind.test/messages",
-                &tomorrow
-            )
-        )
-        .await
-        .status,
+        graph_post(&t, &at, "/subscriptions", &body(&format!("{hooks}/hook"), "users/bob@northwind.test/messages", &tomorrow)).await.status,
         403
     );
 
     // A new message → "created" with the item's id, clientState and tenant.
-    let added = t
-        .emu
-        .add_item(
-            "alice@northwind.test",
-            m365_emulator::Kind::Message,
-            Some("inbox"),
-            json!({"subject": "ping"}),
-        )
-        .unwrap();
-    let (_, note) = wait_for(&inbox, |(n, v)| {
-        n == "hook" && v["value"][0]["changeType"] == "created"
-    })
-    .await;
+    let added = t.emu.add_item("alice@northwind.test", m365_emulator::Kind::Message, Some("inbox"), json!({"subject": "ping"})).unwrap();
+    let (_, note) = wait_for(&inbox, |(n, v)| n == "hook" && v["value"][0]["changeType"] == "created").await;
     let n = &note["value"][0];
     assert_eq!(n["subscriptionId"], sub_id.as_str());
     assert_eq!(n["clientState"], "s3cret");
     assert_eq!(n["tenantId"], NW);
     assert_eq!(n["resourceData"]["id"], added.id.as_str());
     assert_eq!(n["resourceData"]["@odata.type"], "#Microsoft.Graph.Message");
-    assert!(
-        n["resource"]
-            .as_str()
-            .unwrap()
-            .starts_with("Users/6e1f0a00-0000-4000-8000-000000000002/Messages/")
-    );
+    assert!(n["resource"].as_str().unwrap().starts_with("Users/6e1f0a00-0000-4000-8000-000000000002/Messages/"));
     // Moving it out of the inbox is a "deleted" for an inbox subscription.
-    t.emu
-        .move_item("alice@northwind.test", &added.id, "archive")
-        .unwrap();
-    wait_for(&inbox, |(n, v)| {
-        n == "hook" && v["value"][0]["changeType"] == "deleted"
-    })
-    .await;
+    t.emu.move_item("alice@northwind.test", &added.id, "archive").unwrap();
+    wait_for(&inbox, |(n, v)| n == "hook" && v["value"][0]["changeType"] == "deleted").await;
     // Changes elsewhere (archive) do not notify this subscription.
     let before = inbox.lock().unwrap().len();
-    let archived = t
-        .emu
-        .list_items(
-            "alice@northwind.test",
-            m365_emulator::Kind::Message,
-            "archive",
-            1,
-        )
-        .unwrap();
-    t.emu
-        .update_item(
-            "alice@northwind.test",
-            &archived[0].id,
-            json!({"isRead": true}),
-        )
-        .unwrap();
+    let archived = t.emu.list_items("alice@northwind.test", m365_emulator::Kind::Message, "archive", 1).unwrap();
+    t.emu.update_item("alice@northwind.test", &archived[0].id, json!({"isRead": true})).unwrap();
     tokio::time::sleep(Duration::from_millis(300)).await;
     assert_eq!(inbox.lock().unwrap().len(), before);
 
@@ -223,12 +113,7 @@ async fn subscriptions_validate_notify_renew_and_end_with_lifecycle_events() {
     let (_, life) = wait_for(&inbox, |(n, _)| n == "life").await;
     assert_eq!(life["value"][0]["lifecycleEvent"], "subscriptionRemoved");
     assert_eq!(life["value"][0]["subscriptionId"], sub_id.as_str());
-    assert_eq!(
-        graph(&t, &at, &format!("/subscriptions/{sub_id}"), &[])
-            .await
-            .status,
-        404
-    );
+    assert_eq!(graph(&t, &at, &format!("/subscriptions/{sub_id}"), &[]).await.status, 404);
     assert!(t.emu.counters().notifications_delivered >= 3);
     t.emu.shutdown().await;
 }
@@ -237,45 +122,23 @@ async fn subscriptions_validate_notify_renew_and_end_with_lifecycle_events() {
 async fn app_only_subscriptions_reach_any_mailbox_and_get_missed_events() {
     let t = spawn().await;
     let (hooks, inbox) = receiver().await;
-    t.emu
-        .grant_admin_consent(NW, m365_emulator::DEMO_CLIENT_ID, &[], &["Calendars.Read"])
-        .unwrap();
+    t.emu.grant_admin_consent(NW, m365_emulator::DEMO_CLIENT_ID, &[], &["Calendars.Read"]).unwrap();
     let (_, tok) = app_token(&t, NW).await;
     let app = tok["access_token"].as_str().unwrap();
-    let exp = (time::OffsetDateTime::now_utc() + time::Duration::hours(2))
-        .format(&time::format_description::well_known::Rfc3339)
-        .unwrap();
+    let exp = (time::OffsetDateTime::now_utc() + time::Duration::hours(2)).format(&time::format_description::well_known::Rfc3339).unwrap();
     let r = graph_post(&t, app, "/subscriptions", &json!({"changeType": "created", "notificationUrl": format!("{hooks}/hook"), "lifecycleNotificationUrl": format!("{hooks}/life"), "resource": "users/bob@northwind.test/events", "expirationDateTime": exp})).await;
     assert_eq!(r.status, 201, "{}", r.text);
     let r2 = graph_post(&t, app, "/subscriptions", &json!({"changeType": "created", "notificationUrl": format!("{hooks}/hook"), "resource": "users/bob@northwind.test/messages", "expirationDateTime": exp})).await;
     assert_eq!(r2.status, 403, "no Mail.Read role");
-    t.emu
-        .add_item(
-            "bob@northwind.test",
-            m365_emulator::Kind::Event,
-            None,
-            json!({"subject": "standup"}),
-        )
-        .unwrap();
+    t.emu.add_item("bob@northwind.test", m365_emulator::Kind::Event, None, json!({"subject": "standup"})).unwrap();
     let (_, note) = wait_for(&inbox, |(n, _)| n == "hook").await;
-    assert_eq!(
-        note["value"][0]["resourceData"]["@odata.type"],
-        "#Microsoft.Graph.Event"
-    );
-    assert_eq!(
-        t.emu
-            .send_lifecycle_event(None, Some("bob@northwind.test"), "missed"),
-        1
-    );
+    assert_eq!(note["value"][0]["resourceData"]["@odata.type"], "#Microsoft.Graph.Event");
+    assert_eq!(t.emu.send_lifecycle_event(None, Some("bob@northwind.test"), "missed"), 1);
     let (_, life) = wait_for(&inbox, |(n, _)| n == "life").await;
     assert_eq!(life["value"][0]["lifecycleEvent"], "missed");
     let del = t
         .http
-        .delete(format!(
-            "{}/subscriptions/{}",
-            t.emu.graph_base(),
-            r.body["id"].as_str().unwrap()
-        ))
+        .delete(format!("{}/subscriptions/{}", t.emu.graph_base(), r.body["id"].as_str().unwrap()))
         .bearer_auth(app)
         .send()
         .await
