@@ -33,7 +33,7 @@ async fn a_started_sign_in_goes_to_microsoft_with_pkce_and_its_state_works_once_
     let url = env.o365.start_sign_in(&env.member, "connect").await.unwrap();
     assert!(url.starts_with(&env.emu.login_base()), "{url}");
     assert!(url.contains("code_challenge_method=S256") && url.contains("login_hint="), "{url}");
-    let state = url::Url::parse(&url).unwrap().query_pairs().find(|(k, _)| k == "state").unwrap().1.into_owned();
+    let state = state_in(&url);
 
     // Another session presenting this state is refused, and the state is spent.
     let query = format!("code=whatever&state={state}");
@@ -53,7 +53,7 @@ async fn an_admin_consent_state_is_not_accepted_by_the_sign_in_callback() {
     let env = spawn().await;
     env.enable().await;
     let url = env.o365.start_admin_consent(&env.admin).await.unwrap();
-    let state = url::Url::parse(&url).unwrap().query_pairs().find(|(k, _)| k == "state").unwrap().1.into_owned();
+    let state = state_in(&url);
     let e = env.o365.complete_sign_in(Some(&env.admin), &format!("code=x&state={state}")).await.unwrap_err();
     assert!(matches!(e, Error::Refused(Refusal::Expired)), "{e}");
 }
@@ -63,7 +63,7 @@ async fn a_declined_consent_comes_back_with_microsofts_words() {
     let env = spawn().await;
     env.enable().await;
     let url = env.o365.start_sign_in(&env.member, "connect").await.unwrap();
-    let state = url::Url::parse(&url).unwrap().query_pairs().find(|(k, _)| k == "state").unwrap().1.into_owned();
+    let state = state_in(&url);
     let query = format!("error=access_denied&error_description=AADSTS65004%3A+User+declined+to+consent&state={state}");
     let e = env.o365.complete_sign_in(Some(&env.member), &query).await.unwrap_err();
     assert!(matches!(e, Error::Microsoft { .. }), "{e}");
@@ -133,4 +133,9 @@ async fn admin_consent_in_application_mode_activates_the_service_connection() {
     assert_eq!(accounts.users[0].health, Some(domain::MailboxHealth::Ok), "the mailbox was checked at activation");
     let consent = env.o365.admin_consent_view(&env.admin.user).await.unwrap();
     assert_eq!(consent.consent.granted.map(|g| g.tenant_id), Some(crate::harness::NW.to_owned()));
+}
+
+/// The `state` parameter of the URL a start workflow sent the browser to.
+fn state_in(url: &str) -> String {
+    url::Url::parse(url).unwrap().query_pairs().find(|(k, _)| k == "state").unwrap().1.into_owned()
 }
