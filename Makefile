@@ -10,9 +10,9 @@ FRONT_TARGET := $(CARGO_TARGET_DIR)/front
 SITE := $(CARGO_TARGET_DIR)/site
 SERVER_BIN := $(CARGO_TARGET_DIR)/debug/server
 WASM := $(FRONT_TARGET)/wasm32-unknown-unknown/wasm-release/frontend.wasm
+PG_PORT ?= 55432
 # Under /tmp: the postgres user that runs the server cannot enter /root.
 PG_DIR := /tmp/i360-test-postgres-$(PG_PORT)
-PG_PORT ?= 55432
 NEXTEST_ARGS ?=
 
 .PHONY: run test tools build build-server build-site lint test-rust test-clients test-e2e bench-sync clean-data help
