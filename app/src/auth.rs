@@ -49,7 +49,8 @@ pub async fn login(email: String, password: String) -> Result<(), AppError> {
             Ok(())
         }
         Err(e @ SignInError::BadCredentials) => Err(office365::Error::Invalid(e.to_string()).into()),
-        Err(e @ SignInError::RateLimited { .. }) => Err(office365::Error::RateLimited(e.to_string()).into()),
+        // Too many failures, or every password-hashing slot taken: both 429.
+        Err(e @ (SignInError::RateLimited { .. } | SignInError::Busy)) => Err(office365::Error::RateLimited(e.to_string()).into()),
         Err(other) => Err(office365::Error::internal(other).into()),
     }
 }

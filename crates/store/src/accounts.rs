@@ -20,6 +20,9 @@ pub enum SignInError {
     BadCredentials,
     #[error("Too many failed sign-in attempts. Wait {minutes} minutes and try again.")]
     RateLimited { minutes: i64 },
+    /// Every password-hashing slot is taken (a burst of sign-ins): try again in a moment (429).
+    #[error("Too many sign-ins are being checked right now. Try again in a moment.")]
+    Busy,
     #[error(transparent)]
     Store(#[from] StoreError),
     #[error(transparent)]
@@ -33,36 +36,50 @@ pub struct SignedIn {
 }
 
 /// Checks the password and starts a fresh session (a new token every time: no session fixation).
+///
+/// The attempt is recorded and counted against the limits **before** the password is checked, in
+/// one transaction ([`Store::begin_sign_in_attempt`]): however many guesses arrive at once, at most
+/// [`MAX_FAILURES_PER_EMAIL`] of them are checked in the window. A wrong password leaves the attempt
+/// counted; the right one clears the email's attempts. When no hashing slot frees up in time the
+/// attempt is taken back unchecked and the answer is [`SignInError::Busy`].
 pub async fn sign_in(store: &dyn Store, email: &str, password: &str, client_ip: &str, now: UnixTime) -> Result<SignedIn, SignInError> {
     let key = email.trim().to_ascii_lowercase();
-    let failures = store.sign_in_failures_since(&key, client_ip, now - FAILURE_WINDOW_SECS).await?;
-    if failures.for_email >= MAX_FAILURES_PER_EMAIL || failures.from_ip >= MAX_FAILURES_PER_IP {
+    let Some(attempt) = store.begin_sign_in_attempt(&key, client_ip, now).await? else {
         return Err(SignInError::RateLimited { minutes: FAILURE_WINDOW_SECS / 60 });
+    };
+    let user = match check_password(store, email, password).await {
+        Err(SignInError::Password(PasswordError::Busy)) => {
+            store.withdraw_sign_in_attempt(attempt).await?;
+            return Err(SignInError::Busy);
+        }
+        // Any other failure leaves the attempt counted: it may have been checked.
+        other => other?,
+    };
+    match user {
+        Some(user) => {
+            store.clear_sign_in_failures(&key).await?;
+            let token = SessionToken::generate();
+            let expires_at = now + SESSION_TTL_SECS;
+            store.start_session(&user, &token.hash(), now, expires_at).await?;
+            Ok(SignedIn { user, token, expires_at })
+        }
+        None => Err(SignInError::BadCredentials),
     }
+}
+
+/// The user when `password` is theirs.
+async fn check_password(store: &dyn Store, email: &str, password: &str) -> Result<Option<User>, SignInError> {
     let found = match EmailAddress::parse(email) {
         Ok(address) => store.user_credentials(&address).await?,
         Err(_) => None,
     };
-    let matched = match &found {
-        Some(creds) => password::verify(password, &creds.password_hash).await?,
+    match found {
+        Some(creds) => Ok(password::verify(password, &creds.password_hash).await?.then_some(creds.user)),
         None => {
             // Same work as a real check, so response time does not reveal whether the email exists.
             let decoy = password::decoy().await?;
             password::verify(password, &decoy).await?;
-            false
-        }
-    };
-    match found {
-        Some(creds) if matched => {
-            store.clear_sign_in_failures(&key).await?;
-            let token = SessionToken::generate();
-            let expires_at = now + SESSION_TTL_SECS;
-            store.start_session(&creds.user, &token.hash(), now, expires_at).await?;
-            Ok(SignedIn { user: creds.user, token, expires_at })
-        }
-        _ => {
-            store.record_sign_in_failure(&key, client_ip, now).await?;
-            Err(SignInError::BadCredentials)
+            Ok(None)
         }
     }
 }

@@ -216,23 +216,57 @@ macro_rules! impl_store {
                 Ok(done.rows_affected())
             }
 
-            async fn record_sign_in_failure(
+            async fn begin_sign_in_attempt(
                 &self,
                 email: &str,
                 client_ip: &str,
-                at: $crate::UnixTime,
-            ) -> Result<(), $crate::StoreError> {
-                sqlx::query("INSERT INTO sign_in_failures (email, client_ip, at) VALUES ($1, $2, $3)")
+                now: $crate::UnixTime,
+            ) -> Result<Option<i64>, $crate::StoreError> {
+                use sqlx::Row as _;
+                let since = now - $crate::accounts::FAILURE_WINDOW_SECS;
+                let mut tx = self.pool.begin().await?;
+                if matches!($backend, $crate::Backend::Postgres) {
+                    // Attempts for one email, then for one address, are recorded and counted one
+                    // at a time (READ COMMITTED would let concurrent ones miss each other). Always
+                    // in this order, and nothing else is locked after: no deadlock.
+                    for key in [format!("sign-in email {email}"), format!("sign-in address {client_ip}")] {
+                        sqlx::query("SELECT pg_advisory_xact_lock(hashtextextended($1, 0))").bind(key).execute(&mut *tx).await?;
+                    }
+                }
+                // On SQLite the INSERT takes the database's write lock until the commit: the same.
+                let id: i64 = sqlx::query_scalar("INSERT INTO sign_in_failures (email, client_ip, at) VALUES ($1, $2, $3) RETURNING id")
                     .bind(email)
                     .bind(client_ip)
-                    .bind(at)
-                    .execute(&self.pool)
+                    .bind(now)
+                    .fetch_one(&mut *tx)
                     .await?;
+                let row = sqlx::query(
+                    "SELECT \
+                       (SELECT COUNT(*) FROM sign_in_failures WHERE email = $1 AND at >= $3) AS for_email, \
+                       (SELECT COUNT(*) FROM sign_in_failures WHERE client_ip = $2 AND at >= $3) AS from_ip",
+                )
+                .bind(email)
+                .bind(client_ip)
+                .bind(since)
+                .fetch_one(&mut *tx)
+                .await?;
+                let for_email: i64 = row.try_get("for_email")?;
+                let from_ip: i64 = row.try_get("from_ip")?;
+                if for_email > i64::from($crate::accounts::MAX_FAILURES_PER_EMAIL)
+                    || from_ip > i64::from($crate::accounts::MAX_FAILURES_PER_IP)
+                {
+                    // Refused before any check: this attempt is not kept (it would only extend the lock).
+                    tx.rollback().await?;
+                    return Ok(None);
+                }
                 // Old rows are useless for rate limiting; drop them while we are here.
-                sqlx::query("DELETE FROM sign_in_failures WHERE at < $1")
-                    .bind(at - $crate::accounts::FAILURE_WINDOW_SECS)
-                    .execute(&self.pool)
-                    .await?;
+                sqlx::query("DELETE FROM sign_in_failures WHERE at < $1").bind(since).execute(&mut *tx).await?;
+                tx.commit().await?;
+                Ok(Some(id))
+            }
+
+            async fn withdraw_sign_in_attempt(&self, attempt: i64) -> Result<(), $crate::StoreError> {
+                sqlx::query("DELETE FROM sign_in_failures WHERE id = $1").bind(attempt).execute(&self.pool).await?;
                 Ok(())
             }
 
@@ -500,7 +534,8 @@ macro_rules! impl_store {
                        ms_name, granted_scopes, access_token, access_expires_at, refresh_token, state, reason, reason_at, \
                        created_at, updated_at) \
                      VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, 'active', NULL, NULL, $14, $14) \
-                     ON CONFLICT (id) DO UPDATE SET is_primary = excluded.is_primary, ms_tenant_id = excluded.ms_tenant_id, \
+                     ON CONFLICT (id) DO UPDATE SET token_version = connections.token_version + 1, \
+                       is_primary = excluded.is_primary, ms_tenant_id = excluded.ms_tenant_id, \
                        ms_object_id = excluded.ms_object_id, ms_username = excluded.ms_username, ms_name = excluded.ms_name, \
                        granted_scopes = excluded.granted_scopes, access_token = excluded.access_token, \
                        access_expires_at = excluded.access_expires_at, refresh_token = excluded.refresh_token, \

@@ -152,7 +152,17 @@ pub trait Store: SyncStore {
     async fn end_session(&self, token: &SessionTokenHash) -> Result<(), StoreError>;
     async fn purge_expired_sessions(&self, now: UnixTime) -> Result<u64, StoreError>;
 
-    async fn record_sign_in_failure(&self, email: &str, client_ip: &str, at: UnixTime) -> Result<(), StoreError>;
+    /// Records a sign-in attempt (`email` normalized) **before** its password is checked, and counts
+    /// it with the window's other attempts that were not cleared by a success, in one transaction
+    /// (serialized per email and address): `None`, keeping nothing, when that makes more than
+    /// [`accounts::MAX_FAILURES_PER_EMAIL`] for the email or [`accounts::MAX_FAILURES_PER_IP`] for the
+    /// address; otherwise the attempt's id. A wrong password leaves the attempt as a failure; a
+    /// success clears them ([`Store::clear_sign_in_failures`]). So parallel guesses cannot get more
+    /// checks than the limit between them.
+    async fn begin_sign_in_attempt(&self, email: &str, client_ip: &str, now: UnixTime) -> Result<Option<i64>, StoreError>;
+    /// Takes back an attempt whose password was never checked (the server was too busy hashing).
+    async fn withdraw_sign_in_attempt(&self, attempt: i64) -> Result<(), StoreError>;
+    /// Attempts in the window (failures, and attempts being checked) for the email and the address.
     async fn sign_in_failures_since(&self, email: &str, client_ip: &str, since: UnixTime) -> Result<SignInFailures, StoreError>;
     /// After a successful sign-in the email's failures no longer count against it.
     async fn clear_sign_in_failures(&self, email: &str) -> Result<(), StoreError>;
@@ -184,6 +194,8 @@ pub trait Store: SyncStore {
 
     /// Creates or replaces the owner's connection of this kind (reconnecting keeps its id), with
     /// sealed tokens, and records `audit`. A primary connection makes every other one non-primary.
+    /// Replacing bumps the tokens' version, so a refresh or a needs-attention mark still in flight
+    /// for the old grant writes nothing.
     async fn save_connection(&self, c: &NewConnection, audit: &AuditEntry) -> Result<ConnectionSummary, StoreError>;
     async fn connection_of(&self, org: OrgId, user: UserId, kind: ConnectionKind) -> Result<Option<ConnectionSummary>, StoreError>;
     async fn connections_in_org(&self, org: OrgId) -> Result<Vec<ConnectionSummary>, StoreError>;

@@ -1,11 +1,16 @@
 //! Password hashing with Argon2id.
 //!
 //! Hashing is deliberately slow (that is its point), so it runs on tokio's blocking pool rather than
-//! on the async worker threads that serve requests.
+//! on the async worker threads that serve requests. Each hash takes 19 MiB, so at most
+//! [`max_concurrent_hashes`] run at once in a process; a request that cannot start one within
+//! [`BUSY_WAIT`] fails with [`PasswordError::Busy`] (the server answers 429) instead of queueing
+//! memory without bound.
 
 use argon2::password_hash::{PasswordHasher, PasswordVerifier, SaltString, rand_core::OsRng};
 use argon2::{Algorithm, Argon2, Params, Version};
 use std::fmt;
+use std::time::Duration;
+use tokio::sync::{Semaphore, SemaphorePermit};
 
 /// A PHC-format Argon2id hash. Debug output is redacted.
 #[derive(Clone, PartialEq, Eq)]
@@ -34,6 +39,27 @@ pub enum PasswordError {
     Hash(String),
     #[error("hashing task failed: {0}")]
     Task(#[from] tokio::task::JoinError),
+    /// Every hashing slot stayed taken for [`BUSY_WAIT`].
+    #[error("Too many passwords are being checked right now. Try again in a moment.")]
+    Busy,
+}
+
+/// How long a hash waits for a free slot before giving up with [`PasswordError::Busy`].
+pub const BUSY_WAIT: Duration = Duration::from_secs(1);
+
+/// Hashes allowed to run at once: the CPU count (at least 2). More would only queue on the CPUs
+/// while each holds its 19 MiB.
+pub fn max_concurrent_hashes() -> usize {
+    std::thread::available_parallelism().map_or(2, |n| n.get()).max(2)
+}
+
+async fn hashing_slot() -> Result<SemaphorePermit<'static>, PasswordError> {
+    static SLOTS: std::sync::OnceLock<Semaphore> = std::sync::OnceLock::new();
+    let slots = SLOTS.get_or_init(|| Semaphore::new(max_concurrent_hashes()));
+    match tokio::time::timeout(BUSY_WAIT, slots.acquire()).await {
+        Ok(Ok(permit)) => Ok(permit),
+        _ => Err(PasswordError::Busy),
+    }
 }
 
 pub const MIN_LEN: usize = 8;
@@ -49,6 +75,7 @@ pub async fn hash(password: &str) -> Result<PasswordHash, PasswordError> {
         return Err(PasswordError::TooShort);
     }
     let password = password.to_owned();
+    let _slot = hashing_slot().await?;
     tokio::task::spawn_blocking(move || {
         let salt = SaltString::generate(&mut OsRng);
         hasher()
@@ -63,6 +90,7 @@ pub async fn hash(password: &str) -> Result<PasswordHash, PasswordError> {
 pub async fn verify(password: &str, stored: &PasswordHash) -> Result<bool, PasswordError> {
     let password = password.to_owned();
     let stored = stored.0.clone();
+    let _slot = hashing_slot().await?;
     Ok(tokio::task::spawn_blocking(move || {
         argon2::PasswordHash::new(&stored).map(|parsed| hasher().verify_password(password.as_bytes(), &parsed).is_ok()).unwrap_or(false)
     })
@@ -98,6 +126,28 @@ mod tests {
         assert!(!verify("correct horse batterz", &h).await.unwrap());
         assert!(!verify("anything", &PasswordHash::from_stored("garbage".into())).await.unwrap());
         assert_eq!(format!("{h:?}"), "PasswordHash(..)");
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    async fn hashing_is_capped_and_a_full_house_is_busy() {
+        let h = hash("correct horse battery").await.unwrap();
+        // Many more checks at once than slots: the ones that wait too long are refused, never run.
+        let n = max_concurrent_hashes() * 100;
+        let tasks: Vec<_> = (0..n)
+            .map(|_| {
+                let h = h.clone();
+                tokio::spawn(async move { verify("wrong horse battery", &h).await })
+            })
+            .collect();
+        let mut busy = 0;
+        for t in tasks {
+            match t.await.unwrap() {
+                Ok(matched) => assert!(!matched),
+                Err(PasswordError::Busy) => busy += 1,
+                Err(e) => panic!("{e}"),
+            }
+        }
+        assert!(busy > 0, "{n} checks at once on {} slots: some must be refused", max_concurrent_hashes());
     }
 
     #[tokio::test]

@@ -7,6 +7,9 @@
 //! - **Leases**: [`SyncStore::claim_due_mailboxes`] hands due mailboxes to one worker at a time
 //!   (`FOR UPDATE SKIP LOCKED` on PostgreSQL), each claim with a new **fencing token**; a lease is
 //!   renewed while work goes on, taken over when it expired, and released with the next due time.
+//!   Lease times (expiry at claim and renewal, the "has it expired" check of a takeover) come from
+//!   the **database's clock**, never an instance's: an instance whose clock runs ahead does not take
+//!   over live leases.
 //! - **Cursors** per mailbox, resource and container, and **items** with the fields the product
 //!   shows. [`SyncStore::commit_page`] writes one page of changes and the new cursor in ONE
 //!   transaction, and writes nothing when the fence is stale (the worker lost its lease).
@@ -15,8 +18,10 @@
 //!   see removed.
 //! - **Status** per mailbox and resource (last success, next due, last error, throttled until,
 //!   first-sync progress) and the **Activity** page's item listing.
-//! - **Tokens** of a connection: read them unsealed, save a refreshed access token together with
-//!   the rotated refresh token, mark the connection as needing attention.
+//! - **Tokens** of a connection: read them unsealed (with their **version**), save a refreshed access
+//!   token together with the rotated refresh token, mark the connection as needing attention. Both
+//!   writes are compare-and-set on the version read, and a reconnect bumps it: a refresh or a mark
+//!   racing another instance's refresh or a reconnect never overwrites newer tokens.
 
 use crate::secrets::SecretString;
 use crate::{StoreError, UnixTime};
@@ -217,6 +222,9 @@ pub struct ConnectionTokens {
     pub access_expires_at: UnixTime,
     pub refresh_token: Option<SecretString>,
     pub needs_attention: bool,
+    /// The tokens' version: every token write is compare-and-set on it (see
+    /// [`SyncStore::save_refreshed_tokens`]); a reconnect bumps it.
+    pub version: i64,
 }
 
 #[async_trait]
@@ -239,11 +247,14 @@ pub trait SyncStore: Send + Sync + 'static {
 
     // ---- leases
 
-    /// Claims up to `limit` due, unpaused mailboxes of active connections whose lease is free or
-    /// expired, for `owner` until `now + ttl_secs`. Never hands one mailbox to two claimers.
+    /// Claims up to `limit` mailboxes due at `now` (unpaused, of active connections) whose lease is
+    /// free or expired, for `owner`, for `ttl_secs`. Never hands one mailbox to two claimers.
+    /// Whether a lease has expired, and the new lease's expiry, are decided by the **database's
+    /// clock**, not `now`: an instance whose clock runs ahead does not take over live leases.
     async fn claim_due_mailboxes(&self, owner: &str, now: UnixTime, ttl_secs: i64, limit: u32) -> Result<Vec<Lease>, StoreError>;
-    /// Extends a lease still held with `fence`; false when it was lost.
-    async fn renew_lease(&self, mailbox: Uuid, fence: i64, expires_at: UnixTime) -> Result<bool, StoreError>;
+    /// Extends a lease still held with `fence` to `ttl_secs` from now by the database's clock;
+    /// false when it was lost.
+    async fn renew_lease(&self, mailbox: Uuid, fence: i64, ttl_secs: i64) -> Result<bool, StoreError>;
     /// Ends a lease and schedules the next sync; false when the lease was already lost.
     async fn release_lease(&self, mailbox: Uuid, fence: i64, next_due_at: UnixTime) -> Result<bool, StoreError>;
 
@@ -277,15 +288,17 @@ pub trait SyncStore: Send + Sync + 'static {
         first_sync_done: bool,
         now: UnixTime,
     ) -> Result<CommitOutcome, StoreError>;
-    /// Records a failure (reason code) and, when throttled, until when.
+    /// Records a failure (reason code) and, when throttled, until when; nothing (`LeaseLost`) when
+    /// `fence` is stale: a worker that lost its lease cannot overwrite the status.
     async fn record_resource_error(
         &self,
         mailbox: Uuid,
+        fence: i64,
         resource: Resource,
         reason: ReasonCode,
         throttled_until: Option<UnixTime>,
         now: UnixTime,
-    ) -> Result<(), StoreError>;
+    ) -> Result<CommitOutcome, StoreError>;
     /// The estimated total of a first sync (sum of the containers' item counts).
     async fn set_estimated_total(&self, mailbox: Uuid, resource: Resource, total: Option<u64>) -> Result<(), StoreError>;
     async fn mailbox_status(&self, mailbox: Uuid) -> Result<Option<MailboxStatus>, StoreError>;
@@ -300,18 +313,30 @@ pub trait SyncStore: Send + Sync + 'static {
     // ---- tokens
 
     async fn connection_tokens(&self, connection: Uuid) -> Result<Option<ConnectionTokens>, StoreError>;
-    /// Saves a refreshed access token and the rotated refresh token together (one statement).
+    /// Saves a refreshed access token and the rotated refresh token together (one statement), only
+    /// while the stored tokens are still of `version` (the one the refresh started from); then the
+    /// version grows and the connection is active (the refresh proved the grant alive, whatever a
+    /// racing refresh of the same tokens concluded). False, writing nothing, when another writer
+    /// (another instance's refresh, a reconnect) got there first: re-read and use its tokens.
     async fn save_refreshed_tokens(
         &self,
         connection: Uuid,
+        version: i64,
         access_token: &SecretString,
         access_expires_at: UnixTime,
         refresh_token: Option<&SecretString>,
         now: UnixTime,
-    ) -> Result<(), StoreError>;
+    ) -> Result<bool, StoreError>;
     /// The connection needs someone to act (`reason` says who); the scheduler skips it until it is
-    /// reconnected (`save_connection` makes it active again).
-    async fn mark_connection_needs_attention(&self, connection: Uuid, reason: ReasonCode, now: UnixTime) -> Result<(), StoreError>;
+    /// reconnected (`save_connection` makes it active again). Only while its tokens are still of
+    /// `version` (the ones found wanting); false, marking nothing, when newer tokens were saved.
+    async fn mark_connection_needs_attention(
+        &self,
+        connection: Uuid,
+        version: i64,
+        reason: ReasonCode,
+        now: UnixTime,
+    ) -> Result<bool, StoreError>;
 }
 
 /// Escapes `%`, `_` and `\` for a `LIKE … ESCAPE '\'` pattern.

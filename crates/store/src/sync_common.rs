@@ -3,7 +3,24 @@
 //! `impl_sync_store!` expands to an `impl SyncStore` for a type with `pool` and `keyring` fields.
 //! The only SQL that differs is the claim query (PostgreSQL adds `FOR UPDATE … SKIP LOCKED`; SQLite
 //! serializes writers, so a single `UPDATE … WHERE id IN (SELECT …)` is already exclusive), passed
-//! in as `$claim_sql`.
+//! in as `$claim_sql`, and how the database tells the time (`$db_now`, unix seconds): lease times
+//! come from the database's clock, so instances whose clocks disagree still agree on leases.
+
+/// The database's clock in unix seconds, on SQLite.
+macro_rules! sqlite_now {
+    () => {
+        "CAST(strftime('%s', 'now') AS INTEGER)"
+    };
+}
+pub(crate) use sqlite_now;
+
+/// The database's clock in unix seconds, on PostgreSQL (whole seconds, rounded down like SQLite's).
+macro_rules! postgres_now {
+    () => {
+        "CAST(floor(extract(epoch FROM clock_timestamp())) AS BIGINT)"
+    };
+}
+pub(crate) use postgres_now;
 
 /// Columns of a `SyncMailbox`, in the order `mailbox_from_row!` reads them.
 macro_rules! mailbox_columns {
@@ -14,21 +31,27 @@ macro_rules! mailbox_columns {
 pub(crate) use mailbox_columns;
 
 /// The claim query, common part: due, unpaused mailboxes of active connections with a free or
-/// expired lease. `$1` owner, `$2` lease expiry, `$3` now, `$4` limit. Times are whole seconds, so
-/// a lease counts as expired only once its last second has passed (`<`, never `<=`): a lease lasts
-/// at least its TTL, never up to a second less.
+/// expired lease. `$1` owner, `$2` lease TTL in seconds, `$3` now (the caller's, for due times
+/// only), `$4` limit; `$db_now` the database's clock, which alone decides lease expiry. Times are
+/// whole seconds, so a lease counts as expired only once its last second has passed (`<`, never
+/// `<=`): a lease lasts at least its TTL, never up to a second less.
 macro_rules! claim_sql {
-    ($lock:literal) => {
+    ($lock:literal, $db_now:expr) => {
         concat!(
-            "UPDATE sync_mailboxes SET lease_owner = $1, lease_expires_at = $2, fence = fence + 1, \
+            "UPDATE sync_mailboxes SET lease_owner = $1, lease_expires_at = ",
+            $db_now,
+            " + $2, fence = fence + 1, \
                claim_was_takeover = (lease_owner IS NOT NULL), \
                next_due_at = CASE WHEN next_due_at = 0 THEN 1 ELSE next_due_at END \
              WHERE id IN (SELECT m.id FROM sync_mailboxes m JOIN connections c ON c.id = m.connection_id \
                           WHERE m.paused_reason IS NULL AND c.state = 'active' AND m.next_due_at <= $3 \
-                            AND (m.lease_owner IS NULL OR m.lease_expires_at < $3) \
-                          ORDER BY m.next_due_at LIMIT $4 ",
+                            AND (m.lease_owner IS NULL OR m.lease_expires_at < ",
+            $db_now,
+            ") ORDER BY m.next_due_at LIMIT $4 ",
             $lock,
-            ") AND (lease_owner IS NULL OR lease_expires_at < $3) RETURNING ",
+            ") AND (lease_owner IS NULL OR lease_expires_at < ",
+            $db_now,
+            ") RETURNING ",
             $crate::sync_common::mailbox_columns!(),
             ", claim_was_takeover"
         )
@@ -101,7 +124,7 @@ pub(crate) fn reason_of(s: Option<String>) -> Result<Option<domain::ReasonCode>,
 }
 
 macro_rules! impl_sync_store {
-    ($store:ty, $db:ty, $claim_sql:expr) => {
+    ($store:ty, $db:ty, $claim_sql:expr, $db_now:expr) => {
         impl $store {
             /// The fence check every guarded write starts with: touches the mailbox row (taking
             /// its write lock) only while `fence` is current.
@@ -234,7 +257,7 @@ macro_rules! impl_sync_store {
                 use sqlx::Row as _;
                 let rows = sqlx::query($claim_sql)
                     .bind(owner)
-                    .bind(now + ttl_secs)
+                    .bind(ttl_secs)
                     .bind(now)
                     .bind(i64::from(limit))
                     .fetch_all(&self.pool)
@@ -252,11 +275,13 @@ macro_rules! impl_sync_store {
                     .collect()
             }
 
-            async fn renew_lease(&self, mailbox: uuid::Uuid, fence: i64, expires_at: $crate::UnixTime) -> Result<bool, $crate::StoreError> {
-                let done = sqlx::query(
-                    "UPDATE sync_mailboxes SET lease_expires_at = $1 WHERE id = $2 AND fence = $3 AND lease_owner IS NOT NULL",
-                )
-                .bind(expires_at)
+            async fn renew_lease(&self, mailbox: uuid::Uuid, fence: i64, ttl_secs: i64) -> Result<bool, $crate::StoreError> {
+                let done = sqlx::query(concat!(
+                    "UPDATE sync_mailboxes SET lease_expires_at = ",
+                    $db_now,
+                    " + $1 WHERE id = $2 AND fence = $3 AND lease_owner IS NOT NULL"
+                ))
+                .bind(ttl_secs)
                 .bind(mailbox)
                 .bind(fence)
                 .execute(&self.pool)
@@ -504,11 +529,17 @@ macro_rules! impl_sync_store {
             async fn record_resource_error(
                 &self,
                 mailbox: uuid::Uuid,
+                fence: i64,
                 resource: ::domain::Resource,
                 reason: domain::ReasonCode,
                 throttled_until: Option<$crate::UnixTime>,
                 now: $crate::UnixTime,
-            ) -> Result<(), $crate::StoreError> {
+            ) -> Result<$crate::sync::CommitOutcome, $crate::StoreError> {
+                let mut tx = self.pool.begin().await?;
+                if !Self::sync_fence_holds(&mut tx, mailbox, fence, now).await? {
+                    tx.rollback().await?;
+                    return Ok($crate::sync::CommitOutcome::LeaseLost);
+                }
                 sqlx::query(
                     "INSERT INTO sync_status (mailbox_id, resource, last_error, last_error_at, throttled_until) \
                      VALUES ($1, $2, $3, $4, $5) ON CONFLICT (mailbox_id, resource) DO UPDATE SET \
@@ -519,9 +550,10 @@ macro_rules! impl_sync_store {
                 .bind(reason.as_str())
                 .bind(now)
                 .bind(throttled_until)
-                .execute(&self.pool)
+                .execute(&mut *tx)
                 .await?;
-                Ok(())
+                tx.commit().await?;
+                Ok($crate::sync::CommitOutcome::Committed { swept: 0 })
             }
 
             async fn set_estimated_total(
@@ -632,7 +664,8 @@ macro_rules! impl_sync_store {
             async fn connection_tokens(&self, connection: uuid::Uuid) -> Result<Option<$crate::sync::ConnectionTokens>, $crate::StoreError> {
                 use sqlx::Row as _;
                 let Some(row) = sqlx::query(
-                    "SELECT id, org_id, ms_tenant_id, access_token, access_expires_at, refresh_token, state FROM connections WHERE id = $1",
+                    "SELECT id, org_id, ms_tenant_id, access_token, access_expires_at, refresh_token, state, token_version \
+                     FROM connections WHERE id = $1",
                 )
                 .bind(connection)
                 .fetch_optional(&self.pool)
@@ -654,52 +687,65 @@ macro_rules! impl_sync_store {
                         None => None,
                     },
                     needs_attention: state != domain::ConnectionState::Active.as_str(),
+                    version: row.try_get("token_version")?,
                 }))
             }
 
             async fn save_refreshed_tokens(
                 &self,
                 connection: uuid::Uuid,
+                version: i64,
                 access_token: &$crate::secrets::SecretString,
                 access_expires_at: $crate::UnixTime,
                 refresh_token: Option<&$crate::secrets::SecretString>,
                 now: $crate::UnixTime,
-            ) -> Result<(), $crate::StoreError> {
+            ) -> Result<bool, $crate::StoreError> {
                 let access = self.keyring.seal_str(access_token, &$crate::common::token_binding("access_token", connection))?;
                 let refresh = match refresh_token {
                     Some(rt) => Some(self.keyring.seal_str(rt, &$crate::common::token_binding("refresh_token", connection))?),
                     None => None,
                 };
-                // One statement: both tokens or neither. Microsoft may omit a new refresh token;
-                // then the stored one stays.
-                sqlx::query(
+                // One statement: both tokens or neither, and only over the tokens this refresh
+                // started from. Microsoft may omit a new refresh token; then the stored one stays.
+                // The refresh proved the grant alive: a needs-attention mark a racing refresh of
+                // the same (then already rotated) tokens made is lifted.
+                let done = sqlx::query(
                     "UPDATE connections SET access_token = $1, access_expires_at = $2, \
-                       refresh_token = COALESCE($3, refresh_token), updated_at = $4 WHERE id = $5",
+                       refresh_token = COALESCE($3, refresh_token), updated_at = $4, \
+                       token_version = token_version + 1, state = $5, reason = NULL, reason_at = NULL \
+                     WHERE id = $6 AND token_version = $7",
                 )
                 .bind(access)
                 .bind(access_expires_at)
                 .bind(refresh)
                 .bind(now)
+                .bind(domain::ConnectionState::Active.as_str())
                 .bind(connection)
+                .bind(version)
                 .execute(&self.pool)
                 .await?;
-                Ok(())
+                Ok(done.rows_affected() > 0)
             }
 
             async fn mark_connection_needs_attention(
                 &self,
                 connection: uuid::Uuid,
+                version: i64,
                 reason: domain::ReasonCode,
                 now: $crate::UnixTime,
-            ) -> Result<(), $crate::StoreError> {
-                sqlx::query("UPDATE connections SET state = $1, reason = $2, reason_at = $3, updated_at = $3 WHERE id = $4")
-                    .bind(domain::ConnectionState::NeedsAttention.as_str())
-                    .bind(reason.as_str())
-                    .bind(now)
-                    .bind(connection)
-                    .execute(&self.pool)
-                    .await?;
-                Ok(())
+            ) -> Result<bool, $crate::StoreError> {
+                let done = sqlx::query(
+                    "UPDATE connections SET state = $1, reason = $2, reason_at = $3, updated_at = $3 \
+                     WHERE id = $4 AND token_version = $5",
+                )
+                .bind(domain::ConnectionState::NeedsAttention.as_str())
+                .bind(reason.as_str())
+                .bind(now)
+                .bind(connection)
+                .bind(version)
+                .execute(&self.pool)
+                .await?;
+                Ok(done.rows_affected() > 0)
             }
         }
     };

@@ -4,4 +4,9 @@
 
 use crate::PgStore;
 
-crate::sync_common::impl_sync_store!(PgStore, sqlx::Postgres, crate::sync_common::claim_sql!("FOR UPDATE OF m SKIP LOCKED"));
+crate::sync_common::impl_sync_store!(
+    PgStore,
+    sqlx::Postgres,
+    crate::sync_common::claim_sql!("FOR UPDATE OF m SKIP LOCKED", crate::sync_common::postgres_now!()),
+    crate::sync_common::postgres_now!()
+);

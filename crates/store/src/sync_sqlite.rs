@@ -3,4 +3,9 @@
 
 use crate::SqliteStore;
 
-crate::sync_common::impl_sync_store!(SqliteStore, sqlx::Sqlite, crate::sync_common::claim_sql!(""));
+crate::sync_common::impl_sync_store!(
+    SqliteStore,
+    sqlx::Sqlite,
+    crate::sync_common::claim_sql!("", crate::sync_common::sqlite_now!()),
+    crate::sync_common::sqlite_now!()
+);

@@ -323,8 +323,13 @@ impl Engine {
                     SyncError::Throttled(t) => Some(*t),
                     _ => None,
                 };
-                if !matches!(e, SyncError::LeaseLost) {
-                    self.inner.store.record_resource_error(mb.id, resource, e.reason(), throttled_until, now()).await?;
+                // Fenced like every other write: a worker that lost its lease leaves the status to
+                // the worker that holds it now.
+                if !matches!(e, SyncError::LeaseLost)
+                    && self.inner.store.record_resource_error(mb.id, lease.fence, resource, e.reason(), throttled_until, now()).await?
+                        == CommitOutcome::LeaseLost
+                {
+                    return Err(SyncError::LeaseLost);
                 }
                 return Err(e);
             }

@@ -308,7 +308,7 @@ impl Scheduler {
         let renew = async {
             loop {
                 tokio::time::sleep(cfg.renew_every).await;
-                match store.renew_lease(id, fence, now() + cfg.lease_ttl_secs).await {
+                match store.renew_lease(id, fence, cfg.lease_ttl_secs).await {
                     Ok(true) => {}
                     Ok(false) => return,
                     Err(e) => {
@@ -332,9 +332,12 @@ impl Scheduler {
                 // The connection's own mailbox (or a token failure): the connection needs its owner
                 // or an admin; the claim query skips it until it is reconnected. For one mailbox of
                 // a service account, only that mailbox waits.
+                // Only the tokens this instance used are marked: newer ones (another instance's
+                // refresh, a reconnect) are not judged by what Graph said about older ones.
                 if lease.mailbox.graph_user_id.is_none()
                     && reason.who_must_act() != domain::WhoMustAct::PlatformAdmin
-                    && let Err(e) = store.mark_connection_needs_attention(lease.mailbox.connection_id, *reason, now()).await
+                    && let Some(version) = engine.tokens().version_in_use(lease.mailbox.connection_id)
+                    && let Err(e) = store.mark_connection_needs_attention(lease.mailbox.connection_id, version, *reason, now()).await
                 {
                     tracing::warn!(mailbox = %id, error = %e, "could not mark the connection");
                 }

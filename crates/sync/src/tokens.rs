@@ -2,7 +2,10 @@
 //!
 //! - delegated connections: the stored access token while it has more than the refresh margin
 //!   left, otherwise a refresh — and the **rotated refresh token is saved every time**, together
-//!   with the new access token (one statement);
+//!   with the new access token (one statement). Every token write is compare-and-set on the
+//!   version of the tokens it started from: when another instance refreshed first, or the owner
+//!   reconnected meanwhile, the write does nothing and the tokens that writer saved are used instead
+//!   (the lock below is per process; the version is what keeps instances apart);
 //! - application permissions: client-credentials tokens, cached per organization until shortly
 //!   before they expire;
 //! - a refresh that fails for a reason someone must fix (`invalid_grant`: revoked or expired,
@@ -41,7 +44,13 @@ pub struct TokenSource {
     app_fetching: Mutex<HashMap<OrgId, Arc<tokio::sync::Mutex<()>>>>,
     /// One refresh at a time per connection (several mailboxes may share one).
     refreshing: Mutex<HashMap<Uuid, Arc<tokio::sync::Mutex<()>>>>,
+    /// The version of the delegated tokens last handed out per connection: a needs-attention mark
+    /// for what Graph said about them is conditional on it ([`TokenSource::version_in_use`]).
+    versions: Mutex<HashMap<Uuid, i64>>,
 }
+
+/// How many times a delegated token is re-read after losing a compare-and-set to another writer.
+const MAX_TOKEN_RACES: usize = 3;
 
 fn now() -> UnixTime {
     store::now_unix()
@@ -57,7 +66,20 @@ impl TokenSource {
             app_tokens: Mutex::new(HashMap::new()),
             app_fetching: Mutex::new(HashMap::new()),
             refreshing: Mutex::new(HashMap::new()),
+            versions: Mutex::new(HashMap::new()),
         }
+    }
+
+    /// The version of the connection's tokens this source last handed out, if any: mark the
+    /// connection with it ([`store::SyncStore::mark_connection_needs_attention`]) so that a mark for
+    /// old tokens does not land on newer ones (a refresh or a reconnect since).
+    pub fn version_in_use(&self, connection: Uuid) -> Option<i64> {
+        self.versions.lock().unwrap_or_else(|p| p.into_inner()).get(&connection).copied()
+    }
+
+    fn hand_out(&self, tokens: store::sync::ConnectionTokens) -> SecretString {
+        self.versions.lock().unwrap_or_else(|p| p.into_inner()).insert(tokens.connection_id, tokens.version);
+        tokens.access_token
     }
 
     /// The app registration of an organization, from its Office 365 settings.
@@ -108,9 +130,8 @@ impl TokenSource {
         }
     }
 
-    async fn delegated(&self, connection: Uuid, force: bool) -> Result<SecretString, SyncError> {
-        let lock = self.refreshing.lock().unwrap_or_else(|p| p.into_inner()).entry(connection).or_default().clone();
-        let _one_at_a_time = lock.lock().await;
+    /// The connection's stored tokens; `NeedsAttention` (with the stored reason) when it is marked.
+    async fn stored_tokens(&self, connection: Uuid) -> Result<store::sync::ConnectionTokens, SyncError> {
         let tokens = self.store.connection_tokens(connection).await?.ok_or(SyncError::NotConfigured("the connection is gone".into()))?;
         if tokens.needs_attention {
             let reason = self
@@ -123,34 +144,69 @@ impl TokenSource {
                 .unwrap_or(domain::ReasonCode::ConsentRequired);
             return Err(SyncError::NeedsAttention(reason));
         }
+        Ok(tokens)
+    }
+
+    async fn delegated(&self, connection: Uuid, force: bool) -> Result<SecretString, SyncError> {
+        let lock = self.refreshing.lock().unwrap_or_else(|p| p.into_inner()).entry(connection).or_default().clone();
+        let _one_at_a_time = lock.lock().await;
+        let mut tokens = self.stored_tokens(connection).await?;
         if !force && tokens.access_expires_at - self.margin_secs > now() {
-            return Ok(tokens.access_token);
+            return Ok(self.hand_out(tokens));
         }
-        let Some(rt) = tokens.refresh_token else {
-            self.store.mark_connection_needs_attention(connection, domain::ReasonCode::RefreshTokenExpired, now()).await?;
-            return Err(SyncError::NeedsAttention(domain::ReasonCode::RefreshTokenExpired));
-        };
-        let app = self.app_registration(tokens.org_id).await?;
-        match self.client.refresh(&app, &rt, None).await {
-            Ok(fresh) => {
-                SyncMetrics::add(&self.metrics.token_refreshes, 1);
-                let expires_at = fresh.expires_at.unix_timestamp();
-                self.store.save_refreshed_tokens(connection, &fresh.access_token, expires_at, fresh.refresh_token.as_ref(), now()).await?;
-                Ok(fresh.access_token)
-            }
-            Err(e) if e.reason().is_transient() => Err(SyncError::Token(e)),
-            Err(e) if e.reason().who_must_act() == domain::WhoMustAct::PlatformAdmin => {
-                // The app registration's fault (client secret, client id): not this connection's.
-                // Every connection would be marked and then need its owner to reconnect; instead
-                // the error is shown and the sync resumes once an admin fixes the settings.
-                Err(SyncError::NeedsAttention(e.reason()))
-            }
-            Err(e) => {
-                let reason = e.reason();
-                tracing::warn!(%connection, ?reason, "refresh refused: the connection needs attention");
-                self.store.mark_connection_needs_attention(connection, reason, now()).await?;
-                Err(SyncError::NeedsAttention(reason))
+        for _ in 0..MAX_TOKEN_RACES {
+            let version = tokens.version;
+            let Some(rt) = tokens.refresh_token.clone() else {
+                let reason = domain::ReasonCode::RefreshTokenExpired;
+                if self.store.mark_connection_needs_attention(connection, version, reason, now()).await? {
+                    return Err(SyncError::NeedsAttention(reason));
+                }
+                // Newer tokens were saved meanwhile: use those.
+                tokens = self.stored_tokens(connection).await?;
+                return Ok(self.hand_out(tokens));
+            };
+            let app = self.app_registration(tokens.org_id).await?;
+            match self.client.refresh(&app, &rt, None).await {
+                Ok(fresh) => {
+                    SyncMetrics::add(&self.metrics.token_refreshes, 1);
+                    let expires_at = fresh.expires_at.unix_timestamp();
+                    if self
+                        .store
+                        .save_refreshed_tokens(connection, version, &fresh.access_token, expires_at, fresh.refresh_token.as_ref(), now())
+                        .await?
+                    {
+                        self.versions.lock().unwrap_or_else(|p| p.into_inner()).insert(connection, version + 1);
+                        return Ok(fresh.access_token);
+                    }
+                    // Another instance refreshed these tokens first, or the owner reconnected: what
+                    // it saved is current (and this refresh's rotated token is not kept over it).
+                    tracing::info!(%connection, "tokens were saved by another writer during the refresh; using those");
+                    tokens = self.stored_tokens(connection).await?;
+                    return Ok(self.hand_out(tokens));
+                }
+                Err(e) if e.reason().is_transient() => return Err(SyncError::Token(e)),
+                Err(e) if e.reason().who_must_act() == domain::WhoMustAct::PlatformAdmin => {
+                    // The app registration's fault (client secret, client id): not this connection's.
+                    // Every connection would be marked and then need its owner to reconnect; instead
+                    // the error is shown and the sync resumes once an admin fixes the settings.
+                    return Err(SyncError::NeedsAttention(e.reason()));
+                }
+                Err(e) => {
+                    let reason = e.reason();
+                    if self.store.mark_connection_needs_attention(connection, version, reason, now()).await? {
+                        tracing::warn!(%connection, ?reason, "refresh refused: the connection needs attention");
+                        return Err(SyncError::NeedsAttention(reason));
+                    }
+                    // Refused because another writer had already rotated (or replaced) the refresh
+                    // token this one read: the tokens it saved are current.
+                    tracing::info!(%connection, ?reason, "refresh refused for tokens another writer has replaced; using the new ones");
+                    tokens = self.stored_tokens(connection).await?;
+                    if tokens.access_expires_at - self.margin_secs > now() {
+                        return Ok(self.hand_out(tokens));
+                    }
+                }
             }
         }
+        Err(SyncError::NotConfigured("the connection's tokens kept changing during refresh".into()))
     }
 }

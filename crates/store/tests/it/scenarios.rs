@@ -13,6 +13,7 @@ on_both_backends!(
     sessions_expire_and_end,
     sign_in_is_rate_limited_per_email,
     success_clears_the_failure_count,
+    parallel_wrong_passwords_get_no_more_checks_than_the_limit,
     users_are_listed_per_organization,
     passwords_are_stored_as_argon2id_hashes,
 );
@@ -119,6 +120,43 @@ async fn success_clears_the_failure_count(db: &TestDb) {
         let _ = accounts::sign_in(store, "eve@northwind.test", "guess", "ip", now).await;
     }
     assert!(accounts::sign_in(store, "eve@northwind.test", "eve-password", "ip", now).await.is_ok());
+}
+
+/// Item 1 of the hardening issue: 50 wrong passwords for one email at once (as many requests in
+/// flight) get at most `MAX_FAILURES_PER_EMAIL` password checks between them; the rest are refused
+/// before any hashing (rate limited, or busy when every hashing slot is taken: both 429).
+async fn parallel_wrong_passwords_get_no_more_checks_than_the_limit(db: &TestDb) {
+    let store = db.store.as_ref();
+    let org = store.create_organization("Northwind").await.unwrap();
+    accounts::create_user(store, org.id, "fay@northwind.test", "Fay", Role::Member, "fay-password").await.unwrap();
+    let now = 1_700_000_000;
+    let tasks: Vec<_> = (0..50)
+        .map(|i| {
+            let store = db.store.clone();
+            tokio::spawn(
+                async move { accounts::sign_in(store.as_ref(), "fay@northwind.test", &format!("guess-{i}"), "10.9.9.9", now).await },
+            )
+        })
+        .collect();
+    let mut checked = 0;
+    for t in tasks {
+        match t.await.unwrap() {
+            // Only a checked password answers BadCredentials.
+            Err(SignInError::BadCredentials) => checked += 1,
+            Err(SignInError::RateLimited { .. } | SignInError::Busy) => {}
+            Err(other) => panic!("unexpected failure: {other}"),
+            Ok(_) => panic!("a wrong password signed in"),
+        }
+    }
+    assert!(checked >= 1, "some guesses must be checked");
+    assert!(checked <= accounts::MAX_FAILURES_PER_EMAIL, "{checked} password checks for 50 parallel guesses");
+    let recorded = store.sign_in_failures_since("fay@northwind.test", "10.9.9.9", now - 60).await.unwrap();
+    assert_eq!(recorded.for_email, checked, "every checked guess, and only those, counts");
+    // And the right password is now refused too, until the window has passed.
+    let r = accounts::sign_in(store, "fay@northwind.test", "fay-password", "10.9.9.9", now + 1).await;
+    if checked == accounts::MAX_FAILURES_PER_EMAIL {
+        assert!(matches!(r, Err(SignInError::RateLimited { .. })), "got {:?}", r.err());
+    }
 }
 
 async fn users_are_listed_per_organization(db: &TestDb) {

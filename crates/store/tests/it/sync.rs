@@ -76,6 +76,10 @@ on_both!(
     activity_lists_newest_first_with_search_and_paging,
     tokens_are_read_refreshed_atomically_and_marked,
     orgs_with_connections_are_listed_once_each,
+    a_claimer_whose_clock_runs_ahead_does_not_take_over_a_live_lease,
+    a_refresh_or_a_mark_racing_a_reconnect_does_not_overwrite_the_new_grant,
+    a_refresh_racing_another_refresh_of_the_same_tokens_writes_nothing,
+    a_worker_that_lost_its_lease_cannot_record_an_error,
 );
 
 struct World {
@@ -196,7 +200,9 @@ async fn a_stale_fence_is_rejected_and_writes_nothing(db: &TestDb) {
         .unwrap();
     assert_eq!(ok, CommitOutcome::Committed { swept: 0 });
 
-    // The lease expires and another worker takes over: the first one's fence is now stale.
+    // The lease expires (renewed to a second ago) and another worker takes over: the first one's
+    // fence is now stale.
+    assert!(db.store.renew_lease(mb.id, first.fence, -1).await.unwrap());
     let second = db.store.claim_due_mailboxes("w2", 200, 30, 10).await.unwrap().remove(0);
     assert!(second.fence > first.fence);
     let stale = page(mb.id, first.fence, vec![item("b", "B", 2)], &["a"], CursorUpdate::DeltaLink("delta-stale".into()));
@@ -250,26 +256,164 @@ async fn two_claimers_never_both_own_a_mailbox(db: &TestDb) {
 async fn an_expired_lease_is_taken_over(db: &TestDb) {
     let w = world(db).await;
     let mb = mailbox(db, &w).await;
-    let first = db.store.claim_due_mailboxes("w1", 100, 30, 10).await.unwrap().remove(0);
+    let now = store::now_unix();
+    let first = db.store.claim_due_mailboxes("w1", now, 30, 10).await.unwrap().remove(0);
     assert!(!first.taken_over);
-    assert!(db.store.claim_due_mailboxes("w2", 120, 30, 10).await.unwrap().is_empty(), "still held");
-    assert!(db.store.renew_lease(mb.id, first.fence, 160).await.unwrap());
-    assert!(db.store.claim_due_mailboxes("w2", 150, 30, 10).await.unwrap().is_empty(), "renewed");
-    assert!(db.store.claim_due_mailboxes("w2", 160, 30, 10).await.unwrap().is_empty(), "held through its last second");
-    let taken = db.store.claim_due_mailboxes("w2", 161, 30, 10).await.unwrap();
+    // The expiry is the database's clock plus the TTL (this process shares that clock).
+    assert!((now + 29..=now + 35).contains(&first.expires_at), "{} vs {now}", first.expires_at);
+    assert!(db.store.claim_due_mailboxes("w2", now, 30, 10).await.unwrap().is_empty(), "still held");
+    assert!(db.store.renew_lease(mb.id, first.fence, 600).await.unwrap());
+    let renewed = db.store.sync_mailbox(mb.id).await.unwrap().unwrap().lease_expires_at;
+    assert!(renewed >= first.expires_at + 500, "renewed for the TTL from now: {renewed}");
+    assert!(db.store.claim_due_mailboxes("w2", now + 120, 30, 10).await.unwrap().is_empty(), "renewed");
+    // Its last second has passed (renewed to end a second ago): taken over.
+    assert!(db.store.renew_lease(mb.id, first.fence, -1).await.unwrap());
+    let taken = db.store.claim_due_mailboxes("w2", now, 30, 10).await.unwrap();
     assert_eq!(taken.len(), 1);
     assert!(taken[0].taken_over);
     assert_eq!(taken[0].mailbox.lease_owner.as_deref(), Some("w2"));
     // Released with a next due time: not claimable before it.
-    assert!(db.store.release_lease(mb.id, taken[0].fence, 500).await.unwrap());
-    assert!(db.store.claim_due_mailboxes("w3", 499, 30, 10).await.unwrap().is_empty());
-    let again = db.store.claim_due_mailboxes("w3", 500, 30, 10).await.unwrap();
+    assert!(db.store.release_lease(mb.id, taken[0].fence, now + 500).await.unwrap());
+    assert!(db.store.claim_due_mailboxes("w3", now + 499, 30, 10).await.unwrap().is_empty());
+    let again = db.store.claim_due_mailboxes("w3", now + 500, 30, 10).await.unwrap();
     assert!(!again[0].taken_over, "a released lease is not a takeover");
 
     // A connection that needs attention is not claimed at all.
     assert!(db.store.release_lease(mb.id, again[0].fence, 0).await.unwrap());
-    db.store.mark_connection_needs_attention(w.connection, ReasonCode::RefreshTokenRevoked, 600).await.unwrap();
-    assert!(db.store.claim_due_mailboxes("w4", 700, 30, 10).await.unwrap().is_empty());
+    let version = db.store.connection_tokens(w.connection).await.unwrap().unwrap().version;
+    assert!(db.store.mark_connection_needs_attention(w.connection, version, ReasonCode::RefreshTokenRevoked, 600).await.unwrap());
+    assert!(db.store.claim_due_mailboxes("w4", now + 700, 30, 10).await.unwrap().is_empty());
+}
+
+/// Item 9 of the hardening issue: an instance whose clock runs 90 s ahead passes a `now` that
+/// makes every live lease look expired; the database's clock decides, so it takes none over.
+async fn a_claimer_whose_clock_runs_ahead_does_not_take_over_a_live_lease(db: &TestDb) {
+    let w = world(db).await;
+    let mb = mailbox(db, &w).await;
+    let now = store::now_unix();
+    let held = db.store.claim_due_mailboxes("on-time", now, 30, 10).await.unwrap().remove(0);
+    let ahead = db.store.claim_due_mailboxes("ahead", now + 90, 30, 10).await.unwrap();
+    assert!(ahead.is_empty(), "a live lease was taken over by a clock 90 s ahead: {ahead:?}");
+    // Renewed by the holder (whatever its clock), still not taken by the one ahead.
+    assert!(db.store.renew_lease(mb.id, held.fence, 30).await.unwrap());
+    assert!(db.store.claim_due_mailboxes("ahead", now + 90, 30, 10).await.unwrap().is_empty());
+    let row = db.store.sync_mailbox(mb.id).await.unwrap().unwrap();
+    assert_eq!((row.lease_owner.as_deref(), row.fence), (Some("on-time"), held.fence));
+    // Its own claims expire by the database's clock too, not 90 s later than they should.
+    assert!(db.store.release_lease(mb.id, held.fence, 0).await.unwrap());
+    let mine = db.store.claim_due_mailboxes("ahead", now + 90, 30, 10).await.unwrap().remove(0);
+    assert!(mine.expires_at <= now + 35, "{} vs {now}", mine.expires_at);
+}
+
+/// Item 4: a reconnect (a new grant) bumps the tokens' version; a refresh that started from the
+/// old tokens, or a needs-attention mark about them, then writes nothing.
+async fn a_refresh_or_a_mark_racing_a_reconnect_does_not_overwrite_the_new_grant(db: &TestDb) {
+    let w = world(db).await;
+    let before = db.store.connection_tokens(w.connection).await.unwrap().unwrap();
+    // The owner reconnects while a refresh of the old tokens is in flight.
+    let audit = AuditEntry { at: 2, actor: "alice".into(), action: "connect".into(), summary: "reconnected".into() };
+    let again = NewConnection {
+        org_id: w.org,
+        user_id: w.user,
+        kind: ConnectionKind::Individual,
+        is_primary: true,
+        ms_tenant_id: "4f1c6a0e-2d3b-4c5a-9e8f-0a1b2c3d4e5f".into(),
+        ms_object_id: "oid-alice".into(),
+        ms_username: "alice@northwind.test".into(),
+        ms_name: "Alice".into(),
+        granted_scopes: vec!["Mail.Read".into()],
+        access_token: SecretString::from("access-new-grant"),
+        access_expires_at: 9_000,
+        refresh_token: Some(SecretString::from("refresh-new-grant")),
+    };
+    assert_eq!(db.store.save_connection(&again, &audit).await.unwrap().id, w.connection, "the same connection");
+    let after = db.store.connection_tokens(w.connection).await.unwrap().unwrap();
+    assert!(after.version > before.version, "a reconnect bumps the version");
+    // The refresh of the old tokens completes: not saved.
+    let saved = db
+        .store
+        .save_refreshed_tokens(
+            w.connection,
+            before.version,
+            &SecretString::from("access-old"),
+            5_000,
+            Some(&SecretString::from("refresh-old")),
+            10,
+        )
+        .await
+        .unwrap();
+    assert!(!saved, "a refresh of the old grant overwrote the new one");
+    // Nor does a mark about the old tokens land on the new grant.
+    assert!(!db.store.mark_connection_needs_attention(w.connection, before.version, ReasonCode::RefreshTokenRevoked, 11).await.unwrap());
+    let t = db.store.connection_tokens(w.connection).await.unwrap().unwrap();
+    assert_eq!(
+        (t.access_token.expose_secret(), t.refresh_token.as_ref().unwrap().expose_secret(), t.version, t.needs_attention),
+        ("access-new-grant", "refresh-new-grant", after.version, false)
+    );
+    // Writes from the new version apply.
+    assert!(
+        db.store
+            .save_refreshed_tokens(
+                w.connection,
+                after.version,
+                &SecretString::from("access-4"),
+                7_000,
+                Some(&SecretString::from("refresh-4")),
+                12
+            )
+            .await
+            .unwrap()
+    );
+    let t = db.store.connection_tokens(w.connection).await.unwrap().unwrap();
+    assert_eq!((t.refresh_token.as_ref().unwrap().expose_secret(), t.version), ("refresh-4", after.version + 1));
+}
+
+/// Item 4: two instances refresh the same tokens; only the first save applies, and the second
+/// finds out (false) so it can use what the first saved.
+async fn a_refresh_racing_another_refresh_of_the_same_tokens_writes_nothing(db: &TestDb) {
+    let w = world(db).await;
+    let read = db.store.connection_tokens(w.connection).await.unwrap().unwrap();
+    let mut tasks = Vec::new();
+    for i in 0..8 {
+        let store = db.store.clone();
+        let (conn, version) = (w.connection, read.version);
+        tasks.push(tokio::spawn(async move {
+            let rt = SecretString::from(format!("refresh-rotated-{i}"));
+            store.save_refreshed_tokens(conn, version, &SecretString::from(format!("access-{i}")), 5_000, Some(&rt), 10).await.unwrap()
+        }));
+    }
+    let mut applied = Vec::new();
+    for (i, t) in tasks.into_iter().enumerate() {
+        if t.await.unwrap() {
+            applied.push(i);
+        }
+    }
+    assert_eq!(applied.len(), 1, "exactly one refresh of version {} is saved: {applied:?}", read.version);
+    let t = db.store.connection_tokens(w.connection).await.unwrap().unwrap();
+    assert_eq!(t.refresh_token.as_ref().unwrap().expose_secret(), &format!("refresh-rotated-{}", applied[0]));
+    assert_eq!(t.version, read.version + 1);
+}
+
+/// Item 12: a worker whose lease was taken over cannot overwrite the mailbox's status with its
+/// error; the current holder's writes still apply.
+async fn a_worker_that_lost_its_lease_cannot_record_an_error(db: &TestDb) {
+    let w = world(db).await;
+    let mb = mailbox(db, &w).await;
+    let first = db.store.claim_due_mailboxes("w1", 100, 30, 10).await.unwrap().remove(0);
+    assert!(db.store.renew_lease(mb.id, first.fence, -1).await.unwrap());
+    let second = db.store.claim_due_mailboxes("w2", 100, 30, 10).await.unwrap().remove(0);
+    assert_eq!(
+        db.store.record_resource_success(mb.id, second.fence, Resource::Mail, true, 300).await.unwrap(),
+        CommitOutcome::Committed { swept: 0 }
+    );
+    let stale = db.store.record_resource_error(mb.id, first.fence, Resource::Mail, ReasonCode::Throttled, Some(900), 400).await.unwrap();
+    assert_eq!(stale, CommitOutcome::LeaseLost);
+    let r = db.store.mailbox_status(mb.id).await.unwrap().unwrap().resources.remove(0);
+    assert_eq!((r.last_error, r.throttled_until, r.last_success_at), (None, None, Some(300)), "the stale worker wrote its error");
+    let current = db.store.record_resource_error(mb.id, second.fence, Resource::Mail, ReasonCode::Throttled, Some(900), 500).await.unwrap();
+    assert_eq!(current, CommitOutcome::Committed { swept: 0 });
+    let r = db.store.mailbox_status(mb.id).await.unwrap().unwrap().resources.remove(0);
+    assert_eq!((r.last_error, r.throttled_until), (Some(ReasonCode::Throttled), Some(900)));
 }
 
 async fn a_full_round_then_deltas_then_a_resync_without_duplicates_or_ghosts(db: &TestDb) {
@@ -326,7 +470,7 @@ async fn status_counts_and_first_sync_progress(db: &TestDb) {
     assert_eq!(st.resources.len(), 1);
     assert_eq!(st.resources[0].progress(), Some((1, 4)));
 
-    db.store.record_resource_error(mb.id, Resource::Mail, ReasonCode::Throttled, Some(250), 200).await.unwrap();
+    db.store.record_resource_error(mb.id, fence, Resource::Mail, ReasonCode::Throttled, Some(250), 200).await.unwrap();
     let r = db.store.mailbox_status(mb.id).await.unwrap().unwrap().resources.remove(0);
     assert_eq!((r.last_error, r.throttled_until, r.last_success_at), (Some(ReasonCode::Throttled), Some(250), None));
 
@@ -388,22 +532,37 @@ async fn tokens_are_read_refreshed_atomically_and_marked(db: &TestDb) {
     assert_eq!(t.refresh_token.as_ref().unwrap().expose_secret(), "refresh-1");
     assert!(!t.needs_attention);
 
-    db.store
-        .save_refreshed_tokens(w.connection, &SecretString::from("access-2"), 5_000, Some(&SecretString::from("refresh-2")), 10)
-        .await
-        .unwrap();
+    assert!(
+        db.store
+            .save_refreshed_tokens(
+                w.connection,
+                t.version,
+                &SecretString::from("access-2"),
+                5_000,
+                Some(&SecretString::from("refresh-2")),
+                10
+            )
+            .await
+            .unwrap()
+    );
+    let v1 = t.version;
     let t = db.store.connection_tokens(w.connection).await.unwrap().unwrap();
+    assert_eq!(t.version, v1 + 1);
     assert_eq!(
         (t.access_token.expose_secret(), t.refresh_token.as_ref().unwrap().expose_secret(), t.access_expires_at),
         ("access-2", "refresh-2", 5_000)
     );
     assert!(!db.raw.contains("refresh-2").await, "sealed at rest");
     // No new refresh token from Microsoft: the stored one stays.
-    db.store.save_refreshed_tokens(w.connection, &SecretString::from("access-3"), 6_000, None, 11).await.unwrap();
+    assert!(db.store.save_refreshed_tokens(w.connection, t.version, &SecretString::from("access-3"), 6_000, None, 11).await.unwrap());
+    // A write from a version already replaced applies nothing.
+    assert!(!db.store.save_refreshed_tokens(w.connection, v1, &SecretString::from("access-stale"), 6_500, None, 11).await.unwrap());
     let t = db.store.connection_tokens(w.connection).await.unwrap().unwrap();
     assert_eq!((t.access_token.expose_secret(), t.refresh_token.as_ref().unwrap().expose_secret()), ("access-3", "refresh-2"));
 
-    db.store.mark_connection_needs_attention(w.connection, ReasonCode::RefreshTokenRevoked, 20).await.unwrap();
+    assert!(!db.store.mark_connection_needs_attention(w.connection, v1, ReasonCode::RefreshTokenRevoked, 20).await.unwrap());
+    assert!(!db.store.connection_tokens(w.connection).await.unwrap().unwrap().needs_attention, "a stale mark applies nothing");
+    assert!(db.store.mark_connection_needs_attention(w.connection, t.version, ReasonCode::RefreshTokenRevoked, 20).await.unwrap());
     assert!(db.store.connection_tokens(w.connection).await.unwrap().unwrap().needs_attention);
     let c = db.store.connections_in_org(w.org).await.unwrap().remove(0);
     assert_eq!((c.state, c.reason), (ConnectionState::NeedsAttention, Some(ReasonCode::RefreshTokenRevoked)));

@@ -7,3 +7,4 @@ mod instances;
 mod property;
 mod reconcile;
 mod scenarios;
+mod token_races;

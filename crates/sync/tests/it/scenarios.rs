@@ -172,7 +172,12 @@ async fn a_revoked_refresh_token_needs_the_owner_and_reconnecting_resumes_from_t
 
     // Refresh before expiry, and the rotated refresh token is saved.
     let before = env.store.connection_tokens(conn).await.unwrap().unwrap();
-    env.store.save_refreshed_tokens(conn, &before.access_token, store::now_unix() + 60, None, store::now_unix()).await.unwrap();
+    assert!(
+        env.store
+            .save_refreshed_tokens(conn, before.version, &before.access_token, store::now_unix() + 60, None, store::now_unix())
+            .await
+            .unwrap()
+    );
     s.sync_now(mb).await.unwrap();
     one_run(&s).await.remove(0).result.unwrap();
     let after = env.store.connection_tokens(conn).await.unwrap().unwrap();
@@ -292,7 +297,9 @@ async fn a_bad_client_secret_waits_for_the_admin_without_marking_connections() {
     env.store.save_office365_settings(env.org, &settings, Some(&store::secrets::SecretString::from("not-the-secret")), &[]).await.unwrap();
     // The access token is about to expire: a refresh is needed, and the app's secret is wrong.
     let t = env.store.connection_tokens(conn).await.unwrap().unwrap();
-    env.store.save_refreshed_tokens(conn, &t.access_token, store::now_unix() + 10, None, store::now_unix()).await.unwrap();
+    assert!(
+        env.store.save_refreshed_tokens(conn, t.version, &t.access_token, store::now_unix() + 10, None, store::now_unix()).await.unwrap()
+    );
     let out = one_run(&s).await.remove(0);
     assert!(matches!(out.result, Err(SyncError::NeedsAttention(ReasonCode::ClientSecretInvalid))), "{:?}", out.result);
     assert_eq!(ReasonCode::ClientSecretInvalid.who_must_act(), WhoMustAct::PlatformAdmin);
