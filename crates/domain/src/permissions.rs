@@ -479,4 +479,24 @@ mod tests {
         let every: Vec<String> = s.requested().iter().map(|p| p.graph_name.to_string()).collect();
         assert!(s.missing(&every).is_empty());
     }
+
+    #[test]
+    fn short_scope_names_and_full_uris_are_the_same_grant() {
+        // Entra answers `scope` either way: `Mail.Read profile openid email` or full URIs.
+        let s = settings(ConnectionMode::Individual, RO);
+        let every = s.requested().iter().map(|p| p.graph_name).collect::<Vec<_>>();
+        let short: Vec<String> =
+            ["User.Read", "profile", "openid", "email"].into_iter().chain(every.iter().copied()).map(String::from).collect();
+        let full: Vec<String> =
+            short.iter().map(|n| if n.contains('.') { format!("https://graph.microsoft.com/{n}") } else { n.clone() }).collect();
+        for granted in [&short, &full] {
+            assert!(s.missing(granted).is_empty(), "{granted:?}");
+            assert!(s.granted_status(granted).iter().all(|(_, ok)| *ok), "{granted:?}");
+        }
+        assert!(is_granted(&["Mail.Read".into()], "Mail.Read"));
+        assert!(is_granted(&["https://graph.microsoft.com/Mail.Read".into()], "Mail.Read"));
+        assert!(is_granted(&["https://graph.microsoft.com/mail.read".into()], "Mail.Read"));
+        assert!(!is_granted(&["Mail.ReadBasic".into()], "Mail.Read"), "a narrower permission is not the one needed");
+        assert!(!is_granted(&["https://graph.microsoft.com/Mail.Read.Shared".into()], "Mail.Read"));
+    }
 }

@@ -50,6 +50,12 @@ pub enum ReasonCode {
     RefreshTokenRevoked,
     /// The Microsoft account belongs to another tenant than the one configured.
     WrongTenant,
+    /// A personal Microsoft account (Outlook.com, Hotmail, Live; tenant `9188040d-…`) signed in,
+    /// typically through the `common` authority: it has no work mailbox to sync.
+    PersonalAccount,
+    /// A guest of the organization signed in: the token's tenant is not the account's home tenant,
+    /// and the mailbox lives in the home tenant, out of reach.
+    GuestAccount,
     /// The account has no Exchange Online mailbox (no licence, or on-premises).
     MailboxNotLicensed,
     /// The account may not open this mailbox (service user without delegate rights).
@@ -82,7 +88,7 @@ impl ReasonCode {
         use ReasonCode::*;
         match self {
             ConsentDeclined | ConsentRequired | InteractionRequired | RefreshTokenExpired | RefreshTokenRevoked | WrongTenant
-            | SignInNotVerified => WhoMustAct::Owner,
+            | PersonalAccount | GuestAccount | SignInNotVerified => WhoMustAct::Owner,
             AdminApprovalRequired | NoMailboxAccess | PermissionMissing => WhoMustAct::TenantAdmin,
             MailboxNotLicensed => WhoMustAct::LicenceAdmin,
             ClientSecretInvalid | ClientSecretExpired | AppNotFound | RedirectUriMismatch => WhoMustAct::PlatformAdmin,
@@ -121,6 +127,12 @@ impl ReasonCode {
             RefreshTokenExpired => "The connection expired after a long time without use.",
             RefreshTokenRevoked => "Microsoft revoked the connection (for example after a password change or a sign-out everywhere).",
             WrongTenant => "That Microsoft account belongs to a different organization than the one Intelligence360 is set up for.",
+            PersonalAccount => {
+                "That is a personal Microsoft account (such as Outlook.com or Hotmail), not a work account, so it cannot be connected."
+            }
+            GuestAccount => {
+                "That account is a guest in this organization: its mailbox belongs to another organization, so it cannot be connected."
+            }
             MailboxNotLicensed => "This Microsoft 365 account has no Exchange Online mailbox (it may be missing a licence).",
             NoMailboxAccess => "No access to this mailbox: the service account has not been given permission to open it.",
             PermissionMissing => "Microsoft refused because a permission has not been granted.",
@@ -143,7 +155,7 @@ impl ReasonCode {
             ConsentDeclined => "If that was a mistake, start again and choose Accept.",
             AdminApprovalRequired => "You will be able to connect once an admin has granted consent; there is nothing else to do now.",
             ConsentRequired | InteractionRequired | RefreshTokenExpired | RefreshTokenRevoked => "Reconnect Office 365.",
-            WrongTenant => "Sign in with your work account from the organization your admin set up.",
+            WrongTenant | PersonalAccount | GuestAccount => "Sign in with your work account from the organization your admin set up.",
             MailboxNotLicensed => "Ask your Microsoft 365 administrator to assign a licence with Exchange Online.",
             NoMailboxAccess => "Ask a Microsoft 365 administrator to give the service account access to this mailbox.",
             PermissionMissing => "Ask a Microsoft 365 administrator to grant the missing permission.",
@@ -158,7 +170,7 @@ impl ReasonCode {
 }
 
 impl ReasonCode {
-    const NAMES: [(ReasonCode, &'static str); 19] = [
+    const NAMES: [(ReasonCode, &'static str); 21] = [
         (ReasonCode::ConsentDeclined, "consent_declined"),
         (ReasonCode::AdminApprovalRequired, "admin_approval_required"),
         (ReasonCode::ConsentRequired, "consent_required"),
@@ -166,6 +178,8 @@ impl ReasonCode {
         (ReasonCode::RefreshTokenExpired, "refresh_token_expired"),
         (ReasonCode::RefreshTokenRevoked, "refresh_token_revoked"),
         (ReasonCode::WrongTenant, "wrong_tenant"),
+        (ReasonCode::PersonalAccount, "personal_account"),
+        (ReasonCode::GuestAccount, "guest_account"),
         (ReasonCode::MailboxNotLicensed, "mailbox_not_licensed"),
         (ReasonCode::NoMailboxAccess, "no_mailbox_access"),
         (ReasonCode::PermissionMissing, "permission_missing"),
@@ -212,6 +226,19 @@ mod tests {
         assert_eq!(ReasonCode::MailboxNotLicensed.who_must_act(), WhoMustAct::LicenceAdmin);
         assert!(!ReasonCode::NoMailboxAccess.is_tenant_wide(), "one mailbox, not the whole tenant");
         assert!(ReasonCode::Throttled.is_transient());
+    }
+
+    #[test]
+    fn personal_and_guest_accounts_are_refused_in_plain_words() {
+        for r in [ReasonCode::PersonalAccount, ReasonCode::GuestAccount] {
+            assert_eq!(r.who_must_act(), WhoMustAct::Owner);
+            assert!(!r.is_transient() && !r.is_tenant_wide());
+            assert!(r.explained().ends_with("Sign in with your work account from the organization your admin set up."));
+        }
+        assert!(ReasonCode::PersonalAccount.message().contains("personal Microsoft account"));
+        assert!(ReasonCode::GuestAccount.message().contains("guest"));
+        assert_eq!(serde_json::to_string(&ReasonCode::PersonalAccount).unwrap(), "\"personal_account\"");
+        assert_eq!(ReasonCode::parse("guest_account"), Some(ReasonCode::GuestAccount));
     }
 
     #[test]

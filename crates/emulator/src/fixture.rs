@@ -24,6 +24,8 @@ pub const DEMO_PASSWORD: &str = "m365-demo";
 pub const NORTHWIND_TENANT_ID: &str = "4f1c6a0e-2d3b-4c5a-9e8f-0a1b2c3d4e5f";
 /// Fabrikam tenant id (users may not consent).
 pub const FABRIKAM_TENANT_ID: &str = "9a8b7c6d-5e4f-4a3b-8c2d-1e0f9a8b7c6d";
+/// The tenant every personal Microsoft account (Outlook.com, Hotmail, Live) signs in under: its `tid`.
+pub const PERSONAL_ACCOUNTS_TENANT_ID: &str = "9188040d-6c67-4c5b-b112-36a304b66dad";
 
 /// The whole emulated world.
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
@@ -36,6 +38,118 @@ pub struct Fixture {
     pub content: ContentDefaults,
     pub tenants: Vec<TenantFixture>,
     pub apps: Vec<AppFixture>,
+}
+
+/// A demo account: password `DEMO_PASSWORD`, licensed, no special rights.
+fn demo_user(id: &str, upn: &str, name: &str, job: &str) -> UserFixture {
+    UserFixture {
+        id: id.to_string(),
+        user_principal_name: upn.to_string(),
+        display_name: name.to_string(),
+        given_name: name.split(' ').next().map(str::to_string),
+        surname: name.split(' ').nth(1).map(str::to_string),
+        job_title: Some(job.to_string()),
+        password: DEMO_PASSWORD.to_string(),
+        licensed: true,
+        admin: false,
+        mfa_required: false,
+        delegate_access: Vec::new(),
+        counts: None,
+        home_tenant: None,
+    }
+}
+
+fn tenant(id: &str, name: &str, domain: &str, users_may_consent: bool, users: Vec<UserFixture>) -> TenantFixture {
+    TenantFixture {
+        id: id.to_string(),
+        display_name: name.to_string(),
+        domains: vec![domain.to_string()],
+        users_may_consent,
+        users,
+        admin_grants: Vec::new(),
+        application_access_policies: Vec::new(),
+    }
+}
+
+/// Northwind: an admin, three ordinary users, a service account with delegate rights on alice's and
+/// bob's mailboxes, an unlicensed contractor and an MFA user.
+fn northwind_users() -> Vec<UserFixture> {
+    let id = |n: u32| format!("6e1f0a00-0000-4000-8000-{n:012}");
+    let mut nw_admin = demo_user(&id(1), "admin@northwind.test", "Adele Admin", "IT Administrator");
+    nw_admin.admin = true;
+    let mut service = demo_user(&id(5), "service@northwind.test", "Sam Service", "Service Account");
+    service.delegate_access = vec!["alice@northwind.test".into(), "bob@northwind.test".into()];
+    let mut dave = demo_user(&id(6), "dave@northwind.test", "Dave Diaz", "Contractor");
+    dave.licensed = false;
+    let mut mfa = demo_user(&id(7), "mfa@northwind.test", "Morgan Factor", "Finance Lead");
+    mfa.mfa_required = true;
+    vec![
+        nw_admin,
+        demo_user(&id(2), "alice@northwind.test", "Alice Anders", "Account Manager"),
+        demo_user(&id(3), "bob@northwind.test", "Bob Burke", "Sales Engineer"),
+        demo_user(&id(4), "carol@northwind.test", "Carol Chen", "Head of Marketing"),
+        service,
+        dave,
+        mfa,
+    ]
+}
+
+fn fabrikam_users() -> Vec<UserFixture> {
+    let id = |n: u32| format!("6e2f0a00-0000-4000-8000-{n:012}");
+    let mut fb_admin = demo_user(&id(1), "admin@fabrikam.test", "Fiona Admin", "IT Administrator");
+    fb_admin.admin = true;
+    vec![
+        fb_admin,
+        demo_user(&id(2), "erin@fabrikam.test", "Erin Evans", "Buyer"),
+        demo_user(&id(3), "frank@fabrikam.test", "Frank Fischer", "Logistics"),
+    ]
+}
+
+/// The Intelligence360 registration: multi-tenant, home Northwind, a current and an expired secret.
+fn demo_app() -> AppFixture {
+    let names = |list: &[&str]| list.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+    AppFixture {
+        client_id: DEMO_CLIENT_ID.to_string(),
+        display_name: "Intelligence360".to_string(),
+        publisher: None,
+        home_tenant: NORTHWIND_TENANT_ID.to_string(),
+        multi_tenant: true,
+        redirect_uris: names(&["http://127.0.0.1:3000/oauth/office365/callback", "http://127.0.0.1:3000/oauth/office365/admin-consent"]),
+        secrets: vec![
+            SecretFixture { value: DEMO_CLIENT_SECRET.to_string(), expires: "2027-12-31T23:59:59Z".to_string() },
+            SecretFixture { value: DEMO_EXPIRED_SECRET.to_string(), expires: "2024-12-31T23:59:59Z".to_string() },
+        ],
+        delegated_permissions: names(&[
+            "openid",
+            "profile",
+            "email",
+            "offline_access",
+            "User.Read",
+            "Mail.Read",
+            "Mail.Read.Shared",
+            "Mail.ReadWrite.Shared",
+            "Mail.Send.Shared",
+            "Calendars.Read.Shared",
+            "Calendars.ReadWrite",
+            "Calendars.ReadWrite.Shared",
+            "Contacts.Read",
+            "Contacts.ReadWrite",
+            "Tasks.Read",
+            "Tasks.ReadWrite",
+        ]),
+        application_permissions: names(&[
+            "Mail.Read",
+            "Mail.ReadWrite",
+            "Mail.Send",
+            "Calendars.Read",
+            "Calendars.ReadWrite",
+            "Contacts.Read",
+            "Tasks.Read.All",
+            "Tasks.ReadWrite.All",
+            "User.Read.All",
+        ]),
+        certificates: Vec::new(),
+    }
 }
 
 fn default_seed() -> u64 {
@@ -141,6 +255,11 @@ pub struct UserFixture {
     /// Overrides the fixture's default content sizes for this mailbox.
     #[serde(default)]
     pub counts: Option<MailboxCounts>,
+    /// A guest (B2B) account: the id of the tenant the account really belongs to. Its tokens carry
+    /// this directory's `tid` and name the home tenant in `idp` (`https://sts.windows.net/{home}/`),
+    /// with `acct` 1, as Entra's do.
+    #[serde(default)]
+    pub home_tenant: Option<String>,
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
@@ -222,111 +341,7 @@ impl Fixture {
     /// The demo world: Northwind Traders (user consent allowed) and Fabrikam (admins only), and the
     /// Intelligence360 multi-tenant app registration.
     pub fn demo() -> Fixture {
-        let user = |id: &str, upn: &str, name: &str, job: &str| UserFixture {
-            id: id.to_string(),
-            user_principal_name: upn.to_string(),
-            display_name: name.to_string(),
-            given_name: name.split(' ').next().map(str::to_string),
-            surname: name.split(' ').nth(1).map(str::to_string),
-            job_title: Some(job.to_string()),
-            password: DEMO_PASSWORD.to_string(),
-            licensed: true,
-            admin: false,
-            mfa_required: false,
-            delegate_access: Vec::new(),
-            counts: None,
-        };
-        let mut nw_admin = user("6e1f0a00-0000-4000-8000-000000000001", "admin@northwind.test", "Adele Admin", "IT Administrator");
-        nw_admin.admin = true;
-        let mut service = user("6e1f0a00-0000-4000-8000-000000000005", "service@northwind.test", "Sam Service", "Service Account");
-        service.delegate_access = vec!["alice@northwind.test".into(), "bob@northwind.test".into()];
-        let mut dave = user("6e1f0a00-0000-4000-8000-000000000006", "dave@northwind.test", "Dave Diaz", "Contractor");
-        dave.licensed = false;
-        let mut mfa = user("6e1f0a00-0000-4000-8000-000000000007", "mfa@northwind.test", "Morgan Factor", "Finance Lead");
-        mfa.mfa_required = true;
-        let northwind = TenantFixture {
-            id: NORTHWIND_TENANT_ID.to_string(),
-            display_name: "Northwind Traders".to_string(),
-            domains: vec!["northwind.test".to_string()],
-            users_may_consent: true,
-            users: vec![
-                nw_admin,
-                user("6e1f0a00-0000-4000-8000-000000000002", "alice@northwind.test", "Alice Anders", "Account Manager"),
-                user("6e1f0a00-0000-4000-8000-000000000003", "bob@northwind.test", "Bob Burke", "Sales Engineer"),
-                user("6e1f0a00-0000-4000-8000-000000000004", "carol@northwind.test", "Carol Chen", "Head of Marketing"),
-                service,
-                dave,
-                mfa,
-            ],
-            admin_grants: Vec::new(),
-            application_access_policies: Vec::new(),
-        };
-        let mut fb_admin = user("6e2f0a00-0000-4000-8000-000000000001", "admin@fabrikam.test", "Fiona Admin", "IT Administrator");
-        fb_admin.admin = true;
-        let fabrikam = TenantFixture {
-            id: FABRIKAM_TENANT_ID.to_string(),
-            display_name: "Fabrikam".to_string(),
-            domains: vec!["fabrikam.test".to_string()],
-            users_may_consent: false,
-            users: vec![
-                fb_admin,
-                user("6e2f0a00-0000-4000-8000-000000000002", "erin@fabrikam.test", "Erin Evans", "Buyer"),
-                user("6e2f0a00-0000-4000-8000-000000000003", "frank@fabrikam.test", "Frank Fischer", "Logistics"),
-            ],
-            admin_grants: Vec::new(),
-            application_access_policies: Vec::new(),
-        };
-        let app = AppFixture {
-            client_id: DEMO_CLIENT_ID.to_string(),
-            display_name: "Intelligence360".to_string(),
-            publisher: None,
-            home_tenant: NORTHWIND_TENANT_ID.to_string(),
-            multi_tenant: true,
-            redirect_uris: vec![
-                "http://127.0.0.1:3000/oauth/office365/callback".to_string(),
-                "http://127.0.0.1:3000/oauth/office365/admin-consent".to_string(),
-            ],
-            secrets: vec![
-                SecretFixture { value: DEMO_CLIENT_SECRET.to_string(), expires: "2027-12-31T23:59:59Z".to_string() },
-                SecretFixture { value: DEMO_EXPIRED_SECRET.to_string(), expires: "2024-12-31T23:59:59Z".to_string() },
-            ],
-            delegated_permissions: [
-                "openid",
-                "profile",
-                "email",
-                "offline_access",
-                "User.Read",
-                "Mail.Read",
-                "Mail.Read.Shared",
-                "Mail.ReadWrite.Shared",
-                "Mail.Send.Shared",
-                "Calendars.Read.Shared",
-                "Calendars.ReadWrite",
-                "Calendars.ReadWrite.Shared",
-                "Contacts.Read",
-                "Contacts.ReadWrite",
-                "Tasks.Read",
-                "Tasks.ReadWrite",
-            ]
-            .iter()
-            .map(|s| s.to_string())
-            .collect(),
-            application_permissions: [
-                "Mail.Read",
-                "Mail.ReadWrite",
-                "Mail.Send",
-                "Calendars.Read",
-                "Calendars.ReadWrite",
-                "Contacts.Read",
-                "Tasks.Read.All",
-                "Tasks.ReadWrite.All",
-                "User.Read.All",
-            ]
-            .iter()
-            .map(|s| s.to_string())
-            .collect(),
-            certificates: Vec::new(),
-        };
+        let app = demo_app();
         let fabrikam_app = AppFixture {
             client_id: FABRIKAM_CLIENT_ID.to_string(),
             display_name: "Intelligence360 (Fabrikam)".to_string(),
@@ -338,7 +353,10 @@ impl Fixture {
         Fixture {
             seed: default_seed(),
             content: ContentDefaults::default(),
-            tenants: vec![northwind, fabrikam],
+            tenants: vec![
+                tenant(NORTHWIND_TENANT_ID, "Northwind Traders", "northwind.test", true, northwind_users()),
+                tenant(FABRIKAM_TENANT_ID, "Fabrikam", "fabrikam.test", false, fabrikam_users()),
+            ],
             apps: vec![app, fabrikam_app],
         }
     }
@@ -350,6 +368,49 @@ impl Fixture {
                 app.redirect_uris.push(uri.to_string());
             }
         }
+    }
+
+    /// Invites `member` (a UPN of another tenant of the fixture) into `tenant` as a guest: a new user
+    /// `{local}_{domain}#EXT#@{tenant's domain}` without a mailbox there, whose tokens name the home
+    /// tenant. Returns the guest's UPN (what the guest types on the sign-in page).
+    pub fn add_guest(&mut self, tenant: &str, member: &str) -> Option<String> {
+        let (home, user) = self
+            .tenants
+            .iter()
+            .find_map(|t| t.users.iter().find(|u| u.user_principal_name.eq_ignore_ascii_case(member)).map(|u| (t.id.clone(), u.clone())))?;
+        let host = self
+            .tenants
+            .iter_mut()
+            .find(|t| t.id.eq_ignore_ascii_case(tenant) || t.domains.iter().any(|d| d.eq_ignore_ascii_case(tenant)))?;
+        let upn = format!("{}#EXT#@{}", member.replace('@', "_"), host.domains.first()?);
+        let n = host.users.len();
+        host.users.push(UserFixture {
+            id: format!("6e9f0a00-0000-4000-8000-{n:012}"),
+            user_principal_name: upn.clone(),
+            licensed: false,
+            admin: false,
+            delegate_access: Vec::new(),
+            home_tenant: Some(home),
+            ..user
+        });
+        Some(upn)
+    }
+
+    /// Adds a personal Microsoft account (`jo@outlook.test`): a user of the consumer tenant
+    /// (`PERSONAL_ACCOUNTS_TENANT_ID`, created on first use), who can sign in through `common` and
+    /// whose tokens carry that tenant's id, as a real Outlook.com account's do.
+    pub fn add_personal_account(&mut self, email: &str, display_name: &str) {
+        let domain = email.rsplit_once('@').map(|(_, d)| d.to_string()).unwrap_or_default();
+        if !self.tenants.iter().any(|t| t.id == PERSONAL_ACCOUNTS_TENANT_ID) {
+            self.tenants.push(tenant(PERSONAL_ACCOUNTS_TENANT_ID, "Microsoft accounts", &domain, true, Vec::new()));
+        }
+        let Some(t) = self.tenants.iter_mut().find(|t| t.id == PERSONAL_ACCOUNTS_TENANT_ID) else { return };
+        if !t.domains.contains(&domain) {
+            t.domains.push(domain);
+        }
+        let n = t.users.len() + 1;
+        let id = format!("00000000-0000-0000-{n:04x}-{n:012x}");
+        t.users.push(UserFixture { licensed: false, job_title: None, ..demo_user(&id, email, display_name, "") });
     }
 
     /// Sets the content sizes of every mailbox (benchmarks, scale tests).

@@ -177,97 +177,121 @@ pub(crate) async fn handle(
 
 async fn create(shared: &Arc<Shared>, ctx: &Ctx, req: &GReq, grant: &AccessGrant, caller: Option<&UserRef>) -> GResp {
     let invalid = |m: &str| err(ctx, 400, "InvalidRequest", m);
-    let Ok(body) = serde_json::from_slice::<Value>(&req.body) else {
-        return invalid("Empty Payload. JSON content expected.");
+    let asked = match requested(shared, &req.body) {
+        Ok(asked) => asked,
+        Err(m) => return invalid(&m),
     };
-    let field = |k: &str| body.get(k).and_then(Value::as_str).map(str::to_string);
-    let (Some(change), Some(url), Some(resource), Some(exp)) =
-        (field("changeType"), field("notificationUrl"), field("resource"), field("expirationDateTime"))
-    else {
-        return invalid("changeType, notificationUrl, resource and expirationDateTime are required.");
+    let target = match subscription_target(shared, ctx, grant, caller, &asked) {
+        Ok(t) => t,
+        Err(r) => return r,
     };
-    let change_types: Vec<String> = change.split(',').map(|c| c.trim().to_string()).collect();
-    if change_types.iter().any(|c| !["created", "updated", "deleted"].contains(&c.as_str())) {
-        return invalid(&format!("Invalid changeType '{change}'."));
-    }
-    let client_state = field("clientState");
-    if client_state.as_ref().is_some_and(|c| c.len() > 128) {
-        return invalid("clientState must be at most 128 characters.");
-    }
-    let Some(expiration) = generate::parse_datetime(&exp) else {
-        return invalid("Invalid expirationDateTime.");
-    };
-    let now = shared.now();
-    if expiration <= now || expiration > now + time::Duration::minutes(MAX_MINUTES) {
-        return invalid(&format!("Subscription expiration can only be {MAX_MINUTES} minutes in the future."));
-    }
-    let Some((who, kind, container)) = parse_resource(&resource) else {
-        return invalid(&format!("Resource '{resource}' is not supported."));
-    };
-    let target = match (&who, caller) {
-        (None, Some(c)) => c.clone(),
-        (None, None) => {
-            return err(ctx, 400, "BadRequest", "/me request is only valid with delegated authentication flow.");
-        }
-        (Some(key), _) => match shared.user(key).filter(|u| u.tenant_id.eq_ignore_ascii_case(&grant.tenant_id)) {
-            Some(u) => u,
-            None => {
-                return err(ctx, 404, "ErrorInvalidUser", &format!("The requested user '{key}' is invalid."));
-            }
-        },
-    };
-    // Delegated subscriptions only for the signed-in user's own mailbox (§4.3).
-    if caller.is_some_and(|c| c.user.id != target.user.id) {
-        return access_denied(ctx);
-    }
-    let need = match kind {
-        Kind::Message => Need::MailRead,
-        Kind::Event => Need::CalRead,
-        Kind::Contact => Need::ContactsRead,
-        Kind::Task => Need::TasksRead,
-    };
-    if !allowed(grant, caller, &target, need) {
-        return access_denied(ctx);
-    }
-    if !target.user.licensed {
-        return err(ctx, 404, "MailboxNotEnabledForRESTAPI", "The mailbox is either inactive, soft-deleted, or is hosted on-premise.");
-    }
     let hash = generate::hash_str(&target.user.id);
-    let container = match (kind, container) {
+    let container = match (asked.kind, asked.container) {
         (_, None) => None,
         (Kind::Message, Some(c)) => generate::parse_container_id(hash, &c, &MAIL_FOLDERS.iter().map(|f| f.key).collect::<Vec<_>>()),
         (Kind::Contact, Some(c)) => generate::parse_container_id(hash, &c, &CONTACT_FOLDERS.iter().map(|f| f.0).collect::<Vec<_>>()),
         (Kind::Task, Some(c)) => generate::parse_container_id(hash, &c, &TASK_LISTS.iter().map(|f| f.0).collect::<Vec<_>>()),
         (Kind::Event, Some(_)) => None,
     };
-    let lifecycle_url = field("lifecycleNotificationUrl");
-    if let Err(m) = validate(&shared.subscriptions.http, &url).await {
-        return invalid(&m);
-    }
-    if let Some(l) = &lifecycle_url
-        && let Err(m) = validate(&shared.subscriptions.http, l).await
-    {
-        return invalid(&m);
+    for url in std::iter::once(&asked.notification_url).chain(asked.lifecycle_url.as_ref()) {
+        if let Err(m) = validate(&shared.subscriptions.http, url).await {
+            return invalid(&m);
+        }
     }
     let sub = Subscription {
         id: guid(),
-        resource,
-        change_types,
-        notification_url: url,
-        lifecycle_url,
-        client_state,
-        expiration,
+        resource: asked.resource,
+        change_types: asked.change_types,
+        notification_url: asked.notification_url,
+        lifecycle_url: asked.lifecycle_url,
+        client_state: asked.client_state,
+        expiration: asked.expiration,
         app_id: grant.client_id.clone(),
         creator_id: caller.map(|c| c.user.id.clone()).unwrap_or_else(|| grant.client_id.clone()),
         tenant_id: grant.tenant_id.clone(),
         mailbox: target.user.id.clone(),
-        kind,
+        kind: asked.kind,
         container,
         delegated_user: caller.map(|c| c.user.id.clone()),
     };
     let out = sub_json(shared, &sub);
     lock(&shared.subscriptions.subs).insert(sub.id.clone(), sub);
     GResp::json(201, &out)
+}
+
+/// A subscription request's body, checked field by field (400 `InvalidRequest` with the message).
+struct Requested {
+    change_types: Vec<String>,
+    notification_url: String,
+    lifecycle_url: Option<String>,
+    resource: String,
+    client_state: Option<String>,
+    expiration: time::OffsetDateTime,
+    /// From `resource`: the mailbox (None = `/me`), the kind and the container named.
+    who: Option<String>,
+    kind: Kind,
+    container: Option<String>,
+}
+
+fn requested(shared: &Shared, body: &[u8]) -> Result<Requested, String> {
+    let body = serde_json::from_slice::<Value>(body).map_err(|_| "Empty Payload. JSON content expected.".to_string())?;
+    let field = |k: &str| body.get(k).and_then(Value::as_str).map(str::to_string);
+    let (Some(change), Some(notification_url), Some(resource), Some(exp)) =
+        (field("changeType"), field("notificationUrl"), field("resource"), field("expirationDateTime"))
+    else {
+        return Err("changeType, notificationUrl, resource and expirationDateTime are required.".into());
+    };
+    let change_types: Vec<String> = change.split(',').map(|c| c.trim().to_string()).collect();
+    if change_types.iter().any(|c| !["created", "updated", "deleted"].contains(&c.as_str())) {
+        return Err(format!("Invalid changeType '{change}'."));
+    }
+    let client_state = field("clientState");
+    if client_state.as_ref().is_some_and(|c| c.len() > 128) {
+        return Err("clientState must be at most 128 characters.".into());
+    }
+    let expiration = generate::parse_datetime(&exp).ok_or_else(|| "Invalid expirationDateTime.".to_string())?;
+    let now = shared.now();
+    if expiration <= now || expiration > now + time::Duration::minutes(MAX_MINUTES) {
+        return Err(format!("Subscription expiration can only be {MAX_MINUTES} minutes in the future."));
+    }
+    let (who, kind, container) = parse_resource(&resource).ok_or_else(|| format!("Resource '{resource}' is not supported."))?;
+    let lifecycle_url = field("lifecycleNotificationUrl");
+    Ok(Requested { change_types, notification_url, lifecycle_url, resource, client_state, expiration, who, kind, container })
+}
+
+/// The mailbox a subscription watches, if the caller may read it (§4.3: delegated subscriptions only
+/// for the signed-in user's own mailbox).
+fn subscription_target(
+    shared: &Shared,
+    ctx: &Ctx,
+    grant: &AccessGrant,
+    caller: Option<&UserRef>,
+    asked: &Requested,
+) -> Result<UserRef, GResp> {
+    let target = match (&asked.who, caller) {
+        (None, Some(c)) => c.clone(),
+        (None, None) => return Err(err(ctx, 400, "BadRequest", "/me request is only valid with delegated authentication flow.")),
+        (Some(key), _) => shared
+            .user(key)
+            .filter(|u| u.tenant_id.eq_ignore_ascii_case(&grant.tenant_id))
+            .ok_or_else(|| err(ctx, 404, "ErrorInvalidUser", &format!("The requested user '{key}' is invalid.")))?,
+    };
+    if caller.is_some_and(|c| c.user.id != target.user.id) {
+        return Err(access_denied(ctx));
+    }
+    let need = match asked.kind {
+        Kind::Message => Need::MailRead,
+        Kind::Event => Need::CalRead,
+        Kind::Contact => Need::ContactsRead,
+        Kind::Task => Need::TasksRead,
+    };
+    if !allowed(grant, caller, &target, need) {
+        return Err(access_denied(ctx));
+    }
+    if !target.user.licensed {
+        return Err(err(ctx, 404, "MailboxNotEnabledForRESTAPI", "The mailbox is either inactive, soft-deleted, or is hosted on-premise."));
+    }
+    Ok(target)
 }
 
 fn resource_path(user: &str, kind: Kind, id: &str) -> String {

@@ -237,7 +237,8 @@ pub enum FailureClass {
     Throttled(Option<Duration>),
     /// 5xx, timeouts, connection failures: back off with jitter (at least `Retry-After` if given).
     Transient(Option<Duration>),
-    /// 410 / `SyncStateNotFound` / `resyncRequired`: drop this cursor and start a full round.
+    /// 410 / `SyncStateNotFound` / `resyncRequired`, or a 400 saying the delta token is malformed
+    /// (`SyncStateInvalid`): drop this cursor and start a full round.
     CursorExpired,
     /// 401: get a new access token and retry once.
     TokenRejected,
@@ -249,11 +250,17 @@ pub enum FailureClass {
     Other,
 }
 
+/// Error codes (lower case) that mean the delta token can no longer be used, whatever the status:
+/// Graph answers a token it cannot read with 400 rather than 410, and then the only way on is a
+/// full round, as after a 410.
+const CURSOR_EXPIRED_CODES: [&str; 5] =
+    ["syncstatenotfound", "resyncrequired", "syncstateinvalid", "errorinvalidsyncstatedata", "invaliddeltatoken"];
+
 impl GraphError {
     /// Classifies the failure for retry decisions (§3.9, §4.2). Codes compare case-insensitively.
     pub fn class(&self) -> FailureClass {
         let code = self.code.to_ascii_lowercase();
-        if self.status == Some(410) || code == "syncstatenotfound" || code == "resyncrequired" {
+        if self.status == Some(410) || CURSOR_EXPIRED_CODES.contains(&code.as_str()) {
             return FailureClass::CursorExpired;
         }
         match self.status {
@@ -598,6 +605,8 @@ mod tests {
         assert_eq!(err(None, "transport", None, ReasonCode::MicrosoftUnavailable).class(), FailureClass::Transient(None));
         assert_eq!(err(Some(410), "SyncStateNotFound", None, ReasonCode::Unexpected).class(), FailureClass::CursorExpired);
         assert_eq!(err(Some(400), "resyncRequired", None, ReasonCode::Unexpected).class(), FailureClass::CursorExpired);
+        assert_eq!(err(Some(400), "SyncStateInvalid", None, ReasonCode::Unexpected).class(), FailureClass::CursorExpired);
+        assert_eq!(err(Some(400), "ErrorInvalidSyncStateData", None, ReasonCode::Unexpected).class(), FailureClass::CursorExpired);
         assert_eq!(
             err(Some(401), "InvalidAuthenticationToken", None, ReasonCode::AccessTokenRejected).class(),
             FailureClass::TokenRejected

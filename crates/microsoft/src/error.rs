@@ -128,12 +128,18 @@ pub enum IdTokenError {
     MissingClaim(&'static str),
     #[error("the account is from tenant {actual}, not the configured tenant {expected}")]
     WrongTenant { expected: String, actual: String },
+    #[error("a personal Microsoft account signed in (tenant 9188040d-6c67-4c5b-b112-36a304b66dad), not a work account")]
+    PersonalAccount,
+    #[error("a guest signed in to tenant {tenant}: the account's home is {home}")]
+    GuestAccount { tenant: String, home: String },
 }
 
 impl IdTokenError {
     pub fn reason(&self) -> ReasonCode {
         match self {
             IdTokenError::WrongTenant { .. } => ReasonCode::WrongTenant,
+            IdTokenError::PersonalAccount => ReasonCode::PersonalAccount,
+            IdTokenError::GuestAccount { .. } => ReasonCode::GuestAccount,
             _ => ReasonCode::SignInNotVerified,
         }
     }

@@ -91,6 +91,23 @@ fn num_claim(claims: &Value, name: &'static str) -> Option<i64> {
     v.as_i64().or_else(|| v.as_f64().map(|f| f as i64))
 }
 
+/// The tenant every personal Microsoft account (Outlook.com, Hotmail, Live) signs in under.
+pub(crate) const PERSONAL_ACCOUNTS_TENANT: &str = "9188040d-6c67-4c5b-b112-36a304b66dad";
+
+/// Where a guest's account really lives, or `None` for a member. A guest's token carries the
+/// inviting (resource) tenant in `tid` and names the home identity provider in `idp`
+/// (`https://sts.windows.net/{home tid}/`, `live.com`, `mail`, …); a member's has no `idp`, or one
+/// naming its own tenant. The optional `acct` claim says 1 for guests.
+fn guest_home(claims: &Value, tid: &str) -> Option<String> {
+    let idp = str_claim(claims, "idp").filter(|idp| !idp.to_ascii_lowercase().contains(tid));
+    let acct_guest = num_claim(claims, "acct") == Some(1);
+    match (idp, acct_guest) {
+        (Some(idp), _) => Some(idp.to_string()),
+        (None, true) => Some("another organization".to_string()),
+        (None, false) => None,
+    }
+}
+
 /// Checks verified claims and extracts the identity.
 pub(crate) fn check_claims(claims: &Value, want: &Expected<'_>) -> Result<VerifiedIdentity, IdTokenError> {
     let aud_ok = match claims.get("aud") {
@@ -118,6 +135,11 @@ pub(crate) fn check_claims(claims: &Value, want: &Expected<'_>) -> Result<Verifi
         }
     }
     let tid = str_claim(claims, "tid").ok_or(IdTokenError::MissingClaim("tid"))?.to_ascii_lowercase();
+    // Through `common` (or a tenant that lets them in) a personal account arrives with the
+    // consumer tenant's id: say so rather than "another organization" (§1.6).
+    if tid == PERSONAL_ACCOUNTS_TENANT {
+        return Err(IdTokenError::PersonalAccount);
+    }
     if let Some(expected) = want.tenant_id
         && !expected.eq_ignore_ascii_case(&tid)
     {
@@ -129,6 +151,9 @@ pub(crate) fn check_claims(claims: &Value, want: &Expected<'_>) -> Result<Verifi
     let iss = str_claim(claims, "iss").unwrap_or("");
     if iss != expected_iss {
         return Err(IdTokenError::Issuer { expected: expected_iss, actual: iss.to_string() });
+    }
+    if let Some(home) = guest_home(claims, &tid) {
+        return Err(IdTokenError::GuestAccount { tenant: tid, home });
     }
     let oid = str_claim(claims, "oid").ok_or(IdTokenError::MissingClaim("oid (request the `profile` scope)"))?;
     Ok(VerifiedIdentity {
@@ -274,6 +299,19 @@ pub(crate) mod tests {
         }));
         assert!(matches!(other_tenant, IdTokenError::WrongTenant { .. }));
         assert_eq!(other_tenant.reason(), domain::ReasonCode::WrongTenant);
+        let personal = err(with(&|c| {
+            c["tid"] = json!(PERSONAL_ACCOUNTS_TENANT);
+            c["iss"] = json!(format!("https://login.microsoftonline.com/{PERSONAL_ACCOUNTS_TENANT}/v2.0"));
+        }));
+        assert_eq!(personal, IdTokenError::PersonalAccount, "not merely another organization");
+        let guest = err(with(&|c| c["idp"] = json!("https://sts.windows.net/9a8b7c6d-5e4f-4a3b-8c2d-1e0f9a8b7c6d/")));
+        assert!(matches!(&guest, IdTokenError::GuestAccount { home, .. } if home.contains("9a8b7c6d")));
+        assert_eq!(guest.reason(), domain::ReasonCode::GuestAccount);
+        assert!(matches!(err(with(&|c| c["idp"] = json!("live.com"))), IdTokenError::GuestAccount { .. }));
+        assert!(matches!(err(with(&|c| c["acct"] = json!(1))), IdTokenError::GuestAccount { .. }));
+        // A member's token may name its own tenant as the identity provider.
+        assert!(verify(&with(&|c| c["idp"] = json!(format!("https://sts.windows.net/{TID}/"))), &pk, &expected(now)).is_ok());
+        assert!(verify(&with(&|c| c["acct"] = json!(0)), &pk, &expected(now)).is_ok());
         // Within the leeway is fine (clock skew between us and Microsoft).
         assert!(verify(&with(&|c| c["exp"] = json!(now - 100)), &pk, &expected(now)).is_ok());
     }
@@ -289,6 +327,12 @@ pub(crate) mod tests {
         let mut want = expected(now);
         want.tenant_id = None;
         assert_eq!(verify(&t, &k.to_public_key(), &want).unwrap().tenant_id, "9a8b7c6d-5e4f-4a3b-8c2d-1e0f9a8b7c6d");
+        // A personal account through `common` has its own issuer, and is still refused.
+        let mut msa = c.clone();
+        msa["tid"] = json!(PERSONAL_ACCOUNTS_TENANT);
+        msa["iss"] = json!(format!("https://login.microsoftonline.com/{PERSONAL_ACCOUNTS_TENANT}/v2.0"));
+        let t = sign(k, &json!({"alg": "RS256"}), &msa);
+        assert_eq!(verify(&t, &k.to_public_key(), &want).unwrap_err(), IdTokenError::PersonalAccount);
         // …but the issuer must still be the one for the token's own tenant.
         c["iss"] = json!(format!("https://login.microsoftonline.com/{TID}/v2.0"));
         let t = sign(k, &json!({"alg": "RS256"}), &c);

@@ -83,95 +83,68 @@ pub(super) fn user_filter(f: &str) -> Result<Vec<(String, bool, String)>, ()> {
 }
 
 pub(super) fn users_list(shared: &Shared, ctx: &Ctx, req: &GReq, grant: &AccessGrant) -> GResp {
-    let q = parse_qs(&req.query);
-    let tok = match q.get("$skiptoken") {
-        Some(t) => match decode_token::<UsersToken>(t) {
-            Some(t) => t,
-            None => return bad_request(ctx, "Invalid skiptoken."),
-        },
-        None => {
-            let top = match q.get("$top") {
-                None => 100,
-                Some(t) => match t.parse::<usize>() {
-                    Ok(n) if (1..=999).contains(&n) => n,
-                    _ => {
-                        return err(
-                            ctx,
-                            400,
-                            "Request_UnsupportedQuery",
-                            &format!("Invalid page size specified: '{t}'. Must be between 1 and 999 inclusive."),
-                        );
-                    }
-                },
-            };
-            if q.contains_key("$search")
-                && !req.headers.get("consistencylevel").and_then(|v| v.to_str().ok()).is_some_and(|v| v.eq_ignore_ascii_case("eventual"))
-            {
-                return err(
-                    ctx,
-                    400,
-                    "Request_UnsupportedQuery",
-                    "Request with $search query parameter only works through MSGraph with a special request header: 'ConsistencyLevel: eventual'",
-                );
-            }
-            UsersToken { o: 0, t: top, f: q.get("$filter").cloned(), s: q.get("$select").cloned(), q: q.get("$search").cloned() }
-        }
+    let unsupported = |msg: &str| err(ctx, 400, "Request_UnsupportedQuery", msg);
+    let tok = match users_query(req) {
+        Ok(tok) => tok,
+        Err(None) => return bad_request(ctx, "Invalid skiptoken."),
+        Err(Some(msg)) => return unsupported(&msg),
     };
-    let filter = match tok.f.as_deref().map(user_filter) {
-        None => None,
-        Some(Ok(f)) => Some(f),
-        Some(Err(())) => {
-            return err(
-                ctx,
-                400,
-                "Request_UnsupportedQuery",
-                "Unsupported or invalid query filter clause specified for property or navigation property.",
-            );
-        }
+    let Ok(filter) = tok.f.as_deref().map(user_filter).transpose() else {
+        return unsupported("Unsupported or invalid query filter clause specified for property or navigation property.");
     };
-    let search = match tok.q.as_deref().map(user_search) {
-        None => None,
-        Some(Ok(q)) => Some(q),
-        Some(Err(())) => {
-            return err(ctx, 400, "Request_UnsupportedQuery", "Unsupported or invalid $search clause.");
-        }
+    let Ok(search) = tok.q.as_deref().map(user_search).transpose() else {
+        return unsupported("Unsupported or invalid $search clause.");
     };
-    let Some(ti) = shared.tenant_index(&grant.tenant_id) else {
+    let Some((ti, tenant)) = shared.tenant_index(&grant.tenant_id).and_then(|ti| shared.tenant(ti).map(|t| (ti, t))) else {
         return bad_request(ctx, "Unknown tenant.");
     };
-    let Some(tenant) = shared.tenant(ti) else {
-        return bad_request(ctx, "Unknown tenant.");
+    let matches = |u: &UserRef| {
+        let v = user_json(shared, u, false);
+        let text = |prop: &str| v.get(prop).and_then(Value::as_str).unwrap_or("").to_ascii_lowercase();
+        let filtered = filter.as_ref().is_none_or(|clauses| {
+            clauses.iter().any(|(prop, prefix, val)| {
+                let (field, val) = (text(prop), val.to_ascii_lowercase());
+                if *prefix { field.starts_with(&val) } else { field == val }
+            })
+        });
+        filtered && search.as_ref().is_none_or(|clauses| clauses.iter().any(|(prop, val)| text(prop).contains(val)))
     };
     let matching: Vec<UserRef> = tenant
         .users
         .iter()
         .map(|u| UserRef { tenant_id: tenant.id.clone(), tenant_index: ti, user: u.clone() })
-        .filter(|u| {
-            filter.as_ref().is_none_or(|clauses| {
-                clauses.iter().any(|(prop, prefix, val)| {
-                    let v = user_json(shared, u, false);
-                    let field = v.get(prop).and_then(Value::as_str).unwrap_or("").to_ascii_lowercase();
-                    let val = val.to_ascii_lowercase();
-                    if *prefix { field.starts_with(&val) } else { field == val }
-                })
-            })
-        })
-        .filter(|u| {
-            search.as_ref().is_none_or(|clauses| {
-                let v = user_json(shared, u, false);
-                clauses.iter().any(|(prop, val)| v.get(prop).and_then(Value::as_str).unwrap_or("").to_ascii_lowercase().contains(val))
-            })
-        })
+        .filter(|u| matches(u))
         .collect();
     let page: Vec<Value> = matching.iter().skip(tok.o).take(tok.t).map(|u| select(user_json(shared, u, false), tok.s.as_ref())).collect();
     let mut out = Map::new();
     out.insert("@odata.context".into(), json!(format!("{}/v1.0/$metadata#users", shared.base_url)));
     if tok.o + tok.t < matching.len() {
-        let next = UsersToken { o: tok.o + tok.t, t: tok.t, f: tok.f.clone(), s: tok.s.clone(), q: tok.q.clone() };
+        let next = UsersToken { o: tok.o + tok.t, ..tok };
         out.insert("@odata.nextLink".into(), json!(format!("{}/v1.0/users?$skiptoken={}", shared.base_url, encode_token(&next))));
     }
     out.insert("value".into(), Value::Array(page));
     GResp::json(200, &Value::Object(out))
+}
+
+/// The listing asked for: from a `$skiptoken`, or a first page's `$top`/`$filter`/`$select`/`$search`.
+/// `Err(None)`: an unreadable skiptoken; `Err(Some(message))`: an unsupported query.
+fn users_query(req: &GReq) -> Result<UsersToken, Option<String>> {
+    let q = parse_qs(&req.query);
+    if let Some(t) = q.get("$skiptoken") {
+        return decode_token::<UsersToken>(t).ok_or(None);
+    }
+    let top = match q.get("$top").map(|t| (t, t.parse::<usize>())) {
+        None => 100,
+        Some((_, Ok(n))) if (1..=999).contains(&n) => n,
+        Some((t, _)) => return Err(Some(format!("Invalid page size specified: '{t}'. Must be between 1 and 999 inclusive."))),
+    };
+    let eventual = req.headers.get("consistencylevel").and_then(|v| v.to_str().ok()).is_some_and(|v| v.eq_ignore_ascii_case("eventual"));
+    if q.contains_key("$search") && !eventual {
+        let msg =
+            "Request with $search query parameter only works through MSGraph with a special request header: 'ConsistencyLevel: eventual'";
+        return Err(Some(msg.to_string()));
+    }
+    Ok(UsersToken { o: 0, t: top, f: q.get("$filter").cloned(), s: q.get("$select").cloned(), q: q.get("$search").cloned() })
 }
 
 pub(super) async fn userinfo(State(shared): State<Arc<Shared>>, headers: HeaderMap) -> Response {

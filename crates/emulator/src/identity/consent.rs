@@ -22,60 +22,28 @@ pub(super) async fn admin_consent_v2(
 
 pub(super) async fn admin_consent(shared: Arc<Shared>, tenant: String, q: Option<String>, headers: HeaderMap, kind: FlowKind) -> Response {
     let p = parse_qs(q.as_deref().unwrap_or(""));
-    let correlation = guid();
-    let Some(pt) = path_tenant(&shared, &tenant) else {
-        return error_page(&shared, 90002, &tenant_not_found(&tenant), &correlation);
+    let (pt, app, mut flow) = match known_client(&shared, &tenant, &p, kind) {
+        Ok(known) => known,
+        Err(page) => return *page,
     };
-    if kind == FlowKind::AdminConsentV2 && matches!(pt, PathTenant::Common | PathTenant::Consumers) {
-        return error_page(
-            &shared,
-            90130,
-            "Application is not supported over the /common or /consumers endpoints. Please use the /organizations or tenant-specific endpoint.",
-            &correlation,
-        );
+    if let Some(refused) = consent_scopes(&shared, &app, &p, &mut flow) {
+        return refused;
     }
-    let Some(client_id) = p.get("client_id") else {
-        return error_page(&shared, 900144, "The request body must contain the following parameter: 'client_id'.", &correlation);
-    };
-    let Some(app) = shared.app(client_id) else {
-        return error_page(
-            &shared,
-            700016,
-            &format!("Application with identifier '{client_id}' was not found in the directory '{tenant}'."),
-            &correlation,
-        );
-    };
-    let redirect_uri = p.get("redirect_uri").cloned().unwrap_or_default();
-    if !redirect_ok(&app, &redirect_uri, kind == FlowKind::AdminConsentV1) {
-        return error_page(
-            &shared,
-            50011,
-            &format!(
-                "The redirect URI '{redirect_uri}' specified in the request does not match the redirect URIs configured for the application '{}'. Make sure the redirect URI sent in the request matches one added to your application in the Azure portal. Navigate to https://aka.ms/redirectUriMismatchError to learn more about how to fix this.",
-                app.client_id
-            ),
-            &correlation,
-        );
+    let flow_id = random_token(18);
+    if let Some((sid, s, user)) = session_user(&shared, &headers, &pt).filter(|(_, _, u)| u.user.admin) {
+        flow.session = Some(sid);
+        flow.mfa_done = s.mfa;
+        flow.user = Some(user.user.id.clone());
+        return after_sign_in(&shared, flow_id, flow, &user);
     }
-    let mut flow = Flow {
-        kind,
-        path_tenant: tenant.clone(),
-        client_id: app.client_id.clone(),
-        redirect_uri,
-        state: p.get("state").cloned(),
-        response_mode: "query".into(),
-        scopes: BTreeSet::new(),
-        roles: BTreeSet::new(),
-        nonce: None,
-        challenge: None,
-        prompt: None,
-        login_hint: String::new(),
-        user: None,
-        session: None,
-        mfa_done: false,
-        step: Step::SignIn,
-        correlation,
-    };
+    let page = pages::sign_in(&tenant, &flow_id, &app.display_name, "", None, true);
+    lock(&shared.idp).flows.insert(flow_id, flow);
+    html(StatusCode::OK, page)
+}
+
+/// What the admin is asked to grant: v1 every permission the app registration lists; v2 the `scope`
+/// parameter, where application permissions come only through `/.default` (§1.8).
+fn consent_scopes(shared: &Shared, app: &AppFixture, p: &HashMap<String, String>, flow: &mut Flow) -> Option<Response> {
     let all_static = |flow: &mut Flow| {
         for s in &app.delegated_permissions {
             if let Ok(Scope::Graph(g) | Scope::Oidc(g)) = catalogue::parse_scope(s) {
@@ -88,45 +56,26 @@ pub(super) async fn admin_consent(shared: Arc<Shared>, tenant: String, q: Option
             }
         }
     };
-    if kind == FlowKind::AdminConsentV1 {
-        all_static(&mut flow);
-    } else {
-        let Some(scope) = p.get("scope").filter(|s| !s.trim().is_empty()) else {
-            return admin_consent_error(&shared, &flow, None, 900144, "The request body must contain the following parameter: 'scope'.");
-        };
-        for s in scope.split_whitespace() {
-            match catalogue::parse_scope(s) {
-                // App permissions can only be requested through /.default (§1.8).
-                Ok(Scope::Default) => all_static(&mut flow),
-                Ok(Scope::Graph(g) | Scope::Oidc(g)) => {
-                    flow.scopes.insert(g.to_string());
-                }
-                Err(bad) => {
-                    return admin_consent_error(
-                        &shared,
-                        &flow,
-                        None,
-                        70011,
-                        &format!("The provided value for the input parameter 'scope' is not valid. The scope '{bad}' does not exist."),
-                    );
-                }
+    if flow.kind == FlowKind::AdminConsentV1 {
+        all_static(flow);
+        return None;
+    }
+    let Some(scope) = p.get("scope").filter(|s| !s.trim().is_empty()) else {
+        return Some(admin_consent_error(shared, flow, None, 900144, "The request body must contain the following parameter: 'scope'."));
+    };
+    for s in scope.split_whitespace() {
+        match catalogue::parse_scope(s) {
+            Ok(Scope::Default) => all_static(flow),
+            Ok(Scope::Graph(g) | Scope::Oidc(g)) => {
+                flow.scopes.insert(g.to_string());
+            }
+            Err(bad) => {
+                let msg = format!("The provided value for the input parameter 'scope' is not valid. The scope '{bad}' does not exist.");
+                return Some(admin_consent_error(shared, flow, None, 70011, &msg));
             }
         }
     }
-    let flow_id = random_token(18);
-    let session_user = session_from(&headers)
-        .and_then(|sid| lock(&shared.idp).sessions.get(&sid).cloned().map(|s| (sid, s)))
-        .and_then(|(sid, s)| shared.user(&s.user_id).map(|u| (sid, s, u)))
-        .filter(|(_, _, u)| u.user.admin && tenant_allows(&pt, u));
-    if let Some((sid, s, user)) = session_user {
-        flow.session = Some(sid);
-        flow.mfa_done = s.mfa;
-        flow.user = Some(user.user.id.clone());
-        return after_sign_in(&shared, flow_id, flow, &user);
-    }
-    let page = pages::sign_in(&tenant, &flow_id, &app.display_name, "", None, true);
-    lock(&shared.idp).flows.insert(flow_id, flow);
-    html(StatusCode::OK, page)
+    None
 }
 
 pub(super) fn admin_consent_step(shared: &Shared, flow_id: String, mut flow: Flow, user: &UserRef, app: &AppFixture) -> Response {

@@ -156,6 +156,11 @@ fn id_token_claims(
     if requested.contains("email") {
         claims["email"] = json!(user.user.user_principal_name);
     }
+    if let Some(home) = &user.user.home_tenant {
+        // A guest: this directory's `tid`, the home tenant as identity provider (Entra's B2B tokens).
+        claims["idp"] = json!(format!("https://sts.windows.net/{home}/"));
+        claims["acct"] = json!(1);
+    }
     if let Some(n) = nonce {
         claims["nonce"] = json!(n);
     }

@@ -155,6 +155,20 @@ async fn an_evicted_cursor_is_expired_and_a_new_round_works() {
 }
 
 #[tokio::test]
+async fn a_400_for_an_unreadable_delta_token_is_an_expired_cursor_too() {
+    let env = spawn_with(|c| c.protocol.undecodable_delta_token_status = 400).await;
+    let token = sign_in(&env, ALICE, SYNC_SCOPES).await.tokens.access_token;
+    let me = MailboxRef::Me;
+    let (_, _, _, delta) = round(&env.client, &token, &me, Resource::Mail, Some("inbox"), DeltaStart::Initial).await;
+    let (base, _) = delta.split_once("$deltatoken=").expect("a deltaLink carries a $deltatoken");
+    let mangled = format!("{base}$deltatoken=not-a-token");
+    let err = env.client.delta_page(&token, &request(&me, Resource::Mail, Some("inbox"), DeltaStart::Link(mangled))).await.unwrap_err();
+    assert_eq!((err.status, err.code.as_str()), (Some(400), "SyncStateInvalid"));
+    assert_eq!(err.class(), FailureClass::CursorExpired, "resync, as after a 410");
+    env.emu.shutdown().await;
+}
+
+#[tokio::test]
 async fn throttling_outages_and_timeouts_are_classified() {
     let env = spawn().await;
     let token = sign_in(&env, ALICE, SYNC_SCOPES).await.tokens.access_token;

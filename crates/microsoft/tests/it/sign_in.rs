@@ -203,3 +203,38 @@ async fn redeeming_with_another_redirect_uri_than_the_authorize_one_is_refused()
     assert_eq!(err.reason(), ReasonCode::SignInNotVerified);
     env.emu.shutdown().await;
 }
+
+#[tokio::test]
+async fn a_guest_and_a_personal_account_are_refused_in_plain_words() {
+    let mut guest = String::new();
+    let env = spawn_with(|c| {
+        guest = c.fixture.add_guest(NW, "erin@fabrikam.test").expect("erin is a Fabrikam member");
+        c.fixture.add_personal_account("jo@outlook.test", "Jo Personal");
+    })
+    .await;
+
+    // Erin, invited into Northwind, signs in at Northwind's authority: the token's `tid` is
+    // Northwind's, but her home (and her mailbox) is Fabrikam.
+    let req = env.client.authorization_request(&app(NW), REDIRECT, SCOPES, None, None).unwrap();
+    let cb = parse_callback(testkit::sign_in(req.url.as_str(), &guest).await.unwrap().query()).unwrap();
+    let err = env.client.exchange_code(&app(NW), &cb.code, REDIRECT, &req.pkce_verifier, &req.nonce).await.unwrap_err();
+    assert!(matches!(&err, MicrosoftError::IdToken(IdTokenError::GuestAccount { home, .. }) if home.contains(FB)), "{err:?}");
+    assert_eq!(err.reason(), ReasonCode::GuestAccount);
+    assert!(err.reason().explained().contains("guest"), "{}", err.reason().explained());
+
+    // A personal Microsoft account through `common` (a multi-tenant set-up checks no tenant).
+    let common = app("common");
+    let req = env.client.authorization_request(&common, REDIRECT, SCOPES, None, None).unwrap();
+    let cb = parse_callback(testkit::sign_in(req.url.as_str(), "jo@outlook.test").await.unwrap().query()).unwrap();
+    let err = env.client.exchange_code(&common, &cb.code, REDIRECT, &req.pkce_verifier, &req.nonce).await.unwrap_err();
+    assert!(matches!(err, MicrosoftError::IdToken(IdTokenError::PersonalAccount)), "{err:?}");
+    assert_eq!(err.reason(), ReasonCode::PersonalAccount);
+    assert!(err.reason().message().contains("personal Microsoft account"));
+
+    // `organizations` does not let a personal account in at all.
+    let orgs = app("organizations");
+    let req = env.client.authorization_request(&orgs, REDIRECT, SCOPES, None, None).unwrap();
+    let back = testkit::sign_in(req.url.as_str(), "jo@outlook.test").await.unwrap();
+    assert_eq!(parse_callback(back.query()).unwrap_err().error_codes, vec![50020]);
+    env.emu.shutdown().await;
+}

@@ -16,6 +16,29 @@ pub async fn sign_in(env: &Env, email: &str, scopes: &str) -> SignIn {
 }
 
 #[tokio::test]
+async fn token_lifetimes_and_short_scope_names_are_taken_as_microsoft_sends_them() {
+    // Real tokens live 60–90 minutes and `scope` may use short names (`Mail.Read profile openid`).
+    let env = spawn_with(|c| c.protocol = m365_emulator::ProtocolOptions::realistic()).await;
+    let app = app(NW);
+    let first = sign_in(&env, "alice@northwind.test", SCOPES).await.tokens;
+    let mut rt = first.refresh_token.clone().unwrap();
+    let mut lifetimes = std::collections::BTreeSet::new();
+    for _ in 0..6 {
+        let t = env.client.refresh(&app, &rt, None).await.unwrap();
+        let lifetime = (t.expires_at - time::OffsetDateTime::now_utc()).whole_seconds();
+        assert!((3590..=5400).contains(&lifetime), "expires_at follows expires_in: {lifetime}s");
+        lifetimes.insert(lifetime / 10);
+        assert!(t.granted_scopes.iter().any(|s| s == "Mail.Read"), "short names as sent: {:?}", t.granted_scopes);
+        for needed in ["Mail.Read", "Calendars.ReadWrite", "User.Read"] {
+            assert!(domain::permissions::is_granted(&t.granted_scopes, needed), "{needed} in {:?}", t.granted_scopes);
+        }
+        rt = t.refresh_token.unwrap();
+    }
+    assert!(lifetimes.len() > 1, "no fixed lifetime: {lifetimes:?}");
+    env.emu.shutdown().await;
+}
+
+#[tokio::test]
 async fn refresh_rotates_the_refresh_token_and_the_old_one_keeps_working_until_revoked() {
     let env = spawn().await;
     let app = app(NW);
