@@ -346,6 +346,11 @@ impl RunningEmulator {
     pub fn rotate_signing_key(&self, keep_previous: bool) -> Result<String, Error> {
         self.shared.keys.rotate(keep_previous).map_err(Error::Keys)
     }
+    /// Holds back (or lets through again) the random 503/504s of `ProtocolOptions::transient_failure_rate`,
+    /// e.g. while a test reads the mailbox over Graph to check what a sync stored. `reset` lets them through.
+    pub fn pause_random_failures(&self, paused: bool) {
+        registry::pause_random_failures(&self.shared, paused);
+    }
     pub fn inject_fault(&self, rule: FaultRule) {
         registry::add_fault(&self.shared, rule);
     }

@@ -96,6 +96,16 @@ pub(crate) struct ControlState {
     routes: BTreeMap<(String, u16), u64>,
     mailboxes: BTreeMap<String, MailboxCounter>,
     throttled: u64,
+    /// The realistic profile's random 503/504s are held back (a test's own checks run undisturbed).
+    random_failures_paused: bool,
+}
+
+pub(crate) fn pause_random_failures(shared: &Shared, paused: bool) {
+    lock(&shared.control).random_failures_paused = paused;
+}
+
+pub(crate) fn random_failures_paused(shared: &Shared) -> bool {
+    lock(&shared.control).random_failures_paused
 }
 
 pub(crate) fn count(shared: &Shared, route: &str, status: u16, mailbox: Option<&str>) {

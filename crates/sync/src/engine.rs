@@ -14,7 +14,7 @@ use crate::metrics::SyncMetrics;
 use crate::tokens::{TokenKind, TokenSource};
 use domain::Resource;
 use microsoft::{DeltaItem, DeltaNext, DeltaRequest, DeltaStart, FailureClass, GraphError, MailboxRef, MicrosoftClient, SecretString};
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashSet};
 use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
@@ -400,6 +400,9 @@ impl Engine {
         let client = &self.inner.client;
         let mut start = link.map(DeltaStart::Link).unwrap_or(DeltaStart::Initial);
         let mut resets = 0;
+        // Ids already upserted in this round: Graph may repeat an item on the next page (calendarView
+        // delta does), and the repeat is stored again (it may be newer) but not counted twice.
+        let mut upserted: HashSet<String> = HashSet::new();
         let window = if resource == Resource::Calendar { container.split_once('/') } else { None };
         loop {
             let req = DeltaRequest {
@@ -431,6 +434,7 @@ impl Engine {
                     }
                     SyncMetrics::add(&self.inner.metrics.resyncs, 1);
                     report.resyncs += 1;
+                    upserted.clear();
                     start = DeltaStart::Initial;
                     continue;
                 }
@@ -470,11 +474,12 @@ impl Engine {
                 CommitOutcome::LeaseLost => return Err(SyncError::LeaseLost),
                 CommitOutcome::Committed { swept } => {
                     let m = &self.inner.metrics;
+                    let upserts = commit.upserts.iter().filter(|r| upserted.insert(r.graph_id.clone())).count() as u64;
                     SyncMetrics::add(&m.pages_committed, 1);
-                    SyncMetrics::add(&m.items_upserted, commit.upserts.len() as u64);
+                    SyncMetrics::add(&m.items_upserted, upserts);
                     SyncMetrics::add(&m.items_deleted, commit.deletes.len() as u64 + swept);
                     report.pages += 1;
-                    report.upserts += commit.upserts.len() as u64;
+                    report.upserts += upserts;
                     report.deletes += commit.deletes.len() as u64;
                     report.swept += swept;
                 }

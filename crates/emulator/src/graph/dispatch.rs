@@ -165,7 +165,7 @@ fn admit_directory(shared: &Shared, ctx: &Ctx, grant: &AccessGrant) -> Result<Op
 /// 504 with `Retry-After: 1`, without any injected fault.
 fn transient_failure(shared: &Shared, ctx: &Ctx) -> Option<GResp> {
     let rate = shared.opts.transient_failure_rate;
-    if rate <= 0.0 || rand::random::<f64>() >= rate {
+    if rate <= 0.0 || rand::random::<f64>() >= rate || registry::random_failures_paused(shared) {
         return None;
     }
     let status = if rand::random::<bool>() { 503 } else { 504 };
