@@ -303,16 +303,38 @@ pub(super) fn after_sign_in(shared: &Shared, flow_id: String, mut flow: Flow, us
     let users_may_consent = shared.tenant(user.tenant_index).map(|t| t.users_may_consent).unwrap_or(false);
     let admin_only = missing.iter().any(|s| catalogue::delegated(s).is_some_and(|p| p.admin_only));
     if (!users_may_consent || admin_only) && !user.user.admin {
-        flow.step = Step::NeedApproval;
-        let page = pages::need_admin_approval(&flow.path_tenant, &flow_id, &app.display_name, &user.user.user_principal_name);
-        lock(&shared.idp).flows.insert(flow_id, flow);
-        return html(StatusCode::OK, page);
+        return need_approval(shared, flow_id, flow, &app, user);
     }
-    flow.step = Step::Consent;
     // With prompt=consent everything requested is shown again; otherwise only what is new.
     let shown: Vec<&String> = if missing.is_empty() { flow.scopes.iter().collect() } else { missing.iter().collect() };
     let permissions =
         shown.iter().filter_map(|s| catalogue::delegated(s)).map(|p| (p.user_title.to_string(), p.user_description.to_string())).collect();
+    consent_page(shared, flow_id, flow, (&app, user), permissions, false)
+}
+
+/// Shows a page of the flow, which waits at `step` for the page's form.
+fn show(shared: &Shared, flow_id: String, mut flow: Flow, step: Step, page: String) -> Response {
+    flow.step = step;
+    lock(&shared.idp).flows.insert(flow_id, flow);
+    html(StatusCode::OK, page)
+}
+
+/// "Need admin approval": the user may not consent (tenant policy, admin-only permission, admin consent).
+pub(super) fn need_approval(shared: &Shared, flow_id: String, flow: Flow, app: &AppFixture, user: &UserRef) -> Response {
+    let page = pages::need_admin_approval(&flow.path_tenant, &flow_id, &app.display_name, &user.user.user_principal_name);
+    show(shared, flow_id, flow, Step::NeedApproval, page)
+}
+
+/// The consent page: a user's own consent (admins may tick "on behalf of your organization"), or with
+/// `admin_consent` the tenant-wide grant of the admin consent endpoints (§1.7, §1.8).
+pub(super) fn consent_page(
+    shared: &Shared,
+    flow_id: String,
+    flow: Flow,
+    (app, user): (&AppFixture, &UserRef),
+    permissions: Vec<(String, String)>,
+    admin_consent: bool,
+) -> Response {
     let page = pages::consent(&pages::ConsentView {
         tenant: &flow.path_tenant,
         flow: &flow_id,
@@ -320,11 +342,10 @@ pub(super) fn after_sign_in(shared: &Shared, flow_id: String, mut flow: Flow, us
         publisher: app.publisher.as_deref(),
         upn: &user.user.user_principal_name,
         permissions,
-        org_checkbox: user.user.admin,
-        for_organization: false,
+        org_checkbox: !admin_consent && user.user.admin,
+        for_organization: admin_consent,
     });
-    lock(&shared.idp).flows.insert(flow_id, flow);
-    html(StatusCode::OK, page)
+    show(shared, flow_id, flow, if admin_consent { Step::AdminConsent } else { Step::Consent }, page)
 }
 
 pub(super) fn issue_code(shared: &Shared, flow: Flow, user: &UserRef) -> Response {

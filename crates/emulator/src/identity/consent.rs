@@ -78,15 +78,11 @@ fn consent_scopes(shared: &Shared, app: &AppFixture, p: &HashMap<String, String>
     None
 }
 
-pub(super) fn admin_consent_step(shared: &Shared, flow_id: String, mut flow: Flow, user: &UserRef, app: &AppFixture) -> Response {
+pub(super) fn admin_consent_step(shared: &Shared, flow_id: String, flow: Flow, user: &UserRef, app: &AppFixture) -> Response {
     if !user.user.admin {
         // Only a tenant administrator can complete admin consent (§1.8).
-        flow.step = Step::NeedApproval;
-        let page = pages::need_admin_approval(&flow.path_tenant, &flow_id, &app.display_name, &user.user.user_principal_name);
-        lock(&shared.idp).flows.insert(flow_id, flow);
-        return html(StatusCode::OK, page);
+        return need_approval(shared, flow_id, flow, app, user);
     }
-    flow.step = Step::AdminConsent;
     let mut permissions: Vec<(String, String)> = flow
         .scopes
         .iter()
@@ -96,18 +92,7 @@ pub(super) fn admin_consent_step(shared: &Shared, flow_id: String, mut flow: Flo
     permissions.extend(
         flow.roles.iter().filter_map(|r| catalogue::application(r)).map(|p| (p.admin_title.to_string(), p.admin_description.to_string())),
     );
-    let page = pages::consent(&pages::ConsentView {
-        tenant: &flow.path_tenant,
-        flow: &flow_id,
-        app_name: &app.display_name,
-        publisher: app.publisher.as_deref(),
-        upn: &user.user.user_principal_name,
-        permissions,
-        org_checkbox: false,
-        for_organization: true,
-    });
-    lock(&shared.idp).flows.insert(flow_id, flow);
-    html(StatusCode::OK, page)
+    consent_page(shared, flow_id, flow, (app, user), permissions, true)
 }
 
 /// Admin-consent error redirects as observed (§1.8): v1 keeps `tenant`, v2 drops it and adds `error_uri`.
