@@ -82,6 +82,12 @@ pub struct ServeArgs {
     /// Microsoft Graph base URL (the emulator's `/v1.0` in the demo).
     #[arg(long, env = "I360_MICROSOFT_GRAPH", default_value = "https://graph.microsoft.com/v1.0")]
     pub microsoft_graph: String,
+
+    /// Seconds to finish the requests in flight after SIGTERM or Ctrl-C (no new connections are
+    /// accepted meanwhile; the sync workers stop at once and hand their mailboxes back). Requests
+    /// still running after it are cut.
+    #[arg(long, env = "I360_SHUTDOWN_TIMEOUT", default_value_t = 10, value_name = "SECONDS")]
+    pub shutdown_timeout: u64,
 }
 
 #[derive(Debug, Subcommand)]

@@ -8,6 +8,7 @@ pub mod demo;
 pub mod http;
 pub mod metrics;
 pub mod oauth;
+pub mod shutdown;
 pub mod telemetry;
 
 use std::net::SocketAddr;

@@ -2,7 +2,7 @@
 
 use clap::Parser;
 use server::cli::{Cli, Command, KeysCommand, OrgCommand, ServeArgs, UserCommand};
-use server::{MicrosoftEndpoints, ServeConfig, demo, metrics::Metrics, telemetry};
+use server::{MicrosoftEndpoints, ServeConfig, demo, metrics::Metrics, shutdown, telemetry};
 use std::sync::Arc;
 use store::secrets::Keyring;
 
@@ -61,6 +61,9 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
 }
 
 async fn serve(store: store::DynStore, args: ServeArgs) -> anyhow::Result<()> {
+    // Listening before anything else starts, so a stop signal is never missed.
+    let signals = shutdown::Signals::listen();
+    let drain = std::time::Duration::from_secs(args.shutdown_timeout);
     if args.demo {
         demo::seed(store.as_ref()).await?;
     }
@@ -88,13 +91,32 @@ async fn serve(store: store::DynStore, args: ServeArgs) -> anyhow::Result<()> {
         println!("{}", demo::logins_banner());
         println!("{}", demo::emulator_banner(&emu.base_url()));
     }
-    axum::serve(listener, router.into_make_service_with_connect_info::<std::net::SocketAddr>())
-        .with_graceful_shutdown(async {
-            let _ = tokio::signal::ctrl_c().await;
-        })
-        .await?;
+    let (begun_tx, begun_rx) = tokio::sync::oneshot::channel();
+    let serving =
+        axum::serve(listener, router.into_make_service_with_connect_info::<std::net::SocketAddr>()).with_graceful_shutdown(async move {
+            let _ = begun_tx.send(signals.received().await);
+        });
+    let begun = async move {
+        match begun_rx.await {
+            Ok(signal) => {
+                tracing::info!(signal, drain_timeout = ?drain, "shutting down: no new connections; finishing the requests in flight")
+            }
+            Err(_) => std::future::pending().await,
+        }
+    };
+    let (ended, deadline) = shutdown::serve_with_drain(serving, begun, drain, || {
+        let _ = stop_sync.send(true);
+    })
+    .await?;
+    if ended == shutdown::Ended::TimedOut {
+        tracing::warn!(drain_timeout = ?drain, "requests still running after the drain timeout are cut");
+    }
+    // The workers were told to stop when the shutdown began; they hand their leases back.
     let _ = stop_sync.send(true);
-    let _ = workers.await;
+    match tokio::time::timeout_at(deadline, workers).await {
+        Ok(_) => tracing::info!("stopped; sync leases handed back"),
+        Err(_) => tracing::warn!("the sync workers did not stop within the drain timeout; their leases will expire"),
+    }
     Ok(())
 }
 

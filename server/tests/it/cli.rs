@@ -71,6 +71,7 @@ fn help_lists_every_flag_with_its_environment_variable() {
         ("--emulator-bind", "I360_EMULATOR_BIND"),
         ("--microsoft-authority", "I360_MICROSOFT_AUTHORITY"),
         ("--microsoft-graph", "I360_MICROSOFT_GRAPH"),
+        ("--shutdown-timeout", "I360_SHUTDOWN_TIMEOUT"),
     ] {
         assert!(help.contains(flag), "{flag} missing from --help:\n{help}");
         assert!(help.contains(&format!("[env: {env}=")), "{env} missing from --help:\n{help}");
