@@ -13,11 +13,25 @@ use axum::routing::get;
 use leptos::prelude::*;
 use leptos_axum::{LeptosRoutes, generate_route_list};
 use std::sync::Arc;
-use store::DynStore;
+use std::time::Duration;
+use store::{DynStore, SessionToken};
+use tower_http::limit::RequestBodyLimitLayer;
 use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
 use tower_http::trace::TraceLayer;
 
 static REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
+
+/// The largest request body accepted (413 above it). The biggest legitimate one, a settings form,
+/// is a few kilobytes.
+pub const MAX_BODY_BYTES: usize = 1024 * 1024;
+
+/// How long `/healthz` waits for the database before answering 503: a load balancer's probe must
+/// get an answer, not hang with the database.
+pub const HEALTH_TIMEOUT: Duration = Duration::from_millis(1500);
+
+/// Where the server functions are mounted, and those a visitor may call.
+const SERVER_FN_PREFIX: &str = "/api/";
+const PUBLIC_SERVER_FNS: [&str; 3] = ["login", "current_user", "logout"];
 
 #[derive(Clone)]
 struct Ops {
@@ -69,7 +83,15 @@ pub fn router(store: DynStore, scheduler: Arc<sync::Scheduler>, config: &ServeCo
                 move || app::shell(options.clone())
             },
         )
-        .fallback(leptos_axum::file_and_error_handler(app::shell))
+        // The 404 page renders the same app (the signed-in header included), so it needs the same
+        // context as every other page.
+        .fallback(leptos_axum::file_and_error_handler_with_context(
+            {
+                let state = state.clone();
+                move || provide_context(state.clone())
+            },
+            app::shell,
+        ))
         .with_state(options);
 
     let oauth = Router::new()
@@ -79,7 +101,7 @@ pub fn router(store: DynStore, scheduler: Arc<sync::Scheduler>, config: &ServeCo
         .route("/oauth/office365/admin-consent", get(crate::oauth::admin_consent_callback))
         .with_state(state.office365.clone());
 
-    let ops = Ops { store, metrics: metrics.clone(), sync: scheduler };
+    let ops = Ops { store: store.clone(), metrics: metrics.clone(), sync: scheduler };
     let operations = Router::new().route("/healthz", get(healthz)).route("/metrics", get(metrics_text)).with_state(ops);
 
     // Layers run outside-in from the last one added: the request id is set first, so the log line
@@ -87,7 +109,9 @@ pub fn router(store: DynStore, scheduler: Arc<sync::Scheduler>, config: &ServeCo
     Ok(operations
         .merge(oauth)
         .merge(pages)
+        .layer(middleware::from_fn_with_state(store, require_session_for_server_fns))
         .layer(middleware::from_fn(reject_cross_site))
+        .layer(RequestBodyLimitLayer::new(MAX_BODY_BYTES))
         .layer(middleware::from_fn_with_state(metrics, crate::metrics::record))
         .layer(TraceLayer::new_for_http().make_span_with(|req: &Request<Body>| {
             let id = req.headers().get(&REQUEST_ID).and_then(|v| v.to_str().ok()).unwrap_or("-");
@@ -100,7 +124,8 @@ pub fn router(store: DynStore, scheduler: Arc<sync::Scheduler>, config: &ServeCo
 /// `/healthz`: 200 when the database answers, 503 when it does not.
 async fn healthz(State(ops): State<Ops>) -> Response {
     let backend = ops.store.backend().as_str();
-    match ops.store.ping().await {
+    let ping = tokio::time::timeout(HEALTH_TIMEOUT, ops.store.ping()).await;
+    match ping.map_err(|_| format!("no answer within {HEALTH_TIMEOUT:?}")).and_then(|r| r.map_err(|e| e.to_string())) {
         Ok(()) => axum::Json(serde_json::json!({ "status": "ok", "database": backend })).into_response(),
         Err(err) => {
             tracing::error!(error = %err, "health check: database unreachable");
@@ -116,6 +141,30 @@ async fn metrics_text(State(ops): State<Ops>) -> Response {
         ops.metrics.render() + &crate::metrics::render_sync(&ops.sync.engine().metrics().snapshot()),
     )
         .into_response()
+}
+
+/// Server functions other than the public ones answer a visitor 401 before their arguments are
+/// read, so nothing a visitor sends them is decoded. (Each function still checks the caller's role
+/// itself; this only turns visitors away early.) Should the database not answer, the request goes
+/// on and the function reports that.
+async fn require_session_for_server_fns(State(store): State<DynStore>, req: Request, next: Next) -> Response {
+    let Some(endpoint) = req.uri().path().strip_prefix(SERVER_FN_PREFIX) else {
+        return next.run(req).await;
+    };
+    if PUBLIC_SERVER_FNS.contains(&endpoint) {
+        return next.run(req).await;
+    }
+    let cookies = req.headers().get_all(header::COOKIE).iter().filter_map(|v| v.to_str().ok());
+    let signed_in = match SessionToken::from_cookie_headers(cookies) {
+        None => false,
+        Some(token) => !matches!(store.session_user(&token.hash(), store::now_unix()).await, Ok(None)),
+    };
+    if signed_in {
+        return next.run(req).await;
+    }
+    let err = office365::Error::Unauthorized;
+    let body = app::error::AppError { code: err.code(), message: err.to_string() };
+    (StatusCode::from_u16(err.status()).unwrap_or(StatusCode::UNAUTHORIZED), axum::Json(body)).into_response()
 }
 
 /// Cross-site requests cannot change state. Browsers send `Sec-Fetch-Site` (and `Origin`) on every

@@ -22,6 +22,11 @@ pub enum ErrorCode {
     RateLimited,
     /// Microsoft is unavailable or throttling; it is retried, nothing was lost.
     Unavailable,
+    /// The request itself could not be read (a missing or malformed argument, a body that is not
+    /// UTF-8): the caller's fault, not the user's, so there are no words to fix it with.
+    BadRequest,
+    /// The request body is larger than the server accepts.
+    TooLarge,
     /// Our fault; logged with the request id the message quotes.
     Internal,
     /// The request never reached a server function (the browser's side).
@@ -32,10 +37,12 @@ impl ErrorCode {
     /// The HTTP status of a response that fails with this code.
     pub fn status(self) -> u16 {
         match self {
+            ErrorCode::BadRequest => 400,
             ErrorCode::Unauthorized => 401,
             ErrorCode::Forbidden => 403,
             ErrorCode::NotFound => 404,
             ErrorCode::Conflict => 409,
+            ErrorCode::TooLarge => 413,
             ErrorCode::Invalid => 422,
             ErrorCode::RateLimited => 429,
             ErrorCode::Unavailable => 503,
@@ -51,6 +58,8 @@ mod tests {
     #[test]
     fn only_our_own_faults_are_5xx_besides_microsoft_being_unavailable() {
         let user_side = [
+            ErrorCode::BadRequest,
+            ErrorCode::TooLarge,
             ErrorCode::Unauthorized,
             ErrorCode::Forbidden,
             ErrorCode::NotFound,

@@ -17,8 +17,17 @@ pub struct TestApp {
 
 pub async fn spawn_app() -> TestApp {
     let dir = tempfile::tempdir().unwrap();
-    let url = format!("sqlite://{}", dir.path().join("app.db").display());
-    let store = store::open(&url, Arc::new(store::secrets::Keyring::ephemeral())).await.unwrap();
+    let store = store::open(&sqlite_url(&dir), Arc::new(store::secrets::Keyring::ephemeral())).await.unwrap();
+    spawn_app_on(store, dir).await
+}
+
+/// The database file of a test in `dir`.
+pub fn sqlite_url(dir: &tempfile::TempDir) -> String {
+    format!("sqlite://{}", dir.path().join("app.db").display())
+}
+
+/// [`spawn_app`] over a store the test opened itself (to reach its pool, say), living in `dir`.
+pub async fn spawn_app_on(store: DynStore, dir: tempfile::TempDir) -> TestApp {
     server::demo::seed(store.as_ref()).await.unwrap();
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
@@ -74,4 +83,39 @@ impl TestApp {
 
 pub fn session_cookie(res: &reqwest::Response) -> Option<String> {
     res.headers().get_all("set-cookie").iter().filter_map(|v| v.to_str().ok()).find(|v| v.starts_with("i360_session=")).map(str::to_owned)
+}
+
+/// Sends a POST head announcing a body of `length` bytes, sends none of it, and returns the
+/// answer's status line: a server that refuses a body by its announced length answers at once.
+/// (A client that went on writing the body would see the refused connection reset, not the answer.)
+pub async fn status_for_announced_body(base: &str, path: &str, cookie: Option<&str>, length: usize) -> String {
+    use tokio::io::{AsyncBufReadExt, AsyncWriteExt};
+    let host = base.trim_start_matches("http://");
+    let mut stream = tokio::net::TcpStream::connect(host).await.unwrap();
+    let cookie = cookie.map(|c| format!("Cookie: {c}\r\n")).unwrap_or_default();
+    let head = format!(
+        "POST {path} HTTP/1.1\r\nHost: {host}\r\nContent-Type: application/x-www-form-urlencoded\r\n\
+         Accept: application/json\r\nSec-Fetch-Site: same-origin\r\n{cookie}Content-Length: {length}\r\n\r\n"
+    );
+    stream.write_all(head.as_bytes()).await.unwrap();
+    let mut line = String::new();
+    let mut reader = tokio::io::BufReader::new(stream);
+    match tokio::time::timeout(std::time::Duration::from_secs(10), reader.read_line(&mut line)).await {
+        Ok(Ok(_)) => line.trim_end().to_owned(),
+        Ok(Err(e)) => format!("no answer: {e}"),
+        Err(_) => "no answer: the server waits for the body".to_owned(),
+    }
+}
+
+/// The `name=value` of the session cookie a sign-in response sets, for a hand-made request.
+pub async fn session_cookie_of(base: &str, email: &str) -> String {
+    let password = if email.starts_with("admin@") { server::demo::ADMIN_PASSWORD } else { server::demo::MEMBER_PASSWORD };
+    let res = reqwest::Client::new()
+        .post(format!("{base}/api/login"))
+        .header("sec-fetch-site", "same-origin")
+        .form(&[("email", email), ("password", password)])
+        .send()
+        .await
+        .unwrap();
+    session_cookie(&res).expect("signed in").split(';').next().unwrap().to_owned()
 }

@@ -6,6 +6,8 @@
 
 mod cli;
 mod helpers;
+mod malformed;
 mod oauth;
 mod operations;
+mod process;
 mod sign_in;
