@@ -94,25 +94,21 @@ async fn serve(store: store::DynStore, args: ServeArgs) -> anyhow::Result<()> {
     let (begun_tx, begun_rx) = tokio::sync::oneshot::channel();
     let serving =
         axum::serve(listener, router.into_make_service_with_connect_info::<std::net::SocketAddr>()).with_graceful_shutdown(async move {
-            let _ = begun_tx.send(signals.received().await);
+            let signal = signals.received().await;
+            tracing::info!(signal, drain_timeout = ?drain, "shutting down: no new connections; finishing the requests in flight");
+            // The workers stop now, in parallel with the drain, and hand their leases back.
+            let _ = stop_sync.send(true);
+            let _ = begun_tx.send(());
         });
     let begun = async move {
-        match begun_rx.await {
-            Ok(signal) => {
-                tracing::info!(signal, drain_timeout = ?drain, "shutting down: no new connections; finishing the requests in flight")
-            }
-            Err(_) => std::future::pending().await,
+        if begun_rx.await.is_err() {
+            std::future::pending().await
         }
     };
-    let (ended, deadline) = shutdown::serve_with_drain(serving, begun, drain, || {
-        let _ = stop_sync.send(true);
-    })
-    .await?;
+    let (ended, deadline) = shutdown::serve_with_drain(serving, begun, drain).await?;
     if ended == shutdown::Ended::TimedOut {
         tracing::warn!(drain_timeout = ?drain, "requests still running after the drain timeout are cut");
     }
-    // The workers were told to stop when the shutdown began; they hand their leases back.
-    let _ = stop_sync.send(true);
     match tokio::time::timeout_at(deadline, workers).await {
         Ok(_) => tracing::info!("stopped; sync leases handed back"),
         Err(_) => tracing::warn!("the sync workers did not stop within the drain timeout; their leases will expire"),

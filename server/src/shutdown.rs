@@ -72,14 +72,9 @@ pub enum Ended {
 }
 
 /// Runs `serve` (an `axum::serve(..).with_graceful_shutdown(..)`) until its shutdown future has
-/// fired (`begun` resolves) and then at most `drain` longer. `on_signal` runs as soon as the
-/// shutdown begins (the sync workers are told to stop there, in parallel with the drain).
-pub async fn serve_with_drain<S, E>(
-    serve: S,
-    begun: impl Future<Output = ()>,
-    drain: Duration,
-    on_signal: impl FnOnce(),
-) -> Result<(Ended, Instant), E>
+/// fired (`begun` resolves) and then at most `drain` longer. Returns how it ended and the deadline
+/// the drain had, for whatever else must stop in that time.
+pub async fn serve_with_drain<S, E>(serve: S, begun: impl Future<Output = ()>, drain: Duration) -> Result<(Ended, Instant), E>
 where
     S: IntoFuture<Output = Result<(), E>>,
 {
@@ -92,7 +87,6 @@ where
         }
         () = begun => {
             let deadline = Instant::now() + drain;
-            on_signal();
             match tokio::time::timeout_at(deadline, &mut serve).await {
                 Ok(result) => result.map(|()| (Ended::Drained, deadline)),
                 Err(_) => Ok((Ended::TimedOut, deadline)),
@@ -113,20 +107,18 @@ mod tests {
             tokio::time::sleep(Duration::from_millis(50)).await;
             Ok::<(), std::io::Error>(())
         };
-        let mut told = false;
         let begun = async {
             let _ = tx.send(());
         };
-        let (ended, _) = serve_with_drain(serve, begun, Duration::from_secs(5), || told = true).await.unwrap();
+        let (ended, _) = serve_with_drain(serve, begun, Duration::from_secs(5)).await.unwrap();
         assert_eq!(ended, Ended::Drained);
-        assert!(told, "the workers are told when the shutdown begins");
     }
 
     #[tokio::test]
     async fn requests_still_running_at_the_timeout_are_cut() {
         let serve = std::future::pending::<Result<(), std::io::Error>>();
         let started = std::time::Instant::now();
-        let (ended, deadline) = serve_with_drain(serve, async {}, Duration::from_millis(100), || {}).await.unwrap();
+        let (ended, deadline) = serve_with_drain(serve, async {}, Duration::from_millis(100)).await.unwrap();
         assert_eq!(ended, Ended::TimedOut);
         assert!(started.elapsed() < Duration::from_secs(2));
         assert!(deadline <= Instant::now());
@@ -135,7 +127,7 @@ mod tests {
     #[tokio::test]
     async fn a_server_that_fails_on_its_own_reports_the_error() {
         let serve = async { Err::<(), _>(std::io::Error::other("listener gone")) };
-        let result = serve_with_drain(serve, std::future::pending(), Duration::from_secs(1), || {}).await;
+        let result = serve_with_drain(serve, std::future::pending(), Duration::from_secs(1)).await;
         assert!(result.is_err());
     }
 }
