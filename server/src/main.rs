@@ -49,15 +49,19 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 (None, Some(path)) => std::fs::read_to_string(&path)?.lines().next().unwrap_or_default().to_owned(),
                 (None, None) => anyhow::bail!("give the password with --password-file or I360_USER_PASSWORD"),
             };
-            let organization = store
-                .organization_by_name(org.trim())
-                .await?
-                .ok_or_else(|| anyhow::anyhow!("no organization named {org:?}; create it with `server org create`"))?;
-            let user = store::accounts::create_user(store.as_ref(), organization.id, &email, &name, role, &password).await?;
-            println!("created {} {} in {:?}", user.role.as_str(), user.email, organization.name);
-            Ok(())
+            create_user(store, &org, &email, &name, role, &password).await
         }
     }
+}
+
+async fn create_user(store: store::DynStore, org: &str, email: &str, name: &str, role: domain::Role, password: &str) -> anyhow::Result<()> {
+    let organization = store
+        .organization_by_name(org.trim())
+        .await?
+        .ok_or_else(|| anyhow::anyhow!("no organization named {org:?}; create it with `server org create`"))?;
+    let user = store::accounts::create_user(store.as_ref(), organization.id, email, name, role, password).await?;
+    println!("created {} {} in {:?}", user.role.as_str(), user.email, organization.name);
+    Ok(())
 }
 
 async fn serve(store: store::DynStore, args: ServeArgs) -> anyhow::Result<()> {
@@ -69,16 +73,9 @@ async fn serve(store: store::DynStore, args: ServeArgs) -> anyhow::Result<()> {
     }
     let listener = tokio::net::TcpListener::bind(args.bind).await?;
     let bound = listener.local_addr()?;
-    let public_url = args.public_url.unwrap_or_else(|| format!("http://{bound}"));
-    let mut microsoft = MicrosoftEndpoints { authority: args.microsoft_authority, graph: args.microsoft_graph };
-    // Kept alive for as long as the server runs.
-    let emulator = if args.demo {
-        let emu = demo::start_emulator(args.emulator_bind, &public_url).await?;
-        microsoft = MicrosoftEndpoints { authority: emu.login_base(), graph: emu.graph_base() };
-        Some(emu)
-    } else {
-        None
-    };
+    let public_url = args.public_url.clone().unwrap_or_else(|| format!("http://{bound}"));
+    // The emulator (demo only) is kept alive for as long as the server runs.
+    let (microsoft, emulator) = microsoft_for(&args, &public_url).await?;
     let config = ServeConfig { bind: bound, site_root: args.site_root, public_url, microsoft };
     let scheduler = server::http::sync_scheduler(store.clone(), &config)?;
     let router = server::router(store, scheduler.clone(), &config, Arc::new(Metrics::default()))?;
@@ -91,6 +88,28 @@ async fn serve(store: store::DynStore, args: ServeArgs) -> anyhow::Result<()> {
         println!("{}", demo::logins_banner());
         println!("{}", demo::emulator_banner(&emu.base_url()));
     }
+    serve_until_stopped(listener, router, signals, drain, stop_sync, workers).await
+}
+
+/// Microsoft's endpoints from the flags, or (demo) an emulator started in-process in its place.
+async fn microsoft_for(args: &ServeArgs, public_url: &str) -> anyhow::Result<(MicrosoftEndpoints, Option<m365_emulator::RunningEmulator>)> {
+    if !args.demo {
+        return Ok((MicrosoftEndpoints { authority: args.microsoft_authority.clone(), graph: args.microsoft_graph.clone() }, None));
+    }
+    let emu = demo::start_emulator(args.emulator_bind, public_url).await?;
+    Ok((MicrosoftEndpoints { authority: emu.login_base(), graph: emu.graph_base() }, Some(emu)))
+}
+
+/// Serves until SIGTERM or Ctrl-C, then stops accepting, stops the sync workers (they hand their
+/// leases back) and lets requests in flight finish within `drain`.
+async fn serve_until_stopped(
+    listener: tokio::net::TcpListener,
+    router: axum::Router,
+    signals: shutdown::Signals,
+    drain: std::time::Duration,
+    stop_sync: tokio::sync::watch::Sender<bool>,
+    workers: tokio::task::JoinHandle<()>,
+) -> anyhow::Result<()> {
     let (begun_tx, begun_rx) = tokio::sync::oneshot::channel();
     let serving =
         axum::serve(listener, router.into_make_service_with_connect_info::<std::net::SocketAddr>()).with_graceful_shutdown(async move {

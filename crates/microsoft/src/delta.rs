@@ -323,18 +323,6 @@ fn sync_retry_after(headers: &reqwest::header::HeaderMap) -> Option<Duration> {
     if v.parse::<f64>().is_ok() { Some(wait) } else { Some(wait + Duration::from_secs(1)) }
 }
 
-fn transport(e: reqwest::Error) -> GraphError {
-    let m = crate::error::MicrosoftError::transport(e);
-    GraphError {
-        status: None,
-        code: "transport".into(),
-        message: m.to_string(),
-        request_id: None,
-        retry_after: None,
-        reason: ReasonCode::MicrosoftUnavailable,
-    }
-}
-
 fn parse_item(kind: Resource, v: serde_json::Value) -> Result<DeltaItem, serde_json::Error> {
     if v.get("@removed").is_some() {
         let id = v.get("id").and_then(|i| i.as_str()).unwrap_or_default().to_string();
@@ -400,11 +388,11 @@ impl MicrosoftClient {
             .header("Prefer", prefer)
             .send()
             .await
-            .map_err(transport)?;
+            .map_err(GraphError::transport)?;
         let status = r.status().as_u16();
         let request_id = r.headers().get("request-id").and_then(|v| v.to_str().ok()).map(str::to_string);
         let retry = sync_retry_after(r.headers());
-        let text = r.text().await.map_err(transport)?;
+        let text = r.text().await.map_err(GraphError::transport)?;
         if (200..300).contains(&status) {
             return serde_json::from_str(&text).map_err(|e| GraphError {
                 status: Some(status),

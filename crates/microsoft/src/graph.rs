@@ -61,7 +61,8 @@ impl GraphError {
         self.status == Some(401)
     }
 
-    fn transport(e: reqwest::Error) -> GraphError {
+    /// A request that never got an answer (network, timeout): retried later by nobody in particular.
+    pub(crate) fn transport(e: reqwest::Error) -> GraphError {
         let m = MicrosoftError::transport(e);
         GraphError {
             status: None,

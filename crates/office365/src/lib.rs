@@ -50,10 +50,6 @@ impl Integration {
         &self.store
     }
 
-    pub fn scheduler(&self) -> &Arc<sync::Scheduler> {
-        &self.scheduler
-    }
-
     /// The redirect URI registered for member and admin sign-ins with Microsoft.
     pub fn callback_uri(&self) -> String {
         format!("{}/oauth/office365/callback", self.public_url.trim_end_matches('/'))
