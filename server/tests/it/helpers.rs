@@ -119,3 +119,19 @@ pub async fn session_cookie_of(base: &str, email: &str) -> String {
         .unwrap();
     session_cookie(&res).expect("signed in").split(';').next().unwrap().to_owned()
 }
+
+/// Enables the integration for the demo organization with the emulator's demo app registration in
+/// Northwind's tenant, straight through the store (what the settings page saves after its check).
+pub async fn enable_demo_integration(store: &dyn store::Store) -> domain::OrgId {
+    let org = store.organization_by_name(server::demo::ORG_NAME).await.unwrap().unwrap().id;
+    let settings = domain::office365::Office365Settings {
+        enabled: true,
+        tenant: m365_emulator::NORTHWIND_TENANT_ID.into(),
+        client_id: m365_emulator::DEMO_CLIENT_ID.into(),
+        client_secret_set: true,
+        ..Default::default()
+    };
+    let secret = store::secrets::SecretString::from(m365_emulator::DEMO_CLIENT_SECRET.to_owned());
+    store.save_office365_settings(org, &settings, Some(&secret), &[]).await.unwrap();
+    org
+}

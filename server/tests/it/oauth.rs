@@ -166,22 +166,6 @@ async fn admin_consent_is_started_by_admins_and_its_callback_checked_before_it_i
     assert_eq!(location(&admin.get(app.url(&mixed)).send().await.unwrap()), "/connect/result?refused=expired");
 }
 
-/// Enables the integration for the demo organization with the emulator's demo app registration in
-/// Northwind's tenant, straight through the store (what the settings page saves after its check).
-async fn enable_with_emulator(app: &TestApp) -> OrgId {
-    let org = app.store.organization_by_name(server::demo::ORG_NAME).await.unwrap().unwrap().id;
-    let settings = domain::office365::Office365Settings {
-        enabled: true,
-        tenant: m365_emulator::NORTHWIND_TENANT_ID.into(),
-        client_id: m365_emulator::DEMO_CLIENT_ID.into(),
-        client_secret_set: true,
-        ..Default::default()
-    };
-    let secret = store::secrets::SecretString::from(m365_emulator::DEMO_CLIENT_SECRET.to_owned());
-    app.store.save_office365_settings(org, &settings, Some(&secret), &[]).await.unwrap();
-    org
-}
-
 async fn user_id(app: &TestApp, org: OrgId, email: &str) -> UserId {
     app.store.users_in_org(org).await.unwrap().into_iter().find(|u| u.email.as_str() == email).unwrap().id
 }
@@ -200,7 +184,7 @@ async fn start(app: &TestApp, client: &reqwest::Client, purpose: &str) -> String
 #[tokio::test]
 async fn an_admin_activates_and_a_member_connects_through_microsofts_pages() {
     let app = spawn_app().await;
-    let org = enable_with_emulator(&app).await;
+    let org = crate::helpers::enable_demo_integration(app.store.as_ref()).await;
 
     // The admin: My Connection › Activate, Microsoft's sign-in and consent pages, back to us.
     let admin = app.signed_in("admin@northwind.test").await;
@@ -246,7 +230,7 @@ async fn an_admin_activates_and_a_member_connects_through_microsofts_pages() {
 #[tokio::test]
 async fn a_member_who_declines_microsofts_consent_page_ends_on_the_explanation_without_a_connection() {
     let app = spawn_app().await;
-    let org = enable_with_emulator(&app).await;
+    let org = crate::helpers::enable_demo_integration(app.store.as_ref()).await;
     let bob = app.signed_in("bob@northwind.test").await;
     let to_microsoft = start(&app, &bob, "connect").await;
     let declined =

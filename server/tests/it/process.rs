@@ -159,16 +159,7 @@ async fn sigterm_finishes_requests_in_flight_stops_the_workers_and_hands_their_l
     const DRAIN_SECS: u64 = 5;
     let mut server = Server::start(DRAIN_SECS).await;
     let store = server.store().await;
-    let org = store.organization_by_name(server::demo::ORG_NAME).await.unwrap().unwrap().id;
-    let settings = domain::office365::Office365Settings {
-        enabled: true,
-        tenant: m365_emulator::NORTHWIND_TENANT_ID.into(),
-        client_id: m365_emulator::DEMO_CLIENT_ID.into(),
-        client_secret_set: true,
-        ..Default::default()
-    };
-    let secret = store::secrets::SecretString::from(m365_emulator::DEMO_CLIENT_SECRET.to_owned());
-    store.save_office365_settings(org, &settings, Some(&secret), &[]).await.unwrap();
+    let org = crate::helpers::enable_demo_integration(store.as_ref()).await;
 
     // The admin activates; Microsoft then answers the sync's delta requests only after a minute,
     // so the worker holds its lease when the signal comes.
