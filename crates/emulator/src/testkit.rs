@@ -321,6 +321,41 @@ pub async fn sign_in(authorize_url: &str, email: &str) -> Result<Callback, Error
     Browser::new()?.sign_in(authorize_url, &SignIn::new(email)).await?.callback()
 }
 
+/// A certificate credential for `private_key_jwt` tests (MICROSOFT.md §1.4): a fresh RSA-2048 key
+/// and a self-signed X.509 certificate for it, `CN={common_name}`, valid from an hour ago until
+/// `expires` (RFC 3339). Returns the certificate PEM, the PKCS#8 private key PEM, and the fixture
+/// that registers the certificate on an app (`AppFixture::certificates`): its `x5t#S256` thumbprint
+/// (base64url SHA-256 of the certificate's DER) and public key.
+///
+/// Key generation takes a while in debug builds: generate once per test binary.
+///
+/// # Panics
+/// When `expires` is not RFC 3339 or the key or certificate cannot be made: a broken test, not a
+/// condition to handle.
+#[allow(clippy::expect_used)]
+pub fn generate_certificate(common_name: &str, expires: &str) -> (String, String, crate::CertificateFixture) {
+    use base64::Engine;
+    use rsa::pkcs8::{EncodePrivateKey, EncodePublicKey, LineEnding};
+    use sha2::Digest;
+    let not_after = time::OffsetDateTime::parse(expires, &time::format_description::well_known::Rfc3339)
+        .expect("generate_certificate: `expires` must be RFC 3339");
+    let key = rsa::RsaPrivateKey::new(&mut rsa::rand_core::OsRng, 2048).expect("generate_certificate: RSA key generation");
+    let key_pem = key.to_pkcs8_pem(LineEnding::LF).expect("generate_certificate: PKCS#8 encoding").to_string();
+    let public_key_pem =
+        rsa::RsaPublicKey::from(&key).to_public_key_pem(LineEnding::LF).expect("generate_certificate: public key encoding");
+    let signer = rcgen::KeyPair::from_pkcs8_pem_and_sign_algo(&key_pem, &rcgen::PKCS_RSA_SHA256)
+        .expect("generate_certificate: the RSA key as a certificate signer");
+    let mut params = rcgen::CertificateParams::default();
+    params.distinguished_name = rcgen::DistinguishedName::new();
+    params.distinguished_name.push(rcgen::DnType::CommonName, common_name);
+    params.not_before = time::OffsetDateTime::now_utc() - time::Duration::hours(1);
+    params.not_after = not_after;
+    let cert = params.self_signed(&signer).expect("generate_certificate: self-signing");
+    let thumbprint = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(sha2::Sha256::digest(cert.der()));
+    let fixture = crate::CertificateFixture { thumbprint, public_key_pem, expires: expires.to_string() };
+    (cert.pem(), key_pem, fixture)
+}
+
 async fn page_of(r: reqwest::Response) -> Result<Page, Error> {
     let url = r.url().clone();
     let status = r.status().as_u16();
@@ -386,6 +421,31 @@ mod tests {
         let stuck = page(200, None, "<title>Sign in</title><p id=\"error\" role=\"alert\">Wrong &amp; bad</p>");
         let err = stuck.callback().unwrap_err().to_string();
         assert!(err.contains("\"Sign in\"") && err.contains("Wrong & bad"), "{err}");
+    }
+
+    #[test]
+    fn a_generated_certificate_is_self_signed_x509_whose_thumbprint_and_key_match_the_fixture() {
+        use base64::Engine;
+        use rsa::pkcs8::{DecodePrivateKey, DecodePublicKey};
+        use sha2::Digest;
+        let (cert_pem, key_pem, fixture) = generate_certificate("testkit check", "2030-06-30T12:00:00Z");
+        assert!(cert_pem.starts_with("-----BEGIN CERTIFICATE-----"), "{cert_pem}");
+        assert!(key_pem.starts_with("-----BEGIN PRIVATE KEY-----"));
+        let body: String = cert_pem.lines().filter(|l| !l.starts_with("-----")).collect();
+        let der = base64::engine::general_purpose::STANDARD.decode(body).unwrap();
+        let b64url = base64::engine::general_purpose::URL_SAFE_NO_PAD;
+        assert_eq!(fixture.thumbprint, b64url.encode(sha2::Sha256::digest(&der)));
+        assert_eq!(fixture.expires, "2030-06-30T12:00:00Z");
+        let key = rsa::RsaPrivateKey::from_pkcs8_pem(&key_pem).unwrap();
+        assert_eq!(rsa::RsaPublicKey::from_public_key_pem(&fixture.public_key_pem).unwrap(), rsa::RsaPublicKey::from(&key));
+        assert_eq!(rsa::traits::PublicKeyParts::size(&key) * 8, 2048);
+        // A DER certificate: the key's modulus and the common name are inside it, and a second
+        // call makes another key.
+        let n = rsa::traits::PublicKeyParts::n(&key).to_bytes_be();
+        assert!(der.windows(n.len()).any(|w| w == n.as_slice()), "the certificate carries the public key");
+        assert!(der.windows(13).any(|w| w == b"testkit check"));
+        let (_, _, second) = generate_certificate("testkit check", "2030-06-30T12:00:00Z");
+        assert_ne!(second.thumbprint, fixture.thumbprint);
     }
 
     #[test]

@@ -1,8 +1,10 @@
 //! Where Microsoft is, and which app registration speaks to it.
 
+use crate::certificate::CertificateCredential;
 use crate::error::MicrosoftError;
 use secrecy::SecretString;
 use std::fmt;
+use std::sync::Arc;
 use url::Url;
 
 /// The real identity platform authority (MICROSOFT.md §1.1).
@@ -119,23 +121,50 @@ pub(crate) fn is_guid(s: &str) -> bool {
     b.len() == 36 && b.iter().enumerate().all(|(i, c)| if matches!(i, 8 | 13 | 18 | 23) { *c == b'-' } else { c.is_ascii_hexdigit() })
 }
 
+/// How the app registration proves itself at the token endpoint (§1.4): a client secret, or a
+/// certificate whose key signs a client assertion (`private_key_jwt`, which Microsoft recommends).
+/// `Debug` shows neither the secret nor the key.
+#[derive(Debug, Clone)]
+pub enum ClientCredential {
+    Secret(SecretString),
+    Certificate(Arc<CertificateCredential>),
+}
+
+impl From<SecretString> for ClientCredential {
+    fn from(secret: SecretString) -> ClientCredential {
+        ClientCredential::Secret(secret)
+    }
+}
+
+impl From<CertificateCredential> for ClientCredential {
+    fn from(certificate: CertificateCredential) -> ClientCredential {
+        ClientCredential::Certificate(Arc::new(certificate))
+    }
+}
+
 /// The app registration entered on the Office 365 settings page. `Debug` never shows the secret
-/// (`SecretString` redacts itself).
+/// or the certificate's key.
 #[derive(Debug, Clone)]
 pub struct AppRegistration {
     pub tenant: Tenant,
     /// Application (client) id.
     pub client_id: String,
-    pub client_secret: SecretString,
+    pub credential: ClientCredential,
 }
 
 impl AppRegistration {
+    /// An app registration that authenticates with a client secret.
     pub fn new(tenant: &str, client_id: &str, client_secret: SecretString) -> Result<AppRegistration, MicrosoftError> {
+        AppRegistration::with_credential(tenant, client_id, ClientCredential::Secret(client_secret))
+    }
+
+    /// An app registration with either kind of credential.
+    pub fn with_credential(tenant: &str, client_id: &str, credential: ClientCredential) -> Result<AppRegistration, MicrosoftError> {
         let client_id = client_id.trim().to_ascii_lowercase();
         if !is_guid(&client_id) {
             return Err(MicrosoftError::Config("the application (client) id must be a GUID".into()));
         }
-        Ok(AppRegistration { tenant: Tenant::parse(tenant)?, client_id, client_secret })
+        Ok(AppRegistration { tenant: Tenant::parse(tenant)?, client_id, credential })
     }
 }
 

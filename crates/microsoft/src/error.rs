@@ -228,7 +228,11 @@ fn code_reason(code: u32) -> Option<ReasonCode> {
         50076 | 50079 | 70043 => ReasonCode::InteractionRequired,
         700082 => ReasonCode::RefreshTokenExpired,
         50173 => ReasonCode::RefreshTokenRevoked,
-        7000215 | 700027 | 7000218 => ReasonCode::ClientSecretInvalid,
+        // The app's credential was refused: a wrong secret, none at all, or a client assertion
+        // Microsoft does not accept (signature or certificate unknown or expired: 700027; `iss`/`sub`
+        // not the client id: 700021; outside its time range, our clock: 700024). All are fixed on
+        // the settings page by an Intelligence360 admin.
+        7000215 | 7000218 | 700027 | 700021 | 700024 => ReasonCode::ClientSecretInvalid,
         7000222 => ReasonCode::ClientSecretExpired,
         // App not in tenant / tenant not found / tenant-less endpoint used where a tenant is required:
         // all fixed by correcting the client id or directory (tenant) id on the settings page.
@@ -315,6 +319,10 @@ mod tests {
         assert_eq!(tok("invalid_grant", 70000, RefreshToken), ReasonCode::RefreshTokenRevoked);
         assert_eq!(tok("invalid_client", 7000215, ClientCredentials), ReasonCode::ClientSecretInvalid);
         assert_eq!(tok("invalid_client", 700027, ClientCredentials), ReasonCode::ClientSecretInvalid);
+        assert_eq!(tok("invalid_client", 700027, AuthorizationCode), ReasonCode::ClientSecretInvalid);
+        assert_eq!(tok("unauthorized_client", 700021, ClientCredentials), ReasonCode::ClientSecretInvalid);
+        assert_eq!(tok("invalid_client", 700024, RefreshToken), ReasonCode::ClientSecretInvalid);
+        assert_eq!(tok("invalid_client", 700024, RefreshToken).who_must_act(), WhoMustAct::PlatformAdmin);
         assert_eq!(tok("invalid_client", 7000222, ClientCredentials), ReasonCode::ClientSecretExpired);
         assert_eq!(tok("unauthorized_client", 700016, ClientCredentials), ReasonCode::AppNotFound);
         assert_eq!(tok("invalid_request", 50011, AuthorizationCode), ReasonCode::RedirectUriMismatch);

@@ -12,6 +12,9 @@
 //!   the caller must persist it (§1.4).
 //! - Service-account mode and the settings page's "test token request":
 //!   [`MicrosoftClient::client_credentials`].
+//! - The app registration authenticates with a client secret or a certificate
+//!   ([`ClientCredential`]); a [`CertificateCredential`] signs a fresh client assertion for every
+//!   token request (`private_key_jwt`, §1.4).
 //! - Organization-wide consent: [`MicrosoftClient::admin_consent_url`] → [`parse_admin_consent_callback`].
 //! - Graph for the settings pages: [`MicrosoftClient::me`], [`MicrosoftClient::search_users`],
 //!   [`MicrosoftClient::probe_mailbox`].
@@ -51,6 +54,7 @@
 //! ```
 
 mod authorize;
+mod certificate;
 mod config;
 mod delta;
 mod error;
@@ -63,7 +67,8 @@ pub use authorize::{
     AdminConsentGranted, AuthorizationRequest, CallbackCode, CallbackError, Prompt, parse_admin_consent_callback, parse_callback,
     pkce_challenge, secrets_match,
 };
-pub use config::{AppRegistration, Endpoints, GRAPH_DEFAULT_SCOPE, MICROSOFT_AUTHORITY, MICROSOFT_GRAPH, Tenant};
+pub use certificate::{CLIENT_ASSERTION_TYPE, CertificateCredential};
+pub use config::{AppRegistration, ClientCredential, Endpoints, GRAPH_DEFAULT_SCOPE, MICROSOFT_AUTHORITY, MICROSOFT_GRAPH, Tenant};
 pub use delta::{
     Contact, Container, DeltaItem, DeltaNext, DeltaPage, DeltaRequest, DeltaStart, EmailAddress, Event, FailureClass, GraphItem, Location,
     Message, Recipient, Task, ZonedDateTime,

@@ -1,7 +1,8 @@
 //! The token endpoint (MICROSOFT.md §1.4, §1.5) and id_token verification against the tenant's
 //! discovery document and keys (§1.6).
 
-use crate::config::{AppRegistration, GRAPH_DEFAULT_SCOPE, Tenant};
+use crate::certificate::CLIENT_ASSERTION_TYPE;
+use crate::config::{AppRegistration, ClientCredential, GRAPH_DEFAULT_SCOPE, Tenant};
 use crate::error::{AadError, AadErrorBody, Grant, IdTokenError, MicrosoftError};
 use crate::id_token::{Expected, Jwt, VerifiedIdentity, check_claims, rsa_key};
 use crate::keys::Discovery;
@@ -86,11 +87,22 @@ impl TokenBody {
 }
 
 impl MicrosoftClient {
-    /// POSTs a form to `{authority}/{tenant}/oauth2/v2.0/token`, the secret in the body
-    /// (`client_secret_post`, §1.4).
+    /// POSTs a form to `{authority}/{tenant}/oauth2/v2.0/token` with the app's credential in the
+    /// body (§1.4): the secret (`client_secret_post`), or a client assertion signed with the
+    /// certificate's key (`private_key_jwt`) whose `aud` is this very URL. A refused credential comes
+    /// back as Microsoft's error like any other (AADSTS7000215 secret, AADSTS700027 assertion).
     async fn token_request(&self, app: &AppRegistration, grant: Grant, form: &[(&str, &str)]) -> Result<TokenBody, MicrosoftError> {
         let url = self.endpoints.login(&[app.tenant.as_str(), "oauth2", "v2.0", "token"])?;
-        let mut body: Vec<(&str, &str)> = vec![("client_id", app.client_id.as_str()), ("client_secret", app.client_secret.expose_secret())];
+        let assertion;
+        let mut body: Vec<(&str, &str)> = vec![("client_id", app.client_id.as_str())];
+        match &app.credential {
+            ClientCredential::Secret(secret) => body.push(("client_secret", secret.expose_secret())),
+            ClientCredential::Certificate(certificate) => {
+                assertion = certificate.assertion(&app.client_id, url.as_str())?;
+                body.push(("client_assertion_type", CLIENT_ASSERTION_TYPE));
+                body.push(("client_assertion", assertion.as_str()));
+            }
+        }
         body.extend_from_slice(form);
         let sent = self.http.post(url).header("Accept", "application/json").form(&body).send().await.map_err(MicrosoftError::transport)?;
         let status = sent.status().as_u16();
@@ -175,7 +187,8 @@ impl MicrosoftClient {
 
     /// An app-only token for Graph (`scope=https://graph.microsoft.com/.default`, §1.4). Also the
     /// settings page's "test token request": a wrong secret answers `ClientSecretInvalid`, an expired
-    /// one `ClientSecretExpired`, a wrong client or tenant id `AppNotFound`.
+    /// one `ClientSecretExpired`, a wrong client or tenant id `AppNotFound`; a certificate Microsoft
+    /// does not accept (not registered, expired, another app's) answers `ClientSecretInvalid` too.
     #[tracing::instrument(skip_all, fields(tenant = %app.tenant))]
     pub async fn client_credentials(&self, app: &AppRegistration) -> Result<AppToken, MicrosoftError> {
         let now = OffsetDateTime::now_utc();

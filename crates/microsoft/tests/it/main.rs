@@ -2,6 +2,7 @@
 //! login.microsoftonline.com and graph.microsoft.com; the client shares no types with it).
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+mod certificates;
 mod consent;
 mod delta;
 mod faults;
