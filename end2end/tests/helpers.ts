@@ -104,6 +104,7 @@ export async function enabledOrg(
   await page.goto("/settings/integrations/office365");
   await hydrated(page);
   await page.getByText("Enable", { exact: true }).click();
+  await page.getByTestId("own-app").check();
   await page.getByLabel("Directory (tenant) ID or domain").fill(app.tenant);
   await page.getByLabel("Application (client) ID").fill(app.clientId);
   await page.getByLabel("Client secret", { exact: true }).fill(app.secret);

@@ -18,11 +18,11 @@ test("a member sees the setup card when the admin switched it on, and connects f
   await member.goto("/");
   await expect(member.getByTestId("actions-empty")).toBeVisible();
 
-  // The admin's Connection Settings now count one connection that polling the primary would pause.
+  // The admin's Connection Settings now count one mailbox that polling the primary would pause.
   await page.goto("/settings/integrations/office365");
   await hydrated(page);
   await page.getByTestId("poll-primary").check();
-  await expect(page.getByRole("alertdialog")).toContainText("1 connection will stop syncing.");
+  await expect(page.getByRole("alertdialog")).toContainText(`1 mailbox will stop syncing: ${org.members[0].name} (alice@northwind.test).`);
 
   // Disconnect deletes it and brings the prompt back.
   await member.goto("/profile");

@@ -25,6 +25,7 @@ test("an admin enables Office 365: bad values are refused field by field and not
   );
 
   await page.getByText("Enable", { exact: true }).click();
+  await page.getByTestId("own-app").check();
   await page.getByLabel("Directory (tenant) ID or domain").fill("not a tenant");
   await page.getByLabel("Application (client) ID").fill("1234");
   await page.getByLabel("Client secret", { exact: true }).fill(DEMO_APP.secret);
@@ -61,6 +62,7 @@ test("an admin enables Office 365: bad values are refused field by field and not
   await expect(page.getByLabel("Directory (tenant) ID or domain")).toHaveValue("");
 
   await page.getByText("Enable", { exact: true }).click();
+  await page.getByTestId("own-app").check();
   await page.getByLabel("Directory (tenant) ID or domain").fill(DEMO_APP.tenant);
   await page.getByLabel("Application (client) ID").fill(DEMO_APP.clientId);
   await page.getByLabel("Client secret", { exact: true }).fill(DEMO_APP.secret);
@@ -84,6 +86,7 @@ test("checking Poll primary integration only asks for confirmation, leaves a ban
   await signIn(page, org.admin);
   await openSettings(page);
   await page.getByText("Enable", { exact: true }).click();
+  await page.getByTestId("own-app").check();
   await page.getByLabel("Directory (tenant) ID or domain").fill(DEMO_APP.tenantId);
   await page.getByLabel("Application (client) ID").fill(DEMO_APP.clientId);
   await page.getByLabel("Client secret", { exact: true }).fill(DEMO_APP.secret);
@@ -94,7 +97,8 @@ test("checking Poll primary integration only asks for confirmation, leaves a ban
   // Cancel leaves it unchecked.
   await page.getByTestId("poll-primary").check();
   const dialog = page.getByRole("alertdialog");
-  await expect(dialog).toContainText("connections will stop syncing.");
+  // Nothing syncs yet: the confirmation says so rather than counting "0 connections".
+  await expect(dialog).toContainText("No mailbox syncs yet;");
   await dialog.getByRole("button", { name: "Cancel" }).click();
   await expect(page.getByTestId("poll-primary")).not.toBeChecked();
   await expect(dialog).toHaveCount(0);

@@ -83,6 +83,30 @@ pub struct ServeArgs {
     #[arg(long, env = "I360_MICROSOFT_GRAPH", default_value = "https://graph.microsoft.com/v1.0")]
     pub microsoft_graph: String,
 
+    /// The deployment's own multi-tenant Microsoft app registration: its application (client) id.
+    /// With it, organizations type no app registration (they may still bring their own). Give a
+    /// certificate (Microsoft's recommendation) or a client secret file with it.
+    #[arg(long, env = "I360_MICROSOFT_CLIENT_ID")]
+    pub microsoft_client_id: Option<String>,
+
+    /// PEM file with the app registration's certificate and its private key (PKCS#8 or PKCS#1),
+    /// for `private_key_jwt` client assertions. The key may be in --microsoft-private-key-file.
+    #[arg(long, env = "I360_MICROSOFT_CERTIFICATE_FILE")]
+    pub microsoft_certificate_file: Option<PathBuf>,
+
+    /// PEM file with the certificate's private key, when it is not in the certificate file.
+    #[arg(long, env = "I360_MICROSOFT_PRIVATE_KEY_FILE")]
+    pub microsoft_private_key_file: Option<PathBuf>,
+
+    /// File holding the app registration's client secret (first line), instead of a certificate.
+    #[arg(long, env = "I360_MICROSOFT_CLIENT_SECRET_FILE")]
+    pub microsoft_client_secret_file: Option<PathBuf>,
+
+    /// Let several organizations pin the same Microsoft 365 tenant (by default one tenant serves
+    /// one organization, so nobody can attach another organization's tenant).
+    #[arg(long, env = "I360_ALLOW_SHARED_TENANTS")]
+    pub allow_shared_tenants: bool,
+
     /// Seconds to finish the requests in flight after SIGTERM or Ctrl-C (no new connections are
     /// accepted meanwhile; the sync workers stop at once and hand their mailboxes back). Requests
     /// still running after it are cut.

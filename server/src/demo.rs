@@ -69,9 +69,12 @@ pub async fn start_emulator(bind: std::net::SocketAddr, public_url: &str) -> any
 pub fn emulator_banner(emulator_url: &str) -> String {
     format!(
         "Microsoft 365 emulator (plays Microsoft for the demo) at {emulator_url}\n\
-         \x20 app registration: tenant {tenant} (northwind.test), client id {client}, secret {secret}\n\
+         \x20 Intelligence360 uses its own multi-tenant app (client id {deployment}): admins type no app registration.\n\
          \x20 Microsoft sign-ins: admin@ alice@ bob@ carol@ service@ northwind.test, password {pw}\n\
-         \x20 Fabrikam (users may not consent): tenant {fabrikam}, client id {fabrikam_client}; admin@ erin@ frank@ fabrikam.test\n",
+         \x20 Fabrikam (users may not consent): admin@ erin@ frank@ fabrikam.test; activate as admin@fabrikam.test to try it\n\
+         \x20 \"Use your own app registration\": Northwind tenant {tenant}, client id {client}, secret {secret};\n\
+         \x20   Fabrikam tenant {fabrikam}, client id {fabrikam_client}, same secret\n",
+        deployment = m365_emulator::DEPLOYMENT_CLIENT_ID,
         tenant = m365_emulator::NORTHWIND_TENANT_ID,
         client = m365_emulator::DEMO_CLIENT_ID,
         secret = m365_emulator::DEMO_CLIENT_SECRET,

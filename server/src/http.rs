@@ -49,7 +49,11 @@ pub fn sync_scheduler(store: DynStore, config: &ServeConfig) -> anyhow::Result<A
     let engine = sync::Engine::new(
         store,
         client,
-        sync::SyncConfig { owner: format!("{host}-{}-{}", std::process::id(), config.bind.port()), ..Default::default() },
+        sync::SyncConfig {
+            owner: format!("{host}-{}-{}", std::process::id(), config.bind.port()),
+            deployment_app: config.deployment_app.clone(),
+            ..Default::default()
+        },
     );
     Ok(sync::Scheduler::new(engine))
 }
@@ -65,7 +69,8 @@ pub fn router(store: DynStore, scheduler: Arc<sync::Scheduler>, config: &ServeCo
     let microsoft = Arc::new(microsoft::MicrosoftClient::new(endpoints)?);
     let state = AppState {
         store: store.clone(),
-        office365: office365::Integration::new(store.clone(), microsoft, scheduler.clone(), config.public_url.clone()),
+        office365: office365::Integration::new(store.clone(), microsoft, scheduler.clone(), config.public_url.clone())
+            .with_shared_tenants(config.shared_tenants),
         secure_cookies: config.public_url.starts_with("https://"),
     };
     let routes = generate_route_list(app::App);

@@ -5,6 +5,7 @@
 
 pub mod cli;
 pub mod demo;
+pub mod deployment_app;
 pub mod http;
 pub mod metrics;
 pub mod oauth;
@@ -23,6 +24,11 @@ pub struct ServeConfig {
     /// The address people use to reach the server; `https://` turns on `Secure` cookies.
     pub public_url: String,
     pub microsoft: MicrosoftEndpoints,
+    /// The deployment's own app registration, if the operator configured one (the demo's is the
+    /// emulator's multi-tenant demo app).
+    pub deployment_app: Option<sync::DeploymentApp>,
+    /// Several organizations may pin the same Microsoft 365 tenant.
+    pub shared_tenants: bool,
 }
 
 /// Where Microsoft is: the real services by default, the emulator in the demo and the tests.

@@ -76,7 +76,15 @@ async fn serve(store: store::DynStore, args: ServeArgs) -> anyhow::Result<()> {
     let public_url = args.public_url.clone().unwrap_or_else(|| format!("http://{bound}"));
     // The emulator (demo only) is kept alive for as long as the server runs.
     let (microsoft, emulator) = microsoft_for(&args, &public_url).await?;
-    let config = ServeConfig { bind: bound, site_root: args.site_root, public_url, microsoft };
+    let deployment_app = server::deployment_app::from_args(&args)?;
+    let config = ServeConfig {
+        bind: bound,
+        site_root: args.site_root,
+        public_url,
+        microsoft,
+        deployment_app,
+        shared_tenants: args.allow_shared_tenants,
+    };
     let scheduler = server::http::sync_scheduler(store.clone(), &config)?;
     let router = server::router(store, scheduler.clone(), &config, Arc::new(Metrics::default()))?;
     // Sync workers run inside every instance; they share work with other instances through leases.

@@ -53,7 +53,7 @@ fn ConsentCard(v: AdminConsentView) -> impl IntoView {
     }
     let tone = match v.status {
         ConsentStatus::Granted => "good",
-        ConsentStatus::Requested | ConsentStatus::Required => "warn",
+        ConsentStatus::Requested | ConsentStatus::Required | ConsentStatus::Insufficient => "warn",
         ConsentStatus::NotGranted => "neutral",
     };
     let request = v.consent.requested.clone().map(|r| {
@@ -89,6 +89,30 @@ fn ConsentCard(v: AdminConsentView) -> impl IntoView {
             <p class="alert alert--warn">"The consent on record was given for a different app registration. Grant it again for the current one."</p>
         }
     });
+    // The consent doctor: what new consent the current settings need, and what is granted beyond them.
+    let missing = (!v.missing.is_empty() && v.consent.granted.is_some()).then(|| {
+        view! {
+            <p class="alert alert--warn" data-testid="consent-missing">
+                "The settings now need permissions the consent on record does not include: "
+                {v.missing.join(", ")}
+                ". Nothing is widened without you: grant consent again for exactly what is asked below."
+            </p>
+        }
+    });
+    let excess = (!v.excess.is_empty()).then(|| {
+        view! {
+            <p class="alert alert--warn" data-testid="consent-excess">
+                "Microsoft granted more than the current settings need: " {v.excess.join(", ")}
+                ". An administrator can remove those permissions in the Microsoft Entra admin center (Enterprise applications)."
+            </p>
+        }
+    });
+    let asks = view! {
+        <div data-testid="consent-asks">
+            <h3>"What consent asks for"</h3>
+            <ul class="chips">{v.requested.iter().map(|n| view! { <li><code>{n.clone()}</code></li> }).collect_view()}</ul>
+        </div>
+    };
     let button = if v.status == ConsentStatus::Granted { "Grant consent again" } else { "Grant organization-wide consent" };
     view! {
         <section class="card" data-testid="admin-consent">
@@ -106,9 +130,15 @@ fn ConsentCard(v: AdminConsentView) -> impl IntoView {
             </div>
             {request}
             {stale}
+            {missing}
+            {excess}
             {grant}
+            {asks}
             <p class="muted">"You will sign in to Microsoft with an account that may grant consent for the organization "
-                "(for example a Global Administrator or Cloud Application Administrator)."</p>
+                "(a Global Administrator, Privileged Role Administrator or Cloud Application Administrator) and tick "
+                "\"Consent on behalf of your organization\". If that is not you, ask one of them to sign in to "
+                "Intelligence360 as an admin and press this button, or to grant these permissions to Intelligence360 "
+                "in the Microsoft Entra admin center."</p>
             // A plain form: the browser leaves for Microsoft's admin consent page.
             <form method="post" action="/oauth/office365/admin-consent/start">
                 <button type="submit" class="button button--primary" data-testid="grant-consent">{button}</button>

@@ -68,13 +68,18 @@ pub fn ProfilePage() -> impl IntoView {
 fn Office365Card(o: ProfileOffice365, org_name: String, disconnect: ServerAction<DisconnectOwnOffice365>) -> impl IntoView {
     let body = match (&o.connection, o.enabled, o.service_account) {
         (Some(c), _, _) => {
-            let (tone, label) = match c.state {
-                domain::ConnectionState::Active => ("good", "Connected"),
-                domain::ConnectionState::NeedsAttention => ("warn", "Needs attention"),
-            };
+            // Not a green "Connected" while nothing syncs: the badge and a sentence say why.
+            let status = o.own_status();
+            let tone = status.as_ref().map_or(domain::Tone::Neutral, |s| s.tone);
+            let label = status.as_ref().map_or("", |s| s.label);
+            let explanation = status.and_then(|s| s.explanation);
             let reason = c.reason.map(|r| r.explained());
             view! {
-                <p><span class=format!("badge badge--{tone}") data-testid="profile-connection-state">{label}</span></p>
+                <p><span class=format!("badge badge--{}", tone.as_str()) data-testid="profile-connection-state">{label}</span></p>
+                {explanation.map(|e| {
+                    let class = if tone == domain::Tone::Warn { "alert alert--warn" } else { "alert" };
+                    view! { <p class=class data-testid="profile-sync-note">{e}</p> }
+                })}
                 <dl class="details">
                     <dt>"Microsoft account"</dt><dd data-testid="profile-ms-account">{c.ms_username.clone()}</dd>
                     <dt>"Connected"</dt><dd>{crate::pages::audit::format_time(c.updated_at)}</dd>

@@ -52,6 +52,9 @@ pub fn may_connect_own_account(facts: &FeedFacts) -> bool {
     facts.office365.enabled && !facts.office365.is_service_account() && facts.own_connection.is_none()
 }
 
+/// Where an admin activates their own connection (or the service connection).
+pub const MY_CONNECTION: &str = "/settings/integrations/office365/my-connection";
+
 pub fn cards_for(facts: &FeedFacts) -> Vec<ActionCard> {
     let mut cards = Vec::new();
     let settings = &facts.office365;
@@ -64,6 +67,20 @@ pub fn cards_for(facts: &FeedFacts) -> Vec<ActionCard> {
                 .into(),
             button: "Open Office 365 settings".into(),
             action: CardAction::Link("/settings/integrations/office365".into()),
+        });
+    }
+    // Step 5 of the help article: once enabled, an admin activates their own connection, which
+    // becomes the primary integration. In service-account mode My Connection is the service
+    // connection instead, which the admin-consent card (application permissions) covers.
+    if facts.role == Role::Admin && may_connect_own_account(facts) {
+        cards.push(ActionCard {
+            id: "office365-activate".into(),
+            title: "Activate your connection".into(),
+            body: "Office 365 is enabled. Activate your own connection under My Connection: you sign in with \
+                   Microsoft once, and your mailbox becomes the organization's primary integration."
+                .into(),
+            button: "Open My Connection".into(),
+            action: CardAction::Link(MY_CONNECTION.into()),
         });
     }
     if let Some(own) = &facts.own_connection
@@ -144,6 +161,11 @@ mod tests {
         }
     }
 
+    /// An admin of an enabled organization whose own connection is active.
+    fn activated_admin() -> FeedFacts {
+        FeedFacts { own_connection: Some(OwnConnection { state: ConnectionState::Active, reason: None }), ..facts(Role::Admin, true) }
+    }
+
     fn ids(f: &FeedFacts) -> Vec<String> {
         cards_for(f).into_iter().map(|c| c.id).collect()
     }
@@ -153,7 +175,24 @@ mod tests {
         let cards = cards_for(&facts(Role::Admin, false));
         assert_eq!(cards.len(), 1);
         assert_eq!(cards[0].title, "Set up the Office 365 integration");
-        assert!(ids(&facts(Role::Admin, true)).is_empty(), "admins activate from My Connection, not the feed");
+        assert!(!ids(&facts(Role::Admin, true)).contains(&"office365-setup".to_string()));
+    }
+
+    #[test]
+    fn once_enabled_admins_are_asked_to_activate_their_own_connection() {
+        let f = facts(Role::Admin, true);
+        let cards = cards_for(&f);
+        assert_eq!(ids(&f), ["office365-activate"]);
+        assert_eq!(cards[0].title, "Activate your connection");
+        assert_eq!(cards[0].action, CardAction::Link("/settings/integrations/office365/my-connection".into()));
+        assert!(ids(&facts(Role::Admin, false)).iter().all(|id| id != "office365-activate"), "not before Enable");
+        let mut active = f.clone();
+        active.own_connection = Some(OwnConnection { state: ConnectionState::Active, reason: None });
+        assert!(ids(&active).is_empty(), "activated: nothing to do");
+        let mut service = f.clone();
+        service.office365.mode = crate::permissions::ConnectionMode::ServiceUser;
+        assert!(!ids(&service).contains(&"office365-activate".to_string()), "individual mode only");
+        assert!(!ids(&facts(Role::Member, true)).contains(&"office365-activate".to_string()), "members get the setup card");
     }
 
     #[test]
@@ -191,7 +230,7 @@ mod tests {
 
     #[test]
     fn admins_are_asked_to_grant_consent_when_a_member_was_refused() {
-        let mut f = facts(Role::Admin, true);
+        let mut f = activated_admin();
         f.admin_consent.requested = Some(crate::ConsentRequest { by: "Bob Member <bob@example.com>".into(), at: 1 });
         let cards = cards_for(&f);
         assert_eq!(cards.len(), 1);
@@ -205,7 +244,8 @@ mod tests {
 
     #[test]
     fn admins_are_asked_to_renew_a_secret_that_lapses_soon() {
-        let mut f = facts(Role::Admin, true);
+        let mut f = activated_admin();
+        f.office365.own_app = true;
         f.office365.client_secret_expires_on = Some("2026-12-09".into());
         let cards = cards_for(&f);
         assert_eq!(ids(&f), ["office365-secret-expiry"]);

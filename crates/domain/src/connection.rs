@@ -108,8 +108,11 @@ pub enum FlowPurpose {
     Connect,
     /// The service user signing in (service-account mode with a service user).
     ServiceUser,
-    /// Microsoft's admin consent for the organization.
+    /// Microsoft's admin consent endpoint (application permissions, granted from the registration).
     AdminConsent,
+    /// An admin signing in with the organization's delegated permissions and consenting on behalf
+    /// of the organization: the organization-wide grant of exactly those permissions.
+    OrganizationConsent,
 }
 
 impl FlowPurpose {
@@ -119,11 +122,12 @@ impl FlowPurpose {
             FlowPurpose::Connect => "connect",
             FlowPurpose::ServiceUser => "service_user",
             FlowPurpose::AdminConsent => "admin_consent",
+            FlowPurpose::OrganizationConsent => "organization_consent",
         }
     }
 
     pub fn parse(s: &str) -> Option<FlowPurpose> {
-        [FlowPurpose::Activate, FlowPurpose::Connect, FlowPurpose::ServiceUser, FlowPurpose::AdminConsent]
+        [FlowPurpose::Activate, FlowPurpose::Connect, FlowPurpose::ServiceUser, FlowPurpose::AdminConsent, FlowPurpose::OrganizationConsent]
             .into_iter()
             .find(|p| p.as_str() == s)
     }
@@ -143,13 +147,20 @@ pub enum Refusal {
     AdminsOnly,
     /// A service user signs in only in "service account with a service user" mode.
     NotServiceUser,
+    /// With the deployment's app registration, members connect once an admin has activated (which
+    /// pins the organization's Microsoft 365 tenant).
+    NotActivated,
+    /// Another Intelligence360 organization is pinned to this Microsoft 365 tenant.
+    TenantTaken,
     /// Something failed on our side; the log has the details.
     Internal,
     Unknown,
 }
 
 impl Refusal {
-    const ALL: [Refusal; 8] = [
+    const ALL: [Refusal; 10] = [
+        Refusal::NotActivated,
+        Refusal::TenantTaken,
         Refusal::Expired,
         Refusal::OtherSession,
         Refusal::NotEnabled,
@@ -168,6 +179,8 @@ impl Refusal {
             Refusal::ServiceAccount => "service_account",
             Refusal::AdminsOnly => "admins_only",
             Refusal::NotServiceUser => "not_service_user",
+            Refusal::NotActivated => "not_activated",
+            Refusal::TenantTaken => "tenant_taken",
             Refusal::Internal => "internal",
             Refusal::Unknown => "unknown",
         }
@@ -186,6 +199,8 @@ impl Refusal {
             Refusal::ServiceAccount => "Your organization connects through a service account",
             Refusal::AdminsOnly => "Only admins can do this",
             Refusal::NotServiceUser => "The connection mode changed",
+            Refusal::NotActivated => "Office 365 is not activated yet",
+            Refusal::TenantTaken => "This Microsoft 365 organization is already connected elsewhere",
             Refusal::Internal => "Something went wrong on our side",
             Refusal::Unknown => "That did not work",
         }
@@ -202,6 +217,12 @@ impl Refusal {
             Refusal::AdminsOnly => "Ask an admin of your organization.",
             Refusal::NotServiceUser => {
                 "A service user signs in only while the connection mode is \"Service account with a service user\". Check Connection Settings and start again."
+            }
+            Refusal::NotActivated => {
+                "An admin has to activate the integration under My Connection first; that tells Intelligence360 which Microsoft 365 organization is yours. Nothing was stored. Ask your admin."
+            }
+            Refusal::TenantTaken => {
+                "Another Intelligence360 organization is already connected to this Microsoft 365 tenant, and one tenant serves one organization. Nothing was stored. If this is wrong, contact support."
             }
             Refusal::Internal => "Nothing was changed. Try again in a minute; if it keeps happening, contact support.",
             Refusal::Unknown => "Start the connection again from Intelligence360.",

@@ -2,7 +2,10 @@
 //! organization's app registration, and whether a member is waiting for it.
 
 use crate::office365::Office365Settings;
-use crate::permissions::ConnectionMode;
+use crate::permissions::{ConnectionMode, Permission, SIGN_IN_SCOPES, is_granted};
+
+/// Scopes every sign-in carries; never "more than the mode needs".
+const OIDC_SCOPES: [&str; 5] = SIGN_IN_SCOPES;
 use serde::{Deserialize, Serialize};
 
 /// A member was refused by Microsoft with "admin approval required".
@@ -39,6 +42,9 @@ pub struct AdminConsent {
 pub enum ConsentStatus {
     /// Granted for the app registration in the settings.
     Granted,
+    /// Granted for the app registration, but the settings now need permissions the grant lacks
+    /// (after a switch to read-write, or another resource): new consent is needed.
+    Insufficient,
     /// A member is waiting: Microsoft told them only an admin can approve the app.
     Requested,
     /// Service account with application permissions cannot work without it.
@@ -51,6 +57,7 @@ impl ConsentStatus {
     pub fn label(self) -> &'static str {
         match self {
             ConsentStatus::Granted => "Granted for the organization",
+            ConsentStatus::Insufficient => "Needs new consent",
             ConsentStatus::Requested => "Requested by a member",
             ConsentStatus::Required => "Required",
             ConsentStatus::NotGranted => "Not granted",
@@ -61,12 +68,40 @@ impl ConsentStatus {
 impl AdminConsent {
     /// The grant, if it was given for the app registration the settings name now.
     pub fn grant_for(&self, settings: &Office365Settings) -> Option<&ConsentGrant> {
-        self.granted.as_ref().filter(|g| !settings.client_id.is_empty() && g.client_id.eq_ignore_ascii_case(&settings.client_id))
+        let client_id = settings.app_client_id()?;
+        self.granted.as_ref().filter(|g| g.client_id.eq_ignore_ascii_case(client_id))
+    }
+
+    /// The permissions the settings request that the grant on record does not hold (all of them
+    /// without a grant for this app registration), in catalogue order. A grant whose scopes
+    /// Microsoft did not name (the v1 endpoint's answer) is taken at its word.
+    pub fn missing(&self, settings: &Office365Settings) -> Vec<&'static Permission> {
+        let granted = self.grant_for(settings).map(|g| g.scopes.as_slice()).unwrap_or_default();
+        if self.grant_for(settings).is_some() && granted.is_empty() {
+            return Vec::new();
+        }
+        settings.scope_settings().requested().into_iter().filter(|p| !is_granted(granted, p.graph_name)).collect()
+    }
+
+    /// What the grant on record holds beyond what the settings need (a registration listing more
+    /// application permissions than the mode uses grants them all): shown as a warning.
+    pub fn excess(&self, settings: &Office365Settings) -> Vec<String> {
+        let requested = settings.scope_settings().requested();
+        let Some(grant) = self.grant_for(settings) else { return Vec::new() };
+        grant
+            .scopes
+            .iter()
+            .map(|g| g.rsplit('/').next().unwrap_or(g).to_owned())
+            .filter(|name| !OIDC_SCOPES.iter().any(|o| o.eq_ignore_ascii_case(name)))
+            .filter(|name| !requested.iter().any(|p| p.graph_name.eq_ignore_ascii_case(name)))
+            .collect()
     }
 
     pub fn status(&self, settings: &Office365Settings) -> ConsentStatus {
         if self.requested.is_some() {
             ConsentStatus::Requested
+        } else if self.grant_for(settings).is_some() && !self.missing(settings).is_empty() {
+            ConsentStatus::Insufficient
         } else if self.grant_for(settings).is_some() {
             ConsentStatus::Granted
         } else if settings.mode == ConnectionMode::ApplicationPermissions {
@@ -78,7 +113,9 @@ impl AdminConsent {
 
     /// True when an admin should be asked, in the feed, to run the admin consent flow.
     pub fn admin_action_needed(&self, settings: &Office365Settings) -> bool {
-        settings.enabled && matches!(self.status(settings), ConsentStatus::Requested | ConsentStatus::Required)
+        let needs_new_grant =
+            settings.mode == ConnectionMode::ApplicationPermissions && self.status(settings) == ConsentStatus::Insufficient;
+        settings.enabled && (matches!(self.status(settings), ConsentStatus::Requested | ConsentStatus::Required) || needs_new_grant)
     }
 }
 
@@ -90,8 +127,41 @@ mod tests {
         ConsentGrant { by: "Ada".into(), at: 1, tenant_id: "t".into(), client_id: client.into(), scopes: vec![] }
     }
 
+    fn granted(client: &str, settings: &Office365Settings) -> ConsentGrant {
+        let scopes =
+            settings.scope_settings().requested().iter().map(|p| format!("https://graph.microsoft.com/{}", p.graph_name)).collect();
+        ConsentGrant { scopes, ..grant(client) }
+    }
+
+    #[test]
+    fn a_read_only_grant_is_insufficient_after_switching_to_read_write() {
+        use crate::permissions::AccessLevel;
+        for mode in [ConnectionMode::Individual, ConnectionMode::ServiceUser, ConnectionMode::ApplicationPermissions] {
+            let read_only = enabled(mode);
+            let c = AdminConsent { requested: None, granted: Some(granted("abc", &read_only)) };
+            assert_eq!(c.status(&read_only), ConsentStatus::Granted, "{mode:?}");
+            assert!(c.missing(&read_only).is_empty() && c.excess(&read_only).is_empty(), "{mode:?}");
+
+            let read_write = Office365Settings { access: AccessLevel::ReadWrite, ..read_only.clone() };
+            assert_eq!(c.status(&read_write), ConsentStatus::Insufficient, "{mode:?}");
+            let missing: Vec<_> = c.missing(&read_write).iter().map(|p| p.graph_name).collect();
+            let wanted: Vec<_> = read_write
+                .scope_settings()
+                .requested()
+                .iter()
+                .filter(|p| p.access == AccessLevel::ReadWrite)
+                .map(|p| p.graph_name)
+                .collect();
+            assert_eq!(missing, wanted, "{mode:?}: exactly the read-write permissions are missing");
+            assert_eq!(c.admin_action_needed(&read_write), mode == ConnectionMode::ApplicationPermissions, "{mode:?}");
+            // Back to read-only with a read-write grant: more than needed is said, never hidden.
+            let wide = AdminConsent { requested: None, granted: Some(granted("abc", &read_write)) };
+            assert!(!wide.excess(&read_only).is_empty(), "{mode:?}");
+        }
+    }
+
     fn enabled(mode: ConnectionMode) -> Office365Settings {
-        Office365Settings { enabled: true, client_id: "abc".into(), mode, ..Office365Settings::default() }
+        Office365Settings { enabled: true, own_app: true, client_id: "abc".into(), mode, ..Office365Settings::default() }
     }
 
     #[test]
@@ -118,6 +188,10 @@ mod tests {
         assert!(c.admin_action_needed(&s));
         c.granted = Some(grant("abc"));
         assert_eq!(c.status(&s), ConsentStatus::Granted);
+        let deployment = Office365Settings { own_app: false, deployment_client_id: Some("dep".into()), ..s.clone() };
+        assert_eq!(c.status(&deployment), ConsentStatus::Required, "a grant for the own app is not one for the deployment's");
+        c.granted = Some(grant("DEP"));
+        assert_eq!(c.status(&deployment), ConsentStatus::Granted);
         assert!(c.grant_for(&Office365Settings { client_id: String::new(), ..s }).is_none());
     }
 }

@@ -16,7 +16,17 @@ pub const BACKFILL_DAYS: [u32; 5] = [7, 30, 90, 180, 365];
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Office365Settings {
     pub enabled: bool,
-    /// Directory (tenant) ID or a verified domain.
+    /// The organization brings its own app registration (the fields below) instead of using the
+    /// deployment's. Always the case when the operator configured none.
+    pub own_app: bool,
+    /// The Microsoft 365 tenant id the organization is pinned to: learned from the verified id_token
+    /// of its admin's activation (or of the first sign-in with its own app registration). Every
+    /// later sign-in, consent and token must carry it. Never set from a form.
+    pub pinned_tenant: Option<String>,
+    /// The client id of the deployment's app registration when the operator configured one:
+    /// filled in by the application layer from the process settings, never stored.
+    pub deployment_client_id: Option<String>,
+    /// Own app registration: directory (tenant) ID or a verified domain.
     pub tenant: String,
     /// Application (client) ID.
     pub client_id: String,
@@ -37,6 +47,9 @@ impl Default for Office365Settings {
     fn default() -> Self {
         Office365Settings {
             enabled: false,
+            own_app: false,
+            pinned_tenant: None,
+            deployment_client_id: None,
             tenant: String::new(),
             client_id: String::new(),
             client_secret_set: false,
@@ -71,6 +84,13 @@ impl Office365Settings {
         ScopeSettings { mode: self.mode, access: self.access, resources: self.resources.clone() }
     }
 
+    /// The application (client) id that sign-ins, consent and tokens use: the organization's own
+    /// registration's, or the deployment's.
+    pub fn app_client_id(&self) -> Option<&str> {
+        let id = if self.own_app { Some(self.client_id.as_str()) } else { self.deployment_client_id.as_deref() };
+        id.filter(|id| !id.is_empty())
+    }
+
     pub fn is_service_account(&self) -> bool {
         self.mode != ConnectionMode::Individual
     }
@@ -103,7 +123,7 @@ impl Office365Settings {
     /// A warning when the secret's expiry date (as entered) is past or within
     /// [`SECRET_WARNING_DAYS`] of `today` (`YYYY-MM-DD`).
     pub fn secret_expiry(&self, today: &str) -> Option<SecretExpiry> {
-        if !self.enabled {
+        if !self.enabled || !self.own_app {
             return None;
         }
         let on = self.client_secret_expires_on.clone()?;
@@ -143,6 +163,8 @@ fn days_from_civil(date: &str) -> Option<i64> {
 #[serde(default)]
 pub struct SettingsForm {
     pub enabled: bool,
+    /// "Use your own app registration".
+    pub own_app: bool,
     pub tenant: String,
     pub client_id: String,
     /// Empty keeps the stored secret.
@@ -200,6 +222,7 @@ impl SettingsForm {
     pub fn from_settings(s: &Office365Settings) -> SettingsForm {
         SettingsForm {
             enabled: s.enabled,
+            own_app: s.own_app,
             tenant: s.tenant.clone(),
             client_id: s.client_id.clone(),
             client_secret: String::new(),
@@ -236,10 +259,16 @@ fn is_domain(s: &str) -> bool {
         })
 }
 
-/// Checks the form against everything that can be checked without Microsoft. `today` is
-/// `YYYY-MM-DD`. On success returns the settings to store and the new secret, if one was typed.
-pub fn validate(form: &SettingsForm, current: &Office365Settings, today: &str) -> Result<(Office365Settings, Option<String>), FieldErrors> {
-    let mut errors = FieldErrors::new();
+/// The app registration part of a valid form.
+struct AppFields {
+    tenant: String,
+    client_id: String,
+    expires_on: Option<String>,
+    new_secret: Option<String>,
+}
+
+/// Checks the organization's own app registration fields (required when enabling with them).
+fn own_app_fields(form: &SettingsForm, current: &Office365Settings, today: &str, errors: &mut FieldErrors) -> AppFields {
     let tenant = form.tenant.trim().to_ascii_lowercase();
     let client_id = form.client_id.trim().to_ascii_lowercase();
     let secret = form.client_secret.trim().to_owned();
@@ -289,6 +318,33 @@ pub fn validate(form: &SettingsForm, current: &Office365Settings, today: &str) -
     } else {
         Some(expires)
     };
+    AppFields { tenant, client_id, expires_on, new_secret: (!secret.is_empty()).then_some(secret) }
+}
+
+/// Checks the form against everything that can be checked without Microsoft. `today` is
+/// `YYYY-MM-DD`; `deployment_app` says whether the operator configured the deployment's own app
+/// registration (without one, the organization's own is the only way). On success returns the
+/// settings to store and the new secret, if one was typed.
+pub fn validate(
+    form: &SettingsForm,
+    current: &Office365Settings,
+    today: &str,
+    deployment_app: bool,
+) -> Result<(Office365Settings, Option<String>), FieldErrors> {
+    let mut errors = FieldErrors::new();
+    let own_app = form.own_app || !deployment_app;
+    // With the deployment's app the own registration's fields are not in play: what was stored
+    // stays, so switching back later finds it again.
+    let app = if own_app {
+        own_app_fields(form, current, today, &mut errors)
+    } else {
+        AppFields {
+            tenant: current.tenant.clone(),
+            client_id: current.client_id.clone(),
+            expires_on: current.client_secret_expires_on.clone(),
+            new_secret: None,
+        }
+    };
 
     let mode = parse_mode(&form.mode).unwrap_or_else(|| {
         errors.insert("mode".into(), "Choose how members connect.".into());
@@ -324,14 +380,17 @@ pub fn validate(form: &SettingsForm, current: &Office365Settings, today: &str) -
     if !errors.is_empty() {
         return Err(errors);
     }
-    let new_secret = (!secret.is_empty()).then_some(secret);
+    let new_secret = app.new_secret;
     Ok((
         Office365Settings {
             enabled: form.enabled,
-            tenant,
-            client_id,
+            own_app,
+            pinned_tenant: current.pinned_tenant.clone(),
+            deployment_client_id: current.deployment_client_id.clone(),
+            tenant: app.tenant,
+            client_id: app.client_id,
             client_secret_set: current.client_secret_set || new_secret.is_some(),
-            client_secret_expires_on: expires_on,
+            client_secret_expires_on: app.expires_on,
             mode,
             access,
             resources,
@@ -360,6 +419,7 @@ mod tests {
     fn good() -> SettingsForm {
         SettingsForm {
             enabled: true,
+            own_app: true,
             tenant: " 4F1C6A0E-2D3B-4C5A-9E8F-0A1B2C3D4E5F ".into(),
             client_id: "11111111-2222-4333-8444-555555555555".into(),
             client_secret: "demo-client-secret".into(),
@@ -379,14 +439,14 @@ mod tests {
 
     #[test]
     fn a_good_form_becomes_settings_and_a_new_secret() {
-        let (s, secret) = validate(&good(), &Office365Settings::default(), "2026-11-29").unwrap();
+        let (s, secret) = validate(&good(), &Office365Settings::default(), "2026-11-29", false).unwrap();
         assert!(s.enabled && s.client_secret_set);
         assert_eq!(s.tenant, "4f1c6a0e-2d3b-4c5a-9e8f-0a1b2c3d4e5f");
         assert_eq!(s.resources, vec![Resource::Mail, Resource::Calendar, Resource::Tasks]);
         assert_eq!(secret.as_deref(), Some("demo-client-secret"));
         let mut by_domain = good();
         by_domain.tenant = "northwind.test".into();
-        assert!(validate(&by_domain, &Office365Settings::default(), "2026-11-29").is_ok());
+        assert!(validate(&by_domain, &Office365Settings::default(), "2026-11-29", false).is_ok());
     }
 
     #[test]
@@ -404,7 +464,7 @@ mod tests {
             backfill_days: "abc".into(),
             ..good()
         };
-        let errors = validate(&form, &Office365Settings::default(), "2026-11-29").unwrap_err();
+        let errors = validate(&form, &Office365Settings::default(), "2026-11-29", false).unwrap_err();
         let fields: Vec<&str> = errors.keys().map(String::as_str).collect();
         assert_eq!(
             fields,
@@ -416,17 +476,17 @@ mod tests {
     fn the_stored_secret_is_kept_when_the_field_is_left_empty() {
         let current = Office365Settings { client_secret_set: true, ..Office365Settings::default() };
         let form = SettingsForm { client_secret: String::new(), ..good() };
-        let (s, secret) = validate(&form, &current, "2026-11-29").unwrap();
+        let (s, secret) = validate(&form, &current, "2026-11-29", false).unwrap();
         assert!(s.client_secret_set);
         assert_eq!(secret, None);
-        let fresh = validate(&form, &Office365Settings::default(), "2026-11-29").unwrap_err();
+        let fresh = validate(&form, &Office365Settings::default(), "2026-11-29", false).unwrap_err();
         assert!(fresh.contains_key("client_secret"), "enabling without any secret is refused");
     }
 
     #[test]
     fn an_expired_secret_date_and_shared_tenants_are_refused() {
         let form = SettingsForm { client_secret_expires_on: "2026-01-01".into(), tenant: "common".into(), ..good() };
-        let errors = validate(&form, &Office365Settings::default(), "2026-11-29").unwrap_err();
+        let errors = validate(&form, &Office365Settings::default(), "2026-11-29", false).unwrap_err();
         assert!(errors["client_secret_expires_on"].contains("expired"));
         assert!(errors["tenant"].contains("not a shared one"));
     }
@@ -434,13 +494,14 @@ mod tests {
     #[test]
     fn a_disabled_integration_may_be_saved_half_filled() {
         let form = SettingsForm { enabled: false, tenant: String::new(), client_id: String::new(), client_secret: String::new(), ..good() };
-        assert!(validate(&form, &Office365Settings::default(), "2026-11-29").is_ok());
+        assert!(validate(&form, &Office365Settings::default(), "2026-11-29", false).is_ok());
     }
 
     #[test]
     fn the_form_round_trips_stored_settings() {
         let stored = Office365Settings {
             enabled: true,
+            own_app: true,
             tenant: "northwind.test".into(),
             client_id: "11111111-2222-4333-8444-555555555555".into(),
             client_secret_set: true,
@@ -448,14 +509,44 @@ mod tests {
         };
         let form = SettingsForm::from_settings(&stored);
         assert_eq!(form.client_secret, "", "the secret is write-only");
-        let (back, _) = validate(&form, &stored, "2026-11-29").map_err(|e| format!("{e:?}")).unwrap();
+        let (back, _) = validate(&form, &stored, "2026-11-29", false).map_err(|e| format!("{e:?}")).unwrap();
         assert_eq!(back, stored);
     }
 
     #[test]
+    fn with_the_deployment_app_no_registration_is_typed_and_the_stored_one_is_kept() {
+        let current = Office365Settings {
+            tenant: "northwind.test".into(),
+            client_id: "11111111-2222-4333-8444-555555555555".into(),
+            client_secret_set: true,
+            pinned_tenant: Some("4f1c6a0e-2d3b-4c5a-9e8f-0a1b2c3d4e5f".into()),
+            ..Office365Settings::default()
+        };
+        let form = SettingsForm {
+            own_app: false,
+            tenant: "garbage typed then hidden".into(),
+            client_id: String::new(),
+            client_secret: "x y".into(),
+            ..good()
+        };
+        let (s, secret) = validate(&form, &current, "2026-11-29", true).unwrap();
+        assert!(s.enabled && !s.own_app);
+        assert_eq!((s.tenant.as_str(), secret), ("northwind.test", None), "the own registration's fields are not in play");
+        assert_eq!(s.pinned_tenant, current.pinned_tenant, "a form never changes the pinned tenant");
+        let without_operator = validate(&form, &current, "2026-11-29", false).unwrap_err();
+        assert!(without_operator.contains_key("tenant"), "without a deployment app the own registration is required");
+        let own = SettingsForm { own_app: true, ..form };
+        assert!(validate(&own, &current, "2026-11-29", true).unwrap_err().contains_key("client_secret"));
+    }
+
+    #[test]
     fn admins_are_warned_thirty_days_before_the_secret_lapses() {
-        let mut s =
-            Office365Settings { enabled: true, client_secret_expires_on: Some("2027-01-10".into()), ..Office365Settings::default() };
+        let mut s = Office365Settings {
+            enabled: true,
+            own_app: true,
+            client_secret_expires_on: Some("2027-01-10".into()),
+            ..Office365Settings::default()
+        };
         assert_eq!(s.secret_expiry("2026-12-10"), None, "31 days ahead: not yet");
         assert_eq!(s.secret_expiry("2026-12-11"), Some(SecretExpiry::ExpiresSoon { on: "2027-01-10".into(), days: 30 }));
         assert_eq!(s.secret_expiry("2027-01-10").unwrap().sentence(), "The client secret expires today (2027-01-10).");

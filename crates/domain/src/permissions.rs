@@ -71,6 +71,10 @@ pub struct Permission {
     pub dialogue: &'static str,
     /// "What it means…"
     pub meaning: &'static str,
+    /// What a member sees for it on Microsoft's own consent page: the user-consent title
+    /// (`userConsentDisplayName`, MICROSOFT.md §2), which differs from the admin wording above.
+    /// `None` for application permissions: no member ever consents to those (§1.7).
+    pub user_dialogue: Option<&'static str>,
     pub kind: PermissionType,
     pub admin_consent: bool,
     /// The resources that need it, and at which access level.
@@ -97,6 +101,7 @@ pub const CATALOGUE: [Permission; 20] = [
         group: Group::ReadOnly,
         dialogue: "Read user and shared mail",
         meaning: "Allows the app to read mail that the user can access, including the user's own and shared mail.",
+        user_dialogue: Some("Read mail you can access"),
         kind: Delegated,
         admin_consent: false,
         resources: &[Mail],
@@ -108,6 +113,7 @@ pub const CATALOGUE: [Permission; 20] = [
         group: Group::ReadOnly,
         dialogue: "Read calendars in all mailboxes",
         meaning: "Allows the app to read events of all calendars without a signed-in user.",
+        user_dialogue: None,
         kind: Application,
         admin_consent: true,
         resources: &[Calendar],
@@ -119,6 +125,8 @@ pub const CATALOGUE: [Permission; 20] = [
         group: Group::ReadOnly,
         dialogue: "Read user and shared calendars",
         meaning: "Allows the app to read events in all calendars that the user can access, including delegate and shared calendars.",
+        // With a no-break space, as Microsoft's service-principal data has it (MICROSOFT.md §2).
+        user_dialogue: Some("Read calendars\u{a0}you can access"),
         kind: Delegated,
         admin_consent: false,
         resources: &[Calendar],
@@ -130,6 +138,7 @@ pub const CATALOGUE: [Permission; 20] = [
         group: Group::ReadOnly,
         dialogue: "Read user contacts",
         meaning: "Allows the app to read user contacts.",
+        user_dialogue: Some("Read your contacts"),
         kind: Delegated,
         admin_consent: false,
         resources: &[Contacts],
@@ -141,6 +150,8 @@ pub const CATALOGUE: [Permission; 20] = [
         group: Group::ReadOnly,
         dialogue: "Read user's tasks and task lists {preview}",
         meaning: "Allows the app to read the signed-in user's tasks and task lists, including any shared with the user. Doesn't include permission to create, delete, or update anything.",
+        // UNCONFIRMED in MICROSOFT.md §2: the wording Microsoft is expected to show, not verified.
+        user_dialogue: Some("Read your tasks and task lists"),
         kind: Delegated,
         admin_consent: false,
         resources: &[Tasks],
@@ -152,6 +163,7 @@ pub const CATALOGUE: [Permission; 20] = [
         group: Group::ReadWrite,
         dialogue: "Read user mail",
         meaning: "Allows the app to read email in user mailboxes",
+        user_dialogue: Some("Read your mail"),
         kind: Delegated,
         admin_consent: false,
         resources: &[Mail],
@@ -163,6 +175,7 @@ pub const CATALOGUE: [Permission; 20] = [
         group: Group::ReadWrite,
         dialogue: "Read and write user and shared mail",
         meaning: "Allows the app to create, read, update, and delete mail that the user has permission to access, including the user's own and shared mail. Does not include permission to send mail.",
+        user_dialogue: Some("Read and write mail you can access"),
         kind: Delegated,
         admin_consent: false,
         resources: &[Mail],
@@ -174,6 +187,7 @@ pub const CATALOGUE: [Permission; 20] = [
         group: Group::ReadWrite,
         dialogue: "Send mail on behalf of others",
         meaning: "Allows the app to send mail as the signed-in user, including sending on-behalf of others.",
+        user_dialogue: Some("Send mail on behalf of others or yourself"),
         kind: Delegated,
         admin_consent: false,
         resources: &[Mail],
@@ -185,6 +199,7 @@ pub const CATALOGUE: [Permission; 20] = [
         group: Group::ReadWrite,
         dialogue: "Have full access to user calendars",
         meaning: "Allows the app to create, read, update, and delete events in user calendars.",
+        user_dialogue: Some("Have full access to your calendars"),
         kind: Delegated,
         admin_consent: false,
         resources: &[Calendar],
@@ -196,6 +211,7 @@ pub const CATALOGUE: [Permission; 20] = [
         group: Group::ReadWrite,
         dialogue: "Read and write user and shared calendars",
         meaning: "Allows the app to create, read, update and delete events in all calendars the user has permissions to access. This includes delegate and shared calendars.",
+        user_dialogue: Some("Read and write to your and shared calendars"),
         kind: Delegated,
         admin_consent: false,
         resources: &[Calendar],
@@ -207,6 +223,8 @@ pub const CATALOGUE: [Permission; 20] = [
         group: Group::ReadWrite,
         dialogue: "Have full access to user contacts",
         meaning: "Allows the app to create, read, update, and delete user contacts.",
+        // "of", sic: Microsoft's own wording (MICROSOFT.md §2).
+        user_dialogue: Some("Have full access of your contacts"),
         kind: Delegated,
         admin_consent: false,
         resources: &[Contacts],
@@ -218,6 +236,8 @@ pub const CATALOGUE: [Permission; 20] = [
         group: Group::ReadWrite,
         dialogue: "Create, read, update, and delete user's tasks and task lists {preview}",
         meaning: "Allows the app to create, read, update, and delete the signed-in user's tasks and task lists, including any shared with the user.",
+        // UNCONFIRMED in MICROSOFT.md §2: the wording Microsoft is expected to show, not verified.
+        user_dialogue: Some("Create, read, update, and delete your tasks and task lists"),
         kind: Delegated,
         admin_consent: false,
         resources: &[Tasks],
@@ -231,6 +251,7 @@ pub const CATALOGUE: [Permission; 20] = [
         group: Group::ReadOnly,
         dialogue: "Read mail in all mailboxes",
         meaning: "Allows the app to read mail in all mailboxes without a signed-in user.",
+        user_dialogue: None,
         kind: Application,
         admin_consent: true,
         resources: &[Mail],
@@ -242,6 +263,7 @@ pub const CATALOGUE: [Permission; 20] = [
         group: Group::ReadOnly,
         dialogue: "Read contacts in all mailboxes",
         meaning: "Allows the app to read all contacts in all mailboxes without a signed-in user.",
+        user_dialogue: None,
         kind: Application,
         admin_consent: true,
         resources: &[Contacts],
@@ -253,6 +275,7 @@ pub const CATALOGUE: [Permission; 20] = [
         group: Group::ReadOnly,
         dialogue: "Read all users' tasks and tasklist",
         meaning: "Allows the app to read all users' tasks and task lists in your organization, without a signed-in user.",
+        user_dialogue: None,
         kind: Application,
         admin_consent: true,
         resources: &[Tasks],
@@ -264,6 +287,7 @@ pub const CATALOGUE: [Permission; 20] = [
         group: Group::ReadOnly,
         dialogue: "Read all users' full profiles",
         meaning: "Allows the app to read user profiles without a signed in user. Used to pick service account users from the directory.",
+        user_dialogue: None,
         kind: Application,
         admin_consent: true,
         resources: &[],
@@ -275,6 +299,7 @@ pub const CATALOGUE: [Permission; 20] = [
         group: Group::ReadWrite,
         dialogue: "Read and write mail in all mailboxes",
         meaning: "Allows the app to create, read, update, and delete mail in all mailboxes without a signed-in user. Does not include permission to send mail.",
+        user_dialogue: None,
         kind: Application,
         admin_consent: true,
         resources: &[Mail],
@@ -286,6 +311,7 @@ pub const CATALOGUE: [Permission; 20] = [
         group: Group::ReadWrite,
         dialogue: "Send mail as any user",
         meaning: "Allows the app to send mail as any user without a signed-in user.",
+        user_dialogue: None,
         kind: Application,
         admin_consent: true,
         resources: &[Mail],
@@ -297,6 +323,7 @@ pub const CATALOGUE: [Permission; 20] = [
         group: Group::ReadWrite,
         dialogue: "Read and write calendars in all mailboxes",
         meaning: "Allows the app to create, read, update, and delete events of all calendars without a signed-in user.",
+        user_dialogue: None,
         kind: Application,
         admin_consent: true,
         resources: &[Calendar],
@@ -308,6 +335,7 @@ pub const CATALOGUE: [Permission; 20] = [
         group: Group::ReadWrite,
         dialogue: "Read and write all users' tasks and tasklists",
         meaning: "Allows the app to create, read, update and delete all users' tasks and task lists in your organization, without a signed-in user.",
+        user_dialogue: None,
         kind: Application,
         admin_consent: true,
         resources: &[Tasks],
@@ -418,6 +446,22 @@ mod tests {
         names.sort_by_key(|(n, k)| (*n, *k == Application));
         names.dedup();
         assert_eq!(names.len(), CATALOGUE.len(), "no permission listed twice");
+    }
+
+    #[test]
+    fn every_delegated_permission_has_the_words_members_see_and_no_application_one_has() {
+        for p in &CATALOGUE {
+            match p.kind {
+                Delegated => {
+                    let words = p.user_dialogue.unwrap_or_else(|| panic!("{} has no member wording", p.graph_name));
+                    assert!(!words.trim().is_empty(), "{}", p.graph_name);
+                    assert_ne!(words, p.dialogue, "{}: members see their own wording, not the admin's", p.graph_name);
+                }
+                Application => assert_eq!(p.user_dialogue, None, "{}: no member consents to it", p.graph_name),
+            }
+        }
+        let shared = CATALOGUE.iter().find(|p| p.graph_name == "Mail.Read.Shared").map(|p| p.user_dialogue);
+        assert_eq!(shared, Some(Some("Read mail you can access")));
     }
 
     #[test]

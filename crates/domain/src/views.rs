@@ -5,7 +5,7 @@ use crate::consent::{AdminConsent, ConsentStatus};
 use crate::integration::{IntegrationKind, IntegrationStatus};
 use crate::office365::{FieldErrors, Office365Settings, SecretExpiry};
 use crate::permissions::ConnectionMode;
-use crate::{ConnectionState, ConnectionSummary, ReasonCode, Resource, ServiceAccountUser, SyncState};
+use crate::{ConnectionState, ConnectionSummary, PauseReason, ReasonCode, Resource, ServiceAccountUser, SyncState, Tone};
 use serde::{Deserialize, Serialize};
 
 /// Settings › All Integrations: one row per integration.
@@ -23,10 +23,115 @@ pub struct Office365View {
     pub settings: Office365Settings,
     pub callback_uri: String,
     pub admin_consent_uri: String,
-    /// How many connections would stop syncing if only the primary integration were polled.
-    pub paused_by_poll_primary: u32,
+    /// Every mailbox the organization syncs or is set to sync (members' own connections and
+    /// service account users), so the page can say whose sync a change of connection mode or
+    /// "Poll primary integration only" would stop, before it is saved.
+    pub mailboxes: Vec<OrgMailbox>,
     /// The client secret has expired or lapses soon.
     pub secret_expiry: Option<SecretExpiry>,
+}
+
+/// How a mailbox is reached.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum MailboxSource {
+    /// A person's own connection (individual mode); `primary` for the primary integration's.
+    OwnConnection { primary: bool },
+    /// A service account user's mailbox, read through the service connection.
+    ServiceAccountUser,
+}
+
+/// One mailbox of the organization, as Connection Settings weighs a change.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OrgMailbox {
+    /// The connection's or the service account user's id.
+    pub id: String,
+    /// The member's name (a service account user's display name).
+    pub name: String,
+    /// The Microsoft account's address.
+    pub address: String,
+    pub source: MailboxSource,
+}
+
+impl OrgMailbox {
+    /// Whether it is synced in `mode`, with or without "Poll primary integration only", the
+    /// integration being on. The same rules as the scheduler's (`sync::Scheduler::reconcile_org`):
+    /// members' own connections only in individual mode, service account users only in a
+    /// service-account mode, and with poll-primary only the primary integration's own mailbox.
+    pub fn syncs_in(&self, mode: ConnectionMode, poll_primary_only: bool) -> bool {
+        match self.source {
+            MailboxSource::OwnConnection { primary } => mode == ConnectionMode::Individual && (primary || !poll_primary_only),
+            MailboxSource::ServiceAccountUser => mode != ConnectionMode::Individual && !poll_primary_only,
+        }
+    }
+
+    /// "Alice Anders (alice@northwind.test)".
+    pub fn label(&self) -> String {
+        if self.name.is_empty() || self.name.eq_ignore_ascii_case(&self.address) {
+            self.address.clone()
+        } else {
+            format!("{} ({})", self.name, self.address)
+        }
+    }
+}
+
+/// The mailboxes syncing in `mode` that turning on "Poll primary integration only" would stop:
+/// every one but the primary integration's own, service account users included.
+pub fn stopped_by_poll_primary(mailboxes: &[OrgMailbox], mode: ConnectionMode) -> Vec<&OrgMailbox> {
+    mailboxes.iter().filter(|m| m.syncs_in(mode, false) && !m.syncs_in(mode, true)).collect()
+}
+
+/// Members' own connections that a switch from `from` to `to` stops: a service-account mode
+/// syncs only service account users, so every own connection (the admin's too) stops.
+pub fn stopped_by_mode_switch(mailboxes: &[OrgMailbox], from: ConnectionMode, to: ConnectionMode) -> Vec<&OrgMailbox> {
+    if from != ConnectionMode::Individual || to == ConnectionMode::Individual {
+        return Vec::new();
+    }
+    mailboxes.iter().filter(|m| matches!(m.source, MailboxSource::OwnConnection { .. })).collect()
+}
+
+/// The poll-primary confirmation's first sentence: how many mailboxes stop, and whose.
+pub fn poll_primary_impact(stopped: &[&OrgMailbox]) -> String {
+    match stopped {
+        [] => "No mailbox syncs yet; once members connect or service account users are added, only the primary \
+               integration's mailbox will be synced."
+            .to_owned(),
+        [one] => format!("1 mailbox will stop syncing: {}.", one.label()),
+        many => format!("{} mailboxes will stop syncing: {}.", many.len(), names(many)),
+    }
+}
+
+/// "A (a@x), B (b@x), C (c@x) and 4 more": a confirmation stays readable for a large team.
+pub fn names(mailboxes: &[&OrgMailbox]) -> String {
+    const SHOWN: usize = 5;
+    let labels: Vec<String> = mailboxes.iter().take(SHOWN).map(|m| m.label()).collect();
+    let rest = mailboxes.len().saturating_sub(SHOWN);
+    match labels.split_last() {
+        None => String::new(),
+        Some(_) if rest > 0 => format!("{} and {rest} more", labels.join(", ")),
+        Some((last, [])) => last.clone(),
+        Some((last, others)) => format!("{} and {last}", others.join(", ")),
+    }
+}
+
+/// What a switch to a service-account mode does to members' own connections, in one sentence.
+pub fn mode_switch_impact(stopped: &[&OrgMailbox]) -> String {
+    let whose = match stopped.len() {
+        1 => "This member's own connection stops",
+        _ => "These members' own connections stop",
+    };
+    format!("{whose} syncing, because a service account syncs only its service account users: {}.", names(stopped))
+}
+
+/// The admin's answers to the confirmations Connection Settings asks for before saving.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SaveConfirmations {
+    /// Turning on "Poll primary integration only" stops every other mailbox.
+    pub poll_primary: bool,
+    /// Switching to a service-account mode stops members' own connections.
+    pub mode_switch: bool,
+    /// With `mode_switch`: also add those members as service account users, so their mailboxes
+    /// keep syncing through the service connection.
+    pub add_as_service_users: bool,
 }
 
 /// The outcome of a settings save: either saved, or what to fix (field by field), nothing stored.
@@ -96,6 +201,63 @@ pub struct ProfileOffice365 {
     pub service_account: bool,
     pub connection: Option<ConnectionSummary>,
     pub sync: Option<SyncSummary>,
+    /// The person's Microsoft account is one of the service account users, so in service-account
+    /// mode their mailbox syncs through the service connection instead of their own.
+    pub service_account_user: bool,
+}
+
+/// The profile's word for the person's own connection, its colour, and what is happening in
+/// plain words when it is not simply syncing.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OwnConnectionStatus {
+    pub tone: Tone,
+    pub label: &'static str,
+    pub explanation: Option<&'static str>,
+}
+
+impl ProfileOffice365 {
+    /// `None` without a connection. A connection that works but whose sync is paused is not
+    /// "Connected" in green: nothing new arrives from it, and the person is told why.
+    pub fn own_status(&self) -> Option<OwnConnectionStatus> {
+        let c = self.connection.as_ref()?;
+        let status = |tone, label, explanation| Some(OwnConnectionStatus { tone, label, explanation });
+        if c.state == ConnectionState::NeedsAttention {
+            return status(Tone::Warn, "Needs attention", None);
+        }
+        match self.sync.as_ref().map(|s| s.state) {
+            Some(SyncState::Paused(PauseReason::ServiceAccountMode)) if self.service_account_user => status(
+                Tone::Neutral,
+                "Not in use",
+                Some(
+                    "Your organization now syncs your mailbox through the service account your admins maintain, so this \
+                     connection of yours is no longer used. You can disconnect it.",
+                ),
+            ),
+            Some(SyncState::Paused(PauseReason::ServiceAccountMode)) => status(
+                Tone::Warn,
+                "Paused",
+                Some(
+                    "Your organization now connects to Office 365 through a service account your admins maintain, and your \
+                     mailbox is not one of those it syncs, so nothing new arrives from your account. What was synced stays. \
+                     Ask your admin to add you as a service account user.",
+                ),
+            ),
+            Some(SyncState::Paused(PauseReason::PollPrimaryOnly)) => status(
+                Tone::Warn,
+                "Paused",
+                Some(
+                    "Your admins set Office 365 to sync only the primary integration's mailbox, so yours is not synced for \
+                     now. What was synced stays, and syncing resumes when they turn that setting off.",
+                ),
+            ),
+            Some(SyncState::Paused(PauseReason::Disabled)) => status(
+                Tone::Warn,
+                "Paused",
+                Some("Your admins turned the Office 365 integration off, so nothing syncs until they turn it on again."),
+            ),
+            _ => status(Tone::Good, "Connected", None),
+        }
+    }
 }
 
 /// Service account users.
@@ -149,6 +311,12 @@ pub struct AdminConsentView {
     pub consent: AdminConsent,
     /// True when the grant on record was given for another app registration.
     pub grant_is_for_another_app: bool,
+    /// What the settings need, i.e. exactly what organization-wide consent asks for.
+    pub requested: Vec<String>,
+    /// Needed but not in the grant on record (the consent doctor's "new consent needed").
+    pub missing: Vec<String>,
+    /// Granted beyond what the settings need: a warning, never hidden.
+    pub excess: Vec<String>,
 }
 
 /// What Activity asks for: `?kind=&q=&page=&member=`.
@@ -198,4 +366,121 @@ pub struct ActivityView {
     pub progress: Vec<ProgressRow>,
     pub rows: Vec<ActivityRow>,
     pub has_more: bool,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use ConnectionMode::{ApplicationPermissions, Individual, ServiceUser};
+
+    fn own(name: &str, primary: bool) -> OrgMailbox {
+        OrgMailbox {
+            id: name.into(),
+            name: name.into(),
+            address: format!("{}@northwind.test", name.to_lowercase()),
+            source: MailboxSource::OwnConnection { primary },
+        }
+    }
+
+    fn service_user(name: &str) -> OrgMailbox {
+        OrgMailbox { source: MailboxSource::ServiceAccountUser, ..own(name, false) }
+    }
+
+    fn labels(m: &[&OrgMailbox]) -> Vec<String> {
+        m.iter().map(|m| m.label()).collect()
+    }
+
+    #[test]
+    fn poll_primary_stops_every_mailbox_but_the_primary_integrations_own() {
+        let org = [own("Adele", true), own("Alice", false), service_user("Bob"), service_user("Carol")];
+        assert_eq!(labels(&stopped_by_poll_primary(&org, Individual)), ["Alice (alice@northwind.test)"]);
+        assert_eq!(
+            labels(&stopped_by_poll_primary(&org, ApplicationPermissions)),
+            ["Bob (bob@northwind.test)", "Carol (carol@northwind.test)"],
+            "service account users count too"
+        );
+        assert_eq!(stopped_by_poll_primary(&org, ServiceUser).len(), 2);
+    }
+
+    #[test]
+    fn the_poll_primary_confirmation_says_how_many_mailboxes_stop_and_whose() {
+        assert_eq!(
+            poll_primary_impact(&[]),
+            "No mailbox syncs yet; once members connect or service account users are added, only the primary \
+             integration's mailbox will be synced."
+        );
+        let alice = own("Alice", false);
+        assert_eq!(poll_primary_impact(&[&alice]), "1 mailbox will stop syncing: Alice (alice@northwind.test).");
+        let team: Vec<OrgMailbox> = ["A", "B", "C", "D", "E", "F", "G"].into_iter().map(service_user).collect();
+        let stopped: Vec<&OrgMailbox> = team.iter().collect();
+        assert_eq!(poll_primary_impact(&stopped[..2]), "2 mailboxes will stop syncing: A (a@northwind.test) and B (b@northwind.test).");
+        assert!(poll_primary_impact(&stopped).starts_with("7 mailboxes will stop syncing: A (a@northwind.test), "));
+        assert!(poll_primary_impact(&stopped).ends_with("E (e@northwind.test) and 2 more."), "{}", poll_primary_impact(&stopped));
+    }
+
+    #[test]
+    fn switching_to_a_service_account_stops_every_members_own_connection() {
+        let org = [own("Adele", true), own("Alice", false), service_user("Bob")];
+        for to in [ApplicationPermissions, ServiceUser] {
+            let stopped = stopped_by_mode_switch(&org, Individual, to);
+            assert_eq!(labels(&stopped), ["Adele (adele@northwind.test)", "Alice (alice@northwind.test)"]);
+            assert!(stopped.iter().all(|m| m.syncs_in(Individual, false) && !m.syncs_in(to, false)));
+        }
+        assert!(stopped_by_mode_switch(&org, Individual, Individual).is_empty());
+        assert!(stopped_by_mode_switch(&org, ApplicationPermissions, ServiceUser).is_empty(), "no own connection syncs there");
+        assert!(stopped_by_mode_switch(&[service_user("Bob")], Individual, ServiceUser).is_empty());
+        let alice = own("Alice", false);
+        assert_eq!(
+            mode_switch_impact(&[&alice]),
+            "This member's own connection stops syncing, because a service account syncs only its service account \
+             users: Alice (alice@northwind.test)."
+        );
+    }
+
+    fn profile(sync: Option<SyncState>, service_account_user: bool) -> ProfileOffice365 {
+        let connection = ConnectionSummary {
+            id: uuid::Uuid::nil(),
+            org_id: crate::OrgId(uuid::Uuid::nil()),
+            user_id: crate::UserId(uuid::Uuid::nil()),
+            kind: crate::ConnectionKind::Individual,
+            is_primary: false,
+            ms_tenant_id: String::new(),
+            ms_object_id: String::new(),
+            ms_username: "alice@northwind.test".into(),
+            ms_name: "Alice".into(),
+            granted_scopes: Vec::new(),
+            state: ConnectionState::Active,
+            reason: None,
+            created_at: 0,
+            updated_at: 0,
+        };
+        ProfileOffice365 {
+            enabled: true,
+            service_account: true,
+            connection: Some(connection),
+            sync: sync.map(|state| SyncSummary { state, at: 0, last_sync: None, next_sync: None, counts: Vec::new(), error: None }),
+            service_account_user,
+        }
+    }
+
+    #[test]
+    fn a_paused_connection_is_not_shown_as_connected() {
+        assert_eq!(profile(Some(SyncState::UpToDate), false).own_status().map(|s| (s.tone, s.label)), Some((Tone::Good, "Connected")));
+        for reason in [PauseReason::ServiceAccountMode, PauseReason::PollPrimaryOnly, PauseReason::Disabled] {
+            let status = profile(Some(SyncState::Paused(reason)), false).own_status().unwrap();
+            assert_eq!((status.tone, status.label), (Tone::Warn, "Paused"), "{reason:?}");
+            assert!(status.explanation.is_some(), "{reason:?}: says why in plain words");
+        }
+        let moved = profile(Some(SyncState::Paused(PauseReason::ServiceAccountMode)), true).own_status().unwrap();
+        assert_eq!((moved.tone, moved.label), (Tone::Neutral, "Not in use"));
+        assert!(moved.explanation.unwrap().contains("through the service account"));
+        let stranded = profile(Some(SyncState::Paused(PauseReason::ServiceAccountMode)), false).own_status().unwrap();
+        assert!(stranded.explanation.unwrap().contains("Ask your admin to add you as a service account user."));
+        let mut broken = profile(Some(SyncState::Paused(PauseReason::ServiceAccountMode)), false);
+        if let Some(c) = broken.connection.as_mut() {
+            c.state = ConnectionState::NeedsAttention;
+        }
+        assert_eq!(broken.own_status().map(|s| s.label), Some("Needs attention"));
+        assert_eq!(ProfileOffice365 { connection: None, ..broken }.own_status(), None);
+    }
 }

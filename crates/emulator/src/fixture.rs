@@ -14,6 +14,14 @@ pub const DEMO_CLIENT_ID: &str = "11111111-2222-4333-8444-555555555555";
 /// An Intelligence360 app registration of Fabrikam's own (single tenant), for the scenario where an
 /// organization registers its own app in a tenant whose users may not consent. Same secrets.
 pub const FABRIKAM_CLIENT_ID: &str = "33333333-4444-4555-8666-777777777777";
+/// The deployment's own multi-tenant app registration: what the operator of an Intelligence360
+/// server registers once, in the operator's own tenant, for every customer organization. `make run`
+/// configures it, so the help article's admin types no app registration.
+pub const DEPLOYMENT_CLIENT_ID: &str = "22222222-3333-4444-8555-666666666666";
+/// Its client secret (a certificate can be added to it in tests).
+pub const DEPLOYMENT_CLIENT_SECRET: &str = "deployment-client-secret";
+/// The operator's own tenant, where the deployment's app registration lives (no mailboxes).
+pub const OPERATOR_TENANT_ID: &str = "0a1b2c3d-4e5f-4a6b-8c7d-9e0f1a2b3c4d";
 /// The valid demo client secret (expires 2027-12-31).
 pub const DEMO_CLIENT_SECRET: &str = "demo-client-secret";
 /// A secret of the demo app that has already expired (→ AADSTS7000222).
@@ -338,10 +346,20 @@ impl Fixture {
         serde_json::from_str(text)
     }
 
-    /// The demo world: Northwind Traders (user consent allowed) and Fabrikam (admins only), and the
-    /// Intelligence360 multi-tenant app registration.
+    /// The demo world: Northwind Traders (user consent allowed) and Fabrikam (admins only), their
+    /// own Intelligence360 app registrations, and the deployment's multi-tenant one, registered in
+    /// the operator's tenant.
     pub fn demo() -> Fixture {
         let app = demo_app();
+        let deployment_app = AppFixture {
+            client_id: DEPLOYMENT_CLIENT_ID.to_string(),
+            display_name: "Intelligence360".to_string(),
+            publisher: Some("Intelligence360".to_string()),
+            home_tenant: OPERATOR_TENANT_ID.to_string(),
+            multi_tenant: true,
+            secrets: vec![SecretFixture { value: DEPLOYMENT_CLIENT_SECRET.to_string(), expires: "2028-06-30T23:59:59Z".to_string() }],
+            ..app.clone()
+        };
         let fabrikam_app = AppFixture {
             client_id: FABRIKAM_CLIENT_ID.to_string(),
             display_name: "Intelligence360 (Fabrikam)".to_string(),
@@ -356,8 +374,9 @@ impl Fixture {
             tenants: vec![
                 tenant(NORTHWIND_TENANT_ID, "Northwind Traders", "northwind.test", true, northwind_users()),
                 tenant(FABRIKAM_TENANT_ID, "Fabrikam", "fabrikam.test", false, fabrikam_users()),
+                tenant(OPERATOR_TENANT_ID, "Intelligence360 (operator)", "intelligence360.test", true, Vec::new()),
             ],
-            apps: vec![app, fabrikam_app],
+            apps: vec![app, fabrikam_app, deployment_app],
         }
     }
 

@@ -50,8 +50,9 @@ mod util;
 pub use control::ItemRef;
 pub use fixture::{
     AccessPolicyFixture, AdminGrantFixture, AppFixture, CertificateFixture, ContentDefaults, DEMO_CLIENT_ID, DEMO_CLIENT_SECRET,
-    DEMO_EXPIRED_SECRET, DEMO_PASSWORD, FABRIKAM_CLIENT_ID, FABRIKAM_TENANT_ID, Fixture, FixtureError, MailboxCounts, NORTHWIND_TENANT_ID,
-    PERSONAL_ACCOUNTS_TENANT_ID, SecretFixture, TenantFixture, UserFixture,
+    DEMO_EXPIRED_SECRET, DEMO_PASSWORD, DEPLOYMENT_CLIENT_ID, DEPLOYMENT_CLIENT_SECRET, FABRIKAM_CLIENT_ID, FABRIKAM_TENANT_ID, Fixture,
+    FixtureError, MailboxCounts, NORTHWIND_TENANT_ID, OPERATOR_TENANT_ID, PERSONAL_ACCOUNTS_TENANT_ID, SecretFixture, TenantFixture,
+    UserFixture,
 };
 pub use generate::Kind;
 pub use registry::{Counters, FaultRule, MailboxCounter, RouteCounter};

@@ -24,6 +24,7 @@ use secrecy::{ExposeSecret, SecretString};
 use serde::Deserialize;
 use serde::de::DeserializeOwned;
 use std::time::Duration;
+use time::OffsetDateTime;
 
 /// `$select` per resource: only what the product shows (§3.3, §3.5, §3.6). calendarView delta
 /// takes no `$select` on v1.0 (§3.4).
@@ -49,6 +50,10 @@ pub struct DeltaRequest<'a> {
     pub container: Option<&'a str>,
     /// calendarView window (required for a first events request), as ISO 8601 UTC strings.
     pub window: Option<(&'a str, &'a str)>,
+    /// Mail only: a first request asks for messages received at or after this instant
+    /// (`$filter=receivedDateTime ge …`, the one filter message delta supports, §3.3). Graph keeps
+    /// it in the round's links, so it is not sent (nor needed) with a [`DeltaStart::Link`].
+    pub received_since: Option<OffsetDateTime>,
     /// `Prefer: odata.maxpagesize`.
     pub page_size: u32,
     pub start: DeltaStart,
@@ -336,6 +341,21 @@ fn parse_item(kind: Resource, v: serde_json::Value) -> Result<DeltaItem, serde_j
     }))
 }
 
+/// `receivedDateTime ge 2026-10-01T00:00:00Z`: the instant in UTC, whole seconds (a later
+/// fraction is dropped, which only widens the filter by less than a second).
+pub(crate) fn received_since_filter(since: OffsetDateTime) -> String {
+    let t = since.to_offset(time::UtcOffset::UTC);
+    format!(
+        "receivedDateTime ge {:04}-{:02}-{:02}T{:02}:{:02}:{:02}Z",
+        t.year(),
+        u8::from(t.month()),
+        t.day(),
+        t.hour(),
+        t.minute(),
+        t.second()
+    )
+}
+
 fn encode(s: &str) -> String {
     url::form_urlencoded::byte_serialize(s.as_bytes()).collect::<String>().replace('+', "%20")
 }
@@ -514,7 +534,12 @@ impl MicrosoftClient {
         match req.resource {
             Resource::Mail => {
                 segs.extend(["mailFolders", container()?, "messages", "delta"]);
-                self.graph_link(&segs, &[("$select", MESSAGE_SELECT)])
+                let filter = req.received_since.map(received_since_filter);
+                let mut query = vec![("$select", MESSAGE_SELECT)];
+                if let Some(f) = &filter {
+                    query.push(("$filter", f.as_str()));
+                }
+                self.graph_link(&segs, &query)
             }
             Resource::Calendar => {
                 let (start, end) = req.window.ok_or_else(|| local_error("invalidRequest", "calendarView delta needs a window".into()))?;
@@ -609,6 +634,51 @@ mod tests {
         );
         assert_eq!(err(Some(404), "ErrorItemNotFound", None, ReasonCode::Unexpected).class(), FailureClass::ContainerGone);
         assert_eq!(err(Some(400), "BadRequest", None, ReasonCode::Unexpected).class(), FailureClass::Other);
+    }
+
+    #[test]
+    fn the_received_filter_is_utc_iso_8601_in_whole_seconds() {
+        use time::macros::datetime;
+        assert_eq!(received_since_filter(datetime!(2026-10-01 00:00:00 UTC)), "receivedDateTime ge 2026-10-01T00:00:00Z");
+        assert_eq!(received_since_filter(datetime!(2026-10-01 01:30:00 +02:00)), "receivedDateTime ge 2026-09-30T23:30:00Z");
+        assert_eq!(received_since_filter(datetime!(2026-03-04 05:06:07.890 UTC)), "receivedDateTime ge 2026-03-04T05:06:07Z");
+    }
+
+    #[test]
+    fn only_a_first_mail_request_carries_the_received_filter() {
+        let client =
+            MicrosoftClient::new(crate::Endpoints::parse("https://login.example.test", "https://graph.example.test/v1.0").unwrap())
+                .unwrap();
+        let mailbox = MailboxRef::User("alice@northwind.test".into());
+        let since = time::macros::datetime!(2026-10-01 00:00:00 UTC);
+        let req = |resource, container| DeltaRequest {
+            mailbox: &mailbox,
+            resource,
+            container,
+            window: Some(("2026-10-01T00:00:00Z", "2027-12-01T00:00:00Z")),
+            received_since: Some(since),
+            page_size: 10,
+            start: DeltaStart::Initial,
+        };
+        let mail = client.delta_start_url(&req(Resource::Mail, Some("inbox"))).unwrap();
+        assert_eq!(
+            mail,
+            format!(
+                "https://graph.example.test/v1.0/users/alice%40northwind.test/mailFolders/inbox/messages/delta?$select={}&$filter=receivedDateTime%20ge%202026-10-01T00%3A00%3A00Z",
+                encode(MESSAGE_SELECT)
+            )
+        );
+        // What Graph reads back out of the query string is the filter itself.
+        let query = url::Url::parse(&mail).unwrap();
+        let filter = query.query_pairs().find(|(k, _)| k == "$filter").map(|(_, v)| v.into_owned());
+        assert_eq!(filter.as_deref(), Some("receivedDateTime ge 2026-10-01T00:00:00Z"));
+        let unfiltered = DeltaRequest { received_since: None, ..req(Resource::Mail, Some("inbox")) };
+        assert!(!client.delta_start_url(&unfiltered).unwrap().contains("$filter"));
+        // Other resources take no $filter (calendarView delta refuses one, §3.4).
+        for (resource, container) in [(Resource::Calendar, None), (Resource::Contacts, Some("c1")), (Resource::Tasks, Some("t1"))] {
+            let url = client.delta_start_url(&req(resource, container)).unwrap();
+            assert!(!url.contains("filter"), "{url}");
+        }
     }
 
     #[test]

@@ -21,7 +21,7 @@ impl Integration {
         };
         let mailboxes: Vec<_> =
             self.store.sync_mailboxes_in_org(user.org_id).await?.into_iter().filter(|m| m.user_id == target.id).collect();
-        let settings = self.store.office365_settings(user.org_id).await?;
+        let settings = self.settings(user.org_id).await?;
         let expected = sync::resources_for(&settings.resources);
         let now = store::now_unix();
         let (mut states, mut progress) = (Vec::new(), Vec::new());

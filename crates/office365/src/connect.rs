@@ -4,9 +4,13 @@
 //! the code into tokens, verifies the id_token and stores the connection.
 
 use crate::{Error, Integration, Result, admin_only, audit};
+use domain::office365::Office365Settings;
 use domain::permissions::ConnectionMode;
 use domain::{ConnectionKind, FlowPurpose, ReasonCode, Refusal, SessionUser};
 use store::{NewConnection, OAuthFlow, SessionToken, SessionTokenHash};
+
+/// What a sign-in that only identifies the admin (and so the tenant) asks for.
+const IDENTITY_SCOPE: &str = "openid profile email";
 
 /// How long Microsoft has to send the browser back (its codes live about as long, MICROSOFT.md §1.3).
 pub(crate) const FLOW_TTL_SECS: i64 = 600;
@@ -38,29 +42,44 @@ impl Integration {
         if purpose != FlowPurpose::Connect {
             admin_only(user).map_err(|_| Error::Refused(Refusal::AdminsOnly))?;
         }
-        let settings = self.store.office365_settings(user.org_id).await?;
+        let settings = self.settings(user.org_id).await?;
         if !settings.enabled {
             return Err(Error::Refused(Refusal::NotEnabled));
         }
-        // Members connect only in individual mode; the service user signs in only in its mode.
-        if purpose != FlowPurpose::ServiceUser && settings.is_service_account() {
+        // Members connect only in individual mode; the service user signs in only in its mode. In
+        // application mode an admin's activation only learns the tenant, then consents.
+        let learns_tenant_only = purpose == FlowPurpose::Activate && settings.mode == ConnectionMode::ApplicationPermissions;
+        if purpose != FlowPurpose::ServiceUser && settings.is_service_account() && !learns_tenant_only {
             return Err(Error::Refused(Refusal::ServiceAccount));
         }
         if purpose == FlowPurpose::ServiceUser && settings.mode != ConnectionMode::ServiceUser {
             return Err(Error::Refused(Refusal::NotServiceUser));
         }
-        let app = self.app_registration(user.org_id).await?;
-        let scope = settings.scope_settings().authorization_scope();
+        let scope = if learns_tenant_only { IDENTITY_SCOPE.to_owned() } else { settings.scope_settings().authorization_scope() };
         // The service user is another Microsoft account than the admin's own: no login hint then.
         let hint = (purpose != FlowPurpose::ServiceUser).then_some(user.email.as_str());
-        let request = self.microsoft.authorization_request(&app, &self.callback_uri(), &scope, hint, None).map_err(Error::internal)?;
+        self.send_to_sign_in(caller, &settings, purpose, &scope, hint, None).await
+    }
+
+    /// Stores a new flow for `purpose` and returns Microsoft's `/authorize` URL for it.
+    pub(crate) async fn send_to_sign_in(
+        &self,
+        caller: &Caller,
+        settings: &Office365Settings,
+        purpose: FlowPurpose,
+        scope: &str,
+        hint: Option<&str>,
+        prompt: Option<microsoft::Prompt>,
+    ) -> Result<Landing> {
+        let app = self.sign_in_app(settings, caller.user.org_id, purpose).await?;
+        let request = self.microsoft.authorization_request(&app, &self.callback_uri(), scope, hint, prompt).map_err(Error::internal)?;
         let flow = OAuthFlow {
             pkce_verifier: Some(request.pkce_verifier.clone()),
             nonce: Some(request.nonce.clone()),
             ..self.new_flow(caller, purpose)
         };
         self.store.start_oauth_flow(&request.state, &flow, store::now_unix()).await?;
-        tracing::info!(user = %user.user_id, purpose = purpose.as_str(), "sending the browser to Microsoft");
+        tracing::info!(user = %caller.user.user_id, purpose = purpose.as_str(), "sending the browser to Microsoft");
         Ok(request.url.to_string())
     }
 
@@ -76,15 +95,15 @@ impl Integration {
             Ok(code) => code,
             Err(e) => {
                 tracing::info!(reason = e.reason.as_str(), error = %e.error, "Microsoft returned an error to the callback");
-                if e.reason == ReasonCode::AdminApprovalRequired {
+                if e.reason == ReasonCode::AdminApprovalRequired && flow.purpose != FlowPurpose::OrganizationConsent {
                     // The member cannot fix this; every admin gets the "Grant organization-wide consent" card.
                     self.store.request_admin_consent(user.org_id, &user.audit_label(), store::now_unix()).await?;
                 }
                 return Err(Error::Microsoft { reason: e.reason, code: e.error_codes.first().copied() });
             }
         };
-        let settings = self.store.office365_settings(user.org_id).await?;
-        let app = self.app_registration(user.org_id).await?;
+        let settings = self.settings(user.org_id).await?;
+        let app = self.sign_in_app(&settings, user.org_id, flow.purpose).await?;
         let (Some(verifier), Some(nonce)) = (flow.pkce_verifier, flow.nonce) else {
             return Err(Error::microsoft(ReasonCode::SignInNotVerified));
         };
@@ -94,6 +113,16 @@ impl Integration {
         let service = flow.purpose == FlowPurpose::ServiceUser;
         if service && (!user.is_admin() || settings.mode != ConnectionMode::ServiceUser) {
             return Err(Error::Refused(Refusal::NotServiceUser));
+        }
+        self.settle_tenant(&user, &settings, flow.purpose, &sign_in.identity.tenant_id).await?;
+        match flow.purpose {
+            FlowPurpose::OrganizationConsent => return self.record_organization_consent(&user, &settings, &sign_in).await,
+            FlowPurpose::Activate if settings.mode == ConnectionMode::ApplicationPermissions => {
+                // The tenant is known now: on to the admin consent for the application permissions.
+                let caller = Caller { session: flow.session, user };
+                return self.start_admin_consent(&caller).await;
+            }
+            _ => {}
         }
         let connection = new_connection(&user, flow.purpose, &sign_in);
         let entry = connected_audit(&user, flow.purpose, &connection.ms_username);

@@ -19,7 +19,7 @@ impl Integration {
 
     pub async fn my_connection(&self, admin: &SessionUser) -> Result<MyConnectionView> {
         admin_only(admin)?;
-        let settings = self.store.office365_settings(admin.org_id).await?;
+        let settings = self.settings(admin.org_id).await?;
         let connection = self.shown_connection(admin, settings.mode).await?;
         let scope = settings.scope_settings();
         let granted = connection.as_ref().map(|c| c.granted_scopes.clone()).unwrap_or_default();
@@ -43,7 +43,7 @@ impl Integration {
     /// "Sync now" on My Connection: every mailbox of the shown connection is due at once.
     pub async fn sync_my_connection_now(&self, admin: &SessionUser) -> Result<()> {
         admin_only(admin)?;
-        let settings = self.store.office365_settings(admin.org_id).await?;
+        let settings = self.settings(admin.org_id).await?;
         if let Some(c) = self.shown_connection(admin, settings.mode).await? {
             self.scheduler.sync_connection_now(admin.org_id, c.id).await?;
         }
@@ -53,7 +53,7 @@ impl Integration {
     /// Deactivate: the shown connection and its tokens are deleted.
     pub async fn deactivate_my_connection(&self, admin: &SessionUser) -> Result<()> {
         admin_only(admin)?;
-        let settings = self.store.office365_settings(admin.org_id).await?;
+        let settings = self.settings(admin.org_id).await?;
         if let Some(c) = self.shown_connection(admin, settings.mode).await? {
             let what = if c.kind.is_service() { "the service connection" } else { "My Connection" };
             let entry = audit(admin, "office365.deactivated", format!("Deactivated {what} ({}); its tokens were deleted.", c.ms_username));
@@ -64,13 +64,32 @@ impl Integration {
     }
 
     pub async fn profile(&self, user: &SessionUser) -> Result<ProfileOffice365> {
-        let settings = self.store.office365_settings(user.org_id).await?;
+        let settings = self.settings(user.org_id).await?;
         let connection = self.store.connection_of(user.org_id, user.user_id, ConnectionKind::Individual).await?;
         let sync = match &connection {
             Some(c) => self.connection_sync_summary(user.org_id, c.id).await?,
             None => None,
         };
-        Ok(ProfileOffice365 { enabled: settings.enabled, service_account: settings.is_service_account(), connection, sync })
+        // Whether the service connection syncs this person's mailbox instead: a service account
+        // user it can open, with their Microsoft identity (the one on their own connection) or
+        // their address.
+        let service_account_user = settings.is_service_account()
+            && self.store.service_account_users(user.org_id).await?.iter().any(|u| {
+                let openable = !matches!(u.health, Some(domain::MailboxHealth::Problem(r)) if !r.is_transient());
+                openable
+                    && (u.ms_username.eq_ignore_ascii_case(user.email.as_str())
+                        || connection.as_ref().is_some_and(|c| {
+                            u.ms_username.eq_ignore_ascii_case(&c.ms_username)
+                                || (!c.ms_object_id.is_empty() && u.ms_object_id.as_deref() == Some(c.ms_object_id.as_str()))
+                        }))
+            });
+        Ok(ProfileOffice365 {
+            enabled: settings.enabled,
+            service_account: settings.is_service_account(),
+            connection,
+            sync,
+            service_account_user,
+        })
     }
 
     /// Disconnect on Profile: the person's own connection and its tokens are deleted.

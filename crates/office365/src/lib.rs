@@ -16,6 +16,7 @@ mod service;
 mod service_accounts;
 mod settings;
 mod status;
+mod tenant;
 
 pub use connect::{Caller, Landing};
 pub use error::{Error, Result};
@@ -34,6 +35,8 @@ pub struct Integration {
     /// The address people use to reach the server, e.g. `http://127.0.0.1:3000`; OAuth redirect
     /// URIs are built from it.
     public_url: String,
+    /// The operator lets several organizations pin the same Microsoft 365 tenant.
+    shared_tenants: bool,
 }
 
 impl Integration {
@@ -43,7 +46,14 @@ impl Integration {
         scheduler: Arc<sync::Scheduler>,
         public_url: impl Into<String>,
     ) -> Integration {
-        Integration { store, microsoft, scheduler, public_url: public_url.into() }
+        Integration { store, microsoft, scheduler, public_url: public_url.into(), shared_tenants: false }
+    }
+
+    /// Lets several organizations pin the same Microsoft 365 tenant (off by default: one tenant,
+    /// one organization, so nobody can attach another organization's tenant).
+    pub fn with_shared_tenants(mut self, allowed: bool) -> Integration {
+        self.shared_tenants = allowed;
+        self
     }
 
     pub fn store(&self) -> &DynStore {

@@ -15,7 +15,7 @@ impl Integration {
         let own = self.store.connection_of(user.org_id, user.user_id, ConnectionKind::Individual).await?;
         let facts = domain::FeedFacts {
             role: user.role,
-            office365: self.store.office365_settings(user.org_id).await?,
+            office365: self.settings(user.org_id).await?,
             own_connection: own.map(|c| domain::OwnConnection { state: c.state, reason: c.reason }),
             admin_consent: self.store.admin_consent(user.org_id).await?,
             today: today(),
@@ -27,7 +27,7 @@ impl Integration {
     /// attention".
     pub async fn integrations(&self, admin: &SessionUser) -> Result<Vec<IntegrationRow>> {
         admin_only(admin)?;
-        let office365 = self.store.office365_settings(admin.org_id).await?;
+        let office365 = self.settings(admin.org_id).await?;
         let consent = self.store.admin_consent(admin.org_id).await?;
         let connections = self.store.connections_in_org(admin.org_id).await?;
         let admin_must_act = matches!(office365.secret_expiry(&today()), Some(SecretExpiry::Expired { .. }))

@@ -32,7 +32,7 @@ impl Integration {
             is_primary: true,
             ms_tenant_id: tenant_id.to_owned(),
             ms_object_id: String::new(),
-            ms_username: settings.client_id.clone(),
+            ms_username: settings.app_client_id().unwrap_or_default().to_owned(),
             ms_name: "Application permissions".into(),
             granted_scopes: granted,
             access_token: token.access_token,

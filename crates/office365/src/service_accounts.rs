@@ -2,8 +2,9 @@
 //! from the Microsoft directory or added by address; each mailbox checked once added.
 
 use crate::{Error, Integration, Result, admin_only, audit};
-use domain::views::{DirectoryPerson, DirectorySearchResult, ServiceAccountsView};
-use domain::{ConnectionKind, EmailAddress, ReasonCode, ServiceAccountUser, SessionUser};
+use domain::office365::Office365Settings;
+use domain::views::{DirectoryPerson, DirectorySearchResult, OrgMailbox, ServiceAccountsView};
+use domain::{ConnectionKind, EmailAddress, OrgId, ReasonCode, ServiceAccountUser, SessionUser};
 
 /// What the add form sent.
 #[derive(Debug, Clone, Default)]
@@ -17,7 +18,7 @@ pub struct NewServiceAccountUser {
 impl Integration {
     pub async fn service_accounts(&self, admin: &SessionUser) -> Result<ServiceAccountsView> {
         admin_only(admin)?;
-        let settings = self.store.office365_settings(admin.org_id).await?;
+        let settings = self.settings(admin.org_id).await?;
         let service = self.store.service_connection(admin.org_id).await?;
         Ok(ServiceAccountsView {
             enabled: settings.enabled,
@@ -35,7 +36,7 @@ impl Integration {
         if query.is_empty() {
             return Ok(DirectorySearchResult::Problem("Type the start of a name or an email address.".into()));
         }
-        let settings = self.store.office365_settings(admin.org_id).await?;
+        let settings = self.settings(admin.org_id).await?;
         let token = match self.service_token(admin.org_id, &settings).await {
             Ok(token) => token,
             Err(e @ Error::Internal(_)) => return Err(e),
@@ -68,31 +69,61 @@ impl Integration {
         admin_only(admin)?;
         let address = EmailAddress::parse(&new.address)
             .map_err(|_| Error::Invalid("Enter the person's Microsoft 365 email address, like name@company.com.".into()))?;
-        let settings = self.store.office365_settings(admin.org_id).await?;
+        let settings = self.settings(admin.org_id).await?;
         if !settings.is_service_account() {
             return Err(Error::Invalid(
                 "Service account users are only used in service-account mode. Choose it under Connection Settings first.".into(),
             ));
         }
-        let user = ServiceAccountUser {
-            id: uuid::Uuid::new_v4(),
-            ms_object_id: new.directory_id.filter(|d| !d.trim().is_empty()),
-            ms_username: address.to_string(),
-            display_name: new.name.filter(|n| !n.trim().is_empty()).unwrap_or_else(|| address.to_string()),
-            added_by: admin.audit_label(),
-            added_at: store::now_unix(),
-            health: None,
-            health_at: None,
-        };
+        let user = new_service_account_user(admin, address.as_str(), new.name, new.directory_id);
         let entry = audit(admin, "office365.service_user_added", format!("Added {address} to the mailboxes the service connection syncs."));
         if !self.store.add_service_account_user(admin.org_id, &user, &entry).await? {
             return Err(Error::Invalid(format!("{address} is already in the list.")));
         }
-        // Check the mailbox now when the service connection is there; otherwise activation does it.
-        if let Ok(token) = self.service_token(admin.org_id, &settings).await {
-            self.check_mailboxes(admin.org_id, &token, &[user]).await?;
-        }
+        self.check_new_mailboxes(admin.org_id, &settings, &[user]).await?;
         self.reschedule(admin.org_id).await;
+        Ok(())
+    }
+
+    /// After a confirmed switch to a service-account mode (`settings`, already saved): the members
+    /// whose own connections stopped become service account users, each resolved by the Microsoft
+    /// identity on their connection (directory object id and sign-in name), so their mailboxes
+    /// keep syncing through the service connection. Anyone already listed stays as they are.
+    pub(crate) async fn add_members_as_service_account_users(
+        &self,
+        admin: &SessionUser,
+        settings: &Office365Settings,
+        stopped: &[&OrgMailbox],
+    ) -> Result<()> {
+        let mut added = Vec::new();
+        for c in self.store.connections_in_org(admin.org_id).await? {
+            let Some(member) = stopped.iter().find(|m| m.id == c.id.to_string()) else { continue };
+            let user = new_service_account_user(admin, &c.ms_username, Some(member.name.clone()), Some(c.ms_object_id.clone()));
+            let entry = audit(
+                admin,
+                "office365.service_user_added",
+                format!(
+                    "Added {} to the mailboxes the service connection syncs, as their own connection stops syncing in \
+                     service-account mode.",
+                    user.ms_username
+                ),
+            );
+            if self.store.add_service_account_user(admin.org_id, &user, &entry).await? {
+                added.push(user);
+            }
+        }
+        self.check_new_mailboxes(admin.org_id, settings, &added).await
+    }
+
+    /// Checks newly listed mailboxes when the service connection is there; otherwise activation
+    /// does it.
+    async fn check_new_mailboxes(&self, org: OrgId, settings: &Office365Settings, users: &[ServiceAccountUser]) -> Result<()> {
+        if users.is_empty() {
+            return Ok(());
+        }
+        if let Ok(token) = self.service_token(org, settings).await {
+            self.check_mailboxes(org, &token, users).await?;
+        }
         Ok(())
     }
 
@@ -109,5 +140,19 @@ impl Integration {
         self.store.remove_service_account_user(admin.org_id, id, &entry).await?;
         self.reschedule(admin.org_id).await;
         Ok(())
+    }
+}
+
+/// A service account user as added now by `admin`, not checked yet.
+fn new_service_account_user(admin: &SessionUser, address: &str, name: Option<String>, directory_id: Option<String>) -> ServiceAccountUser {
+    ServiceAccountUser {
+        id: uuid::Uuid::new_v4(),
+        ms_object_id: directory_id.filter(|d| !d.trim().is_empty()),
+        ms_username: address.to_lowercase(),
+        display_name: name.filter(|n| !n.trim().is_empty()).unwrap_or_else(|| address.to_owned()),
+        added_by: admin.audit_label(),
+        added_at: store::now_unix(),
+        health: None,
+        health_at: None,
     }
 }

@@ -4,44 +4,55 @@
 
 use crate::{Integration, Result, admin_only, today};
 use domain::office365::{self, Office365Settings, SettingsForm};
-use domain::views::{Office365View, SaveResult};
-use domain::{AuditEntry, ReasonCode, SessionUser};
+use domain::views::{self, MailboxSource, Office365View, OrgMailbox, SaveConfirmations, SaveResult};
+use domain::{AuditEntry, ConnectionKind, MailboxHealth, OrgId, ReasonCode, SessionUser};
 use store::secrets::SecretString;
 
 impl Integration {
     pub async fn settings_view(&self, admin: &SessionUser) -> Result<Office365View> {
         admin_only(admin)?;
-        let settings = self.store.office365_settings(admin.org_id).await?;
-        let not_primary = self.store.connections_in_org(admin.org_id).await?.iter().filter(|c| !c.is_primary).count();
+        let settings = self.settings(admin.org_id).await?;
         Ok(Office365View {
             callback_uri: self.callback_uri(),
             admin_consent_uri: self.admin_consent_uri(),
-            paused_by_poll_primary: u32::try_from(not_primary).unwrap_or(u32::MAX),
+            mailboxes: self.org_mailboxes(admin.org_id).await?,
             secret_expiry: settings.secret_expiry(&today()),
             settings,
         })
     }
 
-    /// Saves the settings form. `confirmed` is the admin's answer to "N connections will stop
-    /// syncing" when turning on "Poll primary integration only".
-    pub async fn save_settings(&self, admin: &SessionUser, form: &SettingsForm, confirmed: bool) -> Result<SaveResult> {
+    /// Saves the settings form. `confirmed` holds the admin's answers to what the page asked
+    /// first: "N mailboxes will stop syncing" when turning on "Poll primary integration only", and
+    /// whose own connections stop when switching to a service-account mode (and whether to add
+    /// those people as service account users in the same step).
+    pub async fn save_settings(&self, admin: &SessionUser, form: &SettingsForm, confirmed: SaveConfirmations) -> Result<SaveResult> {
         admin_only(admin)?;
-        let current = self.store.office365_settings(admin.org_id).await?;
-        let (next, new_secret) = match office365::validate(form, &current, &today()) {
+        let current = self.settings(admin.org_id).await?;
+        let (next, new_secret) = match office365::validate(form, &current, &today(), self.deployment_app().is_some()) {
             Ok(v) => v,
             Err(errors) => return Ok(SaveResult { errors, ..SaveResult::default() }),
         };
-        if next.poll_primary_only && !current.poll_primary_only && !confirmed {
+        if next.poll_primary_only && !current.poll_primary_only && !confirmed.poll_primary {
             return Ok(SaveResult::field_error(
                 "poll_primary_only",
                 "Confirm that only the primary integration's mailbox should be synced, or uncheck the box.",
             ));
         }
+        // Members' own syncs never stop silently: the page lists them and the admin confirms.
+        let mailboxes = self.org_mailboxes(admin.org_id).await?;
+        let stopped = views::stopped_by_mode_switch(&mailboxes, current.mode, next.mode);
+        if !stopped.is_empty() && !confirmed.mode_switch {
+            return Ok(SaveResult::field_error(
+                "mode",
+                format!("{} Confirm the switch, or keep individual connections.", views::mode_switch_impact(&stopped)),
+            ));
+        }
         let credentials_changed = new_secret.is_some()
+            || next.own_app != current.own_app
             || next.tenant != current.tenant
             || next.client_id != current.client_id
             || (next.enabled && !current.enabled);
-        if next.enabled && credentials_changed {
+        if next.enabled && next.own_app && credentials_changed {
             let secret = match &new_secret {
                 Some(s) => SecretString::from(s.as_str()),
                 None => match self.store.office365_client_secret(admin.org_id).await? {
@@ -56,9 +67,32 @@ impl Integration {
         let entries = audit_entries(admin, &current, &next, new_secret.is_some());
         let secret = new_secret.map(SecretString::from);
         self.store.save_office365_settings(admin.org_id, &next, secret.as_ref(), &entries).await?;
+        if !stopped.is_empty() && confirmed.add_as_service_users {
+            self.add_members_as_service_account_users(admin, &next, &stopped).await?;
+        }
         self.reschedule(admin.org_id).await;
         tracing::info!(org = %admin.org_id, user = %admin.user_id, "office 365 settings saved");
         Ok(SaveResult { saved: true, ..SaveResult::default() })
+    }
+
+    /// The organization's mailboxes as Connection Settings weighs a change: every member's own
+    /// connection, and every service account user the service connection can open (one it cannot
+    /// is synced in no mode; its row already says why).
+    async fn org_mailboxes(&self, org: OrgId) -> Result<Vec<OrgMailbox>> {
+        let people = self.store.users_in_org(org).await?;
+        let mut mailboxes = Vec::new();
+        for c in self.store.connections_in_org(org).await?.into_iter().filter(|c| c.kind == ConnectionKind::Individual) {
+            let name = people.iter().find(|p| p.id == c.user_id).map_or_else(|| c.ms_name.clone(), |p| p.display_name.clone());
+            let source = MailboxSource::OwnConnection { primary: c.is_primary };
+            mailboxes.push(OrgMailbox { id: c.id.to_string(), name, address: c.ms_username, source });
+        }
+        for u in self.store.service_account_users(org).await? {
+            if !matches!(u.health, Some(MailboxHealth::Problem(r)) if !r.is_transient()) {
+                let source = MailboxSource::ServiceAccountUser;
+                mailboxes.push(OrgMailbox { id: u.id.to_string(), name: u.display_name, address: u.ms_username, source });
+            }
+        }
+        Ok(mailboxes)
     }
 
     /// A client-credentials request with these details; a refusal lands on the field to fix.
@@ -121,6 +155,7 @@ fn audit_entries(admin: &SessionUser, old: &Office365Settings, new: &Office365Se
         out.push(entry("office365.client_secret_replaced", "Replaced the client secret."));
     }
     let changed: Vec<&str> = [
+        (new.own_app != old.own_app, "which app registration is used"),
         (new.tenant != old.tenant, "directory (tenant) ID"),
         (new.client_id != old.client_id, "application (client) ID"),
         (new.client_secret_expires_on != old.client_secret_expires_on, "secret expiry date"),

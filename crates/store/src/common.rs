@@ -309,8 +309,8 @@ macro_rules! impl_store {
             ) -> Result<domain::office365::Office365Settings, $crate::StoreError> {
                 use sqlx::Row as _;
                 let row = sqlx::query(
-                    "SELECT enabled, tenant, client_id, client_secret, client_secret_expires_on, mode, access, \
-                     features, sync_interval_minutes, backfill_days, poll_primary_only, setup_action_enabled \
+                    "SELECT enabled, own_app, pinned_tenant, tenant, client_id, client_secret, client_secret_expires_on, \
+                     mode, access, features, sync_interval_minutes, backfill_days, poll_primary_only, setup_action_enabled \
                      FROM office365_settings WHERE org_id = $1",
                 )
                 .bind(org.as_uuid())
@@ -328,6 +328,9 @@ macro_rules! impl_store {
                 let backfill: i32 = row.try_get("backfill_days")?;
                 Ok(domain::office365::Office365Settings {
                     enabled: row.try_get("enabled")?,
+                    own_app: row.try_get("own_app")?,
+                    pinned_tenant: row.try_get("pinned_tenant")?,
+                    deployment_client_id: None,
                     tenant: row.try_get("tenant")?,
                     client_id: row.try_get("client_id")?,
                     client_secret_set: secret.is_some(),
@@ -365,9 +368,10 @@ macro_rules! impl_store {
                 sqlx::query(
                     "INSERT INTO office365_settings (org_id, enabled, tenant, client_id, client_secret, \
                        client_secret_expires_on, mode, access, features, sync_interval_minutes, backfill_days, \
-                       poll_primary_only, setup_action_enabled, updated_at) \
-                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14) \
-                     ON CONFLICT (org_id) DO UPDATE SET enabled = excluded.enabled, tenant = excluded.tenant, \
+                       poll_primary_only, setup_action_enabled, updated_at, own_app) \
+                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15) \
+                     ON CONFLICT (org_id) DO UPDATE SET enabled = excluded.enabled, own_app = excluded.own_app, \
+                       tenant = excluded.tenant, \
                        client_id = excluded.client_id, \
                        client_secret = COALESCE(excluded.client_secret, office365_settings.client_secret), \
                        client_secret_expires_on = excluded.client_secret_expires_on, mode = excluded.mode, \
@@ -390,6 +394,7 @@ macro_rules! impl_store {
                 .bind(settings.poll_primary_only)
                 .bind(settings.setup_action_enabled)
                 .bind($crate::now_unix())
+                .bind(settings.own_app)
                 .execute(&mut *tx)
                 .await?;
                 for entry in audit {
@@ -412,6 +417,45 @@ macro_rules! impl_store {
                     Some(bytes) => Ok(Some(self.keyring.open_str(&bytes, &$crate::common::client_secret_binding(org))?)),
                     None => Ok(None),
                 }
+            }
+
+            async fn pin_tenant(
+                &self,
+                org: domain::OrgId,
+                tenant_id: &str,
+                exclusive: bool,
+                entry: &domain::AuditEntry,
+            ) -> Result<(), $crate::StoreError> {
+                const TAKEN: &str = "another organization's pin of this tenant";
+                let mut tx = self.pool.begin().await?;
+                // Exclusive pins (the deployment's app) are unique per tenant; a shared pin (the
+                // organization's own registration, or sharing allowed) never conflicts. The partial
+                // unique index settles a race between two exclusive pins.
+                let taken = sqlx::query(
+                    "SELECT 1 FROM office365_settings \
+                     WHERE pinned_tenant = $1 AND org_id <> $2 AND pinned_exclusive AND $3",
+                )
+                .bind(tenant_id)
+                .bind(org.as_uuid())
+                .bind(exclusive)
+                .fetch_optional(&mut *tx)
+                .await?;
+                if taken.is_some() {
+                    return Err($crate::StoreError::Conflict(TAKEN));
+                }
+                let pinned = sqlx::query("UPDATE office365_settings SET pinned_tenant = $1, pinned_exclusive = $2 WHERE org_id = $3")
+                    .bind(tenant_id)
+                    .bind(exclusive)
+                    .bind(org.as_uuid())
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(|e| $crate::StoreError::conflict_or(e, TAKEN))?;
+                if pinned.rows_affected() == 0 {
+                    return Err($crate::StoreError::Corrupt("a tenant pinned before the settings were saved".into()));
+                }
+                $crate::common::insert_audit!(&mut *tx, org, entry);
+                tx.commit().await?;
+                Ok(())
             }
 
             async fn record_audit(&self, org: domain::OrgId, entry: &domain::AuditEntry) -> Result<(), $crate::StoreError> {

@@ -181,6 +181,10 @@ pub trait Store: SyncStore {
     /// The stored client secret, unsealed, for token requests. Never for display.
     async fn office365_client_secret(&self, org: OrgId) -> Result<Option<SecretString>, StoreError>;
 
+    /// Pins the organization to a Microsoft 365 tenant (its id, lower-case), with the audit entry
+    /// saying so. Exclusive pins are unique per tenant (`Conflict` when another organization holds
+    /// one); shared pins never conflict.
+    async fn pin_tenant(&self, org: OrgId, tenant_id: &str, exclusive: bool, entry: &AuditEntry) -> Result<(), StoreError>;
     async fn record_audit(&self, org: OrgId, entry: &AuditEntry) -> Result<(), StoreError>;
     /// Newest first.
     async fn audit_log(&self, org: OrgId, limit: u32) -> Result<Vec<AuditEntry>, StoreError>;

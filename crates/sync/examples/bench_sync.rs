@@ -57,6 +57,9 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let org = store.create_organization("Northwind").await?.id;
     let settings = domain::office365::Office365Settings {
         enabled: true,
+        own_app: true,
+        pinned_tenant: None,
+        deployment_client_id: None,
         tenant: NORTHWIND_TENANT_ID.into(),
         client_id: DEMO_CLIENT_ID.into(),
         client_secret_set: true,

@@ -58,6 +58,8 @@ pub struct SyncConfig {
     pub attention_retry_secs: i64,
     /// Test hook: a worker stops right before each commit until released.
     pub commit_barrier: Option<Arc<CommitBarrier>>,
+    /// The deployment's own app registration, used by organizations that do not bring theirs.
+    pub deployment_app: Option<crate::DeploymentApp>,
 }
 
 impl Default for SyncConfig {
@@ -80,6 +82,7 @@ impl Default for SyncConfig {
             error_retry_secs: 300,
             attention_retry_secs: 6 * 3600,
             commit_barrier: None,
+            deployment_app: None,
         }
     }
 }
@@ -119,6 +122,11 @@ struct RunCtx {
     mref: MailboxRef,
     token: TokenKind,
     gate: Arc<MailboxGate>,
+    /// How far back a mail folder's first round reaches ([`mail_received_since`]).
+    mail_since: time::OffsetDateTime,
+    /// Per mail folder, the oldest received time stored, read at the first cursor restart of the
+    /// run (see [`Engine::mail_restart_since`]).
+    oldest_mail: tokio::sync::OnceCell<BTreeMap<String, UnixTime>>,
 }
 
 /// The sync engine: cheap to clone, shared by the scheduler's workers.
@@ -153,6 +161,14 @@ pub fn events_window(now: UnixTime, backfill_days: u32) -> (String, String) {
     (fmt(start), fmt(end))
 }
 
+/// Where a mail folder's first round reaches back to (§3.3 `$filter=receivedDateTime ge …`): the
+/// start (00:00 UTC) of the day `backfill_days` ago. Later rounds continue from the deltaLink, which
+/// keeps the filter, so new mail keeps arriving and nothing older is ever fetched.
+pub fn mail_received_since(now: UnixTime, backfill_days: u32) -> time::OffsetDateTime {
+    let now = time::OffsetDateTime::from_unix_timestamp(now).unwrap_or(time::OffsetDateTime::UNIX_EPOCH);
+    (now - time::Duration::days(i64::from(backfill_days))).replace_time(time::Time::MIDNIGHT)
+}
+
 /// Exponential backoff with jitter: a random wait in [d/2, d], d = base · 2^attempt, capped at `max`.
 pub(crate) fn backoff(base: Duration, max: Duration, attempt: u32) -> Duration {
     let d = base.saturating_mul(1u32 << attempt.min(16)).min(max);
@@ -171,7 +187,8 @@ pub fn resources_for(chosen: &[Resource]) -> Vec<Resource> {
 impl Engine {
     pub fn new(store: DynStore, client: MicrosoftClient, config: SyncConfig) -> Engine {
         let metrics = Arc::new(SyncMetrics::default());
-        let tokens = TokenSource::new(store.clone(), client.clone(), metrics.clone(), config.token_margin_secs);
+        let tokens =
+            TokenSource::new(store.clone(), client.clone(), metrics.clone(), config.token_margin_secs, config.deployment_app.clone());
         Engine { inner: Arc::new(Inner { store, client, tokens, gates: Gates::default(), metrics, config }) }
     }
 
@@ -314,6 +331,8 @@ impl Engine {
             fence: lease.fence,
             mailbox: mb.clone(),
             mref,
+            mail_since: mail_received_since(now(), settings.backfill_days),
+            oldest_mail: tokio::sync::OnceCell::new(),
         };
         let mut report = RunReport::default();
         let window = events_window(now(), settings.backfill_days);
@@ -388,6 +407,28 @@ impl Engine {
         }
     }
 
+    /// The `receivedDateTime` a restarted mail round asks from: the backfill start or the oldest
+    /// message stored for the folder, whichever is earlier. The stored messages are all newer than
+    /// the filter their first round used, so the restarted round sees them again and its sweep
+    /// removes only what Graph no longer has, not the mail that aged past the backfill meanwhile.
+    async fn mail_restart_since(&self, ctx: &RunCtx, container: &str) -> Result<time::OffsetDateTime, SyncError> {
+        let oldest = ctx
+            .oldest_mail
+            .get_or_try_init(|| async {
+                let mut oldest: BTreeMap<String, UnixTime> = BTreeMap::new();
+                for item in self.inner.store.mailbox_items(ctx.mailbox.id, Resource::Mail).await? {
+                    if let Some(t) = item.occurred_at {
+                        let o = oldest.entry(item.container).or_insert(t);
+                        *o = (*o).min(t);
+                    }
+                }
+                Ok::<_, SyncError>(oldest)
+            })
+            .await?;
+        let stored = oldest.get(container).and_then(|t| time::OffsetDateTime::from_unix_timestamp(*t).ok());
+        Ok(stored.map_or(ctx.mail_since, |t| t.min(ctx.mail_since)))
+    }
+
     async fn run_container(
         &self,
         ctx: &RunCtx,
@@ -399,6 +440,10 @@ impl Engine {
         let sync = &self.inner.store;
         let client = &self.inner.client;
         let mut start = link.map(DeltaStart::Link).unwrap_or(DeltaStart::Initial);
+        // Mail's first round reaches back `backfill_days` only; a restarted one (after a 410)
+        // reaches back to the oldest message already stored too, so that the round's sweep keeps
+        // the history synced so far.
+        let mut received_since = (resource == Resource::Mail).then_some(ctx.mail_since);
         let mut resets = 0;
         // Ids already upserted in this round: Graph may repeat an item on the next page (calendarView
         // delta does), and the repeat is stored again (it may be newer) but not counted twice.
@@ -410,6 +455,7 @@ impl Engine {
                 resource,
                 container: (resource != Resource::Calendar).then_some(container),
                 window,
+                received_since,
                 page_size: self.inner.config.page_size,
                 start: start.clone(),
             };
@@ -435,6 +481,9 @@ impl Engine {
                     SyncMetrics::add(&self.inner.metrics.resyncs, 1);
                     report.resyncs += 1;
                     upserted.clear();
+                    if resource == Resource::Mail {
+                        received_since = Some(self.mail_restart_since(ctx, container).await?);
+                    }
                     start = DeltaStart::Initial;
                     continue;
                 }
@@ -502,6 +551,17 @@ mod tests {
         let now = 1_795_953_600;
         assert_eq!(events_window(now, 30), ("2026-10-01T00:00:00Z".to_string(), "2027-12-01T00:00:00Z".to_string()));
         assert_eq!(events_window(now, 365).0, "2025-11-01T00:00:00Z");
+    }
+
+    #[test]
+    fn mail_reaches_back_to_the_start_of_the_day_backfill_days_ago() {
+        // 2026-11-29T12:00:00Z
+        let now = 1_795_953_600;
+        assert_eq!(mail_received_since(now, 30), time::macros::datetime!(2026-10-30 00:00:00 UTC));
+        assert_eq!(mail_received_since(now, 7), time::macros::datetime!(2026-11-22 00:00:00 UTC));
+        assert_eq!(mail_received_since(now, 365), time::macros::datetime!(2025-11-29 00:00:00 UTC));
+        // Stable through the day: every run of one day asks for the same start.
+        assert_eq!(mail_received_since(now + 11 * 3600 + 59 * 60, 30), mail_received_since(now - 12 * 3600, 30));
     }
 
     #[test]

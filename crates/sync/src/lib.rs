@@ -53,4 +53,4 @@ pub use engine::{CommitBarrier, Engine, RunReport, SyncConfig, events_window, re
 pub use error::SyncError;
 pub use metrics::{MetricsSnapshot, SyncMetrics};
 pub use scheduler::{MailboxOutcome, Scheduler};
-pub use tokens::{TokenKind, TokenSource};
+pub use tokens::{ANY_ORGANIZATION, DeploymentApp, TokenKind, TokenSource};

@@ -33,8 +33,23 @@ pub enum TokenKind {
     App { org: OrgId },
 }
 
+/// The deployment's own multi-tenant app registration: the operator's process setting, used by
+/// every organization that does not bring its own (PRODUCT.md, "The deployment's app
+/// registration"). In an organization it signs in through `organizations` until the tenant is
+/// pinned, and through the pinned tenant after.
+#[derive(Debug, Clone)]
+pub struct DeploymentApp {
+    pub client_id: String,
+    /// A certificate (Microsoft's recommendation) or a client secret.
+    pub credential: microsoft::ClientCredential,
+}
+
+/// The authority sign-ins of the deployment's app use before an organization's tenant is pinned.
+pub const ANY_ORGANIZATION: &str = "organizations";
+
 pub struct TokenSource {
     store: DynStore,
+    deployment_app: Option<DeploymentApp>,
     client: MicrosoftClient,
     metrics: Arc<SyncMetrics>,
     /// Refresh this long before expiry.
@@ -57,9 +72,16 @@ fn now() -> UnixTime {
 }
 
 impl TokenSource {
-    pub fn new(store: DynStore, client: MicrosoftClient, metrics: Arc<SyncMetrics>, margin_secs: i64) -> TokenSource {
+    pub fn new(
+        store: DynStore,
+        client: MicrosoftClient,
+        metrics: Arc<SyncMetrics>,
+        margin_secs: i64,
+        deployment_app: Option<DeploymentApp>,
+    ) -> TokenSource {
         TokenSource {
             store,
+            deployment_app,
             client,
             metrics,
             margin_secs,
@@ -85,6 +107,14 @@ impl TokenSource {
     /// The app registration of an organization, from its Office 365 settings.
     pub async fn app_registration(&self, org: OrgId) -> Result<AppRegistration, SyncError> {
         let settings = self.store.office365_settings(org).await?;
+        if !settings.own_app {
+            let app = self.deployment_app.as_ref().ok_or_else(|| {
+                SyncError::NotConfigured("this server has no app registration of its own; the organization must use its own".into())
+            })?;
+            let tenant = settings.pinned_tenant.as_deref().unwrap_or(ANY_ORGANIZATION);
+            return AppRegistration::with_credential(tenant, &app.client_id, app.credential.clone())
+                .map_err(|e| SyncError::NotConfigured(e.to_string()));
+        }
         let secret = self.store.office365_client_secret(org).await?.ok_or_else(|| SyncError::NotConfigured("no client secret".into()))?;
         AppRegistration::new(&settings.tenant, &settings.client_id, secret).map_err(|e| SyncError::NotConfigured(e.to_string()))
     }

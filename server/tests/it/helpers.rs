@@ -39,6 +39,8 @@ pub async fn spawn_app_on(store: DynStore, dir: tempfile::TempDir) -> TestApp {
         site_root: dir.path().join("site"),
         public_url,
         microsoft: server::MicrosoftEndpoints { authority: emu.login_base(), graph: emu.graph_base() },
+        deployment_app: Some(server::deployment_app::demo_app()),
+        shared_tenants: false,
     };
     // The scheduler is wired in but its workers are not started: these tests drive the routes.
     let scheduler = server::http::sync_scheduler(store.clone(), &config).unwrap();
@@ -126,6 +128,9 @@ pub async fn enable_demo_integration(store: &dyn store::Store) -> domain::OrgId 
     let org = store.organization_by_name(server::demo::ORG_NAME).await.unwrap().unwrap().id;
     let settings = domain::office365::Office365Settings {
         enabled: true,
+        own_app: true,
+        pinned_tenant: None,
+        deployment_client_id: None,
         tenant: m365_emulator::NORTHWIND_TENANT_ID.into(),
         client_id: m365_emulator::DEMO_CLIENT_ID.into(),
         client_secret_set: true,

@@ -52,14 +52,23 @@ async fn forged_or_stateless_callbacks_end_on_the_explanation_page() {
 const TENANT: &str = "9a8b7c6d-5e4f-4a3b-8c2d-1e0f9a8b7c6d";
 const CLIENT: &str = "33333333-4444-4555-8666-777777777777";
 
-/// Enables the integration for the demo organization straight through the store.
+/// Enables the integration for the demo organization straight through the store, with Fabrikam's
+/// own app registration, in individual mode.
 async fn enable(app: &crate::helpers::TestApp) -> domain::OrgId {
+    enable_in(app, domain::permissions::ConnectionMode::Individual).await
+}
+
+async fn enable_in(app: &crate::helpers::TestApp, mode: domain::permissions::ConnectionMode) -> domain::OrgId {
     let org = app.store.organization_by_name(server::demo::ORG_NAME).await.unwrap().unwrap().id;
     let settings = domain::office365::Office365Settings {
         enabled: true,
+        own_app: true,
+        pinned_tenant: None,
+        deployment_client_id: None,
         tenant: TENANT.into(),
         client_id: CLIENT.into(),
         client_secret_set: true,
+        mode,
         ..Default::default()
     };
     let secret = store::secrets::SecretString::from("demo-client-secret".to_owned());
@@ -110,7 +119,8 @@ async fn admin_consent_is_started_by_admins_and_its_callback_checked_before_it_i
     let start = app.url("/oauth/office365/admin-consent/start");
     let res = admin.post(&start).send().await.unwrap();
     assert_eq!(location(&res), "/connect/result?refused=not_enabled");
-    let org = enable(&app).await;
+    // Application permissions: Microsoft's admin consent endpoint grants what the registration lists.
+    let org = enable_in(&app, domain::permissions::ConnectionMode::ApplicationPermissions).await;
     let res = member.post(&start).send().await.unwrap();
     assert_eq!(location(&res), "/connect/result?refused=admins_only");
     let res = app.client().post(&start).send().await.unwrap();
@@ -148,7 +158,7 @@ async fn admin_consent_is_started_by_admins_and_its_callback_checked_before_it_i
         "/oauth/office365/admin-consent?admin_consent=True&tenant={TENANT}&scope=https%3A%2F%2Fgraph.microsoft.com%2FMail.Read&state={state}"
     );
     let res = admin.get(app.url(&good)).send().await.unwrap();
-    assert_eq!(location(&res), "/settings/integrations/office365/admin-consent");
+    assert_eq!(location(&res), "/settings/integrations/office365/my-connection", "in application mode the consent activates");
     let grant = app.store.admin_consent(org).await.unwrap().granted.unwrap();
     assert_eq!((grant.tenant_id.as_str(), grant.client_id.as_str()), (TENANT, CLIENT));
     assert_eq!(grant.scopes, ["https://graph.microsoft.com/Mail.Read"]);

@@ -16,7 +16,15 @@ const SYNC_SCOPES: &str = "openid profile email offline_access User.Read Mail.Re
 const ALICE: &str = "alice@northwind.test";
 
 fn request<'a>(mailbox: &'a MailboxRef, kind: Resource, container: Option<&'a str>, start: DeltaStart) -> DeltaRequest<'a> {
-    DeltaRequest { mailbox, resource: kind, container, window: Some(("2026-01-01T00:00:00Z", "2027-12-31T00:00:00Z")), page_size: 7, start }
+    DeltaRequest {
+        mailbox,
+        resource: kind,
+        container,
+        window: Some(("2026-01-01T00:00:00Z", "2027-12-31T00:00:00Z")),
+        received_since: None,
+        page_size: 7,
+        start,
+    }
 }
 
 /// Runs a whole round: returns the upserted ids, the removed ids, the number of pages and the deltaLink.
@@ -98,6 +106,44 @@ async fn a_full_round_then_an_incremental_one_with_changes_deletions_and_moves()
     assert!(ids3.contains(&added.immutable_id) && ids3.contains(&victims[0].immutable_id), "{ids3:?}");
     let removed3: BTreeSet<String> = removed3.into_iter().collect();
     assert!(removed3.contains(&victims[1].immutable_id) && removed3.contains(&victims[2].immutable_id), "{removed3:?}");
+    env.emu.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_first_mail_round_with_received_since_gets_only_newer_mail_and_its_links_keep_the_filter() {
+    let env = spawn().await;
+    let token = sign_in(&env, ALICE, SYNC_SCOPES).await.tokens.access_token;
+    let me = MailboxRef::Me;
+    let received = |v: &serde_json::Value| {
+        time::OffsetDateTime::parse(v["receivedDateTime"].as_str().unwrap(), &time::format_description::well_known::Rfc3339).unwrap()
+    };
+    let inbox = env.emu.snapshot(ALICE, Kind::Message, "inbox", true).unwrap();
+    let mut times: Vec<time::OffsetDateTime> = inbox.iter().map(received).collect();
+    times.sort();
+    // Whole seconds, between two messages: half the inbox on each side.
+    let since = times[times.len() / 2].replace_nanosecond(0).unwrap();
+    let expected: BTreeSet<String> = inbox.iter().filter(|v| received(v) >= since).map(|v| v["id"].as_str().unwrap().to_string()).collect();
+    assert!(expected.len() >= 3 && expected.len() < inbox.len(), "{} of {}", expected.len(), inbox.len());
+
+    let mut got = BTreeSet::new();
+    let mut start = DeltaStart::Initial;
+    let delta = loop {
+        let req = DeltaRequest { received_since: Some(since), ..request(&me, Resource::Mail, Some("inbox"), start.clone()) };
+        let page = env.client.delta_page(&token, &req).await.unwrap();
+        got.extend(page.items.iter().map(|i| i.id().to_string()));
+        match page.next {
+            DeltaNext::NextLink(l) => start = DeltaStart::Link(l),
+            DeltaNext::DeltaLink(l) => break l,
+        }
+    };
+    assert_eq!(got, expected);
+
+    // The next round, from the deltaLink alone: a new message comes, an older one changing does not.
+    let oldest = inbox.iter().min_by_key(|v| received(v)).unwrap()["id"].as_str().unwrap().to_string();
+    env.emu.update_item(ALICE, &oldest, serde_json::json!({"subject": "Old but edited"})).unwrap();
+    let added = env.emu.add_item(ALICE, Kind::Message, Some("inbox"), serde_json::json!({"subject": "Arrived later"})).unwrap();
+    let (ids, _, _, _) = round(&env.client, &token, &me, Resource::Mail, Some("inbox"), DeltaStart::Link(delta)).await;
+    assert_eq!(ids, vec![added.immutable_id]);
     env.emu.shutdown().await;
 }
 

@@ -2,6 +2,7 @@
 //! playing Microsoft, and the workflows over them.
 
 use domain::office365::SettingsForm;
+use domain::views::SaveConfirmations;
 use domain::{OrgId, Role};
 use m365_emulator::{DEMO_CLIENT_ID, DEMO_CLIENT_SECRET, EmulatorConfig, Fixture, RunningEmulator};
 use office365::{Caller, Integration};
@@ -24,7 +25,21 @@ pub struct Env {
     pub _dir: tempfile::TempDir,
 }
 
+/// An organization that brings its own app registration (the server has none of its own).
 pub async fn spawn() -> Env {
+    spawn_with(None).await
+}
+
+/// A server run with the deployment's own app registration: the emulator's multi-tenant one.
+pub async fn spawn_deployed() -> Env {
+    spawn_with(Some(sync::DeploymentApp {
+        client_id: m365_emulator::DEPLOYMENT_CLIENT_ID.into(),
+        credential: microsoft::ClientCredential::Secret(m365_emulator::DEPLOYMENT_CLIENT_SECRET.into()),
+    }))
+    .await
+}
+
+async fn spawn_with(deployment_app: Option<sync::DeploymentApp>) -> Env {
     let mut fixture = Fixture::demo();
     // The redirect URIs an operator registers for this deployment.
     fixture.add_redirect_uri(&format!("{PUBLIC_URL}/oauth/office365/callback"));
@@ -35,7 +50,7 @@ pub async fn spawn() -> Env {
     let dir = tempfile::tempdir().unwrap();
     let url = format!("sqlite://{}", dir.path().join("o365.db").display());
     let store = store::open(&url, Arc::new(store::secrets::Keyring::ephemeral())).await.unwrap();
-    let engine = sync::Engine::new(store.clone(), client.clone(), sync::SyncConfig::default());
+    let engine = sync::Engine::new(store.clone(), client.clone(), sync::SyncConfig { deployment_app, ..sync::SyncConfig::default() });
     let o365 = Integration::new(store.clone(), Arc::new(client), sync::Scheduler::new(engine), PUBLIC_URL);
     let org = store.create_organization("Northwind").await.unwrap().id;
     let admin = caller(&o365, org, ADMIN, Role::Admin).await;
@@ -44,7 +59,7 @@ pub async fn spawn() -> Env {
 }
 
 /// A user with a signed-in browser session.
-async fn caller(o365: &Integration, org: OrgId, email: &str, role: Role) -> Caller {
+pub async fn caller(o365: &Integration, org: OrgId, email: &str, role: Role) -> Caller {
     let store = o365.store().as_ref();
     accounts::create_user(store, org, email, email, role, PASSWORD).await.unwrap();
     let signed_in = accounts::sign_in(store, email, PASSWORD, "127.0.0.1", store::now_unix()).await.unwrap();
@@ -70,10 +85,29 @@ pub fn demo_form() -> SettingsForm {
     }
 }
 
+/// The Connection Settings form of the help article: Enable, and nothing about app registrations.
+pub fn deployment_form() -> SettingsForm {
+    SettingsForm { own_app: false, tenant: String::new(), client_id: String::new(), client_secret: String::new(), ..demo_form() }
+}
+
 impl Env {
     /// Enables the integration with the demo app registration, through the settings workflow.
     pub async fn enable(&self) {
-        let saved = self.o365.save_settings(&self.admin.user, &demo_form(), false).await.unwrap();
+        self.enable_with(demo_form()).await;
+    }
+
+    pub async fn enable_with(&self, form: SettingsForm) {
+        let saved = self.o365.save_settings(&self.admin.user, &form, SaveConfirmations::default()).await.unwrap();
         assert!(saved.saved, "{saved:?}");
     }
+}
+
+/// The query parameter `name` of a URL.
+pub fn param(url: &str, name: &str) -> Option<String> {
+    url::Url::parse(url).unwrap().query_pairs().find(|(k, _)| k == name).map(|(_, v)| v.into_owned())
+}
+
+/// The `{tenant}` path segment of an identity platform URL.
+pub fn authority(url: &str) -> String {
+    url::Url::parse(url).unwrap().path_segments().unwrap().next().unwrap().to_owned()
 }

@@ -3,6 +3,8 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 mod harness;
+mod mode_switch;
 mod oauth;
 mod people;
 mod settings;
+mod tenant;

@@ -1,7 +1,9 @@
 //! Starting and completing sign-ins and admin consent: refusals end on a page that says why.
 
-use crate::harness::{ADMIN, MEMBER, spawn};
+use crate::harness::{ADMIN, MEMBER, demo_form, spawn};
 use domain::Refusal;
+use domain::office365::SettingsForm;
+use domain::views::SaveConfirmations;
 use office365::Error;
 
 #[tokio::test]
@@ -51,7 +53,7 @@ async fn a_started_sign_in_goes_to_microsoft_with_pkce_and_its_state_works_once_
 #[tokio::test]
 async fn an_admin_consent_state_is_not_accepted_by_the_sign_in_callback() {
     let env = spawn().await;
-    env.enable().await;
+    env.enable_with(SettingsForm { mode: "application".into(), ..demo_form() }).await;
     let url = env.o365.start_admin_consent(&env.admin).await.unwrap();
     let state = state_in(&url);
     let e = env.o365.complete_sign_in(Some(&env.admin), &format!("code=x&state={state}")).await.unwrap_err();
@@ -103,6 +105,9 @@ async fn a_member_connects_through_microsofts_pages_and_the_mailbox_is_scheduled
 async fn the_admins_activation_is_the_primary_integration() {
     let env = spawn().await;
     env.enable().await;
+    // Step 5 of the help article: the admin's feed asks for the activation until it is done.
+    let cards = |cards: Vec<domain::ActionCard>| cards.into_iter().map(|c| c.id).collect::<Vec<_>>();
+    assert!(cards(env.o365.action_cards(&env.admin.user).await.unwrap()).contains(&"office365-activate".to_owned()));
     let url = env.o365.start_sign_in(&env.admin, "activate").await.unwrap();
     let callback = m365_emulator::testkit::sign_in(&url, ADMIN).await.unwrap();
     let landing = env.o365.complete_sign_in(Some(&env.admin), callback.query()).await.unwrap();
@@ -111,6 +116,7 @@ async fn the_admins_activation_is_the_primary_integration() {
     assert!(view.connection.as_ref().is_some_and(|c| c.is_primary));
     assert!(view.permissions.iter().all(|(_, granted)| *granted), "{:?}", view.permissions);
     assert!(view.missing.is_empty());
+    assert!(!cards(env.o365.action_cards(&env.admin.user).await.unwrap()).contains(&"office365-activate".to_owned()));
     env.o365.deactivate_my_connection(&env.admin.user).await.unwrap();
     assert!(env.o365.my_connection(&env.admin.user).await.unwrap().connection.is_none());
 }
@@ -119,7 +125,7 @@ async fn the_admins_activation_is_the_primary_integration() {
 async fn admin_consent_in_application_mode_activates_the_service_connection() {
     let env = spawn().await;
     let form = domain::office365::SettingsForm { mode: "application".into(), ..crate::harness::demo_form() };
-    assert!(env.o365.save_settings(&env.admin.user, &form, false).await.unwrap().saved);
+    assert!(env.o365.save_settings(&env.admin.user, &form, SaveConfirmations::default()).await.unwrap().saved);
     let add = office365::NewServiceAccountUser { address: MEMBER.into(), ..Default::default() };
     env.o365.add_service_account_user(&env.admin.user, add).await.unwrap();
 
@@ -137,5 +143,5 @@ async fn admin_consent_in_application_mode_activates_the_service_connection() {
 
 /// The `state` parameter of the URL a start workflow sent the browser to.
 fn state_in(url: &str) -> String {
-    url::Url::parse(url).unwrap().query_pairs().find(|(k, _)| k == "state").unwrap().1.into_owned()
+    crate::harness::param(url, "state").unwrap()
 }

@@ -3,13 +3,14 @@
 
 use crate::harness::{demo_form, spawn};
 use domain::ErrorCode;
+use domain::views::SaveConfirmations;
 use office365::{Error, NewServiceAccountUser};
 
 #[tokio::test]
 async fn service_account_users_are_added_once_and_removed() {
     let env = spawn().await;
     let form = domain::office365::SettingsForm { mode: "application".into(), ..demo_form() };
-    assert!(env.o365.save_settings(&env.admin.user, &form, false).await.unwrap().saved);
+    assert!(env.o365.save_settings(&env.admin.user, &form, SaveConfirmations::default()).await.unwrap().saved);
     let add = |address: &str| NewServiceAccountUser { address: address.into(), ..Default::default() };
 
     let bad = env.o365.add_service_account_user(&env.admin.user, add("not an address")).await.unwrap_err();
@@ -42,7 +43,7 @@ async fn service_account_users_need_service_account_mode() {
 async fn a_directory_search_before_activation_says_why_instead_of_failing() {
     let env = spawn().await;
     let form = domain::office365::SettingsForm { mode: "application".into(), ..demo_form() };
-    assert!(env.o365.save_settings(&env.admin.user, &form, false).await.unwrap().saved);
+    assert!(env.o365.save_settings(&env.admin.user, &form, SaveConfirmations::default()).await.unwrap().saved);
     match env.o365.search_directory(&env.admin.user, "ali").await.unwrap() {
         domain::views::DirectorySearchResult::Problem(p) => assert!(p.contains("not active yet"), "{p}"),
         other => panic!("expected a problem, got {other:?}"),

@@ -14,11 +14,15 @@ on_both_backends!(
     the_raw_database_holds_no_plaintext_secret,
     saving_settings_writes_their_audit_entries_atomically,
     audit_log_is_per_organization_newest_first,
+    a_tenant_has_one_exclusive_pin_and_shared_pins_beside_it,
 );
 
 fn enabled() -> Office365Settings {
     Office365Settings {
         enabled: true,
+        own_app: true,
+        pinned_tenant: None,
+        deployment_client_id: None,
         tenant: "northwind.test".into(),
         client_id: "11111111-2222-4333-8444-555555555555".into(),
         client_secret_set: true,
@@ -102,4 +106,35 @@ async fn audit_log_is_per_organization_newest_first(db: &TestDb) {
 /// The stored client secret, opened, as text (secrets do not compare).
 async fn stored_secret(store: &dyn store::Store, org: domain::OrgId) -> Option<String> {
     store.office365_client_secret(org).await.unwrap().map(|s| s.expose_secret().to_owned())
+}
+
+async fn a_tenant_has_one_exclusive_pin_and_shared_pins_beside_it(db: &TestDb) {
+    const TENANT: &str = "4f1c6a0e-2d3b-4c5a-9e8f-0a1b2c3d4e5f";
+    let store = db.store.as_ref();
+    let [a, b, c] = [
+        store.create_organization("Northwind").await.unwrap(),
+        store.create_organization("Northwind again").await.unwrap(),
+        store.create_organization("Northwind's sister").await.unwrap(),
+    ];
+    for org in [&a, &b, &c] {
+        store.save_office365_settings(org.id, &enabled(), None, &[]).await.unwrap();
+    }
+    store.pin_tenant(a.id, TENANT, true, &entry("office365.tenant_pinned", 1)).await.unwrap();
+    assert_eq!(store.office365_settings(a.id).await.unwrap().pinned_tenant.as_deref(), Some(TENANT));
+    store.save_office365_settings(a.id, &Office365Settings { backfill_days: 7, ..enabled() }, None, &[]).await.unwrap();
+    assert_eq!(store.office365_settings(a.id).await.unwrap().pinned_tenant.as_deref(), Some(TENANT), "saving settings keeps the pin");
+
+    let taken = store.pin_tenant(b.id, TENANT, true, &entry("office365.tenant_pinned", 2)).await;
+    assert!(matches!(taken, Err(store::StoreError::Conflict(_))), "{taken:?}");
+    assert_eq!(store.office365_settings(b.id).await.unwrap().pinned_tenant, None, "nothing stored on refusal");
+    assert_eq!(store.audit_log(b.id, 10).await.unwrap().len(), 0, "nor audited");
+
+    // Shared pins (an organization's own registration, or sharing allowed) sit beside it; re-pinning
+    // the same organization to its own tenant is fine; once a moves away, b may pin exclusively.
+    store.pin_tenant(c.id, TENANT, false, &entry("office365.tenant_pinned", 3)).await.unwrap();
+    store.pin_tenant(a.id, TENANT, true, &entry("office365.tenant_pinned", 4)).await.unwrap();
+    store.pin_tenant(a.id, "9a8b7c6d-5e4f-4a3b-8c2d-1e0f9a8b7c6d", true, &entry("office365.tenant_repinned", 5)).await.unwrap();
+    store.pin_tenant(b.id, TENANT, true, &entry("office365.tenant_pinned", 6)).await.unwrap();
+    let again = store.pin_tenant(a.id, TENANT, true, &entry("office365.tenant_repinned", 7)).await;
+    assert!(matches!(again, Err(store::StoreError::Conflict(_))), "{again:?}");
 }

@@ -53,13 +53,42 @@ pub fn test_config(owner: &str) -> SyncConfig {
         error_retry_secs: 0,
         attention_retry_secs: 3600,
         commit_barrier: None,
+        deployment_app: None,
     }
 }
 
-pub async fn spawn() -> Env {
+/// The demo world, its generated content dated around today: the first sync's mail filter (from
+/// `backfill_days`) is then the same whatever day the tests run.
+pub fn demo_fixture() -> Fixture {
     let mut fixture = Fixture::demo();
     fixture.add_redirect_uri(REDIRECT);
-    let mut config = EmulatorConfig::new(fixture);
+    let today = time::OffsetDateTime::now_utc().date();
+    fixture.content.anchor_date = format!("{:04}-{:02}-{:02}", today.year(), u8::from(today.month()), today.day());
+    fixture
+}
+
+/// The tests' backfill: reaches past all the generated mail (received over the 90 days before the
+/// anchor), so a first sync takes every message unless a test says otherwise.
+pub const BACKFILL_DAYS: u32 = 180;
+
+/// What a mail folder's first sync asks from for `backfill_days`: 00:00 UTC of the day that many
+/// days ago (computed here on its own, not taken from the engine).
+pub fn mail_cutoff(backfill_days: u32) -> i64 {
+    let day = (time::OffsetDateTime::now_utc() - time::Duration::days(i64::from(backfill_days))).date();
+    day.midnight().assume_utc().unix_timestamp()
+}
+
+/// One scheduler tick, every mailbox it started run to its end.
+pub async fn one_run(s: &Arc<Scheduler>) -> Vec<sync::MailboxOutcome> {
+    let mut out = Vec::new();
+    for h in s.tick().await.unwrap() {
+        out.push(h.await.unwrap());
+    }
+    out
+}
+
+pub async fn spawn() -> Env {
+    let mut config = EmulatorConfig::new(demo_fixture());
     config.control_api = true;
     let emu = m365_emulator::spawn(config).await.unwrap();
     let endpoints = Endpoints::parse(&emu.login_base(), &emu.graph_base()).unwrap();
@@ -72,10 +101,14 @@ pub async fn spawn() -> Env {
     let org = store.create_organization("Northwind").await.unwrap().id;
     let settings = domain::office365::Office365Settings {
         enabled: true,
+        own_app: true,
+        pinned_tenant: None,
+        deployment_client_id: None,
         tenant: NW.to_string(),
         client_id: DEMO_CLIENT_ID.to_string(),
         client_secret_set: true,
         mode: ConnectionMode::Individual,
+        backfill_days: BACKFILL_DAYS,
         ..Default::default()
     };
     store.save_office365_settings(org, &settings, Some(&store::secrets::SecretString::from(DEMO_CLIENT_SECRET)), &[]).await.unwrap();
@@ -163,16 +196,34 @@ impl Env {
         self.store.sync_mailboxes_in_org(self.org).await.unwrap().into_iter().find(|m| m.connection_id == connection).unwrap().id
     }
 
+    /// Every message of `email`'s mailbox as the emulator holds it: (folder, id, subject, received
+    /// unix seconds).
+    pub async fn emulator_mail(&self, email: &str) -> Vec<(String, String, String, i64)> {
+        let token = self.client.client_credentials(&app()).await.unwrap().access_token;
+        let mref = MailboxRef::User(email.to_string());
+        let mut out = Vec::new();
+        for f in self.client.mail_folders(&token, &mref).await.unwrap() {
+            for v in self.emu.snapshot(email, Kind::Message, &f.id, true).unwrap() {
+                let received = time::OffsetDateTime::parse(&s(&v["receivedDateTime"]), &time::format_description::well_known::Rfc3339)
+                    .unwrap_or_else(|e| panic!("receivedDateTime of {v}: {e}"));
+                out.push((f.id.clone(), s(&v["id"]), s(&v["subject"]), received.unix_timestamp()));
+            }
+        }
+        out
+    }
+
     /// Asserts the database holds exactly the emulator's items for `email`'s mailbox: every
-    /// resource, every container, no missing, duplicate or ghost item, and current titles.
+    /// resource, every container, no missing, duplicate or ghost item, and current titles. Mail
+    /// counts from the organization's backfill (what a first sync asks for) on.
     pub async fn assert_converged(&self, mailbox: uuid::Uuid, email: &str) {
         let token = self.client.client_credentials(&app()).await.unwrap().access_token;
         let mref = MailboxRef::User(email.to_string());
         let mut expected: BTreeSet<(Resource, String, String, String)> = BTreeSet::new();
-        let folders = self.client.mail_folders(&token, &mref).await.unwrap();
-        for f in &folders {
-            for v in self.emu.snapshot(email, Kind::Message, &f.id, true).unwrap() {
-                expected.insert((Resource::Mail, f.id.clone(), s(&v["id"]), s(&v["subject"])));
+        let settings = self.store.office365_settings(self.org).await.unwrap();
+        let cutoff = mail_cutoff(settings.backfill_days);
+        for (folder, id, subject, received) in self.emulator_mail(email).await {
+            if received >= cutoff {
+                expected.insert((Resource::Mail, folder, id, subject));
             }
         }
         for f in self.client.contact_folders(&token, &mref).await.unwrap() {
@@ -185,7 +236,6 @@ impl Env {
                 expected.insert((Resource::Tasks, l.id.clone(), s(&v["id"]), s(&v["title"])));
             }
         }
-        let settings = self.store.office365_settings(self.org).await.unwrap();
         let (start, end) = sync::events_window(store::now_unix(), settings.backfill_days);
         for v in self.emu.calendar_view(email, &start, &end, true).unwrap() {
             expected.insert((Resource::Calendar, format!("{start}/{end}"), s(&v["id"]), s(&v["subject"])));

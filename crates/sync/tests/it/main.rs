@@ -1,6 +1,7 @@
 //! The sync engine against the in-process emulator and a SQLite store.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+mod backfill;
 mod faults;
 mod harness;
 mod instances;

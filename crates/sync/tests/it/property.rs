@@ -7,7 +7,7 @@
 //! requests and random 503/504s.
 
 use crate::harness::*;
-use m365_emulator::{DEMO_CLIENT_ID, EmulatorConfig, FaultRule, Fixture, Kind, ProtocolOptions};
+use m365_emulator::{DEMO_CLIENT_ID, EmulatorConfig, FaultRule, Kind, ProtocolOptions};
 use microsoft::{Endpoints, MicrosoftClient, Timeouts};
 use proptest::prelude::*;
 use std::time::Duration;
@@ -125,9 +125,7 @@ async fn apply(env: &Env, c: &Change, n: usize) {
 /// production (the app's set-up and the checks' admin consent are redone against it).
 async fn spawn_realistic() -> Env {
     let mut env = spawn().await;
-    let mut fixture = Fixture::demo();
-    fixture.add_redirect_uri(REDIRECT);
-    let mut config = EmulatorConfig::new(fixture);
+    let mut config = EmulatorConfig::new(demo_fixture());
     config.control_api = true;
     config.protocol = ProtocolOptions::realistic();
     let emu = m365_emulator::spawn(config).await.unwrap();

@@ -24,6 +24,9 @@ fn audit(action: &str) -> AuditEntry {
 async fn activate_application(env: &Env, org: OrgId) -> (UserId, uuid::Uuid) {
     let settings = domain::office365::Office365Settings {
         enabled: true,
+        own_app: true,
+        pinned_tenant: None,
+        deployment_client_id: None,
         tenant: NW.to_string(),
         client_id: m365_emulator::DEMO_CLIENT_ID.to_string(),
         client_secret_set: true,

@@ -11,14 +11,6 @@ use std::time::Duration;
 use store::sync::ItemQuery;
 use sync::{CommitBarrier, Scheduler, SyncError};
 
-async fn one_run(s: &Arc<Scheduler>) -> Vec<sync::MailboxOutcome> {
-    let mut out = Vec::new();
-    for h in s.tick().await.unwrap() {
-        out.push(h.await.unwrap());
-    }
-    out
-}
-
 #[tokio::test]
 async fn a_first_sync_then_incremental_rounds_apply_changes_deletions_and_moves() {
     let env = spawn().await;

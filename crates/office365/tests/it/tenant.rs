@@ -1,0 +1,151 @@
+//! The help article's setup with the deployment's app registration: nothing typed, the tenant
+//! learned at activation and pinned, other tenants refused with nothing stored, and consent asking
+//! for exactly what the settings need.
+
+use crate::harness::{ADMIN, Env, MEMBER, NW, authority, caller, deployment_form, param, spawn_deployed};
+use domain::office365::SettingsForm;
+use domain::permissions::{AccessLevel, CATALOGUE, ConnectionMode, PermissionType};
+use domain::views::SaveConfirmations;
+use domain::{ConnectionKind, ConsentStatus, Refusal, Role};
+use m365_emulator::FABRIKAM_TENANT_ID;
+use m365_emulator::testkit::{Browser, Consent, SignIn};
+use office365::Error;
+
+async fn activate(env: &Env) -> String {
+    let url = env.o365.start_sign_in(&env.admin, "activate").await.unwrap();
+    let callback = m365_emulator::testkit::sign_in(&url, ADMIN).await.unwrap();
+    env.o365.complete_sign_in(Some(&env.admin), callback.query()).await.unwrap()
+}
+
+#[tokio::test]
+async fn with_the_deployment_app_nothing_is_typed_and_activation_pins_the_tenant() {
+    let env = spawn_deployed().await;
+    env.enable_with(deployment_form()).await;
+    let settings = env.store.office365_settings(env.org).await.unwrap();
+    assert!(settings.enabled && !settings.own_app && settings.tenant.is_empty() && settings.pinned_tenant.is_none());
+
+    // Before the admin activates, nobody knows which tenant is ours: members wait, told why.
+    let early = env.o365.start_sign_in(&env.member, "connect").await.unwrap_err();
+    assert!(matches!(early, Error::Refused(Refusal::NotActivated)), "{early}");
+
+    let url = env.o365.start_sign_in(&env.admin, "activate").await.unwrap();
+    assert_eq!(authority(&url), "organizations", "the admin signs in through the multi-tenant authority");
+    assert_eq!(param(&url, "client_id").as_deref(), Some(m365_emulator::DEPLOYMENT_CLIENT_ID));
+    let callback = m365_emulator::testkit::sign_in(&url, ADMIN).await.unwrap();
+    let landing = env.o365.complete_sign_in(Some(&env.admin), callback.query()).await.unwrap();
+    assert_eq!(landing, "/settings/integrations/office365/my-connection");
+    assert_eq!(env.store.office365_settings(env.org).await.unwrap().pinned_tenant.as_deref(), Some(NW));
+    let audit = env.store.audit_log(env.org, 20).await.unwrap();
+    assert!(audit.iter().any(|e| e.action == "office365.tenant_pinned" && e.summary.contains(NW)), "{audit:?}");
+
+    // Members now sign in through the pinned tenant.
+    let url = env.o365.start_sign_in(&env.member, "connect").await.unwrap();
+    assert_eq!(authority(&url), NW);
+    let callback = m365_emulator::testkit::sign_in(&url, MEMBER).await.unwrap();
+    assert_eq!(env.o365.complete_sign_in(Some(&env.member), callback.query()).await.unwrap(), "/profile");
+    assert_eq!(env.store.connections_in_org(env.org).await.unwrap().len(), 2);
+}
+
+#[tokio::test]
+async fn a_member_of_another_tenant_is_refused_and_nothing_is_stored() {
+    let env = spawn_deployed().await;
+    env.enable_with(deployment_form()).await;
+    activate(&env).await;
+    let outsider = caller(&env.o365, env.org, "erin@fabrikam.test", Role::Member).await;
+    let url = env.o365.start_sign_in(&outsider, "connect").await.unwrap();
+    let callback = m365_emulator::testkit::sign_in(&url, "erin@fabrikam.test").await.unwrap();
+    let e = env.o365.complete_sign_in(Some(&outsider), callback.query()).await.unwrap_err();
+    assert!(matches!(e, Error::Microsoft { reason: domain::ReasonCode::WrongTenant, .. }), "{e}");
+    assert!(e.user_message("x").contains("different organization"), "{}", e.user_message("x"));
+    assert_eq!(env.store.connections_in_org(env.org).await.unwrap().len(), 1, "only the admin's");
+    assert_eq!(env.store.office365_settings(env.org).await.unwrap().pinned_tenant.as_deref(), Some(NW), "the pin stays");
+}
+
+#[tokio::test]
+async fn a_second_organization_cannot_pin_a_tenant_already_taken() {
+    let env = spawn_deployed().await;
+    env.enable_with(deployment_form()).await;
+    activate(&env).await;
+    // Another Intelligence360 organization whose admin signs in with a Northwind admin account.
+    let other = env.store.create_organization("Northwind copycat").await.unwrap().id;
+    let admin = caller(&env.o365, other, "copycat-admin@example.test", Role::Admin).await;
+    let saved = env.o365.save_settings(&admin.user, &deployment_form(), Default::default()).await.unwrap();
+    assert!(saved.saved, "{saved:?}");
+    let url = env.o365.start_sign_in(&admin, "activate").await.unwrap();
+    let callback = m365_emulator::testkit::sign_in(&url, ADMIN).await.unwrap();
+    let e = env.o365.complete_sign_in(Some(&admin), callback.query()).await.unwrap_err();
+    assert!(matches!(e, Error::Refused(Refusal::TenantTaken)), "{e}");
+    assert!(env.store.connections_in_org(other).await.unwrap().is_empty(), "nothing stored");
+    assert_eq!(env.store.office365_settings(other).await.unwrap().pinned_tenant, None);
+}
+
+#[tokio::test]
+async fn reactivating_with_nothing_connected_may_move_the_pin_and_says_so() {
+    let env = spawn_deployed().await;
+    env.enable_with(deployment_form()).await;
+    activate(&env).await;
+    // While the admin's connection exists, a Fabrikam activation is refused.
+    let url = env.o365.start_sign_in(&env.admin, "activate").await.unwrap();
+    let callback = m365_emulator::testkit::sign_in(&url, "admin@fabrikam.test").await.unwrap();
+    let e = env.o365.complete_sign_in(Some(&env.admin), callback.query()).await.unwrap_err();
+    assert!(matches!(e, Error::Microsoft { reason: domain::ReasonCode::WrongTenant, .. }), "{e}");
+
+    let own = env.store.connection_of(env.org, env.admin.user.user_id, ConnectionKind::Individual).await.unwrap().unwrap();
+    env.o365.disconnect_own(&env.admin.user).await.unwrap();
+    assert!(env.store.connections_in_org(env.org).await.unwrap().iter().all(|c| c.id != own.id));
+    let url = env.o365.start_sign_in(&env.admin, "activate").await.unwrap();
+    let callback = m365_emulator::testkit::sign_in(&url, "admin@fabrikam.test").await.unwrap();
+    env.o365.complete_sign_in(Some(&env.admin), callback.query()).await.unwrap();
+    assert_eq!(env.store.office365_settings(env.org).await.unwrap().pinned_tenant.as_deref(), Some(FABRIKAM_TENANT_ID));
+    let audit = env.store.audit_log(env.org, 20).await.unwrap();
+    assert!(audit.iter().any(|e| e.action == "office365.tenant_pinned" && e.summary.starts_with("Moved")), "{audit:?}");
+}
+
+#[tokio::test]
+async fn every_mode_and_access_level_asks_for_exactly_its_catalogue_permissions() {
+    let env = spawn_deployed().await;
+    env.enable_with(deployment_form()).await;
+    // Organization-wide consent goes to the pinned tenant.
+    activate(&env).await;
+    let confirmed = SaveConfirmations { mode_switch: true, ..SaveConfirmations::default() };
+    for (mode, value) in [(ConnectionMode::Individual, "individual"), (ConnectionMode::ServiceUser, "service_user")] {
+        for (access, level) in [(AccessLevel::ReadOnly, "read_only"), (AccessLevel::ReadWrite, "read_write")] {
+            let form = SettingsForm { mode: value.into(), access: level.into(), ..deployment_form() };
+            assert!(env.o365.save_settings(&env.admin.user, &form, confirmed).await.unwrap().saved);
+            let url = env.o365.start_admin_consent(&env.admin).await.unwrap();
+            assert_eq!(authority(&url), NW, "{mode:?} {access:?}");
+            assert_eq!(param(&url, "prompt").as_deref(), Some("consent"), "{mode:?} {access:?}");
+            let scope = param(&url, "scope").unwrap();
+            let asked: Vec<&str> = scope.split(' ').filter(|s| s.contains('.') && *s != "User.Read").collect();
+            let expected: Vec<&str> =
+                CATALOGUE.iter().filter(|p| p.kind == PermissionType::Delegated && p.access == access).map(|p| p.graph_name).collect();
+            assert_eq!(asked, expected, "{mode:?} {access:?}: exactly the catalogue's permissions");
+            assert!(!scope.contains(".default"), "never .default for delegated consent: {scope}");
+        }
+    }
+}
+
+#[tokio::test]
+async fn consent_for_read_only_is_reported_insufficient_after_switching_to_read_write() {
+    let env = spawn_deployed().await;
+    env.enable_with(deployment_form()).await;
+    activate(&env).await;
+    // The admin consents on behalf of the organization through Microsoft's consent page.
+    let url = env.o365.start_admin_consent(&env.admin).await.unwrap();
+    let admin = SignIn::new(ADMIN).consent(Consent::AcceptForOrganization);
+    let callback = Browser::new().unwrap().sign_in(&url, &admin).await.unwrap().callback().unwrap();
+    let landing = env.o365.complete_sign_in(Some(&env.admin), callback.query()).await.unwrap();
+    assert_eq!(landing, "/settings/integrations/office365/admin-consent");
+    let view = env.o365.admin_consent_view(&env.admin.user).await.unwrap();
+    assert_eq!(view.status, ConsentStatus::Granted, "{view:?}");
+    assert!(view.missing.is_empty() && view.excess.is_empty(), "{view:?}");
+    assert!(view.requested.iter().all(|p| !p.contains("Write") && !p.contains("Send")), "read-only asks for no write: {view:?}");
+
+    env.enable_with(SettingsForm { access: "read_write".into(), ..deployment_form() }).await;
+    let view = env.o365.admin_consent_view(&env.admin.user).await.unwrap();
+    assert_eq!(view.status, ConsentStatus::Insufficient, "{view:?}");
+    assert!(
+        view.missing.contains(&"Mail.Send.Shared".to_string()) && view.missing.contains(&"Calendars.ReadWrite".to_string()),
+        "{view:?}"
+    );
+}
