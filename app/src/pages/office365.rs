@@ -578,8 +578,9 @@ fn PermissionsTable(page: Office365View) -> impl IntoView {
         <section class="card">
             <h2>"OAuth permissions"</h2>
             <p class="muted">
-                "When someone connects, Microsoft shows a dialogue listing these permissions: admins see the first column's \
-                 words, members the second's. Every sign-in also asks for "
+                "When someone connects, Microsoft shows a dialogue listing these permissions. The first column is Microsoft's \
+                 wording for administrators (its admin consent page and the Entra admin center); \"What members see\" is the \
+                 wording of the consent page a member accepts when connecting. Every sign-in also asks for "
                 <code>"openid profile email offline_access User.Read"</code>". The current settings request: "
                 <code data-testid="requested-scope">{scope.authorization_scope()}</code>
             </p>
