@@ -68,3 +68,54 @@ fn read_private(path: &Path) -> anyhow::Result<String> {
     }
     std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::Parser;
+
+    fn args(extra: &[&str]) -> ServeArgs {
+        let argv = ["server"].iter().chain(extra).copied();
+        crate::cli::Cli::try_parse_from(argv).unwrap().serve
+    }
+
+    #[test]
+    fn the_flags_give_one_app_with_exactly_one_credential() {
+        let dir = tempfile::tempdir().unwrap();
+        let secret = dir.path().join("secret");
+        std::fs::write(&secret, "s3cret-value\n").unwrap();
+        let secret = secret.to_str().unwrap();
+        let id = "22222222-3333-4444-8555-666666666666";
+
+        assert!(from_args(&args(&[])).unwrap().is_none(), "no flags, no demo: organizations bring their own");
+        let demo = from_args(&args(&["--demo"])).unwrap().unwrap();
+        assert_eq!(demo.client_id, m365_emulator::DEPLOYMENT_CLIENT_ID);
+
+        let app = from_args(&args(&["--microsoft-client-id", id, "--microsoft-client-secret-file", secret])).unwrap().unwrap();
+        assert!(
+            matches!(&app.credential, microsoft::ClientCredential::Secret(s) if secrecy::ExposeSecret::expose_secret(s) == "s3cret-value")
+        );
+
+        let refused = |extra: &[&str]| from_args(&args(extra)).unwrap_err().to_string();
+        assert!(refused(&["--microsoft-client-id", id]).contains("needs --microsoft-certificate-file"));
+        assert!(refused(&["--microsoft-client-secret-file", secret]).contains("without --microsoft-client-id"));
+        let both = ["--microsoft-client-id", id, "--microsoft-client-secret-file", secret, "--microsoft-certificate-file", secret];
+        assert!(refused(&both).contains("not both"));
+        assert!(refused(&["--microsoft-client-id", "not-a-guid", "--microsoft-client-secret-file", secret]).contains("client-id"));
+        let not_a_certificate = ["--microsoft-client-id", id, "--microsoft-certificate-file", secret];
+        assert!(refused(&not_a_certificate).contains("the certificate in"));
+    }
+
+    #[test]
+    fn a_certificate_file_with_its_key_is_a_certificate_credential() {
+        let (cert, key, fixture) = m365_emulator::testkit::generate_certificate("deployment", "2030-01-01T00:00:00Z");
+        let dir = tempfile::tempdir().unwrap();
+        let combined = dir.path().join("app.pem");
+        std::fs::write(&combined, format!("{cert}{key}")).unwrap();
+        let id = "22222222-3333-4444-8555-666666666666";
+        let app =
+            from_args(&args(&["--microsoft-client-id", id, "--microsoft-certificate-file", combined.to_str().unwrap()])).unwrap().unwrap();
+        let microsoft::ClientCredential::Certificate(c) = app.credential else { panic!("a certificate was given") };
+        assert_eq!(c.thumbprint(), fixture.thumbprint);
+    }
+}

@@ -66,6 +66,9 @@ pub enum ReasonCode {
     ClientSecretInvalid,
     /// The client secret on the settings page has expired.
     ClientSecretExpired,
+    /// Microsoft refused the credential (certificate or secret) of the deployment's own app
+    /// registration: the server's operator must install a current one.
+    DeploymentCredentialRejected,
     /// The application (client) id is not registered in the tenant.
     AppNotFound,
     /// The redirect URI is not registered on the app registration.
@@ -91,7 +94,9 @@ impl ReasonCode {
             | PersonalAccount | GuestAccount | SignInNotVerified => WhoMustAct::Owner,
             AdminApprovalRequired | NoMailboxAccess | PermissionMissing => WhoMustAct::TenantAdmin,
             MailboxNotLicensed => WhoMustAct::LicenceAdmin,
-            ClientSecretInvalid | ClientSecretExpired | AppNotFound | RedirectUriMismatch => WhoMustAct::PlatformAdmin,
+            ClientSecretInvalid | ClientSecretExpired | DeploymentCredentialRejected | AppNotFound | RedirectUriMismatch => {
+                WhoMustAct::PlatformAdmin
+            }
             Throttled | MicrosoftUnavailable | AccessTokenRejected => WhoMustAct::Nobody,
             Unexpected => WhoMustAct::PlatformAdmin,
         }
@@ -138,6 +143,9 @@ impl ReasonCode {
             PermissionMissing => "Microsoft refused because a permission has not been granted.",
             ClientSecretInvalid => "Microsoft rejected the client secret on the Office 365 settings page.",
             ClientSecretExpired => "The client secret on the Office 365 settings page has expired.",
+            DeploymentCredentialRejected => {
+                "Microsoft refused the credential (certificate or client secret) of this server's own Microsoft app registration."
+            }
             AppNotFound => "The application (client) ID is not registered in this Microsoft 365 organization.",
             RedirectUriMismatch => "The app registration does not list Intelligence360's redirect URI.",
             Throttled => "Microsoft asked us to slow down; syncing resumes automatically.",
@@ -160,6 +168,9 @@ impl ReasonCode {
             NoMailboxAccess => "Ask a Microsoft 365 administrator to give the service account access to this mailbox.",
             PermissionMissing => "Ask a Microsoft 365 administrator to grant the missing permission.",
             ClientSecretInvalid | ClientSecretExpired => "An admin should enter a current client secret on the Office 365 settings page.",
+            DeploymentCredentialRejected => {
+                "Whoever runs this Intelligence360 server must install a current certificate or secret for its app registration; nothing is stored meanwhile. Tell your admin."
+            }
             AppNotFound => "An admin should check the application (client) ID and the directory (tenant) ID.",
             RedirectUriMismatch => "An admin should add Intelligence360's redirect URI to the app registration.",
             Throttled | MicrosoftUnavailable | AccessTokenRejected => "Nothing: it will retry automatically.",
@@ -170,7 +181,7 @@ impl ReasonCode {
 }
 
 impl ReasonCode {
-    const NAMES: [(ReasonCode, &'static str); 21] = [
+    const NAMES: [(ReasonCode, &'static str); 22] = [
         (ReasonCode::ConsentDeclined, "consent_declined"),
         (ReasonCode::AdminApprovalRequired, "admin_approval_required"),
         (ReasonCode::ConsentRequired, "consent_required"),
@@ -185,6 +196,7 @@ impl ReasonCode {
         (ReasonCode::PermissionMissing, "permission_missing"),
         (ReasonCode::ClientSecretInvalid, "client_secret_invalid"),
         (ReasonCode::ClientSecretExpired, "client_secret_expired"),
+        (ReasonCode::DeploymentCredentialRejected, "deployment_credential_rejected"),
         (ReasonCode::AppNotFound, "app_not_found"),
         (ReasonCode::RedirectUriMismatch, "redirect_uri_mismatch"),
         (ReasonCode::Throttled, "throttled"),

@@ -107,8 +107,9 @@ impl Integration {
         let (Some(verifier), Some(nonce)) = (flow.pkce_verifier, flow.nonce) else {
             return Err(Error::microsoft(ReasonCode::SignInNotVerified));
         };
-        let sign_in = self.microsoft.exchange_code(&app, &code.code, &self.callback_uri(), &verifier, &nonce).await.inspect_err(|e| {
+        let sign_in = self.microsoft.exchange_code(&app, &code.code, &self.callback_uri(), &verifier, &nonce).await.map_err(|e| {
             tracing::warn!(reason = e.reason().as_str(), "code exchange refused");
+            crate::tenant::token_refusal(&settings, e)
         })?;
         let service = flow.purpose == FlowPurpose::ServiceUser;
         if service && (!user.is_admin() || settings.mode != ConnectionMode::ServiceUser) {

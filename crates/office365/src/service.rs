@@ -24,7 +24,7 @@ impl Integration {
         granted: Vec<String>,
     ) -> Result<ConnectionSummary> {
         let app = self.app_registration(admin.org_id).await?;
-        let token = self.microsoft.client_credentials(&app).await?;
+        let token = self.microsoft.client_credentials(&app).await.map_err(|e| crate::tenant::token_refusal(settings, e))?;
         let connection = NewConnection {
             org_id: admin.org_id,
             user_id: admin.user_id,

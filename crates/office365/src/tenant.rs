@@ -77,3 +77,14 @@ impl Integration {
         }
     }
 }
+
+/// Microsoft's refusal of a token request. A refused credential of the deployment's app is the
+/// operator's to fix: the organization's settings page holds no secret to replace.
+pub(crate) fn token_refusal(settings: &Office365Settings, err: microsoft::MicrosoftError) -> Error {
+    match Error::from(err) {
+        Error::Microsoft { reason: ReasonCode::ClientSecretInvalid | ReasonCode::ClientSecretExpired, code } if !settings.own_app => {
+            Error::Microsoft { reason: ReasonCode::DeploymentCredentialRejected, code }
+        }
+        other => other,
+    }
+}

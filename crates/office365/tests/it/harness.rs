@@ -27,20 +27,22 @@ pub struct Env {
 
 /// An organization that brings its own app registration (the server has none of its own).
 pub async fn spawn() -> Env {
-    spawn_with(None).await
+    spawn_with(None, Fixture::demo()).await
 }
 
 /// A server run with the deployment's own app registration: the emulator's multi-tenant one.
 pub async fn spawn_deployed() -> Env {
-    spawn_with(Some(sync::DeploymentApp {
-        client_id: m365_emulator::DEPLOYMENT_CLIENT_ID.into(),
-        credential: microsoft::ClientCredential::Secret(m365_emulator::DEPLOYMENT_CLIENT_SECRET.into()),
-    }))
-    .await
+    let secret = microsoft::ClientCredential::Secret(m365_emulator::DEPLOYMENT_CLIENT_SECRET.into());
+    spawn_deployed_with(secret, Fixture::demo()).await
 }
 
-async fn spawn_with(deployment_app: Option<sync::DeploymentApp>) -> Env {
-    let mut fixture = Fixture::demo();
+/// [`spawn_deployed`] with the deployment app signing in with `credential`, Microsoft being `fixture`.
+pub async fn spawn_deployed_with(credential: microsoft::ClientCredential, fixture: Fixture) -> Env {
+    let app = sync::DeploymentApp { client_id: m365_emulator::DEPLOYMENT_CLIENT_ID.into(), credential };
+    spawn_with(Some(app), fixture).await
+}
+
+async fn spawn_with(deployment_app: Option<sync::DeploymentApp>, mut fixture: Fixture) -> Env {
     // The redirect URIs an operator registers for this deployment.
     fixture.add_redirect_uri(&format!("{PUBLIC_URL}/oauth/office365/callback"));
     fixture.add_redirect_uri(&format!("{PUBLIC_URL}/oauth/office365/admin-consent"));

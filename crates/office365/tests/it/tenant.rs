@@ -149,3 +149,58 @@ async fn consent_for_read_only_is_reported_insufficient_after_switching_to_read_
         "{view:?}"
     );
 }
+
+/// The certificate registered on the deployment's app (generated once: RSA keys are slow in debug
+/// builds), and one Microsoft has never seen.
+fn certificates() -> &'static [(String, String, m365_emulator::CertificateFixture); 2] {
+    static CERTS: std::sync::OnceLock<[(String, String, m365_emulator::CertificateFixture); 2]> = std::sync::OnceLock::new();
+    CERTS.get_or_init(|| {
+        [
+            m365_emulator::testkit::generate_certificate("Intelligence360 deployment", "2030-01-01T00:00:00Z"),
+            m365_emulator::testkit::generate_certificate("Someone else's certificate", "2030-01-01T00:00:00Z"),
+        ]
+    })
+}
+
+/// The deployment app with the first certificate registered at Microsoft, signing in with `which`.
+async fn spawn_with_certificate(which: usize) -> Env {
+    let [(_, _, registered), _] = certificates();
+    let mut fixture = m365_emulator::Fixture::demo();
+    for app in fixture.apps.iter_mut().filter(|a| a.client_id == m365_emulator::DEPLOYMENT_CLIENT_ID) {
+        app.certificates.push(registered.clone());
+    }
+    let (cert_pem, key_pem, _) = &certificates()[which];
+    let credential = microsoft::CertificateCredential::from_pem(cert_pem, key_pem).unwrap();
+    crate::harness::spawn_deployed_with(credential.into(), fixture).await
+}
+
+#[tokio::test]
+async fn the_deployment_app_signs_in_and_gets_app_tokens_with_its_certificate() {
+    let env = spawn_with_certificate(0).await;
+    env.enable_with(deployment_form()).await;
+    // The admin's activation redeems its code with a signed client assertion.
+    assert_eq!(activate(&env).await, "/settings/integrations/office365/my-connection");
+    // Application permissions: consent for the pinned tenant, then a client-credentials token.
+    env.o365.deactivate_my_connection(&env.admin.user).await.unwrap();
+    let confirmed = SaveConfirmations { mode_switch: true, ..SaveConfirmations::default() };
+    let form = SettingsForm { mode: "application".into(), ..deployment_form() };
+    assert!(env.o365.save_settings(&env.admin.user, &form, confirmed).await.unwrap().saved);
+    let url = env.o365.start_admin_consent(&env.admin).await.unwrap();
+    assert_eq!(authority(&url), NW, "consent goes to the pinned tenant");
+    let callback = m365_emulator::testkit::sign_in(&url, ADMIN).await.unwrap();
+    let landing = env.o365.complete_admin_consent(Some(&env.admin), callback.query()).await.unwrap();
+    assert_eq!(landing, "/settings/integrations/office365/my-connection");
+    assert!(env.o365.service_accounts(&env.admin.user).await.unwrap().activated);
+}
+
+#[tokio::test]
+async fn a_certificate_microsoft_does_not_know_ends_on_microsofts_error() {
+    let env = spawn_with_certificate(1).await;
+    env.enable_with(deployment_form()).await;
+    let url = env.o365.start_sign_in(&env.admin, "activate").await.unwrap();
+    let callback = m365_emulator::testkit::sign_in(&url, ADMIN).await.unwrap();
+    let e = env.o365.complete_sign_in(Some(&env.admin), callback.query()).await.unwrap_err();
+    assert_eq!(e.result_page(), "/connect/result?reason=deployment_credential_rejected&code=AADSTS700027");
+    assert!(e.user_message("x").contains("this server's own Microsoft app registration"), "{}", e.user_message("x"));
+    assert!(env.store.connections_in_org(env.org).await.unwrap().is_empty(), "nothing stored");
+}
