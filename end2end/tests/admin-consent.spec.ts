@@ -34,8 +34,13 @@ test("where users may not consent, a refused member's admin grants organization-
   await expect(card).toContainText("Grant organization-wide consent");
   await expect(card).toContainText(org.members[0].name);
   await card.getByRole("button", { name: "Grant consent" }).click();
+  // Least privilege: the admin signs in with exactly the settings' permissions and consents on behalf
+  // of the organization on Microsoft's consent page (never `.default`).
+  await expect(page).toHaveURL(/prompt=consent/);
+  expect(new URL(page.url()).searchParams.get("scope")).not.toContain(".default");
   await microsoftSignIn(page, "admin@fabrikam.test");
-  await expect(page.getByText("Accept for your organization")).toBeVisible();
+  await expect(page.locator("#permissions")).toContainText("Read your contacts");
+  await page.locator("#consent-org").check();
   await page.locator("#accept").click();
   await expect(page).toHaveURL(/\/settings\/integrations\/office365\/admin-consent$/);
   await hydrated(page);
