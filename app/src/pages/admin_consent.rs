@@ -107,9 +107,15 @@ fn ConsentCard(v: AdminConsentView) -> impl IntoView {
             </p>
         }
     });
+    let asks_lead = if v.application {
+        "Application permissions are fixed on the app registration: Microsoft's admin consent grants every one it lists. Intelligence360 uses these, and warns above if more were granted:"
+    } else {
+        "Exactly these delegated permissions, for the current mode, access level and resources:"
+    };
     let asks = view! {
         <div data-testid="consent-asks">
             <h3>"What consent asks for"</h3>
+            <p class="muted">{asks_lead}</p>
             <ul class="chips">{v.requested.iter().map(|n| view! { <li><code>{n.clone()}</code></li> }).collect_view()}</ul>
         </div>
     };

@@ -311,6 +311,9 @@ pub struct AdminConsentView {
     pub consent: AdminConsent,
     /// True when the grant on record was given for another app registration.
     pub grant_is_for_another_app: bool,
+    /// Application permissions: Microsoft's admin consent grants what the app registration lists
+    /// (static), rather than the scopes asked for.
+    pub application: bool,
     /// What the settings need, i.e. exactly what organization-wide consent asks for.
     pub requested: Vec<String>,
     /// Needed but not in the grant on record (the consent doctor's "new consent needed").

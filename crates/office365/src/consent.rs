@@ -23,6 +23,7 @@ impl Integration {
             client_id: settings.app_client_id().unwrap_or_default().to_owned(),
             status: consent.status(&settings),
             grant_is_for_another_app: consent.granted.is_some() && consent.grant_for(&settings).is_none(),
+            application: settings.mode == ConnectionMode::ApplicationPermissions,
             requested: settings.scope_settings().requested().iter().map(|p| p.graph_name.to_owned()).collect(),
             missing: consent.missing(&settings).iter().map(|p| p.graph_name.to_owned()).collect(),
             excess: consent.excess(&settings),

@@ -191,6 +191,10 @@ async fn the_deployment_app_signs_in_and_gets_app_tokens_with_its_certificate() 
     let landing = env.o365.complete_admin_consent(Some(&env.admin), callback.query()).await.unwrap();
     assert_eq!(landing, "/settings/integrations/office365/my-connection");
     assert!(env.o365.service_accounts(&env.admin.user).await.unwrap().activated);
+    // The registration lists read-write application permissions too: granted, and said so.
+    let view = env.o365.admin_consent_view(&env.admin.user).await.unwrap();
+    assert!(view.application && view.excess.iter().any(|p| p == "Mail.Send"), "{view:?}");
+    assert!(!view.requested.iter().any(|p| p == "Mail.Send"), "read-only uses no send permission: {view:?}");
 }
 
 #[tokio::test]
