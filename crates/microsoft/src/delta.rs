@@ -664,7 +664,7 @@ mod tests {
         assert_eq!(
             mail,
             format!(
-                "https://graph.example.test/v1.0/users/alice%40northwind.test/mailFolders/inbox/messages/delta?$select={}&$filter=receivedDateTime%20ge%202026-10-01T00%3A00%3A00Z",
+                "https://graph.example.test/v1.0/users/alice@northwind.test/mailFolders/inbox/messages/delta?$select={}&$filter=receivedDateTime%20ge%202026-10-01T00%3A00%3A00Z",
                 encode(MESSAGE_SELECT)
             )
         );
