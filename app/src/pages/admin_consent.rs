@@ -17,9 +17,16 @@ pub async fn load_admin_consent() -> Result<AdminConsentView, AppError> {
     Ok(crate::state::office365()?.admin_consent_view(&admin).await?)
 }
 
+#[server(endpoint = "check_application_consent")]
+pub async fn check_application_consent() -> Result<(), AppError> {
+    let admin = crate::auth::require_admin().await?;
+    Ok(crate::state::office365()?.check_application_consent(&admin).await?)
+}
+
 #[component]
 pub fn AdminConsentPage() -> impl IntoView {
-    let data = Resource::new(|| (), |_| load_admin_consent());
+    let check = ServerAction::<CheckApplicationConsent>::new();
+    let data = Resource::new(move || check.version().get(), |_| load_admin_consent());
     view! {
         <Title text="Admin consent · Office 365"/>
         <Guarded admin_only=true page=move |_admin| {
@@ -30,7 +37,7 @@ pub fn AdminConsentPage() -> impl IntoView {
                     {move || Suspend::new(async move {
                         match data.await {
                             Err(e) => view! { <p class="alert alert--error" role="alert">{e.to_string()}</p> }.into_any(),
-                            Ok(v) => view! { <ConsentCard v/> }.into_any(),
+                            Ok(v) => view! { <ConsentCard v check/> }.into_any(),
                         }
                     })}
                 </Suspense>
@@ -40,7 +47,7 @@ pub fn AdminConsentPage() -> impl IntoView {
 }
 
 #[component]
-fn ConsentCard(v: AdminConsentView) -> impl IntoView {
+fn ConsentCard(v: AdminConsentView, check: ServerAction<CheckApplicationConsent>) -> impl IntoView {
     if !v.enabled {
         return view! {
             <section class="card" data-testid="admin-consent">
@@ -119,6 +126,29 @@ fn ConsentCard(v: AdminConsentView) -> impl IntoView {
             <ul class="chips">{v.requested.iter().map(|n| view! { <li><code>{n.clone()}</code></li> }).collect_view()}</ul>
         </div>
     };
+    // For an admin who cannot consent: Microsoft's own link, for exactly these permissions.
+    let forward = v.forward_link.clone().map(|link| {
+        view! {
+            <div data-testid="consent-forward">
+                <h3>"Not a Microsoft 365 administrator?"</h3>
+                <p class="muted">"Send this link to one (a Global Administrator, Privileged Role Administrator or Cloud "
+                    "Application Administrator). It asks Microsoft for exactly the permissions above; no Intelligence360 account is needed."</p>
+                <p><input type="text" readonly=true class="forward-link" aria-label="Admin consent link to forward" value=link/></p>
+            </div>
+        }
+    });
+    let check_button = (v.application && v.status != ConsentStatus::Granted).then(|| {
+        let result = move || check.value().get();
+        view! {
+            <ActionForm action=check>
+                <button type="submit" class="button" data-testid="check-consent">"Check consent"</button>
+            </ActionForm>
+            {move || match result() {
+                Some(Err(e)) => Some(view! { <p class="alert alert--error" role="alert" data-testid="check-consent-error">{e.to_string()}</p> }),
+                _ => None,
+            }}
+        }
+    });
     let button = if v.status == ConsentStatus::Granted { "Grant consent again" } else { "Grant organization-wide consent" };
     view! {
         <section class="card" data-testid="admin-consent">
@@ -149,6 +179,8 @@ fn ConsentCard(v: AdminConsentView) -> impl IntoView {
             <form method="post" action="/oauth/office365/admin-consent/start">
                 <button type="submit" class="button button--primary" data-testid="grant-consent">{button}</button>
             </form>
+            {check_button}
+            {forward}
         </section>
     }
     .into_any()

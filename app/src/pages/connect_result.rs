@@ -12,7 +12,15 @@ pub fn ConnectResultPage() -> impl IntoView {
     let content = move || {
         let q = query.read();
         let code = q.get("code").filter(|c| c.starts_with("AADSTS") && c.len() <= 16 && c[6..].chars().all(|d| d.is_ascii_digit()));
-        if let Some(reason) = q.get("reason").and_then(|r| ReasonCode::parse(&r)) {
+        if q.get("consent").as_deref() == Some("forwarded") {
+            (
+                "Consent was granted at Microsoft".to_string(),
+                "Microsoft reports that an administrator granted Intelligence360's permissions for the organization.".to_string(),
+                "Nothing more here. Tell your Intelligence360 admin: members can connect now, and with application permissions the admin presses \"Check consent\" on the Admin consent tab.".to_string(),
+                String::new(),
+                None,
+            )
+        } else if let Some(reason) = q.get("reason").and_then(|r| ReasonCode::parse(&r)) {
             (
                 "Office 365 was not connected".to_string(),
                 reason.message().to_string(),

@@ -320,6 +320,9 @@ pub struct AdminConsentView {
     pub missing: Vec<String>,
     /// Granted beyond what the settings need: a warning, never hidden.
     pub excess: Vec<String>,
+    /// Microsoft's admin consent link for exactly these permissions, for an admin who cannot
+    /// consent to forward to one who can (once the tenant is known).
+    pub forward_link: Option<String>,
 }
 
 /// What Activity asks for: `?kind=&q=&page=&member=`.

@@ -272,6 +272,28 @@ pub(crate) fn admin_consent_url(
     Ok(url)
 }
 
+/// The `state` of an admin consent link meant to be forwarded to an administrator: no browser
+/// session of ours started it, so its callback proves nothing and records nothing.
+pub const FORWARDED_CONSENT_STATE: &str = "forwarded";
+
+/// A v2 admin-consent link for exactly `scope` (explicit delegated permissions, or `/.default` for
+/// application permissions), which an administrator can open without an Intelligence360 account.
+pub(crate) fn forwardable_admin_consent_url(
+    endpoints: &Endpoints,
+    tenant: &Tenant,
+    client_id: &str,
+    redirect_uri: &str,
+    scope: &str,
+) -> Result<Url, MicrosoftError> {
+    let mut url = endpoints.login(&[tenant.as_str(), "v2.0", "adminconsent"])?;
+    url.query_pairs_mut()
+        .append_pair("client_id", client_id)
+        .append_pair("redirect_uri", redirect_uri)
+        .append_pair("state", FORWARDED_CONSENT_STATE)
+        .append_pair("scope", scope);
+    Ok(url)
+}
+
 /// Reads the admin-consent redirect. An `error` wins even when `admin_consent=True` is also present,
 /// and `tenant` may be absent on errors (both observed, §1.8).
 pub fn parse_admin_consent_callback(query: &str) -> Result<AdminConsentGranted, Box<CallbackError>> {

@@ -64,8 +64,8 @@ mod keys;
 mod token;
 
 pub use authorize::{
-    AdminConsentGranted, AuthorizationRequest, CallbackCode, CallbackError, Prompt, parse_admin_consent_callback, parse_callback,
-    pkce_challenge, secrets_match,
+    AdminConsentGranted, AuthorizationRequest, CallbackCode, CallbackError, FORWARDED_CONSENT_STATE, Prompt, parse_admin_consent_callback,
+    parse_callback, pkce_challenge, secrets_match,
 };
 pub use certificate::{CLIENT_ASSERTION_TYPE, CertificateCredential};
 pub use config::{AppRegistration, ClientCredential, Endpoints, GRAPH_DEFAULT_SCOPE, MICROSOFT_AUTHORITY, MICROSOFT_GRAPH, Tenant};
@@ -161,6 +161,17 @@ impl MicrosoftClient {
         prompt: Option<Prompt>,
     ) -> Result<AuthorizationRequest, MicrosoftError> {
         authorize::authorization_request(&self.endpoints, app, redirect_uri, scope, login_hint, prompt)
+    }
+
+    /// A v2 admin-consent link for exactly `scope`, to forward to an administrator (§1.8).
+    pub fn forwardable_admin_consent_url(
+        &self,
+        tenant: &Tenant,
+        client_id: &str,
+        redirect_uri: &str,
+        scope: &str,
+    ) -> Result<Url, MicrosoftError> {
+        authorize::forwardable_admin_consent_url(&self.endpoints, tenant, client_id, redirect_uri, scope)
     }
 
     /// The v2 admin-consent URL for every permission configured on the app registration (§1.8).

@@ -27,6 +27,7 @@ impl Integration {
             requested: settings.scope_settings().requested().iter().map(|p| p.graph_name.to_owned()).collect(),
             missing: consent.missing(&settings).iter().map(|p| p.graph_name.to_owned()).collect(),
             excess: consent.excess(&settings),
+            forward_link: self.forward_link(&settings),
             consent,
         })
     }
@@ -99,6 +100,12 @@ impl Integration {
             Ok(g) => Some(g.state.clone()),
             Err(e) => e.state.clone(),
         };
+        if state.as_deref() == Some(microsoft::FORWARDED_CONSENT_STATE) {
+            // An administrator opened a forwarded link: good news, but no session of ours asked
+            // for it, so nothing is recorded (Microsoft's `tenant` is never trusted).
+            parsed.map_err(|e| Error::Microsoft { reason: e.reason, code: e.error_codes.first().copied() })?;
+            return Ok("/connect/result?consent=forwarded".to_owned());
+        }
         let (_, admin) = self.take_flow(caller, state, |p| p == FlowPurpose::AdminConsent).await?;
         admin_only(&admin).map_err(|_| Error::Refused(Refusal::AdminsOnly))?;
         let granted = parsed.map_err(|e| {
@@ -130,6 +137,53 @@ impl Integration {
         self.check_all_mailboxes(admin.org_id, &token).await?;
         self.reschedule(admin.org_id).await;
         Ok("/settings/integrations/office365/my-connection".to_owned())
+    }
+
+    /// The admin consent link an admin who cannot consent forwards to one who can: for the pinned
+    /// (or configured) tenant and exactly what the settings need.
+    fn forward_link(&self, settings: &Office365Settings) -> Option<String> {
+        let tenant = match &settings.pinned_tenant {
+            Some(pinned) => microsoft::Tenant::Id(pinned.clone()),
+            None if settings.own_app => microsoft::Tenant::parse(&settings.tenant).ok()?,
+            None => return None,
+        };
+        let scope = settings.scope_settings().authorization_scope();
+        let url = self.microsoft.forwardable_admin_consent_url(&tenant, settings.app_client_id()?, &self.admin_consent_uri(), &scope);
+        url.ok().map(|u| u.to_string())
+    }
+
+    /// Application permissions granted by an administrator through a forwarded link: a
+    /// client-credentials token that can read the directory proves it, then the service
+    /// connection is created as after the admin consent flow.
+    pub async fn check_application_consent(&self, admin: &SessionUser) -> Result<()> {
+        admin_only(admin)?;
+        let settings = self.settings(admin.org_id).await?;
+        let tenant_id = settings.pinned_tenant.clone().ok_or(Error::Refused(Refusal::NotActivated))?;
+        if !settings.enabled || settings.mode != ConnectionMode::ApplicationPermissions {
+            return Err(Error::Refused(Refusal::NotEnabled));
+        }
+        let app = self.app_registration(admin.org_id).await?;
+        let token = self.microsoft.client_credentials(&app).await.map_err(|e| crate::tenant::token_refusal(&settings, e))?;
+        // Without the grant the token carries no roles and Graph answers 403.
+        self.microsoft.search_users(&token.access_token, "", 1).await?;
+        let grant = domain::ConsentGrant {
+            by: "A Microsoft 365 administrator (forwarded link)".into(),
+            at: store::now_unix(),
+            tenant_id: tenant_id.clone(),
+            client_id: settings.app_client_id().unwrap_or_default().to_owned(),
+            scopes: Vec::new(),
+        };
+        let entry = audit(
+            admin,
+            "office365.admin_consent_granted",
+            format!("Confirmed organization-wide consent in Microsoft 365 tenant {tenant_id}."),
+        );
+        self.store.record_admin_consent(admin.org_id, &grant, &entry).await?;
+        self.activate_application(admin, &settings, &tenant_id, Vec::new()).await?;
+        let token = self.service_token(admin.org_id, &settings).await?;
+        self.check_all_mailboxes(admin.org_id, &token).await?;
+        self.reschedule(admin.org_id).await;
+        Ok(())
     }
 
     /// The tenant id the consent was given in. The tenant Microsoft names must be the pinned (or

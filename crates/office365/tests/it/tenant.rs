@@ -208,3 +208,44 @@ async fn a_certificate_microsoft_does_not_know_ends_on_microsofts_error() {
     assert!(e.user_message("x").contains("this server's own Microsoft app registration"), "{}", e.user_message("x"));
     assert!(env.store.connections_in_org(env.org).await.unwrap().is_empty(), "nothing stored");
 }
+
+#[tokio::test]
+async fn an_admin_who_cannot_consent_forwards_microsofts_link_and_then_checks_it() {
+    let env = spawn_deployed().await;
+    env.enable_with(deployment_form()).await;
+    activate(&env).await;
+    env.o365.deactivate_my_connection(&env.admin.user).await.unwrap();
+    let confirmed = SaveConfirmations { mode_switch: true, ..SaveConfirmations::default() };
+    let form = SettingsForm { mode: "application".into(), ..deployment_form() };
+    assert!(env.o365.save_settings(&env.admin.user, &form, confirmed).await.unwrap().saved);
+
+    let view = env.o365.admin_consent_view(&env.admin.user).await.unwrap();
+    let link = view.forward_link.unwrap();
+    assert_eq!(authority(&link), NW);
+    assert_eq!(param(&link, "scope").as_deref(), Some("https://graph.microsoft.com/.default"));
+    assert_eq!(param(&link, "client_id").as_deref(), Some(m365_emulator::DEPLOYMENT_CLIENT_ID));
+
+    // Nothing granted yet: checking says so and activates nothing.
+    assert!(env.o365.check_application_consent(&env.admin.user).await.is_err());
+    assert!(!env.o365.service_accounts(&env.admin.user).await.unwrap().activated);
+
+    // A tenant administrator opens the link, with no Intelligence360 session at all.
+    let callback = m365_emulator::testkit::sign_in(&link, ADMIN).await.unwrap();
+    assert_eq!(env.o365.complete_admin_consent(None, callback.query()).await.unwrap(), "/connect/result?consent=forwarded");
+    assert!(env.store.admin_consent(env.org).await.unwrap().granted.is_none(), "a forwarded callback records nothing");
+
+    env.o365.check_application_consent(&env.admin.user).await.unwrap();
+    assert!(env.o365.service_accounts(&env.admin.user).await.unwrap().activated);
+    assert_eq!(env.o365.admin_consent_view(&env.admin.user).await.unwrap().status, ConsentStatus::Granted);
+}
+
+#[tokio::test]
+async fn the_delegated_forward_link_asks_for_exactly_the_settings_permissions() {
+    let env = spawn_deployed().await;
+    env.enable_with(deployment_form()).await;
+    assert_eq!(env.o365.admin_consent_view(&env.admin.user).await.unwrap().forward_link, None, "no tenant known before activation");
+    activate(&env).await;
+    let link = env.o365.admin_consent_view(&env.admin.user).await.unwrap().forward_link.unwrap();
+    let scope = param(&link, "scope").unwrap();
+    assert!(scope.contains("Mail.Read.Shared") && !scope.contains(".default") && !scope.contains("Write"), "{scope}");
+}
