@@ -9,8 +9,8 @@ pub const NW: &str = m365_emulator::NORTHWIND_TENANT_ID;
 pub const FB: &str = m365_emulator::FABRIKAM_TENANT_ID;
 pub const REDIRECT: &str = "http://127.0.0.1:4010/oauth/office365/callback";
 pub const ADMIN_REDIRECT: &str = "http://127.0.0.1:4010/oauth/office365/admin-consent";
-/// A second app registration, for tokens issued to someone else.
-pub const OTHER_CLIENT_ID: &str = "22222222-3333-4444-8555-666666666666";
+/// A second app registration, for tokens issued to someone else (an id no fixture app uses).
+pub const OTHER_CLIENT_ID: &str = "44444444-5555-4666-8777-888888888888";
 pub const SCOPES: &str = "openid profile email offline_access User.Read Mail.Read Mail.Read.Shared Calendars.ReadWrite";
 
 pub struct Env {
