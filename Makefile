@@ -62,9 +62,9 @@ lint:
 # The store suite runs on SQLite and on a throwaway PostgreSQL cluster started here.
 test-rust:
 	./scripts/test-postgres.sh start $(PG_DIR) $(PG_PORT)
-	STORE_TEST_POSTGRES_URL=postgres://postgres@127.0.0.1:$(PG_PORT)/postgres STORE_TEST_REQUIRE_POSTGRES=1 \
+	status=0; STORE_TEST_POSTGRES_URL=postgres://postgres@127.0.0.1:$(PG_PORT)/postgres STORE_TEST_REQUIRE_POSTGRES=1 \
 	  cargo nextest run -p domain -p store -p sync -p office365 -p server -p m365-emulator -p microsoft -p app --features app/ssr $(NEXTEST_ARGS) \
-	  ; status=$$?; ./scripts/test-postgres.sh stop $(PG_DIR); exit $$status
+	  || status=$$?; ./scripts/test-postgres.sh stop $(PG_DIR); exit $$status
 
 # Microsoft's own client libraries (MSAL Node and the Graph JS client) against the emulator.
 test-clients:

@@ -59,6 +59,8 @@ pub const CALLBACK_PATHS: [&str; 2] = ["/oauth/office365/callback", "/oauth/offi
 pub async fn start_emulator(bind: std::net::SocketAddr, public_url: &str) -> anyhow::Result<m365_emulator::RunningEmulator> {
     let mut config = m365_emulator::EmulatorConfig::demo();
     config.bind = bind;
+    // The first sync reaches back a number of days from today: the demo's mail must be recent.
+    config.fixture.date_content_today();
     let base = public_url.trim_end_matches('/');
     for path in CALLBACK_PATHS {
         config.fixture.add_redirect_uri(&format!("{base}{path}"));

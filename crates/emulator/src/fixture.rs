@@ -432,6 +432,13 @@ impl Fixture {
         t.users.push(UserFixture { licensed: false, job_title: None, ..demo_user(&id, email, display_name, "") });
     }
 
+    /// Dates the generated content around today (mail received up to today, events around it), so
+    /// a product that syncs only the last N days finds the demo's mail whatever day it runs.
+    pub fn date_content_today(&mut self) {
+        let today = time::OffsetDateTime::now_utc().date();
+        self.content.anchor_date = format!("{:04}-{:02}-{:02}", today.year(), u8::from(today.month()), today.day());
+    }
+
     /// Sets the content sizes of every mailbox (benchmarks, scale tests).
     pub fn set_all_counts(&mut self, counts: MailboxCounts) {
         self.content.counts = counts;

@@ -37,6 +37,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let mailboxes = env_or("BENCH_MAILBOXES", 20);
     let messages = env_or("BENCH_MESSAGES", 2_000);
     let mut fixture = Fixture::demo();
+    fixture.date_content_today();
     fixture.set_all_counts(MailboxCounts { messages, events: 25, contacts: 30, tasks: 20 });
     let template = fixture.tenants[0].users[1].clone();
     for i in 0..mailboxes {
@@ -64,6 +65,8 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         client_id: DEMO_CLIENT_ID.into(),
         client_secret_set: true,
         mode: ConnectionMode::ApplicationPermissions,
+        // Every generated message, however far back, is part of the measured first sync.
+        backfill_days: 365,
         ..Default::default()
     };
     store.save_office365_settings(org, &settings, Some(&store::secrets::SecretString::from(DEMO_CLIENT_SECRET)), &[]).await?;

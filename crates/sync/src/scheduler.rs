@@ -171,10 +171,23 @@ impl Scheduler {
         // A mailbox the service connection cannot open is not scheduled: its row already says why.
         let syncable: Vec<&ServiceAccountUser> =
             users.iter().filter(|u| !matches!(u.health, Some(MailboxHealth::Problem(r)) if !r.is_transient())).collect();
-        let people = if syncable.is_empty() { Vec::new() } else { store.users_in_org(org).await? };
+        let (people, connections) = if syncable.is_empty() {
+            (Vec::new(), Vec::new())
+        } else {
+            (store.users_in_org(org).await?, store.connections_in_org(org).await?)
+        };
         for u in &syncable {
-            // The member whose data it is, when they have an account here; else the connection's owner.
-            let owner = people.iter().find(|p| p.email.as_str().eq_ignore_ascii_case(&u.ms_username)).map_or(service.user_id, |p| p.id);
+            // The member whose data it is: the one whose own connection is this Microsoft account,
+            // else the one with this address; else the service connection's owner.
+            let same_account = |c: &&domain::ConnectionSummary| {
+                c.kind == ConnectionKind::Individual && u.ms_object_id.as_deref().is_some_and(|o| c.ms_object_id.eq_ignore_ascii_case(o))
+            };
+            let owner = connections
+                .iter()
+                .find(same_account)
+                .map(|c| c.user_id)
+                .or_else(|| people.iter().find(|p| p.email.as_str().eq_ignore_ascii_case(&u.ms_username)).map(|p| p.id))
+                .unwrap_or(service.user_id);
             let graph_user_id = u.ms_object_id.clone().unwrap_or_else(|| u.ms_username.clone());
             store
                 .ensure_sync_mailbox(

@@ -126,6 +126,7 @@ fn consented(post: &Post<'_>, flow: Flow, user: &UserRef) -> Response {
         let mut idp = lock(&shared.idp);
         let key = (user.tenant_id.to_ascii_lowercase(), user.user.id.to_ascii_lowercase(), flow.client_id.to_ascii_lowercase());
         idp.consents.entry(key).or_default().extend(flow.scopes.iter().cloned());
+        idp.consented_in(&user.tenant_id, &flow.client_id);
         if org {
             let g = idp.admin_grants.entry((user.tenant_id.to_ascii_lowercase(), flow.client_id.to_ascii_lowercase())).or_default();
             g.delegated.extend(flow.scopes.iter().cloned());
@@ -153,6 +154,7 @@ fn back_without_approval(shared: &Shared, flow: &Flow) -> Response {
 fn admin_consented(shared: &Shared, flow: &Flow, user: &UserRef) -> Response {
     {
         let mut idp = lock(&shared.idp);
+        idp.consented_in(&user.tenant_id, &flow.client_id);
         let g = idp.admin_grants.entry((user.tenant_id.to_ascii_lowercase(), flow.client_id.to_ascii_lowercase())).or_default();
         g.delegated.extend(flow.scopes.iter().cloned());
         g.roles.extend(flow.roles.iter().cloned());

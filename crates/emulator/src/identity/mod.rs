@@ -53,6 +53,10 @@ pub(crate) struct IdpState {
     access: HashMap<String, AccessGrant>,
     /// user id → instant before which refresh tokens are revoked (admin "revoke sessions")
     tokens_valid_from: HashMap<String, OffsetDateTime>,
+    /// (tenant, client): the app's service principal in a tenant other than its home, created at
+    /// the first consent there (a user's, an admin's for the organization, or admin consent), as in
+    /// Entra. Client credentials in a tenant need it; the token's `roles` need a grant.
+    service_principals: std::collections::HashSet<(String, String)>,
     /// `jti`s of client assertions already used (replay protection).
     seen_assertions: std::collections::HashSet<String>,
 }
@@ -208,6 +212,11 @@ impl IdpState {
             self.codes.retain(|_, c| !c.redeemed && now - c.created < Duration::hours(1));
         }
         self.access.insert(token, grant);
+    }
+
+    /// Records a consent in `tenant` for `client`: its service principal now exists there.
+    pub(crate) fn consented_in(&mut self, tenant: &str, client_id: &str) {
+        self.service_principals.insert((tenant.to_ascii_lowercase(), client_id.to_ascii_lowercase()));
     }
 
     pub(crate) fn revoke_user(&mut self, user_id: &str, at: OffsetDateTime) {

@@ -159,9 +159,15 @@ pub(super) fn client_credentials(
             ),
         ));
     }
-    let grant = lock(&shared.idp).admin_grants.get(&(tenant.id.to_ascii_lowercase(), app.client_id.to_ascii_lowercase())).cloned();
+    let key = (tenant.id.to_ascii_lowercase(), app.client_id.to_ascii_lowercase());
+    let (grant, installed) = {
+        let idp = lock(&shared.idp);
+        (idp.admin_grants.get(&key).cloned(), idp.service_principals.contains(&key))
+    };
     let home = app.home_tenant.eq_ignore_ascii_case(&tenant.id);
-    if grant.is_none() && !home {
+    // A service principal (any consent in the tenant) lets the app get a token; without granted
+    // application permissions it simply has no `roles`.
+    if grant.is_none() && !installed && !home {
         return Err(Aad::new(
             "unauthorized_client",
             700016,

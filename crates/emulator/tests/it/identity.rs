@@ -477,6 +477,25 @@ async fn client_credentials_default_only_and_roles_from_admin_consent() {
 }
 
 #[tokio::test]
+async fn a_service_principal_appears_in_a_tenant_at_its_first_consent() {
+    let t = spawn().await;
+    // Before anyone in Fabrikam consented, the multi-tenant app does not exist there.
+    let (s, e) = app_token(&t, FB).await;
+    assert_eq!(s, 400);
+    assert_aad_error_shape(&e, "unauthorized_client", 700016, None);
+    // An admin's own consent (not on behalf of the organization) creates its service principal:
+    // client credentials now work, with no roles, so Graph refuses app-only reads.
+    user_tokens(&t, "admin@fabrikam.test", SCOPES).await;
+    let (s, tok) = app_token(&t, FB).await;
+    assert_eq!(s, 200, "{tok}");
+    let at = tok["access_token"].as_str().unwrap();
+    assert!(claims(at).get("roles").is_none(), "no application permission was granted");
+    let r = graph(&t, at, "/users/erin@fabrikam.test/mailFolders/inbox/messages/delta", &[]).await;
+    assert_eq!(r.status, 403, "{}", r.text);
+    t.emu.shutdown().await;
+}
+
+#[tokio::test]
 async fn tenant_forbidding_user_consent_shows_need_admin_approval() {
     let t = spawn().await;
     let b = Browser::new(&t);

@@ -91,3 +91,25 @@ async fn poll_primary_counts_every_mailbox_that_would_stop_service_account_users
         views::poll_primary_impact(&stopped)
     );
 }
+
+#[tokio::test]
+async fn a_member_added_by_their_microsoft_account_owns_its_synced_mail_whatever_their_email_here() {
+    let env = spawn().await;
+    env.enable().await;
+    // This member signs in to Intelligence360 with another address than their Microsoft account.
+    let ava = crate::harness::caller(&env.o365, env.org, "ava@example.test", domain::Role::Member).await;
+    let url = env.o365.start_sign_in(&ava, "connect").await.unwrap();
+    let callback = m365_emulator::testkit::sign_in(&url, MEMBER).await.unwrap();
+    env.o365.complete_sign_in(Some(&ava), callback.query()).await.unwrap();
+    let both = SaveConfirmations { mode_switch: true, add_as_service_users: true, ..Default::default() };
+    assert!(env.o365.save_settings(&env.admin.user, &application_mode(), both).await.unwrap().saved);
+
+    let url = env.o365.start_admin_consent(&env.admin).await.unwrap();
+    let callback = m365_emulator::testkit::sign_in(&url, ADMIN).await.unwrap();
+    env.o365.complete_admin_consent(Some(&env.admin), callback.query()).await.unwrap();
+    let service = env.store.service_connection(env.org).await.unwrap().unwrap();
+    let mailboxes = env.store.sync_mailboxes_in_org(env.org).await.unwrap();
+    let theirs: Vec<_> = mailboxes.iter().filter(|m| m.connection_id == service.id).collect();
+    assert_eq!(theirs.len(), 1, "{mailboxes:?}");
+    assert_eq!(theirs[0].user_id, ava.user.user_id, "matched by the Microsoft account on their own connection, not by address");
+}

@@ -62,8 +62,7 @@ pub fn test_config(owner: &str) -> SyncConfig {
 pub fn demo_fixture() -> Fixture {
     let mut fixture = Fixture::demo();
     fixture.add_redirect_uri(REDIRECT);
-    let today = time::OffsetDateTime::now_utc().date();
-    fixture.content.anchor_date = format!("{:04}-{:02}-{:02}", today.year(), u8::from(today.month()), today.day());
+    fixture.date_content_today();
     fixture
 }
 
