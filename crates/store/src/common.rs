@@ -553,14 +553,26 @@ macro_rules! impl_store {
             ) -> Result<domain::ConnectionSummary, $crate::StoreError> {
                 let now = $crate::now_unix();
                 let mut tx = self.pool.begin().await?;
-                let existing: Option<uuid::Uuid> =
-                    sqlx::query_scalar("SELECT id FROM connections WHERE org_id = $1 AND user_id = $2 AND kind = $3")
-                        .bind(c.org_id.as_uuid())
-                        .bind(c.user_id.as_uuid())
-                        .bind(c.kind.as_str())
-                        .fetch_optional(&mut *tx)
-                        .await?;
-                let id = existing.unwrap_or_else(uuid::Uuid::new_v4);
+                let existing: Option<(uuid::Uuid, String, String, String)> = sqlx::query_as(
+                    "SELECT id, ms_tenant_id, ms_object_id, ms_username FROM connections \
+                     WHERE org_id = $1 AND user_id = $2 AND kind = $3",
+                )
+                .bind(c.org_id.as_uuid())
+                .bind(c.user_id.as_uuid())
+                .bind(c.kind.as_str())
+                .fetch_optional(&mut *tx)
+                .await?;
+                let id = existing.as_ref().map_or_else(uuid::Uuid::new_v4, |(id, ..)| *id);
+                // Another Microsoft account (tenant id + object id) on the same connection: nothing
+                // synced for the old one may stay, be shown under the new one, or have its cursors
+                // replayed with the new one's token. Dropping its sync mailboxes drops their cursors,
+                // status and items with them (ON DELETE CASCADE); the scheduler makes new ones.
+                let replaced = existing.filter(|(_, tenant, object, _)| {
+                    !tenant.eq_ignore_ascii_case(&c.ms_tenant_id) || !object.eq_ignore_ascii_case(&c.ms_object_id)
+                });
+                if replaced.is_some() {
+                    sqlx::query("DELETE FROM sync_mailboxes WHERE connection_id = $1").bind(id).execute(&mut *tx).await?;
+                }
                 let access = self.keyring.seal_str(&c.access_token, &$crate::common::token_binding("access_token", id))?;
                 let refresh = match &c.refresh_token {
                     Some(rt) => Some(self.keyring.seal_str(rt, &$crate::common::token_binding("refresh_token", id))?),
@@ -602,6 +614,15 @@ macro_rules! impl_store {
                 .execute(&mut *tx)
                 .await?;
                 $crate::common::insert_audit!(&mut *tx, c.org_id, audit);
+                if let Some((_, _, _, old_username)) = replaced {
+                    let removed = domain::AuditEntry {
+                        at: audit.at,
+                        actor: audit.actor.clone(),
+                        action: "office365.account_changed".into(),
+                        summary: format!("Reconnected as {}; {old_username}'s synced data was removed.", c.ms_username),
+                    };
+                    $crate::common::insert_audit!(&mut *tx, c.org_id, &removed);
+                }
                 let row = sqlx::query($crate::common::CONNECTION_SELECT_BY_ID).bind(id).fetch_one(&mut *tx).await?;
                 let summary = $crate::common::connection_from_row!(row)?;
                 tx.commit().await?;

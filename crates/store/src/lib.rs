@@ -199,7 +199,10 @@ pub trait Store: SyncStore {
     /// Creates or replaces the owner's connection of this kind (reconnecting keeps its id), with
     /// sealed tokens, and records `audit`. A primary connection makes every other one non-primary.
     /// Replacing bumps the tokens' version, so a refresh or a needs-attention mark still in flight
-    /// for the old grant writes nothing.
+    /// for the old grant writes nothing. Replacing it with another Microsoft account (tenant id or
+    /// object id differ) also removes, in the same transaction, everything synced for the old one
+    /// (its sync mailboxes with their cursors, status and items), audited as
+    /// `office365.account_changed`.
     async fn save_connection(&self, c: &NewConnection, audit: &AuditEntry) -> Result<ConnectionSummary, StoreError>;
     async fn connection_of(&self, org: OrgId, user: UserId, kind: ConnectionKind) -> Result<Option<ConnectionSummary>, StoreError>;
     async fn connections_in_org(&self, org: OrgId) -> Result<Vec<ConnectionSummary>, StoreError>;

@@ -19,6 +19,8 @@ pub struct Env {
     pub emu: RunningEmulator,
     pub o365: Integration,
     pub store: DynStore,
+    /// The sync scheduler the workflows use: tests run its rounds with `run_until_idle`.
+    pub scheduler: Arc<sync::Scheduler>,
     pub org: OrgId,
     pub admin: Caller,
     pub member: Caller,
@@ -53,11 +55,12 @@ async fn spawn_with(deployment_app: Option<sync::DeploymentApp>, mut fixture: Fi
     let url = format!("sqlite://{}", dir.path().join("o365.db").display());
     let store = store::open(&url, Arc::new(store::secrets::Keyring::ephemeral())).await.unwrap();
     let engine = sync::Engine::new(store.clone(), client.clone(), sync::SyncConfig { deployment_app, ..sync::SyncConfig::default() });
-    let o365 = Integration::new(store.clone(), Arc::new(client), sync::Scheduler::new(engine), PUBLIC_URL);
+    let scheduler = sync::Scheduler::new(engine);
+    let o365 = Integration::new(store.clone(), Arc::new(client), scheduler.clone(), PUBLIC_URL);
     let org = store.create_organization("Northwind").await.unwrap().id;
     let admin = caller(&o365, org, ADMIN, Role::Admin).await;
     let member = caller(&o365, org, MEMBER, Role::Member).await;
-    Env { emu, o365, store, org, admin, member, _dir: dir }
+    Env { emu, o365, store, scheduler, org, admin, member, _dir: dir }
 }
 
 /// A user with a signed-in browser session.

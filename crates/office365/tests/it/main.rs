@@ -6,5 +6,6 @@ mod harness;
 mod mode_switch;
 mod oauth;
 mod people;
+mod reconnect;
 mod settings;
 mod tenant;

@@ -80,6 +80,7 @@ on_both!(
     a_refresh_or_a_mark_racing_a_reconnect_does_not_overwrite_the_new_grant,
     a_refresh_racing_another_refresh_of_the_same_tokens_writes_nothing,
     a_worker_that_lost_its_lease_cannot_record_an_error,
+    a_reconnect_as_another_microsoft_account_keeps_nothing_of_the_first,
 );
 
 struct World {
@@ -611,4 +612,101 @@ async fn orgs_with_connections_are_listed_once_each(db: &TestDb) {
         assert!(db.store.delete_connection(w.org, c, &audit).await.unwrap());
     }
     assert_eq!(db.store.orgs_with_connections().await.unwrap(), vec![fabrikam.id]);
+}
+
+/// The connection `w` saved again (a reconnect) as the Microsoft account `object_id` of `tenant`.
+fn reconnect(w: &World, tenant: &str, object_id: &str, username: &str) -> NewConnection {
+    NewConnection {
+        org_id: w.org,
+        user_id: w.user,
+        kind: ConnectionKind::Individual,
+        is_primary: true,
+        ms_tenant_id: tenant.into(),
+        ms_object_id: object_id.into(),
+        ms_username: username.into(),
+        ms_name: username.into(),
+        granted_scopes: vec!["Mail.Read".into()],
+        access_token: SecretString::from(format!("access-{username}")),
+        access_expires_at: 9_000,
+        refresh_token: Some(SecretString::from(format!("refresh-{username}"))),
+    }
+}
+
+/// Item 3 of the hardening issue: the same Intelligence360 user reconnects with another Microsoft
+/// account. The connection row is reused, but nothing synced for the first account stays (items,
+/// cursors, status, mailboxes), a worker still syncing it writes nothing, and the audit log says
+/// so. Reconnecting as the same account keeps everything.
+async fn a_reconnect_as_another_microsoft_account_keeps_nothing_of_the_first(db: &TestDb) {
+    const TENANT: &str = "4f1c6a0e-2d3b-4c5a-9e8f-0a1b2c3d4e5f";
+    let w = world(db).await;
+    let own = mailbox(db, &w).await;
+    let shared = db
+        .store
+        .ensure_sync_mailbox(
+            &NewSyncMailbox { org_id: w.org, connection_id: w.connection, user_id: w.user, graph_user_id: Some("carol-id".into()) },
+            100,
+        )
+        .await
+        .unwrap();
+    for lease in db.store.claim_due_mailboxes("w1", 100, 30, 10).await.unwrap() {
+        let items = vec![item(&format!("alice-{}", lease.mailbox.id), "Alice's secret plans", 5)];
+        let commit = page(lease.mailbox.id, lease.fence, items, &[], CursorUpdate::DeltaLink("delta-alice".into()));
+        assert_eq!(db.store.commit_page(&commit).await.unwrap(), CommitOutcome::Committed { swept: 0 });
+        db.store.record_resource_success(lease.mailbox.id, lease.fence, Resource::Mail, true, 200).await.unwrap();
+        assert!(db.store.release_lease(lease.mailbox.id, lease.fence, 0).await.unwrap());
+    }
+    let everything = ItemQuery { org_id: w.org, user_id: w.user, resource: None, text: None, offset: 0, limit: 100 };
+    assert_eq!(db.store.activity_items(&everything).await.unwrap().len(), 2);
+
+    // Reconnecting as the same account (GUIDs compared without regard to case) keeps it all.
+    let same = reconnect(&w, &TENANT.to_uppercase(), "OID-ALICE", "alice@northwind.test");
+    assert_eq!(db.store.save_connection(&same, &audit_entry("reconnected")).await.unwrap().id, w.connection);
+    let kept: BTreeSet<uuid::Uuid> = db.store.sync_mailboxes_in_org(w.org).await.unwrap().into_iter().map(|m| m.id).collect();
+    assert_eq!(kept, BTreeSet::from([own.id, shared.id]));
+    assert_eq!(db.store.activity_items(&everything).await.unwrap().len(), 2);
+    assert_eq!(db.store.cursors(own.id).await.unwrap()[0].link.as_deref(), Some("delta-alice"));
+    let actions = |log: Vec<AuditEntry>| log.into_iter().map(|e| e.action).collect::<Vec<_>>();
+    assert!(!actions(db.store.audit_log(w.org, 10).await.unwrap()).contains(&"office365.account_changed".to_owned()));
+
+    // A worker is in the middle of syncing Alice's mailbox when Bob's account replaces hers.
+    let in_flight = db.store.claim_due_mailboxes("w2", 300, 30, 10).await.unwrap();
+    assert_eq!(in_flight.len(), 2);
+    let bob = reconnect(&w, TENANT, "oid-bob", "bob@northwind.test");
+    let saved = db.store.save_connection(&bob, &audit_entry("reconnected")).await.unwrap();
+    assert_eq!((saved.id, saved.ms_object_id.as_str(), saved.ms_username.as_str()), (w.connection, "oid-bob", "bob@northwind.test"));
+    assert!(db.store.sync_mailboxes_in_org(w.org).await.unwrap().is_empty(), "Alice's mailboxes are gone");
+    assert!(db.store.activity_items(&everything).await.unwrap().is_empty(), "Alice's items are gone");
+    for mb in [own.id, shared.id] {
+        assert!(db.store.cursors(mb).await.unwrap().is_empty(), "Alice's delta links are gone");
+        assert!(db.store.mailbox_status(mb).await.unwrap().is_none());
+        assert!(db.store.mailbox_items(mb, Resource::Mail).await.unwrap().is_empty());
+    }
+    for lease in &in_flight {
+        let late =
+            page(lease.mailbox.id, lease.fence, vec![item("late", "Alice's late mail", 6)], &[], CursorUpdate::DeltaLink("d".into()));
+        assert_eq!(db.store.commit_page(&late).await.unwrap(), CommitOutcome::LeaseLost, "the old sync writes nothing");
+    }
+    assert!(db.store.activity_items(&everything).await.unwrap().is_empty());
+    let log = db.store.audit_log(w.org, 10).await.unwrap();
+    assert_eq!(log[0].action, "office365.account_changed", "{log:?}");
+    assert_eq!(log[0].summary, "Reconnected as bob@northwind.test; alice@northwind.test's synced data was removed.");
+    assert_eq!(log[0].actor, "alice");
+    assert_eq!(log[1].action, "reconnected");
+
+    // Bob's own sync starts from nothing; another tenant with the same object id is another
+    // account too.
+    let fresh = mailbox(db, &w).await;
+    assert_ne!(fresh.id, own.id);
+    let lease = db.store.claim_due_mailboxes("w3", 400, 30, 10).await.unwrap().remove(0);
+    let commit = page(fresh.id, lease.fence, vec![item("bob-1", "Bob's mail", 7)], &[], CursorUpdate::DeltaLink("delta-bob".into()));
+    db.store.commit_page(&commit).await.unwrap();
+    let elsewhere = reconnect(&w, "9a8b7c6d-0000-4000-8000-000000000001", "oid-bob", "bob@fabrikam.test");
+    db.store.save_connection(&elsewhere, &audit_entry("reconnected")).await.unwrap();
+    assert!(db.store.sync_mailboxes_in_org(w.org).await.unwrap().is_empty());
+    assert!(db.store.activity_items(&everything).await.unwrap().is_empty());
+    assert_eq!(db.store.audit_log(w.org, 1).await.unwrap()[0].action, "office365.account_changed");
+}
+
+fn audit_entry(action: &str) -> AuditEntry {
+    AuditEntry { at: 3, actor: "alice".into(), action: action.into(), summary: action.into() }
 }
