@@ -1,4 +1,4 @@
-import { expect, Page } from "@playwright/test";
+import { APIRequestContext, expect, Page } from "@playwright/test";
 
 export const ADMIN = { email: "admin@northwind.test", password: "northwind-admin", name: "Adele Admin" };
 export const MEMBER = { email: "alice@northwind.test", password: "northwind-member", name: "Alice Anders" };
@@ -123,3 +123,23 @@ export async function microsoftSignIn(page: Page, email: string) {
   await page.locator("#signin").click();
 }
 
+
+/** Forgets, in the emulator, a user's own consent to an app (or, without a user, the tenant-wide grant). */
+export async function revokeConsent(request: APIRequestContext, user?: string, app = DEMO_APP) {
+  await request.delete(`${process.env.I360_E2E_EMULATOR_ORIGIN}/_emulator/tenants/${app.tenantId}/admin-consent`, {
+    data: user ? { client_id: app.clientId, user } : { client_id: app.clientId },
+  });
+}
+
+/** My Connection > Activate, then Microsoft's sign-in and consent page (its wording checked) as `email`. */
+export async function activateThroughMicrosoft(page: Page, email: string) {
+  await page.getByRole("button", { name: "Activate" }).click();
+  await expect(page).toHaveURL(/\/oauth2\/v2\.0\/authorize/);
+  await microsoftSignIn(page, email);
+  // Microsoft's consent page lists what Intelligence360 asks for, in Microsoft's wording.
+  await expect(page.getByRole("heading", { name: "Permissions requested" })).toBeVisible();
+  await expect(page.locator("#permissions")).toContainText("Read your contacts");
+  await page.locator("#accept").click();
+  await expect(page).toHaveURL(/\/settings\/integrations\/office365\/my-connection$/);
+  await hydrated(page);
+}

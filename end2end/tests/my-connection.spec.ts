@@ -1,5 +1,5 @@
 import { expect, Page, test } from "@playwright/test";
-import { enabledOrg, failOnConsoleErrors, hydrated, microsoftSignIn } from "./helpers";
+import { activateThroughMicrosoft, enabledOrg, failOnConsoleErrors, hydrated, microsoftSignIn } from "./helpers";
 
 test("an admin activates My Connection through Microsoft's sign-in and consent and sees it Active", async ({ page }) => {
   const noErrors = failOnConsoleErrors(page);
@@ -13,16 +13,7 @@ test("an admin activates My Connection through Microsoft's sign-in and consent a
   page.on("request", (r) => {
     if (r.url().includes("/oauth/office365/callback")) callbacks.push(r.url());
   });
-  await page.getByRole("button", { name: "Activate" }).click();
-  await expect(page).toHaveURL(/\/oauth2\/v2\.0\/authorize/);
-  await microsoftSignIn(page, "admin@northwind.test");
-  // Microsoft's consent page lists what Intelligence360 asks for, in Microsoft's wording.
-  await expect(page.getByRole("heading", { name: "Permissions requested" })).toBeVisible();
-  await expect(page.locator("#permissions")).toContainText("Read your contacts");
-  await page.locator("#accept").click();
-
-  await expect(page).toHaveURL(/\/settings\/integrations\/office365\/my-connection$/);
-  await hydrated(page);
+  await activateThroughMicrosoft(page, "admin@northwind.test");
   await expect(page.getByTestId("my-connection-state")).toHaveText("Active");
   await expect(page.getByTestId("ms-account")).toContainText("admin@northwind.test");
   await expect(page.getByTestId("my-connection")).toContainText("Primary integration");

@@ -1,18 +1,12 @@
 import AxeBuilder from "@axe-core/playwright";
-import { APIRequestContext, expect, test } from "@playwright/test";
-import { DEMO_APP, enabledOrg, failOnConsoleErrors, hydrated, microsoftSignIn, signIn } from "./helpers";
+import { expect, test } from "@playwright/test";
+import { enabledOrg, revokeConsent, failOnConsoleErrors, hydrated, microsoftSignIn, signIn } from "./helpers";
 
 const MS_MEMBER = "bob@northwind.test";
 
-/** Other tests expect Bob never to have consented to the demo app. */
-async function revokeBobsConsent(request: APIRequestContext) {
-  await request.delete(`${process.env.I360_E2E_EMULATOR_ORIGIN}/_emulator/tenants/${DEMO_APP.tenantId}/admin-consent`, {
-    data: { client_id: DEMO_APP.clientId, user: MS_MEMBER },
-  });
-}
-
-test.beforeEach(async ({ request }) => revokeBobsConsent(request));
-test.afterEach(async ({ request }) => revokeBobsConsent(request));
+// Other tests expect Bob never to have consented to the demo app.
+test.beforeEach(async ({ request }) => revokeConsent(request, MS_MEMBER));
+test.afterEach(async ({ request }) => revokeConsent(request, MS_MEMBER));
 
 /** Text as people read it: Microsoft's strings may hold no-break spaces. */
 const words = (s: string) => s.replace(/\s+/g, " ").trim();
