@@ -109,6 +109,15 @@ impl ReasonCode {
             && !matches!(self, ReasonCode::NoMailboxAccess | ReasonCode::MailboxNotLicensed)
     }
 
+    /// The same refusal when the app registration is the deployment's own: a refused credential
+    /// is then the operator's to fix, not a secret on the organization's settings page.
+    pub fn with_deployment_app(self) -> ReasonCode {
+        match self {
+            ReasonCode::ClientSecretInvalid | ReasonCode::ClientSecretExpired => ReasonCode::DeploymentCredentialRejected,
+            other => other,
+        }
+    }
+
     /// True when retrying later may succeed without anyone doing anything.
     pub fn is_transient(self) -> bool {
         self.who_must_act() == WhoMustAct::Nobody

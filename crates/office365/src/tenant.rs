@@ -82,9 +82,7 @@ impl Integration {
 /// operator's to fix: the organization's settings page holds no secret to replace.
 pub(crate) fn token_refusal(settings: &Office365Settings, err: microsoft::MicrosoftError) -> Error {
     match Error::from(err) {
-        Error::Microsoft { reason: ReasonCode::ClientSecretInvalid | ReasonCode::ClientSecretExpired, code } if !settings.own_app => {
-            Error::Microsoft { reason: ReasonCode::DeploymentCredentialRejected, code }
-        }
+        Error::Microsoft { reason, code } if !settings.own_app => Error::Microsoft { reason: reason.with_deployment_app(), code },
         other => other,
     }
 }

@@ -119,6 +119,13 @@ impl TokenSource {
         AppRegistration::new(&settings.tenant, &settings.client_id, secret).map_err(|e| SyncError::NotConfigured(e.to_string()))
     }
 
+    /// Why Microsoft refused a token request of `app`: a refused credential of the deployment's
+    /// app is the operator's to fix, not the organization's settings page's.
+    fn refusal(&self, app: &AppRegistration, e: &microsoft::MicrosoftError) -> domain::ReasonCode {
+        let deployment = self.deployment_app.as_ref().is_some_and(|d| d.client_id.eq_ignore_ascii_case(&app.client_id));
+        if deployment { e.reason().with_deployment_app() } else { e.reason() }
+    }
+
     /// Which token a mailbox uses under the organization's connection mode.
     pub fn kind_for(mode: ConnectionMode, org: OrgId, connection: Uuid, other_mailbox: bool) -> TokenKind {
         if mode == ConnectionMode::ApplicationPermissions && other_mailbox {
@@ -156,7 +163,7 @@ impl TokenSource {
                 Ok(t.access_token)
             }
             Err(e) if e.reason().is_transient() => Err(SyncError::Token(e)),
-            Err(e) => Err(SyncError::NeedsAttention(e.reason())),
+            Err(e) => Err(SyncError::NeedsAttention(self.refusal(&app, &e))),
         }
     }
 
@@ -219,7 +226,7 @@ impl TokenSource {
                     // The app registration's fault (client secret, client id): not this connection's.
                     // Every connection would be marked and then need its owner to reconnect; instead
                     // the error is shown and the sync resumes once an admin fixes the settings.
-                    return Err(SyncError::NeedsAttention(e.reason()));
+                    return Err(SyncError::NeedsAttention(self.refusal(&app, &e)));
                 }
                 Err(e) => {
                     let reason = e.reason();

@@ -231,3 +231,31 @@ async fn a_refresh_in_flight_during_a_reconnect_keeps_the_new_grant() {
     assert_eq!(now.refresh_token.as_ref().unwrap().expose_secret(), granted.refresh_token.as_ref().unwrap().expose_secret());
     env.emu.shutdown().await;
 }
+
+/// A refused credential of the deployment's own app registration is reported as the operator's to
+/// fix, not as the organization's client secret; an organization's own registration keeps its words.
+#[tokio::test]
+async fn a_refused_deployment_credential_is_the_operators_not_the_settings_page_secret() {
+    let env = spawn().await;
+    env.settings(|s| {
+        s.mode = domain::permissions::ConnectionMode::ApplicationPermissions;
+        s.own_app = false;
+        s.pinned_tenant = Some(NW.into());
+    })
+    .await;
+    let wrong = sync::DeploymentApp {
+        client_id: m365_emulator::DEPLOYMENT_CLIENT_ID.into(),
+        credential: microsoft::ClientCredential::Secret(SecretString::from("not-the-deployment-secret")),
+    };
+    let engine = env.engine(sync::SyncConfig { deployment_app: Some(wrong), ..test_config("deployment") });
+    let e = engine.tokens().access_token(TokenKind::App { org: env.org }, false).await.unwrap_err();
+    assert_eq!(e.reason(), domain::ReasonCode::DeploymentCredentialRejected, "{e}");
+
+    env.settings(|s| s.own_app = true).await;
+    env.store
+        .save_office365_settings(env.org, &env.store.office365_settings(env.org).await.unwrap(), Some(&SecretString::from("wrong")), &[])
+        .await
+        .unwrap();
+    let e = engine.tokens().access_token(TokenKind::App { org: env.org }, true).await.unwrap_err();
+    assert_eq!(e.reason(), domain::ReasonCode::ClientSecretInvalid, "{e}");
+}
