@@ -25,14 +25,12 @@ pub async fn search_directory(query: String) -> Result<DirectorySearchResult, Ap
 }
 
 /// Adds a person; `Ok(Some(message))` when what was typed cannot be added (shown by the form).
+/// Only the address (and a name to show) comes from the browser: whose mailbox it is, the server
+/// asks Microsoft.
 #[server(endpoint = "add_service_account_user")]
-pub async fn add_service_account_user(
-    address: String,
-    name: Option<String>,
-    directory_id: Option<String>,
-) -> Result<Option<String>, AppError> {
+pub async fn add_service_account_user(address: String, name: Option<String>) -> Result<Option<String>, AppError> {
     let admin = crate::auth::require_admin().await?;
-    let new = office365::NewServiceAccountUser { address, name, directory_id };
+    let new = office365::NewServiceAccountUser { address, name };
     match crate::state::office365()?.add_service_account_user(&admin, new).await {
         Ok(()) => Ok(None),
         Err(office365::Error::Invalid(message)) => Ok(Some(message)),
@@ -117,7 +115,7 @@ fn ServiceAccounts(
             view! {
                 <ul class="directory-results" data-testid="directory-results">
                     {people.into_iter().map(|p| {
-                        let DirectoryPerson { id, name, address } = p;
+                        let DirectoryPerson { name, address } = p;
                         let (shown_name, shown_address, key) = (name.clone(), address.clone(), address.clone());
                         view! {
                             <li data-address=key>
@@ -125,7 +123,6 @@ fn ServiceAccounts(
                                 <ActionForm action=add>
                                     <input type="hidden" name="address" value=address/>
                                     <input type="hidden" name="name" value=name/>
-                                    <input type="hidden" name="directory_id" value=id/>
                                     <button type="submit" class="button">"Add"</button>
                                 </ActionForm>
                             </li>

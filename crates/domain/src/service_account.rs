@@ -6,7 +6,8 @@ use serde::{Deserialize, Serialize};
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ServiceAccountUser {
     pub id: uuid::Uuid,
-    /// The Microsoft directory object id, when known (picked from the directory, or resolved).
+    /// The Microsoft directory object id, when known: Microsoft's answer for the address (looked
+    /// up by the server) or the member's own connection's; never what a browser sent.
     pub ms_object_id: Option<String>,
     /// Sign-in name / address, lower-case.
     pub ms_username: String,
@@ -16,6 +17,14 @@ pub struct ServiceAccountUser {
     /// The last check of this mailbox: `Ok` when the service connection could open it.
     pub health: Option<MailboxHealth>,
     pub health_at: Option<i64>,
+}
+
+impl ServiceAccountUser {
+    /// What Graph's `/users/{id}` reaches this mailbox by: the directory id when known, else the
+    /// address.
+    pub fn graph_user_id(&self) -> &str {
+        self.ms_object_id.as_deref().unwrap_or(&self.ms_username)
+    }
 }
 
 /// Whether the service connection can open a mailbox.

@@ -270,10 +270,10 @@ pub struct ServiceAccountsView {
     pub users: Vec<ServiceAccountUser>,
 }
 
-/// One person found in the Microsoft directory.
+/// One person found in the Microsoft directory. No directory object id: adding the person sends
+/// back only the address, and the server looks it up with Microsoft again.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct DirectoryPerson {
-    pub id: String,
     pub name: String,
     pub address: String,
 }

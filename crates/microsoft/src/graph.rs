@@ -234,6 +234,25 @@ impl MicrosoftClient {
         Ok(page.value)
     }
 
+    /// The directory user whose sign-in name or mail address is `address`, `None` when the
+    /// directory has nobody by it: `GET /users/{address}` (Graph finds a user by object id or
+    /// userPrincipalName), and when that is not found, the user whose `mail` it is (a mail address
+    /// that is not the sign-in name). Needs User.Read.All (application) or User.ReadBasic.All
+    /// (delegated); without it Graph answers 403 (`PermissionMissing`).
+    pub async fn find_user(&self, access_token: &SecretString, address: &str) -> Result<Option<GraphUser>, GraphError> {
+        const SELECT: (&str, &str) = ("$select", "id,displayName,mail,userPrincipalName");
+        let url = self.graph_path(&["users", address], &[SELECT])?;
+        match self.graph_get::<GraphUser>(access_token, &url, false).await {
+            Ok(user) => return Ok(Some(user)),
+            Err(e) if e.status == Some(404) && e.code.eq_ignore_ascii_case("Request_ResourceNotFound") => {}
+            Err(e) => return Err(e),
+        }
+        let filter = format!("mail eq {}", odata_string(address));
+        let url = self.graph_path(&["users"], &[("$filter", filter.as_str()), SELECT])?;
+        let page: Collection<GraphUser> = self.graph_get(access_token, &url, false).await?;
+        Ok(page.value.into_iter().next())
+    }
+
     /// A cheap read of the mailbox (`GET …/mailFolders/inbox?$select=id`) to learn before syncing
     /// whether it exists (404 `MailboxNotEnabledForRESTAPI` → `MailboxNotLicensed`) and whether this
     /// token may open it (403 `ErrorAccessDenied` → `NoMailboxAccess` for someone else's mailbox,

@@ -76,17 +76,57 @@ impl Integration {
     }
 
     /// Opens each mailbox once with the service connection's token and records what happened, so
-    /// each row can say "no access to this mailbox" before any sync runs.
+    /// each row can say "no access to this mailbox" before any sync runs. Each address is looked
+    /// up in the directory first, and Microsoft's object id for it is the one stored; when the
+    /// connection may not read the directory, the mailbox is opened as stored (id or address).
     pub(crate) async fn check_mailboxes(&self, org: OrgId, token: &SecretString, users: &[ServiceAccountUser]) -> Result<()> {
+        let mut directory = true;
         for user in users {
-            let who = user.ms_object_id.clone().unwrap_or_else(|| user.ms_username.clone());
-            let health = match self.microsoft.probe_mailbox(token, &microsoft::MailboxRef::User(who)).await {
-                Ok(()) => MailboxHealth::Ok,
-                Err(e) => MailboxHealth::Problem(e.reason),
-            };
-            self.store.set_service_account_user_health(org, user.id, None, health, store::now_unix()).await?;
+            let answer = if directory { self.look_up(token, &user.ms_username).await } else { DirectoryAnswer::CannotLook };
+            match answer {
+                DirectoryAnswer::Found(found) => self.probe_and_record(org, token, user, &found.id, Some(&found.id)).await?,
+                // Nobody has this address (any more): its mailbox, not a stored id's, is the one
+                // to open.
+                DirectoryAnswer::Unknown => self.probe_and_record(org, token, user, &user.ms_username, None).await?,
+                DirectoryAnswer::CannotLook => {
+                    // Refused once (a service user has no directory permission): not asked again
+                    // for every row.
+                    directory = false;
+                    self.probe_and_record(org, token, user, user.graph_user_id(), None).await?;
+                }
+            }
         }
         Ok(())
+    }
+
+    /// Probes the mailbox `who` (a directory id or an address) for `user`'s row and records its
+    /// health, with the directory id `learned` for it, if any.
+    pub(crate) async fn probe_and_record(
+        &self,
+        org: OrgId,
+        token: &SecretString,
+        user: &ServiceAccountUser,
+        who: &str,
+        learned: Option<&str>,
+    ) -> Result<()> {
+        let health = match self.microsoft.probe_mailbox(token, &microsoft::MailboxRef::User(who.to_owned())).await {
+            Ok(()) => MailboxHealth::Ok,
+            Err(e) => MailboxHealth::Problem(e.reason),
+        };
+        self.store.set_service_account_user_health(org, user.id, learned, health, store::now_unix()).await?;
+        Ok(())
+    }
+
+    /// Who the directory says has this address.
+    pub(crate) async fn look_up(&self, token: &SecretString, address: &str) -> DirectoryAnswer {
+        match self.microsoft.find_user(token, address).await {
+            Ok(Some(found)) => DirectoryAnswer::Found(found),
+            Ok(None) => DirectoryAnswer::Unknown,
+            Err(e) => {
+                tracing::info!(reason = e.reason.as_str(), "could not look an address up in the Microsoft directory");
+                DirectoryAnswer::CannotLook
+            }
+        }
     }
 
     /// Checks every service account user's mailbox with a token just obtained.
@@ -94,4 +134,13 @@ impl Integration {
         let users = self.store.service_account_users(org).await?;
         self.check_mailboxes(org, token, &users).await
     }
+}
+
+/// What the Microsoft directory answered about an address.
+pub(crate) enum DirectoryAnswer {
+    Found(microsoft::GraphUser),
+    /// Nobody in the directory has it.
+    Unknown,
+    /// The lookup was refused (no directory permission) or failed (Microsoft unavailable).
+    CannotLook,
 }

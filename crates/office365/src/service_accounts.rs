@@ -1,18 +1,19 @@
 //! Service account users: the team members whose mailboxes the service connection syncs, picked
 //! from the Microsoft directory or added by address; each mailbox checked once added.
 
+use crate::service::DirectoryAnswer;
 use crate::{Error, Integration, Result, admin_only, audit};
 use domain::office365::Office365Settings;
 use domain::views::{DirectoryPerson, DirectorySearchResult, OrgMailbox, ServiceAccountsView};
 use domain::{ConnectionKind, EmailAddress, OrgId, ReasonCode, ServiceAccountUser, SessionUser};
 
-/// What the add form sent.
+/// What the add form sent. No directory object id: the server asks Microsoft whose mailbox the
+/// address is, so nobody can attach one person's mailbox under another's address.
 #[derive(Debug, Clone, Default)]
 pub struct NewServiceAccountUser {
     pub address: String,
+    /// The name shown on the row when Microsoft does not say one.
     pub name: Option<String>,
-    /// The Microsoft directory object id, when picked from a search.
-    pub directory_id: Option<String>,
 }
 
 impl Integration {
@@ -58,13 +59,17 @@ impl Integration {
                 .into_iter()
                 .filter_map(|u| {
                     let address = u.mail.clone().or(u.user_principal_name.clone())?;
-                    Some(DirectoryPerson { name: u.display_name.clone().unwrap_or_else(|| address.clone()), id: u.id, address })
+                    Some(DirectoryPerson { name: u.display_name.clone().unwrap_or_else(|| address.clone()), address })
                 })
                 .collect(),
         ))
     }
 
     /// Adds a person; what was typed but cannot be added is an `Invalid` error the form shows.
+    /// With the service connection active, the address is looked up in the Microsoft directory
+    /// and the person's directory object id is Microsoft's answer (an address Microsoft does not
+    /// know is refused); before activation, or when the connection may not read the directory,
+    /// the mailbox is reached by its address until a check learns the id.
     pub async fn add_service_account_user(&self, admin: &SessionUser, new: NewServiceAccountUser) -> Result<()> {
         admin_only(admin)?;
         let address = EmailAddress::parse(&new.address)
@@ -75,12 +80,36 @@ impl Integration {
                 "Service account users are only used in service-account mode. Choose it under Connection Settings first.".into(),
             ));
         }
-        let user = new_service_account_user(admin, address.as_str(), new.name, new.directory_id);
+        let token = match self.service_token(admin.org_id, &settings).await {
+            Ok(token) => Some(token),
+            Err(e @ Error::Internal(_)) => return Err(e),
+            Err(_) => None,
+        };
+        let found = match &token {
+            Some(token) => match self.look_up(token, address.as_str()).await {
+                DirectoryAnswer::Found(found) => Some(found),
+                DirectoryAnswer::Unknown => {
+                    return Err(Error::Invalid(format!(
+                        "Microsoft 365 has nobody with the address {address} in your organization's directory. Check the \
+                         spelling, or search the directory for the person."
+                    )));
+                }
+                DirectoryAnswer::CannotLook => None,
+            },
+            None => None,
+        };
+        let (directory_id, name) = match found {
+            Some(u) => (Some(u.id), u.display_name.or(new.name)),
+            None => (None, new.name),
+        };
+        let user = new_service_account_user(admin, address.as_str(), name, directory_id);
         let entry = audit(admin, "office365.service_user_added", format!("Added {address} to the mailboxes the service connection syncs."));
         if !self.store.add_service_account_user(admin.org_id, &user, &entry).await? {
             return Err(Error::Invalid(format!("{address} is already in the list.")));
         }
-        self.check_new_mailboxes(admin.org_id, &settings, &[user]).await?;
+        if let Some(token) = token {
+            self.probe_and_record(admin.org_id, &token, &user, user.graph_user_id(), None).await?;
+        }
         self.reschedule(admin.org_id).await;
         Ok(())
     }

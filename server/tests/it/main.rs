@@ -10,4 +10,5 @@ mod malformed;
 mod oauth;
 mod operations;
 mod process;
+mod service_accounts;
 mod sign_in;

@@ -33,6 +33,24 @@ async fn search_users_matches_display_name_mail_and_upn_prefixes() {
 }
 
 #[tokio::test]
+async fn find_user_looks_an_address_up_in_the_directory() {
+    let env = spawn().await;
+    let token = app_token(&env).await;
+    let bob = env.client.find_user(&token.access_token, "Bob@Northwind.test").await.unwrap().unwrap();
+    assert_eq!((bob.id.as_str(), bob.display_name.as_deref()), ("6e1f0a00-0000-4000-8000-000000000003", Some("Bob Burke")));
+    let dave = env.client.find_user(&token.access_token, "dave@northwind.test").await.unwrap().unwrap();
+    assert_eq!(dave.id, "6e1f0a00-0000-4000-8000-000000000006", "found without a mailbox");
+    assert_eq!(env.client.find_user(&token.access_token, "nobody@northwind.test").await.unwrap(), None);
+    assert_eq!(env.client.find_user(&token.access_token, "o'brien@northwind.test").await.unwrap(), None, "escaped, not injected");
+    assert_eq!(env.client.find_user(&token.access_token, "erin@fabrikam.test").await.unwrap(), None, "another tenant's user");
+    // A delegated token without a directory permission may not look other people up.
+    let service = sign_in(&env, "service@northwind.test", SCOPES).await.tokens;
+    let err = env.client.find_user(&service.access_token, "alice@northwind.test").await.unwrap_err();
+    assert_eq!((err.status, err.reason), (Some(403), ReasonCode::PermissionMissing));
+    env.emu.shutdown().await;
+}
+
+#[tokio::test]
 async fn probing_mailboxes_tells_no_access_from_no_licence() {
     let env = spawn().await;
     // Service user mode: service@ has delegate rights on alice's and bob's mailboxes, not carol's.
