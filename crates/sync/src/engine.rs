@@ -31,7 +31,14 @@ pub struct SyncConfig {
     pub renew_every: Duration,
     /// `Prefer: odata.maxpagesize`.
     pub page_size: u32,
-    /// Mailboxes synced at once by this instance.
+    /// Mailboxes synced at once by this instance. The default is
+    /// [`default_max_concurrent_mailboxes`] for this machine's CPUs
+    /// ([`std::thread::available_parallelism`]) and [`DEFAULT_POOL_BOUND`] database connections:
+    /// 4 mailboxes per CPU (a worker spends nearly all its time waiting for Graph, not computing),
+    /// at least 4 and at most 32, and never more than the database pool's connections. The store
+    /// handle does not say how large its pool is, so the bound is the smaller of its two pools
+    /// (SQLite's 8 connections; PostgreSQL's has 16, so there half stays free for the pages even
+    /// while every worker commits). Within each mailbox, ≤ 4 Graph requests stay the rule.
     pub max_concurrent_mailboxes: usize,
     /// How often the scheduler looks for due work when nobody wakes it.
     pub poll_every: Duration,
@@ -69,7 +76,10 @@ impl Default for SyncConfig {
             lease_ttl_secs: 90,
             renew_every: Duration::from_secs(30),
             page_size: 100,
-            max_concurrent_mailboxes: 4,
+            max_concurrent_mailboxes: default_max_concurrent_mailboxes(
+                std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get),
+                DEFAULT_POOL_BOUND,
+            ),
             poll_every: Duration::from_secs(5),
             reconcile_every: Duration::from_secs(60),
             max_inline_wait: Duration::from_secs(30),
@@ -85,6 +95,24 @@ impl Default for SyncConfig {
             deployment_app: None,
         }
     }
+}
+
+/// Mailbox workers per CPU in [`default_max_concurrent_mailboxes`].
+const MAILBOXES_PER_CPU: usize = 4;
+/// The fewest mailbox workers by default (the old constant), whatever the machine.
+const MIN_DEFAULT_MAILBOXES: usize = 4;
+/// The most mailbox workers by default, however many CPUs.
+const MAX_DEFAULT_MAILBOXES: usize = 32;
+/// The database connections [`SyncConfig::default`] sizes its workers for: the smaller of the
+/// store's pools (SQLite 8, PostgreSQL 16), which the store handle does not expose.
+pub const DEFAULT_POOL_BOUND: usize = 8;
+
+/// Default mailbox workers for `parallelism` CPUs and a database pool of `pool_connections`: 4 per
+/// CPU within 4..=32, then at most one per pool connection (a worker holds a connection only while
+/// it claims, commits or releases, but that many at once is the most the pool serves without
+/// queueing), and at least 1.
+pub fn default_max_concurrent_mailboxes(parallelism: usize, pool_connections: usize) -> usize {
+    parallelism.saturating_mul(MAILBOXES_PER_CPU).clamp(MIN_DEFAULT_MAILBOXES, MAX_DEFAULT_MAILBOXES).min(pool_connections).max(1)
 }
 
 /// Test hook (see [`SyncConfig::commit_barrier`]): the worker signals `reached` with a fetched page
@@ -574,6 +602,25 @@ mod tests {
             assert!(waits.iter().any(|w| *w != waits[0]), "jittered");
         }
         assert!(backoff(base, max, 40) <= max);
+    }
+
+    #[test]
+    fn default_concurrency_follows_the_cpus_within_bounds_and_the_pool() {
+        let big_pool = 1000;
+        assert_eq!(default_max_concurrent_mailboxes(1, big_pool), 4, "never below the old constant");
+        assert_eq!(default_max_concurrent_mailboxes(2, big_pool), 8);
+        assert_eq!(default_max_concurrent_mailboxes(6, big_pool), 24);
+        assert_eq!(default_max_concurrent_mailboxes(64, big_pool), 32, "capped");
+        assert_eq!(default_max_concurrent_mailboxes(usize::MAX, big_pool), 32, "no overflow");
+        assert_eq!(default_max_concurrent_mailboxes(0, big_pool), 4);
+        assert_eq!(default_max_concurrent_mailboxes(8, 16), 16, "bounded by the pool");
+        assert_eq!(default_max_concurrent_mailboxes(8, 1), 1, "a one-connection (in-memory) pool");
+        assert_eq!(default_max_concurrent_mailboxes(8, 0), 1, "at least one worker");
+        // What the default configuration does on this machine.
+        let cpus = std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get);
+        let expected = (cpus * 4).clamp(4, 32).min(DEFAULT_POOL_BOUND);
+        assert_eq!(SyncConfig::default().max_concurrent_mailboxes, expected);
+        assert!((4..=DEFAULT_POOL_BOUND).contains(&expected));
     }
 
     #[test]

@@ -49,7 +49,9 @@ mod metrics;
 mod scheduler;
 pub mod tokens;
 
-pub use engine::{CommitBarrier, Engine, RunReport, SyncConfig, events_window, resources_for};
+pub use engine::{
+    CommitBarrier, DEFAULT_POOL_BOUND, Engine, RunReport, SyncConfig, default_max_concurrent_mailboxes, events_window, resources_for,
+};
 pub use error::SyncError;
 pub use metrics::{MetricsSnapshot, SyncMetrics};
 pub use scheduler::{MailboxOutcome, Scheduler};

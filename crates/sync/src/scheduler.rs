@@ -235,6 +235,9 @@ impl Scheduler {
                 let outcome = me.work(lease).await;
                 me.running.lock().unwrap_or_else(|p| p.into_inner()).remove(&id);
                 drop(slot);
+                // A slot is free: the loop claims the next due mailbox now, not at its next poll
+                // (a permit is kept if the loop is busy ticking, so no wake-up is lost).
+                me.wake.notify_one();
                 outcome
             });
             running.insert(id, (fence, handle.abort_handle()));
@@ -276,9 +279,11 @@ impl Scheduler {
         }
     }
 
-    /// Runs the scheduler until `shutdown` turns true: ticks every `poll_every`, or sooner when
-    /// woken by "sync now" or a reconcile; reconciles every organization's schedule when it starts
-    /// and every `reconcile_every` ([`Scheduler::reconcile_all`]), so a schedule a failed
+    /// Runs the scheduler until `shutdown` turns true: ticks whenever a worker finishes (its slot
+    /// is free for the next due mailbox) or something is made due ("sync now", a reconcile, a
+    /// mailbox scheduled), and every `poll_every` as the safety net (mailboxes whose due time
+    /// simply arrives, another instance's hand-over); reconciles every organization's schedule
+    /// when it starts and every `reconcile_every` ([`Scheduler::reconcile_all`]), so a schedule a failed
     /// [`Scheduler::reconcile_org`] left wrong is put right without anyone calling it again. At
     /// shutdown, running workers are stopped and their mailboxes handed back
     /// ([`Scheduler::stop_workers`]).

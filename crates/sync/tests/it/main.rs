@@ -9,3 +9,4 @@ mod property;
 mod reconcile;
 mod scenarios;
 mod token_races;
+mod wakeups;
