@@ -110,12 +110,12 @@ mod ssr {
         Ok(user)
     }
 
+    /// The client's address (the server's edge resolves it, trusted proxies included).
     pub async fn client_ip() -> String {
-        use axum::extract::ConnectInfo;
-        use std::net::SocketAddr;
-        match leptos_axum::extract::<ConnectInfo<SocketAddr>>().await {
-            Ok(ConnectInfo(addr)) => addr.ip().to_string(),
-            Err(_) => "unknown".to_owned(),
+        let parts = use_context::<axum::http::request::Parts>();
+        match parts.and_then(|p| p.extensions.get::<crate::state::ClientAddress>().copied()) {
+            Some(crate::state::ClientAddress(ip)) => ip.to_string(),
+            None => "unknown".to_owned(),
         }
     }
 

@@ -13,6 +13,11 @@ pub struct AppState {
     pub secure_cookies: bool,
 }
 
+/// The address of the person on the other end of the request, as the server's edge resolved it
+/// (the connection's peer, or behind a trusted reverse proxy the forwarded client).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ClientAddress(pub std::net::IpAddr);
+
 /// The request id the server's middleware gave this request (`x-request-id`), so a message shown
 /// to a user can be matched with the log line that has the details.
 pub fn error_reference() -> String {

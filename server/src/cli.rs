@@ -107,6 +107,12 @@ pub struct ServeArgs {
     #[arg(long, env = "I360_ALLOW_SHARED_TENANTS")]
     pub allow_shared_tenants: bool,
 
+    /// Reverse proxies in front of the server (addresses or blocks, comma-separated, e.g.
+    /// `10.0.0.0/8,192.0.2.1`): only from them are `Forwarded`/`X-Forwarded-For` believed, so sign-in
+    /// limits count each client, not the proxy. Empty: the connection's own address counts.
+    #[arg(long, env = "I360_TRUSTED_PROXIES", default_value = "")]
+    pub trusted_proxies: String,
+
     /// Seconds to finish the requests in flight after SIGTERM or Ctrl-C (no new connections are
     /// accepted meanwhile; the sync workers stop at once and hand their mailboxes back). Requests
     /// still running after it are cut.

@@ -115,6 +115,7 @@ pub fn router(store: DynStore, scheduler: Arc<sync::Scheduler>, config: &ServeCo
         .merge(oauth)
         .merge(pages)
         .layer(middleware::from_fn_with_state(store, require_session_for_server_fns))
+        .layer(middleware::from_fn_with_state(Arc::new(config.trusted_proxies.clone()), crate::client_address::resolve))
         .layer(middleware::from_fn(reject_cross_site))
         .layer(RequestBodyLimitLayer::new(MAX_BODY_BYTES))
         .layer(middleware::from_fn_with_state(metrics, crate::metrics::record))

@@ -4,6 +4,7 @@
 //! can start the same server in-process on port 0.
 
 pub mod cli;
+pub mod client_address;
 pub mod demo;
 pub mod deployment_app;
 pub mod http;
@@ -29,6 +30,8 @@ pub struct ServeConfig {
     pub deployment_app: Option<sync::DeploymentApp>,
     /// Several organizations may pin the same Microsoft 365 tenant.
     pub shared_tenants: bool,
+    /// Reverse proxies whose forwarding headers name the client.
+    pub trusted_proxies: client_address::TrustedProxies,
 }
 
 /// Where Microsoft is: the real services by default, the emulator in the demo and the tests.

@@ -84,6 +84,8 @@ async fn serve(store: store::DynStore, args: ServeArgs) -> anyhow::Result<()> {
         microsoft,
         deployment_app,
         shared_tenants: args.allow_shared_tenants,
+        trusted_proxies: server::client_address::TrustedProxies::parse(&args.trusted_proxies)
+            .map_err(|e| anyhow::anyhow!("--trusted-proxies: {e}"))?,
     };
     let scheduler = server::http::sync_scheduler(store.clone(), &config)?;
     let router = server::router(store, scheduler.clone(), &config, Arc::new(Metrics::default()))?;

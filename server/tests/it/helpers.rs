@@ -28,6 +28,18 @@ pub fn sqlite_url(dir: &tempfile::TempDir) -> String {
 
 /// [`spawn_app`] over a store the test opened itself (to reach its pool, say), living in `dir`.
 pub async fn spawn_app_on(store: DynStore, dir: tempfile::TempDir) -> TestApp {
+    spawn_app_with(store, dir, server::client_address::TrustedProxies::default()).await
+}
+
+/// [`spawn_app`] behind a reverse proxy on this machine: connections from 127.0.0.1 are trusted to
+/// name the client in `X-Forwarded-For`.
+pub async fn spawn_app_behind_proxy() -> TestApp {
+    let dir = tempfile::tempdir().unwrap();
+    let store = store::open(&sqlite_url(&dir), Arc::new(store::secrets::Keyring::ephemeral())).await.unwrap();
+    spawn_app_with(store, dir, server::client_address::TrustedProxies::parse("127.0.0.1").unwrap()).await
+}
+
+async fn spawn_app_with(store: DynStore, dir: tempfile::TempDir, trusted_proxies: server::client_address::TrustedProxies) -> TestApp {
     server::demo::seed(store.as_ref()).await.unwrap();
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
@@ -41,6 +53,7 @@ pub async fn spawn_app_on(store: DynStore, dir: tempfile::TempDir) -> TestApp {
         microsoft: server::MicrosoftEndpoints { authority: emu.login_base(), graph: emu.graph_base() },
         deployment_app: Some(server::deployment_app::demo_app()),
         shared_tenants: false,
+        trusted_proxies,
     };
     // The scheduler is wired in but its workers are not started: these tests drive the routes.
     let scheduler = server::http::sync_scheduler(store.clone(), &config).unwrap();

@@ -164,3 +164,40 @@ async fn every_admin_function_refuses_members_and_changes_nothing() {
     assert!(app.store.service_account_users(org).await.unwrap().is_empty());
     assert!(!app.store.office365_settings(org).await.unwrap().enabled);
 }
+
+/// A sign-in from `client` as a reverse proxy would forward it.
+async fn login_from(app: &crate::helpers::TestApp, client: &str, email: &str, password: &str) -> reqwest::Response {
+    app.client()
+        .post(app.url("/api/login"))
+        .header("sec-fetch-site", "same-origin")
+        .header("x-forwarded-for", format!("198.51.100.250, {client}"))
+        .form(&[("email", email), ("password", password)])
+        .send()
+        .await
+        .unwrap()
+}
+
+#[tokio::test]
+async fn behind_a_trusted_proxy_each_client_has_its_own_sign_in_limit() {
+    let app = crate::helpers::spawn_app_behind_proxy().await;
+    for n in 0..store::accounts::MAX_FAILURES_PER_IP {
+        // Other emails each time, so only the per-address limit is reached.
+        let res = login_from(&app, "203.0.113.7", &format!("nobody{n}@example.test"), "guess-guess").await;
+        assert_eq!(res.status(), 422, "attempt {n}");
+    }
+    let locked = login_from(&app, "203.0.113.7", "alice@northwind.test", server::demo::MEMBER_PASSWORD).await;
+    assert_eq!(locked.status(), 429, "the guessing client is locked out");
+    let other = login_from(&app, "203.0.113.8", "alice@northwind.test", server::demo::MEMBER_PASSWORD).await;
+    assert!(session_cookie(&other).is_some(), "another client behind the same proxy signs in: {}", other.status());
+}
+
+#[tokio::test]
+async fn without_a_trusted_proxy_a_forged_forwarded_address_changes_nothing() {
+    let app = spawn_app().await;
+    for n in 0..store::accounts::MAX_FAILURES_PER_IP {
+        let res = login_from(&app, &format!("203.0.113.{n}"), &format!("nobody{n}@example.test"), "guess-guess").await;
+        assert_eq!(res.status(), 422, "attempt {n}");
+    }
+    let res = login_from(&app, "198.51.100.9", "alice@northwind.test", server::demo::MEMBER_PASSWORD).await;
+    assert_eq!(res.status(), 429, "the connection's own address counts, whatever the header says");
+}
