@@ -9,7 +9,8 @@ use std::path::PathBuf;
 #[command(name = "server", version, about = "Intelligence360: the Office 365 integration server.")]
 pub struct Cli {
     /// Database to use: `sqlite://path/file.db` (created if missing) or `postgres://user@host/db`.
-    #[arg(long, env = "DATABASE_URL", default_value = "sqlite://data/intelligence360.db", global = true)]
+    /// (Its value from the environment is never printed: it may hold a password.)
+    #[arg(long, env = "DATABASE_URL", default_value = "sqlite://data/intelligence360.db", global = true, hide_env_values = true)]
     pub database_url: String,
 
     /// The key file that seals client secrets and tokens in the database (created on first run,

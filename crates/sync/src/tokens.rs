@@ -44,6 +44,9 @@ pub struct DeploymentApp {
     pub credential: microsoft::ClientCredential,
 }
 
+/// An organization, a tenant and a client id.
+type AppTokenKey = (OrgId, String, String);
+
 /// The authority sign-ins of the deployment's app use before an organization's tenant is pinned.
 pub const ANY_ORGANIZATION: &str = "organizations";
 
@@ -54,7 +57,9 @@ pub struct TokenSource {
     metrics: Arc<SyncMetrics>,
     /// Refresh this long before expiry.
     margin_secs: i64,
-    app_tokens: Mutex<HashMap<OrgId, (SecretString, UnixTime)>>,
+    /// Keyed by organization, tenant and client id: a switch of app registration (the
+    /// deployment's or the organization's own, another tenant) never reuses the other's token.
+    app_tokens: Mutex<HashMap<AppTokenKey, (SecretString, UnixTime)>>,
     /// One client-credentials request at a time per organization.
     app_fetching: Mutex<HashMap<OrgId, Arc<tokio::sync::Mutex<()>>>>,
     /// One refresh at a time per connection (several mailboxes may share one).
@@ -119,6 +124,16 @@ impl TokenSource {
         AppRegistration::new(&settings.tenant, &settings.client_id, secret).map_err(|e| SyncError::NotConfigured(e.to_string()))
     }
 
+    /// Which app registration, in which tenant, an organization's app-only token comes from (read
+    /// from its settings without unsealing any secret).
+    async fn app_token_key(&self, org: OrgId) -> Result<AppTokenKey, SyncError> {
+        let settings = self.store.office365_settings(org).await?;
+        Ok(match (&self.deployment_app, settings.own_app) {
+            (Some(app), false) => (org, settings.pinned_tenant.unwrap_or_else(|| ANY_ORGANIZATION.into()), app.client_id.clone()),
+            _ => (org, settings.tenant, settings.client_id),
+        })
+    }
+
     /// Why Microsoft refused a token request of `app`: a refused credential of the deployment's
     /// app is the operator's to fix, not the organization's settings page's.
     fn refusal(&self, app: &AppRegistration, e: &microsoft::MicrosoftError) -> domain::ReasonCode {
@@ -146,8 +161,9 @@ impl TokenSource {
     async fn app(&self, org: OrgId, force: bool) -> Result<SecretString, SyncError> {
         let lock = self.app_fetching.lock().unwrap_or_else(|p| p.into_inner()).entry(org).or_default().clone();
         let _one_at_a_time = lock.lock().await;
+        let key = self.app_token_key(org).await?;
         if !force {
-            let cached = self.app_tokens.lock().unwrap_or_else(|p| p.into_inner()).get(&org).cloned();
+            let cached = self.app_tokens.lock().unwrap_or_else(|p| p.into_inner()).get(&key).cloned();
             if let Some((token, expires)) = cached
                 && expires - self.margin_secs > now()
             {
@@ -159,7 +175,7 @@ impl TokenSource {
             Ok(t) => {
                 SyncMetrics::add(&self.metrics.token_refreshes, 1);
                 let expires = t.expires_at.unix_timestamp();
-                self.app_tokens.lock().unwrap_or_else(|p| p.into_inner()).insert(org, (t.access_token.clone(), expires));
+                self.app_tokens.lock().unwrap_or_else(|p| p.into_inner()).insert(key, (t.access_token.clone(), expires));
                 Ok(t.access_token)
             }
             Err(e) if e.reason().is_transient() => Err(SyncError::Token(e)),

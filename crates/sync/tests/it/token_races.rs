@@ -259,3 +259,25 @@ async fn a_refused_deployment_credential_is_the_operators_not_the_settings_page_
     let e = engine.tokens().access_token(TokenKind::App { org: env.org }, true).await.unwrap_err();
     assert_eq!(e.reason(), domain::ReasonCode::ClientSecretInvalid, "{e}");
 }
+
+/// A cached app-only token belongs to the app registration and tenant it came from: after the
+/// organization switches to the deployment's app, the old registration's token is not handed out.
+#[tokio::test]
+async fn an_app_only_token_is_not_reused_after_the_app_registration_changes() {
+    let env = spawn().await;
+    env.settings(|s| s.mode = domain::permissions::ConnectionMode::ApplicationPermissions).await;
+    let wrong = sync::DeploymentApp {
+        client_id: m365_emulator::DEPLOYMENT_CLIENT_ID.into(),
+        credential: microsoft::ClientCredential::Secret(SecretString::from("not-the-deployment-secret")),
+    };
+    let engine = env.engine(sync::SyncConfig { deployment_app: Some(wrong), ..test_config("switch") });
+    let own = engine.tokens().access_token(TokenKind::App { org: env.org }, false).await;
+    assert!(own.is_ok(), "the organization's own registration gets a token: {own:?}");
+    env.settings(|s| {
+        s.own_app = false;
+        s.pinned_tenant = Some(NW.into());
+    })
+    .await;
+    let after = engine.tokens().access_token(TokenKind::App { org: env.org }, false).await;
+    assert!(after.is_err(), "the own registration's cached token must not stand in for the deployment app's");
+}
