@@ -15,7 +15,17 @@ impl Integration {
         let target = match q.member.parse::<uuid::Uuid>().ok().map(UserId) {
             Some(id) if id != user.user_id => {
                 crate::admin_only(user)?;
-                people.iter().find(|p| p.id == id).ok_or(Error::NotFound("That person is not in your organization."))?
+                let member = people.iter().find(|p| p.id == id).ok_or(Error::NotFound("That person is not in your organization."))?;
+                // Reading someone else's mail is on the record, every time (never what was read).
+                let what = Resource::parse(&q.kind).map_or("all synced items", |r| r.items_label());
+                let summary = format!(
+                    "Viewed {} <{}>'s synced data on Activity ({what}, page {}).",
+                    member.display_name,
+                    member.email.as_str(),
+                    q.page + 1
+                );
+                self.store.record_audit(user.org_id, &crate::audit(user, "office365.member_items_viewed", summary)).await?;
+                member
             }
             _ => people.iter().find(|p| p.id == user.user_id).ok_or(Error::Unauthorized)?,
         };

@@ -2,6 +2,7 @@
 //! emulator: no browser, no Leptos, no HTTP server of ours.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+mod activity;
 mod harness;
 mod mode_switch;
 mod oauth;
