@@ -7,6 +7,7 @@ pub mod cli;
 pub mod client_address;
 pub mod demo;
 pub mod deployment_app;
+pub mod housekeeping;
 pub mod http;
 pub mod metrics;
 pub mod oauth;

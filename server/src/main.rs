@@ -88,9 +88,11 @@ async fn serve(store: store::DynStore, args: ServeArgs) -> anyhow::Result<()> {
             .map_err(|e| anyhow::anyhow!("--trusted-proxies: {e}"))?,
     };
     let scheduler = server::http::sync_scheduler(store.clone(), &config)?;
-    let router = server::router(store, scheduler.clone(), &config, Arc::new(Metrics::default()))?;
+    let router = server::router(store.clone(), scheduler.clone(), &config, Arc::new(Metrics::default()))?;
     // Sync workers run inside every instance; they share work with other instances through leases.
     let (stop_sync, sync_stopped) = tokio::sync::watch::channel(false);
+    // Expired sessions are purged hourly; the task ends with the workers.
+    server::housekeeping::spawn(store, sync_stopped.clone());
     let workers = scheduler.spawn(sync_stopped);
     tracing::info!(url = %config.public_url, authority = %config.microsoft.authority, "listening");
     println!("\nIntelligence360 is running at {}\n", config.public_url);

@@ -32,14 +32,18 @@ impl SessionToken {
         (decoded.len() == 32).then(|| SessionToken(value.to_owned()))
     }
 
-    /// Our session token among a request's `Cookie` header values, if it carries one.
+    /// Our session token among a request's `Cookie` header values, if it carries exactly one. Two
+    /// session cookies mean someone planted one beside ours (a sibling subdomain can set a cookie
+    /// for this host): neither is trusted, and the request is treated as signed out.
     pub fn from_cookie_headers<'a>(values: impl IntoIterator<Item = &'a str>) -> Option<SessionToken> {
-        values
+        let mut ours = values
             .into_iter()
             .flat_map(|v| v.split(';'))
             .filter_map(|pair| pair.trim().split_once('='))
-            .find(|(name, _)| *name == SESSION_COOKIE)
-            .and_then(|(_, value)| SessionToken::from_cookie(value))
+            .filter(|(name, _)| *name == SESSION_COOKIE)
+            .map(|(_, value)| value);
+        let (Some(value), None) = (ours.next(), ours.next()) else { return None };
+        SessionToken::from_cookie(value)
     }
 
     pub fn as_cookie_value(&self) -> &str {
@@ -69,6 +73,17 @@ mod tests {
         let back = SessionToken::from_cookie(a.as_cookie_value()).unwrap();
         assert_eq!(back.hash(), a.hash());
         assert_ne!(a.hash(), b.hash());
+    }
+
+    #[test]
+    fn a_request_with_two_session_cookies_has_none() {
+        let (a, b) = (SessionToken::generate(), SessionToken::generate());
+        let one = format!("theme=dark; {SESSION_COOKIE}={}", a.as_cookie_value());
+        assert_eq!(SessionToken::from_cookie_headers([one.as_str()]), Some(a.clone()));
+        let planted = format!("{SESSION_COOKIE}={}", b.as_cookie_value());
+        assert_eq!(SessionToken::from_cookie_headers([one.as_str(), planted.as_str()]), None, "two header lines");
+        let both = format!("{one}; {planted}");
+        assert_eq!(SessionToken::from_cookie_headers([both.as_str()]), None, "one line");
     }
 
     #[test]

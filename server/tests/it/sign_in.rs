@@ -201,3 +201,31 @@ async fn without_a_trusted_proxy_a_forged_forwarded_address_changes_nothing() {
     let res = login_from(&app, "198.51.100.9", "alice@northwind.test", server::demo::MEMBER_PASSWORD).await;
     assert_eq!(res.status(), 429, "the connection's own address counts, whatever the header says");
 }
+
+#[tokio::test]
+async fn expired_sessions_are_purged_and_live_ones_kept() {
+    let app = spawn_app().await;
+    let alice = app.store.user_credentials(&domain::EmailAddress::parse("alice@northwind.test").unwrap()).await.unwrap().unwrap().user;
+    let now = store::now_unix();
+    let (old, live) = (store::SessionToken::generate(), store::SessionToken::generate());
+    app.store.start_session(&alice, &old.hash(), now - 7200, now - 60).await.unwrap();
+    app.store.start_session(&alice, &live.hash(), now, now + 3600).await.unwrap();
+    assert_eq!(server::housekeeping::sweep(&app.store).await.unwrap(), 1, "the expired one");
+    assert_eq!(server::housekeeping::sweep(&app.store).await.unwrap(), 0, "nothing left to purge");
+    assert!(app.store.session_user(&live.hash(), now).await.unwrap().is_some(), "the live session still works");
+}
+
+#[tokio::test]
+async fn a_request_with_two_session_cookies_is_signed_out() {
+    let app = spawn_app().await;
+    let own = crate::helpers::session_cookie_of(&app.base, "alice@northwind.test").await;
+    let planted = format!("{}={}", store::SESSION_COOKIE, store::SessionToken::generate().as_cookie_value());
+    let activity = |cookie: String| {
+        let request =
+            reqwest::Client::new().post(app.url("/api/load_activity")).header("cookie", cookie).header("sec-fetch-site", "same-origin");
+        async move { request.send().await.unwrap().status() }
+    };
+    assert_ne!(activity(own.clone()).await, 401, "one session cookie: signed in");
+    assert_eq!(activity(format!("{own}; {planted}")).await, 401, "a planted second session cookie: nobody is signed in");
+    assert_eq!(activity(format!("{planted}; {own}")).await, 401, "whichever comes first");
+}
