@@ -101,6 +101,13 @@ impl Env {
         self.enable_with(demo_form()).await;
     }
 
+    /// The admin's My Connection > Activate through Microsoft's (the emulator's) pages; the landing.
+    pub async fn activate(&self) -> String {
+        let url = self.o365.start_sign_in(&self.admin, "activate").await.unwrap();
+        let callback = m365_emulator::testkit::sign_in(&url, ADMIN).await.unwrap();
+        self.o365.complete_sign_in(Some(&self.admin), callback.query()).await.unwrap()
+    }
+
     pub async fn enable_with(&self, form: SettingsForm) {
         let saved = self.o365.save_settings(&self.admin.user, &form, SaveConfirmations::default()).await.unwrap();
         assert!(saved.saved, "{saved:?}");

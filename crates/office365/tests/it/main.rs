@@ -3,6 +3,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 mod activity;
+mod consent;
 mod harness;
 mod mode_switch;
 mod oauth;

@@ -1,21 +1,13 @@
 //! The help article's setup with the deployment's app registration: nothing typed, the tenant
-//! learned at activation and pinned, other tenants refused with nothing stored, and consent asking
-//! for exactly what the settings need.
+//! learned at activation and pinned, other tenants refused with nothing stored, and the
+//! deployment's certificate credential.
 
 use crate::harness::{ADMIN, Env, MEMBER, NW, authority, caller, deployment_form, param, spawn_deployed};
 use domain::office365::SettingsForm;
-use domain::permissions::{AccessLevel, CATALOGUE, ConnectionMode, PermissionType};
 use domain::views::SaveConfirmations;
-use domain::{ConnectionKind, ConsentStatus, Refusal, Role};
+use domain::{ConnectionKind, Refusal, Role};
 use m365_emulator::FABRIKAM_TENANT_ID;
-use m365_emulator::testkit::{Browser, Consent, SignIn};
 use office365::Error;
-
-async fn activate(env: &Env) -> String {
-    let url = env.o365.start_sign_in(&env.admin, "activate").await.unwrap();
-    let callback = m365_emulator::testkit::sign_in(&url, ADMIN).await.unwrap();
-    env.o365.complete_sign_in(Some(&env.admin), callback.query()).await.unwrap()
-}
 
 #[tokio::test]
 async fn with_the_deployment_app_nothing_is_typed_and_activation_pins_the_tenant() {
@@ -50,7 +42,7 @@ async fn with_the_deployment_app_nothing_is_typed_and_activation_pins_the_tenant
 async fn a_member_of_another_tenant_is_refused_and_nothing_is_stored() {
     let env = spawn_deployed().await;
     env.enable_with(deployment_form()).await;
-    activate(&env).await;
+    env.activate().await;
     let outsider = caller(&env.o365, env.org, "erin@fabrikam.test", Role::Member).await;
     let url = env.o365.start_sign_in(&outsider, "connect").await.unwrap();
     let callback = m365_emulator::testkit::sign_in(&url, "erin@fabrikam.test").await.unwrap();
@@ -65,7 +57,7 @@ async fn a_member_of_another_tenant_is_refused_and_nothing_is_stored() {
 async fn a_second_organization_cannot_pin_a_tenant_already_taken() {
     let env = spawn_deployed().await;
     env.enable_with(deployment_form()).await;
-    activate(&env).await;
+    env.activate().await;
     // Another Intelligence360 organization whose admin signs in with a Northwind admin account.
     let other = env.store.create_organization("Northwind copycat").await.unwrap().id;
     let admin = caller(&env.o365, other, "copycat-admin@example.test", Role::Admin).await;
@@ -83,7 +75,7 @@ async fn a_second_organization_cannot_pin_a_tenant_already_taken() {
 async fn reactivating_with_nothing_connected_may_move_the_pin_and_says_so() {
     let env = spawn_deployed().await;
     env.enable_with(deployment_form()).await;
-    activate(&env).await;
+    env.activate().await;
     // While the admin's connection exists, a Fabrikam activation is refused.
     let url = env.o365.start_sign_in(&env.admin, "activate").await.unwrap();
     let callback = m365_emulator::testkit::sign_in(&url, "admin@fabrikam.test").await.unwrap();
@@ -99,55 +91,6 @@ async fn reactivating_with_nothing_connected_may_move_the_pin_and_says_so() {
     assert_eq!(env.store.office365_settings(env.org).await.unwrap().pinned_tenant.as_deref(), Some(FABRIKAM_TENANT_ID));
     let audit = env.store.audit_log(env.org, 20).await.unwrap();
     assert!(audit.iter().any(|e| e.action == "office365.tenant_pinned" && e.summary.starts_with("Moved")), "{audit:?}");
-}
-
-#[tokio::test]
-async fn every_mode_and_access_level_asks_for_exactly_its_catalogue_permissions() {
-    let env = spawn_deployed().await;
-    env.enable_with(deployment_form()).await;
-    // Organization-wide consent goes to the pinned tenant.
-    activate(&env).await;
-    let confirmed = SaveConfirmations { mode_switch: true, ..SaveConfirmations::default() };
-    for (mode, value) in [(ConnectionMode::Individual, "individual"), (ConnectionMode::ServiceUser, "service_user")] {
-        for (access, level) in [(AccessLevel::ReadOnly, "read_only"), (AccessLevel::ReadWrite, "read_write")] {
-            let form = SettingsForm { mode: value.into(), access: level.into(), ..deployment_form() };
-            assert!(env.o365.save_settings(&env.admin.user, &form, confirmed).await.unwrap().saved);
-            let url = env.o365.start_admin_consent(&env.admin).await.unwrap();
-            assert_eq!(authority(&url), NW, "{mode:?} {access:?}");
-            assert_eq!(param(&url, "prompt").as_deref(), Some("consent"), "{mode:?} {access:?}");
-            let scope = param(&url, "scope").unwrap();
-            let asked: Vec<&str> = scope.split(' ').filter(|s| s.contains('.') && *s != "User.Read").collect();
-            let expected: Vec<&str> =
-                CATALOGUE.iter().filter(|p| p.kind == PermissionType::Delegated && p.access == access).map(|p| p.graph_name).collect();
-            assert_eq!(asked, expected, "{mode:?} {access:?}: exactly the catalogue's permissions");
-            assert!(!scope.contains(".default"), "never .default for delegated consent: {scope}");
-        }
-    }
-}
-
-#[tokio::test]
-async fn consent_for_read_only_is_reported_insufficient_after_switching_to_read_write() {
-    let env = spawn_deployed().await;
-    env.enable_with(deployment_form()).await;
-    activate(&env).await;
-    // The admin consents on behalf of the organization through Microsoft's consent page.
-    let url = env.o365.start_admin_consent(&env.admin).await.unwrap();
-    let admin = SignIn::new(ADMIN).consent(Consent::AcceptForOrganization);
-    let callback = Browser::new().unwrap().sign_in(&url, &admin).await.unwrap().callback().unwrap();
-    let landing = env.o365.complete_sign_in(Some(&env.admin), callback.query()).await.unwrap();
-    assert_eq!(landing, "/settings/integrations/office365/admin-consent");
-    let view = env.o365.admin_consent_view(&env.admin.user).await.unwrap();
-    assert_eq!(view.status, ConsentStatus::Granted, "{view:?}");
-    assert!(view.missing.is_empty() && view.excess.is_empty(), "{view:?}");
-    assert!(view.requested.iter().all(|p| !p.contains("Write") && !p.contains("Send")), "read-only asks for no write: {view:?}");
-
-    env.enable_with(SettingsForm { access: "read_write".into(), ..deployment_form() }).await;
-    let view = env.o365.admin_consent_view(&env.admin.user).await.unwrap();
-    assert_eq!(view.status, ConsentStatus::Insufficient, "{view:?}");
-    assert!(
-        view.missing.contains(&"Mail.Send.Shared".to_string()) && view.missing.contains(&"Calendars.ReadWrite".to_string()),
-        "{view:?}"
-    );
 }
 
 /// The certificate registered on the deployment's app (generated once: RSA keys are slow in debug
@@ -179,7 +122,7 @@ async fn the_deployment_app_signs_in_and_gets_app_tokens_with_its_certificate() 
     let env = spawn_with_certificate(0).await;
     env.enable_with(deployment_form()).await;
     // The admin's activation redeems its code with a signed client assertion.
-    assert_eq!(activate(&env).await, "/settings/integrations/office365/my-connection");
+    assert_eq!(env.activate().await, "/settings/integrations/office365/my-connection");
     // Application permissions: consent for the pinned tenant, then a client-credentials token.
     env.o365.deactivate_my_connection(&env.admin.user).await.unwrap();
     let confirmed = SaveConfirmations { mode_switch: true, ..SaveConfirmations::default() };
@@ -207,45 +150,4 @@ async fn a_certificate_microsoft_does_not_know_ends_on_microsofts_error() {
     assert_eq!(e.result_page(), "/connect/result?reason=deployment_credential_rejected&code=AADSTS700027");
     assert!(e.user_message("x").contains("this server's own Microsoft app registration"), "{}", e.user_message("x"));
     assert!(env.store.connections_in_org(env.org).await.unwrap().is_empty(), "nothing stored");
-}
-
-#[tokio::test]
-async fn an_admin_who_cannot_consent_forwards_microsofts_link_and_then_checks_it() {
-    let env = spawn_deployed().await;
-    env.enable_with(deployment_form()).await;
-    activate(&env).await;
-    env.o365.deactivate_my_connection(&env.admin.user).await.unwrap();
-    let confirmed = SaveConfirmations { mode_switch: true, ..SaveConfirmations::default() };
-    let form = SettingsForm { mode: "application".into(), ..deployment_form() };
-    assert!(env.o365.save_settings(&env.admin.user, &form, confirmed).await.unwrap().saved);
-
-    let view = env.o365.admin_consent_view(&env.admin.user).await.unwrap();
-    let link = view.forward_link.unwrap();
-    assert_eq!(authority(&link), NW);
-    assert_eq!(param(&link, "scope").as_deref(), Some("https://graph.microsoft.com/.default"));
-    assert_eq!(param(&link, "client_id").as_deref(), Some(m365_emulator::DEPLOYMENT_CLIENT_ID));
-
-    // Nothing granted yet: checking says so and activates nothing.
-    assert!(env.o365.check_application_consent(&env.admin.user).await.is_err());
-    assert!(!env.o365.service_accounts(&env.admin.user).await.unwrap().activated);
-
-    // A tenant administrator opens the link, with no Intelligence360 session at all.
-    let callback = m365_emulator::testkit::sign_in(&link, ADMIN).await.unwrap();
-    assert_eq!(env.o365.complete_admin_consent(None, callback.query()).await.unwrap(), "/connect/result?consent=forwarded");
-    assert!(env.store.admin_consent(env.org).await.unwrap().granted.is_none(), "a forwarded callback records nothing");
-
-    env.o365.check_application_consent(&env.admin.user).await.unwrap();
-    assert!(env.o365.service_accounts(&env.admin.user).await.unwrap().activated);
-    assert_eq!(env.o365.admin_consent_view(&env.admin.user).await.unwrap().status, ConsentStatus::Granted);
-}
-
-#[tokio::test]
-async fn the_delegated_forward_link_asks_for_exactly_the_settings_permissions() {
-    let env = spawn_deployed().await;
-    env.enable_with(deployment_form()).await;
-    assert_eq!(env.o365.admin_consent_view(&env.admin.user).await.unwrap().forward_link, None, "no tenant known before activation");
-    activate(&env).await;
-    let link = env.o365.admin_consent_view(&env.admin.user).await.unwrap().forward_link.unwrap();
-    let scope = param(&link, "scope").unwrap();
-    assert!(scope.contains("Mail.Read.Shared") && !scope.contains(".default") && !scope.contains("Write"), "{scope}");
 }
