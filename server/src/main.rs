@@ -76,17 +76,7 @@ async fn serve(store: store::DynStore, args: ServeArgs) -> anyhow::Result<()> {
     let public_url = args.public_url.clone().unwrap_or_else(|| format!("http://{bound}"));
     // The emulator (demo only) is kept alive for as long as the server runs.
     let (microsoft, emulator) = microsoft_for(&args, &public_url).await?;
-    let deployment_app = server::deployment_app::from_args(&args)?;
-    let config = ServeConfig {
-        bind: bound,
-        site_root: args.site_root,
-        public_url,
-        microsoft,
-        deployment_app,
-        shared_tenants: args.allow_shared_tenants,
-        trusted_proxies: server::client_address::TrustedProxies::parse(&args.trusted_proxies)
-            .map_err(|e| anyhow::anyhow!("--trusted-proxies: {e}"))?,
-    };
+    let config = serve_config(args, bound, public_url, microsoft)?;
     let scheduler = server::http::sync_scheduler(store.clone(), &config)?;
     let router = server::router(store.clone(), scheduler.clone(), &config, Arc::new(Metrics::default()))?;
     // Sync workers run inside every instance; they share work with other instances through leases.
@@ -101,6 +91,27 @@ async fn serve(store: store::DynStore, args: ServeArgs) -> anyhow::Result<()> {
         println!("{}", demo::emulator_banner(&emu.base_url()));
     }
     serve_until_stopped(listener, router, signals, drain, stop_sync, workers).await
+}
+
+/// What the router and the sync engine are built from: the flags, the bound address, the public URL
+/// and Microsoft's endpoints. The deployment's app registration and the trusted proxies are checked
+/// here, so a mistake in them stops the server before it serves anything.
+fn serve_config(
+    args: ServeArgs,
+    bind: std::net::SocketAddr,
+    public_url: String,
+    microsoft: MicrosoftEndpoints,
+) -> anyhow::Result<ServeConfig> {
+    Ok(ServeConfig {
+        bind,
+        deployment_app: server::deployment_app::from_args(&args)?,
+        trusted_proxies: server::client_address::TrustedProxies::parse(&args.trusted_proxies)
+            .map_err(|e| anyhow::anyhow!("--trusted-proxies: {e}"))?,
+        shared_tenants: args.allow_shared_tenants,
+        site_root: args.site_root,
+        public_url,
+        microsoft,
+    })
 }
 
 /// Microsoft's endpoints from the flags, or (demo) an emulator started in-process in its place.

@@ -76,7 +76,7 @@ fn ConsentCard(v: AdminConsentView, check: ServerAction<CheckApplicationConsent>
         let scopes = if g.scopes.is_empty() {
             view! { <span>"As configured on the app registration"</span> }.into_any()
         } else {
-            let mut names: Vec<String> = g.scopes.iter().map(|s| s.trim_start_matches("https://graph.microsoft.com/").to_owned()).collect();
+            let mut names: Vec<String> = g.scopes.iter().map(|s| domain::permissions::permission_name(s).to_owned()).collect();
             names.sort();
             names.dedup();
             view! { <ul class="chips">{names.into_iter().map(|n| view! { <li><code>{n}</code></li> }).collect_view()}</ul> }.into_any()

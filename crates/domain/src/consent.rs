@@ -2,10 +2,7 @@
 //! organization's app registration, and whether a member is waiting for it.
 
 use crate::office365::Office365Settings;
-use crate::permissions::{ConnectionMode, Permission, SIGN_IN_SCOPES, is_granted};
-
-/// Scopes every sign-in carries; never "more than the mode needs".
-const OIDC_SCOPES: [&str; 5] = SIGN_IN_SCOPES;
+use crate::permissions::{ConnectionMode, Permission, SIGN_IN_SCOPES, is_granted, permission_name};
 use serde::{Deserialize, Serialize};
 
 /// A member was refused by Microsoft with "admin approval required".
@@ -76,34 +73,34 @@ impl AdminConsent {
     /// without a grant for this app registration), in catalogue order. A grant whose scopes
     /// Microsoft did not name (the v1 endpoint's answer) is taken at its word.
     pub fn missing(&self, settings: &Office365Settings) -> Vec<&'static Permission> {
-        let granted = self.grant_for(settings).map(|g| g.scopes.as_slice()).unwrap_or_default();
-        if self.grant_for(settings).is_some() && granted.is_empty() {
-            return Vec::new();
+        let requested = settings.scope_settings().requested();
+        match self.grant_for(settings) {
+            None => requested,
+            Some(grant) if grant.scopes.is_empty() => Vec::new(),
+            Some(grant) => requested.into_iter().filter(|p| !is_granted(&grant.scopes, p.graph_name)).collect(),
         }
-        settings.scope_settings().requested().into_iter().filter(|p| !is_granted(granted, p.graph_name)).collect()
     }
 
     /// What the grant on record holds beyond what the settings need (a registration listing more
-    /// application permissions than the mode uses grants them all): shown as a warning.
+    /// application permissions than the mode uses grants them all): shown as a warning. The
+    /// sign-in scopes every consent carries are never "more".
     pub fn excess(&self, settings: &Office365Settings) -> Vec<String> {
         let requested = settings.scope_settings().requested();
         let Some(grant) = self.grant_for(settings) else { return Vec::new() };
         grant
             .scopes
             .iter()
-            .map(|g| g.rsplit('/').next().unwrap_or(g).to_owned())
-            .filter(|name| !OIDC_SCOPES.iter().any(|o| o.eq_ignore_ascii_case(name)))
-            .filter(|name| !requested.iter().any(|p| p.graph_name.eq_ignore_ascii_case(name)))
+            .map(|g| permission_name(g))
+            .filter(|name| !SIGN_IN_SCOPES.iter().chain(requested.iter().map(|p| &p.graph_name)).any(|n| n.eq_ignore_ascii_case(name)))
+            .map(str::to_owned)
             .collect()
     }
 
     pub fn status(&self, settings: &Office365Settings) -> ConsentStatus {
         if self.requested.is_some() {
             ConsentStatus::Requested
-        } else if self.grant_for(settings).is_some() && !self.missing(settings).is_empty() {
-            ConsentStatus::Insufficient
         } else if self.grant_for(settings).is_some() {
-            ConsentStatus::Granted
+            if self.missing(settings).is_empty() { ConsentStatus::Granted } else { ConsentStatus::Insufficient }
         } else if settings.mode == ConnectionMode::ApplicationPermissions {
             ConsentStatus::Required
         } else {

@@ -406,7 +406,12 @@ impl ScopeSettings {
 /// True when `granted` holds `name`. Microsoft may answer with bare names or resource-qualified
 /// ones, in any case (MICROSOFT.md §1.2).
 pub fn is_granted(granted: &[String], name: &str) -> bool {
-    granted.iter().any(|g| g.rsplit('/').next().unwrap_or(g).eq_ignore_ascii_case(name))
+    granted.iter().any(|g| permission_name(g).eq_ignore_ascii_case(name))
+}
+
+/// A granted scope's permission name: `https://graph.microsoft.com/Mail.Read` is `Mail.Read`.
+pub fn permission_name(scope: &str) -> &str {
+    scope.rsplit('/').next().unwrap_or(scope)
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

@@ -52,6 +52,12 @@ where
     })
 }
 
+/// Failures in the window for one email (`$1`) and from one address (`$2`) since `$3`: what
+/// both the attempt that is recorded first and the read-only check count.
+pub(crate) const SIGN_IN_FAILURE_COUNTS: &str = "SELECT \
+     (SELECT COUNT(*) FROM sign_in_failures WHERE email = $1 AND at >= $3) AS for_email, \
+     (SELECT COUNT(*) FROM sign_in_failures WHERE client_ip = $2 AND at >= $3) AS from_ip";
+
 macro_rules! impl_store {
     ($store:ty, $backend:expr) => {
         #[async_trait::async_trait]
@@ -241,9 +247,7 @@ macro_rules! impl_store {
                     .fetch_one(&mut *tx)
                     .await?;
                 let row = sqlx::query(
-                    "SELECT \
-                       (SELECT COUNT(*) FROM sign_in_failures WHERE email = $1 AND at >= $3) AS for_email, \
-                       (SELECT COUNT(*) FROM sign_in_failures WHERE client_ip = $2 AND at >= $3) AS from_ip",
+                    $crate::common::SIGN_IN_FAILURE_COUNTS,
                 )
                 .bind(email)
                 .bind(client_ip)
@@ -278,9 +282,7 @@ macro_rules! impl_store {
             ) -> Result<$crate::SignInFailures, $crate::StoreError> {
                 use sqlx::Row as _;
                 let row = sqlx::query(
-                    "SELECT \
-                       (SELECT COUNT(*) FROM sign_in_failures WHERE email = $1 AND at >= $3) AS for_email, \
-                       (SELECT COUNT(*) FROM sign_in_failures WHERE client_ip = $2 AND at >= $3) AS from_ip",
+                    $crate::common::SIGN_IN_FAILURE_COUNTS,
                 )
                 .bind(email)
                 .bind(client_ip)
