@@ -133,6 +133,25 @@ struct Collection<T> {
     value: Vec<T>,
 }
 
+/// A successful Graph answer, before it is read as JSON.
+pub(crate) struct GraphText {
+    pub(crate) status: u16,
+    pub(crate) text: String,
+    pub(crate) request_id: Option<String>,
+}
+
+/// A 2xx body as the documented JSON, or an `unexpectedResponse` error.
+pub(crate) fn parse_json<T: DeserializeOwned>(answer: &GraphText) -> Result<T, GraphError> {
+    serde_json::from_str(&answer.text).map_err(|e| GraphError {
+        status: Some(answer.status),
+        code: "unexpectedResponse".into(),
+        message: format!("not the documented JSON: {e}"),
+        request_id: answer.request_id.clone(),
+        retry_after: None,
+        reason: ReasonCode::Unexpected,
+    })
+}
+
 /// Percent-encodes a query value with `%20` for spaces: OData `$filter` expressions are safer with
 /// `%20` than with form encoding's `+`, which some servers keep literally.
 fn encode_query_value(s: &str) -> String {
@@ -153,7 +172,7 @@ fn odata_string(s: &str) -> String {
 }
 
 impl MicrosoftClient {
-    fn graph_path(&self, segments: &[&str], query: &[(&str, &str)]) -> Result<String, GraphError> {
+    pub(crate) fn graph_path(&self, segments: &[&str], query: &[(&str, &str)]) -> Result<String, GraphError> {
         let mut url = self.endpoints.graph_url(segments).map_err(|e| GraphError {
             status: None,
             code: "configuration".into(),
@@ -174,27 +193,30 @@ impl MicrosoftClient {
     }
 
     async fn graph_get<T: DeserializeOwned>(&self, token: &SecretString, url: &str, other_mailbox: bool) -> Result<T, GraphError> {
-        let r = self
-            .http
-            .get(url)
-            .bearer_auth(token.expose_secret())
-            .header("Accept", "application/json")
-            .send()
-            .await
-            .map_err(GraphError::transport)?;
+        let text = self.graph_send(reqwest::Method::GET, token, url, None, other_mailbox).await?;
+        parse_json(&text)
+    }
+
+    /// One Graph request; the body of a 2xx answer, or the error with its reason (§3.9).
+    pub(crate) async fn graph_send(
+        &self,
+        method: reqwest::Method,
+        token: &SecretString,
+        url: &str,
+        body: Option<&serde_json::Value>,
+        other_mailbox: bool,
+    ) -> Result<GraphText, GraphError> {
+        let mut req = self.http.request(method, url).bearer_auth(token.expose_secret()).header("Accept", "application/json");
+        if let Some(body) = body {
+            req = req.json(body);
+        }
+        let r = req.send().await.map_err(GraphError::transport)?;
         let status = r.status().as_u16();
         let header_request_id = r.headers().get("request-id").and_then(|v| v.to_str().ok()).map(str::to_string);
         let retry_after = retry_after(r.headers());
         let text = r.text().await.map_err(GraphError::transport)?;
         if (200..300).contains(&status) {
-            return serde_json::from_str(&text).map_err(|e| GraphError {
-                status: Some(status),
-                code: "unexpectedResponse".into(),
-                message: format!("not the documented JSON: {e}"),
-                request_id: header_request_id,
-                retry_after: None,
-                reason: ReasonCode::Unexpected,
-            });
+            return Ok(GraphText { status, text, request_id: header_request_id });
         }
         let inner = serde_json::from_str::<ErrorBody>(&text).ok().and_then(|b| b.error).unwrap_or_default();
         let code = inner.code.unwrap_or_default();

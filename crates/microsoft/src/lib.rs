@@ -61,6 +61,7 @@ mod error;
 mod graph;
 mod id_token;
 mod keys;
+mod subscriptions;
 mod token;
 
 pub use authorize::{
@@ -76,6 +77,9 @@ pub use delta::{
 pub use error::{AadError, Grant, IdTokenError, MicrosoftError};
 pub use graph::{GraphError, GraphUser, MailboxRef};
 pub use id_token::VerifiedIdentity;
+pub use subscriptions::{
+    ChangeNotification, ChangeNotifications, NotificationUrls, OUTLOOK_SUBSCRIPTION_MAX_MINUTES, Subscription, SubscriptionTarget,
+};
 pub use token::{AppToken, SignIn, UserTokens};
 
 pub use secrecy::{ExposeSecret, SecretString};

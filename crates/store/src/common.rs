@@ -939,6 +939,25 @@ macro_rules! impl_store {
                         count += 1;
                     }
                 }
+                let rows = sqlx::query("SELECT graph_id, client_state FROM sync_subscriptions WHERE client_state IS NOT NULL")
+                    .fetch_all(&self.pool)
+                    .await?;
+                for row in rows {
+                    let graph_id: String = row.try_get("graph_id")?;
+                    let sealed: Vec<u8> = row.try_get("client_state")?;
+                    if $crate::secrets::Keyring::key_id_of(&sealed) == Some(current) {
+                        continue;
+                    }
+                    let binding = $crate::subscriptions_common::client_state_binding(&graph_id);
+                    let resealed = self.keyring.seal(&self.keyring.open(&sealed, &binding)?, &binding)?;
+                    sqlx::query("UPDATE sync_subscriptions SET client_state = $1 WHERE graph_id = $2 AND client_state = $3")
+                        .bind(resealed)
+                        .bind(&graph_id)
+                        .bind(sealed)
+                        .execute(&self.pool)
+                        .await?;
+                    count += 1;
+                }
                 Ok(count)
             }
         }

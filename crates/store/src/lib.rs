@@ -14,6 +14,8 @@ mod postgres;
 pub mod secrets;
 pub mod session_token;
 mod sqlite;
+pub mod subscriptions;
+mod subscriptions_common;
 pub mod sync;
 mod sync_common;
 mod sync_postgres;
@@ -32,6 +34,7 @@ pub use error::StoreError;
 pub use postgres::PgStore;
 pub use session_token::{SESSION_COOKIE, SessionToken, SessionTokenHash};
 pub use sqlite::SqliteStore;
+pub use subscriptions::SubscriptionStore;
 pub use sync::SyncStore;
 
 /// Which database a store writes to; shown by `/healthz` and the logs.
@@ -124,10 +127,10 @@ pub fn now_unix() -> UnixTime {
     time::OffsetDateTime::now_utc().unix_timestamp()
 }
 
-/// The one store handle: the product's operations and, as its supertrait, the sync engine's
-/// ([`SyncStore`]), over one pool.
+/// The one store handle: the product's operations and, as its supertraits, the sync engine's
+/// ([`SyncStore`]) and the change-notification subscriptions' ([`SubscriptionStore`]), over one pool.
 #[async_trait]
-pub trait Store: SyncStore {
+pub trait Store: SyncStore + SubscriptionStore {
     fn backend(&self) -> Backend;
 
     /// A cheap round trip to the database, for `/healthz`.

@@ -52,6 +52,9 @@ pub struct SyncMailbox {
     pub lease_owner: Option<String>,
     pub lease_expires_at: UnixTime,
     pub fence: i64,
+    /// Resources Microsoft said changed (change notifications) that this lease's run must sync,
+    /// even when the mailbox is not due by time; empty outside a lease.
+    pub notified: Vec<Resource>,
 }
 
 /// A claimed mailbox: the worker may write while its lease holds, always with this `fence`.
@@ -337,6 +340,21 @@ pub trait SyncStore: Send + Sync + 'static {
         reason: ReasonCode,
         now: UnixTime,
     ) -> Result<bool, StoreError>;
+}
+
+/// The stored bit of each resource in `pending_resources` / `claimed_resources`.
+pub fn resource_bit(resource: Resource) -> i64 {
+    match resource {
+        Resource::Mail => 1,
+        Resource::Calendar => 2,
+        Resource::Contacts => 4,
+        Resource::Tasks => 8,
+    }
+}
+
+/// The resources whose bits are set.
+pub fn resources_of_bits(bits: i64) -> Vec<Resource> {
+    Resource::ALL.into_iter().filter(|r| bits & resource_bit(*r) != 0).collect()
 }
 
 /// Escapes `%`, `_` and `\` for a `LIKE … ESCAPE '\'` pattern.

@@ -25,13 +25,15 @@ pub(crate) use postgres_now;
 /// Columns of a `SyncMailbox`, in the order `mailbox_from_row!` reads them.
 macro_rules! mailbox_columns {
     () => {
-        "id, org_id, connection_id, user_id, graph_user_id, paused_reason, next_due_at, lease_owner, lease_expires_at, fence"
+        "id, org_id, connection_id, user_id, graph_user_id, paused_reason, next_due_at, lease_owner, lease_expires_at, fence, \
+         claimed_resources"
     };
 }
 pub(crate) use mailbox_columns;
 
-/// The claim query, common part: due, unpaused mailboxes of active connections with a free or
-/// expired lease. `$1` owner, `$2` lease TTL in seconds, `$3` now (the caller's, for due times
+/// The claim query, common part: due (by time, or by a change notification's pending bits, or
+/// holding bits a lost worker claimed), unpaused mailboxes of active connections with a free or
+/// expired lease; the pending bits move to the claim. `$1` owner, `$2` lease TTL in seconds, `$3` now (the caller's, for due times
 /// only), `$4` limit; `$db_now` the database's clock, which alone decides lease expiry. Times are
 /// whole seconds, so a lease counts as expired only once its last second has passed (`<`, never
 /// `<=`): a lease lasts at least its TTL, never up to a second less.
@@ -42,9 +44,11 @@ macro_rules! claim_sql {
             $db_now,
             " + $2, fence = fence + 1, \
                claim_was_takeover = (lease_owner IS NOT NULL), \
-               next_due_at = CASE WHEN next_due_at = 0 THEN 1 ELSE next_due_at END \
+               next_due_at = CASE WHEN next_due_at = 0 THEN 1 ELSE next_due_at END, \
+               claimed_resources = claimed_resources | pending_resources, pending_resources = 0 \
              WHERE id IN (SELECT m.id FROM sync_mailboxes m JOIN connections c ON c.id = m.connection_id \
-                          WHERE m.paused_reason IS NULL AND c.state = 'active' AND m.next_due_at <= $3 \
+                          WHERE m.paused_reason IS NULL AND c.state = 'active' \
+                            AND (m.next_due_at <= $3 OR m.pending_resources <> 0 OR m.claimed_resources <> 0) \
                             AND (m.lease_owner IS NULL OR m.lease_expires_at < ",
             $db_now,
             ") ORDER BY m.next_due_at LIMIT $4 ",
@@ -83,6 +87,7 @@ macro_rules! mailbox_from_row {
                 lease_owner: row.try_get("lease_owner")?,
                 lease_expires_at: row.try_get("lease_expires_at")?,
                 fence: row.try_get("fence")?,
+                notified: $crate::sync::resources_of_bits(row.try_get("claimed_resources")?),
             })
         })()
     }};
@@ -290,9 +295,10 @@ macro_rules! impl_sync_store {
             }
 
             async fn release_lease(&self, mailbox: uuid::Uuid, fence: i64, next_due_at: $crate::UnixTime) -> Result<bool, $crate::StoreError> {
-                // A "sync now" that arrived during the run (next_due_at = 0) is kept.
+                // A "sync now" that arrived during the run (next_due_at = 0) is kept, and so are
+                // change notifications (pending bits); the ones this run claimed are done.
                 let done = sqlx::query(
-                    "UPDATE sync_mailboxes SET lease_owner = NULL, lease_expires_at = 0, \
+                    "UPDATE sync_mailboxes SET lease_owner = NULL, lease_expires_at = 0, claimed_resources = 0, \
                        next_due_at = CASE WHEN next_due_at = 0 THEN 0 ELSE $1 END \
                      WHERE id = $2 AND fence = $3 AND lease_owner IS NOT NULL",
                 )

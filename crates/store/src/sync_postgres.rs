@@ -10,3 +10,5 @@ crate::sync_common::impl_sync_store!(
     crate::sync_common::claim_sql!("FOR UPDATE OF m SKIP LOCKED", crate::sync_common::postgres_now!()),
     crate::sync_common::postgres_now!()
 );
+
+crate::subscriptions_common::impl_subscription_store!(PgStore);

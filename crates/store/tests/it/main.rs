@@ -10,4 +10,5 @@ mod consent;
 mod harness;
 mod office365;
 mod scenarios;
+mod subscriptions;
 mod sync;

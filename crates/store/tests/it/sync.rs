@@ -1,7 +1,6 @@
 //! The sync engine's persistence: mailboxes, leases with fencing tokens, cursors, items committed
 //! page by page, resyncs, status, the Activity listing and connection tokens.
 
-use crate::harness::Raw;
 use domain::{AuditEntry, ConnectionKind, ConnectionState, ReasonCode, Role};
 use domain::{PauseReason, Resource};
 use std::collections::BTreeSet;
@@ -10,63 +9,9 @@ use store::secrets::SecretString;
 use store::sync::{CommitOutcome, CursorUpdate, ItemQuery, NewSyncMailbox, PageCommit, SyncMailbox, SyncedItem};
 use store::{NewConnection, accounts};
 
-/// A database opened through `store::open`: one handle for the product's and the sync engine's
-/// operations.
-pub struct TestDb {
-    pub store: store::DynStore,
-    pub raw: Raw,
-    _dir: Option<tempfile::TempDir>,
-}
+use crate::harness::{TestDb, on_both_backends};
 
-async fn sqlite() -> TestDb {
-    let dir = tempfile::tempdir().unwrap();
-    let url = format!("sqlite://{}", dir.path().join("test.db").display());
-    let store = store::open(&url, std::sync::Arc::new(store::secrets::Keyring::ephemeral())).await.unwrap();
-    TestDb { store, raw: Raw::SqliteDir(dir.path().to_owned()), _dir: Some(dir) }
-}
-
-async fn postgres() -> Option<TestDb> {
-    let Ok(admin_url) = std::env::var("STORE_TEST_POSTGRES_URL") else {
-        if std::env::var("STORE_TEST_REQUIRE_POSTGRES").as_deref() == Ok("1") {
-            panic!("STORE_TEST_REQUIRE_POSTGRES=1 but STORE_TEST_POSTGRES_URL is not set");
-        }
-        return None;
-    };
-    use sqlx::Connection;
-    let name = format!("store_sync_{}", uuid::Uuid::new_v4().simple());
-    let mut admin = sqlx::PgConnection::connect(&admin_url).await.unwrap();
-    sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}"))).execute(&mut admin).await.unwrap();
-    let base = admin_url.rsplit_once('/').map(|(b, _)| b).unwrap_or(&admin_url);
-    let url = format!("{base}/{name}");
-    let store = store::open(&url, std::sync::Arc::new(store::secrets::Keyring::ephemeral())).await.unwrap();
-    Some(TestDb { store, raw: Raw::Postgres(url), _dir: None })
-}
-
-macro_rules! on_both {
-    ($($scenario:ident),* $(,)?) => {
-        mod on_sqlite {
-            $(
-                #[tokio::test]
-                async fn $scenario() {
-                    super::$scenario(&super::sqlite().await).await;
-                }
-            )*
-        }
-        mod on_postgres {
-            $(
-                #[tokio::test]
-                async fn $scenario() {
-                    if let Some(db) = super::postgres().await {
-                        assert_eq!(db.store.backend(), store::Backend::Postgres);
-                        super::$scenario(&db).await;
-                    }
-                }
-            )*
-        }
-    };
-}
-
-on_both!(
+on_both_backends!(
     mailboxes_are_scheduled_once_and_can_be_paused,
     a_stale_fence_is_rejected_and_writes_nothing,
     two_claimers_never_both_own_a_mailbox,
@@ -83,13 +28,13 @@ on_both!(
     a_reconnect_as_another_microsoft_account_keeps_nothing_of_the_first,
 );
 
-struct World {
-    org: domain::OrgId,
-    user: domain::UserId,
-    connection: uuid::Uuid,
+pub(crate) struct World {
+    pub(crate) org: domain::OrgId,
+    pub(crate) user: domain::UserId,
+    pub(crate) connection: uuid::Uuid,
 }
 
-async fn world(db: &TestDb) -> World {
+pub(crate) async fn world(db: &TestDb) -> World {
     let store = db.store.as_ref();
     let org = store.create_organization("Northwind").await.unwrap();
     let user = accounts::create_user(store, org.id, "alice@northwind.test", "Alice", Role::Member, "password-2").await.unwrap();
@@ -116,7 +61,7 @@ async fn world(db: &TestDb) -> World {
     World { org: org.id, user: user.id, connection: c.id }
 }
 
-async fn mailbox(db: &TestDb, w: &World) -> SyncMailbox {
+pub(crate) async fn mailbox(db: &TestDb, w: &World) -> SyncMailbox {
     db.store
         .ensure_sync_mailbox(&NewSyncMailbox { org_id: w.org, connection_id: w.connection, user_id: w.user, graph_user_id: None }, 100)
         .await
