@@ -52,6 +52,13 @@ pub fn sync_scheduler(store: DynStore, config: &ServeConfig) -> anyhow::Result<A
         sync::SyncConfig {
             owner: format!("{host}-{}-{}", std::process::id(), config.bind.port()),
             deployment_app: config.deployment_app.clone(),
+            notification_urls: match crate::notifications::notification_urls(&config.public_url, &config.microsoft.graph) {
+                Ok(urls) => Some(urls),
+                Err(why) => {
+                    tracing::info!("change notifications are off and every mailbox is polled: {why}");
+                    None
+                }
+            },
             ..Default::default()
         },
     );
@@ -104,6 +111,8 @@ pub fn router(store: DynStore, scheduler: Arc<sync::Scheduler>, config: &ServeCo
         .route("/oauth/office365/callback", get(crate::oauth::callback))
         .route("/oauth/office365/admin-consent/start", axum::routing::post(crate::oauth::admin_consent_start))
         .route("/oauth/office365/admin-consent", get(crate::oauth::admin_consent_callback))
+        .route(crate::notifications::NOTIFICATION_PATH, axum::routing::post(crate::notifications::changes))
+        .route(crate::notifications::LIFECYCLE_PATH, axum::routing::post(crate::notifications::lifecycle))
         .with_state(state.office365.clone());
 
     let ops = Ops { store: store.clone(), metrics: metrics.clone(), sync: scheduler };

@@ -10,6 +10,7 @@ pub mod deployment_app;
 pub mod housekeeping;
 pub mod http;
 pub mod metrics;
+pub mod notifications;
 pub mod oauth;
 pub mod shutdown;
 pub mod telemetry;

@@ -72,7 +72,7 @@ impl Metrics {
 /// The sync engine's counters in Prometheus text.
 pub fn render_sync(s: &sync::MetricsSnapshot) -> String {
     let mut out = String::new();
-    let counters: [(&str, &str, u64); 10] = [
+    let counters: [(&str, &str, u64); 17] = [
         ("sync_items_upserted_total", "Synced items written (new or changed).", s.items_upserted),
         ("sync_items_deleted_total", "Synced items removed (deleted in Microsoft 365, or gone after a resync).", s.items_deleted),
         ("sync_pages_committed_total", "Pages of changes committed with their cursor.", s.pages_committed),
@@ -83,6 +83,21 @@ pub fn render_sync(s: &sync::MetricsSnapshot) -> String {
         ("sync_token_refreshes_total", "Access tokens refreshed.", s.token_refreshes),
         ("sync_mailbox_runs_ok_total", "Mailbox sync runs that completed.", s.mailbox_runs_ok),
         ("sync_mailbox_runs_failed_total", "Mailbox sync runs that failed.", s.mailbox_runs_failed),
+        (
+            "change_notifications_received_total",
+            "Change notifications accepted (known subscription and clientState).",
+            s.notifications_received,
+        ),
+        (
+            "change_notifications_ignored_total",
+            "Change notifications ignored (unknown subscription, wrong clientState, unreadable).",
+            s.notifications_ignored,
+        ),
+        ("change_notification_lifecycle_events_total", "Lifecycle notifications acted on.", s.lifecycle_events),
+        ("subscriptions_created_total", "Change-notification subscriptions created.", s.subscriptions_created),
+        ("subscriptions_renewed_total", "Change-notification subscriptions renewed.", s.subscriptions_renewed),
+        ("subscriptions_deleted_total", "Change-notification subscriptions deleted.", s.subscriptions_deleted),
+        ("subscription_failures_total", "Subscriptions Microsoft refused or failed (those mailboxes are polled).", s.subscription_failures),
     ];
     for (name, help, value) in counters {
         let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} counter\n{name} {value}");

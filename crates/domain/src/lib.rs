@@ -29,5 +29,5 @@ pub use ids::{OrgId, UserId};
 pub use integration::{IntegrationKind, IntegrationStatus};
 pub use reason::{ReasonCode, WhoMustAct};
 pub use service_account::{MailboxHealth, ServiceAccountUser};
-pub use sync::{PauseReason, Resource, SyncState, Tone};
+pub use sync::{ChangeDelivery, PauseReason, PollingReason, Resource, SyncState, Tone};
 pub use user::{Role, RoleParseError, SessionUser};

@@ -101,6 +101,57 @@ impl PauseReason {
     }
 }
 
+/// How a mailbox learns of changes (PRODUCT.md "Change notifications"): Microsoft tells the product
+/// within seconds, or the product asks every sync interval.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum ChangeDelivery {
+    /// Change notifications for every synced resource; polling only as a long safety net.
+    Live,
+    /// Polled at the configured interval, for this reason.
+    Polling(PollingReason),
+}
+
+/// Why a mailbox is polled rather than notified.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum PollingReason {
+    /// The product's public URL is not https, so Microsoft cannot deliver notifications to it.
+    NoHttpsUrl,
+    /// Someone else's mailbox read with delegated permissions: Microsoft offers no notifications.
+    SharedMailbox,
+    /// Notifications are set up once the first full sync has completed.
+    FirstSync,
+    /// Microsoft refused or failed a subscription: for which resource, why, and its words.
+    Failed { resource: Resource, reason: ReasonCode, detail: String },
+}
+
+impl ChangeDelivery {
+    /// "Live (change notifications)" or "Polling every 15 minutes".
+    pub fn label(&self, interval_minutes: u32) -> String {
+        match self {
+            ChangeDelivery::Live => "Live (change notifications)".to_string(),
+            ChangeDelivery::Polling(_) => {
+                format!("Polling every {interval_minutes} minute{}", if interval_minutes == 1 { "" } else { "s" })
+            }
+        }
+    }
+
+    /// Why it polls, in the user's words; `None` when live.
+    pub fn why(&self) -> Option<String> {
+        let ChangeDelivery::Polling(reason) = self else { return None };
+        Some(match reason {
+            PollingReason::NoHttpsUrl => "Change notifications need an https public URL that Microsoft can reach.".to_string(),
+            PollingReason::SharedMailbox => {
+                "Microsoft sends no change notifications for other people's mailboxes read with delegated permissions.".to_string()
+            }
+            PollingReason::FirstSync => "Change notifications start once the first full sync has completed.".to_string(),
+            PollingReason::Failed { resource, reason, detail } => {
+                let said = if detail.is_empty() { String::new() } else { format!(" Microsoft said: {detail}") };
+                format!("Change notifications for {} could not be kept. {}{said}", resource.label().to_lowercase(), reason.message())
+            }
+        })
+    }
+}
+
 /// The state My Connection, Team connections, Profile and Activity show for a mailbox's sync (the
 /// connection's own needs-attention state comes from the connection and takes precedence).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]

@@ -57,7 +57,7 @@ impl Integration {
         if let Some(c) = self.shown_connection(admin, settings.mode).await? {
             let what = if c.kind.is_service() { "the service connection" } else { "My Connection" };
             let entry = audit(admin, "office365.deactivated", format!("Deactivated {what} ({}); its tokens were deleted.", c.ms_username));
-            self.store.delete_connection(admin.org_id, c.id, &entry).await?;
+            self.delete_connection(admin.org_id, c.id, &entry).await?;
             self.reschedule(admin.org_id).await;
         }
         Ok(())
@@ -97,7 +97,7 @@ impl Integration {
         if let Some(c) = self.store.connection_of(user.org_id, user.user_id, ConnectionKind::Individual).await? {
             let entry =
                 audit(user, "office365.disconnected", format!("Disconnected Office 365 ({}); its tokens were deleted.", c.ms_username));
-            self.store.delete_connection(user.org_id, c.id, &entry).await?;
+            self.delete_connection(user.org_id, c.id, &entry).await?;
             self.reschedule(user.org_id).await;
         }
         Ok(())
@@ -142,7 +142,7 @@ impl Integration {
             "office365.disconnected",
             format!("Disconnected the Office 365 connection of {}; its tokens were deleted.", c.ms_username),
         );
-        self.store.delete_connection(admin.org_id, c.id, &entry).await?;
+        self.delete_connection(admin.org_id, c.id, &entry).await?;
         self.reschedule(admin.org_id).await;
         Ok(())
     }

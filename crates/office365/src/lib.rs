@@ -11,6 +11,7 @@ mod connect;
 mod connections;
 mod consent;
 mod error;
+mod notifications;
 mod overview;
 mod service;
 mod service_accounts;
@@ -20,6 +21,7 @@ mod tenant;
 
 pub use connect::{Caller, Landing};
 pub use error::{Error, Result};
+pub use notifications::NotificationOutcome;
 pub use service_accounts::NewServiceAccountUser;
 
 use domain::SessionUser;
@@ -68,6 +70,16 @@ impl Integration {
     /// The redirect URI registered for Microsoft's admin consent flow.
     pub fn admin_consent_uri(&self) -> String {
         format!("{}/oauth/office365/admin-consent", self.public_url.trim_end_matches('/'))
+    }
+
+    /// Deletes a connection (its tokens, mailboxes and synced items), after asking Microsoft to
+    /// stop its change notifications (best effort: what Microsoft does not delete lapses).
+    async fn delete_connection(&self, org: domain::OrgId, connection: uuid::Uuid, entry: &domain::AuditEntry) -> Result<bool> {
+        let mode = self.store.office365_settings(org).await?.mode;
+        if let Err(e) = self.scheduler.engine().retire_subscriptions(mode, org, connection).await {
+            tracing::warn!(connection = %connection, error = %e, "could not retire change-notification subscriptions");
+        }
+        Ok(self.store.delete_connection(org, connection, entry).await?)
     }
 
     /// Tells the scheduler what changed in the organization. Keeping the schedule right is its job

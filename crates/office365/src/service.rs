@@ -54,7 +54,7 @@ impl Integration {
             if old.kind.is_service() && (old.kind != connection.kind || old.user_id != connection.user_id) {
                 let removed =
                     audit(admin, "office365.service_replaced", format!("Replaced the previous service connection ({}).", old.ms_username));
-                self.store.delete_connection(admin.org_id, old.id, &removed).await?;
+                self.delete_connection(admin.org_id, old.id, &removed).await?;
             }
         }
         Ok(self.store.save_connection(connection, entry).await?)

@@ -66,9 +66,6 @@ pub enum SubscriptionFlag {
 pub trait SubscriptionStore: Send + Sync + 'static {
     /// Every subscription kept for a mailbox.
     async fn mailbox_subscriptions(&self, mailbox: Uuid) -> Result<Vec<Subscription>, StoreError>;
-    /// Every live subscription of a connection's mailboxes (to delete them at Microsoft before the
-    /// connection goes).
-    async fn connection_subscriptions(&self, connection: Uuid) -> Result<Vec<Subscription>, StoreError>;
     /// Creates or replaces the row of `(mailbox, resource, container)`, only while `fence` holds.
     async fn save_subscription(&self, fence: i64, subscription: &Subscription, now: UnixTime) -> Result<CommitOutcome, StoreError>;
     /// Forgets one subscription, only while `fence` holds.

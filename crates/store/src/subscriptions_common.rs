@@ -88,22 +88,6 @@ macro_rules! impl_subscription_store {
                 rows.into_iter().map(|r| $crate::subscriptions_common::subscription_from_row!(self.keyring, r)).collect()
             }
 
-            async fn connection_subscriptions(
-                &self,
-                connection: uuid::Uuid,
-            ) -> Result<Vec<$crate::subscriptions::Subscription>, $crate::StoreError> {
-                let rows = sqlx::query(concat!(
-                    "SELECT ",
-                    $crate::subscriptions_common::subscription_columns!(),
-                    " FROM sync_subscriptions s JOIN sync_mailboxes m ON m.id = s.mailbox_id \
-                      WHERE m.connection_id = $1 AND s.graph_id IS NOT NULL ORDER BY s.mailbox_id, s.resource, s.container"
-                ))
-                .bind(connection)
-                .fetch_all(&self.pool)
-                .await?;
-                rows.into_iter().map(|r| $crate::subscriptions_common::subscription_from_row!(self.keyring, r)).collect()
-            }
-
             async fn save_subscription(
                 &self,
                 fence: i64,

@@ -67,6 +67,20 @@ pub struct SyncConfig {
     pub commit_barrier: Option<Arc<CommitBarrier>>,
     /// The deployment's own app registration, used by organizations that do not bring theirs.
     pub deployment_app: Option<crate::DeploymentApp>,
+    /// Where Microsoft posts change notifications; `None` when it cannot reach this deployment
+    /// (the public URL is not https): every mailbox is then polled at its configured interval.
+    pub notification_urls: Option<microsoft::NotificationUrls>,
+    /// How often a mailbox whose every resource has live change notifications is still polled (the
+    /// safety net); never more often than the organization's interval.
+    pub live_poll_every: Duration,
+    /// A subscription is renewed when less than this is left (well above `live_poll_every`, so a
+    /// live mailbox's safety poll always comes in time).
+    pub subscription_renew_before: Duration,
+    /// How long a new or renewed subscription is asked to live (Microsoft allows 4,230 minutes for
+    /// Outlook resources; a little less leaves room for clocks that disagree).
+    pub subscription_lifetime_minutes: i64,
+    /// After Microsoft refused a subscription, asked again this much later.
+    pub subscription_retry_secs: i64,
 }
 
 impl Default for SyncConfig {
@@ -93,6 +107,11 @@ impl Default for SyncConfig {
             attention_retry_secs: 6 * 3600,
             commit_barrier: None,
             deployment_app: None,
+            notification_urls: None,
+            live_poll_every: Duration::from_secs(6 * 3600),
+            subscription_renew_before: Duration::from_secs(24 * 3600),
+            subscription_lifetime_minutes: microsoft::OUTLOOK_SUBSCRIPTION_MAX_MINUTES - 30,
+            subscription_retry_secs: 3600,
         }
     }
 }
@@ -132,10 +151,15 @@ pub struct RunReport {
     pub resyncs: u64,
     /// Items removed at the end of a resync because Graph no longer had them.
     pub swept: u64,
+    /// A run of every resource because the mailbox was due by time (or "sync now"), not one of only
+    /// the resources change notifications named.
+    pub full: bool,
+    /// How the mailbox learns of changes after this run.
+    pub delivery: Option<domain::ChangeDelivery>,
 }
 
 /// How a request failed, for the caller's decision.
-enum CallFailure {
+pub(crate) enum CallFailure {
     /// Stop the run.
     Fatal(SyncError),
     /// 410: restart this cursor.
@@ -144,10 +168,10 @@ enum CallFailure {
     Gone,
 }
 
-struct RunCtx {
-    mailbox: SyncMailbox,
-    fence: i64,
-    mref: MailboxRef,
+pub(crate) struct RunCtx {
+    pub(crate) mailbox: SyncMailbox,
+    pub(crate) fence: i64,
+    pub(crate) mref: MailboxRef,
     token: TokenKind,
     gate: Arc<MailboxGate>,
     /// How far back a mail folder's first round reaches ([`mail_received_since`]).
@@ -248,7 +272,7 @@ impl Engine {
     }
 
     /// One Graph call with the mailbox's limits and the retry policy.
-    async fn graph<T, F, Fut>(&self, ctx: &RunCtx, resumable: bool, mut op: F) -> Result<T, CallFailure>
+    pub(crate) async fn graph<T, F, Fut>(&self, ctx: &RunCtx, resumable: bool, mut op: F) -> Result<T, CallFailure>
     where
         F: FnMut(SecretString) -> Fut,
         Fut: Future<Output = Result<T, GraphError>>,
@@ -362,9 +386,12 @@ impl Engine {
             mail_since: mail_received_since(now(), settings.backfill_days),
             oldest_mail: tokio::sync::OnceCell::new(),
         };
-        let mut report = RunReport::default();
+        // Due by time ("sync now" included): every resource. Only notified: just those.
+        let full = mb.next_due_at <= now();
+        let mut report = RunReport { full, ..RunReport::default() };
         let window = events_window(now(), settings.backfill_days);
-        for resource in resources_for(&settings.resources) {
+        let resources: Vec<Resource> = resources_for(&settings.resources).into_iter().filter(|r| full || mb.notified.contains(r)).collect();
+        for resource in resources {
             if let Err(e) = self.run_resource(&ctx, resource, &window, &mut report).await {
                 let throttled_until = match &e {
                     SyncError::Throttled(t) => Some(*t),
@@ -381,6 +408,7 @@ impl Engine {
                 return Err(e);
             }
         }
+        report.delivery = Some(self.keep_subscriptions(&ctx, &settings).await?);
         Ok(report)
     }
 

@@ -47,6 +47,7 @@ mod items;
 pub mod limiter;
 mod metrics;
 mod scheduler;
+pub mod subscriptions;
 pub mod tokens;
 
 pub use engine::{

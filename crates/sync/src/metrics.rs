@@ -22,6 +22,17 @@ pub struct SyncMetrics {
     pub token_refreshes: AtomicU64,
     pub mailbox_runs_ok: AtomicU64,
     pub mailbox_runs_failed: AtomicU64,
+    /// Change notifications accepted (known subscription, matching clientState).
+    pub notifications_received: AtomicU64,
+    /// Change notifications ignored: unknown subscription, wrong clientState, unreadable.
+    pub notifications_ignored: AtomicU64,
+    /// Lifecycle notifications acted on (reauthorizationRequired, subscriptionRemoved, missed).
+    pub lifecycle_events: AtomicU64,
+    pub subscriptions_created: AtomicU64,
+    pub subscriptions_renewed: AtomicU64,
+    pub subscriptions_deleted: AtomicU64,
+    /// Subscriptions Microsoft refused or failed (the mailbox is polled).
+    pub subscription_failures: AtomicU64,
     /// Graph requests by HTTP status (0 = no answer: timeout or connection failure).
     requests_by_status: Mutex<BTreeMap<u16, u64>>,
 }
@@ -39,6 +50,13 @@ pub struct MetricsSnapshot {
     pub token_refreshes: u64,
     pub mailbox_runs_ok: u64,
     pub mailbox_runs_failed: u64,
+    pub notifications_received: u64,
+    pub notifications_ignored: u64,
+    pub lifecycle_events: u64,
+    pub subscriptions_created: u64,
+    pub subscriptions_renewed: u64,
+    pub subscriptions_deleted: u64,
+    pub subscription_failures: u64,
     pub requests_by_status: BTreeMap<u16, u64>,
 }
 
@@ -49,7 +67,8 @@ impl MetricsSnapshot {
 }
 
 impl SyncMetrics {
-    pub(crate) fn add(counter: &AtomicU64, n: u64) {
+    /// Adds to one counter (the server's notification endpoint counts through this too).
+    pub fn add(counter: &AtomicU64, n: u64) {
         counter.fetch_add(n, Ordering::Relaxed);
     }
 
@@ -71,6 +90,13 @@ impl SyncMetrics {
             token_refreshes: get(&self.token_refreshes),
             mailbox_runs_ok: get(&self.mailbox_runs_ok),
             mailbox_runs_failed: get(&self.mailbox_runs_failed),
+            notifications_received: get(&self.notifications_received),
+            notifications_ignored: get(&self.notifications_ignored),
+            lifecycle_events: get(&self.lifecycle_events),
+            subscriptions_created: get(&self.subscriptions_created),
+            subscriptions_renewed: get(&self.subscriptions_renewed),
+            subscriptions_deleted: get(&self.subscriptions_deleted),
+            subscription_failures: get(&self.subscription_failures),
             requests_by_status: self.requests_by_status.lock().unwrap_or_else(|p| p.into_inner()).clone(),
         }
     }

@@ -46,6 +46,12 @@ impl Scheduler {
         &self.engine
     }
 
+    /// Looks for due work now (a change notification marked a mailbox, say) rather than at the
+    /// next poll. Bursts coalesce: one pending wake-up is kept however often this is called.
+    pub fn wake(&self) {
+        self.wake.notify_one();
+    }
+
     /// "Sync now" (UI): the mailbox is due at once and the scheduler wakes up.
     pub async fn sync_now(&self, mailbox: Uuid) -> Result<(), SyncError> {
         self.engine.store().request_sync_now(mailbox).await?;
@@ -143,6 +149,10 @@ impl Scheduler {
                 None
             };
             if mb.paused != pause {
+                if pause.is_some() {
+                    // No longer synced: Microsoft stops notifying about it.
+                    self.engine.retire_mailbox_subscriptions(settings.mode, &mb).await?;
+                }
                 store.set_mailbox_paused(mb.id, pause, now()).await?;
             }
             // A mailbox parked because someone had to act (reconnect, consent, licence, secret) is
@@ -201,6 +211,7 @@ impl Scheduler {
             let listed =
                 syncable.iter().any(|u| u.ms_object_id.as_deref() == Some(graph.as_str()) || u.ms_username.eq_ignore_ascii_case(graph));
             if !listed {
+                self.engine.retire_mailbox_subscriptions(settings.mode, &mb).await?;
                 store.remove_sync_mailbox(mb.id).await?;
             }
         }
@@ -341,9 +352,14 @@ impl Scheduler {
             _ = renew => Err(SyncError::LeaseLost),
         };
         let next_due = match &result {
-            Ok(_) => {
+            // Only notified resources ran: the schedule stays as it was.
+            Ok(report) if !report.full => lease.mailbox.next_due_at,
+            Ok(report) => {
                 let interval = engine.store().office365_settings(lease.mailbox.org_id).await.map(|s| s.sync_interval_minutes).unwrap_or(15);
-                now() + i64::from(interval) * 60
+                let interval = i64::from(interval) * 60;
+                let live = matches!(report.delivery, Some(domain::ChangeDelivery::Live));
+                let safety = i64::try_from(cfg.live_poll_every.as_secs()).unwrap_or(i64::MAX);
+                now() + if live { interval.max(safety) } else { interval }
             }
             Err(SyncError::Throttled(until)) => *until,
             Err(SyncError::NeedsAttention(reason)) => {
