@@ -40,29 +40,36 @@ struct Ops {
     sync: Arc<sync::Scheduler>,
 }
 
+/// The sync engine's configuration for this instance: production defaults, this deployment's app
+/// registration, and where Microsoft posts change notifications (none when it cannot reach the
+/// public URL: then every mailbox is polled).
+pub fn sync_config(config: &ServeConfig) -> sync::SyncConfig {
+    let host = std::env::var("HOSTNAME").unwrap_or_else(|_| "i360".into());
+    sync::SyncConfig {
+        owner: format!("{host}-{}-{}", std::process::id(), config.bind.port()),
+        deployment_app: config.deployment_app.clone(),
+        notification_urls: match crate::notifications::notification_urls(&config.public_url, &config.microsoft.graph) {
+            Ok(urls) => Some(urls),
+            Err(why) => {
+                tracing::info!("change notifications are off and every mailbox is polled: {why}");
+                None
+            }
+        },
+        ..Default::default()
+    }
+}
+
 /// The sync engine of this instance, over the same store and Microsoft endpoints as the pages.
 /// Its workers start when the caller spawns them ([`sync::Scheduler::spawn`]).
 pub fn sync_scheduler(store: DynStore, config: &ServeConfig) -> anyhow::Result<Arc<sync::Scheduler>> {
+    sync_scheduler_with(store, config, sync_config(config))
+}
+
+/// [`sync_scheduler`] with a configuration of the caller's (tests and benchmarks shorten waits).
+pub fn sync_scheduler_with(store: DynStore, config: &ServeConfig, sync: sync::SyncConfig) -> anyhow::Result<Arc<sync::Scheduler>> {
     let endpoints = microsoft::Endpoints::parse(&config.microsoft.authority, &config.microsoft.graph)?;
     let client = microsoft::MicrosoftClient::new(endpoints)?;
-    let host = std::env::var("HOSTNAME").unwrap_or_else(|_| "i360".into());
-    let engine = sync::Engine::new(
-        store,
-        client,
-        sync::SyncConfig {
-            owner: format!("{host}-{}-{}", std::process::id(), config.bind.port()),
-            deployment_app: config.deployment_app.clone(),
-            notification_urls: match crate::notifications::notification_urls(&config.public_url, &config.microsoft.graph) {
-                Ok(urls) => Some(urls),
-                Err(why) => {
-                    tracing::info!("change notifications are off and every mailbox is polled: {why}");
-                    None
-                }
-            },
-            ..Default::default()
-        },
-    );
-    Ok(sync::Scheduler::new(engine))
+    Ok(sync::Scheduler::new(sync::Engine::new(store, client, sync)))
 }
 
 pub fn router(store: DynStore, scheduler: Arc<sync::Scheduler>, config: &ServeConfig, metrics: Arc<Metrics>) -> anyhow::Result<Router> {

@@ -393,6 +393,7 @@ mod tests {
             lease_owner: None,
             lease_expires_at: 0,
             fence: 1,
+            notified: Vec::new(),
         };
         let res = |first_sync_done, last_error: Option<ReasonCode>, throttled_until| ResourceStatus {
             resource: Resource::Mail,
@@ -417,6 +418,16 @@ mod tests {
         assert_eq!(st.state(100), SyncState::Syncing);
         st.mailbox.paused = Some(PauseReason::PollPrimaryOnly);
         assert_eq!(st.state(100), SyncState::Paused(PauseReason::PollPrimaryOnly));
+    }
+
+    #[test]
+    fn resource_bits_round_trip() {
+        let bits = resource_bit(Resource::Mail) | resource_bit(Resource::Tasks);
+        assert_eq!(resources_of_bits(bits), vec![Resource::Mail, Resource::Tasks]);
+        assert_eq!(resources_of_bits(0), Vec::<Resource>::new());
+        let all = Resource::ALL.iter().fold(0, |b, r| b | resource_bit(*r));
+        assert_eq!(resources_of_bits(all), Resource::ALL.to_vec());
+        assert_eq!(all.count_ones(), 4, "one bit each");
     }
 
     #[test]

@@ -99,12 +99,27 @@ pub fn change_delivery(
 }
 
 /// What to do with one wanted subscription.
+#[derive(Debug, PartialEq, Eq)]
 enum Step {
     Keep,
     Create,
     Renew(String),
     /// Failed recently: wait before asking Microsoft again.
     Wait,
+}
+
+/// The step for a wanted subscription as it stands at `now`: a live one is renewed when Microsoft
+/// asked or less than `subscription_renew_before` is left, a lapsed or missing one is made again,
+/// and a failed one is tried again `subscription_retry_secs` after the last attempt.
+fn step(current: Option<&Subscription>, now: UnixTime, cfg: &SyncConfig) -> Step {
+    let renew_before = i64::try_from(cfg.subscription_renew_before.as_secs()).unwrap_or(i64::MAX);
+    match current.map(|s| (&s.state, s.attempted_at)) {
+        Some((SubscriptionState::Live { graph_id, expires_at, renew, .. }, _)) if *expires_at > now => {
+            if *renew || *expires_at - now < renew_before { Step::Renew(graph_id.clone()) } else { Step::Keep }
+        }
+        Some((SubscriptionState::Failed { .. }, at)) if at + cfg.subscription_retry_secs > now => Step::Wait,
+        _ => Step::Create,
+    }
 }
 
 impl Engine {
@@ -136,17 +151,7 @@ impl Engine {
         }
         for (resource, container) in &want {
             let current = kept.iter().find(|s| s.resource == *resource && &s.container == container);
-            let step = match current.map(|s| (&s.state, s.attempted_at)) {
-                Some((SubscriptionState::Live { graph_id, expires_at, renew, .. }, _)) if *expires_at > now() => {
-                    if *renew || *expires_at - now() < i64::try_from(cfg.subscription_renew_before.as_secs()).unwrap_or(i64::MAX) {
-                        Step::Renew(graph_id.clone())
-                    } else {
-                        Step::Keep
-                    }
-                }
-                Some((SubscriptionState::Failed { .. }, at)) if at + cfg.subscription_retry_secs > now() => Step::Wait,
-                _ => Step::Create,
-            };
+            let step = step(current, now(), cfg);
             let outcome = match step {
                 Step::Keep | Step::Wait => continue,
                 Step::Renew(id) => match self.renew_subscription(ctx, &id).await {
@@ -285,6 +290,39 @@ mod tests {
             [(Resource::Mail, ""), (Resource::Tasks, "list-1"), (Resource::Tasks, "list-2")].map(|(r, c)| (r, c.to_string())).into();
         assert_eq!(w, expect, "mail once for every folder, tasks per list, calendar not before its first round, contacts never synced");
         assert!(wanted(&[Resource::Contacts], &cursors).is_empty());
+    }
+
+    #[test]
+    fn subscriptions_are_renewed_a_day_before_they_lapse_and_failures_retried_hourly() {
+        let cfg = SyncConfig::default();
+        let now = 1_800_000_000;
+        let hour = 3600;
+        let with = |state| Subscription {
+            mailbox_id: Uuid::nil(),
+            resource: Resource::Mail,
+            container: String::new(),
+            state,
+            attempted_at: now - 2 * hour,
+        };
+        let live = |left: i64, renew| {
+            with(SubscriptionState::Live { graph_id: "g".into(), client_state: SecretString::from("c"), expires_at: now + left, renew })
+        };
+        assert_eq!(step(Some(&live(70 * hour, false)), now, &cfg), Step::Keep, "just made");
+        assert_eq!(step(Some(&live(25 * hour, false)), now, &cfg), Step::Keep);
+        assert_eq!(step(Some(&live(23 * hour, false)), now, &cfg), Step::Renew("g".into()), "within a day of lapsing");
+        assert_eq!(step(Some(&live(70 * hour, true)), now, &cfg), Step::Renew("g".into()), "Microsoft asked for reauthorization");
+        assert_eq!(step(Some(&live(0, false)), now, &cfg), Step::Create, "lapsed: Microsoft no longer has it");
+        assert_eq!(step(None, now, &cfg), Step::Create);
+        assert_eq!(step(Some(&with(SubscriptionState::Missing)), now, &cfg), Step::Create, "removed by Microsoft");
+        let failed = |ago: i64| Subscription {
+            attempted_at: now - ago,
+            ..with(SubscriptionState::Failed { reason: domain::ReasonCode::PermissionMissing, detail: String::new() })
+        };
+        assert_eq!(step(Some(&failed(10 * 60)), now, &cfg), Step::Wait);
+        assert_eq!(step(Some(&failed(hour + 1)), now, &cfg), Step::Create);
+        // The safety poll of a live mailbox always comes before its subscriptions need renewing.
+        assert!(cfg.live_poll_every * 2 < cfg.subscription_renew_before);
+        assert!(cfg.subscription_lifetime_minutes <= microsoft::OUTLOOK_SUBSCRIPTION_MAX_MINUTES);
     }
 
     #[test]

@@ -53,7 +53,7 @@ pub fn test_config(owner: &str) -> SyncConfig {
         error_retry_secs: 0,
         attention_retry_secs: 3600,
         commit_barrier: None,
-        deployment_app: None,
+        ..SyncConfig::default()
     }
 }
 
