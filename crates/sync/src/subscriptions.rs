@@ -194,6 +194,13 @@ impl Engine {
         Ok(change_delivery(cfg, settings, &ctx.mailbox, &cursors, &kept, now()))
     }
 
+    /// How a mailbox learns of changes now (for My Connection, Team connections and the tests).
+    pub async fn change_delivery(&self, settings: &Office365Settings, mailbox: &SyncMailbox) -> Result<ChangeDelivery, SyncError> {
+        let cursors = self.store().cursors(mailbox.id).await?;
+        let kept = self.store().mailbox_subscriptions(mailbox.id).await?;
+        Ok(change_delivery(self.config(), settings, mailbox, &cursors, &kept, now()))
+    }
+
     fn expiry(&self) -> time::OffsetDateTime {
         time::OffsetDateTime::now_utc() + time::Duration::minutes(self.config().subscription_lifetime_minutes)
     }
