@@ -253,6 +253,8 @@ fn ConnectionSettings(page: Office365View, save: ServerAction<SaveOffice365Setti
     let secret_placeholder = if page.settings.client_secret_set { "Stored — leave empty to keep it" } else { "Paste the secret's Value" };
     let interval = f.sync_interval_minutes.clone();
     let backfill = f.backfill_days.clone();
+    // Without change notifications every mailbox is polled at the interval: one line says so.
+    let change_delivery_note = page.change_delivery_note();
 
     view! {
         <crate::components::ready::Ready/>
@@ -422,6 +424,7 @@ fn ConnectionSettings(page: Office365View, save: ServerAction<SaveOffice365Setti
                         </select>
                     </Field>
                 </div>
+                {change_delivery_note.map(|note| view! { <p class="change-delivery-note" data-testid="change-delivery-note">{note}</p> })}
             </section>
 
             <section class="card settings-section">

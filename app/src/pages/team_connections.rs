@@ -1,5 +1,5 @@
-//! `/settings/integrations/office365/team` (admins): every member's connection, its state, the
-//! last error and who must act, with Disconnect per row.
+//! `/settings/integrations/office365/team` (admins): every member's connection, its state, its
+//! change delivery, the last error and who must act, with Disconnect per row.
 
 use crate::components::guard::Guarded;
 use crate::error::AppError;
@@ -70,9 +70,10 @@ pub fn TeamConnectionsPage() -> impl IntoView {
                                                             let last = s.last_sync.map(crate::pages::audit::format_time).unwrap_or_else(|| "Not synced yet".into());
                                                             let counts = s.counts_line();
                                                             view! {
-                                                                <crate::pages::sync_status::SyncBadge summary=s/>
+                                                                <crate::pages::sync_status::SyncBadge summary=s.clone()/>
                                                                 <br/><span class="muted">{last}</span>
                                                                 <br/><span class="muted">{counts}</span>
+                                                                <crate::pages::sync_status::ChangeDeliveryLines summary=s/>
                                                             }.into_any()
                                                         }
                                                     }}</td>

@@ -5,7 +5,7 @@ use crate::consent::{AdminConsent, ConsentStatus};
 use crate::integration::{IntegrationKind, IntegrationStatus};
 use crate::office365::{FieldErrors, Office365Settings, SecretExpiry};
 use crate::permissions::ConnectionMode;
-use crate::{ConnectionState, ConnectionSummary, PauseReason, ReasonCode, Resource, ServiceAccountUser, SyncState, Tone};
+use crate::{ChangeDelivery, ConnectionState, ConnectionSummary, PauseReason, ReasonCode, Resource, ServiceAccountUser, SyncState, Tone};
 use serde::{Deserialize, Serialize};
 
 /// Settings › All Integrations: one row per integration.
@@ -29,6 +29,24 @@ pub struct Office365View {
     pub mailboxes: Vec<OrgMailbox>,
     /// The client secret has expired or lapses soon.
     pub secret_expiry: Option<SecretExpiry>,
+    /// This deployment can receive Microsoft's change notifications (its public URL is https, or
+    /// Graph is a local emulator). When not, every mailbox's change delivery is polling.
+    pub live_change_delivery: bool,
+}
+
+impl Office365View {
+    /// The one line Connection Settings shows when this deployment cannot get change
+    /// notifications; `None` when it can.
+    pub fn change_delivery_note(&self) -> Option<String> {
+        if self.live_change_delivery {
+            return None;
+        }
+        let n = self.settings.sync_interval_minutes;
+        Some(format!(
+            "Change notifications are off: this server's public URL is not https, so every mailbox is polled every {n} minute{}.",
+            if n == 1 { "" } else { "s" }
+        ))
+    }
 }
 
 /// How a mailbox is reached.
@@ -164,6 +182,30 @@ pub struct SyncSummary {
     /// Items per resource.
     pub counts: Vec<(Resource, u64)>,
     pub error: Option<ReasonCode>,
+    /// How each of the connection's synced (not paused) mailboxes learns of changes.
+    pub change_delivery: Vec<MailboxDelivery>,
+    /// The organization's sync interval: how often a polled mailbox is synced.
+    pub interval_minutes: u32,
+}
+
+/// One synced mailbox's change delivery: Microsoft's change notifications, or polling.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MailboxDelivery {
+    /// Whose mailbox: `None` for the connection's own, a name for another one it syncs (a
+    /// service account user's).
+    pub mailbox: Option<String>,
+    pub delivery: ChangeDelivery,
+}
+
+/// Change delivery as a page shows it: "Live (change notifications)" or "Polling every 15
+/// minutes", and when polling, why.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ChangeDeliveryLine {
+    /// Whose mailbox, when the connection's mailboxes differ; `None` when the line is for all.
+    pub mailbox: Option<String>,
+    pub live: bool,
+    pub label: String,
+    pub why: Option<String>,
 }
 
 impl SyncSummary {
@@ -177,6 +219,24 @@ impl SyncSummary {
             return "—".to_owned();
         }
         self.counts.iter().map(|(r, n)| format!("{} {n}", r.items_label())).collect::<Vec<_>>().join(" · ")
+    }
+
+    /// The change delivery lines to show: one when every synced mailbox learns of changes the
+    /// same way, otherwise one per mailbox, named; none when no mailbox is synced.
+    pub fn change_delivery_lines(&self) -> Vec<ChangeDeliveryLine> {
+        let line = |mailbox: Option<String>, d: &ChangeDelivery| ChangeDeliveryLine {
+            mailbox,
+            live: *d == ChangeDelivery::Live,
+            label: d.label(self.interval_minutes),
+            why: d.why(),
+        };
+        match self.change_delivery.split_first() {
+            None => Vec::new(),
+            Some((first, rest)) if rest.iter().all(|m| m.delivery == first.delivery) => vec![line(None, &first.delivery)],
+            Some(_) => {
+                self.change_delivery.iter().map(|m| line(m.mailbox.clone().or_else(|| Some("Own mailbox".into())), &m.delivery)).collect()
+            }
+        }
     }
 }
 
@@ -464,9 +524,70 @@ mod tests {
             enabled: true,
             service_account: true,
             connection: Some(connection),
-            sync: sync.map(|state| SyncSummary { state, at: 0, last_sync: None, next_sync: None, counts: Vec::new(), error: None }),
+            sync: sync.map(|state| SyncSummary { state, ..summary(Vec::new()) }),
             service_account_user,
         }
+    }
+
+    fn summary(change_delivery: Vec<MailboxDelivery>) -> SyncSummary {
+        SyncSummary {
+            state: SyncState::UpToDate,
+            at: 0,
+            last_sync: None,
+            next_sync: None,
+            counts: Vec::new(),
+            error: None,
+            change_delivery,
+            interval_minutes: 60,
+        }
+    }
+
+    fn delivery(mailbox: Option<&str>, delivery: ChangeDelivery) -> MailboxDelivery {
+        MailboxDelivery { mailbox: mailbox.map(str::to_owned), delivery }
+    }
+
+    #[test]
+    fn change_delivery_is_one_line_when_every_mailbox_learns_of_changes_the_same_way() {
+        assert_eq!(summary(Vec::new()).change_delivery_lines(), [], "no synced mailbox, nothing to say");
+        let live = summary(vec![delivery(None, ChangeDelivery::Live)]).change_delivery_lines();
+        assert_eq!(live, [ChangeDeliveryLine { mailbox: None, live: true, label: "Live (change notifications)".into(), why: None }]);
+        let polled = ChangeDelivery::Polling(crate::PollingReason::FirstSync);
+        let both = summary(vec![delivery(Some("Bob"), polled.clone()), delivery(Some("Carol"), polled.clone())]);
+        let lines = both.change_delivery_lines();
+        assert_eq!(lines.len(), 1, "{lines:?}");
+        assert_eq!((lines[0].mailbox.as_deref(), lines[0].live), (None, false));
+        assert_eq!(lines[0].label, "Polling every 60 minutes");
+        assert_eq!(lines[0].why, polled.why(), "the reason in the user's words");
+    }
+
+    #[test]
+    fn mailboxes_that_differ_get_a_named_line_each() {
+        let shared = ChangeDelivery::Polling(crate::PollingReason::SharedMailbox);
+        let lines = summary(vec![delivery(None, ChangeDelivery::Live), delivery(Some("Bob Baker"), shared)]).change_delivery_lines();
+        let shown: Vec<(Option<&str>, &str, bool)> =
+            lines.iter().map(|l| (l.mailbox.as_deref(), l.label.as_str(), l.why.is_some())).collect();
+        assert_eq!(
+            shown,
+            [(Some("Own mailbox"), "Live (change notifications)", false), (Some("Bob Baker"), "Polling every 60 minutes", true)]
+        );
+    }
+
+    #[test]
+    fn connection_settings_say_so_in_one_line_when_notifications_are_off() {
+        let mut view = Office365View {
+            settings: Office365Settings { sync_interval_minutes: 60, ..Office365Settings::default() },
+            callback_uri: String::new(),
+            admin_consent_uri: String::new(),
+            mailboxes: Vec::new(),
+            secret_expiry: None,
+            live_change_delivery: true,
+        };
+        assert_eq!(view.change_delivery_note(), None);
+        view.live_change_delivery = false;
+        assert_eq!(
+            view.change_delivery_note().as_deref(),
+            Some("Change notifications are off: this server's public URL is not https, so every mailbox is polled every 60 minutes.")
+        );
     }
 
     #[test]

@@ -24,7 +24,7 @@ impl Integration {
         let scope = settings.scope_settings();
         let granted = connection.as_ref().map(|c| c.granted_scopes.clone()).unwrap_or_default();
         let sync = match &connection {
-            Some(c) => self.connection_sync_summary(admin.org_id, c.id).await?,
+            Some(c) => self.connection_sync_summary(&settings, admin.org_id, c.id).await?,
             None => None,
         };
         Ok(MyConnectionView {
@@ -67,7 +67,7 @@ impl Integration {
         let settings = self.settings(user.org_id).await?;
         let connection = self.store.connection_of(user.org_id, user.user_id, ConnectionKind::Individual).await?;
         let sync = match &connection {
-            Some(c) => self.connection_sync_summary(user.org_id, c.id).await?,
+            Some(c) => self.connection_sync_summary(&settings, user.org_id, c.id).await?,
             None => None,
         };
         // Whether the service connection syncs this person's mailbox instead: a service account
@@ -106,11 +106,12 @@ impl Integration {
     /// Team connections: every connection in the organization with its owner and sync state.
     pub async fn team_connections(&self, admin: &SessionUser) -> Result<Vec<TeamRow>> {
         admin_only(admin)?;
+        let settings = self.settings(admin.org_id).await?;
         let people = self.store.users_in_org(admin.org_id).await?;
         let mailboxes = self.store.sync_mailboxes_in_org(admin.org_id).await?;
         let mut rows = Vec::new();
         for c in self.store.connections_in_org(admin.org_id).await? {
-            let sync = self.sync_summary(&mailboxes, c.id).await?;
+            let sync = self.sync_summary(&settings, &mailboxes, c.id).await?;
             let owner = people.iter().find(|u| u.id == c.user_id);
             rows.push(TeamRow {
                 id: c.id.to_string(),

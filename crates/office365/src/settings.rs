@@ -17,6 +17,7 @@ impl Integration {
             admin_consent_uri: self.admin_consent_uri(),
             mailboxes: self.org_mailboxes(admin.org_id).await?,
             secret_expiry: settings.secret_expiry(&today()),
+            live_change_delivery: self.scheduler.engine().config().notification_urls.is_some(),
             settings,
         })
     }
