@@ -341,6 +341,10 @@ impl RunningEmulator {
         let uid = user.and_then(|u| self.shared.user(u)).map(|u| u.user.id);
         crate::subscriptions::lifecycle(&self.shared, subscription_id, uid.as_deref(), event, false)
     }
+    /// Every change-notification subscription Microsoft holds now.
+    pub fn subscriptions(&self) -> Vec<crate::SubscriptionInfo> {
+        crate::subscriptions::list(&self.shared)
+    }
     /// Rolls the token signing key (JWKS `kid` changes); with `keep_previous` the old key stays published
     /// beside the new one. Returns the new `kid`.
     pub fn rotate_signing_key(&self, keep_previous: bool) -> Result<String, Error> {

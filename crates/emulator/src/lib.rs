@@ -56,6 +56,7 @@ pub use fixture::{
 };
 pub use generate::Kind;
 pub use registry::{Counters, FaultRule, MailboxCounter, RouteCounter};
+pub use subscriptions::SubscriptionInfo;
 pub use throttle::ThrottleConfig;
 
 use std::collections::HashMap;

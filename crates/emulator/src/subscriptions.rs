@@ -303,6 +303,35 @@ fn resource_path(user: &str, kind: Kind, id: &str) -> String {
     }
 }
 
+/// What a subscription is, as tests see it through the control API.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct SubscriptionInfo {
+    pub id: String,
+    pub resource: String,
+    /// The watched mailbox's user id.
+    pub mailbox: String,
+    pub notification_url: String,
+    pub lifecycle_url: Option<String>,
+    pub expiration: OffsetDateTime,
+}
+
+/// Every subscription (lapsed ones too: Microsoft forgets them, but they no longer deliver).
+pub(crate) fn list(shared: &Shared) -> Vec<SubscriptionInfo> {
+    let mut out: Vec<SubscriptionInfo> = lock(&shared.subscriptions.subs)
+        .values()
+        .map(|s| SubscriptionInfo {
+            id: s.id.clone(),
+            resource: s.resource.clone(),
+            mailbox: s.mailbox.clone(),
+            notification_url: s.notification_url.clone(),
+            lifecycle_url: s.lifecycle_url.clone(),
+            expiration: s.expiration,
+        })
+        .collect();
+    out.sort_by(|a, b| (&a.mailbox, &a.resource).cmp(&(&b.mailbox, &b.resource)));
+    out
+}
+
 /// Offers the mailbox's pending changes to matching subscriptions; deliveries run in the background.
 pub(crate) fn flush(shared: &Shared, user: &UserFixture, mb: &mut MailboxState) {
     let changes = std::mem::take(&mut mb.outbox);

@@ -81,6 +81,8 @@ pub struct SyncConfig {
     pub subscription_lifetime_minutes: i64,
     /// After Microsoft refused a subscription, asked again this much later.
     pub subscription_retry_secs: i64,
+    /// The clock subscription expiries are judged by (this machine's; tests move it).
+    pub subscription_clock: crate::subscriptions::SubscriptionClock,
 }
 
 impl Default for SyncConfig {
@@ -112,6 +114,7 @@ impl Default for SyncConfig {
             subscription_renew_before: Duration::from_secs(24 * 3600),
             subscription_lifetime_minutes: microsoft::OUTLOOK_SUBSCRIPTION_MAX_MINUTES - 30,
             subscription_retry_secs: 3600,
+            subscription_clock: crate::subscriptions::SubscriptionClock::default(),
         }
     }
 }

@@ -20,13 +20,29 @@ use domain::permissions::ConnectionMode;
 use domain::{ChangeDelivery, PollingReason, Resource};
 use microsoft::{GraphError, SecretString, SubscriptionTarget};
 use std::collections::BTreeSet;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicI64, Ordering};
 use store::UnixTime;
 use store::subscriptions::{Subscription, SubscriptionState};
 use store::sync::{CommitOutcome, SyncCursor, SyncMailbox};
 use uuid::Uuid;
 
-fn now() -> UnixTime {
-    store::now_unix()
+/// The clock subscription expiries are judged by: this machine's, plus an offset tests move
+/// together with Microsoft's (the emulator's) clock, so days can pass in a test.
+#[derive(Debug, Clone, Default)]
+pub struct SubscriptionClock {
+    offset_secs: Arc<AtomicI64>,
+}
+
+impl SubscriptionClock {
+    pub fn now(&self) -> UnixTime {
+        store::now_unix() + self.offset_secs.load(Ordering::Relaxed)
+    }
+
+    /// Moves this clock forward (tests).
+    pub fn advance(&self, by: std::time::Duration) {
+        self.offset_secs.fetch_add(i64::try_from(by.as_secs()).unwrap_or(i64::MAX), Ordering::Relaxed);
+    }
 }
 
 /// A new `clientState`: 32 random bytes as hex (Microsoft allows 128 characters).
@@ -129,6 +145,7 @@ impl Engine {
     pub(crate) async fn keep_subscriptions(&self, ctx: &RunCtx, settings: &Office365Settings) -> Result<ChangeDelivery, SyncError> {
         let store = self.store();
         let cfg = self.config();
+        let now = || cfg.subscription_clock.now();
         let kept = store.mailbox_subscriptions(ctx.mailbox.id).await?;
         let cursors = store.cursors(ctx.mailbox.id).await?;
         let want = match (polling_only(cfg, settings, &ctx.mailbox), &cfg.notification_urls) {
@@ -145,7 +162,9 @@ impl Engine {
                     Err(_) => tracing::info!(mailbox = %ctx.mailbox.id, "could not delete a change-notification subscription"),
                 }
             }
-            if store.remove_subscription(ctx.mailbox.id, ctx.fence, s.resource, &s.container, now()).await? == CommitOutcome::LeaseLost {
+            if store.remove_subscription(ctx.mailbox.id, ctx.fence, s.resource, &s.container, store::now_unix()).await?
+                == CommitOutcome::LeaseLost
+            {
                 return Err(SyncError::LeaseLost);
             }
         }
@@ -186,7 +205,7 @@ impl Engine {
             };
             let row =
                 Subscription { mailbox_id: ctx.mailbox.id, resource: *resource, container: container.clone(), state, attempted_at: now() };
-            if store.save_subscription(ctx.fence, &row, now()).await? == CommitOutcome::LeaseLost {
+            if store.save_subscription(ctx.fence, &row, store::now_unix()).await? == CommitOutcome::LeaseLost {
                 return Err(SyncError::LeaseLost);
             }
         }
@@ -198,11 +217,13 @@ impl Engine {
     pub async fn change_delivery(&self, settings: &Office365Settings, mailbox: &SyncMailbox) -> Result<ChangeDelivery, SyncError> {
         let cursors = self.store().cursors(mailbox.id).await?;
         let kept = self.store().mailbox_subscriptions(mailbox.id).await?;
-        Ok(change_delivery(self.config(), settings, mailbox, &cursors, &kept, now()))
+        Ok(change_delivery(self.config(), settings, mailbox, &cursors, &kept, self.config().subscription_clock.now()))
     }
 
     fn expiry(&self) -> time::OffsetDateTime {
-        time::OffsetDateTime::now_utc() + time::Duration::minutes(self.config().subscription_lifetime_minutes)
+        let now =
+            time::OffsetDateTime::from_unix_timestamp(self.config().subscription_clock.now()).unwrap_or(time::OffsetDateTime::UNIX_EPOCH);
+        now + time::Duration::minutes(self.config().subscription_lifetime_minutes)
     }
 
     async fn create_subscription(

@@ -12,6 +12,8 @@ pub struct TestApp {
     pub store: DynStore,
     /// Plays Microsoft for this server (demo tenants, control API on).
     pub emu: m365_emulator::RunningEmulator,
+    /// The sync engine wired into the router; its loop is not started (tests drive it).
+    pub scheduler: Arc<sync::Scheduler>,
     _dir: tempfile::TempDir,
 }
 
@@ -40,28 +42,53 @@ pub async fn spawn_app_behind_proxy() -> TestApp {
 }
 
 async fn spawn_app_with(store: DynStore, dir: tempfile::TempDir, trusted_proxies: server::client_address::TrustedProxies) -> TestApp {
+    spawn_app_tuned(store, dir, trusted_proxies, |_| {}).await
+}
+
+/// [`spawn_app`] with the sync engine's configuration adjusted by `tune` (it starts as the
+/// server's own, [`server::http::sync_config`]).
+pub async fn spawn_app_tuned(
+    store: DynStore,
+    dir: tempfile::TempDir,
+    trusted_proxies: server::client_address::TrustedProxies,
+    tune: impl FnOnce(&mut sync::SyncConfig),
+) -> TestApp {
     server::demo::seed(store.as_ref()).await.unwrap();
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    let public_url = format!("http://{addr}");
+    let public_url = format!("http://{}", listener.local_addr().unwrap());
     // Started the way `server --demo` starts it: the callbacks of this server's port registered.
     let emu = server::demo::start_emulator(SocketAddr::from(([127, 0, 0, 1], 0)), &public_url).await.unwrap();
+    let scheduler = serve_instance(store.clone(), &emu, listener, trusted_proxies, tune);
+    TestApp { base: public_url, store, emu, scheduler, _dir: dir }
+}
+
+/// Serves one server instance on `listener` over `store`, with `emu` playing Microsoft; returns its
+/// sync scheduler, whose loop is not started. Several instances may share one store and emulator.
+pub fn serve_instance(
+    store: DynStore,
+    emu: &m365_emulator::RunningEmulator,
+    listener: tokio::net::TcpListener,
+    trusted_proxies: server::client_address::TrustedProxies,
+    tune: impl FnOnce(&mut sync::SyncConfig),
+) -> Arc<sync::Scheduler> {
+    let addr = listener.local_addr().unwrap();
     let config = ServeConfig {
         bind: addr,
-        site_root: dir.path().join("site"),
-        public_url,
+        site_root: std::path::PathBuf::from("/nonexistent-site"),
+        public_url: format!("http://{addr}"),
         microsoft: server::MicrosoftEndpoints { authority: emu.login_base(), graph: emu.graph_base() },
         deployment_app: Some(server::deployment_app::demo_app()),
         shared_tenants: false,
         trusted_proxies,
     };
-    // The scheduler is wired in but its workers are not started: these tests drive the routes.
-    let scheduler = server::http::sync_scheduler(store.clone(), &config).unwrap();
-    let router = server::router(store.clone(), scheduler, &config, Arc::new(Metrics::default())).unwrap();
+    let mut sync_config = server::http::sync_config(&config);
+    tune(&mut sync_config);
+    let scheduler = server::http::sync_scheduler_with(store.clone(), &config, sync_config).unwrap();
+    let router = server::router(store, scheduler.clone(), &config, Arc::new(Metrics::default())).unwrap();
     tokio::spawn(async move {
         axum::serve(listener, router.into_make_service_with_connect_info::<SocketAddr>()).await.unwrap();
     });
-    TestApp { base: format!("http://{addr}"), store, emu, _dir: dir }
+    scheduler
 }
 
 impl TestApp {
@@ -94,6 +121,11 @@ impl TestApp {
         assert!(res.status().is_success() || res.status().is_redirection(), "sign-in failed: {}", res.status());
         client
     }
+}
+
+/// Where a redirect sends the browser.
+pub fn location(res: &reqwest::Response) -> String {
+    res.headers().get("location").and_then(|v| v.to_str().ok()).unwrap_or_default().to_owned()
 }
 
 pub fn session_cookie(res: &reqwest::Response) -> Option<String> {

@@ -7,6 +7,7 @@
 mod cli;
 mod helpers;
 mod malformed;
+mod notifications;
 mod oauth;
 mod operations;
 mod process;

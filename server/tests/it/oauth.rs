@@ -1,13 +1,9 @@
 //! The OAuth routes refuse what they cannot trust and always answer with a page, never a 500; and
 //! with the in-process emulator playing Microsoft, a sign-in goes all the way through.
 
-use crate::helpers::{TestApp, spawn_app};
+use crate::helpers::{TestApp, location, spawn_app};
 use domain::{ConnectionKind, OrgId, UserId};
 use m365_emulator::testkit::{self, Browser, Consent, SignIn};
-
-fn location(res: &reqwest::Response) -> String {
-    res.headers().get("location").and_then(|v| v.to_str().ok()).unwrap_or_default().to_owned()
-}
 
 #[tokio::test]
 async fn starting_a_connection_needs_a_session_and_an_enabled_integration() {

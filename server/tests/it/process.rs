@@ -1,6 +1,7 @@
 //! The `server` binary run as its own process, as an operator runs it: stopped with SIGTERM (what
 //! systemd and Kubernetes send) or Ctrl-C, and watched through its log lines.
 
+use crate::helpers::location;
 use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::{Arc, Mutex};
@@ -133,10 +134,6 @@ impl Drop for Server {
             let _ = self.child.wait();
         }
     }
-}
-
-fn location(res: &reqwest::Response) -> String {
-    res.headers().get("location").and_then(|v| v.to_str().ok()).unwrap_or_default().to_owned()
 }
 
 /// Sends the browser through Microsoft's (the emulator's) pages for `purpose` and returns the

@@ -20,6 +20,12 @@ pub(super) async fn dispatch(shared: &Arc<Shared>, req: GReq, _in_batch: bool) -
     };
     let caller = grant.user_id.as_deref().and_then(|u| shared.user(u));
     if segs.first().map(String::as_str) == Some("subscriptions") {
+        // Injected faults apply here too (a subscription Microsoft refuses or fails to make).
+        let fault = registry::take_fault(shared, &req.path, None);
+        if let Some(r) = injected(shared, &ctx, &grant, None, fault).await {
+            let template = format!("{} /subscriptions{}", req.method, if segs.len() > 1 { "/{id}" } else { "" });
+            return finish(shared, &ctx, &template, None, r);
+        }
         let (template, r) = crate::subscriptions::handle(shared, &ctx, &req, &grant, caller.as_ref(), &segs).await;
         return finish(shared, &ctx, &template, None, r);
     }
