@@ -123,6 +123,23 @@ impl TestApp {
     }
 }
 
+/// A new, empty database on the test PostgreSQL server (`STORE_TEST_POSTGRES_URL`, which `make
+/// test` starts), or `None` when there is none (a failure instead with `STORE_TEST_REQUIRE_POSTGRES=1`).
+pub async fn fresh_postgres_url() -> Option<String> {
+    use sqlx::Connection;
+    let Ok(admin_url) = std::env::var("STORE_TEST_POSTGRES_URL") else {
+        assert_ne!(std::env::var("STORE_TEST_REQUIRE_POSTGRES").as_deref(), Ok("1"), "STORE_TEST_POSTGRES_URL is not set");
+        eprintln!("skipping: STORE_TEST_POSTGRES_URL is not set");
+        return None;
+    };
+    let name = format!("server_it_{}", uuid::Uuid::new_v4().simple());
+    let mut admin = sqlx::PgConnection::connect(&admin_url).await.unwrap();
+    // The name is a UUID we made: safe to splice.
+    sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}"))).execute(&mut admin).await.unwrap();
+    let base = admin_url.rsplit_once('/').map(|(b, _)| b).unwrap_or(&admin_url);
+    Some(format!("{base}/{name}"))
+}
+
 /// Where a redirect sends the browser.
 pub fn location(res: &reqwest::Response) -> String {
     res.headers().get("location").and_then(|v| v.to_str().ok()).unwrap_or_default().to_owned()

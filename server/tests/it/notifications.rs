@@ -4,7 +4,7 @@
 //! events renew, recreate or catch up; a disconnect deletes the subscriptions; a mailbox Microsoft
 //! will not notify about is polled at its interval and says why.
 
-use crate::helpers::{TestApp, location, spawn_app, spawn_app_tuned};
+use crate::helpers::{TestApp, fresh_postgres_url, location, serve_instance, spawn_app, spawn_app_tuned};
 use domain::{ChangeDelivery, OrgId, PollingReason, Resource};
 use m365_emulator::{FaultRule, Kind, testkit};
 use std::sync::Arc;
@@ -297,4 +297,56 @@ async fn subscriptions_are_renewed_a_day_before_they_lapse_and_keep_delivering_a
     pass(25);
     app.emu.add_item(ADMIN, Kind::Message, Some("inbox"), serde_json::json!({"subject": "After the first expiry"})).unwrap();
     run_until(&app, "the notified mail", async || has_item(&app, &mb, "After the first expiry").await).await;
+}
+
+#[tokio::test]
+async fn on_two_instances_a_notification_landing_on_the_one_without_the_lease_is_synced_by_the_holder() {
+    let Some(url) = fresh_postgres_url().await else { return };
+    let keyring = Arc::new(store::secrets::Keyring::ephemeral());
+    let store_a = store::open(&url, keyring.clone()).await.unwrap();
+    let store_b = store::open(&url, keyring).await.unwrap();
+    // Microsoft's posts reach instance B (say, the load balancer sent them there); A does the syncing.
+    let listener_b = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let b = format!("http://{}", listener_b.local_addr().unwrap());
+    let urls = microsoft::NotificationUrls {
+        notification: format!("{b}/webhooks/microsoft/notifications"),
+        lifecycle: format!("{b}/webhooks/microsoft/lifecycle"),
+    };
+    let app = spawn_app_tuned(store_a, tempfile::tempdir().unwrap(), Default::default(), |c| {
+        c.notification_urls = Some(urls);
+        c.poll_every = Duration::from_millis(100);
+    })
+    .await;
+    let scheduler_b = serve_instance(store_b, &app.emu, listener_b, Default::default(), |_| {});
+    let (stop, stopped) = tokio::sync::watch::channel(false);
+    let loop_a = app.scheduler.clone().spawn(stopped);
+
+    let org = crate::helpers::enable_demo_integration(app.store.as_ref()).await;
+    connect(&app, ADMIN, "activate").await;
+    app.scheduler.reconcile_org(org).await.unwrap();
+    let started = Instant::now();
+    while !app.emu.subscriptions().iter().any(|s| s.resource == "me/messages") {
+        assert!(started.elapsed() < Duration::from_secs(20), "no subscription made by A's loop");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(app.emu.subscriptions().iter().all(|s| s.notification_url.starts_with(&b)), "validated by B");
+    let mb = app.store.sync_mailboxes_in_org(org).await.unwrap().remove(0);
+
+    app.emu.add_item(ADMIN, Kind::Message, Some("inbox"), serde_json::json!({"subject": "Posted to B, synced by A"})).unwrap();
+    let started = Instant::now();
+    while !has_item(&app, &mb, "Posted to B, synced by A").await {
+        assert!(started.elapsed() < Duration::from_secs(10), "the mail posted to B was not synced by A");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    // A's notified run is counted once it has released its lease, just after the commit.
+    let started = Instant::now();
+    while app.scheduler.engine().metrics().snapshot().mailbox_runs_ok < 2 {
+        assert!(started.elapsed() < Duration::from_secs(5), "A's notified run did not end");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let (a, b) = (app.scheduler.engine().metrics().snapshot(), scheduler_b.engine().metrics().snapshot());
+    assert_eq!((a.notifications_received, b.notifications_received), (0, 1), "B received it");
+    assert_eq!(b.mailbox_runs_ok + b.mailbox_runs_failed, 0, "B never synced: it holds no lease");
+    stop.send(true).unwrap();
+    loop_a.await.unwrap();
 }
