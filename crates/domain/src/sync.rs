@@ -120,6 +120,8 @@ pub enum PollingReason {
     SharedMailbox,
     /// Notifications are set up once the first full sync has completed.
     FirstSync,
+    /// A subscription is being made (again): Microsoft removed one, or it has not been made yet.
+    SettingUp,
     /// Microsoft refused or failed a subscription: for which resource, why, and its words.
     Failed { resource: Resource, reason: ReasonCode, detail: String },
 }
@@ -144,6 +146,7 @@ impl ChangeDelivery {
                 "Microsoft sends no change notifications for other people's mailboxes read with delegated permissions.".to_string()
             }
             PollingReason::FirstSync => "Change notifications start once the first full sync has completed.".to_string(),
+            PollingReason::SettingUp => "Change notifications are being set up with Microsoft.".to_string(),
             PollingReason::Failed { resource, reason, detail } => {
                 let said = if detail.is_empty() { String::new() } else { format!(" Microsoft said: {detail}") };
                 format!("Change notifications for {} could not be kept. {}{said}", resource.label().to_lowercase(), reason.message())

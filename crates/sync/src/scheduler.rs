@@ -352,14 +352,15 @@ impl Scheduler {
             _ = renew => Err(SyncError::LeaseLost),
         };
         let next_due = match &result {
-            // Only notified resources ran: the schedule stays as it was.
-            Ok(report) if !report.full => lease.mailbox.next_due_at,
             Ok(report) => {
                 let interval = engine.store().office365_settings(lease.mailbox.org_id).await.map(|s| s.sync_interval_minutes).unwrap_or(15);
                 let interval = i64::from(interval) * 60;
                 let live = matches!(report.delivery, Some(domain::ChangeDelivery::Live));
                 let safety = i64::try_from(cfg.live_poll_every.as_secs()).unwrap_or(i64::MAX);
-                now() + if live { interval.max(safety) } else { interval }
+                let next = now() + if live { interval.max(safety) } else { interval };
+                // A run of only the notified resources keeps the schedule, unless the mailbox just
+                // stopped being live (a subscription died): then it is polled at its interval.
+                if report.full { next } else { lease.mailbox.next_due_at.min(next) }
             }
             Err(SyncError::Throttled(until)) => *until,
             Err(SyncError::NeedsAttention(reason)) => {

@@ -108,7 +108,7 @@ pub fn change_delivery(
             Some((SubscriptionState::Failed { reason, detail }, _)) => {
                 return ChangeDelivery::Polling(PollingReason::Failed { resource: *resource, reason: *reason, detail: detail.clone() });
             }
-            _ => return ChangeDelivery::Polling(PollingReason::FirstSync),
+            _ => return ChangeDelivery::Polling(PollingReason::SettingUp),
         }
     }
     ChangeDelivery::Live

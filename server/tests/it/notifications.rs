@@ -217,14 +217,19 @@ async fn disconnecting_or_no_longer_syncing_a_resource_deletes_its_subscriptions
 }
 
 #[tokio::test]
-async fn a_mailbox_microsoft_will_not_notify_about_is_polled_at_its_interval_and_says_why() {
+async fn a_mailbox_whose_subscription_dies_is_polled_at_its_interval_and_says_why() {
     let app = spawn_app().await;
-    let org = crate::helpers::enable_demo_integration(app.store.as_ref()).await;
+    let (org, mb) = activated(&app).await;
+    assert_eq!(delivery(&app, org, &mb).await, ChangeDelivery::Live);
+
+    // Microsoft removes the mail subscription and refuses to make another.
     app.emu.inject_fault(FaultRule { route: Some("/subscriptions".into()), status: Some(403), count: u32::MAX, ..FaultRule::default() });
-    connect(&app, ADMIN, "activate").await;
-    app.scheduler.reconcile_org(org).await.unwrap();
-    app.scheduler.run_until_idle().await.unwrap();
-    let mb = app.store.sync_mailboxes_in_org(org).await.unwrap().remove(0);
+    let mail = app.emu.subscriptions().into_iter().find(|s| s.resource == "me/messages").unwrap();
+    assert_eq!(app.emu.send_lifecycle_event(Some(&mail.id), None, "subscriptionRemoved"), 1);
+    run_until(&app, "the refused re-creation", async || {
+        matches!(delivery(&app, org, &mb).await, ChangeDelivery::Polling(PollingReason::Failed { .. }))
+    })
+    .await;
 
     // Synced all the same; polled every 15 minutes, and the page can say why.
     assert!(!app.store.mailbox_items(mb.id, Resource::Mail).await.unwrap().is_empty());
@@ -234,7 +239,7 @@ async fn a_mailbox_microsoft_will_not_notify_about_is_polled_at_its_interval_and
     assert_eq!(delivery.label(15), "Polling every 15 minutes");
     let due_in = app.store.sync_mailbox(mb.id).await.unwrap().unwrap().next_due_at - store::now_unix();
     assert!((14 * 60..=15 * 60).contains(&due_in), "next poll in {due_in} s");
-    assert!(app.emu.subscriptions().is_empty());
+    assert!(!app.emu.subscriptions().iter().any(|s| s.resource == "me/messages"));
     assert!(app.scheduler.engine().metrics().snapshot().subscription_failures >= 1);
 
     // A change still arrives by polling (its due time, brought forward here).
