@@ -18,6 +18,7 @@ pub mod service_account;
 pub mod sync;
 pub mod user;
 pub mod views;
+pub mod writes;
 
 pub use actions::{ActionCard, CardAction, FeedFacts, OwnConnection};
 pub use audit::AuditEntry;
@@ -31,3 +32,4 @@ pub use reason::{ReasonCode, WhoMustAct};
 pub use service_account::{MailboxHealth, ServiceAccountUser};
 pub use sync::{ChangeDelivery, PauseReason, PollingReason, Resource, SyncState, Tone};
 pub use user::{Role, RoleParseError, SessionUser};
+pub use writes::{WriteKind, WriteRefusal, WriteRequest, WriteState};
