@@ -939,6 +939,23 @@ macro_rules! impl_store {
                         count += 1;
                     }
                 }
+                let rows = sqlx::query("SELECT id, request FROM write_outbox").fetch_all(&self.pool).await?;
+                for row in rows {
+                    let id: uuid::Uuid = row.try_get("id")?;
+                    let sealed: Vec<u8> = row.try_get("request")?;
+                    if $crate::secrets::Keyring::key_id_of(&sealed) == Some(current) {
+                        continue;
+                    }
+                    let binding = $crate::outbox_common::request_binding(id);
+                    let resealed = self.keyring.seal(&self.keyring.open(&sealed, &binding)?, &binding)?;
+                    sqlx::query("UPDATE write_outbox SET request = $1 WHERE id = $2 AND request = $3")
+                        .bind(resealed)
+                        .bind(id)
+                        .bind(sealed)
+                        .execute(&self.pool)
+                        .await?;
+                    count += 1;
+                }
                 let rows = sqlx::query("SELECT graph_id, client_state FROM sync_subscriptions WHERE client_state IS NOT NULL")
                     .fetch_all(&self.pool)
                     .await?;

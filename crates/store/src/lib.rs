@@ -13,6 +13,8 @@ pub mod password;
 mod postgres;
 pub mod secrets;
 pub mod session_token;
+pub mod outbox;
+mod outbox_common;
 mod sqlite;
 pub mod subscriptions;
 mod subscriptions_common;
@@ -34,6 +36,7 @@ pub use error::StoreError;
 pub use postgres::PgStore;
 pub use session_token::{SESSION_COOKIE, SessionToken, SessionTokenHash};
 pub use sqlite::SqliteStore;
+pub use outbox::WriteStore;
 pub use subscriptions::SubscriptionStore;
 pub use sync::SyncStore;
 
@@ -128,9 +131,10 @@ pub fn now_unix() -> UnixTime {
 }
 
 /// The one store handle: the product's operations and, as its supertraits, the sync engine's
-/// ([`SyncStore`]) and the change-notification subscriptions' ([`SubscriptionStore`]), over one pool.
+/// ([`SyncStore`]), the change-notification subscriptions' ([`SubscriptionStore`]) and the write
+/// outbox's ([`WriteStore`]), over one pool.
 #[async_trait]
-pub trait Store: SyncStore + SubscriptionStore {
+pub trait Store: SyncStore + SubscriptionStore + WriteStore {
     fn backend(&self) -> Backend;
 
     /// A cheap round trip to the database, for `/healthz`.

@@ -12,3 +12,4 @@ crate::sync_common::impl_sync_store!(
 );
 
 crate::subscriptions_common::impl_subscription_store!(PgStore);
+crate::outbox_common::impl_write_store!(PgStore);

@@ -11,3 +11,4 @@ crate::sync_common::impl_sync_store!(
 );
 
 crate::subscriptions_common::impl_subscription_store!(SqliteStore);
+crate::outbox_common::impl_write_store!(SqliteStore);

@@ -9,6 +9,7 @@ mod connections;
 mod consent;
 mod harness;
 mod office365;
+mod outbox;
 mod scenarios;
 mod subscriptions;
 mod sync;
