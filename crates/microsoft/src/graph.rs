@@ -192,7 +192,12 @@ impl MicrosoftClient {
         Ok(s)
     }
 
-    async fn graph_get<T: DeserializeOwned>(&self, token: &SecretString, url: &str, other_mailbox: bool) -> Result<T, GraphError> {
+    pub(crate) async fn graph_get<T: DeserializeOwned>(
+        &self,
+        token: &SecretString,
+        url: &str,
+        other_mailbox: bool,
+    ) -> Result<T, GraphError> {
         let text = self.graph_send(reqwest::Method::GET, token, url, None, other_mailbox).await?;
         parse_json(&text)
     }
@@ -206,7 +211,13 @@ impl MicrosoftClient {
         body: Option<&serde_json::Value>,
         other_mailbox: bool,
     ) -> Result<GraphText, GraphError> {
-        let mut req = self.http.request(method, url).bearer_auth(token.expose_secret()).header("Accept", "application/json");
+        // Immutable ids on every request: a draft keeps its id when it is sent (§3.1).
+        let mut req = self
+            .http
+            .request(method, url)
+            .bearer_auth(token.expose_secret())
+            .header("Accept", "application/json")
+            .header("Prefer", "IdType=\"ImmutableId\"");
         if let Some(body) = body {
             req = req.json(body);
         }

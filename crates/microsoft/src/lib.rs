@@ -63,6 +63,7 @@ mod id_token;
 mod keys;
 mod subscriptions;
 mod token;
+mod writes;
 
 pub use authorize::{
     AdminConsentGranted, AuthorizationRequest, CallbackCode, CallbackError, FORWARDED_CONSENT_STATE, Prompt, parse_admin_consent_callback,
@@ -81,6 +82,7 @@ pub use subscriptions::{
     ChangeNotification, ChangeNotifications, NotificationUrls, OUTLOOK_SUBSCRIPTION_MAX_MINUTES, Subscription, SubscriptionTarget,
 };
 pub use token::{AppToken, SignIn, UserTokens};
+pub use writes::{LINKED_APPLICATION, MessageRef, ResponseAction, WRITE_KEY_PROPERTY};
 
 pub use secrecy::{ExposeSecret, SecretString};
 
