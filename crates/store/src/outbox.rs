@@ -17,6 +17,8 @@ pub struct NewWrite {
     pub mailbox_id: Uuid,
     /// Who asked.
     pub user_id: UserId,
+    /// Who asked, as the audit log names them.
+    pub actor: String,
     /// The composer's key: the same key again (a double click, a retried request) is the same write.
     pub key: String,
     pub request: WriteRequest,
@@ -30,6 +32,7 @@ pub struct OutboxWrite {
     pub org_id: OrgId,
     pub mailbox_id: Uuid,
     pub user_id: UserId,
+    pub actor: String,
     pub key: String,
     pub request: WriteRequest,
     /// A subject or title, never the body.

@@ -3,7 +3,7 @@
 /// Columns of an [`crate::outbox::OutboxWrite`], in the order `write_from_row` reads them.
 macro_rules! write_columns {
     () => {
-        "w.id, w.org_id, w.mailbox_id, w.user_id, w.idempotency_key, w.request, w.headline, w.step, w.state, w.graph_id, w.failure, \
+        "w.id, w.org_id, w.mailbox_id, w.user_id, w.actor, w.idempotency_key, w.request, w.headline, w.step, w.state, w.graph_id, w.failure, \
          w.failure_detail, w.not_before, w.attempts, w.created_at"
     };
 }
@@ -55,6 +55,7 @@ macro_rules! write_from_row {
                 org_id: domain::OrgId(row.try_get("org_id")?),
                 mailbox_id: row.try_get("mailbox_id")?,
                 user_id: domain::UserId(row.try_get("user_id")?),
+                actor: row.try_get("actor")?,
                 key: row.try_get("idempotency_key")?,
                 request,
                 headline: row.try_get("headline")?,
@@ -104,9 +105,9 @@ macro_rules! impl_write_store {
                 let kind = new.request.kind();
                 let mut tx = self.pool.begin().await?;
                 let inserted = sqlx::query(
-                    "INSERT INTO write_outbox (id, org_id, mailbox_id, user_id, idempotency_key, kind, resource, request, headline, state, \
-                       created_at, updated_at) \
-                     SELECT $1, $2, $3, $4, $5, $6, $7, $8, $9, 'pending', $10, $10 \
+                    "INSERT INTO write_outbox (id, org_id, mailbox_id, user_id, actor, idempotency_key, kind, resource, request, headline, \
+                       state, created_at, updated_at) \
+                     SELECT $1, $2, $3, $4, $11, $5, $6, $7, $8, $9, 'pending', $10, $10 \
                      WHERE EXISTS (SELECT 1 FROM sync_mailboxes WHERE id = $3 AND org_id = $2) \
                      ON CONFLICT (user_id, idempotency_key) DO NOTHING",
                 )
@@ -120,6 +121,7 @@ macro_rules! impl_write_store {
                 .bind(sealed)
                 .bind(new.request.headline())
                 .bind(new.now)
+                .bind(&new.actor)
                 .execute(&mut *tx)
                 .await?
                 .rows_affected()

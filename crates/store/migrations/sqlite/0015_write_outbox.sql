@@ -9,6 +9,8 @@ CREATE TABLE write_outbox (
     id               BLOB PRIMARY KEY NOT NULL,
     org_id           BLOB NOT NULL REFERENCES organizations(id) ON DELETE CASCADE,
     mailbox_id       BLOB NOT NULL REFERENCES sync_mailboxes(id) ON DELETE CASCADE,
+    -- Who asked, as the audit log names them.
+    actor            TEXT NOT NULL,
     user_id          BLOB NOT NULL REFERENCES users(id) ON DELETE CASCADE,
     idempotency_key  TEXT NOT NULL,
     kind             TEXT NOT NULL,

@@ -31,7 +31,15 @@ async fn a_write_is_recorded_once_per_key_sealed_and_makes_its_mailbox_due(db: &
     let lease = db.store.claim_due_mailboxes("w1", now, 30, 10).await.unwrap().remove(0);
     db.store.release_lease(mb.id, lease.fence, now + 3600).await.unwrap();
 
-    let new = NewWrite { org_id: w.org, mailbox_id: mb.id, user_id: w.user, key: "key-1".into(), request: mail("Hello Bob"), now };
+    let new = NewWrite {
+        org_id: w.org,
+        mailbox_id: mb.id,
+        user_id: w.user,
+        actor: "Alice <alice@northwind.test>".into(),
+        key: "key-1".into(),
+        request: mail("Hello Bob"),
+        now,
+    };
     let (first, created) = db.store.record_write(&new).await.unwrap().unwrap();
     assert!(created);
     assert_eq!((first.headline.as_str(), first.state.clone(), first.attempts), ("Hello Bob", WriteState::Pending, 0));
@@ -55,7 +63,15 @@ async fn steps_and_outcomes_are_written_under_the_lease_with_their_audit(db: &Te
     let w = world(db).await;
     let mb = mailbox(db, &w).await;
     let now = store::now_unix();
-    let new = NewWrite { org_id: w.org, mailbox_id: mb.id, user_id: w.user, key: "k".into(), request: mail("Subject"), now };
+    let new = NewWrite {
+        org_id: w.org,
+        mailbox_id: mb.id,
+        user_id: w.user,
+        actor: "Alice <alice@northwind.test>".into(),
+        key: "k".into(),
+        request: mail("Subject"),
+        now,
+    };
     let (write, _) = db.store.record_write(&new).await.unwrap().unwrap();
     let lease = db.store.claim_due_mailboxes("w1", now, 30, 10).await.unwrap().remove(0);
     assert_eq!(db.store.note_write_attempt(mb.id, lease.fence, write.id, None, now).await.unwrap(), CommitOutcome::Committed { swept: 0 });
