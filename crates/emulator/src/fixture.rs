@@ -62,6 +62,7 @@ fn demo_user(id: &str, upn: &str, name: &str, job: &str) -> UserFixture {
         admin: false,
         mfa_required: false,
         delegate_access: Vec::new(),
+        send_on_behalf: Vec::new(),
         counts: None,
         home_tenant: None,
     }
@@ -80,7 +81,7 @@ fn tenant(id: &str, name: &str, domain: &str, users_may_consent: bool, users: Ve
 }
 
 /// Northwind: an admin, three ordinary users, a service account with delegate rights on alice's and
-/// bob's mailboxes, an unlicensed contractor and an MFA user.
+/// bob's mailboxes (Full Access there, and Send on Behalf granted by both), an unlicensed contractor and an MFA user.
 fn northwind_users() -> Vec<UserFixture> {
     let id = |n: u32| format!("6e1f0a00-0000-4000-8000-{n:012}");
     let mut nw_admin = demo_user(&id(1), "admin@northwind.test", "Adele Admin", "IT Administrator");
@@ -91,15 +92,12 @@ fn northwind_users() -> Vec<UserFixture> {
     dave.licensed = false;
     let mut mfa = demo_user(&id(7), "mfa@northwind.test", "Morgan Factor", "Finance Lead");
     mfa.mfa_required = true;
-    vec![
-        nw_admin,
-        demo_user(&id(2), "alice@northwind.test", "Alice Anders", "Account Manager"),
-        demo_user(&id(3), "bob@northwind.test", "Bob Burke", "Sales Engineer"),
-        demo_user(&id(4), "carol@northwind.test", "Carol Chen", "Head of Marketing"),
-        service,
-        dave,
-        mfa,
-    ]
+    // The service account may send on behalf of the mailboxes it holds.
+    let mut alice = demo_user(&id(2), "alice@northwind.test", "Alice Anders", "Account Manager");
+    alice.send_on_behalf = vec!["service@northwind.test".into()];
+    let mut bob = demo_user(&id(3), "bob@northwind.test", "Bob Burke", "Sales Engineer");
+    bob.send_on_behalf = vec!["service@northwind.test".into()];
+    vec![nw_admin, alice, bob, demo_user(&id(4), "carol@northwind.test", "Carol Chen", "Head of Marketing"), service, dave, mfa]
 }
 
 fn fabrikam_users() -> Vec<UserFixture> {
@@ -260,6 +258,12 @@ pub struct UserFixture {
     /// scopes.
     #[serde(default)]
     pub delegate_access: Vec<String>,
+    /// UPNs (or ids) of users granted *Send on Behalf* of this mailbox (Exchange's
+    /// `GrantSendOnBehalfTo`): with `Mail.Send.Shared` they may send mail from it (`from` = this
+    /// mailbox, or a draft in it sent through `/users/{this}/…`); anyone else gets 403
+    /// `ErrorSendAsDenied` (MICROSOFT.md §3.7).
+    #[serde(default)]
+    pub send_on_behalf: Vec<String>,
     /// Overrides the fixture's default content sizes for this mailbox.
     #[serde(default)]
     pub counts: Option<MailboxCounts>,

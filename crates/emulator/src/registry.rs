@@ -30,6 +30,14 @@ pub struct FaultRule {
     /// how often it fires (use `u32::MAX` for "until reset").
     #[serde(default)]
     pub probability: Option<f64>,
+    /// Only requests with this HTTP method (`POST`, `PATCH`, …); `None` = any.
+    #[serde(default)]
+    pub method: Option<String>,
+    /// Perform the operation first (it is applied, counted under `Counters::performed` and notified),
+    /// then answer with this rule's status and/or delay instead of the real response: the response is
+    /// lost, as when a gateway times out after the mailbox did the work.
+    #[serde(default)]
+    pub after_performing: bool,
     pub count: u32,
 }
 
@@ -78,12 +86,33 @@ pub struct Counters {
     pub notifications_delivered: u64,
     #[serde(default)]
     pub notifications_failed: u64,
+    /// Requests whose operation really ran, by route template and the status the operation itself
+    /// produced (also when an `after_performing` fault then answered something else).
+    #[serde(default)]
+    pub performed: Vec<RouteCounter>,
+    /// Items created by Graph requests, per kind (`message` drafts, `event`, `contact`, `task`); copies
+    /// delivered to recipients and attendees are not counted here.
+    #[serde(default)]
+    pub created: BTreeMap<String, u64>,
+    /// Messages sent (`send` of a draft or `sendMail`).
+    #[serde(default)]
+    pub sent: u64,
+    /// Message copies put in recipients' inboxes.
+    #[serde(default)]
+    pub delivered: u64,
+    /// Meeting copies put in attendees' calendars.
+    #[serde(default)]
+    pub invitations: u64,
 }
 
 impl Counters {
     /// Sum of requests whose route contains `route_part` (and has `status`, if given).
     pub fn requests_matching(&self, route_part: &str, status: Option<u16>) -> u64 {
         self.requests.iter().filter(|r| r.route.contains(route_part) && status.is_none_or(|s| s == r.status)).map(|r| r.count).sum()
+    }
+    /// Sum of performed operations whose route contains `route_part` (and has `status`, if given).
+    pub fn performed_matching(&self, route_part: &str, status: Option<u16>) -> u64 {
+        self.performed.iter().filter(|r| r.route.contains(route_part) && status.is_none_or(|s| s == r.status)).map(|r| r.count).sum()
     }
     pub fn mailbox(&self, upn: &str) -> Option<&MailboxCounter> {
         self.mailboxes.iter().find(|m| m.mailbox.eq_ignore_ascii_case(upn))
@@ -94,6 +123,11 @@ impl Counters {
 pub(crate) struct ControlState {
     faults: Vec<FaultRule>,
     routes: BTreeMap<(String, u16), u64>,
+    performed: BTreeMap<(String, u16), u64>,
+    created: BTreeMap<String, u64>,
+    sent: u64,
+    delivered: u64,
+    invitations: u64,
     mailboxes: BTreeMap<String, MailboxCounter>,
     throttled: u64,
     /// The realistic profile's random 503/504s are held back (a test's own checks run undisturbed).
@@ -117,6 +151,30 @@ pub(crate) fn count(shared: &Shared, route: &str, status: u16, mailbox: Option<&
             .entry(m.to_ascii_lowercase())
             .or_insert_with(|| MailboxCounter { mailbox: m.to_ascii_lowercase(), ..MailboxCounter::default() });
         e.requests += 1;
+    }
+}
+
+/// An operation that really ran (see `Counters::performed`).
+pub(crate) fn note_performed(shared: &Shared, route: &str, status: u16) {
+    *lock(&shared.control).performed.entry((route.to_string(), status)).or_default() += 1;
+}
+
+/// What a write did: an item created by a request, a message sent, a copy delivered, an invitation.
+#[derive(Clone, Copy, Debug)]
+pub(crate) enum Effect {
+    Created(crate::generate::Kind),
+    Sent,
+    Delivered,
+    Invited,
+}
+
+pub(crate) fn note(shared: &Shared, effect: Effect) {
+    let mut c = lock(&shared.control);
+    match effect {
+        Effect::Created(kind) => *c.created.entry(format!("{kind:?}").to_ascii_lowercase()).or_default() += 1,
+        Effect::Sent => c.sent += 1,
+        Effect::Delivered => c.delivered += 1,
+        Effect::Invited => c.invitations += 1,
     }
 }
 
@@ -146,11 +204,12 @@ pub(crate) fn note_directory_throttled(shared: &Shared) {
 }
 
 /// Consumes one use of the first fault rule matching this request.
-pub(crate) fn take_fault(shared: &Shared, path: &str, mailbox: Option<&UserFixture>) -> Option<FaultRule> {
+pub(crate) fn take_fault(shared: &Shared, method: &str, path: &str, mailbox: Option<&UserFixture>) -> Option<FaultRule> {
     let mut c = lock(&shared.control);
     let lower = path.to_ascii_lowercase();
     let idx = c.faults.iter().position(|f| {
         f.count > 0
+            && f.method.as_ref().is_none_or(|m| m.eq_ignore_ascii_case(method))
             && f.route.as_ref().is_none_or(|r| lower.contains(&r.to_ascii_lowercase()))
             && f.mailbox
                 .as_ref()
@@ -188,5 +247,14 @@ pub(crate) fn counters(shared: &Shared) -> Counters {
         throttled: c.throttled,
         notifications_delivered: shared.notification_counters.0.load(Relaxed),
         notifications_failed: shared.notification_counters.1.load(Relaxed),
+        performed: c
+            .performed
+            .iter()
+            .map(|((route, status), count)| RouteCounter { route: route.clone(), status: *status, count: *count })
+            .collect(),
+        created: c.created.clone(),
+        sent: c.sent,
+        delivered: c.delivered,
+        invitations: c.invitations,
     }
 }

@@ -10,6 +10,9 @@ use serde_json::{Map, Value, json};
 use std::collections::HashMap;
 use time::{Duration, OffsetDateTime};
 
+/// Navigation properties stored with an item but returned only when a request `$expand`s them.
+pub(crate) const HIDDEN: &[&str] = &["singleValueExtendedProperties", "linkedResources"];
+
 #[derive(Clone, Debug, Default)]
 pub(crate) struct Overlay {
     pub deleted: bool,
@@ -122,8 +125,34 @@ impl MailboxState {
         }
     }
 
-    /// Full Graph JSON of a message/contact/task (events: see `event_instances`).
+    /// Full Graph JSON of a message/contact/task (events: see `event_instances`), without the navigation
+    /// properties Graph returns only on `$expand` (see `HIDDEN`).
     pub(crate) fn item_json(&self, kind: Kind, n: u64, immutable: bool) -> Option<Value> {
+        let mut v = self.item_full(kind, n, immutable)?;
+        if let Value::Object(m) = &mut v {
+            for k in HIDDEN {
+                m.remove(*k);
+            }
+        }
+        Some(v)
+    }
+
+    /// Items of `kind` added or changed after generation (the only ones that can carry extended
+    /// properties or a `transactionId`) whose full JSON satisfies `keep`, in n order.
+    pub(crate) fn find(&self, kind: Kind, keep: impl Fn(&Value) -> bool) -> Vec<u64> {
+        let mut ns: Vec<u64> = self
+            .overlays
+            .iter()
+            .filter(|((k, _), o)| *k == kind && !o.deleted)
+            .map(|((_, n), _)| *n)
+            .filter(|n| self.item_full(kind, *n, false).is_some_and(|v| keep(&v)))
+            .collect();
+        ns.sort_unstable();
+        ns
+    }
+
+    /// Like `item_json`, with the `$expand`-only properties kept.
+    pub(crate) fn item_full(&self, kind: Kind, n: u64, immutable: bool) -> Option<Value> {
         let container = self.container_of(kind, n)?;
         let overlay = self.overlays.get(&(kind, n));
         let mut v = match overlay.and_then(|o| o.base.clone()) {
@@ -138,7 +167,12 @@ impl MailboxState {
         let version = overlay.map(|o| o.version).unwrap_or(0);
         if let (Some(o), Value::Object(map)) = (overlay, &mut v) {
             for (k, val) in &o.patch {
-                map.insert(k.clone(), val.clone());
+                if val.is_null() {
+                    // A property cleared by an update (e.g. a reopened task's completedDateTime).
+                    map.remove(k);
+                } else {
+                    map.insert(k.clone(), val.clone());
+                }
             }
         }
         let id = generate::item_id(self.ctx.hash, kind, n, None, &container, immutable);

@@ -11,6 +11,8 @@ pub(crate) enum Need {
     /// Listing the directory (`/users`).
     Directory,
     MailRead,
+    /// Creating drafts, replies and forwards.
+    MailWrite,
     MailSend,
     CalRead,
     CalWrite,
@@ -64,6 +66,7 @@ fn grants(need: Need) -> Grants {
             &["Mail.Read.Shared", "Mail.ReadWrite.Shared"],
             &["Mail.Read", "Mail.ReadWrite", "Mail.ReadBasic", "Mail.ReadBasic.All"],
         ),
+        Need::MailWrite => g(&["Mail.ReadWrite", "Mail.ReadWrite.Shared"], &["Mail.ReadWrite.Shared"], &["Mail.ReadWrite"]),
         Need::MailSend => g(&["Mail.Send", "Mail.Send.Shared"], &["Mail.Send.Shared"], &["Mail.Send"]),
         Need::CalRead => g(
             &["Calendars.ReadBasic", "Calendars.Read", "Calendars.ReadWrite", "Calendars.Read.Shared", "Calendars.ReadWrite.Shared"],
@@ -130,6 +133,24 @@ pub(crate) fn allowed(grant: &AccessGrant, caller: Option<&UserRef>, target: &Us
         .iter()
         .any(|d| d.eq_ignore_ascii_case(&target.user.user_principal_name) || d.eq_ignore_ascii_case(&target.user.id));
     delegate && grant.has_scope(g.shared)
+}
+
+/// May the token send mail from `from`'s mailbox? Delegated: as the signed-in user always, from
+/// another mailbox with `Mail.Send.Shared` and Send on Behalf granted there (§3.7); application
+/// `Mail.Send` sends as any user. A `from` the emulator does not host is refused.
+pub(crate) fn may_send_from(grant: &AccessGrant, caller: Option<&UserRef>, from: Option<&UserRef>) -> bool {
+    let Some(from) = from else {
+        return false;
+    };
+    let Some(caller) = caller else {
+        return grant.has_role(&["Mail.Send"]);
+    };
+    if caller.user.id.eq_ignore_ascii_case(&from.user.id) {
+        return true;
+    }
+    let c = &caller.user;
+    let granted = from.user.send_on_behalf.iter().any(|d| d.eq_ignore_ascii_case(&c.user_principal_name) || d.eq_ignore_ascii_case(&c.id));
+    granted && grant.has_scope(&["Mail.Send.Shared"])
 }
 
 /// `/users` (no target user): directory scopes or roles.

@@ -21,7 +21,7 @@ pub(super) async fn dispatch(shared: &Arc<Shared>, req: GReq, _in_batch: bool) -
     let caller = grant.user_id.as_deref().and_then(|u| shared.user(u));
     if segs.first().map(String::as_str) == Some("subscriptions") {
         // Injected faults apply here too (a subscription Microsoft refuses or fails to make).
-        let fault = registry::take_fault(shared, &req.path, None);
+        let fault = registry::take_fault(shared, req.method.as_str(), &req.path, None);
         if let Some(r) = injected(shared, &ctx, &grant, None, fault).await {
             let template = format!("{} /subscriptions{}", req.method, if segs.len() > 1 { "/{id}" } else { "" });
             return finish(shared, &ctx, &template, None, r);
@@ -48,27 +48,49 @@ pub(super) async fn dispatch(shared: &Arc<Shared>, req: GReq, _in_batch: bool) -
     if let Some(r) = transient_failure(shared, &ctx) {
         return finish(shared, &ctx, &template, label, r);
     }
-    let fault = registry::take_fault(shared, &req.path, target_user.as_ref().map(|u| &u.user));
-    if let Some(r) = injected(shared, &ctx, &grant, target_user.as_ref(), fault).await {
+    let fault = registry::take_fault(shared, req.method.as_str(), &req.path, target_user.as_ref().map(|u| &u.user));
+    // A fault `after_performing` lets the operation run and replaces its response (the response lost).
+    let (before, after) = match fault {
+        Some(f) if f.after_performing => (None, Some(f)),
+        f => (f, None),
+    };
+    if let Some(r) = injected(shared, &ctx, &grant, target_user.as_ref(), before).await {
         return finish(shared, &ctx, &template, label, r);
     }
     if let Some(r) = refusal(shared, &ctx, &grant, caller.as_ref(), target_user.as_ref(), need, mailbox_route) {
         return finish(shared, &ctx, &template, label, r);
     }
-    let r = match (op, target_user) {
-        (Op::UsersList, _) => users_list(shared, &ctx, &req, &grant),
+    let r = perform(shared, &ctx, &req, &grant, caller.as_ref(), target_user.as_ref(), op);
+    registry::note_performed(shared, &template, r.status);
+    if let Some(lost) = injected(shared, &ctx, &grant, target_user.as_ref(), after).await {
+        return finish(shared, &ctx, &template, label, lost);
+    }
+    finish(shared, &ctx, &template, label, r)
+}
+
+/// The operation itself, once every check has passed.
+fn perform(
+    shared: &Shared,
+    ctx: &Ctx,
+    req: &GReq,
+    grant: &AccessGrant,
+    caller: Option<&UserRef>,
+    target: Option<&UserRef>,
+    op: Op,
+) -> GResp {
+    match (op, target) {
+        (Op::UsersList, _) => users_list(shared, ctx, req, grant),
         (Op::Me | Op::UserGet, Some(u)) => {
             let q = parse_qs(&req.query);
-            GResp::json(200, &select(user_json(shared, &u, true), q.get("$select")))
+            GResp::json(200, &select(user_json(shared, u, true), q.get("$select")))
         }
         (op, Some(u)) => {
             let (page_pref, immutable) = prefer(&req.headers);
-            let call = Call { shared, ctx: &ctx, req: &req, grant: &grant, caller: caller.as_ref(), user: &u, page_pref, immutable };
+            let call = Call { shared, ctx, req, grant, caller, user: u, page_pref, immutable };
             mailbox_op(&call, op)
         }
-        _ => bad_request(&ctx, "Invalid request."),
-    };
-    finish(shared, &ctx, &template, label, r)
+        _ => bad_request(ctx, "Invalid request."),
+    }
 }
 
 /// The grant behind the `Authorization: Bearer` token, or why there is none (§3.1, §3.9).

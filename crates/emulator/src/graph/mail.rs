@@ -1,4 +1,5 @@
-//! Mail: folders, one message, and `sendMail` (message delta is in `delta`).
+//! Mail: folders, messages and one message (message delta is in `delta`; drafts, replies and sending
+//! are in `compose`).
 
 use super::mailbox::{Call, collection, container};
 use super::*;
@@ -84,6 +85,21 @@ pub(super) fn message(call: &Call, id: &str) -> GResp {
     }
 }
 
+/// `GET /me/messages`: messages of every folder, `$filter` by an extended property (or a string
+/// property such as `internetMessageId`), `$top`/`$skip`, `$select`, `$expand`.
+pub(super) fn messages(call: &Call) -> GResp {
+    let filter = match call.item_filter() {
+        Ok(f) => f,
+        Err(r) => return r,
+    };
+    let arc = call.mailbox();
+    let mb = lock(&arc);
+    let all: Vec<u64> = (0..mb.upper(Kind::Message)).filter(|n| mb.container_of(Kind::Message, *n).is_some()).collect();
+    let ns = call.matching(&mb, Kind::Message, filter.as_ref(), all);
+    let basic = !call.grant.full_mail_read(call.caller.is_some());
+    call.listing(&mb, Kind::Message, &ns, "users('{id}')/messages", |v| if basic { without_body(v) } else { v })
+}
+
 /// What `Mail.ReadBasic` lets a client see of a message: everything but its body.
 pub(super) fn without_body(mut v: Value) -> Value {
     if let Value::Object(m) = &mut v {
@@ -98,112 +114,4 @@ pub(super) fn without_body(mut v: Value) -> Value {
 /// `message` as the docs write it).
 pub(super) fn param<'a>(body: &'a Map<String, Value>, name: &str) -> Option<&'a Value> {
     body.get(name).or_else(|| body.iter().find(|(k, _)| k.eq_ignore_ascii_case(name)).map(|(_, v)| v))
-}
-
-pub(super) fn send_mail(call: &Call) -> GResp {
-    let ctx = call.ctx;
-    let Ok(Value::Object(body)) = serde_json::from_slice::<Value>(&call.req.body) else {
-        return err(ctx, 400, "ErrorInvalidRequest", "Cannot read the request body. JSON content expected.");
-    };
-    let Some(Value::Object(message)) = param(&body, "message").cloned() else {
-        return err(ctx, 400, "ErrorInvalidParameter", "The value of the parameter 'Message' is empty.");
-    };
-    let recipients = recipients(&message);
-    if recipients.is_empty() {
-        return err(
-            ctx,
-            400,
-            "ErrorInvalidRecipients",
-            "At least one recipient isn't valid., A message can't be sent because it contains no recipients.",
-        );
-    }
-    let from_addr = message.get("from").and_then(|f| f.pointer("/emailAddress/address")).and_then(Value::as_str).map(str::to_string);
-    if let Some(from) = &from_addr
-        && !may_send_as(call, from)
-    {
-        return err(
-            ctx,
-            403,
-            "ErrorSendAsDenied",
-            "The user account which was used to submit this request does not have the right to send mail on behalf of the specified sending account. Cannot submit message.",
-        );
-    }
-    let stored = stored_message(call, &message);
-    let save = param(&body, "saveToSentItems").and_then(Value::as_bool) != Some(false);
-    deliver(call, stored, save, from_addr.is_some(), recipients);
-    GResp::empty(202)
-}
-
-fn recipients(message: &Map<String, Value>) -> Vec<String> {
-    ["toRecipients", "ccRecipients", "bccRecipients"]
-        .iter()
-        .flat_map(|k| message.get(*k).and_then(Value::as_array).cloned().unwrap_or_default())
-        .filter_map(|r| r.pointer("/emailAddress/address").and_then(Value::as_str).map(str::to_string))
-        .collect()
-}
-
-/// Sending "from" someone else needs Send As / on behalf rights (§3.7).
-fn may_send_as(call: &Call, from: &str) -> bool {
-    if from.eq_ignore_ascii_case(&call.user.user.user_principal_name) {
-        return true;
-    }
-    match (call.caller, call.shared.user(from)) {
-        (Some(c), Some(owner)) => allowed(call.grant, Some(c), &owner, Need::MailSend),
-        (None, Some(_)) => call.grant.has_role(&["Mail.Send"]),
-        _ => false,
-    }
-}
-
-/// The message as the mailboxes store it: sender, timestamps, ids and defaults filled in.
-fn stored_message(call: &Call, message: &Map<String, Value>) -> Map<String, Value> {
-    let user = &call.user.user;
-    let stamp = generate::graph_datetime(call.shared.now());
-    let sender = json!({"emailAddress": {"name": user.display_name, "address": user.user_principal_name}});
-    let mut stored = message.clone();
-    stored.remove("attachments");
-    stored.entry("from").or_insert(sender.clone());
-    stored.insert("sender".into(), sender);
-    for k in ["toRecipients", "ccRecipients", "bccRecipients", "categories"] {
-        stored.entry(k).or_insert(json!([]));
-    }
-    let content = message.get("body").and_then(|b| b.get("content")).and_then(Value::as_str).unwrap_or("").to_string();
-    stored.entry("body").or_insert(json!({"contentType": "text", "content": ""}));
-    stored.insert("bodyPreview".into(), json!(content.chars().take(255).collect::<String>()));
-    stored.insert("receivedDateTime".into(), json!(stamp));
-    stored.insert("sentDateTime".into(), json!(stamp));
-    let attached = message.get("attachments").and_then(Value::as_array).is_some_and(|a| !a.is_empty());
-    stored.insert("hasAttachments".into(), json!(attached));
-    let domain = user.user_principal_name.split('@').nth(1).unwrap_or("emulator.test");
-    stored.insert("internetMessageId".into(), json!(format!("<{}@{domain}>", guid())));
-    stored.insert("conversationId".into(), json!(b64url(guid().as_bytes())));
-    stored.insert("isDraft".into(), json!(false));
-    stored.entry("importance").or_insert(json!("normal"));
-    stored.insert("flag".into(), json!({"flagStatus": "notFlagged"}));
-    stored
-}
-
-/// A copy to Sent Items (of the signed-in sender when sending as someone else), and one to the inbox
-/// of every recipient the emulator hosts (same tenant or not), so mail flows between demo users.
-fn deliver(call: &Call, stored: Map<String, Value>, save: bool, explicit_from: bool, recipients: Vec<String>) {
-    let now = call.shared.now();
-    if save {
-        let copy_owner = call.caller.filter(|_| explicit_from).cloned().unwrap_or_else(|| call.user.clone());
-        let mut sent = stored.clone();
-        sent.insert("isRead".into(), json!(true));
-        add_and_notify(call.shared, &copy_owner.user, "sentitems", sent, now);
-    }
-    for r in recipients {
-        if let Some(rcpt) = call.shared.user(&r).filter(|u| u.user.licensed) {
-            let mut inbound = stored.clone();
-            inbound.insert("isRead".into(), json!(false));
-            add_and_notify(call.shared, &rcpt.user, "inbox", inbound, now);
-        }
-    }
-}
-
-fn add_and_notify(shared: &Shared, owner: &crate::UserFixture, folder: &str, message: Map<String, Value>, now: time::OffsetDateTime) {
-    let arc = shared.mailbox(owner);
-    let mut mb = lock(&arc);
-    mb.add(Kind::Message, folder, Value::Object(message), now);
-    crate::subscriptions::flush(shared, owner, &mut mb);
 }

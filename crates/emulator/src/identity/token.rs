@@ -28,7 +28,7 @@ pub(super) async fn logout(State(shared): State<Arc<Shared>>, RawQuery(q): RawQu
 pub(super) async fn token(State(shared): State<Arc<Shared>>, Path(tenant): Path<String>, headers: HeaderMap, body: Bytes) -> Response {
     let correlation = correlation_of(&headers);
     let route = "POST /{tenant}/oauth2/v2.0/token";
-    if let Some(fault) = crate::registry::take_fault(&shared, &format!("/{tenant}/oauth2/v2.0/token"), None) {
+    if let Some(fault) = crate::registry::take_fault(&shared, "POST", &format!("/{tenant}/oauth2/v2.0/token"), None) {
         if let Some(ms) = fault.delay_ms {
             tokio::time::sleep(std::time::Duration::from_millis(ms)).await;
         }
