@@ -72,7 +72,7 @@ impl Metrics {
 /// The sync engine's counters in Prometheus text.
 pub fn render_sync(s: &sync::MetricsSnapshot) -> String {
     let mut out = String::new();
-    let counters: [(&str, &str, u64); 17] = [
+    let counters: [(&str, &str, u64); 19] = [
         ("sync_items_upserted_total", "Synced items written (new or changed).", s.items_upserted),
         ("sync_items_deleted_total", "Synced items removed (deleted in Microsoft 365, or gone after a resync).", s.items_deleted),
         ("sync_pages_committed_total", "Pages of changes committed with their cursor.", s.pages_committed),
@@ -97,6 +97,8 @@ pub fn render_sync(s: &sync::MetricsSnapshot) -> String {
         ("subscriptions_created_total", "Change-notification subscriptions created.", s.subscriptions_created),
         ("subscriptions_renewed_total", "Change-notification subscriptions renewed.", s.subscriptions_renewed),
         ("subscriptions_deleted_total", "Change-notification subscriptions deleted.", s.subscriptions_deleted),
+        ("writes_performed_total", "Writes performed at Microsoft (mail sent, events, contacts, tasks).", s.writes_performed),
+        ("writes_failed_total", "Writes Microsoft refused (they end failed with the reason).", s.writes_failed),
         ("subscription_failures_total", "Subscriptions Microsoft refused or failed (those mailboxes are polled).", s.subscription_failures),
     ];
     for (name, help, value) in counters {

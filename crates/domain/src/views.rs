@@ -434,6 +434,39 @@ pub struct ActivityView {
     pub has_more: bool,
 }
 
+/// A write on Activity until the synced item it made replaces it (PRODUCT.md "Read-write
+/// features": "sending…", then the synced item, one row, never two).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PendingWrite {
+    pub id: String,
+    pub kind: crate::WriteKind,
+    pub resource: crate::Resource,
+    /// A subject or title, never the body.
+    pub headline: String,
+    /// "Sending…", "Email sent", "Email sent failed".
+    pub label: String,
+    pub pending: bool,
+    /// Why it failed, Microsoft's words included.
+    pub failure: Option<String>,
+    pub who_must_act: Option<crate::WhoMustAct>,
+    pub created_at: i64,
+}
+
+/// What the caller may write from Activity: the kinds offered, the others with why not, and the
+/// synced To Do lists a task can go to.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct WriteOffer {
+    pub allowed: Vec<crate::WriteKind>,
+    pub refused: Vec<(crate::WriteKind, String)>,
+    pub task_lists: Vec<String>,
+}
+
+impl WriteOffer {
+    pub fn allows(&self, kind: crate::WriteKind) -> bool {
+        self.allowed.contains(&kind)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

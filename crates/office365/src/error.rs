@@ -33,6 +33,9 @@ pub enum Error {
     /// The product turned an OAuth flow away before or after Microsoft.
     #[error("{} {}", .0.title(), .0.next_step())]
     Refused(Refusal),
+    /// A write the organization's settings or Microsoft's grant do not allow.
+    #[error("{}", .0.sentence())]
+    WriteRefused(domain::WriteRefusal),
     /// Our fault. The text goes to the log only.
     #[error("internal error: {0}")]
     Internal(String),
@@ -50,7 +53,7 @@ impl Error {
     pub fn code(&self) -> ErrorCode {
         match self {
             Error::Unauthorized => ErrorCode::Unauthorized,
-            Error::Forbidden | Error::Refused(Refusal::AdminsOnly) => ErrorCode::Forbidden,
+            Error::Forbidden | Error::Refused(Refusal::AdminsOnly) | Error::WriteRefused(_) => ErrorCode::Forbidden,
             Error::NotFound(_) => ErrorCode::NotFound,
             Error::Invalid(_) => ErrorCode::Invalid,
             Error::RateLimited(_) => ErrorCode::RateLimited,
@@ -101,7 +104,7 @@ impl Error {
             Error::Refused(r) => refused(*r),
             Error::Forbidden => refused(Refusal::AdminsOnly),
             Error::NotActivated => refused(Refusal::Internal),
-            Error::NotFound(_) | Error::Invalid(_) | Error::RateLimited(_) => refused(Refusal::Unknown),
+            Error::NotFound(_) | Error::Invalid(_) | Error::RateLimited(_) | Error::WriteRefused(_) => refused(Refusal::Unknown),
         }
     }
 }

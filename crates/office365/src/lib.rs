@@ -18,6 +18,7 @@ mod service_accounts;
 mod settings;
 mod status;
 mod tenant;
+mod writes;
 
 pub use connect::{Caller, Landing};
 pub use error::{Error, Result};

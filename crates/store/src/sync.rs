@@ -312,6 +312,8 @@ pub trait SyncStore: Send + Sync + 'static {
     async fn activity_items(&self, q: &ItemQuery) -> Result<Vec<ActivityItem>, StoreError>;
     /// Every stored item of a mailbox and resource (tests and the benchmark compare with Graph).
     async fn mailbox_items(&self, mailbox: Uuid, resource: Resource) -> Result<Vec<SyncedItem>, StoreError>;
+    /// One stored item of a mailbox by its Graph id (what a reply, a cancel or an edit names).
+    async fn mailbox_item(&self, mailbox: Uuid, resource: Resource, graph_id: &str) -> Result<Option<SyncedItem>, StoreError>;
 
     // ---- tokens
 

@@ -667,6 +667,27 @@ macro_rules! impl_sync_store {
                 rows.into_iter().map(|r| $crate::sync_common::item_from_row!(r)).collect()
             }
 
+            async fn mailbox_item(
+                &self,
+                mailbox: uuid::Uuid,
+                resource: ::domain::Resource,
+                graph_id: &str,
+            ) -> Result<Option<$crate::sync::SyncedItem>, $crate::StoreError> {
+                let row = sqlx::query(
+                    "SELECT container, graph_id, title, subtitle, preview, occurred_at, data FROM sync_items \
+                     WHERE mailbox_id = $1 AND resource = $2 AND graph_id = $3 LIMIT 1",
+                )
+                .bind(mailbox)
+                .bind(resource.as_str())
+                .bind(graph_id)
+                .fetch_optional(&self.pool)
+                .await?;
+                match row {
+                    Some(r) => Ok(Some($crate::sync_common::item_from_row!(r)?)),
+                    None => Ok(None),
+                }
+            }
+
             async fn connection_tokens(&self, connection: uuid::Uuid) -> Result<Option<$crate::sync::ConnectionTokens>, $crate::StoreError> {
                 use sqlx::Row as _;
                 let Some(row) = sqlx::query(

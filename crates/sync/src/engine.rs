@@ -81,6 +81,9 @@ pub struct SyncConfig {
     pub subscription_lifetime_minutes: i64,
     /// After Microsoft refused a subscription, asked again this much later.
     pub subscription_retry_secs: i64,
+    /// A write whose outcome was unknown (or whose mailbox was unavailable) is tried again this
+    /// much later, after looking whether it was performed.
+    pub write_retry_secs: i64,
     /// The clock subscription expiries are judged by (this machine's; tests move it).
     pub subscription_clock: crate::subscriptions::SubscriptionClock,
 }
@@ -114,6 +117,7 @@ impl Default for SyncConfig {
             subscription_renew_before: Duration::from_secs(24 * 3600),
             subscription_lifetime_minutes: microsoft::OUTLOOK_SUBSCRIPTION_MAX_MINUTES - 30,
             subscription_retry_secs: 3600,
+            write_retry_secs: 30,
             subscription_clock: crate::subscriptions::SubscriptionClock::default(),
         }
     }
@@ -159,6 +163,8 @@ pub struct RunReport {
     pub full: bool,
     /// How the mailbox learns of changes after this run.
     pub delivery: Option<domain::ChangeDelivery>,
+    /// What the run did with the mailbox's writes.
+    pub writes: crate::outbox::OutboxReport,
 }
 
 /// How a request failed, for the caller's decision.
@@ -169,6 +175,8 @@ pub(crate) enum CallFailure {
     Expired(GraphError),
     /// 404 on the container: it is gone.
     Gone,
+    /// A write whose outcome is unknown (no answer, or a 5xx): Microsoft may have performed it.
+    Unknown(GraphError),
 }
 
 pub(crate) struct RunCtx {
@@ -275,7 +283,18 @@ impl Engine {
     }
 
     /// One Graph call with the mailbox's limits and the retry policy.
-    pub(crate) async fn graph<T, F, Fut>(&self, ctx: &RunCtx, resumable: bool, mut op: F) -> Result<T, CallFailure>
+    pub(crate) async fn graph<T, F, Fut>(&self, ctx: &RunCtx, resumable: bool, op: F) -> Result<T, CallFailure>
+    where
+        F: FnMut(SecretString) -> Fut,
+        Fut: Future<Output = Result<T, GraphError>>,
+    {
+        self.graph_with(ctx, resumable, true, op).await
+    }
+
+    /// [`Engine::graph`]; a call that must not be `repeatable` blindly (a write: a timeout or a 5xx
+    /// may come after Microsoft performed it) ends with [`CallFailure::Unknown`] instead of being
+    /// sent again. Throttled and 401 answers are still retried: Microsoft performed nothing then.
+    pub(crate) async fn graph_with<T, F, Fut>(&self, ctx: &RunCtx, resumable: bool, repeatable: bool, mut op: F) -> Result<T, CallFailure>
     where
         F: FnMut(SecretString) -> Fut,
         Fut: Future<Output = Result<T, GraphError>>,
@@ -325,6 +344,9 @@ impl Engine {
                     if let Some(ra) = retry_after {
                         ctx.gate.hold_off(ra + Duration::from_millis(50));
                     }
+                    if !repeatable {
+                        return Err(CallFailure::Unknown(e));
+                    }
                     if attempt + 1 < cfg.max_attempts {
                         tokio::time::sleep(self.backoff(attempt)).await;
                     }
@@ -362,7 +384,7 @@ impl Engine {
         match self.graph(ctx, false, op).await {
             Ok(v) => Ok(v),
             Err(CallFailure::Fatal(e)) => Err(e),
-            Err(CallFailure::Expired(e)) => Err(SyncError::Graph(e)),
+            Err(CallFailure::Expired(e) | CallFailure::Unknown(e)) => Err(SyncError::Graph(e)),
             Err(CallFailure::Gone) => Ok(Vec::new()),
         }
     }
@@ -389,9 +411,11 @@ impl Engine {
             mail_since: mail_received_since(now(), settings.backfill_days),
             oldest_mail: tokio::sync::OnceCell::new(),
         };
+        // Writes first: the items they make are then synced by this very run.
+        let writes = self.perform_writes(&ctx).await?;
         // Due by time ("sync now" included): every resource. Only notified: just those.
         let full = mb.next_due_at <= now();
-        let mut report = RunReport { full, ..RunReport::default() };
+        let mut report = RunReport { full, writes, ..RunReport::default() };
         let window = events_window(now(), settings.backfill_days);
         let resources: Vec<Resource> = resources_for(&settings.resources).into_iter().filter(|r| full || mb.notified.contains(r)).collect();
         for resource in resources {
@@ -522,6 +546,7 @@ impl Engine {
             let page = match self.graph(ctx, true, |t| async move { client.delta_page(&t, req).await }).await {
                 Ok(page) => page,
                 Err(CallFailure::Fatal(e)) => return Err(e),
+                Err(CallFailure::Unknown(e)) => return Err(SyncError::Graph(e)),
                 Err(CallFailure::Gone) => {
                     return match sync.drop_container(ctx.mailbox.id, ctx.fence, resource, container).await? {
                         CommitOutcome::LeaseLost => Err(SyncError::LeaseLost),

@@ -46,6 +46,7 @@ mod error;
 mod items;
 pub mod limiter;
 mod metrics;
+pub mod outbox;
 mod scheduler;
 pub mod subscriptions;
 pub mod tokens;

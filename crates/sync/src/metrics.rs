@@ -33,6 +33,10 @@ pub struct SyncMetrics {
     pub subscriptions_deleted: AtomicU64,
     /// Subscriptions Microsoft refused or failed (the mailbox is polled).
     pub subscription_failures: AtomicU64,
+    /// Writes performed at Microsoft (mail sent, events, contacts, tasks).
+    pub writes_performed: AtomicU64,
+    /// Writes that ended failed (Microsoft refused them).
+    pub writes_failed: AtomicU64,
     /// Graph requests by HTTP status (0 = no answer: timeout or connection failure).
     requests_by_status: Mutex<BTreeMap<u16, u64>>,
 }
@@ -57,6 +61,8 @@ pub struct MetricsSnapshot {
     pub subscriptions_renewed: u64,
     pub subscriptions_deleted: u64,
     pub subscription_failures: u64,
+    pub writes_performed: u64,
+    pub writes_failed: u64,
     pub requests_by_status: BTreeMap<u16, u64>,
 }
 
@@ -97,6 +103,8 @@ impl SyncMetrics {
             subscriptions_renewed: get(&self.subscriptions_renewed),
             subscriptions_deleted: get(&self.subscriptions_deleted),
             subscription_failures: get(&self.subscription_failures),
+            writes_performed: get(&self.writes_performed),
+            writes_failed: get(&self.writes_failed),
             requests_by_status: self.requests_by_status.lock().unwrap_or_else(|p| p.into_inner()).clone(),
         }
     }

@@ -360,7 +360,9 @@ impl Scheduler {
                 let next = now() + if live { interval.max(safety) } else { interval };
                 // A run of only the notified resources keeps the schedule, unless the mailbox just
                 // stopped being live (a subscription died): then it is polled at its interval.
-                if report.full { next } else { lease.mailbox.next_due_at.min(next) }
+                let next = if report.full { next } else { lease.mailbox.next_due_at.min(next) };
+                // Writes still waiting (Retry-After, an unknown outcome) come back on time.
+                report.writes.retry_at.map_or(next, |at| next.min(at))
             }
             Err(SyncError::Throttled(until)) => *until,
             Err(SyncError::NeedsAttention(reason)) => {

@@ -291,7 +291,7 @@ fn failure_words(failure: CallFailure) -> (domain::ReasonCode, String) {
     match failure {
         CallFailure::Fatal(SyncError::Graph(GraphError { reason, message, .. })) => (reason, message),
         CallFailure::Fatal(e) => (e.reason(), String::new()),
-        CallFailure::Expired(e) => (e.reason, e.message),
+        CallFailure::Expired(e) | CallFailure::Unknown(e) => (e.reason, e.message),
         CallFailure::Gone => (domain::ReasonCode::Unexpected, "The resource was not found.".to_string()),
     }
 }
