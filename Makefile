@@ -15,12 +15,13 @@ PG_PORT ?= 55432
 PG_DIR := /tmp/i360-test-postgres-$(PG_PORT)
 NEXTEST_ARGS ?=
 
-.PHONY: run test tools build build-server build-site lint test-rust test-clients test-e2e bench-sync clean-data help
+.PHONY: run test tools build build-server build-site lint test-rust test-clients test-e2e bench-sync bench-fresh clean-data help
 
 help:
 	@echo "make run    install what is missing, build, start the demo on http://127.0.0.1:3000"
 	@echo "make test   install what is missing, build, run every test (Rust, SQLite + PostgreSQL, Playwright)"
 	@echo "make bench-sync   the sync benchmark (release build): items/s into SQLite against a plain insert"
+	@echo "make bench-fresh  freshness benchmark (release build, ~20 min): change notifications against 15-minute polling"
 
 tools:
 	@./scripts/install-tools.sh
@@ -77,6 +78,13 @@ test-e2e:
 # insert of the same rows, measured in the same run (release build; BENCH_MAILBOXES, BENCH_MESSAGES).
 bench-sync:
 	cargo run --release -p sync --example bench_sync
+
+# The freshness benchmark: time from a change in the emulator to the item in the database, and
+# Graph requests per idle mailbox per hour, with change notifications and with polling only, in one
+# run (release build; BENCH_FRESH_MAILBOXES, BENCH_FRESH_CHANGES; BENCH_FRESH_POLL_MINUTES=1 for a
+# quick run at a shorter polling interval). Exits non-zero when issue 12's goals are missed.
+bench-fresh:
+	cargo run --release -p server --example bench_fresh
 
 clean-data:
 	rm -rf data
