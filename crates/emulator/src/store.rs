@@ -490,6 +490,28 @@ mod tests {
     }
 
     #[test]
+    fn expand_only_properties_are_hidden_found_and_cleared_by_null_patches() {
+        let mut s = state();
+        let props = json!([{"id": "String {00000000-0000-0000-0000-000000000001} Name K", "value": "v"}]);
+        let n = s.add(
+            Kind::Task,
+            "tasks",
+            json!({"title": "t", "linkedResources": [], "singleValueExtendedProperties": props}),
+            OffsetDateTime::UNIX_EPOCH,
+        );
+        let shown = s.item_json(Kind::Task, n, false).unwrap();
+        assert!(shown.get("singleValueExtendedProperties").is_none() && shown.get("linkedResources").is_none());
+        assert!(s.item_full(Kind::Task, n, false).unwrap().get("linkedResources").is_some());
+        assert_eq!(s.find(Kind::Task, |v| v.get("singleValueExtendedProperties").is_some()), vec![n]);
+        let mut patch = Map::new();
+        patch.insert("title".into(), Value::Null);
+        s.update(Kind::Task, n, patch, OffsetDateTime::UNIX_EPOCH).unwrap();
+        assert!(s.item_json(Kind::Task, n, false).unwrap().get("title").is_none());
+        s.delete(Kind::Task, n).unwrap();
+        assert!(s.find(Kind::Task, |_| true).is_empty(), "deleted items are not found");
+    }
+
+    #[test]
     fn fast_message_writer_matches_the_value_path() {
         let s = state();
         for n in 0..20 {

@@ -10,3 +10,4 @@ mod helpers;
 mod identity;
 mod subscriptions;
 mod throttling;
+mod writes;

@@ -146,3 +146,47 @@ async fn app_only_subscriptions_reach_any_mailbox_and_get_missed_events() {
     assert_eq!(del.status(), 204);
     t.emu.shutdown().await;
 }
+
+#[tokio::test]
+async fn writes_notify_the_sender_recipients_and_attendees() {
+    let t = spawn().await;
+    let (hooks, inbox) = receiver().await;
+    let writer = "openid offline_access User.Read Mail.Read Mail.ReadWrite Mail.Send Calendars.ReadWrite";
+    let alice = user_tokens(&t, "alice@northwind.test", writer).await["access_token"].as_str().unwrap().to_string();
+    let bob = user_token(&t, "bob@northwind.test").await;
+    let tomorrow =
+        (time::OffsetDateTime::now_utc() + time::Duration::days(1)).format(&time::format_description::well_known::Rfc3339).unwrap();
+    let subscribe = |resource: &str, state: &str| {
+        json!({"changeType": "created,updated,deleted", "notificationUrl": format!("{hooks}/hook"), "resource": resource,
+               "expirationDateTime": tomorrow, "clientState": state})
+    };
+    for (token, resource, state) in [
+        (&alice, "me/mailFolders('sentitems')/messages", "alice-sent"),
+        (&bob, "me/mailFolders('inbox')/messages", "bob-inbox"),
+        (&bob, "me/events", "bob-events"),
+    ] {
+        let r = graph_post(&t, token, "/subscriptions", &subscribe(resource, state)).await;
+        assert_eq!(r.status, 201, "{}", r.text);
+    }
+    let draft = json!({"subject": "Notify me", "toRecipients": [{"emailAddress": {"address": "bob@northwind.test"}}]});
+    let d = graph_post(&t, &alice, "/me/messages", &draft).await;
+    assert_eq!(d.status, 201, "{}", d.text);
+    let sent = graph_post(&t, &alice, &format!("/me/messages/{}/send", d.body["id"].as_str().unwrap()), &json!({})).await;
+    assert_eq!(sent.status, 202, "{}", sent.text);
+    let has = |state: &'static str, change: &'static str| {
+        move |(_, v): &(String, Value)| {
+            v["value"].as_array().unwrap().iter().any(|n| n["clientState"] == state && n["changeType"] == change)
+        }
+    };
+    wait_for(&inbox, has("alice-sent", "created")).await;
+    wait_for(&inbox, has("bob-inbox", "created")).await;
+    let meeting = json!({"subject": "Sync", "start": {"dateTime": "2026-12-14T09:00:00", "timeZone": "UTC"},
+        "end": {"dateTime": "2026-12-14T09:30:00", "timeZone": "UTC"}, "attendees": [{"emailAddress": {"address": "bob@northwind.test"}}]});
+    let ev = graph_post(&t, &alice, "/me/events", &meeting).await;
+    assert_eq!(ev.status, 201, "{}", ev.text);
+    wait_for(&inbox, has("bob-events", "created")).await;
+    let r = graph_post(&t, &alice, &format!("/me/events/{}/cancel", ev.body["id"].as_str().unwrap()), &json!({"comment": "Off"})).await;
+    assert_eq!(r.status, 202);
+    wait_for(&inbox, has("bob-events", "updated")).await;
+    t.emu.shutdown().await;
+}
