@@ -18,6 +18,7 @@ fn rule(status: Option<u16>, retry_after: Option<f64>, as_date: bool, delay_ms: 
         delay_ms,
         probability: Some(0.02),
         count: u32::MAX,
+        ..FaultRule::default()
     }
 }
 

@@ -10,3 +10,4 @@ mod reconcile;
 mod scenarios;
 mod token_races;
 mod wakeups;
+mod writes;
