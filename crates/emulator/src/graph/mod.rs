@@ -1,9 +1,12 @@
 //! Microsoft Graph v1.0 (MICROSOFT.md §3): users, mail folders and message delta, calendarView delta,
-//! contacts delta, To Do lists and tasks delta, sendMail, creating events/contacts/tasks, and `$batch`.
+//! contacts delta, To Do lists and tasks delta, sendMail, and `$batch`; the writes a client does exactly
+//! once (§7): drafts, replies and forwards sent by id (`compose`), events with `transactionId`,
+//! invitations and cancel (`calendar`), contacts and tasks created and updated, items found by their
+//! extended properties (`props`).
 //!
 //! Requests go through one dispatcher (not axum routes) so `$batch` can run its inner requests through
 //! exactly the same checks: token → target mailbox → throttling → injected faults → scopes/roles and
-//! delegate rights → licence → the operation.
+//! delegate rights → licence → the operation (→ a fault injected `after_performing`).
 
 use crate::generate::{self, CONTACT_FOLDERS, Kind, MAIL_FOLDERS, TASK_LISTS};
 use crate::identity::{AccessGrant, TokenCheck, check_access_token};
