@@ -82,7 +82,8 @@ bench-sync:
 # The freshness benchmark: time from a change in the emulator to the item in the database, and
 # Graph requests per idle mailbox per hour, with change notifications and with polling only, in one
 # run (release build; BENCH_FRESH_MAILBOXES, BENCH_FRESH_CHANGES; BENCH_FRESH_POLL_MINUTES=1 for a
-# quick run at a shorter polling interval). Exits non-zero when issue 12's goals are missed.
+# quick run at a shorter polling interval; BENCH_FRESH_POSTGRES_URL for PostgreSQL instead of
+# SQLite). Exits non-zero when issue 12's goals are missed.
 bench-fresh:
 	cargo run --release -p server --example bench_fresh
 

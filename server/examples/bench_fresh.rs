@@ -5,7 +5,8 @@
 //! (default 30) connected by signing their users in through an in-process emulator, the server's
 //! real router on a loopback port (its `/webhooks/microsoft/...` routes receive what the emulator
 //! posts) and the production scheduler loop ([`sync::Scheduler::spawn`]) with the server's own sync
-//! configuration ([`server::http::sync_config`]), over a fresh SQLite file:
+//! configuration ([`server::http::sync_config`]), over a fresh SQLite file (or, with
+//! `BENCH_FRESH_POSTGRES_URL`, a fresh database on that PostgreSQL server):
 //!
 //! - **A, notifications**: once every mailbox is live (first sync done, subscriptions made),
 //!   `BENCH_FRESH_CHANGES` new mails (default 100) land in random mailboxes' inboxes at random
@@ -84,9 +85,24 @@ fn upn(i: usize) -> String {
     format!("bench{i:04}@northwind.test")
 }
 
+/// A fresh SQLite file in `dir`; with `BENCH_FRESH_POSTGRES_URL` (a PostgreSQL server and a
+/// database to connect to, e.g. `postgres://postgres@127.0.0.1:55432/postgres`), a fresh database
+/// on that server, one per world.
+async fn database_url(dir: &tempfile::TempDir, label: &str) -> Res<String> {
+    let Ok(admin_url) = std::env::var("BENCH_FRESH_POSTGRES_URL") else {
+        return Ok(format!("sqlite://{}", dir.path().join("fresh.db").display()));
+    };
+    use sqlx::Connection;
+    let name = format!("bench_fresh_{}_{label}", uuid::Uuid::new_v4().simple());
+    let mut admin = sqlx::PgConnection::connect(&admin_url).await?;
+    sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}"))).execute(&mut admin).await?;
+    let base = admin_url.rsplit_once('/').map_or(admin_url.as_str(), |(b, _)| b);
+    Ok(format!("{base}/{name}"))
+}
+
 /// One product instance and its Microsoft: `notifications` decides whether the sync configuration
 /// keeps the notification URLs the server derived from its public URL.
-async fn start_world(mailboxes: usize, notifications: bool, interval_minutes: u32) -> Res<World> {
+async fn start_world(label: &str, mailboxes: usize, notifications: bool, interval_minutes: u32) -> Res<World> {
     let mut fixture = Fixture::demo();
     fixture.date_content_today();
     fixture.add_redirect_uri(REDIRECT);
@@ -106,8 +122,7 @@ async fn start_world(mailboxes: usize, notifications: bool, interval_minutes: u3
     let emu = Arc::new(m365_emulator::spawn(emu_config).await?);
 
     let dir = tempfile::tempdir()?;
-    let store =
-        store::open(&format!("sqlite://{}", dir.path().join("fresh.db").display()), Arc::new(store::secrets::Keyring::ephemeral())).await?;
+    let store = store::open(&database_url(&dir, label).await?, Arc::new(store::secrets::Keyring::ephemeral())).await?;
     let org = store.create_organization("Northwind").await?.id;
     let settings = domain::office365::Office365Settings {
         enabled: true,
@@ -395,10 +410,11 @@ async fn main() -> Res<()> {
     let seed = env_or("BENCH_FRESH_SEED", u64::from(std::process::id()) | 1);
     let mut rng = Rng(seed);
     let nonce = rng.next() % 1_000_000;
-    println!("bench_fresh: {mailboxes} mailboxes per mode, SQLite, release build, seed {seed}");
+    let backend = if std::env::var("BENCH_FRESH_POSTGRES_URL").is_ok() { "PostgreSQL" } else { "SQLite" };
+    println!("bench_fresh: {mailboxes} mailboxes per mode, {backend}, release build, seed {seed}");
 
     // ---------------------------------------------------------------- A: change notifications
-    let a = start_world(mailboxes, true, default_minutes).await?;
+    let a = start_world("a", mailboxes, true, default_minutes).await?;
     let ready = a.ready(true, Duration::from_secs(300)).await?;
     let subs = a.emu.subscriptions().len();
     println!(
@@ -453,7 +469,7 @@ async fn main() -> Res<()> {
     a.shutdown().await;
 
     // ---------------------------------------------------------------- B: polling only
-    let b = start_world(mailboxes, false, poll_minutes).await?;
+    let b = start_world("b", mailboxes, false, poll_minutes).await?;
     let ready = b.ready(false, Duration::from_secs(300)).await?;
     println!(
         "B, polling only every {poll_minutes} min (notification URLs off): {mailboxes} mailboxes first-synced in {:.1} s; \
