@@ -161,7 +161,10 @@ impl Env {
         let back = m365_emulator::testkit::sign_in(req.url.as_str(), email).await.unwrap();
         assert!(back.as_str().starts_with(REDIRECT), "redirect back to the app: {}", back.as_str());
         let cb = parse_callback(back.query()).unwrap();
-        let signed = self.client.exchange_code(&app(), &cb.code, REDIRECT, &req.pkce_verifier, &req.nonce).await.unwrap();
+        // The sign-in is set-up, not what a test measures: Microsoft's usual timeouts, not the
+        // sync client's short ones (a loaded machine must not fail it).
+        let sign_in_client = MicrosoftClient::new(self.client.endpoints().clone()).unwrap();
+        let signed = sign_in_client.exchange_code(&app(), &cb.code, REDIRECT, &req.pkce_verifier, &req.nonce).await.unwrap();
         let c = self
             .store
             .save_connection(
