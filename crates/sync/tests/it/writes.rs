@@ -240,3 +240,119 @@ async fn events_contacts_and_tasks_whose_answers_are_lost_are_made_once() {
     let synced = env.store.mailbox_item(mailbox, Resource::Tasks, &task_id).await.unwrap().expect("the new task synced");
     assert_eq!(synced.subtitle, "completed", "the synced task's status");
 }
+
+mod interleavings {
+    //! Property: random interleavings of writes, mailbox changes made elsewhere, sync rounds and
+    //! faults (lost answers, 429s, 503s on the write routes) end with the database equal to the
+    //! mailbox and every write performed exactly once.
+
+    use super::*;
+    use proptest::prelude::*;
+
+    #[derive(Debug, Clone)]
+    enum Step {
+        /// 0 mail, 1 event, 2 contact, 3 task.
+        Write(u8),
+        /// The next write request of a kind: 0 answer lost after performing, 1 429, 2 503.
+        Fault {
+            kind: u8,
+            how: u8,
+        },
+        /// A message arrives from elsewhere.
+        Arrive,
+        Sync,
+    }
+
+    fn step() -> impl Strategy<Value = Step> {
+        prop_oneof![
+            4 => any::<u8>().prop_map(|k| Step::Write(k % 4)),
+            3 => (any::<u8>(), any::<u8>()).prop_map(|(kind, how)| Step::Fault { kind: kind % 4, how: how % 3 }),
+            1 => Just(Step::Arrive),
+            2 => Just(Step::Sync),
+        ]
+    }
+
+    const ROUTES: [&str; 4] = ["/messages", "/events", "/contacts", "/tasks"];
+    const KINDS: [&str; 4] = ["message", "event", "contact", "task"];
+
+    fn request(kind: u8, n: usize, list: &str) -> WriteRequest {
+        let bob = || vec![EmailAddress::parse(BOB).unwrap()];
+        match kind {
+            0 => WriteRequest::SendMail(MailDraft { to: bob(), subject: format!("Write {n}"), body: "b".into(), ..Default::default() }),
+            1 => WriteRequest::CreateEvent(EventDraft {
+                subject: format!("Write {n}"),
+                start: "2026-12-10T10:00".into(),
+                end: "2026-12-10T11:00".into(),
+                time_zone: "UTC".into(),
+                ..Default::default()
+            }),
+            2 => WriteRequest::CreateContact(ContactDraft {
+                given_name: format!("Write{n}"),
+                surname: "Person".into(),
+                ..Default::default()
+            }),
+            _ => WriteRequest::CreateTask(TaskDraft { list: list.into(), title: format!("Write {n}"), due: None }),
+        }
+    }
+
+    async fn run(steps: &[Step]) {
+        let env = spawn().await;
+        let (s, user, mailbox) = alice(&env).await;
+        let list = env.store.cursors(mailbox).await.unwrap().into_iter().find(|c| c.resource == Resource::Tasks).unwrap().container;
+        let mut written = [0u64; 4];
+        let sync = async || {
+            s.sync_now(mailbox).await.unwrap();
+            s.run_until_idle().await.unwrap();
+        };
+        for (n, st) in steps.iter().chain(std::iter::once(&Step::Sync)).enumerate() {
+            match *st {
+                Step::Write(k) => {
+                    record(&env, user, mailbox, &format!("write-{n:04}-key"), request(k, n, &list)).await;
+                    written[usize::from(k)] += 1;
+                }
+                Step::Fault { kind, how } => env.emu.inject_fault(FaultRule {
+                    route: Some(ROUTES[usize::from(kind)].into()),
+                    method: Some("POST".into()),
+                    status: Some([504, 429, 503][usize::from(how)]),
+                    retry_after: (how == 1).then_some(0.2),
+                    after_performing: how == 0,
+                    count: 1,
+                    ..FaultRule::default()
+                }),
+                Step::Arrive => {
+                    env.emu.add_item(ALICE, Kind::Message, Some("inbox"), serde_json::json!({"subject": format!("Arrived {n}")})).unwrap();
+                }
+                Step::Sync => sync().await,
+            }
+        }
+        // Every write ends performed (the faults are one-offs), once.
+        for _ in 0..5 {
+            if env.store.pending_writes(mailbox).await.unwrap().is_empty() {
+                break;
+            }
+            sync().await;
+        }
+        assert!(env.store.pending_writes(mailbox).await.unwrap().is_empty(), "writes left pending");
+        let c = env.emu.counters();
+        for (i, kind) in KINDS.iter().enumerate() {
+            assert_eq!(c.created.get(*kind).copied().unwrap_or(0), written[i], "{kind}s made: {:?} for {steps:?}", c.created);
+        }
+        assert_eq!(c.sent, written[0], "mail sent");
+        sync().await;
+        env.assert_converged(mailbox, ALICE).await;
+        env.emu.shutdown().await;
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig {
+            cases: std::env::var("SYNC_PROPTEST_CASES").ok().and_then(|v| v.parse().ok()).unwrap_or(8),
+            max_shrink_iters: 16,
+            ..ProptestConfig::default()
+        })]
+
+        #[test]
+        fn writes_syncs_and_faults_in_any_order_end_equal_with_each_write_performed_once(steps in prop::collection::vec(step(), 1..16)) {
+            tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap().block_on(run(&steps));
+        }
+    }
+}
