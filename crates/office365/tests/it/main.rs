@@ -11,3 +11,4 @@ mod people;
 mod reconnect;
 mod settings;
 mod tenant;
+mod writes;
