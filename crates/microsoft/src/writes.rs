@@ -12,7 +12,7 @@
 //! Every request asks for immutable ids, so a draft keeps its id when it moves to Sent Items.
 
 use crate::MicrosoftClient;
-use crate::graph::{GraphError, MailboxRef, parse_json};
+use crate::graph::{GraphError, GraphText, MailboxRef, parse_json};
 use domain::writes::{ContactDraft, EventDraft, MailDraft, TaskDraft};
 use reqwest::Method;
 use secrecy::SecretString;
@@ -115,6 +115,7 @@ fn literal(s: &str) -> String {
 }
 
 impl MicrosoftClient {
+    /// One write request to the mailbox's `rest` path; Graph's answer.
     async fn write(
         &self,
         method: Method,
@@ -122,13 +123,12 @@ impl MicrosoftClient {
         mailbox: &MailboxRef,
         rest: &[&str],
         body: Option<&Value>,
-    ) -> Result<String, GraphError> {
+    ) -> Result<GraphText, GraphError> {
         let url = self.graph_path(&segments(mailbox, rest), &[])?;
-        let other = matches!(mailbox, MailboxRef::User(_));
-        let answer = self.graph_send(method, token, &url, body, other).await?;
-        Ok(answer.text)
+        self.graph_send(method, token, &url, body, matches!(mailbox, MailboxRef::User(_))).await
     }
 
+    /// [`MicrosoftClient::write`], its answer read as the documented JSON.
     async fn write_json<T: serde::de::DeserializeOwned>(
         &self,
         method: Method,
@@ -137,10 +137,7 @@ impl MicrosoftClient {
         rest: &[&str],
         body: Option<&Value>,
     ) -> Result<T, GraphError> {
-        let url = self.graph_path(&segments(mailbox, rest), &[])?;
-        let other = matches!(mailbox, MailboxRef::User(_));
-        let answer = self.graph_send(method, token, &url, body, other).await?;
-        parse_json(&answer)
+        parse_json(&self.write(method, token, mailbox, rest, body).await?)
     }
 
     /// A new draft (`POST …/messages`) carrying the write's key.

@@ -9,12 +9,12 @@
 pub mod accounts;
 mod common;
 pub mod error;
+pub mod outbox;
+mod outbox_common;
 pub mod password;
 mod postgres;
 pub mod secrets;
 pub mod session_token;
-pub mod outbox;
-mod outbox_common;
 mod sqlite;
 pub mod subscriptions;
 mod subscriptions_common;
@@ -33,10 +33,10 @@ use secrets::{Keyring, SecretString};
 use std::sync::Arc;
 
 pub use error::StoreError;
+pub use outbox::WriteStore;
 pub use postgres::PgStore;
 pub use session_token::{SESSION_COOKIE, SessionToken, SessionTokenHash};
 pub use sqlite::SqliteStore;
-pub use outbox::WriteStore;
 pub use subscriptions::SubscriptionStore;
 pub use sync::SyncStore;
 

@@ -164,11 +164,9 @@ macro_rules! impl_write_store {
                 step: Option<&str>,
                 now: $crate::UnixTime,
             ) -> Result<$crate::sync::CommitOutcome, $crate::StoreError> {
-                let mut tx = self.pool.begin().await?;
-                if !Self::sync_fence_holds(&mut tx, mailbox, fence, now).await? {
-                    tx.rollback().await?;
+                let Some(mut tx) = self.begin_fenced(mailbox, fence, now).await? else {
                     return Ok($crate::sync::CommitOutcome::LeaseLost);
-                }
+                };
                 sqlx::query(
                     "UPDATE write_outbox SET attempts = attempts + 1, step = COALESCE($1, step), updated_at = $2 \
                      WHERE id = $3 AND mailbox_id = $4 AND state = 'pending'",
@@ -190,11 +188,9 @@ macro_rules! impl_write_store {
                 id: uuid::Uuid,
                 until: $crate::UnixTime,
             ) -> Result<$crate::sync::CommitOutcome, $crate::StoreError> {
-                let mut tx = self.pool.begin().await?;
-                if !Self::sync_fence_holds(&mut tx, mailbox, fence, $crate::now_unix()).await? {
-                    tx.rollback().await?;
+                let Some(mut tx) = self.begin_fenced(mailbox, fence, $crate::now_unix()).await? else {
                     return Ok($crate::sync::CommitOutcome::LeaseLost);
-                }
+                };
                 sqlx::query("UPDATE write_outbox SET not_before = $1 WHERE id = $2 AND mailbox_id = $3")
                     .bind(until)
                     .bind(id)
@@ -215,11 +211,9 @@ macro_rules! impl_write_store {
                 now: $crate::UnixTime,
             ) -> Result<$crate::sync::CommitOutcome, $crate::StoreError> {
                 let (state, graph_id, failure, detail) = $crate::outbox_common::state_columns(outcome);
-                let mut tx = self.pool.begin().await?;
-                if !Self::sync_fence_holds(&mut tx, mailbox, fence, now).await? {
-                    tx.rollback().await?;
+                let Some(mut tx) = self.begin_fenced(mailbox, fence, now).await? else {
                     return Ok($crate::sync::CommitOutcome::LeaseLost);
-                }
+                };
                 let org: Option<uuid::Uuid> = sqlx::query_scalar(
                     "UPDATE write_outbox SET state = $1, graph_id = $2, failure = $3, failure_detail = $4, updated_at = $5 \
                      WHERE id = $6 AND mailbox_id = $7 AND state = 'pending' RETURNING org_id",

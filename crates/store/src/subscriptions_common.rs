@@ -96,11 +96,9 @@ macro_rules! impl_subscription_store {
             ) -> Result<$crate::sync::CommitOutcome, $crate::StoreError> {
                 let (graph_id, sealed, expires_at, renew, failure, detail) =
                     $crate::subscriptions_common::state_columns(&self.keyring, &s.state)?;
-                let mut tx = self.pool.begin().await?;
-                if !Self::sync_fence_holds(&mut tx, s.mailbox_id, fence, now).await? {
-                    tx.rollback().await?;
+                let Some(mut tx) = self.begin_fenced(s.mailbox_id, fence, now).await? else {
                     return Ok($crate::sync::CommitOutcome::LeaseLost);
-                }
+                };
                 sqlx::query(
                     "INSERT INTO sync_subscriptions \
                        (mailbox_id, resource, container, graph_id, client_state, expires_at, renew, failure, failure_detail, attempted_at) \
@@ -133,11 +131,9 @@ macro_rules! impl_subscription_store {
                 container: &str,
                 now: $crate::UnixTime,
             ) -> Result<$crate::sync::CommitOutcome, $crate::StoreError> {
-                let mut tx = self.pool.begin().await?;
-                if !Self::sync_fence_holds(&mut tx, mailbox, fence, now).await? {
-                    tx.rollback().await?;
+                let Some(mut tx) = self.begin_fenced(mailbox, fence, now).await? else {
                     return Ok($crate::sync::CommitOutcome::LeaseLost);
-                }
+                };
                 sqlx::query("DELETE FROM sync_subscriptions WHERE mailbox_id = $1 AND resource = $2 AND container = $3")
                     .bind(mailbox)
                     .bind(resource.as_str())

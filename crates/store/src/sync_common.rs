@@ -151,6 +151,26 @@ macro_rules! impl_sync_store {
             }
         }
 
+        impl $store {
+            /// A transaction for a guarded write, begun only while `fence` is current (the
+            /// mailbox row then stays locked until it ends); `None`, with nothing written, when
+            /// another worker holds the mailbox now.
+            async fn begin_fenced(
+                &self,
+                mailbox: uuid::Uuid,
+                fence: i64,
+                now: $crate::UnixTime,
+            ) -> Result<Option<sqlx::Transaction<'_, $db>>, $crate::StoreError> {
+                let mut tx = self.pool.begin().await?;
+                if Self::sync_fence_holds(&mut tx, mailbox, fence, now).await? {
+                    Ok(Some(tx))
+                } else {
+                    tx.rollback().await?;
+                    Ok(None)
+                }
+            }
+        }
+
         #[async_trait::async_trait]
         impl $crate::sync::SyncStore for $store {
             async fn ensure_sync_mailbox(
@@ -336,11 +356,9 @@ macro_rules! impl_sync_store {
 
             async fn commit_page(&self, page: &$crate::sync::PageCommit) -> Result<$crate::sync::CommitOutcome, $crate::StoreError> {
                 use sqlx::Row as _;
-                let mut tx = self.pool.begin().await?;
-                if !Self::sync_fence_holds(&mut tx, page.mailbox_id, page.fence, page.now).await? {
-                    tx.rollback().await?;
+                let Some(mut tx) = self.begin_fenced(page.mailbox_id, page.fence, page.now).await? else {
                     return Ok($crate::sync::CommitOutcome::LeaseLost);
-                }
+                };
                 let resource = page.resource.as_str();
                 let owner = sqlx::query("SELECT org_id, user_id FROM sync_mailboxes WHERE id = $1")
                     .bind(page.mailbox_id)
@@ -456,11 +474,9 @@ macro_rules! impl_sync_store {
                 container: &str,
                 now: $crate::UnixTime,
             ) -> Result<$crate::sync::CommitOutcome, $crate::StoreError> {
-                let mut tx = self.pool.begin().await?;
-                if !Self::sync_fence_holds(&mut tx, mailbox, fence, now).await? {
-                    tx.rollback().await?;
+                let Some(mut tx) = self.begin_fenced(mailbox, fence, now).await? else {
                     return Ok($crate::sync::CommitOutcome::LeaseLost);
-                }
+                };
                 sqlx::query(
                     "UPDATE sync_cursors SET link = NULL, link_is_delta = FALSE, round = round + 1, full_round = TRUE, updated_at = $1 \
                      WHERE mailbox_id = $2 AND resource = $3 AND container = $4",
@@ -482,11 +498,9 @@ macro_rules! impl_sync_store {
                 resource: ::domain::Resource,
                 container: &str,
             ) -> Result<$crate::sync::CommitOutcome, $crate::StoreError> {
-                let mut tx = self.pool.begin().await?;
-                if !Self::sync_fence_holds(&mut tx, mailbox, fence, $crate::now_unix()).await? {
-                    tx.rollback().await?;
+                let Some(mut tx) = self.begin_fenced(mailbox, fence, $crate::now_unix()).await? else {
                     return Ok($crate::sync::CommitOutcome::LeaseLost);
-                }
+                };
                 let done = sqlx::query("DELETE FROM sync_items WHERE mailbox_id = $1 AND resource = $2 AND container = $3")
                     .bind(mailbox)
                     .bind(resource.as_str())
@@ -511,11 +525,9 @@ macro_rules! impl_sync_store {
                 first_sync_done: bool,
                 now: $crate::UnixTime,
             ) -> Result<$crate::sync::CommitOutcome, $crate::StoreError> {
-                let mut tx = self.pool.begin().await?;
-                if !Self::sync_fence_holds(&mut tx, mailbox, fence, now).await? {
-                    tx.rollback().await?;
+                let Some(mut tx) = self.begin_fenced(mailbox, fence, now).await? else {
                     return Ok($crate::sync::CommitOutcome::LeaseLost);
-                }
+                };
                 sqlx::query(
                     "INSERT INTO sync_status (mailbox_id, resource, last_success_at, last_error, last_error_at, throttled_until, first_sync_done) \
                      VALUES ($1, $2, $3, NULL, NULL, NULL, $4) ON CONFLICT (mailbox_id, resource) DO UPDATE SET \
@@ -541,11 +553,9 @@ macro_rules! impl_sync_store {
                 throttled_until: Option<$crate::UnixTime>,
                 now: $crate::UnixTime,
             ) -> Result<$crate::sync::CommitOutcome, $crate::StoreError> {
-                let mut tx = self.pool.begin().await?;
-                if !Self::sync_fence_holds(&mut tx, mailbox, fence, now).await? {
-                    tx.rollback().await?;
+                let Some(mut tx) = self.begin_fenced(mailbox, fence, now).await? else {
                     return Ok($crate::sync::CommitOutcome::LeaseLost);
-                }
+                };
                 sqlx::query(
                     "INSERT INTO sync_status (mailbox_id, resource, last_error, last_error_at, throttled_until) \
                      VALUES ($1, $2, $3, $4, $5) ON CONFLICT (mailbox_id, resource) DO UPDATE SET \
