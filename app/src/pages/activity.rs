@@ -6,7 +6,9 @@
 use crate::components::guard::Guarded;
 use crate::error::AppError;
 use crate::pages::audit::format_time;
-use domain::views::ActivityView;
+use crate::pages::compose::{Compose, Composer, Fields, PendingRows, WriteBar, WriteUi, load_my_writes, load_write_offer};
+use domain::WriteKind;
+use domain::views::{ActivityRow, ActivityView, PendingWrite, WriteOffer};
 use leptos::prelude::*;
 use leptos_meta::Title;
 use leptos_router::hooks::use_query_map;
@@ -53,31 +55,157 @@ pub fn ActivityPage() -> impl IntoView {
             q.get("member").unwrap_or_default(),
         )
     });
-    let data = Resource::new(move || params.get(), |(kind, q, page, member)| load_activity(kind, q, page, member));
+    let ui = WriteUi::new();
+    provide_context(ui);
+    // Bumped when a write's synced item has replaced its row: the list is read again.
+    let refresh = RwSignal::new(0u32);
+    let data = Resource::new(move || (params.get(), refresh.get()), |((kind, q, page, member), _)| load_activity(kind, q, page, member));
+    let offer = Resource::new(|| (), |_| load_write_offer());
+    let writes = Resource::new(move || ui.tick.get(), |_| load_my_writes());
+    watch_writes(ui, writes, refresh);
     view! {
         <Title text="Activity"/>
-        <Guarded page=move |_user| view! {
-            <div class="page-head">
-                <div>
-                    <h1>"Activity"</h1>
-                    <p class="muted">"Synced emails, calendar events, contacts and tasks, newest first."</p>
+        <Guarded page=move |user| {
+            let me = user.user_id.to_string();
+            let own = Memo::new(move |_| {
+                let member = params.with(|p| p.3.clone());
+                member.is_empty() || member == me
+            });
+            view! {
+                <div class="page-head">
+                    <div>
+                        <h1>"Activity"</h1>
+                        <p class="muted">"Synced emails, calendar events, contacts and tasks, newest first."</p>
+                    </div>
                 </div>
-            </div>
-            <Suspense fallback=|| view! { <p class="muted">"Loading activity…"</p> }>
-                {move || Suspend::new(async move {
-                    let (kind, q, page, member) = params.get_untracked();
-                    match data.await {
-                        Err(e) => view! { <p class="alert alert--error" role="alert">{e.to_string()}</p> }.into_any(),
-                        Ok(v) => view! { <Activity v kind q page member/> }.into_any(),
-                    }
+                {move || own.get().then(|| view! {
+                    <Suspense>
+                        {move || Suspend::new(async move { offer.await.ok().map(|offer| view! { <WriteBar offer/> }) })}
+                    </Suspense>
+                    <Composer/>
+                    {move || match ui.quick.value().get() {
+                        Some(Err(e)) => Some(view! { <p class="alert alert--error" role="alert" data-testid="quick-error">{e.to_string()}</p> }),
+                        _ => None,
+                    }}
+                    <Transition>
+                        {move || Suspend::new(async move {
+                            let kind = params.with_untracked(|p| p.0.clone());
+                            writes.await.ok().map(|writes| view! { <PendingRows writes kind/> })
+                        })}
+                    </Transition>
                 })}
-            </Suspense>
+                <Transition fallback=|| view! { <p class="muted">"Loading activity…"</p> }>
+                    {move || Suspend::new(async move {
+                        let (kind, q, page, member) = params.get_untracked();
+                        let offer = if own.get_untracked() { offer.await.unwrap_or_default() } else { WriteOffer::default() };
+                        match data.await {
+                            Err(e) => view! { <p class="alert alert--error" role="alert">{e.to_string()}</p> }.into_any(),
+                            Ok(v) => view! { <Activity v kind q page member offer/> }.into_any(),
+                        }
+                    })}
+                </Transition>
+            }
         }/>
     }
 }
 
+/// While a write is on its way (pending, or done and not yet synced), reads the writes again every
+/// few seconds; when one leaves the list (its synced item replaced it), reads the activity again.
+fn watch_writes(ui: WriteUi, writes: Resource<Result<Vec<PendingWrite>, AppError>>, refresh: RwSignal<u32>) {
+    let shown = StoredValue::new(Vec::<String>::new());
+    Effect::new(move |_| {
+        if let Some(Ok(list)) = writes.get() {
+            let now: Vec<String> = list.iter().map(|w| w.id.clone()).collect();
+            let gone = shown.with_value(|before| before.iter().any(|id| !now.contains(id)));
+            shown.set_value(now);
+            if gone {
+                refresh.update(|n| *n += 1);
+            }
+        }
+    });
+    // A task completed from its row shows its pending row at once.
+    Effect::new(move |_| {
+        if let Some(Ok(_)) = ui.quick.value().get() {
+            ui.tick.update(|n| *n += 1);
+        }
+    });
+    Effect::new(move |_| {
+        let poll = move || {
+            let on_its_way = writes.get_untracked().and_then(Result::ok).is_some_and(|l| l.iter().any(|w| w.failure.is_none()));
+            if on_its_way {
+                ui.tick.update(|n| *n += 1);
+            }
+        };
+        if let Ok(handle) = set_interval_with_handle(poll, std::time::Duration::from_secs(3)) {
+            on_cleanup(move || handle.clear());
+        }
+    });
+}
+
+/// What a row of the viewer's own activity offers: reply, reply all and forward on a message;
+/// cancel on an event they organize; edit on a contact; complete or reopen on a task.
+fn row_actions(r: &ActivityRow, offer: &WriteOffer, title_id: &str) -> Option<impl IntoView + use<>> {
+    let ui = expect_context::<WriteUi>();
+    let mut buttons: Vec<AnyView> = Vec::new();
+    let button = |label: &'static str, title_id: &str, compose: Compose, prefill: Box<dyn Fn(&Fields) + Send + Sync>| {
+        view! {
+            <button type="button" class="button button--small" aria-describedby=title_id.to_owned()
+                on:click=move |_| ui.open(compose.clone(), |f| prefill(f))>{label}</button>
+        }
+        .into_any()
+    };
+    let id = r.id.clone();
+    let subject = r.title.clone();
+    match r.kind {
+        domain::Resource::Mail => {
+            let re = format!("Re: {subject}");
+            if offer.allows(WriteKind::Reply) {
+                let re = re.clone();
+                let prefill = Box::new(move |f: &Fields| f.subject.set(re.clone()));
+                buttons.push(button("Reply", title_id, Compose::Reply { message: id.clone(), all: false }, prefill));
+            }
+            if offer.allows(WriteKind::ReplyAll) {
+                let prefill = Box::new(move |f: &Fields| f.subject.set(re.clone()));
+                buttons.push(button("Reply all", title_id, Compose::Reply { message: id.clone(), all: true }, prefill));
+            }
+            if offer.allows(WriteKind::Forward) {
+                let fw = format!("Fw: {subject}");
+                let prefill = Box::new(move |f: &Fields| f.subject.set(fw.clone()));
+                buttons.push(button("Forward", title_id, Compose::Forward { message: id.clone() }, prefill));
+            }
+        }
+        domain::Resource::Calendar if r.organizer && !r.done && offer.allows(WriteKind::CancelEvent) => {
+            let compose = Compose::Cancel { event: id.clone(), about: subject.clone() };
+            buttons.push(button("Cancel", title_id, compose, Box::new(|_| {})));
+        }
+        domain::Resource::Contacts if offer.allows(WriteKind::UpdateContact) => {
+            let c = r.contact.clone().unwrap_or_default();
+            let prefill = Box::new(move |f: &Fields| f.prefill_contact(&c));
+            buttons.push(button("Edit", title_id, Compose::Contact { id: Some(id.clone()) }, prefill));
+        }
+        domain::Resource::Tasks => {
+            let (kind, label, done) =
+                if r.done { (WriteKind::ReopenTask, "Reopen", false) } else { (WriteKind::CompleteTask, "Complete", true) };
+            if offer.allows(kind) {
+                let slot = StoredValue::new(None::<String>);
+                let (list, task) = (r.container.clone(), id.clone());
+                buttons.push(
+                    view! {
+                        <button type="button" class="button button--small" aria-describedby=title_id.to_owned()
+                            disabled=move || ui.quick.pending().get()
+                            on:click=move |_| ui.set_task_done(WriteUi::quick_key(slot), list.clone(), task.clone(), done)>{label}</button>
+                    }
+                    .into_any(),
+                );
+            }
+        }
+        _ => {}
+    }
+    (!buttons.is_empty()).then(|| view! { <div class="activity-item__actions">{buttons}</div> })
+}
+
 #[component]
-fn Activity(v: ActivityView, kind: String, q: String, page: u32, member: String) -> impl IntoView {
+fn Activity(v: ActivityView, kind: String, q: String, page: u32, member: String, offer: WriteOffer) -> impl IntoView {
     let picker = (!v.members.is_empty()).then(|| {
         let current = v.viewing_id.clone();
         let (k, text) = (kind.clone(), q.clone());
@@ -153,16 +281,21 @@ fn Activity(v: ActivityView, kind: String, q: String, page: u32, member: String)
     } else {
         view! {
             <ul class="activity-list card" data-testid="activity-items">
-                {v.rows.iter().map(|r| view! {
-                    <li class="activity-item" data-kind=r.kind.as_str()>
-                        <span class="badge badge--neutral">{r.kind.items_label()}</span>
-                        <div class="activity-item__body">
-                            <strong class="activity-item__title">{r.title.clone()}</strong>
-                            <span class="muted">{r.subtitle.clone()}</span>
-                            <p class="activity-item__preview">{r.preview.clone()}</p>
-                        </div>
-                        <time class="muted">{r.when.map(format_time).unwrap_or_default()}</time>
-                    </li>
+                {v.rows.iter().enumerate().map(|(i, r)| {
+                    let title_id = format!("activity-item-{i}");
+                    let actions = row_actions(r, &offer, &title_id);
+                    view! {
+                        <li class="activity-item" data-kind=r.kind.as_str() data-id=r.id.clone()>
+                            <span class="badge badge--neutral">{r.kind.items_label()}</span>
+                            <div class="activity-item__body">
+                                <strong class="activity-item__title" id=title_id>{r.title.clone()}</strong>
+                                <span class="muted">{r.subtitle.clone()}</span>
+                                <p class="activity-item__preview">{r.preview.clone()}</p>
+                                {actions}
+                            </div>
+                            <time class="muted">{r.when.map(format_time).unwrap_or_default()}</time>
+                        </li>
+                    }
                 }).collect_view()}
             </ul>
         }

@@ -4,6 +4,7 @@ pub mod actions;
 pub mod activity;
 pub mod admin_consent;
 pub mod audit;
+pub mod compose;
 pub mod connect_result;
 pub mod integrations;
 pub mod login;

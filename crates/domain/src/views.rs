@@ -400,10 +400,20 @@ pub const ACTIVITY_PAGE_SIZE: u32 = 25;
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ActivityRow {
     pub kind: Resource,
+    /// The item's Graph id: what a reply, a cancel, an edit or a completion names.
+    pub id: String,
+    /// Its container (a task's To Do list id).
+    pub container: String,
     pub title: String,
     pub subtitle: String,
     pub preview: String,
     pub when: Option<i64>,
+    /// An event the person whose activity this is organizes (only the organizer cancels it).
+    pub organizer: bool,
+    /// A completed task, or a cancelled event.
+    pub done: bool,
+    /// A contact's fields, as its edit form starts.
+    pub contact: Option<crate::writes::ContactDraft>,
 }
 
 /// A first sync's progress for one resource.

@@ -51,6 +51,14 @@ impl Integration {
             offset: q.page.saturating_mul(ACTIVITY_PAGE_SIZE),
             limit: ACTIVITY_PAGE_SIZE + 1,
         };
+        // Whose events these are: the person's own address and the Microsoft accounts they synced.
+        let mut addresses = vec![target.email.as_str().to_lowercase()];
+        let synced: Vec<_> = mailboxes.iter().map(|m| m.connection_id).collect();
+        for c in self.store.connections_in_org(user.org_id).await? {
+            if synced.contains(&c.id) && !c.ms_username.is_empty() {
+                addresses.push(c.ms_username.to_lowercase());
+            }
+        }
         let mut items = self.store.activity_items(&query).await?;
         let has_more = items.len() > ACTIVITY_PAGE_SIZE as usize;
         items.truncate(ACTIVITY_PAGE_SIZE as usize);
@@ -62,19 +70,54 @@ impl Integration {
             sync_states: states,
             at: now,
             progress,
-            rows: items
-                .into_iter()
-                .map(|a| ActivityRow {
-                    kind: a.resource,
-                    title: a.item.title,
-                    subtitle: a.item.subtitle,
-                    preview: a.item.preview,
-                    when: a.item.occurred_at,
-                })
-                .collect(),
+            rows: items.into_iter().map(|a| activity_row(a.resource, a.item, &addresses)).collect(),
             has_more,
         })
     }
+}
+
+/// A stored item as Activity shows it, with what its actions need: whether the person organizes
+/// an event (by the organizer's address), whether a task is completed or an event cancelled, and a
+/// contact's fields to start its edit form from.
+fn activity_row(kind: Resource, item: store::sync::SyncedItem, addresses: &[String]) -> ActivityRow {
+    let data: serde_json::Value = serde_json::from_str(&item.data).unwrap_or_default();
+    let address_in = |s: &str| {
+        let a = s.rsplit_once('<').map_or(s, |(_, rest)| rest.trim_end_matches('>')).trim().to_lowercase();
+        !a.is_empty() && addresses.contains(&a)
+    };
+    let (organizer, done, contact) = match kind {
+        Resource::Calendar => (address_in(&item.subtitle), data["isCancelled"].as_bool() == Some(true), None),
+        Resource::Tasks => (false, item.subtitle.eq_ignore_ascii_case("completed"), None),
+        Resource::Contacts => (false, false, Some(contact_draft(&item, &data))),
+        Resource::Mail => (false, false, None),
+    };
+    ActivityRow {
+        kind,
+        id: item.graph_id,
+        container: item.container,
+        title: item.title,
+        subtitle: item.subtitle,
+        preview: item.preview,
+        when: item.occurred_at,
+        organizer,
+        done,
+        contact,
+    }
+}
+
+/// A synced contact's fields as far as the stored row has them: the display name split into first
+/// and last name, the address, a phone, and "job title, company".
+fn contact_draft(item: &store::sync::SyncedItem, data: &serde_json::Value) -> domain::writes::ContactDraft {
+    let (given_name, surname) = match item.title.trim().split_once(' ') {
+        Some((g, s)) => (g.to_owned(), s.trim().to_owned()),
+        None => (item.title.trim().to_owned(), String::new()),
+    };
+    let phone = data["mobilePhone"].as_str().or_else(|| data["businessPhones"][0].as_str()).unwrap_or_default().to_owned();
+    let (job_title, company) = match item.preview.split_once(", ") {
+        Some((j, c)) => (j.to_owned(), c.to_owned()),
+        None => (String::new(), item.preview.clone()),
+    };
+    domain::writes::ContactDraft { given_name, surname, email: domain::EmailAddress::parse(&item.subtitle).ok(), phone, company, job_title }
 }
 
 /// A bar per resource while a mailbox's first sync runs (none once it is done). Microsoft reports
