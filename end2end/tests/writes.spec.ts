@@ -121,6 +121,8 @@ test("a member of a read-write organization emails a colleague, gets a reply, bo
   const received = await syncedRow(bob, "mail", subject, page, wes.email);
   await expect(received).toHaveAttribute("data-id", delivered[0].id);
   await expect(received).toContainText("alice@northwind.test");
+  await received.scrollIntoViewIfNeeded();
+  await bob.screenshot({ path: "../docs/screenshot-write-received.png", fullPage: false });
 
   // Bob replies; the reply reaches Alice's inbox.
   await received.getByRole("button", { name: "Reply", exact: true }).click();
@@ -128,7 +130,7 @@ test("a member of a read-write organization emails a colleague, gets a reply, bo
   await expect(reply.getByLabel("Subject")).toHaveValue(`Re: ${subject}`);
   await reply.getByLabel("Message").fill("Thanks, Alice. Looks good.");
   await reply.getByTestId("compose-submit").click();
-  await expect(bob.getByTestId("pending-writes").locator("li[data-write-kind='reply']")).toHaveCount(1);
+  await expect(reply).toHaveCount(0);
   await expect(async () => {
     const inbox = await folder(request, "alice@northwind.test", "message", "inbox");
     expect(inbox.filter((m) => m.subject === `Re: ${subject}`)).toHaveLength(1);
@@ -179,13 +181,63 @@ test("a member of a read-write organization emails a colleague, gets a reply, bo
   const created = await syncedRow(alice, "tasks", title);
   await expect(created).toHaveCount(1);
   await created.getByRole("button", { name: "Complete" }).click();
+  // Recorded: its row shows (or the synced task already has); the page itself follows it until
+  // the task comes back completed from Microsoft, with no reload.
+  const completing = alice.getByTestId("pending-writes").locator("li[data-write-kind='complete_task']");
+  await expect(completing.or(created.getByRole("button", { name: "Reopen" }))).toBeVisible();
   await expect(alice.getByTestId("quick-error")).toHaveCount(0);
-  await expect(async () => {
-    await alice.goto(`/activity?kind=tasks&q=${encodeURIComponent(title)}`);
-    await hydrated(alice);
-    await expect(created.getByRole("button", { name: "Reopen" })).toBeVisible({ timeout: 2_000 });
-  }).toPass({ timeout: 30_000 });
+  await expect(created.getByRole("button", { name: "Reopen" })).toBeVisible({ timeout: 30_000 });
+  await expect(completing).toHaveCount(0);
   await expect(created).toContainText("completed");
+
+  // A contact: created, then edited.
+  const surname = `Tanaka ${Date.now().toString(36)}`;
+  await alice.goto("/activity");
+  await hydrated(alice);
+  await alice.getByTestId("write-bar").getByRole("button", { name: "New contact" }).click();
+  const contact = alice.getByTestId("composer");
+  await contact.getByLabel("First name").fill("Yuki");
+  await contact.getByLabel("Last name").fill(surname);
+  await contact.getByLabel("Email").fill("yuki.tanaka@contoso.test");
+  await contact.getByLabel("Company").fill("Contoso");
+  await contact.getByTestId("compose-submit").click();
+  await expect(contact).toHaveCount(0);
+  const person = await syncedRow(alice, "contacts", surname);
+  await expect(person).toContainText("yuki.tanaka@contoso.test");
+  await person.getByRole("button", { name: "Edit" }).click();
+  const edit = alice.getByTestId("composer");
+  await expect(edit.getByRole("heading", { name: "Edit contact" })).toBeVisible();
+  await expect(edit.getByLabel("Last name")).toHaveValue(surname);
+  await expect(edit.getByLabel("Email")).toHaveValue("yuki.tanaka@contoso.test");
+  await edit.getByLabel("Job title").fill("Buyer");
+  await edit.getByTestId("compose-submit").click();
+  await expect(edit).toHaveCount(0);
+  await expect(async () => {
+    await alice.goto(`/activity?kind=contacts&q=${encodeURIComponent(surname)}`);
+    await expect(person).toContainText("Buyer", { timeout: 2_000 });
+  }).toPass({ timeout: 30_000 });
+  await expect(person).toHaveCount(1);
+
+  // Alice cancels the meeting: it leaves her calendar, and Bob's copy says it is cancelled.
+  await alice.goto(`/activity?kind=calendar&q=${encodeURIComponent(meeting)}`);
+  await hydrated(alice);
+  await booked.getByRole("button", { name: "Cancel" }).click();
+  const cancel = alice.getByTestId("composer");
+  await expect(cancel.getByRole("heading", { name: "Cancel event" })).toBeVisible();
+  await cancel.getByLabel("Message to attendees (optional)").fill("Moved to next week.");
+  await cancel.getByTestId("compose-submit").click();
+  await expect(cancel).toHaveCount(0);
+  await expect(async () => {
+    await alice.goto(`/activity?kind=calendar&q=${encodeURIComponent(meeting)}`);
+    await expect(alice.getByTestId("activity-empty")).toBeVisible({ timeout: 2_000 });
+  }).toPass({ timeout: 30_000 });
+  await expect(async () => {
+    const res = await request.get(
+      `${emulator()}/_emulator/mailboxes/bob@northwind.test/calendar-view?start=${day}T00:00:00Z&end=${day}T23:59:59Z`,
+    );
+    const events: any[] = (await res.json()).result;
+    expect(events.filter((e) => e.subject === `Canceled: ${meeting}` && e.isCancelled)).toHaveLength(1);
+  }).toPass({ timeout: 15_000 });
   check();
 });
 

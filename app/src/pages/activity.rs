@@ -123,12 +123,17 @@ fn watch_writes(ui: WriteUi, writes: Resource<Result<Vec<PendingWrite>, AppError
             }
         }
     });
-    // A task completed from its row shows its pending row at once.
-    Effect::new(move |_| {
-        if let Some(Ok(_)) = ui.quick.value().get() {
-            ui.tick.update(|n| *n += 1);
-        }
-    });
+    // A write recorded here is followed even when Microsoft is so quick that its synced item
+    // replaced it before the list was read again; a task completed from its row shows its pending
+    // row at once (the composer asks for that itself).
+    for action in [ui.send, ui.quick] {
+        Effect::new(move |_| {
+            if let Some(Ok(w)) = action.value().get() {
+                shown.update_value(|ids| ids.push(w.id.clone()));
+                ui.tick.update(|n| *n += 1);
+            }
+        });
+    }
     Effect::new(move |_| {
         let poll = move || {
             let on_its_way = writes.get_untracked().and_then(Result::ok).is_some_and(|l| l.iter().any(|w| w.failure.is_none()));

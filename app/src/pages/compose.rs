@@ -376,11 +376,10 @@ pub fn WriteBar(offer: WriteOffer) -> impl IntoView {
 #[component]
 pub fn Composer() -> impl IntoView {
     let ui = expect_context::<WriteUi>();
-    // A recorded write closes the composer and shows its row at once.
+    // A recorded write closes the composer (the page then shows its row).
     Effect::new(move |_| {
         if let Some(Ok(_)) = ui.send.value().get() {
             ui.composer.set(None);
-            ui.tick.update(|n| *n += 1);
         }
     });
     move || ui.composer.get().map(|(compose, key)| view! { <ComposerForm compose key/> })
