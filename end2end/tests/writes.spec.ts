@@ -172,7 +172,14 @@ test("a member of a read-write organization emails a colleague, gets a reply, bo
   const title = `Call Contoso back ${Date.now().toString(36)}`;
   await alice.goto("/activity");
   await hydrated(alice);
-  await alice.getByTestId("write-bar").getByRole("button", { name: "New task" }).click();
+  // Escape closes a composer and gives focus back to the button that opened it.
+  const newTask = alice.getByTestId("write-bar").getByRole("button", { name: "New task" });
+  await newTask.click();
+  await expect(alice.getByTestId("composer").getByLabel("Title")).toBeFocused();
+  await alice.keyboard.press("Escape");
+  await expect(alice.getByTestId("composer")).toHaveCount(0);
+  await expect(newTask).toBeFocused();
+  await newTask.press("Enter");
   const task = alice.getByTestId("composer");
   await task.getByLabel("Title").fill(title);
   await task.getByLabel("Due date (optional)").fill(day);

@@ -211,6 +211,12 @@ pub struct WriteUi {
     pub tick: RwSignal<u32>,
 }
 
+thread_local! {
+    /// What had focus when the composer opened (browser only: the server never opens one); it
+    /// gets focus back when the composer closes.
+    static OPENER: std::cell::RefCell<Option<leptos::web_sys::HtmlElement>> = const { std::cell::RefCell::new(None) };
+}
+
 impl WriteUi {
     pub fn new() -> WriteUi {
         WriteUi {
@@ -234,7 +240,20 @@ impl WriteUi {
             _ => {}
         }
         prefill(&self.fields);
+        if self.composer.get_untracked().is_none() {
+            use leptos::wasm_bindgen::JsCast;
+            let active = document().active_element().and_then(|e| e.dyn_into::<leptos::web_sys::HtmlElement>().ok());
+            OPENER.with(|o| *o.borrow_mut() = active);
+        }
         self.composer.set(Some((compose, new_key())));
+    }
+
+    /// Closes the composer and gives focus back to what opened it (when it is still there).
+    pub fn close(&self) {
+        self.composer.set(None);
+        if let Some(opener) = OPENER.with(|o| o.borrow_mut().take()).filter(|e| e.is_connected()) {
+            let _ = opener.focus();
+        }
     }
 
     /// Sends the open composer's write.
@@ -379,7 +398,7 @@ pub fn Composer() -> impl IntoView {
     // A recorded write closes the composer (the page then shows its row).
     Effect::new(move |_| {
         if let Some(Ok(_)) = ui.send.value().get() {
-            ui.composer.set(None);
+            ui.close();
         }
     });
     move || ui.composer.get().map(|(compose, key)| view! { <ComposerForm compose key/> })
@@ -400,7 +419,7 @@ fn ComposerForm(compose: Compose, key: String) -> impl IntoView {
             let _ = first.focus();
         }
     });
-    let close = move || ui.composer.set(None);
+    let close = move || ui.close();
     let error = move || {
         let message = ui.problem.get().or_else(|| match ui.send.value().get() {
             Some(Err(e)) => Some(e.to_string()),
