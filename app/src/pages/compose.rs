@@ -567,3 +567,44 @@ pub fn PendingRows(writes: Vec<PendingWrite>, kind: String) -> impl IntoView {
         }
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn addresses_are_read_one_by_one_and_a_bad_one_is_named() {
+        let got = addresses("bob@northwind.test, carol@northwind.test;\n dan@contoso.test", "To").unwrap();
+        assert_eq!(
+            got.iter().map(EmailAddress::as_str).collect::<Vec<_>>(),
+            ["bob@northwind.test", "carol@northwind.test", "dan@contoso.test"]
+        );
+        assert_eq!(addresses("  ", "Cc").unwrap(), vec![]);
+        assert_eq!(addresses("bob@northwind.test, bob@northwind", "To").unwrap_err(), "To: “bob@northwind” is not an email address.");
+    }
+
+    #[test]
+    fn a_composer_builds_the_write_its_fields_describe() {
+        Owner::new_root(None).with(composer_builds);
+    }
+
+    fn composer_builds() {
+        let f = Fields::new();
+        f.to.set("bob@northwind.test".into());
+        f.subject.set(" Hello ".into());
+        f.body.set("Hi".into());
+        match build(&Compose::Reply { message: "m1".into(), all: true }, &f).unwrap() {
+            WriteRequest::Reply { message, all, draft } => {
+                assert_eq!((message.as_str(), all, draft.subject.as_str(), draft.body.as_str()), ("m1", true, "Hello", "Hi"));
+                assert_eq!(draft.to.len(), 1);
+            }
+            other => panic!("{other:?}"),
+        }
+        f.subject.set("Call back".into());
+        f.list.set("list-1".into());
+        let task = build(&Compose::Task { lists: vec!["list-1".into()] }, &f).unwrap();
+        assert_eq!(task, WriteRequest::CreateTask(TaskDraft { list: "list-1".into(), title: "Call back".into(), due: None }));
+        f.email.set("not an address".into());
+        assert!(build(&Compose::Contact { id: Some("c1".into()) }, &f).unwrap_err().starts_with("Email:"));
+    }
+}

@@ -140,3 +140,50 @@ fn first_sync_progress(status: &MailboxStatus, expected: &[Resource]) -> Vec<Pro
         })
         .collect()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use store::sync::SyncedItem;
+
+    fn item(title: &str, subtitle: &str, preview: &str, data: &str) -> SyncedItem {
+        SyncedItem {
+            graph_id: "id-1".into(),
+            container: "list-1".into(),
+            title: title.into(),
+            subtitle: subtitle.into(),
+            preview: preview.into(),
+            occurred_at: Some(60),
+            data: data.into(),
+        }
+    }
+
+    #[test]
+    fn rows_carry_what_their_actions_need() {
+        let me = vec!["alice@northwind.test".to_string()];
+        let mine = activity_row(Resource::Calendar, item("Review", "Alice Anders <Alice@Northwind.test>", "Room 4", "{}"), &me);
+        assert!(mine.organizer && !mine.done, "her own meeting, by address whatever the case");
+        assert_eq!((mine.id.as_str(), mine.container.as_str()), ("id-1", "list-1"));
+        let invited = activity_row(Resource::Calendar, item("Review", "Bob <bob@northwind.test>", "", r#"{"isCancelled":true}"#), &me);
+        assert!(!invited.organizer && invited.done);
+        assert!(activity_row(Resource::Tasks, item("Call back", "completed", "normal", "{}"), &me).done);
+        assert!(!activity_row(Resource::Tasks, item("Call back", "notStarted", "normal", "{}"), &me).done);
+        assert_eq!(activity_row(Resource::Mail, item("Hi", "", "", "not json"), &me).contact, None);
+    }
+
+    #[test]
+    fn a_contacts_edit_form_starts_from_its_synced_fields() {
+        let row = activity_row(
+            Resource::Contacts,
+            item("Yuki van Tanaka", "yuki@contoso.test", "Buyer, Contoso", r#"{"mobilePhone":null,"businessPhones":["+1 555 0100"]}"#),
+            &[],
+        );
+        let c = row.contact.unwrap();
+        assert_eq!((c.given_name.as_str(), c.surname.as_str()), ("Yuki", "van Tanaka"));
+        assert_eq!(c.email.unwrap().as_str(), "yuki@contoso.test");
+        assert_eq!((c.phone.as_str(), c.job_title.as_str(), c.company.as_str()), ("+1 555 0100", "Buyer", "Contoso"));
+        let bare = activity_row(Resource::Contacts, item("Cher", "", "Contoso", "{}"), &[]).contact.unwrap();
+        assert_eq!((bare.given_name.as_str(), bare.surname.as_str(), bare.company.as_str()), ("Cher", "", "Contoso"));
+        assert_eq!(bare.email, None);
+    }
+}
