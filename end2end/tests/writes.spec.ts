@@ -245,6 +245,25 @@ test("a member of a read-write organization emails a colleague, gets a reply, bo
     const events: any[] = (await res.json()).result;
     expect(events.filter((e) => e.subject === `Canceled: ${meeting}` && e.isCancelled)).toHaveLength(1);
   }).toPass({ timeout: 15_000 });
+
+  // Microsoft refuses a send: the row stays, says it failed, why, and who must act.
+  await request.post(`${emulator()}/_emulator/faults`, {
+    data: { mailbox: "alice@northwind.test", route: "/send", method: "POST", status: 400, count: 1 },
+  });
+  const refusedSubject = `Refused ${Date.now().toString(36)}`;
+  await alice.goto("/activity");
+  await hydrated(alice);
+  await alice.getByTestId("write-bar").getByRole("button", { name: "New email" }).click();
+  const again = alice.getByTestId("composer");
+  await again.getByLabel("To", { exact: true }).fill("bob@northwind.test");
+  await again.getByLabel("Subject").fill(refusedSubject);
+  await again.getByTestId("compose-submit").click();
+  await expect(again).toHaveCount(0);
+  const failed = alice.getByTestId("pending-writes").locator("li[data-state='failed']", { hasText: refusedSubject });
+  await expect(failed).toBeVisible({ timeout: 30_000 });
+  await expect(failed.getByTestId("write-state")).toHaveText("Failed");
+  await expect(failed.getByTestId("write-failure")).toContainText(/\(.+\)$/);
+  await alice.screenshot({ path: "../docs/screenshot-write-failed.png", fullPage: false });
   check();
 });
 

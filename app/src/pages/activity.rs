@@ -109,6 +109,9 @@ pub fn ActivityPage() -> impl IntoView {
     }
 }
 
+/// How long a done write is followed for its synced item to replace it.
+const FOLLOW_DONE_SECS: i64 = 180;
+
 /// While a write is on its way (pending, or done and not yet synced), reads the writes again every
 /// few seconds; when one leaves the list (its synced item replaced it), reads the activity again.
 fn watch_writes(ui: WriteUi, writes: Resource<Result<Vec<PendingWrite>, AppError>>, refresh: RwSignal<u32>) {
@@ -136,7 +139,11 @@ fn watch_writes(ui: WriteUi, writes: Resource<Result<Vec<PendingWrite>, AppError
     }
     Effect::new(move |_| {
         let poll = move || {
-            let on_its_way = writes.get_untracked().and_then(Result::ok).is_some_and(|l| l.iter().any(|w| w.failure.is_none()));
+            // Pending, or done a short while ago and waiting for its synced item (a done write
+            // whose item never comes, such as an event cancelled since, is not waited for).
+            let now = (leptos::web_sys::js_sys::Date::now() / 1000.0) as i64;
+            let waiting = |w: &PendingWrite| w.pending || (w.failure.is_none() && now - w.created_at < FOLLOW_DONE_SECS);
+            let on_its_way = writes.get_untracked().and_then(Result::ok).is_some_and(|l| l.iter().any(waiting));
             if on_its_way {
                 ui.tick.update(|n| *n += 1);
             }
