@@ -261,7 +261,7 @@ test("a member of a read-write organization emails a colleague, gets a reply, bo
   await expect(again).toHaveCount(0);
   const failed = alice.getByTestId("pending-writes").locator("li[data-state='failed']", { hasText: refusedSubject });
   await expect(failed).toBeVisible({ timeout: 30_000 });
-  await expect(failed.getByTestId("write-state")).toHaveText("Failed");
+  await expect(failed.getByTestId("write-state")).toHaveText("Email not sent");
   await expect(failed.getByTestId("write-failure")).toContainText(/\(.+\)$/);
   await alice.screenshot({ path: "../docs/screenshot-write-failed.png", fullPage: false });
   check();

@@ -545,8 +545,7 @@ pub fn PendingRows(writes: Vec<PendingWrite>, kind: String) -> impl IntoView {
             <ul class="activity-list card pending-writes" data-testid="pending-writes" aria-label="Writes on their way to Office 365">
                 {rows.into_iter().map(|w| {
                     let tone = if w.failure.is_some() { "danger" } else if w.pending { "warn" } else { "good" };
-                    // "Email sent failed" reads oddly on a badge: a failed write says so, the reason follows.
-                    let label = if w.failure.is_some() { "Failed".to_owned() } else { w.label.clone() };
+                    let label = w.label.clone();
                     let state = if w.failure.is_some() { "failed" } else if w.pending { "pending" } else { "done" };
                     let failure = w.failure.clone().map(|text| {
                         let who = w.who_must_act.map(|who| format!(" ({})", who.label())).unwrap_or_default();
@@ -555,7 +554,7 @@ pub fn PendingRows(writes: Vec<PendingWrite>, kind: String) -> impl IntoView {
                     view! {
                         <li class="activity-item activity-item--pending" data-kind=w.resource.as_str() data-write-kind=w.kind.as_str()
                             data-state=state>
-                            <span class=format!("badge badge--{tone}") data-testid="write-state" title=w.label.clone()>{label}</span>
+                            <span class=format!("badge badge--{tone}") data-testid="write-state">{label}</span>
                             <div class="activity-item__body">
                                 <strong class="activity-item__title">{w.headline.clone()}</strong>
                                 <span class="muted">{w.resource.items_label()}</span>

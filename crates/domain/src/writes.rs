@@ -85,6 +85,22 @@ impl WriteKind {
         }
     }
 
+    /// "Email not sent" when Microsoft refused it.
+    pub fn failed_label(self) -> &'static str {
+        match self {
+            WriteKind::SendMail => "Email not sent",
+            WriteKind::Reply | WriteKind::ReplyAll => "Reply not sent",
+            WriteKind::Forward => "Email not forwarded",
+            WriteKind::CreateEvent => "Event not created",
+            WriteKind::CancelEvent => "Event not cancelled",
+            WriteKind::CreateContact => "Contact not created",
+            WriteKind::UpdateContact => "Contact not saved",
+            WriteKind::CreateTask => "Task not created",
+            WriteKind::CompleteTask => "Task not completed",
+            WriteKind::ReopenTask => "Task not reopened",
+        }
+    }
+
     /// "Sending…" while it waits in the outbox.
     pub fn pending_label(self) -> &'static str {
         match self.resource() {

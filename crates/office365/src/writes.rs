@@ -15,8 +15,11 @@ use domain::{Resource, SessionUser, WriteKind, WriteRefusal, WriteRequest, Write
 use store::outbox::{NewWrite, OutboxWrite};
 use store::sync::SyncMailbox;
 
-/// How long a write stays on Activity (pending, failed, or done but not yet synced).
+/// How long a pending or failed write stays on Activity.
 const SHOWN_FOR_SECS: i64 = 7 * 24 * 3600;
+/// How long a done write stays, at most, while its item has not been synced (a cancelled event's
+/// never will be).
+const DONE_SHOWN_FOR_SECS: i64 = 10 * 60;
 
 /// The caller's mailbox and what may be written to it.
 struct WriteTarget {
@@ -87,7 +90,8 @@ impl Integration {
         let target = self.write_target(user).await?.ok_or(Error::WriteRefused(WriteRefusal::NotInMode))?;
         target.check(request.kind()).map_err(Error::WriteRefused)?;
         request.validate().map_err(Error::Invalid)?;
-        self.check_targets(&target.mailbox, &request).await?;
+        let named = self.check_targets(&target.mailbox, &request).await?;
+        let headline = headline(&request, named.as_deref());
         let new = NewWrite {
             org_id: user.org_id,
             mailbox_id: target.mailbox.id,
@@ -95,6 +99,7 @@ impl Integration {
             actor: user.audit_label(),
             key: key.to_owned(),
             request,
+            headline,
             now: store::now_unix(),
         };
         let (write, created) = self.store.record_write(&new).await?.ok_or(Error::NotFound("That mailbox is no longer synced."))?;
@@ -106,12 +111,14 @@ impl Integration {
 
     /// The caller's writes Activity shows: pending, failed, or done and not yet synced.
     pub async fn my_writes(&self, user: &SessionUser) -> Result<Vec<PendingWrite>> {
-        let since = store::now_unix() - SHOWN_FOR_SECS;
-        Ok(self.store.writes_shown(user.org_id, user.user_id, since).await?.iter().map(pending_view).collect())
+        let now = store::now_unix();
+        let shown = self.store.writes_shown(user.org_id, user.user_id, now - SHOWN_FOR_SECS, now - DONE_SHOWN_FOR_SECS).await?;
+        Ok(shown.iter().map(pending_view).collect())
     }
 
-    /// What a write names must be a synced item of the mailbox it writes to.
-    async fn check_targets(&self, mailbox: &SyncMailbox, request: &WriteRequest) -> Result<()> {
+    /// What a write names must be a synced item of the mailbox it writes to; its title, if it
+    /// names one.
+    async fn check_targets(&self, mailbox: &SyncMailbox, request: &WriteRequest) -> Result<Option<String>> {
         let (resource, id) = match request {
             WriteRequest::Reply { message, .. } | WriteRequest::Forward { message, .. } => (Resource::Mail, message),
             WriteRequest::CancelEvent { event, .. } => (Resource::Calendar, event),
@@ -119,18 +126,30 @@ impl Integration {
             WriteRequest::SetTaskDone { task, .. } => (Resource::Tasks, task),
             WriteRequest::CreateTask(t) => {
                 let synced = self.store.cursors(mailbox.id).await?.iter().any(|c| c.resource == Resource::Tasks && c.container == t.list);
-                return if synced { Ok(()) } else { Err(Error::NotFound("That task list is not synced.")) };
+                return if synced { Ok(None) } else { Err(Error::NotFound("That task list is not synced.")) };
             }
-            WriteRequest::SendMail(_) | WriteRequest::CreateEvent(_) | WriteRequest::CreateContact(_) => return Ok(()),
+            WriteRequest::SendMail(_) | WriteRequest::CreateEvent(_) | WriteRequest::CreateContact(_) => return Ok(None),
         };
         let item = self.store.mailbox_item(mailbox.id, resource, id).await?;
         match (item, request) {
             (Some(i), WriteRequest::SetTaskDone { list, .. }) if &i.container != list => {
                 Err(Error::NotFound("That task is not in this list."))
             }
-            (Some(_), _) => Ok(()),
+            (Some(i), _) => Ok(Some(i.title)),
             (None, _) => Err(Error::NotFound("That item is not in your synced mailbox.")),
         }
+    }
+}
+
+/// What Activity shows for a write: what was typed, or for a reply without a subject, a cancel or a
+/// task's status, the item it names.
+fn headline(request: &WriteRequest, named: Option<&str>) -> String {
+    let typed = request.headline();
+    match (request, named) {
+        (WriteRequest::Reply { .. }, Some(title)) if typed.trim().is_empty() => format!("RE: {title}"),
+        (WriteRequest::Forward { .. }, Some(title)) if typed.trim().is_empty() => format!("FW: {title}"),
+        (WriteRequest::CancelEvent { .. } | WriteRequest::SetTaskDone { .. }, Some(title)) => title.to_string(),
+        _ => typed,
     }
 }
 
@@ -142,7 +161,7 @@ fn pending_view(w: &OutboxWrite) -> PendingWrite {
         WriteState::Done { .. } => (kind.done_label().to_string(), None),
         WriteState::Failed { reason, detail } => {
             let said = if detail.is_empty() { String::new() } else { format!(" Microsoft said: {detail}") };
-            (format!("{} failed", kind.done_label()), Some((format!("{}{said}", reason.explained()), reason.who_must_act())))
+            (kind.failed_label().to_string(), Some((format!("{}{said}", reason.explained()), reason.who_must_act())))
         }
     };
     PendingWrite {
@@ -161,6 +180,18 @@ fn pending_view(w: &OutboxWrite) -> PendingWrite {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_write_naming_an_item_is_shown_by_its_title() {
+        let cancel = WriteRequest::CancelEvent { event: "e1".into(), comment: String::new() };
+        assert_eq!(headline(&cancel, Some("Planning")), "Planning");
+        let reply = WriteRequest::Reply { message: "m1".into(), all: false, draft: Default::default() };
+        assert_eq!(headline(&reply, Some("Numbers")), "RE: Numbers");
+        let done = WriteRequest::SetTaskDone { list: "l".into(), task: "t".into(), done: true };
+        assert_eq!(headline(&done, Some("Call Nora")), "Call Nora");
+        let new = WriteRequest::SendMail(domain::writes::MailDraft { subject: "Hello".into(), ..Default::default() });
+        assert_eq!(headline(&new, None), "Hello");
+    }
 
     #[test]
     fn keys_are_the_composers_not_anything() {

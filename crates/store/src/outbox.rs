@@ -22,6 +22,8 @@ pub struct NewWrite {
     /// The composer's key: the same key again (a double click, a retried request) is the same write.
     pub key: String,
     pub request: WriteRequest,
+    /// What Activity shows for it: a subject, a title or a name, never a body.
+    pub headline: String,
     pub now: UnixTime,
 }
 
@@ -77,7 +79,8 @@ pub trait WriteStore: Send + Sync + 'static {
         audit: &AuditEntry,
         now: UnixTime,
     ) -> Result<CommitOutcome, StoreError>;
-    /// The user's writes Activity shows since `since`, newest first: pending, failed, and done
-    /// ones whose item the sync has not brought in yet (then the synced row alone is shown).
-    async fn writes_shown(&self, org: OrgId, user: UserId, since: UnixTime) -> Result<Vec<OutboxWrite>, StoreError>;
+    /// The user's writes Activity shows, newest first: pending and failed ones recorded since
+    /// `since`, and ones done since `done_since` whose item the sync has not brought in yet (then
+    /// the synced row alone is shown; a cancel, whose event is gone, shows until `done_since`).
+    async fn writes_shown(&self, org: OrgId, user: UserId, since: UnixTime, done_since: UnixTime) -> Result<Vec<OutboxWrite>, StoreError>;
 }

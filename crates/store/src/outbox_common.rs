@@ -119,7 +119,7 @@ macro_rules! impl_write_store {
                 .bind(kind.as_str())
                 .bind(kind.resource().as_str())
                 .bind(sealed)
-                .bind(new.request.headline())
+                .bind(&new.headline)
                 .bind(new.now)
                 .bind(&new.actor)
                 .execute(&mut *tx)
@@ -239,18 +239,20 @@ macro_rules! impl_write_store {
                 org: domain::OrgId,
                 user: domain::UserId,
                 since: $crate::UnixTime,
+                done_since: $crate::UnixTime,
             ) -> Result<Vec<$crate::outbox::OutboxWrite>, $crate::StoreError> {
                 let rows = sqlx::query(concat!(
                     "SELECT ",
                     $crate::outbox_common::write_columns!(),
                     " FROM write_outbox w WHERE w.org_id = $1 AND w.user_id = $2 AND w.created_at >= $3 \
-                       AND NOT (w.state = 'done' AND EXISTS (SELECT 1 FROM sync_items i \
-                                WHERE i.mailbox_id = w.mailbox_id AND i.resource = w.resource AND i.graph_id = w.graph_id)) \
+                       AND NOT (w.state = 'done' AND (w.updated_at < $4 OR EXISTS (SELECT 1 FROM sync_items i \
+                                WHERE i.mailbox_id = w.mailbox_id AND i.resource = w.resource AND i.graph_id = w.graph_id))) \
                      ORDER BY w.created_at DESC, w.id LIMIT 50"
                 ))
                 .bind(org.as_uuid())
                 .bind(user.as_uuid())
                 .bind(since)
+                .bind(done_since)
                 .fetch_all(&self.pool)
                 .await?;
                 rows.into_iter().map(|r| $crate::outbox_common::write_from_row!(self.keyring, r)).collect()

@@ -246,7 +246,7 @@ fn audit_entry(w: &OutboxWrite, outcome: &WriteState, mailbox: &store::sync::Syn
             (format!("office365.write.{}", kind.as_str()), format!("{} in {whose} (Microsoft id {graph_id}).", kind.done_label()))
         }
         WriteState::Failed { reason, .. } => {
-            (format!("office365.write_failed.{}", kind.as_str()), format!("{} failed in {whose}: {}", kind.done_label(), reason.message()))
+            (format!("office365.write_failed.{}", kind.as_str()), format!("{} in {whose}: {}", kind.failed_label(), reason.message()))
         }
         WriteState::Pending => (format!("office365.write.{}", kind.as_str()), kind.pending_label().to_string()),
     };

@@ -54,6 +54,11 @@ async fn members_get_403_from_admin_functions_and_visitors_401() {
     let app = spawn_app().await;
     let visitor = app.client();
     assert_eq!(app.call(&visitor, "list_integrations", &[]).await.status(), 401);
+    // Writing needs a session too, before anything sent is read.
+    for endpoint in ["load_write_offer", "load_my_writes", "record_write"] {
+        let form: &[(&str, &str)] = if endpoint == "record_write" { &[("key", "visitor-key-1"), ("request", "{}")] } else { &[] };
+        assert_eq!(app.call(&visitor, endpoint, form).await.status(), 401, "{endpoint}");
+    }
 
     let member = app.signed_in("carol@northwind.test").await;
     let res = app.call(&member, "list_integrations", &[]).await;

@@ -38,6 +38,7 @@ async fn a_write_is_recorded_once_per_key_sealed_and_makes_its_mailbox_due(db: &
         actor: "Alice <alice@northwind.test>".into(),
         key: "key-1".into(),
         request: mail("Hello Bob"),
+        headline: "Hello Bob".into(),
         now,
     };
     let (first, created) = db.store.record_write(&new).await.unwrap().unwrap();
@@ -70,6 +71,7 @@ async fn steps_and_outcomes_are_written_under_the_lease_with_their_audit(db: &Te
         actor: "Alice <alice@northwind.test>".into(),
         key: "k".into(),
         request: mail("Subject"),
+        headline: "Subject".into(),
         now,
     };
     let (write, _) = db.store.record_write(&new).await.unwrap().unwrap();
@@ -83,7 +85,7 @@ async fn steps_and_outcomes_are_written_under_the_lease_with_their_audit(db: &Te
     assert_eq!(db.store.write_by_id(write.id).await.unwrap().unwrap().not_before, now + 30);
 
     // Shown on Activity while pending.
-    assert_eq!(db.store.writes_shown(w.org, w.user, now - 60).await.unwrap().len(), 1);
+    assert_eq!(db.store.writes_shown(w.org, w.user, now - 60, 0).await.unwrap().len(), 1);
     let audit =
         AuditEntry { at: now, actor: "alice".into(), action: "office365.write.send_mail".into(), summary: "Email sent (id m-1).".into() };
     let done = WriteState::Done { graph_id: "m-1".into() };
@@ -94,8 +96,9 @@ async fn steps_and_outcomes_are_written_under_the_lease_with_their_audit(db: &Te
     assert!(db.store.pending_writes(mb.id).await.unwrap().is_empty());
     assert_eq!(db.store.write_by_id(write.id).await.unwrap().unwrap().state, done);
     assert!(db.store.audit_log(w.org, 10).await.unwrap().iter().any(|e| e.action == "office365.write.send_mail"));
-    // Done but not synced yet: still shown; once the synced message is in, only it is.
-    assert_eq!(db.store.writes_shown(w.org, w.user, now - 60).await.unwrap().len(), 1);
+    // Done but not synced yet: still shown (for a while); once the synced message is in, only it is.
+    assert_eq!(db.store.writes_shown(w.org, w.user, now - 60, 0).await.unwrap().len(), 1);
+    assert!(db.store.writes_shown(w.org, w.user, now - 60, now + 1).await.unwrap().is_empty(), "a done write is not shown for ever");
     let item = SyncedItem {
         graph_id: "m-1".into(),
         container: "sentitems".into(),
@@ -116,14 +119,14 @@ async fn steps_and_outcomes_are_written_under_the_lease_with_their_audit(db: &Te
         now,
     };
     db.store.commit_page(&page).await.unwrap();
-    assert!(db.store.writes_shown(w.org, w.user, now - 60).await.unwrap().is_empty(), "one row, never two");
+    assert!(db.store.writes_shown(w.org, w.user, now - 60, 0).await.unwrap().is_empty(), "one row, never two");
 
     // A failure is kept with its reason and stays shown.
     let new = NewWrite { key: "k2".into(), ..new };
     let (failed, _) = db.store.record_write(&new).await.unwrap().unwrap();
     let outcome = WriteState::Failed { reason: ReasonCode::PermissionMissing, detail: "Access is denied.".into() };
     db.store.finish_write(mb.id, lease.fence, failed.id, &outcome, &audit, now).await.unwrap();
-    let shown = db.store.writes_shown(w.org, w.user, now - 60).await.unwrap();
+    let shown = db.store.writes_shown(w.org, w.user, now - 60, 0).await.unwrap();
     assert_eq!(shown.len(), 1);
     assert_eq!(shown[0].state, outcome);
 }

@@ -32,6 +32,7 @@ async fn record(env: &Env, user: domain::UserId, mailbox: uuid::Uuid, key: &str,
         user_id: user,
         actor: "Alice <alice@northwind.test>".into(),
         key: key.into(),
+        headline: request.headline(),
         request,
         now: store::now_unix(),
     };
@@ -84,7 +85,7 @@ async fn a_send_whose_answer_is_lost_is_sent_once_and_synced_as_one_row() {
     let synced = env.store.mailbox_items(mailbox, Resource::Mail).await.unwrap();
     assert_eq!(synced.iter().filter(|i| i.title == "Lost answer").count(), 1);
     assert!(synced.iter().any(|i| i.graph_id == graph_id));
-    assert!(env.store.writes_shown(env.org, user, 0).await.unwrap().is_empty(), "one row, never two");
+    assert!(env.store.writes_shown(env.org, user, 0, 0).await.unwrap().is_empty(), "one row, never two");
     let audit = env.store.audit_log(env.org, 10).await.unwrap();
     let entry = audit.iter().find(|e| e.action == "office365.write.send_mail").expect("audited");
     assert!(entry.summary.contains(&graph_id) && !entry.summary.contains("Hello Bob"), "{entry:?}");
@@ -188,7 +189,7 @@ async fn a_write_without_permission_ends_failed_with_the_reason_and_who_must_act
     assert_ne!(reason.who_must_act(), WhoMustAct::Nobody);
     assert_eq!(env.emu.counters().sent, 0);
     assert_eq!(inbox_count(&env, BOB, "Never sent"), 0);
-    let shown = env.store.writes_shown(env.org, user, 0).await.unwrap();
+    let shown = env.store.writes_shown(env.org, user, 0, 0).await.unwrap();
     assert_eq!(shown.len(), 1, "the failure stays on Activity");
     assert!(env.store.audit_log(env.org, 10).await.unwrap().iter().any(|e| e.action == "office365.write_failed.send_mail"));
 }
