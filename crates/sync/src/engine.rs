@@ -92,8 +92,10 @@ impl Default for SyncConfig {
     fn default() -> SyncConfig {
         SyncConfig {
             owner: format!("i360-{}", std::process::id()),
-            lease_ttl_secs: 90,
-            renew_every: Duration::from_secs(30),
+            // A killed instance's mailboxes are taken over within half a minute; the holder renews
+            // three times per TTL, so one slow renewal does not lose a live lease.
+            lease_ttl_secs: 30,
+            renew_every: Duration::from_secs(10),
             page_size: 100,
             max_concurrent_mailboxes: default_max_concurrent_mailboxes(
                 std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get),
@@ -677,6 +679,13 @@ mod tests {
         let expected = (cpus * 4).clamp(4, 32).min(DEFAULT_POOL_BOUND);
         assert_eq!(SyncConfig::default().max_concurrent_mailboxes, expected);
         assert!((4..=DEFAULT_POOL_BOUND).contains(&expected));
+    }
+
+    #[test]
+    fn a_dead_instances_leases_lapse_within_half_a_minute_and_live_ones_are_renewed_thrice_per_ttl() {
+        let cfg = SyncConfig::default();
+        assert!(cfg.lease_ttl_secs <= 30, "takeover of a killed instance's mailboxes waits {} s", cfg.lease_ttl_secs);
+        assert!(cfg.renew_every * 3 <= Duration::from_secs(u64::try_from(cfg.lease_ttl_secs).unwrap()));
     }
 
     #[test]

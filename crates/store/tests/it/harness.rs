@@ -62,6 +62,12 @@ pub async fn sqlite() -> TestDb {
 
 /// A new database on the test PostgreSQL server, or `None` when there is none to use.
 pub async fn postgres() -> Option<TestDb> {
+    let url = postgres_url().await?;
+    Some(TestDb { store: store::open(&url, keyring()).await.unwrap(), raw: Raw::Postgres(url.clone()), _dir: None })
+}
+
+/// The URL of a new, empty database on the test PostgreSQL server, or `None` when there is none.
+pub async fn postgres_url() -> Option<String> {
     let Ok(admin_url) = std::env::var("STORE_TEST_POSTGRES_URL") else {
         if std::env::var("STORE_TEST_REQUIRE_POSTGRES").as_deref() == Ok("1") {
             panic!("STORE_TEST_REQUIRE_POSTGRES=1 but STORE_TEST_POSTGRES_URL is not set");
@@ -75,8 +81,7 @@ pub async fn postgres() -> Option<TestDb> {
     // The name is a UUID we made: safe to splice.
     sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}"))).execute(&mut admin).await.unwrap();
     let base = admin_url.rsplit_once('/').map(|(b, _)| b).unwrap_or(&admin_url);
-    let url = format!("{base}/{name}");
-    Some(TestDb { store: store::open(&url, keyring()).await.unwrap(), raw: Raw::Postgres(url), _dir: None })
+    Some(format!("{base}/{name}"))
 }
 
 /// Declares one `#[tokio::test]` per backend for a scenario `async fn(&TestDb)`.

@@ -8,6 +8,7 @@
 mod connections;
 mod consent;
 mod harness;
+mod hygiene;
 mod office365;
 mod outbox;
 mod scenarios;

@@ -1,0 +1,63 @@
+//! What the database keeps after the product is done with it, and how long PostgreSQL lets a stuck
+//! session hold its locks.
+
+use crate::harness::{Raw, TestDb, on_both_backends};
+use crate::sync::{mailbox, world};
+use domain::Resource;
+use store::sync::{CursorUpdate, PageCommit, SyncedItem};
+
+on_both_backends!(a_removed_mailboxs_mail_is_not_left_readable_in_the_database_files);
+
+async fn a_removed_mailboxs_mail_is_not_left_readable_in_the_database_files(db: &TestDb) {
+    let Raw::SqliteDir(dir) = &db.raw else {
+        // PostgreSQL reuses dead tuples' space after VACUUM (autovacuum); the README says so.
+        return;
+    };
+    let w = world(db).await;
+    let mb = mailbox(db, &w).await;
+    let now = store::now_unix();
+    let lease = db.store.claim_due_mailboxes("w1", now, 30, 10).await.unwrap().remove(0);
+    let secret = "Merger terms for Project Kestrel";
+    let item = SyncedItem {
+        graph_id: "m-1".into(),
+        container: "inbox".into(),
+        title: secret.into(),
+        subtitle: "Bob <bob@northwind.test>".into(),
+        preview: format!("{secret}: the numbers"),
+        occurred_at: Some(now),
+        data: "{}".into(),
+    };
+    let page = PageCommit {
+        mailbox_id: mb.id,
+        fence: lease.fence,
+        resource: Resource::Mail,
+        container: "inbox".into(),
+        upserts: vec![item],
+        deletes: vec![],
+        cursor: CursorUpdate::DeltaLink("d".into()),
+        now,
+    };
+    db.store.commit_page(&page).await.unwrap();
+    assert!(db.store.remove_sync_mailbox(mb.id).await.unwrap());
+    // What a backup copies: the database file once the write-ahead log is checkpointed into it.
+    checkpoint(dir).await;
+    assert!(!db.raw.contains(secret).await, "a removed mailbox's mail is still readable in the SQLite file's free pages");
+}
+
+async fn checkpoint(dir: &std::path::Path) {
+    use sqlx::Connection;
+    let url = format!("sqlite://{}", dir.join("test.db").display());
+    let mut conn = sqlx::SqliteConnection::connect(&url).await.unwrap();
+    sqlx::query("PRAGMA wal_checkpoint(TRUNCATE)").execute(&mut conn).await.unwrap();
+    conn.close().await.unwrap();
+}
+
+#[tokio::test]
+async fn postgres_ends_a_session_left_idle_in_a_transaction() {
+    let Some(url) = crate::harness::postgres_url().await else { return };
+    let store = store::PgStore::open(&url, std::sync::Arc::new(store::secrets::Keyring::ephemeral())).await.unwrap();
+    let mut conn = store.pool().acquire().await.unwrap();
+    let idle: String = sqlx::query_scalar("SHOW idle_in_transaction_session_timeout").fetch_one(&mut *conn).await.unwrap();
+    let statement: String = sqlx::query_scalar("SHOW statement_timeout").fetch_one(&mut *conn).await.unwrap();
+    assert_eq!((idle.as_str(), statement.as_str()), ("30s", "1min"));
+}
