@@ -58,8 +58,11 @@ pub struct SyncConfig {
     pub abandoned_request_hold: Duration,
     /// Cursor restarts (410) allowed per container and run.
     pub max_resets_per_run: u32,
-    /// After a failed run, due again this much later.
+    /// After a failed run, due again this much later; after a transient one (Microsoft or the
+    /// database briefly unavailable), after a backoff with jitter from `transient_retry_base`,
+    /// doubling with each failure in a row, up to this.
     pub error_retry_secs: i64,
+    pub transient_retry_base: Duration,
     /// After a mailbox-specific "someone must act" (no access to one mailbox), looked at again
     /// this much later (the connection itself is not marked).
     pub attention_retry_secs: i64,
@@ -111,6 +114,7 @@ impl Default for SyncConfig {
             abandoned_request_hold: Duration::from_secs(30),
             max_resets_per_run: 3,
             error_retry_secs: 300,
+            transient_retry_base: Duration::from_secs(5),
             attention_retry_secs: 6 * 3600,
             commit_barrier: None,
             deployment_app: None,

@@ -30,6 +30,17 @@ pub enum SyncError {
 
 impl SyncError {
     /// The reason code shown on the connection's status for this failure.
+    /// A failure that passes by itself (Microsoft or the database briefly unavailable): tried again
+    /// after a backoff with jitter, not after a flat wait.
+    pub fn is_transient(&self) -> bool {
+        match self {
+            SyncError::Store(_) => true,
+            SyncError::Graph(e) => e.reason.is_transient(),
+            SyncError::Token(e) => e.reason().is_transient(),
+            _ => false,
+        }
+    }
+
     pub fn reason(&self) -> ReasonCode {
         match self {
             SyncError::NeedsAttention(r) => *r,

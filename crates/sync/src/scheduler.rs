@@ -30,6 +30,8 @@ pub struct Scheduler {
     wake: Arc<Notify>,
     /// Workers running now: mailbox → (fence, abort handle), for a clean hand-over at shutdown.
     running: std::sync::Mutex<HashMap<Uuid, (i64, AbortHandle)>>,
+    /// Transient failures in a row per mailbox (this instance's view), for the backoff.
+    failures: std::sync::Mutex<HashMap<Uuid, u32>>,
 }
 
 fn now() -> UnixTime {
@@ -39,7 +41,13 @@ fn now() -> UnixTime {
 impl Scheduler {
     pub fn new(engine: Engine) -> Arc<Scheduler> {
         let slots = Arc::new(Semaphore::new(engine.config().max_concurrent_mailboxes.max(1)));
-        Arc::new(Scheduler { engine, slots, wake: Arc::new(Notify::new()), running: std::sync::Mutex::new(HashMap::new()) })
+        Arc::new(Scheduler {
+            engine,
+            slots,
+            wake: Arc::new(Notify::new()),
+            running: std::sync::Mutex::new(HashMap::new()),
+            failures: std::sync::Mutex::new(HashMap::new()),
+        })
     }
 
     pub fn engine(&self) -> &Engine {
@@ -328,6 +336,19 @@ impl Scheduler {
         })
     }
 
+    /// Seconds until a mailbox whose run failed transiently is tried again: a backoff with jitter
+    /// from `transient_retry_base`, doubling with each such failure in a row, at most
+    /// `error_retry_secs`.
+    fn transient_backoff(&self, mailbox: Uuid) -> i64 {
+        let cfg = self.engine.config();
+        let mut failures = self.failures.lock().unwrap_or_else(|p| p.into_inner());
+        let n = failures.entry(mailbox).or_default();
+        let cap = std::time::Duration::from_secs(u64::try_from(cfg.error_retry_secs).unwrap_or(0));
+        let wait = crate::engine::backoff(cfg.transient_retry_base, cap.max(cfg.transient_retry_base), *n);
+        *n = n.saturating_add(1);
+        i64::try_from(wait.as_secs()).unwrap_or(cfg.error_retry_secs).min(cfg.error_retry_secs)
+    }
+
     /// One mailbox under its lease: the run, raced against lease renewal.
     async fn work(&self, lease: Lease) -> MailboxOutcome {
         let engine = &self.engine;
@@ -380,8 +401,12 @@ impl Scheduler {
                 }
                 now() + cfg.attention_retry_secs
             }
+            Err(e) if e.is_transient() => now() + self.transient_backoff(id),
             Err(_) => now() + cfg.error_retry_secs,
         };
+        if result.is_ok() || !result.as_ref().is_err_and(SyncError::is_transient) {
+            self.failures.lock().unwrap_or_else(|p| p.into_inner()).remove(&id);
+        }
         match &result {
             Ok(_) => SyncMetrics::add(&engine.metrics().mailbox_runs_ok, 1),
             Err(SyncError::LeaseLost) => SyncMetrics::add(&engine.metrics().leases_lost, 1),

@@ -96,3 +96,41 @@ async fn ten_percent_faults_still_converge_within_microsofts_limits() {
     eprintln!("converged through faults in {:?}: {m:?}", started.elapsed());
     env.emu.shutdown().await;
 }
+
+/// Issue 13 (item 14): one 503 from the token endpoint is not a five-minute wait. A run that fails
+/// for a reason that passes by itself comes back after a backoff with jitter that grows with each
+/// such failure in a row (seconds at first), up to the flat wait; a success starts it over.
+#[tokio::test]
+async fn a_transient_token_failure_is_retried_after_a_short_backoff_not_a_flat_five_minutes() {
+    let env = spawn().await;
+    let (_, conn) = env.connect(ALICE, true).await;
+    let mut cfg = test_config("backoff");
+    cfg.error_retry_secs = 300;
+    cfg.transient_retry_base = std::time::Duration::from_secs(4);
+    let s = Scheduler::new(env.engine(cfg));
+    s.reconcile_org(env.org).await.unwrap();
+    let mb = env.mailbox_of(conn).await;
+    one_run(&s).await.remove(0).result.unwrap();
+    let token_outage = || FaultRule { route: Some("/oauth2/v2.0/token".into()), status: Some(503), count: 1, ..FaultRule::default() };
+    let mut waits = Vec::new();
+    for _ in 0..3 {
+        // Graph refuses the access token; the refresh meets Microsoft's sign-in service down.
+        env.emu.expire_access_tokens();
+        env.emu.inject_fault(token_outage());
+        s.sync_now(mb).await.unwrap();
+        let out = one_run(&s).await.remove(0);
+        assert!(out.result.as_ref().is_err_and(sync::SyncError::is_transient), "{:?}", out.result);
+        waits.push(env.store.sync_mailbox(mb).await.unwrap().unwrap().next_due_at - store::now_unix());
+    }
+    assert!((1..=4).contains(&waits[0]), "first retry in {} s", waits[0]);
+    assert!((3..=8).contains(&waits[1]) && (7..=16).contains(&waits[2]), "the backoff grows: {waits:?}");
+    // Recovered: the next failure starts from the base again.
+    s.sync_now(mb).await.unwrap();
+    one_run(&s).await.remove(0).result.unwrap();
+    env.emu.expire_access_tokens();
+    env.emu.inject_fault(token_outage());
+    s.sync_now(mb).await.unwrap();
+    one_run(&s).await;
+    let wait = env.store.sync_mailbox(mb).await.unwrap().unwrap().next_due_at - store::now_unix();
+    assert!((1..=4).contains(&wait), "after a success the backoff starts over: {wait} s");
+}
