@@ -230,7 +230,7 @@ macro_rules! impl_store {
             ) -> Result<Option<i64>, $crate::StoreError> {
                 use sqlx::Row as _;
                 let since = now - $crate::accounts::FAILURE_WINDOW_SECS;
-                let mut tx = self.pool.begin().await?;
+                let mut tx = self.begin_write().await?;
                 if matches!($backend, $crate::Backend::Postgres) {
                     // Attempts for one email, then for one address, are recorded and counted one
                     // at a time (READ COMMITTED would let concurrent ones miss each other). Always
@@ -365,7 +365,7 @@ macro_rules! impl_store {
                 let features: Vec<&str> = settings.resources.iter().map(|f| f.as_str()).collect();
                 let interval = i32::try_from(settings.sync_interval_minutes).unwrap_or(i32::MAX);
                 let backfill = i32::try_from(settings.backfill_days).unwrap_or(i32::MAX);
-                let mut tx = self.pool.begin().await?;
+                let mut tx = self.begin_write().await?;
                 // COALESCE keeps the stored secret when no new one is given.
                 sqlx::query(
                     "INSERT INTO office365_settings (org_id, enabled, tenant, client_id, client_secret, \
@@ -429,7 +429,7 @@ macro_rules! impl_store {
                 entry: &domain::AuditEntry,
             ) -> Result<(), $crate::StoreError> {
                 const TAKEN: &str = "another organization's pin of this tenant";
-                let mut tx = self.pool.begin().await?;
+                let mut tx = self.begin_write().await?;
                 // Exclusive pins (the deployment's app) are unique per tenant; a shared pin (the
                 // organization's own registration, or sharing allowed) never conflicts. The partial
                 // unique index settles a race between two exclusive pins.
@@ -554,7 +554,7 @@ macro_rules! impl_store {
                 audit: &domain::AuditEntry,
             ) -> Result<domain::ConnectionSummary, $crate::StoreError> {
                 let now = $crate::now_unix();
-                let mut tx = self.pool.begin().await?;
+                let mut tx = self.begin_write().await?;
                 let existing: Option<(uuid::Uuid, String, String, String)> = sqlx::query_as(
                     "SELECT id, ms_tenant_id, ms_object_id, ms_username FROM connections \
                      WHERE org_id = $1 AND user_id = $2 AND kind = $3",
@@ -668,7 +668,7 @@ macro_rules! impl_store {
                 id: uuid::Uuid,
                 audit: &domain::AuditEntry,
             ) -> Result<bool, $crate::StoreError> {
-                let mut tx = self.pool.begin().await?;
+                let mut tx = self.begin_write().await?;
                 let done = sqlx::query("DELETE FROM connections WHERE org_id = $1 AND id = $2")
                     .bind(org.as_uuid())
                     .bind(id)
@@ -688,7 +688,7 @@ macro_rules! impl_store {
                 by: &str,
                 now: $crate::UnixTime,
             ) -> Result<bool, $crate::StoreError> {
-                let mut tx = self.pool.begin().await?;
+                let mut tx = self.begin_write().await?;
                 // Only the first refusal since the last grant is a new request; later ones keep it.
                 let done = sqlx::query(
                     "INSERT INTO office365_admin_consent (org_id, requested_by, requested_at) VALUES ($1, $2, $3) \
@@ -722,7 +722,7 @@ macro_rules! impl_store {
                 grant: &domain::ConsentGrant,
                 audit: &domain::AuditEntry,
             ) -> Result<(), $crate::StoreError> {
-                let mut tx = self.pool.begin().await?;
+                let mut tx = self.begin_write().await?;
                 sqlx::query(
                     "INSERT INTO office365_admin_consent (org_id, granted_by, granted_at, granted_tenant_id, \
                        granted_client_id, granted_scopes) VALUES ($1, $2, $3, $4, $5, $6) \
@@ -787,7 +787,7 @@ macro_rules! impl_store {
                 user: &domain::ServiceAccountUser,
                 audit: &domain::AuditEntry,
             ) -> Result<bool, $crate::StoreError> {
-                let mut tx = self.pool.begin().await?;
+                let mut tx = self.begin_write().await?;
                 let done = sqlx::query(
                     "INSERT INTO service_account_users (id, org_id, ms_object_id, ms_username, display_name, added_by, \
                        added_at, health, health_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) \
@@ -875,7 +875,7 @@ macro_rules! impl_store {
                 id: uuid::Uuid,
                 audit: &domain::AuditEntry,
             ) -> Result<bool, $crate::StoreError> {
-                let mut tx = self.pool.begin().await?;
+                let mut tx = self.begin_write().await?;
                 let done = sqlx::query("DELETE FROM service_account_users WHERE org_id = $1 AND id = $2")
                     .bind(org.as_uuid())
                     .bind(id)

@@ -103,7 +103,7 @@ macro_rules! impl_write_store {
                 let json = serde_json::to_vec(&new.request).map_err(|e| $crate::StoreError::Corrupt(format!("write request: {e}")))?;
                 let sealed = self.keyring.seal(&json, &$crate::outbox_common::request_binding(id))?;
                 let kind = new.request.kind();
-                let mut tx = self.pool.begin().await?;
+                let mut tx = self.begin_write().await?;
                 let inserted = sqlx::query(
                     "INSERT INTO write_outbox (id, org_id, mailbox_id, user_id, actor, idempotency_key, kind, resource, request, headline, \
                        state, created_at, updated_at) \

@@ -29,6 +29,11 @@ impl PgStore {
         Ok(PgStore { pool, keyring })
     }
 
+    /// A transaction that will write (PostgreSQL's row locks need nothing more).
+    pub(crate) async fn begin_write(&self) -> Result<sqlx::Transaction<'_, sqlx::Postgres>, sqlx::Error> {
+        self.pool.begin().await
+    }
+
     /// The pool, for tests that look at raw rows.
     pub fn pool(&self) -> &PgPool {
         &self.pool

@@ -34,6 +34,13 @@ impl SqliteStore {
         Ok(SqliteStore { pool, keyring })
     }
 
+    /// A transaction that will write. It takes SQLite's write lock at its start (`BEGIN
+    /// IMMEDIATE`), so it waits its turn on the busy timeout; a deferred one that reads first and
+    /// then writes would fail at once with "database is locked" while another writer commits.
+    pub(crate) async fn begin_write(&self) -> Result<sqlx::Transaction<'_, sqlx::Sqlite>, sqlx::Error> {
+        self.pool.begin_with("BEGIN IMMEDIATE").await
+    }
+
     /// The pool, for tests that look at raw rows.
     pub fn pool(&self) -> &SqlitePool {
         &self.pool

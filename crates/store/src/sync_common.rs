@@ -161,7 +161,7 @@ macro_rules! impl_sync_store {
                 fence: i64,
                 now: $crate::UnixTime,
             ) -> Result<Option<sqlx::Transaction<'_, $db>>, $crate::StoreError> {
-                let mut tx = self.pool.begin().await?;
+                let mut tx = self.begin_write().await?;
                 if Self::sync_fence_holds(&mut tx, mailbox, fence, now).await? {
                     Ok(Some(tx))
                 } else {

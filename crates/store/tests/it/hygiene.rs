@@ -6,7 +6,10 @@ use crate::sync::{mailbox, world};
 use domain::Resource;
 use store::sync::{CursorUpdate, PageCommit, SyncedItem};
 
-on_both_backends!(a_removed_mailboxs_mail_is_not_left_readable_in_the_database_files);
+on_both_backends!(
+    a_removed_mailboxs_mail_is_not_left_readable_in_the_database_files,
+    a_reconnect_while_a_sync_commits_pages_waits_its_turn_instead_of_failing,
+);
 
 async fn a_removed_mailboxs_mail_is_not_left_readable_in_the_database_files(db: &TestDb) {
     let Raw::SqliteDir(dir) = &db.raw else {
@@ -60,4 +63,63 @@ async fn postgres_ends_a_session_left_idle_in_a_transaction() {
     let idle: String = sqlx::query_scalar("SHOW idle_in_transaction_session_timeout").fetch_one(&mut *conn).await.unwrap();
     let statement: String = sqlx::query_scalar("SHOW statement_timeout").fetch_one(&mut *conn).await.unwrap();
     assert_eq!((idle.as_str(), statement.as_str()), ("30s", "1min"));
+}
+
+/// Issue 13 (item 14): on SQLite an activation failed at once with "database is locked" while a
+/// first sync was committing, since a transaction that reads and then writes cannot wait. Every
+/// write transaction now starts as a writer and waits its turn.
+async fn a_reconnect_while_a_sync_commits_pages_waits_its_turn_instead_of_failing(db: &TestDb) {
+    let w = world(db).await;
+    let mb = mailbox(db, &w).await;
+    let now = store::now_unix();
+    let lease = db.store.claim_due_mailboxes("w1", now, 60, 10).await.unwrap().remove(0);
+    let pages = {
+        let store = db.store.clone();
+        tokio::spawn(async move {
+            for n in 0..150 {
+                let item = SyncedItem {
+                    graph_id: format!("m-{n}"),
+                    container: "inbox".into(),
+                    title: format!("Message {n}"),
+                    subtitle: String::new(),
+                    preview: "x".repeat(2000),
+                    occurred_at: Some(now),
+                    data: "{}".into(),
+                };
+                let page = PageCommit {
+                    mailbox_id: mb.id,
+                    fence: lease.fence,
+                    resource: Resource::Mail,
+                    container: "inbox".into(),
+                    upserts: vec![item],
+                    deletes: vec![],
+                    cursor: CursorUpdate::NextLink(format!("n{n}")),
+                    now,
+                };
+                store.commit_page(&page).await.unwrap();
+            }
+        })
+    };
+    // Meanwhile the same account reconnects again and again (each save reads, then writes).
+    let existing = db.store.connections_in_org(w.org).await.unwrap().remove(0);
+    for n in 0..60 {
+        let again = store::NewConnection {
+            org_id: w.org,
+            user_id: w.user,
+            kind: existing.kind,
+            is_primary: true,
+            ms_tenant_id: existing.ms_tenant_id.clone(),
+            ms_object_id: existing.ms_object_id.clone(),
+            ms_username: existing.ms_username.clone(),
+            ms_name: existing.ms_name.clone(),
+            granted_scopes: existing.granted_scopes.clone(),
+            access_token: store::secrets::SecretString::from(format!("access-{n}")),
+            access_expires_at: now + 3600,
+            refresh_token: Some(store::secrets::SecretString::from(format!("refresh-{n}"))),
+        };
+        let audit = domain::AuditEntry { at: now, actor: "alice".into(), action: "connect".into(), summary: "reconnected".into() };
+        db.store.save_connection(&again, &audit).await.unwrap_or_else(|e| panic!("reconnect {n} failed while pages commit: {e}"));
+    }
+    pages.await.unwrap();
+    assert_eq!(db.store.mailbox_items(mb.id, Resource::Mail).await.unwrap().len(), 150);
 }
