@@ -2,9 +2,9 @@
 //! session hold its locks.
 
 use crate::harness::{Raw, TestDb, on_both_backends};
-use crate::sync::{mailbox, world};
+use crate::sync::{item, mailbox, page, world};
 use domain::Resource;
-use store::sync::{CursorUpdate, PageCommit, SyncedItem};
+use store::sync::CursorUpdate;
 
 on_both_backends!(
     a_removed_mailboxs_mail_is_not_left_readable_in_the_database_files,
@@ -21,25 +21,7 @@ async fn a_removed_mailboxs_mail_is_not_left_readable_in_the_database_files(db: 
     let now = store::now_unix();
     let lease = db.store.claim_due_mailboxes("w1", now, 30, 10).await.unwrap().remove(0);
     let secret = "Merger terms for Project Kestrel";
-    let item = SyncedItem {
-        graph_id: "m-1".into(),
-        container: "inbox".into(),
-        title: secret.into(),
-        subtitle: "Bob <bob@northwind.test>".into(),
-        preview: format!("{secret}: the numbers"),
-        occurred_at: Some(now),
-        data: "{}".into(),
-    };
-    let page = PageCommit {
-        mailbox_id: mb.id,
-        fence: lease.fence,
-        resource: Resource::Mail,
-        container: "inbox".into(),
-        upserts: vec![item],
-        deletes: vec![],
-        cursor: CursorUpdate::DeltaLink("d".into()),
-        now,
-    };
+    let page = page(mb.id, lease.fence, vec![item("m-1", secret, now)], &[], CursorUpdate::DeltaLink("d".into()));
     db.store.commit_page(&page).await.unwrap();
     assert!(db.store.remove_sync_mailbox(mb.id).await.unwrap());
     // What a backup copies: the database file once the write-ahead log is checkpointed into it.
@@ -77,25 +59,13 @@ async fn a_reconnect_while_a_sync_commits_pages_waits_its_turn_instead_of_failin
         let store = db.store.clone();
         tokio::spawn(async move {
             for n in 0..150 {
-                let item = SyncedItem {
-                    graph_id: format!("m-{n}"),
-                    container: "inbox".into(),
-                    title: format!("Message {n}"),
-                    subtitle: String::new(),
-                    preview: "x".repeat(2000),
-                    occurred_at: Some(now),
-                    data: "{}".into(),
-                };
-                let page = PageCommit {
-                    mailbox_id: mb.id,
-                    fence: lease.fence,
-                    resource: Resource::Mail,
-                    container: "inbox".into(),
-                    upserts: vec![item],
-                    deletes: vec![],
-                    cursor: CursorUpdate::NextLink(format!("n{n}")),
-                    now,
-                };
+                let page = page(
+                    mb.id,
+                    lease.fence,
+                    vec![item(&format!("m-{n}"), &format!("Message {n}"), now)],
+                    &[],
+                    CursorUpdate::NextLink(format!("n{n}")),
+                );
                 store.commit_page(&page).await.unwrap();
             }
         })

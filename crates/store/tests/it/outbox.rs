@@ -3,12 +3,12 @@
 //! the synced item replaces it.
 
 use crate::harness::{TestDb, on_both_backends};
-use crate::sync::{mailbox, world};
+use crate::sync::{item, mailbox, page, world};
 use domain::email::EmailAddress;
 use domain::writes::MailDraft;
 use domain::{AuditEntry, ReasonCode, Resource, WriteRequest, WriteState};
 use store::outbox::NewWrite;
-use store::sync::{CommitOutcome, CursorUpdate, PageCommit, SyncedItem};
+use store::sync::{CommitOutcome, CursorUpdate};
 
 on_both_backends!(
     a_write_is_recorded_once_per_key_sealed_and_makes_its_mailbox_due,
@@ -99,25 +99,7 @@ async fn steps_and_outcomes_are_written_under_the_lease_with_their_audit(db: &Te
     // Done but not synced yet: still shown (for a while); once the synced message is in, only it is.
     assert_eq!(db.store.writes_shown(w.org, w.user, now - 60, 0).await.unwrap().len(), 1);
     assert!(db.store.writes_shown(w.org, w.user, now - 60, now + 1).await.unwrap().is_empty(), "a done write is not shown for ever");
-    let item = SyncedItem {
-        graph_id: "m-1".into(),
-        container: "sentitems".into(),
-        title: "Subject".into(),
-        subtitle: String::new(),
-        preview: String::new(),
-        occurred_at: Some(now),
-        data: "{}".into(),
-    };
-    let page = PageCommit {
-        mailbox_id: mb.id,
-        fence: lease.fence,
-        resource: Resource::Mail,
-        container: "sentitems".into(),
-        upserts: vec![item],
-        deletes: vec![],
-        cursor: CursorUpdate::DeltaLink("d".into()),
-        now,
-    };
+    let page = page(mb.id, lease.fence, vec![item("m-1", "Subject", now)], &[], CursorUpdate::DeltaLink("d".into()));
     db.store.commit_page(&page).await.unwrap();
     assert!(db.store.writes_shown(w.org, w.user, now - 60, 0).await.unwrap().is_empty(), "one row, never two");
 

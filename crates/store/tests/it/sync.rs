@@ -68,7 +68,8 @@ pub(crate) async fn mailbox(db: &TestDb, w: &World) -> SyncMailbox {
         .unwrap()
 }
 
-fn item(id: &str, title: &str, at: i64) -> SyncedItem {
+/// A synced message in the inbox.
+pub(crate) fn item(id: &str, title: &str, at: i64) -> SyncedItem {
     SyncedItem {
         graph_id: id.into(),
         container: "inbox".into(),
@@ -80,7 +81,8 @@ fn item(id: &str, title: &str, at: i64) -> SyncedItem {
     }
 }
 
-fn page(mb: uuid::Uuid, fence: i64, upserts: Vec<SyncedItem>, deletes: &[&str], cursor: CursorUpdate) -> PageCommit {
+/// A page of inbox changes with its cursor.
+pub(crate) fn page(mb: uuid::Uuid, fence: i64, upserts: Vec<SyncedItem>, deletes: &[&str], cursor: CursorUpdate) -> PageCommit {
     PageCommit {
         mailbox_id: mb,
         fence,
