@@ -22,11 +22,7 @@ async fn main() -> std::process::ExitCode {
 async fn run(cli: Cli) -> anyhow::Result<()> {
     ensure_sqlite_dir(&cli.database_url)?;
     if let Some(Command::Keys(KeysCommand::Rotate)) = cli.command {
-        let keyring = Arc::new(Keyring::rotate(&cli.key_file)?);
-        let store = store::open(&cli.database_url, keyring.clone()).await?;
-        let count = store.reseal_secrets().await?;
-        println!("key {} is now current; re-sealed {count} stored secrets", keyring.current_key_id());
-        return Ok(());
+        return rotate_keys(&cli).await;
     }
     let keyring = Arc::new(Keyring::load_or_create(&cli.key_file)?);
     let store = store::open(&cli.database_url, keyring).await?;
@@ -52,6 +48,15 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             create_user(store, &org, &email, &name, role, &password).await
         }
     }
+}
+
+/// `server keys rotate`: a new current key, and every stored secret re-sealed with it.
+async fn rotate_keys(cli: &Cli) -> anyhow::Result<()> {
+    let keyring = Arc::new(Keyring::rotate(&cli.key_file)?);
+    let store = store::open(&cli.database_url, keyring.clone()).await?;
+    let count = store.reseal_secrets().await?;
+    println!("key {} is now current; re-sealed {count} stored secrets", keyring.current_key_id());
+    Ok(())
 }
 
 async fn create_user(store: store::DynStore, org: &str, email: &str, name: &str, role: domain::Role, password: &str) -> anyhow::Result<()> {
@@ -151,11 +156,16 @@ async fn serve_until_stopped(
     if ended == shutdown::Ended::TimedOut {
         tracing::warn!(drain_timeout = ?drain, "requests still running after the drain timeout are cut");
     }
+    await_workers(deadline, workers).await;
+    Ok(())
+}
+
+/// Waits for the stopping sync workers until the drain's deadline.
+async fn await_workers(deadline: tokio::time::Instant, workers: tokio::task::JoinHandle<()>) {
     match tokio::time::timeout_at(deadline, workers).await {
         Ok(_) => tracing::info!("stopped; sync leases handed back"),
         Err(_) => tracing::warn!("the sync workers did not stop within the drain timeout; their leases will expire"),
     }
-    Ok(())
 }
 
 /// SQLite creates the file but not its directory; `./data/` may not exist on a fresh clone.
