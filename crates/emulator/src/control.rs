@@ -4,15 +4,19 @@
 
 use crate::generate::{self, Kind};
 use crate::registry::{self, Counters, FaultRule};
+use crate::store::MailboxState;
 use crate::{Error, RunningEmulator, Shared, lock, read, write};
 use axum::Json;
 use axum::Router;
-use axum::extract::{Path, State};
-use axum::http::StatusCode;
+use axum::body::Bytes;
+use axum::extract::{Path, Query, State};
+use axum::http::{Method, StatusCode};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
+use axum::routing::{MethodFilter, on};
+use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value, json};
+use std::collections::HashMap;
 use std::sync::Arc;
 
 /// Identifies an item in a mailbox: both id forms, for tests to compare with what Graph returned.
@@ -25,22 +29,65 @@ pub struct ItemRef {
 
 // ------------------------------------------------------------------ operations
 
+fn missing(what: &str) -> Error {
+    Error::NotFound(what.to_string())
+}
+
+/// Graph's defaults for an item the control API adds, where `fields` leaves them out.
+fn item_defaults(kind: Kind, user: &crate::UserRef, now: time::OffsetDateTime) -> Value {
+    let stamp = generate::graph_datetime(now);
+    let start = now + time::Duration::days(1);
+    let from = json!({"emailAddress": {"name": "Control API", "address": "control@emulator.test"}});
+    match kind {
+        Kind::Message => json!({
+            "subject": "Message added by the emulator control API",
+            "receivedDateTime": stamp,
+            "sentDateTime": stamp,
+            "isRead": false,
+            "isDraft": false,
+            "hasAttachments": false,
+            "body": {"contentType": "text", "content": "Added through the control API."},
+            "bodyPreview": "Added through the control API.",
+            "from": from,
+            "sender": from,
+            "toRecipients": [{"emailAddress": {"name": user.user.display_name, "address": user.user.user_principal_name}}],
+            "ccRecipients": [],
+            "internetMessageId": format!("<{}@emulator.test>", crate::util::guid()),
+        }),
+        Kind::Event => json!({
+            "subject": "Event added by the emulator control API",
+            "start": {"dateTime": generate::zoned_datetime(start), "timeZone": "UTC"},
+            "end": {"dateTime": generate::zoned_datetime(start + time::Duration::hours(1)), "timeZone": "UTC"},
+            "isAllDay": false,
+            "isCancelled": false,
+            "attendees": [],
+        }),
+        Kind::Contact => json!({
+            "displayName": "Control Contact",
+            "emailAddresses": [{"name": "Control Contact", "address": "contact@emulator.test"}],
+        }),
+        Kind::Task => json!({
+            "title": "Task added by the emulator control API",
+            "status": "notStarted",
+            "importance": "normal",
+        }),
+    }
+}
+
 impl Shared {
     fn user_or(&self, key: &str) -> Result<crate::UserRef, Error> {
         self.user(key).ok_or_else(|| Error::NotFound(format!("user {key}")))
     }
 
-    fn container_key(kind: Kind, hash: u64, c: &str) -> Result<String, Error> {
-        let known: Vec<&str> = match kind {
-            Kind::Message => generate::MAIL_FOLDERS.iter().map(|f| f.key).collect(),
-            Kind::Event => vec!["calendar"],
-            Kind::Contact => generate::CONTACT_FOLDERS.iter().map(|f| f.0).collect(),
-            Kind::Task => generate::TASK_LISTS.iter().map(|f| f.0).collect(),
-        };
-        generate::parse_container_id(hash, c, &known).ok_or_else(|| Error::NotFound(format!("container {c}")))
+    fn tenant_or(&self, key: &str) -> Result<usize, Error> {
+        self.tenant_index(key).ok_or_else(|| Error::NotFound(format!("tenant {key}")))
     }
 
-    fn item_ref(mb: &crate::store::MailboxState, kind: Kind, n: u64) -> ItemRef {
+    fn container_key(kind: Kind, hash: u64, c: &str) -> Result<String, Error> {
+        generate::parse_container_id(hash, c, &kind.container_keys()).ok_or_else(|| Error::NotFound(format!("container {c}")))
+    }
+
+    fn item_ref(mb: &MailboxState, kind: Kind, n: u64) -> ItemRef {
         let container = mb.container_of(kind, n).unwrap_or_default();
         ItemRef {
             kind,
@@ -49,121 +96,90 @@ impl Shared {
         }
     }
 
-    pub(crate) fn ctl_add(&self, user: &str, kind: Kind, container: Option<&str>, fields: Value) -> Result<ItemRef, Error> {
+    /// Runs `f` on the user's mailbox, then tells subscribers what it changed.
+    fn change_mailbox<T>(&self, user: &str, f: impl FnOnce(&crate::UserRef, &mut MailboxState) -> Result<T, Error>) -> Result<T, Error> {
         let u = self.user_or(user)?;
         let mb_arc = self.mailbox(&u.user);
         let mut mb = lock(&mb_arc);
-        let default = match kind {
-            Kind::Message => "inbox",
-            Kind::Event => "calendar",
-            Kind::Contact => "contacts",
-            Kind::Task => "tasks",
-        };
-        let key = Self::container_key(kind, mb.ctx.hash, container.unwrap_or(default))?;
-        let mut fields = match fields {
-            Value::Object(m) => m,
-            _ => Map::new(),
-        };
-        let now = self.now();
-        let stamp = generate::graph_datetime(now);
-        match kind {
-            Kind::Message => {
-                fields.entry("subject").or_insert(json!("Message added by the emulator control API"));
-                fields.entry("receivedDateTime").or_insert(json!(stamp));
-                fields.entry("sentDateTime").or_insert(json!(stamp));
-                fields.entry("isRead").or_insert(json!(false));
-                fields.entry("isDraft").or_insert(json!(false));
-                fields.entry("hasAttachments").or_insert(json!(false));
-                fields.entry("body").or_insert(json!({"contentType": "text", "content": "Added through the control API."}));
-                fields.entry("bodyPreview").or_insert(json!("Added through the control API."));
-                let from = json!({"emailAddress": {"name": "Control API", "address": "control@emulator.test"}});
-                fields.entry("from").or_insert(from.clone());
-                fields.entry("sender").or_insert(from);
-                fields
-                    .entry("toRecipients")
-                    .or_insert(json!([{"emailAddress": {"name": u.user.display_name, "address": u.user.user_principal_name}}]));
-                fields.entry("ccRecipients").or_insert(json!([]));
-                fields.entry("internetMessageId").or_insert(json!(format!("<{}@emulator.test>", crate::util::guid())));
-            }
-            Kind::Event => {
-                let start = now + time::Duration::days(1);
-                fields.entry("subject").or_insert(json!("Event added by the emulator control API"));
-                fields.entry("start").or_insert(json!({"dateTime": generate::zoned_datetime(start), "timeZone": "UTC"}));
-                fields
-                    .entry("end")
-                    .or_insert(json!({"dateTime": generate::zoned_datetime(start + time::Duration::hours(1)), "timeZone": "UTC"}));
-                fields.entry("isAllDay").or_insert(json!(false));
-                fields.entry("isCancelled").or_insert(json!(false));
-                fields.entry("attendees").or_insert(json!([]));
-            }
-            Kind::Contact => {
-                fields.entry("displayName").or_insert(json!("Control Contact"));
-                fields.entry("emailAddresses").or_insert(json!([{"name": "Control Contact", "address": "contact@emulator.test"}]));
-            }
-            Kind::Task => {
-                fields.entry("title").or_insert(json!("Task added by the emulator control API"));
-                fields.entry("status").or_insert(json!("notStarted"));
-                fields.entry("importance").or_insert(json!("normal"));
-            }
-        }
-        let n = mb.add(kind, &key, Value::Object(fields), now);
+        let out = f(&u, &mut mb)?;
         crate::subscriptions::flush(self, &u.user, &mut mb);
-        Ok(Self::item_ref(&mb, kind, n))
+        Ok(out)
     }
 
-    fn resolve_item(mb: &crate::store::MailboxState, id: &str) -> Result<(Kind, u64), Error> {
-        mb.resolve(id).ok_or_else(|| Error::NotFound(format!("item {id}")))
+    /// Reads one container of the user's mailbox.
+    fn read_container<T>(&self, user: &str, kind: Kind, container: &str, f: impl FnOnce(&MailboxState, &str) -> T) -> Result<T, Error> {
+        let u = self.user_or(user)?;
+        let mb_arc = self.mailbox(&u.user);
+        let mb = lock(&mb_arc);
+        let key = Self::container_key(kind, mb.ctx.hash, container)?;
+        Ok(f(&mb, &key))
+    }
+
+    /// Changes one item (either id form) and answers its reference afterwards.
+    fn change_item(
+        &self,
+        user: &str,
+        id: &str,
+        f: impl FnOnce(&mut MailboxState, Kind, u64) -> Result<(), Error>,
+    ) -> Result<ItemRef, Error> {
+        self.change_mailbox(user, |_, mb| {
+            let (kind, n) = mb.resolve(id).ok_or_else(|| Error::NotFound(format!("item {id}")))?;
+            f(mb, kind, n)?;
+            Ok(Self::item_ref(mb, kind, n))
+        })
+    }
+
+    pub(crate) fn ctl_add(&self, user: &str, kind: Kind, container: Option<&str>, fields: Value) -> Result<ItemRef, Error> {
+        let now = self.now();
+        self.change_mailbox(user, |u, mb| {
+            let key = Self::container_key(kind, mb.ctx.hash, container.unwrap_or(kind.default_container()))?;
+            let mut fields = match fields {
+                Value::Object(m) => m,
+                _ => Map::new(),
+            };
+            if let Value::Object(defaults) = item_defaults(kind, u, now) {
+                for (k, v) in defaults {
+                    fields.entry(k).or_insert(v);
+                }
+            }
+            let n = mb.add(kind, &key, Value::Object(fields), now);
+            Ok(Self::item_ref(mb, kind, n))
+        })
     }
 
     pub(crate) fn ctl_update(&self, user: &str, id: &str, patch: Value) -> Result<ItemRef, Error> {
-        let u = self.user_or(user)?;
-        let mb_arc = self.mailbox(&u.user);
-        let mut mb = lock(&mb_arc);
-        let (kind, n) = Self::resolve_item(&mb, id)?;
-        let Value::Object(p) = patch else {
-            return Err(Error::Invalid("patch must be a JSON object".into()));
-        };
-        mb.update(kind, n, p, self.now()).ok_or_else(|| Error::NotFound(id.to_string()))?;
-        crate::subscriptions::flush(self, &u.user, &mut mb);
-        Ok(Self::item_ref(&mb, kind, n))
+        let now = self.now();
+        self.change_item(user, id, |mb, kind, n| {
+            let Value::Object(p) = patch else {
+                return Err(Error::Invalid("patch must be a JSON object".into()));
+            };
+            mb.update(kind, n, p, now).map(drop).ok_or_else(|| missing(id))
+        })
     }
 
     pub(crate) fn ctl_delete(&self, user: &str, id: &str) -> Result<(), Error> {
-        let u = self.user_or(user)?;
-        let mb_arc = self.mailbox(&u.user);
-        let mut mb = lock(&mb_arc);
-        let (kind, n) = Self::resolve_item(&mb, id)?;
-        mb.delete(kind, n).ok_or_else(|| Error::NotFound(id.to_string()))?;
-        crate::subscriptions::flush(self, &u.user, &mut mb);
-        Ok(())
+        self.change_item(user, id, |mb, kind, n| mb.delete(kind, n).map(drop).ok_or_else(|| missing(id))).map(drop)
     }
 
     pub(crate) fn ctl_move(&self, user: &str, id: &str, to: &str) -> Result<ItemRef, Error> {
-        let u = self.user_or(user)?;
-        let mb_arc = self.mailbox(&u.user);
-        let mut mb = lock(&mb_arc);
-        let (kind, n) = Self::resolve_item(&mb, id)?;
-        let key = Self::container_key(kind, mb.ctx.hash, to)?;
-        mb.move_to(kind, n, &key, self.now()).ok_or_else(|| Error::NotFound(id.to_string()))?;
-        crate::subscriptions::flush(self, &u.user, &mut mb);
-        Ok(Self::item_ref(&mb, kind, n))
+        let now = self.now();
+        self.change_item(user, id, |mb, kind, n| {
+            let key = Self::container_key(kind, mb.ctx.hash, to)?;
+            mb.move_to(kind, n, &key, now).map(drop).ok_or_else(|| missing(id))
+        })
     }
 
     /// Ids of the first `limit` items in a container (tests pick items to change).
     pub(crate) fn ctl_list(&self, user: &str, kind: Kind, container: &str, limit: usize) -> Result<Vec<ItemRef>, Error> {
-        let u = self.user_or(user)?;
-        let mb_arc = self.mailbox(&u.user);
-        let mb = lock(&mb_arc);
-        let key = Self::container_key(kind, mb.ctx.hash, container)?;
-        Ok(mb.page(kind, &key, None, limit).into_iter().map(|n| Self::item_ref(&mb, kind, n)).collect())
+        self.read_container(user, kind, container, |mb, key| {
+            mb.page(kind, key, None, limit).into_iter().map(|n| Self::item_ref(mb, kind, n)).collect()
+        })
     }
 
     pub(crate) fn ctl_snapshot(&self, user: &str, kind: Kind, container: &str, immutable: bool) -> Result<Vec<Value>, Error> {
-        let u = self.user_or(user)?;
-        let mb_arc = self.mailbox(&u.user);
-        let mb = lock(&mb_arc);
-        let key = Self::container_key(kind, mb.ctx.hash, container)?;
-        Ok(mb.page(kind, &key, None, usize::MAX).into_iter().filter_map(|n| mb.item_json(kind, n, immutable)).collect())
+        self.read_container(user, kind, container, |mb, key| {
+            mb.page(kind, key, None, usize::MAX).into_iter().filter_map(|n| mb.item_json(kind, n, immutable)).collect()
+        })
     }
 
     pub(crate) fn ctl_calendar_view(&self, user: &str, start: &str, end: &str, immutable: bool) -> Result<Vec<Value>, Error> {
@@ -204,21 +220,44 @@ impl Shared {
             .iter_mut()
             .find(|a| a.client_id.eq_ignore_ascii_case(client_id))
             .ok_or_else(|| Error::NotFound(format!("app {client_id}")))?;
-        let s = app.secrets.iter_mut().find(|s| s.value == secret).ok_or_else(|| Error::NotFound("secret".into()))?;
+        let s = app.secrets.iter_mut().find(|s| s.value == secret).ok_or_else(|| missing("secret"))?;
         s.expires = "2000-01-01T00:00:00Z".to_string();
         Ok(())
     }
 
-    pub(crate) fn ctl_consent_policy(&self, tenant: &str, users_may_consent: bool) -> Result<(), Error> {
-        let ti = self.tenant_index(tenant).ok_or_else(|| Error::NotFound(format!("tenant {tenant}")))?;
+    /// Changes one tenant of the directory.
+    fn change_tenant(&self, tenant: &str, f: impl FnOnce(&mut crate::TenantFixture)) -> Result<(), Error> {
+        let ti = self.tenant_or(tenant)?;
         let mut dir = write(&self.dir);
-        let t = dir.tenants.get_mut(ti).ok_or_else(|| Error::NotFound(tenant.to_string()))?;
-        t.users_may_consent = users_may_consent;
+        f(dir.tenants.get_mut(ti).ok_or_else(|| missing(tenant))?);
         Ok(())
     }
 
+    fn tenant_id(&self, tenant: &str) -> Result<String, Error> {
+        let ti = self.tenant_or(tenant)?;
+        Ok(read(&self.dir).tenants.get(ti).map(|t| t.id.clone()).unwrap_or_default())
+    }
+
+    pub(crate) fn ctl_consent_policy(&self, tenant: &str, users_may_consent: bool) -> Result<(), Error> {
+        self.change_tenant(tenant, |t| t.users_may_consent = users_may_consent)
+    }
+
+    /// Replaces the tenant's application access policy for `client_id` (`None` removes it).
+    pub(crate) fn ctl_access_policy(&self, tenant: &str, client_id: &str, policy: Option<(String, Vec<String>)>) -> Result<(), Error> {
+        self.change_tenant(tenant, |t| {
+            t.application_access_policies.retain(|p| !p.client_id.eq_ignore_ascii_case(client_id));
+            if let Some((access_right, mailboxes)) = policy {
+                t.application_access_policies.push(crate::AccessPolicyFixture {
+                    client_id: client_id.to_string(),
+                    access_right,
+                    mailboxes,
+                });
+            }
+        })
+    }
+
     pub(crate) fn ctl_set_mfa(&self, user: &str, required: bool) -> Result<(), Error> {
-        let (ti, ui) = *self.index.users.get(&user.to_ascii_lowercase()).ok_or_else(|| Error::NotFound(user.to_string()))?;
+        let (ti, ui) = *self.index.users.get(&user.to_ascii_lowercase()).ok_or_else(|| missing(user))?;
         let mut dir = write(&self.dir);
         if let Some(u) = dir.tenants.get_mut(ti).and_then(|t| t.users.get_mut(ui)) {
             u.mfa_required = required;
@@ -227,8 +266,7 @@ impl Shared {
     }
 
     pub(crate) fn ctl_grant_admin(&self, tenant: &str, client_id: &str, delegated: &[String], application: &[String]) -> Result<(), Error> {
-        let ti = self.tenant_index(tenant).ok_or_else(|| Error::NotFound(format!("tenant {tenant}")))?;
-        let tid = read(&self.dir).tenants.get(ti).map(|t| t.id.clone()).unwrap_or_default();
+        let tid = self.tenant_id(tenant)?;
         let mut idp = lock(&self.idp);
         let g = idp.admin_grants.entry((tid.to_ascii_lowercase(), client_id.to_ascii_lowercase())).or_default();
         g.delegated.extend(delegated.iter().cloned());
@@ -237,14 +275,23 @@ impl Shared {
     }
 
     pub(crate) fn ctl_revoke_consent(&self, tenant: &str, user: Option<&str>, client_id: &str) -> Result<(), Error> {
-        let ti = self.tenant_index(tenant).ok_or_else(|| Error::NotFound(format!("tenant {tenant}")))?;
-        let tid = read(&self.dir).tenants.get(ti).map(|t| t.id.clone()).unwrap_or_default();
+        let tid = self.tenant_id(tenant)?;
         let uid = match user {
             Some(u) => Some(self.user_or(u)?.user.id),
             None => None,
         };
         lock(&self.idp).revoke_consent(&tid, uid.as_deref(), client_id);
         Ok(())
+    }
+
+    pub(crate) fn ctl_lifecycle(&self, subscription_id: Option<&str>, user: Option<&str>, event: &str) -> usize {
+        let uid = user.and_then(|u| self.user(u)).map(|u| u.user.id);
+        crate::subscriptions::lifecycle(self, subscription_id, uid.as_deref(), event, false)
+    }
+
+    pub(crate) fn ctl_expire_access(&self) {
+        let now = self.now();
+        lock(&self.idp).expire_access_tokens(now);
     }
 
     pub(crate) fn ctl_advance_clock(&self, secs: i64) {
@@ -318,18 +365,8 @@ impl RunningEmulator {
     /// Replaces the tenant's application access policy for `client_id` (`None` removes it): with
     /// `RestrictAccess` only `mailboxes` are reachable app-only; with `DenyAccess` all but them.
     pub fn set_application_access_policy(&self, tenant: &str, client_id: &str, policy: Option<(&str, &[&str])>) -> Result<(), Error> {
-        let ti = self.shared.tenant_index(tenant).ok_or_else(|| Error::NotFound(format!("tenant {tenant}")))?;
-        let mut dir = write(&self.shared.dir);
-        let t = dir.tenants.get_mut(ti).ok_or_else(|| Error::NotFound(tenant.to_string()))?;
-        t.application_access_policies.retain(|p| !p.client_id.eq_ignore_ascii_case(client_id));
-        if let Some((right, mailboxes)) = policy {
-            t.application_access_policies.push(crate::AccessPolicyFixture {
-                client_id: client_id.to_string(),
-                access_right: right.to_string(),
-                mailboxes: mailboxes.iter().map(|m| m.to_string()).collect(),
-            });
-        }
-        Ok(())
+        let policy = policy.map(|(right, mailboxes)| (right.to_string(), mailboxes.iter().map(|m| m.to_string()).collect()));
+        self.shared.ctl_access_policy(tenant, client_id, policy)
     }
     /// Removes a user's consent (`Some(user)`) or the tenant-wide grant (`None`).
     pub fn revoke_consent(&self, tenant: &str, user: Option<&str>, client_id: &str) -> Result<(), Error> {
@@ -338,8 +375,7 @@ impl RunningEmulator {
     /// Sends a lifecycle event (`reauthorizationRequired`, `subscriptionRemoved`, `missed`) for one
     /// subscription, or all of a user's; `subscriptionRemoved` deletes them. Returns how many.
     pub fn send_lifecycle_event(&self, subscription_id: Option<&str>, user: Option<&str>, event: &str) -> usize {
-        let uid = user.and_then(|u| self.shared.user(u)).map(|u| u.user.id);
-        crate::subscriptions::lifecycle(&self.shared, subscription_id, uid.as_deref(), event, false)
+        self.shared.ctl_lifecycle(subscription_id, user, event)
     }
     /// Every change-notification subscription Microsoft holds now.
     pub fn subscriptions(&self) -> Vec<crate::SubscriptionInfo> {
@@ -369,8 +405,7 @@ impl RunningEmulator {
     }
     /// Expires every access token issued so far (Graph answers 401).
     pub fn expire_access_tokens(&self) {
-        let now = self.shared.now();
-        lock(&self.shared.idp).expire_access_tokens(now);
+        self.shared.ctl_expire_access();
     }
     pub fn set_throttling(&self, config: crate::ThrottleConfig) {
         *lock(&self.shared.throttle.cfg) = config;
@@ -386,231 +421,175 @@ impl RunningEmulator {
 
 // ------------------------------------------------------------------ HTTP
 
-pub(crate) fn routes() -> Router<Arc<Shared>> {
-    Router::new()
-        .route("/_emulator/mailboxes/{user}/{kind}", post(http_add).get(http_list))
-        .route("/_emulator/mailboxes/{user}/items/{id}", axum::routing::patch(http_update).delete(http_delete))
-        .route("/_emulator/mailboxes/{user}/items/{id}/move", post(http_move))
-        .route("/_emulator/mailboxes/{user}/evict-sync-state", post(http_evict))
-        .route("/_emulator/mailboxes/{user}/calendar-view", get(http_calendar_view))
-        .route("/_emulator/users/{user}/revoke-refresh-tokens", post(http_revoke))
-        .route("/_emulator/users/{user}/mfa", post(http_mfa))
-        .route("/_emulator/apps/{client}/expire-secret", post(http_expire))
-        .route("/_emulator/tenants/{tenant}/consent-policy", post(http_policy))
-        .route("/_emulator/tenants/{tenant}/admin-consent", post(http_grant).delete(http_revoke_grant))
-        .route("/_emulator/faults", post(http_fault))
-        .route("/_emulator/tenants/{tenant}/application-access-policy", post(http_access_policy))
-        .route("/_emulator/subscriptions/lifecycle", post(http_lifecycle))
-        .route("/_emulator/clock/advance", post(http_clock))
-        .route("/_emulator/tokens/expire-access", post(http_expire_access))
-        .route("/_emulator/counters", get(http_counters))
-        .route("/_emulator/reset", post(http_reset))
+/// What one control request carries: the path's captures, the query and the JSON body (`null` when
+/// there is none).
+struct Req {
+    path: HashMap<String, String>,
+    query: HashMap<String, String>,
+    body: Value,
 }
 
-fn reply<T: Serialize>(r: Result<T, Error>) -> Response {
-    match r {
-        Ok(v) => (StatusCode::OK, Json(json!({"ok": true, "result": v}))).into_response(),
-        Err(Error::NotFound(m)) => (StatusCode::NOT_FOUND, Json(json!({"ok": false, "error": m}))).into_response(),
-        Err(e) => (StatusCode::BAD_REQUEST, Json(json!({"ok": false, "error": e.to_string()}))).into_response(),
+impl Req {
+    fn path(&self, name: &str) -> &str {
+        self.path.get(name).map(String::as_str).unwrap_or("")
     }
-}
-
-#[derive(Deserialize)]
-struct AddBody {
-    #[serde(default)]
-    container: Option<String>,
-    #[serde(default)]
-    fields: Value,
-}
-
-async fn http_add(State(s): State<Arc<Shared>>, Path((user, kind)): Path<(String, String)>, Json(b): Json<AddBody>) -> Response {
-    let Some(kind) = Kind::parse(&kind) else {
-        return reply::<()>(Err(Error::Invalid(format!("kind {kind}"))));
-    };
-    reply(s.ctl_add(&user, kind, b.container.as_deref(), b.fields))
-}
-
-async fn http_list(
-    State(s): State<Arc<Shared>>,
-    Path((user, kind)): Path<(String, String)>,
-    axum::extract::Query(q): axum::extract::Query<std::collections::HashMap<String, String>>,
-) -> Response {
-    let Some(kind) = Kind::parse(&kind) else {
-        return reply::<()>(Err(Error::Invalid(format!("kind {kind}"))));
-    };
-    let container = q.get("container").cloned().unwrap_or_else(|| match kind {
-        Kind::Message => "inbox".into(),
-        Kind::Event => "calendar".into(),
-        Kind::Contact => "contacts".into(),
-        Kind::Task => "tasks".into(),
-    });
-    let limit = q.get("limit").and_then(|l| l.parse().ok()).unwrap_or(10);
-    if q.get("full").is_some_and(|v| v == "true") {
-        let immutable = q.get("immutable").is_some_and(|v| v == "true");
-        return reply(s.ctl_snapshot(&user, kind, &container, immutable));
+    fn query(&self, name: &str) -> Option<&str> {
+        self.query.get(name).map(String::as_str)
     }
-    reply(s.ctl_list(&user, kind, &container, limit))
-}
-
-async fn http_update(State(s): State<Arc<Shared>>, Path((user, id)): Path<(String, String)>, Json(patch): Json<Value>) -> Response {
-    reply(s.ctl_update(&user, &id, patch))
-}
-
-async fn http_delete(State(s): State<Arc<Shared>>, Path((user, id)): Path<(String, String)>) -> Response {
-    reply(s.ctl_delete(&user, &id))
-}
-
-#[derive(Deserialize)]
-struct MoveBody {
-    to: String,
-}
-
-async fn http_move(State(s): State<Arc<Shared>>, Path((user, id)): Path<(String, String)>, Json(b): Json<MoveBody>) -> Response {
-    reply(s.ctl_move(&user, &id, &b.to))
-}
-
-async fn http_calendar_view(
-    State(s): State<Arc<Shared>>,
-    Path(user): Path<String>,
-    axum::extract::Query(q): axum::extract::Query<std::collections::HashMap<String, String>>,
-) -> Response {
-    let immutable = q.get("immutable").is_some_and(|v| v == "true");
-    reply(s.ctl_calendar_view(
-        &user,
-        q.get("start").map(String::as_str).unwrap_or(""),
-        q.get("end").map(String::as_str).unwrap_or(""),
-        immutable,
-    ))
-}
-
-async fn http_evict(State(s): State<Arc<Shared>>, Path(user): Path<String>) -> Response {
-    reply(s.ctl_evict(&user))
-}
-
-async fn http_expire_access(State(s): State<Arc<Shared>>) -> Response {
-    let now = s.now();
-    lock(&s.idp).expire_access_tokens(now);
-    reply(Ok(()))
-}
-
-async fn http_revoke(State(s): State<Arc<Shared>>, Path(user): Path<String>) -> Response {
-    reply(s.ctl_revoke(&user))
-}
-
-#[derive(Deserialize)]
-struct MfaBody {
-    required: bool,
-}
-
-async fn http_mfa(State(s): State<Arc<Shared>>, Path(user): Path<String>, Json(b): Json<MfaBody>) -> Response {
-    reply(s.ctl_set_mfa(&user, b.required))
-}
-
-#[derive(Deserialize)]
-struct SecretBody {
-    secret: String,
-}
-
-async fn http_expire(State(s): State<Arc<Shared>>, Path(client): Path<String>, Json(b): Json<SecretBody>) -> Response {
-    reply(s.ctl_expire_secret(&client, &b.secret))
-}
-
-#[derive(Deserialize)]
-struct PolicyBody {
-    users_may_consent: bool,
-}
-
-async fn http_policy(State(s): State<Arc<Shared>>, Path(tenant): Path<String>, Json(b): Json<PolicyBody>) -> Response {
-    reply(s.ctl_consent_policy(&tenant, b.users_may_consent))
-}
-
-#[derive(Deserialize)]
-struct GrantBody {
-    client_id: String,
-    #[serde(default)]
-    delegated: Vec<String>,
-    #[serde(default)]
-    application: Vec<String>,
-}
-
-async fn http_grant(State(s): State<Arc<Shared>>, Path(tenant): Path<String>, Json(b): Json<GrantBody>) -> Response {
-    reply(s.ctl_grant_admin(&tenant, &b.client_id, &b.delegated, &b.application))
-}
-
-#[derive(Deserialize)]
-struct RevokeGrantBody {
-    client_id: String,
-    /// One user's consent; without it, the tenant-wide (admin) grant.
-    #[serde(default)]
-    user: Option<String>,
-}
-
-async fn http_revoke_grant(State(s): State<Arc<Shared>>, Path(tenant): Path<String>, Json(b): Json<RevokeGrantBody>) -> Response {
-    reply(s.ctl_revoke_consent(&tenant, b.user.as_deref(), &b.client_id))
-}
-
-#[derive(Deserialize)]
-struct LifecycleBody {
-    event: String,
-    #[serde(default)]
-    subscription_id: Option<String>,
-    #[serde(default)]
-    user: Option<String>,
-}
-
-async fn http_lifecycle(State(s): State<Arc<Shared>>, Json(b): Json<LifecycleBody>) -> Response {
-    let uid = b.user.as_deref().and_then(|u| s.user(u)).map(|u| u.user.id);
-    reply(Ok(crate::subscriptions::lifecycle(&s, b.subscription_id.as_deref(), uid.as_deref(), &b.event, false)))
-}
-
-#[derive(Deserialize)]
-struct AccessPolicyBody {
-    client_id: String,
-    /// `RestrictAccess` or `DenyAccess`; absent removes the policy.
-    #[serde(default)]
-    access_right: Option<String>,
-    #[serde(default)]
-    mailboxes: Vec<String>,
-}
-
-async fn http_access_policy(State(s): State<Arc<Shared>>, Path(tenant): Path<String>, Json(b): Json<AccessPolicyBody>) -> Response {
-    let Some(ti) = s.tenant_index(&tenant) else {
-        return reply::<()>(Err(Error::NotFound(format!("tenant {tenant}"))));
-    };
-    let mut dir = write(&s.dir);
-    if let Some(t) = dir.tenants.get_mut(ti) {
-        t.application_access_policies.retain(|p| !p.client_id.eq_ignore_ascii_case(&b.client_id));
-        if let Some(right) = b.access_right {
-            t.application_access_policies.push(crate::AccessPolicyFixture {
-                client_id: b.client_id,
-                access_right: right,
-                mailboxes: b.mailboxes,
-            });
+    fn flag(&self, name: &str) -> bool {
+        self.query(name) == Some("true")
+    }
+    /// A field of the JSON body, absent or `null` as `None`.
+    fn opt<T: DeserializeOwned>(&self, name: &str) -> Result<Option<T>, Error> {
+        match self.body.get(name) {
+            None | Some(Value::Null) => Ok(None),
+            Some(v) => T::deserialize(v).map(Some).map_err(|e| Error::Invalid(format!("field `{name}`: {e}"))),
         }
     }
-    reply(Ok(()))
+    /// A field the body must carry.
+    fn field<T: DeserializeOwned>(&self, name: &str) -> Result<T, Error> {
+        self.opt(name)?.ok_or_else(|| Error::Invalid(format!("missing field `{name}`")))
+    }
+    /// A list of names in the body, empty when absent.
+    fn names(&self, name: &str) -> Result<Vec<String>, Error> {
+        Ok(self.opt(name)?.unwrap_or_default())
+    }
+    fn kind(&self) -> Result<Kind, Error> {
+        let kind = self.path("kind");
+        Kind::parse(kind).ok_or_else(|| Error::Invalid(format!("kind {kind}")))
+    }
 }
 
-async fn http_fault(State(s): State<Arc<Shared>>, Json(rule): Json<FaultRule>) -> Response {
-    registry::add_fault(&s, rule);
-    reply(Ok(()))
+/// A control operation: the request in, the `result` out (or the error).
+type Handler = fn(&Shared, &Req) -> Result<Value, Error>;
+
+/// How the answer is wrapped: `{"ok": true, "result": …}`, or the result alone (`/counters`).
+#[derive(Clone, Copy)]
+enum Wrap {
+    Ok,
+    Bare,
 }
 
-#[derive(Deserialize)]
-struct ClockBody {
-    seconds: i64,
+/// The control API, one row per route. Bodies: add `{container?, fields?}`, move `{to}`, mfa
+/// `{required}`, expire-secret `{secret}`, consent-policy `{users_may_consent}`, admin-consent
+/// `{client_id, delegated?, application?}` (DELETE: `{client_id, user?}`), application-access-policy
+/// `{client_id, access_right?, mailboxes?}`, faults: a [`FaultRule`], lifecycle `{event,
+/// subscription_id?, user?}`, clock `{seconds}`.
+const ROUTES: &[(&str, &str, Handler, Wrap)] = &[
+    ("POST", "/_emulator/mailboxes/{user}/{kind}", add, Wrap::Ok),
+    ("GET", "/_emulator/mailboxes/{user}/{kind}", list, Wrap::Ok),
+    ("PATCH", "/_emulator/mailboxes/{user}/items/{id}", |s, r| done(s.ctl_update(r.path("user"), r.path("id"), r.body.clone())), Wrap::Ok),
+    ("DELETE", "/_emulator/mailboxes/{user}/items/{id}", |s, r| done(s.ctl_delete(r.path("user"), r.path("id"))), Wrap::Ok),
+    (
+        "POST",
+        "/_emulator/mailboxes/{user}/items/{id}/move",
+        |s, r| done(s.ctl_move(r.path("user"), r.path("id"), &r.field::<String>("to")?)),
+        Wrap::Ok,
+    ),
+    ("POST", "/_emulator/mailboxes/{user}/evict-sync-state", |s, r| done(s.ctl_evict(r.path("user"))), Wrap::Ok),
+    ("GET", "/_emulator/mailboxes/{user}/calendar-view", calendar_view, Wrap::Ok),
+    ("POST", "/_emulator/users/{user}/revoke-refresh-tokens", |s, r| done(s.ctl_revoke(r.path("user"))), Wrap::Ok),
+    ("POST", "/_emulator/users/{user}/mfa", |s, r| done(s.ctl_set_mfa(r.path("user"), r.field("required")?)), Wrap::Ok),
+    (
+        "POST",
+        "/_emulator/apps/{client}/expire-secret",
+        |s, r| done(s.ctl_expire_secret(r.path("client"), &r.field::<String>("secret")?)),
+        Wrap::Ok,
+    ),
+    (
+        "POST",
+        "/_emulator/tenants/{tenant}/consent-policy",
+        |s, r| done(s.ctl_consent_policy(r.path("tenant"), r.field("users_may_consent")?)),
+        Wrap::Ok,
+    ),
+    ("POST", "/_emulator/tenants/{tenant}/admin-consent", grant, Wrap::Ok),
+    ("DELETE", "/_emulator/tenants/{tenant}/admin-consent", revoke_grant, Wrap::Ok),
+    ("POST", "/_emulator/tenants/{tenant}/application-access-policy", access_policy, Wrap::Ok),
+    (
+        "POST",
+        "/_emulator/faults",
+        |s, r| done(Ok(registry::add_fault(s, FaultRule::deserialize(&r.body).map_err(|e| Error::Invalid(e.to_string()))?))),
+        Wrap::Ok,
+    ),
+    ("POST", "/_emulator/subscriptions/lifecycle", lifecycle, Wrap::Ok),
+    ("POST", "/_emulator/clock/advance", |s, r| done(Ok(s.ctl_advance_clock(r.field("seconds")?))), Wrap::Ok),
+    ("POST", "/_emulator/tokens/expire-access", |s, _| done(Ok(s.ctl_expire_access())), Wrap::Ok),
+    ("GET", "/_emulator/counters", |s, _| done(Ok(s.ctl_counters())), Wrap::Bare),
+    ("POST", "/_emulator/reset", |s, _| done(Ok(s.ctl_reset())), Wrap::Ok),
+];
+
+pub(crate) fn routes() -> Router<Arc<Shared>> {
+    ROUTES.iter().fold(Router::new(), |router, &(method, path, handler, wrap)| {
+        let method = Method::from_bytes(method.as_bytes()).ok().and_then(|m| MethodFilter::try_from(m).ok()).unwrap_or(MethodFilter::GET);
+        let serve = move |State(s): State<Arc<Shared>>,
+                          Path(path): Path<HashMap<String, String>>,
+                          Query(query): Query<HashMap<String, String>>,
+                          body: Bytes| async move {
+            let req = body_json(&body).map(|body| Req { path, query, body });
+            reply(req.and_then(|r| handler(&s, &r)), wrap)
+        };
+        router.route(path, on(method, serve))
+    })
 }
 
-async fn http_clock(State(s): State<Arc<Shared>>, Json(b): Json<ClockBody>) -> Response {
-    s.ctl_advance_clock(b.seconds);
-    reply(Ok(()))
+fn body_json(body: &[u8]) -> Result<Value, Error> {
+    if body.iter().all(u8::is_ascii_whitespace) {
+        return Ok(Value::Null);
+    }
+    serde_json::from_slice(body).map_err(|e| Error::Invalid(format!("request body: {e}")))
 }
 
-async fn http_counters(State(s): State<Arc<Shared>>) -> Response {
-    (StatusCode::OK, Json(s.ctl_counters())).into_response()
+fn reply(r: Result<Value, Error>, wrap: Wrap) -> Response {
+    match (r, wrap) {
+        (Ok(v), Wrap::Bare) => (StatusCode::OK, Json(v)).into_response(),
+        (Ok(v), Wrap::Ok) => (StatusCode::OK, Json(json!({"ok": true, "result": v}))).into_response(),
+        (Err(Error::NotFound(m)), _) => (StatusCode::NOT_FOUND, Json(json!({"ok": false, "error": m}))).into_response(),
+        (Err(e), _) => (StatusCode::BAD_REQUEST, Json(json!({"ok": false, "error": e.to_string()}))).into_response(),
+    }
 }
 
-async fn http_reset(State(s): State<Arc<Shared>>) -> Response {
-    s.ctl_reset();
-    reply(Ok(()))
+fn done<T: Serialize>(r: Result<T, Error>) -> Result<Value, Error> {
+    r.and_then(|v| serde_json::to_value(v).map_err(|e| Error::Invalid(e.to_string())))
+}
+
+fn add(s: &Shared, r: &Req) -> Result<Value, Error> {
+    let container: Option<String> = r.opt("container")?;
+    let fields = r.opt("fields")?.unwrap_or(Value::Null);
+    done(s.ctl_add(r.path("user"), r.kind()?, container.as_deref(), fields))
+}
+
+/// `?container=…&limit=…`, or with `full=true` the whole container as Graph JSON (`immutable=true`).
+fn list(s: &Shared, r: &Req) -> Result<Value, Error> {
+    let kind = r.kind()?;
+    let container = r.query("container").unwrap_or(kind.default_container());
+    if r.flag("full") {
+        return done(s.ctl_snapshot(r.path("user"), kind, container, r.flag("immutable")));
+    }
+    let limit = r.query("limit").and_then(|l| l.parse().ok()).unwrap_or(10);
+    done(s.ctl_list(r.path("user"), kind, container, limit))
+}
+
+fn calendar_view(s: &Shared, r: &Req) -> Result<Value, Error> {
+    done(s.ctl_calendar_view(r.path("user"), r.query("start").unwrap_or(""), r.query("end").unwrap_or(""), r.flag("immutable")))
+}
+
+fn grant(s: &Shared, r: &Req) -> Result<Value, Error> {
+    done(s.ctl_grant_admin(r.path("tenant"), &r.field::<String>("client_id")?, &r.names("delegated")?, &r.names("application")?))
+}
+
+/// One user's consent (`user`), or without it the tenant-wide (admin) grant.
+fn revoke_grant(s: &Shared, r: &Req) -> Result<Value, Error> {
+    let user: Option<String> = r.opt("user")?;
+    done(s.ctl_revoke_consent(r.path("tenant"), user.as_deref(), &r.field::<String>("client_id")?))
+}
+
+/// `access_right`: `RestrictAccess` or `DenyAccess`; absent removes the policy.
+fn access_policy(s: &Shared, r: &Req) -> Result<Value, Error> {
+    let policy = r.opt::<String>("access_right")?.map(|right| r.names("mailboxes").map(|m| (right, m))).transpose()?;
+    done(s.ctl_access_policy(r.path("tenant"), &r.field::<String>("client_id")?, policy))
+}
+
+fn lifecycle(s: &Shared, r: &Req) -> Result<Value, Error> {
+    let (subscription, user): (Option<String>, Option<String>) = (r.opt("subscription_id")?, r.opt("user")?);
+    done(Ok(s.ctl_lifecycle(subscription.as_deref(), user.as_deref(), &r.field::<String>("event")?)))
 }

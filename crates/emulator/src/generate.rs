@@ -73,6 +73,24 @@ impl Kind {
             _ => None,
         }
     }
+    /// The well-known names (container keys) of this kind's folders or lists.
+    pub(crate) fn container_keys(self) -> Vec<&'static str> {
+        match self {
+            Kind::Message => MAIL_FOLDERS.iter().map(|f| f.key).collect(),
+            Kind::Event => vec!["calendar"],
+            Kind::Contact => CONTACT_FOLDERS.iter().map(|f| f.0).collect(),
+            Kind::Task => TASK_LISTS.iter().map(|f| f.0).collect(),
+        }
+    }
+    /// Where an item goes when no folder or list is named: Inbox, the calendar, Contacts, Tasks.
+    pub(crate) fn default_container(self) -> &'static str {
+        match self {
+            Kind::Message => "inbox",
+            Kind::Event => "calendar",
+            Kind::Contact => "contacts",
+            Kind::Task => "tasks",
+        }
+    }
     /// Parses the control API's plural names.
     pub fn parse(s: &str) -> Option<Kind> {
         match s.to_ascii_lowercase().as_str() {

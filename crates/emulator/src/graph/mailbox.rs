@@ -128,19 +128,9 @@ impl Call<'_> {
     }
 }
 
-/// The container keys (well-known names) of a kind's folders or lists.
-pub(super) fn container_keys(kind: Kind) -> Vec<&'static str> {
-    match kind {
-        Kind::Message => MAIL_FOLDERS.iter().map(|f| f.key).collect(),
-        Kind::Contact => CONTACT_FOLDERS.iter().map(|f| f.0).collect(),
-        Kind::Task => TASK_LISTS.iter().map(|f| f.0).collect(),
-        Kind::Event => vec!["calendar"],
-    }
-}
-
 /// Resolves a folder/list id (or well-known name) of `kind` in this mailbox.
 pub(super) fn container(mb: &MailboxState, kind: Kind, id: &str) -> Option<String> {
-    generate::parse_container_id(mb.ctx.hash, id, &container_keys(kind))
+    generate::parse_container_id(mb.ctx.hash, id, &kind.container_keys())
 }
 
 pub(super) fn collection(shared: &Shared, entity: &str, value: Vec<Value>) -> Value {
