@@ -37,6 +37,7 @@ mod generate;
 mod graph;
 mod identity;
 mod keys;
+mod link_loop;
 mod pages;
 mod registry;
 mod store;
@@ -55,6 +56,7 @@ pub use fixture::{
     UserFixture,
 };
 pub use generate::Kind;
+pub use link_loop::DeltaLinkLoop;
 pub use registry::{Counters, FaultRule, MailboxCounter, RouteCounter};
 pub use subscriptions::SubscriptionInfo;
 pub use throttle::ThrottleConfig;
@@ -251,6 +253,8 @@ pub(crate) struct Shared {
     pub notification_counters: Arc<(std::sync::atomic::AtomicU64, std::sync::atomic::AtomicU64)>,
     /// Where background work (notification deliveries) runs, also when triggered from sync test code.
     pub runtime: tokio::runtime::Handle,
+    /// Delta paging that never ends, when a test turns it on.
+    pub link_loop: link_loop::LinkLoop,
 }
 
 /// Locks a mutex, recovering from poisoning: a panicked handler must not wedge the whole emulator.
@@ -388,6 +392,7 @@ pub async fn spawn(config: EmulatorConfig) -> Result<RunningEmulator, Error> {
         subscriptions: subscriptions::Subscriptions::default(),
         notification_counters: Arc::new(Default::default()),
         runtime: tokio::runtime::Handle::current(),
+        link_loop: Default::default(),
     });
     let router = router(shared.clone());
     let (tx, rx) = tokio::sync::oneshot::channel::<()>();

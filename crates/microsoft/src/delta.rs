@@ -559,6 +559,8 @@ impl MicrosoftClient {
 
     /// Fetches one page of changes. Store [`DeltaPage::next`] together with the page's changes
     /// (one transaction): a `NextLink` resumes this round, a `DeltaLink` starts the next one.
+    /// A page whose nextLink is the very link that fetched it is a protocol error
+    /// (`repeatedNextLink`, [`FailureClass::Other`]): nothing of it is to be stored.
     pub async fn delta_page(&self, token: &SecretString, req: &DeltaRequest<'_>) -> Result<DeltaPage, GraphError> {
         let other = matches!(req.mailbox, MailboxRef::User(_));
         let url = match &req.start {
@@ -589,6 +591,17 @@ impl MicrosoftClient {
             && !self.is_graph_link(l)
         {
             return Err(local_error("foreignLink", "a delta link pointed away from Graph".into()));
+        }
+        if matches!(&next, DeltaNext::NextLink(n) if *n == url) {
+            // Following it would fetch this very page again, forever.
+            return Err(GraphError {
+                status: Some(200),
+                code: "repeatedNextLink".into(),
+                message: "a delta page's nextLink is the link that fetched it, so its paging would never end".into(),
+                request_id: None,
+                retry_after: None,
+                reason: ReasonCode::Unexpected,
+            });
         }
         let items = raw.value.into_iter().map(|v| parse_item(req.resource, v)).collect::<Result<Vec<_>, _>>().map_err(|e| GraphError {
             status: Some(200),

@@ -58,6 +58,12 @@ pub struct SyncConfig {
     pub abandoned_request_hold: Duration,
     /// Cursor restarts (410) allowed per container and run.
     pub max_resets_per_run: u32,
+    /// Delta pages fetched per container and run before the run stops with
+    /// [`SyncError::PagingDidNotEnd`]. At 100 items a page the default is a million items of one
+    /// folder in one run, more than Exchange keeps in a folder, so only a Graph chaining nextLinks
+    /// forever reaches it. The pages committed stay, each with its nextLink: the next run goes on
+    /// from the last one, losing and repeating nothing.
+    pub max_delta_pages_per_run: u32,
     /// After a failed run, due again this much later; after a transient one (Microsoft or the
     /// database briefly unavailable), after a backoff with jitter from `transient_retry_base`,
     /// doubling with each failure in a row, up to this.
@@ -113,6 +119,7 @@ impl Default for SyncConfig {
             token_margin_secs: 300,
             abandoned_request_hold: Duration::from_secs(30),
             max_resets_per_run: 3,
+            max_delta_pages_per_run: 10_000,
             error_retry_secs: 300,
             transient_retry_base: Duration::from_secs(5),
             attention_retry_secs: 6 * 3600,
@@ -518,6 +525,20 @@ impl Engine {
         Ok(stored.map_or(ctx.mail_since, |t| t.min(ctx.mail_since)))
     }
 
+    /// Counts a committed page in the metrics and the run's report; an id already upserted in this
+    /// round (`upserted`) is stored again but not counted twice.
+    fn count_commit(&self, commit: &PageCommit, swept: u64, upserted: &mut HashSet<String>, report: &mut RunReport) {
+        let m = &self.inner.metrics;
+        let upserts = commit.upserts.iter().filter(|r| upserted.insert(r.graph_id.clone())).count() as u64;
+        SyncMetrics::add(&m.pages_committed, 1);
+        SyncMetrics::add(&m.items_upserted, upserts);
+        SyncMetrics::add(&m.items_deleted, commit.deletes.len() as u64 + swept);
+        report.pages += 1;
+        report.upserts += upserts;
+        report.deletes += commit.deletes.len() as u64;
+        report.swept += swept;
+    }
+
     async fn run_container(
         &self,
         ctx: &RunCtx,
@@ -533,7 +554,7 @@ impl Engine {
         // reaches back to the oldest message already stored too, so that the round's sweep keeps
         // the history synced so far.
         let mut received_since = (resource == Resource::Mail).then_some(ctx.mail_since);
-        let mut resets = 0;
+        let (mut resets, mut pages) = (0, 0);
         // Ids already upserted in this round: Graph may repeat an item on the next page (calendarView
         // delta does), and the repeat is stored again (it may be newer) but not counted twice.
         let mut upserted: HashSet<String> = HashSet::new();
@@ -578,57 +599,58 @@ impl Engine {
                     continue;
                 }
             };
-            // The last word on each id within the page wins (an item may be removed and re-added).
-            let mut last: BTreeMap<String, Option<store::sync::SyncedItem>> = BTreeMap::new();
-            for item in &page.items {
-                match item {
-                    DeltaItem::Upsert(i) => last.insert(i.id().to_string(), Some(to_row(i, container))),
-                    DeltaItem::Removed { id } => last.insert(id.clone(), None),
-                };
-            }
-            let mut commit = PageCommit {
-                mailbox_id: ctx.mailbox.id,
-                fence: ctx.fence,
-                resource,
-                container: container.to_string(),
-                upserts: Vec::new(),
-                deletes: Vec::new(),
-                cursor: match &page.next {
-                    DeltaNext::NextLink(l) => CursorUpdate::NextLink(l.clone()),
-                    DeltaNext::DeltaLink(l) => CursorUpdate::DeltaLink(l.clone()),
-                },
-                now: now(),
-            };
-            for (id, row) in last {
-                match row {
-                    Some(row) => commit.upserts.push(row),
-                    None => commit.deletes.push(id),
-                }
-            }
+            let commit = page_commit(ctx, resource, container, &page);
             if let Some(b) = &self.inner.config.commit_barrier {
                 b.reached.notify_one();
                 b.proceed.notified().await;
             }
             match sync.commit_page(&commit).await? {
                 CommitOutcome::LeaseLost => return Err(SyncError::LeaseLost),
-                CommitOutcome::Committed { swept } => {
-                    let m = &self.inner.metrics;
-                    let upserts = commit.upserts.iter().filter(|r| upserted.insert(r.graph_id.clone())).count() as u64;
-                    SyncMetrics::add(&m.pages_committed, 1);
-                    SyncMetrics::add(&m.items_upserted, upserts);
-                    SyncMetrics::add(&m.items_deleted, commit.deletes.len() as u64 + swept);
-                    report.pages += 1;
-                    report.upserts += upserts;
-                    report.deletes += commit.deletes.len() as u64;
-                    report.swept += swept;
-                }
+                CommitOutcome::Committed { swept } => self.count_commit(&commit, swept, &mut upserted, report),
             }
+            pages += 1;
             match page.next {
+                DeltaNext::NextLink(_) if pages >= self.inner.config.max_delta_pages_per_run => {
+                    tracing::warn!(mailbox = %ctx.mailbox.id, resource = resource.as_str(), pages, "delta paging did not end; stopping the run");
+                    return Err(SyncError::PagingDidNotEnd { resource, pages });
+                }
                 DeltaNext::NextLink(l) => start = DeltaStart::Link(l),
                 DeltaNext::DeltaLink(_) => return Ok(()),
             }
         }
     }
+}
+
+/// What to commit for one delta page: its items (the last word on each id within the page wins:
+/// an item may be removed and re-added) with the link that follows it.
+fn page_commit(ctx: &RunCtx, resource: Resource, container: &str, page: &microsoft::DeltaPage) -> PageCommit {
+    let mut last: BTreeMap<String, Option<store::sync::SyncedItem>> = BTreeMap::new();
+    for item in &page.items {
+        match item {
+            DeltaItem::Upsert(i) => last.insert(i.id().to_string(), Some(to_row(i, container))),
+            DeltaItem::Removed { id } => last.insert(id.clone(), None),
+        };
+    }
+    let mut commit = PageCommit {
+        mailbox_id: ctx.mailbox.id,
+        fence: ctx.fence,
+        resource,
+        container: container.to_string(),
+        upserts: Vec::new(),
+        deletes: Vec::new(),
+        cursor: match &page.next {
+            DeltaNext::NextLink(l) => CursorUpdate::NextLink(l.clone()),
+            DeltaNext::DeltaLink(l) => CursorUpdate::DeltaLink(l.clone()),
+        },
+        now: now(),
+    };
+    for (id, row) in last {
+        match row {
+            Some(row) => commit.upserts.push(row),
+            None => commit.deletes.push(id),
+        }
+    }
+    commit
 }
 
 #[cfg(test)]

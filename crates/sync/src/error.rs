@@ -1,6 +1,6 @@
 //! What can stop a mailbox's sync run.
 
-use domain::ReasonCode;
+use domain::{ReasonCode, Resource};
 use microsoft::{GraphError, MicrosoftError};
 use store::{StoreError, UnixTime};
 
@@ -26,6 +26,11 @@ pub enum SyncError {
     /// The organization's Office 365 settings are incomplete (no client id, secret or tenant).
     #[error("the Office 365 integration is not configured: {0}")]
     NotConfigured(String),
+    /// A container's delta paging did not end within [`crate::SyncConfig::max_delta_pages_per_run`]
+    /// pages: Graph is chaining nextLinks forever. The pages committed stay, each with its nextLink,
+    /// so the next run goes on from the last one.
+    #[error("Graph's {} delta did not end after {pages} pages in one run; the next run goes on from the last page saved", resource.as_str())]
+    PagingDidNotEnd { resource: Resource, pages: u32 },
 }
 
 impl SyncError {
@@ -47,7 +52,9 @@ impl SyncError {
             SyncError::Throttled(_) => ReasonCode::Throttled,
             SyncError::Graph(e) => e.reason,
             SyncError::Token(e) => e.reason(),
-            SyncError::Store(_) | SyncError::LeaseLost | SyncError::NotConfigured(_) => ReasonCode::Unexpected,
+            SyncError::Store(_) | SyncError::LeaseLost | SyncError::NotConfigured(_) | SyncError::PagingDidNotEnd { .. } => {
+                ReasonCode::Unexpected
+            }
         }
     }
 }

@@ -252,9 +252,14 @@ fn respond(call: &Call, st: &DeltaState, (items, more): (Items, bool), size: usi
     text.push_str("{\"@odata.context\":");
     let context = format!("{base}/v1.0/$metadata#Collection({})", st.r.entity());
     text.push_str(&json!(context).to_string());
-    if more {
+    let request = if call.req.query.is_empty() { path.clone() } else { format!("{path}?{}", call.req.query) };
+    let resume = format!("{path}?$skiptoken={}", encode_token(st));
+    if let Some(looped) = crate::link_loop::looped_next_link(call.shared, &request, &resume) {
         text.push_str(",\"@odata.nextLink\":");
-        text.push_str(&json!(format!("{path}?$skiptoken={}", encode_token(st))).to_string());
+        text.push_str(&json!(looped).to_string());
+    } else if more {
+        text.push_str(",\"@odata.nextLink\":");
+        text.push_str(&json!(resume).to_string());
     } else {
         let next = DeltaState { p: 1, s: st.u, k: None, ..st.clone() };
         text.push_str(",\"@odata.deltaLink\":");

@@ -5,6 +5,7 @@ mod backfill;
 mod faults;
 mod harness;
 mod instances;
+mod paging;
 mod property;
 mod reconcile;
 mod scenarios;
