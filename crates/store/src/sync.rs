@@ -255,6 +255,10 @@ pub trait SyncStore: Send + Sync + 'static {
     /// Whether a lease has expired, and the new lease's expiry, are decided by the **database's
     /// clock**, not `now`: an instance whose clock runs ahead does not take over live leases.
     async fn claim_due_mailboxes(&self, owner: &str, now: UnixTime, ttl_secs: i64, limit: u32) -> Result<Vec<Lease>, StoreError>;
+    /// The earliest due time of a mailbox the claim could take once that time comes (unpaused, of
+    /// an active connection, with no lease held): the scheduler sleeps until then rather than
+    /// polling for it. `None` when nothing is scheduled.
+    async fn next_due_at(&self) -> Result<Option<UnixTime>, StoreError>;
     /// Extends a lease still held with `fence` to `ttl_secs` from now by the database's clock;
     /// false when it was lost.
     async fn renew_lease(&self, mailbox: Uuid, fence: i64, ttl_secs: i64) -> Result<bool, StoreError>;

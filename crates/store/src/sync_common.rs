@@ -33,7 +33,10 @@ pub(crate) use mailbox_columns;
 
 /// The claim query, common part: due (by time, or by a change notification's pending bits, or
 /// holding bits a lost worker claimed), unpaused mailboxes of active connections with a free or
-/// expired lease; the pending bits move to the claim. `$1` owner, `$2` lease TTL in seconds, `$3` now (the caller's, for due times
+/// expired lease; the pending bits move to the claim. Organizations take turns: every
+/// organization's most overdue mailbox comes before any organization's second, so one with a
+/// thousand-mailbox service account does not hold back another's few (the turn is computed in a
+/// subquery, because PostgreSQL locks rows only outside window functions). `$1` owner, `$2` lease TTL in seconds, `$3` now (the caller's, for due times
 /// only), `$4` limit; `$db_now` the database's clock, which alone decides lease expiry. Times are
 /// whole seconds, so a lease counts as expired only once its last second has passed (`<`, never
 /// `<=`): a lease lasts at least its TTL, never up to a second less.
@@ -46,12 +49,15 @@ macro_rules! claim_sql {
                claim_was_takeover = (lease_owner IS NOT NULL), \
                next_due_at = CASE WHEN next_due_at = 0 THEN 1 ELSE next_due_at END, \
                claimed_resources = claimed_resources | pending_resources, pending_resources = 0 \
-             WHERE id IN (SELECT m.id FROM sync_mailboxes m JOIN connections c ON c.id = m.connection_id \
-                          WHERE m.paused_reason IS NULL AND c.state = 'active' \
-                            AND (m.next_due_at <= $3 OR m.pending_resources <> 0 OR m.claimed_resources <> 0) \
-                            AND (m.lease_owner IS NULL OR m.lease_expires_at < ",
+             WHERE id IN (SELECT m.id FROM sync_mailboxes m JOIN ( \
+                            SELECT d.id, d.next_due_at, \
+                                   row_number() OVER (PARTITION BY d.org_id ORDER BY d.next_due_at, d.id) AS turn \
+                            FROM sync_mailboxes d JOIN connections c ON c.id = d.connection_id \
+                            WHERE d.paused_reason IS NULL AND c.state = 'active' \
+                              AND (d.next_due_at <= $3 OR d.pending_resources <> 0 OR d.claimed_resources <> 0) \
+                              AND (d.lease_owner IS NULL OR d.lease_expires_at < ",
             $db_now,
-            ") ORDER BY m.next_due_at LIMIT $4 ",
+            ")) due ON due.id = m.id ORDER BY due.turn, due.next_due_at LIMIT $4 ",
             $lock,
             ") AND (lease_owner IS NULL OR lease_expires_at < ",
             $db_now,
@@ -298,6 +304,16 @@ macro_rules! impl_sync_store {
                         })
                     })
                     .collect()
+            }
+
+            async fn next_due_at(&self) -> Result<Option<$crate::UnixTime>, $crate::StoreError> {
+                let next: Option<i64> = sqlx::query_scalar(
+                    "SELECT MIN(m.next_due_at) FROM sync_mailboxes m JOIN connections c ON c.id = m.connection_id \
+                     WHERE m.paused_reason IS NULL AND c.state = 'active' AND m.lease_owner IS NULL",
+                )
+                .fetch_one(&self.pool)
+                .await?;
+                Ok(next)
             }
 
             async fn renew_lease(&self, mailbox: uuid::Uuid, fence: i64, ttl_secs: i64) -> Result<bool, $crate::StoreError> {

@@ -326,7 +326,10 @@ impl Scheduler {
                 if let Err(e) = self.tick().await {
                     tracing::warn!(error = %e, "sync scheduler tick failed");
                 }
-                let pause = cfg.poll_every.min(next_reconcile.saturating_duration_since(tokio::time::Instant::now()));
+                let pause = cfg
+                    .poll_every
+                    .min(next_reconcile.saturating_duration_since(tokio::time::Instant::now()))
+                    .min(self.until_next_due().await);
                 tokio::select! {
                     _ = tokio::time::sleep(pause) => {}
                     _ = self.wake.notified() => {}
@@ -334,6 +337,25 @@ impl Scheduler {
                 }
             }
         })
+    }
+
+    /// How long until the next mailbox falls due, so the loop wakes then and not only at its next
+    /// poll; unbounded while every worker slot is busy (a finishing worker wakes the loop) or when
+    /// nothing is scheduled. At least a tenth of a second, so a due time that another instance
+    /// claims first cannot make the loop spin.
+    async fn until_next_due(&self) -> std::time::Duration {
+        const FLOOR: std::time::Duration = std::time::Duration::from_millis(100);
+        if self.slots.available_permits() == 0 {
+            return std::time::Duration::MAX;
+        }
+        match self.engine.store().next_due_at().await {
+            Ok(Some(due)) => std::time::Duration::from_secs(u64::try_from(due - now()).unwrap_or(0)).max(FLOOR),
+            Ok(None) => std::time::Duration::MAX,
+            Err(e) => {
+                tracing::warn!(error = %e, "could not read the next due time; polling instead");
+                std::time::Duration::MAX
+            }
+        }
     }
 
     /// Seconds until a mailbox whose run failed transiently is tried again: a backoff with jitter

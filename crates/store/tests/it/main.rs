@@ -12,5 +12,6 @@ mod hygiene;
 mod office365;
 mod outbox;
 mod scenarios;
+mod scheduling;
 mod subscriptions;
 mod sync;

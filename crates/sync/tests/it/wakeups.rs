@@ -62,3 +62,34 @@ async fn finishing_workers_wake_the_loop_so_due_mailboxes_do_not_wait_for_the_po
     tokio::time::timeout(Duration::from_secs(5), loop_handle).await.unwrap().unwrap();
     env.emu.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_mailbox_is_synced_when_its_due_time_comes_not_at_the_next_poll() {
+    let env = spawn().await;
+    let (_, connection) = env.connect(ALICE, true).await;
+    let poll = Duration::from_secs(60);
+    let mut cfg = test_config("due-time");
+    cfg.poll_every = poll;
+    let s = Scheduler::new(env.engine(cfg.clone()));
+    s.reconcile_org(env.org).await.unwrap();
+    let mailbox = env.mailbox_of(connection).await;
+
+    // Due three seconds from now (a claim and a release, as a finished run leaves it).
+    let lease = env.store.claim_due_mailboxes("setup", store::now_unix(), 30, 1).await.unwrap().pop().expect("the new mailbox is due");
+    assert_eq!(lease.mailbox.id, mailbox);
+    assert!(env.store.release_lease(mailbox, lease.fence, store::now_unix() + 3).await.unwrap());
+    let (stop, stopped) = tokio::sync::watch::channel(false);
+    let loop_handle = s.clone().spawn(stopped);
+    let started = Instant::now();
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    assert_eq!(s.engine().metrics().snapshot().mailbox_runs_ok, 0, "nothing runs before the mailbox is due");
+
+    let waited = started.elapsed() + runs_ok(&s, 1, poll / 4).await;
+    eprintln!("due in 3 s, synced after {waited:?} (poll every {poll:?})");
+    assert!(waited < Duration::from_secs(8), "the loop woke at the due time: {waited:?}");
+    env.assert_converged(mailbox, ALICE).await;
+
+    stop.send(true).unwrap();
+    tokio::time::timeout(Duration::from_secs(5), loop_handle).await.unwrap().unwrap();
+    env.emu.shutdown().await;
+}
