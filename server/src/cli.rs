@@ -14,9 +14,12 @@ pub struct Cli {
     pub database_url: String,
 
     /// The key file that seals client secrets and tokens in the database (created on first run,
-    /// readable by its owner only). Keep it out of database backups.
-    #[arg(long, env = "I360_KEY_FILE", default_value = "data/secrets.key", global = true)]
-    pub key_file: PathBuf,
+    /// readable by its owner only; a file group or others may read is refused). Keep it out of
+    /// database backups. Default: `$XDG_CONFIG_HOME/intelligence360/secrets.key`, else
+    /// `~/.config/intelligence360/secrets.key` (or `data/secrets.key` while an older install still
+    /// has it there). SIGHUP makes a running server read it again.
+    #[arg(long, env = "I360_KEY_FILE", global = true)]
+    pub key_file: Option<PathBuf>,
 
     /// Log lines as human-readable text or as JSON.
     #[arg(long, env = "I360_LOG_FORMAT", value_enum, default_value = "text", global = true)]
@@ -41,14 +44,30 @@ pub enum Command {
     User(UserCommand),
     /// Create or update the database schema, then exit.
     Migrate,
-    /// Manage the key that seals secrets at rest.
+    /// Manage the keys that seal secrets at rest. A rotation has two phases, so that no running
+    /// instance meets a key it does not hold: `keys add`, then (once every instance has the file)
+    /// `keys promote`.
     #[command(subcommand)]
     Keys(KeysCommand),
 }
 
 #[derive(Debug, Subcommand)]
 pub enum KeysCommand {
-    /// Add a new key to the key file and re-seal every stored secret with it.
+    /// Phase 1: add a new key to the key file without sealing with it yet. Then copy the file to
+    /// every host that runs the server and send each instance SIGHUP to read it (instances also
+    /// read it again on their own when they meet a secret sealed with a key they do not hold).
+    Add,
+    /// Phase 2: make a key the one that seals (the newest by default) and re-seal every stored
+    /// secret with it. Run it once every instance's key file holds the key.
+    Promote {
+        /// The key to make current (its id in the key file).
+        #[arg(long)]
+        key: Option<u32>,
+    },
+    /// Re-seal the stored secrets still under an older key with the current one: again after
+    /// every instance has reloaded the promoted key, before an older key is removed from the file.
+    Reseal,
+    /// Replaced by `keys add` and `keys promote`: explains them and changes nothing.
     Rotate,
 }
 

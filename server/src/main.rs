@@ -1,10 +1,12 @@
 //! `server`: starts the web server or runs an operator command. See `server --help`.
 
 use clap::Parser;
-use server::cli::{Cli, Command, KeysCommand, OrgCommand, ServeArgs, UserCommand};
+use server::cli::{Cli, Command, OrgCommand, ServeArgs, UserCommand};
 use server::{MicrosoftEndpoints, ServeConfig, demo, metrics::Metrics, shutdown, telemetry};
 use std::sync::Arc;
 use store::secrets::Keyring;
+
+mod keys;
 
 #[tokio::main]
 async fn main() -> std::process::ExitCode {
@@ -21,15 +23,23 @@ async fn main() -> std::process::ExitCode {
 
 async fn run(cli: Cli) -> anyhow::Result<()> {
     ensure_sqlite_dir(&cli.database_url)?;
-    if let Some(Command::Keys(KeysCommand::Rotate)) = cli.command {
-        return rotate_keys(&cli).await;
+    let key_file = keys::key_file(cli.key_file.as_deref())?;
+    if let Some(Command::Keys(command)) = &cli.command {
+        return keys::run(command, &key_file, &cli.database_url).await;
     }
-    let keyring = Arc::new(Keyring::load_or_create(&cli.key_file)?);
-    let store = store::open(&cli.database_url, keyring).await?;
+    let keyring = Arc::new(Keyring::load_or_create(&key_file)?);
+    let store = store::open(&cli.database_url, keyring.clone()).await?;
     match cli.command {
         Some(Command::Keys(_)) => Ok(()),
-        None => serve(store, cli.serve).await,
-        Some(Command::Serve(args)) => serve(store, args).await,
+        // SIGHUP re-reads the key file, listened to before the server serves (it would end it).
+        None => {
+            keys::reload_on_hangup(keyring);
+            serve(store, cli.serve).await
+        }
+        Some(Command::Serve(args)) => {
+            keys::reload_on_hangup(keyring);
+            serve(store, args).await
+        }
         Some(Command::Migrate) => {
             println!("database is up to date ({})", store.backend().as_str());
             Ok(())
@@ -48,15 +58,6 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             create_user(store, &org, &email, &name, role, &password).await
         }
     }
-}
-
-/// `server keys rotate`: a new current key, and every stored secret re-sealed with it.
-async fn rotate_keys(cli: &Cli) -> anyhow::Result<()> {
-    let keyring = Arc::new(Keyring::rotate(&cli.key_file)?);
-    let store = store::open(&cli.database_url, keyring.clone()).await?;
-    let count = store.reseal_secrets().await?;
-    println!("key {} is now current; re-sealed {count} stored secrets", keyring.current_key_id());
-    Ok(())
 }
 
 async fn create_user(store: store::DynStore, org: &str, email: &str, name: &str, role: domain::Role, password: &str) -> anyhow::Result<()> {

@@ -1,7 +1,7 @@
 //! Graceful shutdown: what systemd and Kubernetes send (SIGTERM) and Ctrl-C (SIGINT) stop the
 //! server the same way. It stops accepting connections, lets the requests in flight finish within
 //! a drain timeout, and stops the sync workers at once so their leases are handed back rather than
-//! left to expire.
+//! left to expire. SIGHUP reads the key file again ([`on_hangup`]).
 
 use std::future::{Future, IntoFuture};
 use std::time::Duration;
@@ -60,6 +60,24 @@ impl Signals {
             Err(_) => std::future::pending().await,
         }
     }
+}
+
+/// Calls `reload` on every SIGHUP (the operator's "read your files again": the key file) for as
+/// long as the process runs. Without a listener SIGHUP would end the process.
+pub fn on_hangup(reload: impl Fn() + Send + 'static) {
+    #[cfg(unix)]
+    match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()) {
+        Ok(mut hangups) => {
+            tokio::spawn(async move {
+                while hangups.recv().await.is_some() {
+                    reload();
+                }
+            });
+        }
+        Err(e) => tracing::warn!(error = %e, "cannot listen for SIGHUP; restart the server to reload the key file"),
+    }
+    #[cfg(not(unix))]
+    let _ = reload;
 }
 
 /// How a serve loop ended.

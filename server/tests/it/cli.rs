@@ -4,13 +4,12 @@ use std::process::Command;
 use store::secrets::ExposeSecret;
 
 fn server(db: &str, args: &[&str]) -> std::process::Output {
-    Command::new(env!("CARGO_BIN_EXE_server"))
-        .args(args)
-        .env("DATABASE_URL", db)
-        .env("I360_KEY_FILE", std::path::Path::new(db.trim_start_matches("sqlite://")).with_extension("key"))
-        .env_remove("I360_USER_PASSWORD")
-        .output()
-        .unwrap()
+    crate::helpers::operator(db, Some(&key_file_of(db))).args(args).output().unwrap()
+}
+
+/// The key file [`server`] uses for the database `db`: beside it, named after it.
+fn key_file_of(db: &str) -> std::path::PathBuf {
+    std::path::Path::new(db.trim_start_matches("sqlite://")).with_extension("key")
 }
 
 #[tokio::test]
@@ -92,11 +91,11 @@ fn help_lists_every_flag_with_its_environment_variable() {
 }
 
 #[tokio::test]
-async fn rotating_the_key_reseals_stored_secrets() {
+async fn a_rotation_adds_a_key_then_promotes_it_and_reseals_stored_secrets() {
     let dir = tempfile::tempdir().unwrap();
     let db = format!("sqlite://{}", dir.path().join("ops.db").display());
     assert!(server(&db, &["org", "create", "--name", "Contoso"]).status.success());
-    let key_file = dir.path().join("ops.key");
+    let key_file = key_file_of(&db);
     let keyring = std::sync::Arc::new(store::secrets::Keyring::load(&key_file).unwrap());
     let store = store::open(&db, keyring).await.unwrap();
     let org = store.organization_by_name("Contoso").await.unwrap().unwrap();
@@ -105,18 +104,84 @@ async fn rotating_the_key_reseals_stored_secrets() {
     store.save_office365_settings(org.id, &settings, Some(&secret), &[]).await.unwrap();
     store.close().await;
 
+    // The one-step rotation is refused: it would re-seal before other instances hold the key.
     let out = server(&db, &["keys", "rotate"]);
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    assert!(String::from_utf8_lossy(&out.stdout).contains("key 2 is now current; re-sealed 1 stored secrets"));
+    assert!(!out.status.success());
+    let said = String::from_utf8_lossy(&out.stderr);
+    assert!(said.contains("server keys add") && said.contains("server keys promote") && said.contains("Nothing was changed"), "{said}");
+    assert_eq!(store::secrets::Keyring::load(&key_file).unwrap().key_ids(), vec![1]);
+
+    // Phase 1: key 2 is in the file, and key 1 still seals.
+    let said = crate::helpers::keys_command(&db, &key_file, &["add"]);
+    assert!(said.contains("added key 2") && said.contains("keys 1,2; current 1") && said.contains("SIGHUP"), "{said}");
+    assert_eq!(store::secrets::Keyring::load(&key_file).unwrap().current_key_id(), 1);
+    // Phase 2: key 2 seals, and the stored secret is re-sealed with it (once: a second pass has none left).
+    let said = crate::helpers::keys_command(&db, &key_file, &["promote"]);
+    assert!(said.contains("key 2 is now current; re-sealed 1 stored secrets"), "{said}");
+    let said = crate::helpers::keys_command(&db, &key_file, &["reseal"]);
+    assert!(said.contains("re-sealed 0 stored secrets with key 2"), "{said}");
 
     // Only the new key is needed from now on: drop key 1 from the file and the secret still opens.
     let text = std::fs::read_to_string(&key_file).unwrap();
-    let only_new: String = text.lines().filter(|l| l.contains(" 2 ")).map(|l| format!("{l}\n")).collect();
+    let only_new: String = text.lines().filter(|l| l.ends_with(" 2") || l.contains(" 2 ")).map(|l| format!("{l}\n")).collect();
     std::fs::write(&key_file, only_new).unwrap();
     let keyring = std::sync::Arc::new(store::secrets::Keyring::load(&key_file).unwrap());
+    assert_eq!(keyring.summary(), "keys 2; current 2");
     let store = store::open(&db, keyring).await.unwrap();
     assert_eq!(
         store.office365_client_secret(org.id).await.unwrap().map(|s| s.expose_secret().to_owned()).as_deref(),
         Some(secret.expose_secret())
     );
+}
+
+#[cfg(unix)]
+#[test]
+fn a_key_file_open_to_group_or_others_is_refused_with_the_fix() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().unwrap();
+    let db = format!("sqlite://{}", dir.path().join("ops.db").display());
+    assert!(server(&db, &["migrate"]).status.success());
+    let key_file = key_file_of(&db);
+    std::fs::set_permissions(&key_file, std::fs::Permissions::from_mode(0o644)).unwrap();
+    for args in [&["migrate"][..], &["keys", "add"]] {
+        let out = server(&db, args);
+        assert!(!out.status.success(), "{args:?} ran with a readable key file");
+        let said = String::from_utf8_lossy(&out.stderr);
+        assert!(said.contains(&key_file.display().to_string()) && said.contains("chmod 600"), "{said}");
+    }
+    std::fs::set_permissions(&key_file, std::fs::Permissions::from_mode(0o600)).unwrap();
+    assert!(server(&db, &["migrate"]).status.success());
+}
+
+#[test]
+fn the_default_key_file_is_kept_out_of_the_data_directory_and_an_old_one_there_is_used_until_moved() {
+    let dir = tempfile::tempdir().unwrap();
+    let home = dir.path().join("home");
+    let new_default = home.join(".config/intelligence360/secrets.key");
+    // Run from `work/` as `make run` does, with the default database in `data/`.
+    let run_in = |cwd: &std::path::Path| {
+        std::fs::create_dir_all(cwd).unwrap();
+        let out = crate::helpers::operator("sqlite://data/intelligence360.db", None)
+            .arg("migrate")
+            .current_dir(cwd)
+            .env("HOME", &home)
+            .env_remove("XDG_CONFIG_HOME")
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    let fresh = dir.path().join("fresh");
+    run_in(&fresh);
+    assert!(new_default.is_file(), "a fresh install makes its key in the configuration directory");
+    assert!(fresh.join("data/intelligence360.db").is_file() && !fresh.join("data/secrets.key").exists());
+
+    // An older install: its key is in data/, and the new default is not there. It is used (its
+    // database's secrets open with it), and the log says to move it; no second key is made.
+    let older = dir.path().join("older");
+    std::fs::create_dir_all(older.join("data")).unwrap();
+    std::fs::rename(&new_default, older.join("data/secrets.key")).unwrap();
+    let log = run_in(&older);
+    assert!(log.contains("still at data/secrets.key") && log.contains("mv data/secrets.key"), "{log}");
+    assert!(!new_default.exists(), "a second key would leave every stored secret unreadable");
 }

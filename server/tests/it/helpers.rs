@@ -202,3 +202,21 @@ pub async fn enable_demo_integration(store: &dyn store::Store) -> domain::OrgId 
     store.save_office365_settings(org, &settings, Some(&secret), &[]).await.unwrap();
     org
 }
+
+/// The `server` binary as an operator runs it on the database `db_url`, with the key file `key_file`
+/// (`None`: the default one) and no password in the environment. Add the arguments and run it.
+pub fn operator(db_url: &str, key_file: Option<&std::path::Path>) -> std::process::Command {
+    let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_server"));
+    command.env("DATABASE_URL", db_url).env_remove("I360_KEY_FILE").env_remove("I360_USER_PASSWORD");
+    if let Some(key_file) = key_file {
+        command.env("I360_KEY_FILE", key_file);
+    }
+    command
+}
+
+/// Runs `server keys <args>` on a database and key file, and returns what it printed; it must succeed.
+pub fn keys_command(db_url: &str, key_file: &std::path::Path, args: &[&str]) -> String {
+    let out = operator(db_url, Some(key_file)).arg("keys").args(args).output().unwrap();
+    assert!(out.status.success(), "keys {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}

@@ -239,3 +239,88 @@ async fn malformed_bodies_log_no_error_and_ctrl_c_stops_the_server_cleanly() {
     assert!(errors.is_empty(), "no ERROR lines for bad requests:\n{}", errors.join("\n"));
     assert!(log.contains("SIGINT"), "the shutdown is logged:\n{log}");
 }
+
+impl Server {
+    /// Waits up to 10 s for a log line containing `text`.
+    async fn logged(&self, text: &str) {
+        let started = Instant::now();
+        while !self.log().contains(text) {
+            assert!(started.elapsed() < Duration::from_secs(10), "no log line with {text:?}:\n{}", self.log());
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    /// `server keys <args>` on this server's database and key file.
+    fn keys(&self, args: &[&str]) -> String {
+        crate::helpers::keys_command(&self.db_url, &self.key_file, args)
+    }
+}
+
+#[tokio::test]
+async fn sighup_reloads_the_key_file_so_a_promoted_key_seals_without_a_restart() {
+    let mut server = Server::start(10).await;
+    let store = server.store().await;
+    crate::helpers::enable_demo_integration(store.as_ref()).await;
+
+    // Phase 1, distributed: the server holds key 2 and still seals with key 1.
+    server.keys(&["add"]);
+    server.signal("HUP");
+    server.logged("key file reloaded: keys 1,2; current 1").await;
+    // Phase 2: the re-sealed client secret is under key 2, which the server already holds.
+    assert!(server.keys(&["promote"]).contains("key 2 is now current; re-sealed 1 stored secrets"));
+    server.signal("HUP");
+    server.logged("key file reloaded: keys 1,2; current 2").await;
+
+    // Alice connects: the server opens the client secret and seals her tokens with key 2, so a
+    // re-seal finds nothing left under key 1.
+    let alice = server.signed_in("alice@northwind.test").await;
+    let back = through_microsoft(&server, &alice, "connect", "alice@northwind.test").await;
+    let res = alice.get(&back).send().await.unwrap();
+    assert_eq!(location(&res), "/profile", "{}", server.log());
+    assert!(server.keys(&["reseal"]).contains("re-sealed 0 stored secrets with key 2"), "{}", server.log());
+    assert!(!server.log().contains("a stored secret was sealed with key"), "SIGHUP gave the key, not a failed open:\n{}", server.log());
+    assert!(server.child.try_wait().unwrap().is_none(), "SIGHUP does not stop the server");
+    server.signal("TERM");
+    let (status, _) = server.exit_within(Duration::from_secs(15)).await;
+    assert_eq!(status.code(), Some(0), "{status:?}");
+}
+
+#[tokio::test]
+async fn a_running_server_keeps_opening_secrets_when_a_key_is_added_and_promoted_without_a_reload() {
+    let server = Server::start(10).await;
+    let store = server.store().await;
+    let org = crate::helpers::enable_demo_integration(store.as_ref()).await;
+    // The admin's connection: tokens sealed by the server with key 1.
+    let admin = server.signed_in("admin@northwind.test").await;
+    let back = through_microsoft(&server, &admin, "activate", "admin@northwind.test").await;
+    assert_eq!(location(&admin.get(&back).send().await.unwrap()), "/settings/integrations/office365/my-connection");
+
+    // Both phases while the server runs, with no SIGHUP: the client secret and the admin's tokens
+    // are re-sealed with key 2, which the server has never read.
+    assert!(server.keys(&["add"]).contains("added key 2"));
+    let said = server.keys(&["promote"]);
+    assert!(said.contains("key 2 is now current; re-sealed"), "{said}");
+    assert!(!said.contains("re-sealed 0 "), "{said}");
+
+    // Alice's connect needs the client secret: the server meets key 2, reads the file again and opens it.
+    let alice = server.signed_in("alice@northwind.test").await;
+    let back = through_microsoft(&server, &alice, "connect", "alice@northwind.test").await;
+    assert_eq!(location(&alice.get(&back).send().await.unwrap()), "/profile", "{}", server.log());
+    server.logged("key file reloaded: keys 1,2; current 2 (a stored secret was sealed with key 2)").await;
+    // The admin's tokens, re-sealed with key 2, still open for the server: after "Sync now" both
+    // mailboxes (the admin's and Alice's) are synced, unpaused and due again later.
+    let asked = store::now_unix();
+    let res = admin.post(server.url("/api/sync_my_connection_now")).header("sec-fetch-site", "same-origin").send().await.unwrap();
+    assert!(res.status().is_success(), "sync now: {}", res.status());
+    let started = Instant::now();
+    loop {
+        let mailboxes = store.sync_mailboxes_in_org(org).await.unwrap();
+        if mailboxes.len() == 2 && mailboxes.iter().all(|m| m.lease_owner.is_none() && m.next_due_at > asked) {
+            assert!(mailboxes.iter().all(|m| m.paused.is_none()), "{mailboxes:?}\n{}", server.log());
+            break;
+        }
+        assert!(started.elapsed() < Duration::from_secs(30), "no sync after Sync now: {mailboxes:?}\n{}", server.log());
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(!server.log().contains("which is not in the key file"), "{}", server.log());
+}
