@@ -37,13 +37,13 @@ pub async fn login(email: String, password: String) -> Result<(), AppError> {
     let state = crate::state::app_state()?;
     let ip = ssr::client_ip().await;
     let now = store::now_unix();
-    match accounts::sign_in(state.store.as_ref(), &email, &password, &ip, now).await {
+    match accounts::sign_in_idle_after(state.store.as_ref(), state.session_idle_secs, &email, &password, &ip, now).await {
         Ok(signed_in) => {
             // A fresh token at every sign-in, and the old one (if any) ended: no session fixation.
             if let Some(old) = ssr::session_token().await {
                 let _ = accounts::sign_out(state.store.as_ref(), &old).await;
             }
-            ssr::set_session_cookie(&signed_in.token, signed_in.expires_at - now, state.secure_cookies);
+            ssr::set_cookie(state.session_cookie.set(&signed_in.token, signed_in.expires_at - now));
             tracing::info!(user = %signed_in.user.id, org = %signed_in.user.org_id, "signed in");
             leptos_axum::redirect("/");
             Ok(())
@@ -61,7 +61,7 @@ pub async fn logout() -> Result<(), AppError> {
     if let Some(token) = ssr::session_token().await {
         store::accounts::sign_out(state.store.as_ref(), &token).await?;
     }
-    ssr::clear_session_cookie(state.secure_cookies);
+    ssr::set_cookie(state.session_cookie.clear());
     leptos_axum::redirect("/login");
     Ok(())
 }
@@ -75,16 +75,13 @@ mod ssr {
     use axum::http::{HeaderMap, HeaderValue, header};
     use domain::SessionUser;
     use leptos::prelude::*;
-    use store::{SESSION_COOKIE, SessionToken};
+    use store::SessionToken;
 
+    /// The session token in this request's cookies, if it carries one of ours.
     pub async fn session_token() -> Option<SessionToken> {
         let headers: HeaderMap = leptos_axum::extract().await.ok()?;
-        session_token_in(&headers)
-    }
-
-    /// The session token in a request's cookies, if it carries one of ours.
-    pub fn session_token_in(headers: &HeaderMap) -> Option<SessionToken> {
-        SessionToken::from_cookie_headers(headers.get_all(header::COOKIE).iter().filter_map(|v| v.to_str().ok()))
+        let rule = crate::state::app_state().ok()?.session_cookie;
+        rule.token_in(headers.get_all(header::COOKIE).iter().filter_map(|v| v.to_str().ok()))
     }
 
     pub async fn session_user() -> Result<Option<SessionUser>, AppError> {
@@ -119,19 +116,10 @@ mod ssr {
         }
     }
 
-    fn set_cookie(value: String) {
+    /// Adds a `Set-Cookie` to the response (the session cookie's rule makes the value).
+    pub fn set_cookie(value: String) {
         if let (Some(res), Ok(v)) = (use_context::<leptos_axum::ResponseOptions>(), HeaderValue::from_str(&value)) {
             res.append_header(header::SET_COOKIE, v);
         }
-    }
-
-    pub fn set_session_cookie(token: &SessionToken, max_age_secs: i64, secure: bool) {
-        let secure = if secure { "; Secure" } else { "" };
-        set_cookie(format!("{SESSION_COOKIE}={}; Path=/; HttpOnly; SameSite=Lax; Max-Age={max_age_secs}{secure}", token.as_cookie_value()));
-    }
-
-    pub fn clear_session_cookie(secure: bool) {
-        let secure = if secure { "; Secure" } else { "" };
-        set_cookie(format!("{SESSION_COOKIE}=; Path=/; HttpOnly; SameSite=Lax; Max-Age=0{secure}"));
     }
 }

@@ -9,8 +9,10 @@ pub struct AppState {
     pub store: DynStore,
     /// The Office 365 workflows.
     pub office365: office365::Integration,
-    /// True when the public URL is https: session cookies then get `Secure`.
-    pub secure_cookies: bool,
+    /// The session cookie's one rule (`Secure` and `__Host-` prefixed when the public URL is https).
+    pub session_cookie: store::SessionCookie,
+    /// A session unused for this many seconds ends (besides its absolute lifetime).
+    pub session_idle_secs: i64,
 }
 
 /// The address of the person on the other end of the request, as the server's edge resolved it

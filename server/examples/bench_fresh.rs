@@ -148,6 +148,8 @@ async fn start_world(label: &str, mailboxes: usize, notifications: bool, interva
         deployment_app: None,
         shared_tenants: false,
         trusted_proxies: server::client_address::TrustedProxies::default(),
+        edge: Default::default(),
+        session_idle_timeout: std::time::Duration::from_secs(store::accounts::SESSION_IDLE_SECS.unsigned_abs()),
     };
     let mut sync_config = server::http::sync_config(&serve);
     if notifications && sync_config.notification_urls.is_none() {

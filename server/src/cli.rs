@@ -32,6 +32,8 @@ pub struct Cli {
     pub serve: ServeArgs,
 }
 
+// Parsed once per process: the serve flags' size beside the small commands costs nothing.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Start the web server (the default when no command is given).
@@ -138,6 +140,36 @@ pub struct ServeArgs {
     /// still running after it are cut.
     #[arg(long, env = "I360_SHUTDOWN_TIMEOUT", default_value_t = 10, value_name = "SECONDS")]
     pub shutdown_timeout: u64,
+    /// Seconds a connection has to send a whole request head, and the longest it may sit idle
+    /// between requests; then it is closed (slow-connection floods hold nothing for long).
+    /// Keep a reverse proxy's idle upstream keep-alive below it.
+    #[arg(long, env = "I360_HEADER_READ_TIMEOUT", default_value_t = 15, value_name = "SECONDS")]
+    pub header_read_timeout: u64,
+
+    /// Seconds a request has to produce its response head; then it is answered 408.
+    #[arg(long, env = "I360_REQUEST_TIMEOUT", default_value_t = 60, value_name = "SECONDS")]
+    pub request_timeout: u64,
+
+    /// Connections served at once; more wait to be accepted until one closes.
+    #[arg(long, env = "I360_MAX_CONNECTIONS", default_value_t = 512)]
+    pub max_connections: usize,
+
+    /// Serve `/metrics` on this address alone (e.g. `127.0.0.1:9100`) instead of beside the app.
+    #[arg(long, env = "I360_METRICS_BIND")]
+    pub metrics_bind: Option<SocketAddr>,
+
+    /// `/metrics` answers only `Authorization: Bearer <token>`. Prefer --metrics-token-file or the
+    /// environment, so the token stays out of the process list.
+    #[arg(long, env = "I360_METRICS_TOKEN", hide_env_values = true)]
+    pub metrics_token: Option<String>,
+
+    /// Read the `/metrics` bearer token from this file (first line).
+    #[arg(long, env = "I360_METRICS_TOKEN_FILE")]
+    pub metrics_token_file: Option<PathBuf>,
+
+    /// Seconds a session may go unused before it ends (it ends after 7 days regardless).
+    #[arg(long, env = "I360_SESSION_IDLE_TIMEOUT", default_value_t = 12 * 60 * 60, value_name = "SECONDS")]
+    pub session_idle_timeout: u64,
 }
 
 #[derive(Debug, Subcommand)]

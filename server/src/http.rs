@@ -1,11 +1,12 @@
 //! The axum router: Leptos pages and server functions, `/healthz`, `/metrics`, static files, and
-//! the middleware every request passes through (request id, logging, metrics, cross-site check).
+//! the middleware every request passes through (request id, security headers, logging, metrics,
+//! request timeout, body limit, cross-site check).
 
 use crate::{ServeConfig, metrics::Metrics};
 use app::state::AppState;
 use axum::Router;
 use axum::body::Body;
-use axum::extract::{Request, State};
+use axum::extract::{Extension, Request, State};
 use axum::http::{HeaderMap, HeaderName, Method, StatusCode, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
@@ -14,9 +15,10 @@ use leptos::prelude::*;
 use leptos_axum::{LeptosRoutes, generate_route_list};
 use std::sync::Arc;
 use std::time::Duration;
-use store::{DynStore, SessionToken};
+use store::{DynStore, SessionCookie};
 use tower_http::limit::RequestBodyLimitLayer;
 use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
+use tower_http::timeout::TimeoutLayer;
 use tower_http::trace::TraceLayer;
 
 static REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
@@ -38,6 +40,15 @@ struct Ops {
     store: DynStore,
     metrics: Arc<Metrics>,
     sync: Arc<sync::Scheduler>,
+    /// `/metrics` wants `Authorization: Bearer <token>` when set.
+    metrics_token: Option<secrecy::SecretString>,
+}
+
+/// What the early sign-in check needs: the store and the session cookie's rule.
+#[derive(Clone)]
+struct Sessions {
+    store: DynStore,
+    cookie: SessionCookie,
 }
 
 /// The sync engine's configuration for this instance: production defaults, this deployment's app
@@ -85,17 +96,22 @@ pub fn router(store: DynStore, scheduler: Arc<sync::Scheduler>, config: &ServeCo
         store: store.clone(),
         office365: office365::Integration::new(store.clone(), microsoft, scheduler.clone(), config.public_url.clone())
             .with_shared_tenants(config.shared_tenants),
-        secure_cookies: config.public_url.starts_with("https://"),
+        session_cookie: SessionCookie::for_public_url(&config.public_url),
+        session_idle_secs: i64::try_from(config.session_idle_timeout.as_secs()).unwrap_or(i64::MAX),
     };
     let routes = generate_route_list(app::App);
+    let headers = Arc::new(crate::security_headers::SecurityHeaders::new(&config.public_url, &config.microsoft.authority));
 
     let pages = Router::new()
         .leptos_routes_with_context(
             &options,
             routes,
             {
-                let state = state.clone();
-                move || provide_context(state.clone())
+                let (state, headers) = (state.clone(), headers.clone());
+                move || {
+                    provide_context(state.clone());
+                    headers.provide_page_policy();
+                }
             },
             {
                 let options = options.clone();
@@ -106,8 +122,11 @@ pub fn router(store: DynStore, scheduler: Arc<sync::Scheduler>, config: &ServeCo
         // context as every other page.
         .fallback(leptos_axum::file_and_error_handler_with_context(
             {
-                let state = state.clone();
-                move || provide_context(state.clone())
+                let (state, headers) = (state.clone(), headers.clone());
+                move || {
+                    provide_context(state.clone());
+                    headers.provide_page_policy();
+                }
             },
             app::shell,
         ))
@@ -120,27 +139,85 @@ pub fn router(store: DynStore, scheduler: Arc<sync::Scheduler>, config: &ServeCo
         .route("/oauth/office365/admin-consent", get(crate::oauth::admin_consent_callback))
         .route(crate::notifications::NOTIFICATION_PATH, axum::routing::post(crate::notifications::changes))
         .route(crate::notifications::LIFECYCLE_PATH, axum::routing::post(crate::notifications::lifecycle))
+        .layer(Extension(state.session_cookie))
         .with_state(state.office365.clone());
 
-    let ops = Ops { store: store.clone(), metrics: metrics.clone(), sync: scheduler };
-    let operations = Router::new().route("/healthz", get(healthz)).route("/metrics", get(metrics_text)).with_state(ops);
+    let ops = ops(store.clone(), scheduler, config, metrics.clone());
+    let mut operations = Router::new().route("/healthz", get(healthz));
+    if config.edge.metrics_bind.is_none() {
+        operations = operations.route("/metrics", get(metrics_text));
+    }
+    let sessions = Sessions { store, cookie: state.session_cookie };
 
-    // Layers run outside-in from the last one added: the request id is set first, so the log line
-    // and any error shown to the user carry it.
+    // Layers run outside-in from the last one added: a malformed request id is dropped and a fresh
+    // one set first, so the log line and any error shown to the user carry it.
     Ok(operations
+        .with_state(ops)
         .merge(oauth)
         .merge(pages)
-        .layer(middleware::from_fn_with_state(store, require_session_for_server_fns))
+        .layer(middleware::from_fn_with_state(sessions, require_session_for_server_fns))
         .layer(middleware::from_fn_with_state(Arc::new(config.trusted_proxies.clone()), crate::client_address::resolve))
         .layer(middleware::from_fn(reject_cross_site))
         .layer(RequestBodyLimitLayer::new(MAX_BODY_BYTES))
+        .layer(TimeoutLayer::with_status_code(StatusCode::REQUEST_TIMEOUT, config.edge.limits.request_timeout))
         .layer(middleware::from_fn_with_state(metrics, crate::metrics::record))
         .layer(TraceLayer::new_for_http().make_span_with(|req: &Request<Body>| {
             let id = req.headers().get(&REQUEST_ID).and_then(|v| v.to_str().ok()).unwrap_or("-");
             tracing::info_span!("request", request_id = %id, method = %req.method(), path = %req.uri().path())
         }))
+        .layer(middleware::from_fn_with_state(headers, crate::security_headers::add))
         .layer(PropagateRequestIdLayer::new(REQUEST_ID.clone()))
-        .layer(SetRequestIdLayer::new(REQUEST_ID.clone(), MakeRequestUuid)))
+        .layer(SetRequestIdLayer::new(REQUEST_ID.clone(), MakeRequestUuid))
+        .layer(middleware::map_request(drop_malformed_request_id)))
+}
+
+/// `/metrics` alone, for its own listener (`--metrics-bind`); the token still applies.
+pub fn metrics_router(store: DynStore, scheduler: Arc<sync::Scheduler>, config: &ServeConfig, metrics: Arc<Metrics>) -> Router {
+    Router::new().route("/metrics", get(metrics_text)).with_state(ops(store, scheduler, config, metrics))
+}
+
+/// With `--metrics-bind`, binds that address and serves [`metrics_router`] on it (within the same
+/// limits) until `stopped` turns true, and returns the bound address. Without it, nothing:
+/// `/metrics` is beside the app.
+pub async fn serve_metrics_apart(
+    store: DynStore,
+    scheduler: Arc<sync::Scheduler>,
+    config: &ServeConfig,
+    metrics: Arc<Metrics>,
+    mut stopped: tokio::sync::watch::Receiver<bool>,
+) -> anyhow::Result<Option<std::net::SocketAddr>> {
+    let Some(bind) = config.edge.metrics_bind else { return Ok(None) };
+    let listener = tokio::net::TcpListener::bind(bind).await.map_err(|e| anyhow::anyhow!("--metrics-bind {bind}: {e}"))?;
+    let bound = listener.local_addr()?;
+    tracing::info!(address = %bound, "serving /metrics");
+    let router = metrics_router(store, scheduler, config, metrics);
+    let limits = config.edge.limits.clone();
+    tokio::spawn(async move {
+        let stop = async move {
+            let _ = stopped.wait_for(|stop| *stop).await;
+        };
+        if let Err(e) = crate::edge::serve(listener, router, &limits, stop).await {
+            tracing::error!(error = %e, "the /metrics listener stopped");
+        }
+    });
+    Ok(Some(bound))
+}
+
+fn ops(store: DynStore, sync: Arc<sync::Scheduler>, config: &ServeConfig, metrics: Arc<Metrics>) -> Ops {
+    Ops { store, metrics, sync, metrics_token: config.edge.metrics_token.clone() }
+}
+
+/// A client's own `x-request-id` is kept only when it looks like an id (1 to 64 of `A-Z a-z 0-9 .
+/// _ -`): anything else (log-forging newlines, kilobytes of text) is dropped and a fresh id given.
+async fn drop_malformed_request_id(mut req: Request) -> Request {
+    let well_formed = |v: &axum::http::HeaderValue| {
+        (1..=64).contains(&v.len()) && v.as_bytes().iter().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'))
+    };
+    let headers = req.headers_mut();
+    if headers.get_all(&REQUEST_ID).iter().count() > 1 || headers.get(&REQUEST_ID).is_some_and(|v| !well_formed(v)) {
+        headers.remove(&REQUEST_ID);
+    }
+    req
 }
 
 /// `/healthz`: 200 when the database answers, 503 when it does not.
@@ -157,7 +234,11 @@ async fn healthz(State(ops): State<Ops>) -> Response {
     }
 }
 
-async fn metrics_text(State(ops): State<Ops>) -> Response {
+async fn metrics_text(State(ops): State<Ops>, headers: HeaderMap) -> Response {
+    if !crate::metrics::authorized(ops.metrics_token.as_ref(), &headers) {
+        return (StatusCode::UNAUTHORIZED, [(header::WWW_AUTHENTICATE, "Bearer")], "A bearer token is needed for /metrics.\n")
+            .into_response();
+    }
     (
         [(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")],
         ops.metrics.render() + &crate::metrics::render_sync(&ops.sync.engine().metrics().snapshot()),
@@ -169,7 +250,7 @@ async fn metrics_text(State(ops): State<Ops>) -> Response {
 /// read, so nothing a visitor sends them is decoded. (Each function still checks the caller's role
 /// itself; this only turns visitors away early.) Should the database not answer, the request goes
 /// on and the function reports that.
-async fn require_session_for_server_fns(State(store): State<DynStore>, req: Request, next: Next) -> Response {
+async fn require_session_for_server_fns(State(sessions): State<Sessions>, req: Request, next: Next) -> Response {
     let Some(endpoint) = req.uri().path().strip_prefix(SERVER_FN_PREFIX) else {
         return next.run(req).await;
     };
@@ -177,9 +258,9 @@ async fn require_session_for_server_fns(State(store): State<DynStore>, req: Requ
         return next.run(req).await;
     }
     let cookies = req.headers().get_all(header::COOKIE).iter().filter_map(|v| v.to_str().ok());
-    let signed_in = match SessionToken::from_cookie_headers(cookies) {
+    let signed_in = match sessions.cookie.token_in(cookies) {
         None => false,
-        Some(token) => !matches!(store.session_user(&token.hash(), store::now_unix()).await, Ok(None)),
+        Some(token) => !matches!(sessions.store.session_user(&token.hash(), store::now_unix()).await, Ok(None)),
     };
     if signed_in {
         return next.run(req).await;

@@ -7,11 +7,13 @@ pub mod cli;
 pub mod client_address;
 pub mod demo;
 pub mod deployment_app;
+pub mod edge;
 pub mod housekeeping;
 pub mod http;
 pub mod metrics;
 pub mod notifications;
 pub mod oauth;
+pub mod security_headers;
 pub mod shutdown;
 pub mod telemetry;
 
@@ -34,6 +36,10 @@ pub struct ServeConfig {
     pub shared_tenants: bool,
     /// Reverse proxies whose forwarding headers name the client.
     pub trusted_proxies: client_address::TrustedProxies,
+    /// Timeouts, the connection cap and who may read `/metrics`.
+    pub edge: edge::EdgeConfig,
+    /// A session unused for this long is refused (besides its absolute lifetime).
+    pub session_idle_timeout: std::time::Duration,
 }
 
 /// Where Microsoft is: the real services by default, the emulator in the demo and the tests.

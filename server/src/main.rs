@@ -84,9 +84,12 @@ async fn serve(store: store::DynStore, args: ServeArgs) -> anyhow::Result<()> {
     let (microsoft, emulator) = microsoft_for(&args, &public_url).await?;
     let config = serve_config(args, bound, public_url, microsoft)?;
     let scheduler = server::http::sync_scheduler(store.clone(), &config)?;
-    let router = server::router(store.clone(), scheduler.clone(), &config, Arc::new(Metrics::default()))?;
+    let metrics = Arc::new(Metrics::default());
+    let router = server::router(store.clone(), scheduler.clone(), &config, metrics.clone())?;
     // Sync workers run inside every instance; they share work with other instances through leases.
     let (stop_sync, sync_stopped) = tokio::sync::watch::channel(false);
+    // `--metrics-bind`: `/metrics` on its own listener, closed when the workers stop.
+    server::http::serve_metrics_apart(store.clone(), scheduler.clone(), &config, metrics, sync_stopped.clone()).await?;
     // Expired sessions are purged hourly; the task ends with the workers.
     server::housekeeping::spawn(store, sync_stopped.clone());
     let workers = scheduler.spawn(sync_stopped);
@@ -96,7 +99,7 @@ async fn serve(store: store::DynStore, args: ServeArgs) -> anyhow::Result<()> {
         println!("{}", demo::logins_banner());
         println!("{}", demo::emulator_banner(&emu.base_url()));
     }
-    serve_until_stopped(listener, router, signals, drain, stop_sync, workers).await
+    serve_until_stopped(listener, router, config.edge.limits, signals, drain, stop_sync, workers).await
 }
 
 /// What the router and the sync engine are built from: the flags, the bound address, the public URL
@@ -114,6 +117,8 @@ fn serve_config(
         trusted_proxies: server::client_address::TrustedProxies::parse(&args.trusted_proxies)
             .map_err(|e| anyhow::anyhow!("--trusted-proxies: {e}"))?,
         shared_tenants: args.allow_shared_tenants,
+        edge: server::edge::EdgeConfig::from_args(&args)?,
+        session_idle_timeout: std::time::Duration::from_secs(args.session_idle_timeout),
         site_root: args.site_root,
         public_url,
         microsoft,
@@ -129,25 +134,25 @@ async fn microsoft_for(args: &ServeArgs, public_url: &str) -> anyhow::Result<(Mi
     Ok((MicrosoftEndpoints { authority: emu.login_base(), graph: emu.graph_base() }, Some(emu)))
 }
 
-/// Serves until SIGTERM or Ctrl-C, then stops accepting, stops the sync workers (they hand their
-/// leases back) and lets requests in flight finish within `drain`.
+/// Serves within the edge's `limits` until SIGTERM or Ctrl-C, then stops accepting, stops the sync
+/// workers (they hand their leases back) and lets requests in flight finish within `drain`.
 async fn serve_until_stopped(
     listener: tokio::net::TcpListener,
     router: axum::Router,
+    limits: server::edge::Limits,
     signals: shutdown::Signals,
     drain: std::time::Duration,
     stop_sync: tokio::sync::watch::Sender<bool>,
     workers: tokio::task::JoinHandle<()>,
 ) -> anyhow::Result<()> {
     let (begun_tx, begun_rx) = tokio::sync::oneshot::channel();
-    let serving =
-        axum::serve(listener, router.into_make_service_with_connect_info::<std::net::SocketAddr>()).with_graceful_shutdown(async move {
-            let signal = signals.received().await;
-            tracing::info!(signal, drain_timeout = ?drain, "shutting down: no new connections; finishing the requests in flight");
-            // The workers stop now, in parallel with the drain, and hand their leases back.
-            let _ = stop_sync.send(true);
-            let _ = begun_tx.send(());
-        });
+    let serving = server::edge::serve(listener, router, &limits, async move {
+        let signal = signals.received().await;
+        tracing::info!(signal, drain_timeout = ?drain, "shutting down: no new connections; finishing the requests in flight");
+        // The workers stop now, in parallel with the drain, and hand their leases back.
+        let _ = stop_sync.send(true);
+        let _ = begun_tx.send(());
+    });
     let begun = async move {
         if begun_rx.await.is_err() {
             std::future::pending().await

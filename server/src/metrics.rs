@@ -4,12 +4,15 @@
 //! in URLs cannot blow up the number of series.
 
 use axum::extract::{MatchedPath, Request, State};
+use axum::http::{HeaderMap, Method, header};
 use axum::middleware::Next;
 use axum::response::Response;
+use secrecy::{ExposeSecret, SecretString};
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
+use subtle::ConstantTimeEq;
 
 /// Upper bounds of the latency histogram, in seconds.
 const BUCKETS: [f64; 11] = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0];
@@ -122,11 +125,36 @@ pub async fn record(State(metrics): State<Arc<Metrics>>, req: Request, next: Nex
         // Static files and unknown paths share one series.
         None => "(unmatched)".to_owned(),
     };
-    let method = req.method().as_str().to_owned();
+    let method = method_label(req.method());
     let started = Instant::now();
     let res = next.run(req).await;
-    metrics.observe(&route, &method, res.status().as_u16(), started.elapsed().as_secs_f64());
+    metrics.observe(&route, method, res.status().as_u16(), started.elapsed().as_secs_f64());
     res
+}
+
+/// The `method` label: the standard methods by name, anything else `OTHER`, so a client inventing
+/// methods cannot add series without end.
+pub fn method_label(method: &Method) -> &'static str {
+    match *method {
+        Method::GET => "GET",
+        Method::HEAD => "HEAD",
+        Method::POST => "POST",
+        Method::PUT => "PUT",
+        Method::DELETE => "DELETE",
+        Method::PATCH => "PATCH",
+        Method::OPTIONS => "OPTIONS",
+        Method::CONNECT => "CONNECT",
+        Method::TRACE => "TRACE",
+        _ => "OTHER",
+    }
+}
+
+/// Whether a request may read `/metrics`: always without a token configured, else only with
+/// `Authorization: Bearer <token>` (compared in constant time).
+pub fn authorized(token: Option<&SecretString>, headers: &HeaderMap) -> bool {
+    let Some(token) = token else { return true };
+    let given = headers.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok()).and_then(|v| v.strip_prefix("Bearer "));
+    given.is_some_and(|given| bool::from(given.trim().as_bytes().ct_eq(token.expose_secret().as_bytes())))
 }
 
 #[cfg(test)]
@@ -145,5 +173,24 @@ mod tests {
         assert!(text.contains("http_request_duration_seconds_bucket{route=\"/healthz\",method=\"GET\",status=\"200\",le=\"0.005\"} 1"));
         assert!(text.contains("http_request_duration_seconds_bucket{route=\"/healthz\",method=\"GET\",status=\"200\",le=\"0.25\"} 2"));
         assert!(text.contains("http_request_duration_seconds_count{route=\"/healthz\",method=\"GET\",status=\"200\"} 2"));
+    }
+
+    #[test]
+    fn invented_methods_share_one_label() {
+        assert_eq!(method_label(&Method::PATCH), "PATCH");
+        assert_eq!(method_label(&Method::from_bytes(b"BREW").unwrap()), "OTHER");
+        assert_eq!(method_label(&Method::from_bytes(b"get").unwrap()), "OTHER");
+    }
+
+    #[test]
+    fn a_token_is_needed_only_when_one_is_configured() {
+        let mut headers = HeaderMap::new();
+        assert!(authorized(None, &headers));
+        let token = SecretString::from("s3cret-token");
+        assert!(!authorized(Some(&token), &headers));
+        headers.insert(header::AUTHORIZATION, "Bearer s3cret-tokem".parse().unwrap());
+        assert!(!authorized(Some(&token), &headers));
+        headers.insert(header::AUTHORIZATION, "Bearer s3cret-token".parse().unwrap());
+        assert!(authorized(Some(&token), &headers));
     }
 }

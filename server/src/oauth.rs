@@ -5,22 +5,23 @@
 //! form posts and redirects, not by fetch. Whatever happens, the browser ends on a page that says
 //! what happened and what to do next (the error's `result_page`): never a stack trace, never a 500.
 
-use axum::extract::{Form, RawQuery, State};
+use axum::extract::{Extension, Form, RawQuery, State};
 use axum::http::{HeaderMap, header};
 use axum::response::Redirect;
 use office365::{Caller, Error, Integration, Landing};
 use serde::Deserialize;
-use store::SessionToken;
+use store::SessionCookie;
 
 #[derive(Deserialize)]
 pub struct StartForm {
     purpose: String,
 }
 
-/// The signed-in session of this request, if any.
-async fn caller(office365: &Integration, headers: &HeaderMap) -> Result<Option<Caller>, Error> {
+/// The signed-in session of this request, if any (the router gives every route the deployment's
+/// session cookie rule).
+async fn caller(office365: &Integration, cookie: SessionCookie, headers: &HeaderMap) -> Result<Option<Caller>, Error> {
     let cookies = headers.get_all(header::COOKIE).iter().filter_map(|v| v.to_str().ok());
-    office365.caller(SessionToken::from_cookie_headers(cookies)).await
+    office365.caller(cookie.token_in(cookies)).await
 }
 
 /// Where the browser goes: the workflow's landing, or the page explaining its error.
@@ -29,18 +30,28 @@ fn go(result: Result<Landing, Error>) -> Redirect {
 }
 
 /// `POST /oauth/office365/start`: sends the browser to Microsoft's sign-in.
-pub async fn start(State(office365): State<Integration>, headers: HeaderMap, Form(form): Form<StartForm>) -> Redirect {
+pub async fn start(
+    State(office365): State<Integration>,
+    Extension(cookie): Extension<SessionCookie>,
+    headers: HeaderMap,
+    Form(form): Form<StartForm>,
+) -> Redirect {
     go(async {
-        let caller = caller(&office365, &headers).await?.ok_or(Error::Unauthorized)?;
+        let caller = caller(&office365, cookie, &headers).await?.ok_or(Error::Unauthorized)?;
         office365.start_sign_in(&caller, &form.purpose).await
     }
     .await)
 }
 
 /// `GET /oauth/office365/callback`: Microsoft sends the browser back here.
-pub async fn callback(State(office365): State<Integration>, headers: HeaderMap, RawQuery(query): RawQuery) -> Redirect {
+pub async fn callback(
+    State(office365): State<Integration>,
+    Extension(cookie): Extension<SessionCookie>,
+    headers: HeaderMap,
+    RawQuery(query): RawQuery,
+) -> Redirect {
     go(async {
-        let caller = caller(&office365, &headers).await?;
+        let caller = caller(&office365, cookie, &headers).await?;
         office365.complete_sign_in(caller.as_ref(), query.as_deref().unwrap_or_default()).await
     }
     .await)
@@ -48,18 +59,27 @@ pub async fn callback(State(office365): State<Integration>, headers: HeaderMap, 
 
 /// `POST /oauth/office365/admin-consent/start` (admins): sends the browser to Microsoft's admin
 /// consent endpoint.
-pub async fn admin_consent_start(State(office365): State<Integration>, headers: HeaderMap) -> Redirect {
+pub async fn admin_consent_start(
+    State(office365): State<Integration>,
+    Extension(cookie): Extension<SessionCookie>,
+    headers: HeaderMap,
+) -> Redirect {
     go(async {
-        let caller = caller(&office365, &headers).await?.ok_or(Error::Unauthorized)?;
+        let caller = caller(&office365, cookie, &headers).await?.ok_or(Error::Unauthorized)?;
         office365.start_admin_consent(&caller).await
     }
     .await)
 }
 
 /// `GET /oauth/office365/admin-consent`: Microsoft sends the admin back here.
-pub async fn admin_consent_callback(State(office365): State<Integration>, headers: HeaderMap, RawQuery(query): RawQuery) -> Redirect {
+pub async fn admin_consent_callback(
+    State(office365): State<Integration>,
+    Extension(cookie): Extension<SessionCookie>,
+    headers: HeaderMap,
+    RawQuery(query): RawQuery,
+) -> Redirect {
     go(async {
-        let caller = caller(&office365, &headers).await?;
+        let caller = caller(&office365, cookie, &headers).await?;
         office365.complete_admin_consent(caller.as_ref(), query.as_deref().unwrap_or_default()).await
     }
     .await)

@@ -94,7 +94,8 @@ impl Integration {
         let code = match parsed {
             Ok(code) => code,
             Err(e) => {
-                tracing::info!(reason = e.reason.as_str(), error = %e.error, "Microsoft returned an error to the callback");
+                // The query's text is the sender's choice: logged escaped (`?`), so a newline cannot forge a log line.
+                tracing::info!(reason = e.reason.as_str(), error = ?e.error, description = ?e.error_description, "Microsoft returned an error to the callback");
                 if e.reason == ReasonCode::AdminApprovalRequired && flow.purpose != FlowPurpose::OrganizationConsent {
                     // The member cannot fix this; every admin gets the "Grant organization-wide consent" card.
                     self.store.request_admin_consent(user.org_id, &user.audit_label(), store::now_unix()).await?;

@@ -109,7 +109,8 @@ impl Integration {
         let (_, admin) = self.take_flow(caller, state, |p| p == FlowPurpose::AdminConsent).await?;
         admin_only(&admin).map_err(|_| Error::Refused(Refusal::AdminsOnly))?;
         let granted = parsed.map_err(|e| {
-            tracing::info!(reason = e.reason.as_str(), error = %e.error, "Microsoft refused the admin consent");
+            // Escaped (`?`): the query's text is the sender's choice.
+            tracing::info!(reason = e.reason.as_str(), error = ?e.error, description = ?e.error_description, "Microsoft refused the admin consent");
             Error::Microsoft { reason: e.reason, code: e.error_codes.first().copied() }
         })?;
         let settings = self.settings(admin.org_id).await?;

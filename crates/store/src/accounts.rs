@@ -12,6 +12,10 @@ pub const MAX_FAILURES_PER_EMAIL: u32 = 5;
 pub const MAX_FAILURES_PER_IP: u32 = 30;
 /// How long a session lasts.
 pub const SESSION_TTL_SECS: i64 = 7 * 24 * 60 * 60;
+/// How long a session may go unused before it ends (the default of `--session-idle-timeout`).
+pub const SESSION_IDLE_SECS: i64 = 12 * 60 * 60;
+/// A session's last use is written at most this often.
+pub const SESSION_TOUCH_EVERY_SECS: i64 = 60;
 
 #[derive(Debug, thiserror::Error)]
 pub enum SignInError {
@@ -43,6 +47,18 @@ pub struct SignedIn {
 /// counted; the right one clears the email's attempts. When no hashing slot frees up in time the
 /// attempt is taken back unchecked and the answer is [`SignInError::Busy`].
 pub async fn sign_in(store: &dyn Store, email: &str, password: &str, client_ip: &str, now: UnixTime) -> Result<SignedIn, SignInError> {
+    sign_in_idle_after(store, SESSION_IDLE_SECS, email, password, client_ip, now).await
+}
+
+/// [`sign_in`] with a session that ends once unused for `idle_timeout_secs`.
+pub async fn sign_in_idle_after(
+    store: &dyn Store,
+    idle_timeout_secs: i64,
+    email: &str,
+    password: &str,
+    client_ip: &str,
+    now: UnixTime,
+) -> Result<SignedIn, SignInError> {
     let key = email.trim().to_ascii_lowercase();
     let Some(attempt) = store.begin_sign_in_attempt(&key, client_ip, now).await? else {
         return Err(SignInError::RateLimited { minutes: FAILURE_WINDOW_SECS / 60 });
@@ -60,7 +76,7 @@ pub async fn sign_in(store: &dyn Store, email: &str, password: &str, client_ip: 
             store.clear_sign_in_failures(&key).await?;
             let token = SessionToken::generate();
             let expires_at = now + SESSION_TTL_SECS;
-            store.start_session(&user, &token.hash(), now, expires_at).await?;
+            store.start_session(&user, &token.hash(), now, expires_at, idle_timeout_secs).await?;
             Ok(SignedIn { user, token, expires_at })
         }
         None => Err(SignInError::BadCredentials),

@@ -172,16 +172,18 @@ macro_rules! impl_store {
                 token: &$crate::SessionTokenHash,
                 now: $crate::UnixTime,
                 expires_at: $crate::UnixTime,
+                idle_timeout_secs: i64,
             ) -> Result<(), $crate::StoreError> {
                 sqlx::query(
-                    "INSERT INTO sessions (token_hash, user_id, org_id, created_at, expires_at) \
-                     VALUES ($1, $2, $3, $4, $5)",
+                    "INSERT INTO sessions (token_hash, user_id, org_id, created_at, expires_at, last_used_at, idle_timeout) \
+                     VALUES ($1, $2, $3, $4, $5, $4, $6)",
                 )
                 .bind(&token.0[..])
                 .bind(user.id.as_uuid())
                 .bind(user.org_id.as_uuid())
                 .bind(now)
                 .bind(expires_at)
+                .bind(idle_timeout_secs)
                 .execute(&self.pool)
                 .await
                 .map_err(|e| $crate::StoreError::conflict_or(e, "a session with that token"))?;
@@ -193,17 +195,29 @@ macro_rules! impl_store {
                 token: &$crate::SessionTokenHash,
                 now: $crate::UnixTime,
             ) -> Result<Option<domain::SessionUser>, $crate::StoreError> {
-                sqlx::query(
-                    "SELECT u.id, u.org_id, u.email, u.display_name, u.role, o.name AS org_name \
+                use sqlx::Row as _;
+                let Some(row) = sqlx::query(
+                    "SELECT u.id, u.org_id, u.email, u.display_name, u.role, o.name AS org_name, s.last_used_at \
                      FROM sessions s JOIN users u ON u.id = s.user_id JOIN organizations o ON o.id = u.org_id \
-                     WHERE s.token_hash = $1 AND s.expires_at > $2",
+                     WHERE s.token_hash = $1 AND s.expires_at > $2 AND s.last_used_at + s.idle_timeout > $2",
                 )
                 .bind(&token.0[..])
                 .bind(now)
                 .fetch_optional(&self.pool)
                 .await?
-                .map(|r| $crate::common::session_user_from_row(&r))
-                .transpose()
+                else {
+                    return Ok(None);
+                };
+                let last_used: $crate::UnixTime = row.try_get("last_used_at")?;
+                // At most one write a minute per session, whatever the number of requests.
+                if now - last_used >= $crate::accounts::SESSION_TOUCH_EVERY_SECS {
+                    sqlx::query("UPDATE sessions SET last_used_at = $2 WHERE token_hash = $1 AND last_used_at < $2")
+                        .bind(&token.0[..])
+                        .bind(now)
+                        .execute(&self.pool)
+                        .await?;
+                }
+                $crate::common::session_user_from_row(&row).map(Some)
             }
 
             async fn end_session(&self, token: &$crate::SessionTokenHash) -> Result<(), $crate::StoreError> {
@@ -215,7 +229,7 @@ macro_rules! impl_store {
             }
 
             async fn purge_expired_sessions(&self, now: $crate::UnixTime) -> Result<u64, $crate::StoreError> {
-                let done = sqlx::query("DELETE FROM sessions WHERE expires_at <= $1")
+                let done = sqlx::query("DELETE FROM sessions WHERE expires_at <= $1 OR last_used_at + idle_timeout <= $1")
                     .bind(now)
                     .execute(&self.pool)
                     .await?;

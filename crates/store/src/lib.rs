@@ -35,7 +35,7 @@ use std::sync::Arc;
 pub use error::StoreError;
 pub use outbox::WriteStore;
 pub use postgres::PgStore;
-pub use session_token::{SESSION_COOKIE, SessionToken, SessionTokenHash};
+pub use session_token::{HOST_SESSION_COOKIE, SESSION_COOKIE, SessionCookie, SessionToken, SessionTokenHash};
 pub use sqlite::SqliteStore;
 pub use subscriptions::SubscriptionStore;
 pub use sync::SyncStore;
@@ -153,10 +153,20 @@ pub trait Store: SyncStore + SubscriptionStore + WriteStore {
     async fn user_credentials(&self, email: &EmailAddress) -> Result<Option<UserCredentials>, StoreError>;
     async fn users_in_org(&self, org: OrgId) -> Result<Vec<User>, StoreError>;
 
-    async fn start_session(&self, user: &User, token: &SessionTokenHash, now: UnixTime, expires_at: UnixTime) -> Result<(), StoreError>;
-    /// The user behind a live session, or `None` when it is unknown or expired.
+    /// A session that ends at `expires_at`, or earlier once unused for `idle_timeout_secs`.
+    async fn start_session(
+        &self,
+        user: &User,
+        token: &SessionTokenHash,
+        now: UnixTime,
+        expires_at: UnixTime,
+        idle_timeout_secs: i64,
+    ) -> Result<(), StoreError>;
+    /// The user behind a live session, or `None` when it is unknown, expired or idle too long.
+    /// Records the use (at most once a minute).
     async fn session_user(&self, token: &SessionTokenHash, now: UnixTime) -> Result<Option<SessionUser>, StoreError>;
     async fn end_session(&self, token: &SessionTokenHash) -> Result<(), StoreError>;
+    /// Removes sessions past their absolute lifetime or their idle timeout.
     async fn purge_expired_sessions(&self, now: UnixTime) -> Result<u64, StoreError>;
 
     /// Records a sign-in attempt (`email` normalized) **before** its password is checked, and counts

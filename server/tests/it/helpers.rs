@@ -71,8 +71,34 @@ pub fn serve_instance(
     trusted_proxies: server::client_address::TrustedProxies,
     tune: impl FnOnce(&mut sync::SyncConfig),
 ) -> Arc<sync::Scheduler> {
+    serve_configured(store, emu, listener, trusted_proxies, tune, |_| {})
+}
+
+/// [`spawn_app`] with the server's configuration adjusted by `configure` (the public URL, the
+/// edge's limits, the session idle timeout).
+pub async fn spawn_app_configured(configure: impl FnOnce(&mut ServeConfig)) -> TestApp {
+    let dir = tempfile::tempdir().unwrap();
+    let store = store::open(&sqlite_url(&dir), Arc::new(store::secrets::Keyring::ephemeral())).await.unwrap();
+    server::demo::seed(store.as_ref()).await.unwrap();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let base = format!("http://{}", listener.local_addr().unwrap());
+    let emu = server::demo::start_emulator(SocketAddr::from(([127, 0, 0, 1], 0)), &base).await.unwrap();
+    let scheduler = serve_configured(store.clone(), &emu, listener, Default::default(), |_| {}, configure);
+    TestApp { base, store, emu, scheduler, _dir: dir }
+}
+
+/// [`serve_instance`] with the server's configuration adjusted by `configure`, served through the
+/// server's own edge ([`server::edge::serve`]) as `server` serves it.
+fn serve_configured(
+    store: DynStore,
+    emu: &m365_emulator::RunningEmulator,
+    listener: tokio::net::TcpListener,
+    trusted_proxies: server::client_address::TrustedProxies,
+    tune: impl FnOnce(&mut sync::SyncConfig),
+    configure: impl FnOnce(&mut ServeConfig),
+) -> Arc<sync::Scheduler> {
     let addr = listener.local_addr().unwrap();
-    let config = ServeConfig {
+    let mut config = ServeConfig {
         bind: addr,
         site_root: std::path::PathBuf::from("/nonexistent-site"),
         public_url: format!("http://{addr}"),
@@ -80,13 +106,16 @@ pub fn serve_instance(
         deployment_app: Some(server::deployment_app::demo_app()),
         shared_tenants: false,
         trusted_proxies,
+        edge: Default::default(),
+        session_idle_timeout: std::time::Duration::from_secs(store::accounts::SESSION_IDLE_SECS.unsigned_abs()),
     };
+    configure(&mut config);
     let mut sync_config = server::http::sync_config(&config);
     tune(&mut sync_config);
     let scheduler = server::http::sync_scheduler_with(store.clone(), &config, sync_config).unwrap();
     let router = server::router(store, scheduler.clone(), &config, Arc::new(Metrics::default())).unwrap();
     tokio::spawn(async move {
-        axum::serve(listener, router.into_make_service_with_connect_info::<SocketAddr>()).await.unwrap();
+        server::edge::serve(listener, router, &config.edge.limits, std::future::pending()).await.unwrap();
     });
     scheduler
 }

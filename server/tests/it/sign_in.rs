@@ -213,8 +213,8 @@ async fn expired_sessions_are_purged_and_live_ones_kept() {
     let alice = app.store.user_credentials(&domain::EmailAddress::parse("alice@northwind.test").unwrap()).await.unwrap().unwrap().user;
     let now = store::now_unix();
     let (old, live) = (store::SessionToken::generate(), store::SessionToken::generate());
-    app.store.start_session(&alice, &old.hash(), now - 7200, now - 60).await.unwrap();
-    app.store.start_session(&alice, &live.hash(), now, now + 3600).await.unwrap();
+    app.store.start_session(&alice, &old.hash(), now - 7200, now - 60, 3600).await.unwrap();
+    app.store.start_session(&alice, &live.hash(), now, now + 3600, 3600).await.unwrap();
     assert_eq!(server::housekeeping::sweep(&app.store).await.unwrap(), 1, "the expired one");
     assert_eq!(server::housekeeping::sweep(&app.store).await.unwrap(), 0, "nothing left to purge");
     assert!(app.store.session_user(&live.hash(), now).await.unwrap().is_some(), "the live session still works");
