@@ -1,6 +1,8 @@
 //! `/settings/integrations/office365/service-accounts` (admins): in service-account mode, the team
 //! members whose mailboxes the service connection syncs. Picked from the Microsoft directory or
-//! added by address; each row says whether the service connection can open the mailbox.
+//! added by address; each row says whether the service connection can open the mailbox. After an
+//! activation the mailboxes are checked in the background: their rows say "Checking…" and the page
+//! reads the list again every two seconds until every result is in.
 
 use crate::components::guard::Guarded;
 use crate::error::AppError;
@@ -49,13 +51,26 @@ pub fn ServiceAccountsPage() -> impl IntoView {
     let add = ServerAction::<AddServiceAccountUser>::new();
     let remove = ServerAction::<RemoveServiceAccountUser>::new();
     let search = ServerAction::<SearchDirectory>::new();
-    let data = Resource::new(move || (add.version().get(), remove.version().get()), |_| load_service_accounts());
+    // Read again every two seconds while mailbox checks run in the background, so their results
+    // show as they arrive.
+    let tick = RwSignal::new(0u32);
+    let data = Resource::new(move || (add.version().get(), remove.version().get(), tick.get()), |_| load_service_accounts());
+    Effect::new(move |_| {
+        let poll = move || {
+            if data.get_untracked().and_then(Result::ok).is_some_and(|v| !v.checking.is_empty()) {
+                tick.update(|n| *n += 1);
+            }
+        };
+        if let Ok(handle) = set_interval_with_handle(poll, std::time::Duration::from_secs(2)) {
+            on_cleanup(move || handle.clear());
+        }
+    });
     view! {
         <Title text="Service account users · Office 365"/>
         <Guarded admin_only=true page=move |_admin| view! {
             <Office365Header active=Office365Tab::ServiceAccounts crumb="Service account users"
                 lead="The team members whose mailboxes the service connection syncs."/>
-            <Suspense fallback=|| view! { <p class="muted">"Loading service account users…"</p> }>
+            <Transition fallback=|| view! { <p class="muted">"Loading service account users…"</p> }>
                 {move || Suspend::new(async move {
                     match data.await {
                         Err(e) => view! { <p class="alert alert--error" role="alert">{e.to_string()}</p> }.into_any(),
@@ -70,7 +85,7 @@ pub fn ServiceAccountsPage() -> impl IntoView {
                         Ok(v) => view! { <ServiceAccounts v add remove search/> }.into_any(),
                     }
                 })}
-            </Suspense>
+            </Transition>
         }/>
     }
 }
@@ -135,6 +150,16 @@ fn ServiceAccounts(
     };
     let users = v.users.clone();
     let empty = users.is_empty();
+    let checking = v.checking.clone();
+    let checking_note = (!checking.is_empty()).then(|| {
+        let n = checking.len();
+        let what = if n == 1 { "1 mailbox".to_owned() } else { format!("{n} mailboxes") };
+        view! {
+            <p class="muted" role="status" data-testid="checking-note">
+                {format!("Checking {what} with the service connection; each result shows here as it arrives.")}
+            </p>
+        }
+    });
     view! {
         <crate::components::ready::Ready/>
         <div class="stack">
@@ -162,6 +187,7 @@ fn ServiceAccounts(
         </section>
         <section class="card table-wrap">
             {remove_error}
+            {checking_note}
             <Show when=move || !empty fallback=|| view! {
                 <p class="muted" data-testid="service-accounts-empty">"Nobody yet: the service connection syncs no mailbox until you add people."</p>
             }>
@@ -173,6 +199,7 @@ fn ServiceAccounts(
                     <tbody>
                         {users.clone().into_iter().map(|u| {
                             let (tone, label) = match u.health {
+                                _ if checking.contains(&u.id) => ("neutral", "Checking…"),
                                 None => ("neutral", "Not checked yet"),
                                 Some(h @ MailboxHealth::Ok) => ("good", h.label()),
                                 Some(h) => ("warn", h.label()),

@@ -328,6 +328,9 @@ pub struct ServiceAccountsView {
     /// The service connection exists (mailboxes can be checked and searched).
     pub activated: bool,
     pub users: Vec<ServiceAccountUser>,
+    /// The users whose mailbox check is under way (after an activation, in the background).
+    #[serde(default)]
+    pub checking: Vec<uuid::Uuid>,
 }
 
 /// One person found in the Microsoft directory. No directory object id: adding the person sends

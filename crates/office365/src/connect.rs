@@ -130,13 +130,14 @@ impl Integration {
         let entry = connected_audit(&user, flow.purpose, &connection.ms_username);
         if service {
             self.replace_service_connection(&user, &connection, &entry).await?;
-            // Tell at once which team mailboxes the service user may open.
+            // Which team mailboxes the service user may open, checked in the background; the
+            // schedule follows when the checks end (with the directory ids they learned).
             self.check_all_mailboxes(user.org_id, &sign_in.tokens.access_token).await?;
         } else {
             self.store.save_connection(&connection, &entry).await?;
+            self.reschedule(user.org_id).await;
         }
         tracing::info!(user = %user.user_id, primary = connection.is_primary, "connection saved");
-        self.reschedule(user.org_id).await;
         Ok(if connection.is_primary { "/settings/integrations/office365/my-connection" } else { "/profile" }.to_owned())
     }
 

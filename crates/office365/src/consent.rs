@@ -132,11 +132,12 @@ impl Integration {
         if settings.mode != ConnectionMode::ApplicationPermissions {
             return Ok("/settings/integrations/office365/admin-consent".to_owned());
         }
-        // Service-account mode with application permissions: the consent is the activation.
+        // Service-account mode with application permissions: the consent is the activation. The
+        // mailboxes are checked in the background (and then scheduled): the admin is redirected at
+        // once, and the Service account users page shows the results as they arrive.
         self.activate_application(&admin, &settings, &tenant_id, grant.scopes).await?;
         let token = self.service_token(admin.org_id, &settings).await?;
         self.check_all_mailboxes(admin.org_id, &token).await?;
-        self.reschedule(admin.org_id).await;
         Ok("/settings/integrations/office365/my-connection".to_owned())
     }
 
@@ -182,8 +183,8 @@ impl Integration {
         self.store.record_admin_consent(admin.org_id, &grant, &entry).await?;
         self.activate_application(admin, &settings, &tenant_id, Vec::new()).await?;
         let token = self.service_token(admin.org_id, &settings).await?;
+        // Checked in the background, then scheduled.
         self.check_all_mailboxes(admin.org_id, &token).await?;
-        self.reschedule(admin.org_id).await;
         Ok(())
     }
 

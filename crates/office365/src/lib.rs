@@ -40,6 +40,8 @@ pub struct Integration {
     public_url: String,
     /// The operator lets several organizations pin the same Microsoft 365 tenant.
     shared_tenants: bool,
+    /// Service account users whose mailbox check runs in the background in this process.
+    checks: Arc<service::Checks>,
 }
 
 impl Integration {
@@ -49,7 +51,7 @@ impl Integration {
         scheduler: Arc<sync::Scheduler>,
         public_url: impl Into<String>,
     ) -> Integration {
-        Integration { store, microsoft, scheduler, public_url: public_url.into(), shared_tenants: false }
+        Integration { store, microsoft, scheduler, public_url: public_url.into(), shared_tenants: false, checks: Arc::default() }
     }
 
     /// Lets several organizations pin the same Microsoft 365 tenant (off by default: one tenant,

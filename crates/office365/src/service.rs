@@ -4,6 +4,9 @@
 use crate::{Error, Integration, Result, audit};
 use domain::office365::Office365Settings;
 use domain::{AuditEntry, ConnectionKind, ConnectionSummary, MailboxHealth, OrgId, ServiceAccountUser, SessionUser};
+use std::collections::HashSet;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
 use store::NewConnection;
 use store::secrets::SecretString;
 
@@ -79,24 +82,60 @@ impl Integration {
     /// each row can say "no access to this mailbox" before any sync runs. Each address is looked
     /// up in the directory first, and Microsoft's object id for it is the one stored; when the
     /// connection may not read the directory, the mailbox is opened as stored (id or address).
-    pub(crate) async fn check_mailboxes(&self, org: OrgId, token: &SecretString, users: &[ServiceAccountUser]) -> Result<()> {
-        let mut directory = true;
-        for user in users {
-            let answer = if directory { self.look_up(token, &user.ms_username).await } else { DirectoryAnswer::CannotLook };
-            match answer {
-                DirectoryAnswer::Found(found) => self.probe_and_record(org, token, user, &found.id, Some(&found.id)).await?,
-                // Nobody has this address (any more): its mailbox, not a stored id's, is the one
-                // to open.
-                DirectoryAnswer::Unknown => self.probe_and_record(org, token, user, &user.ms_username, None).await?,
-                DirectoryAnswer::CannotLook => {
-                    // Refused once (a service user has no directory permission): not asked again
-                    // for every row.
-                    directory = false;
-                    self.probe_and_record(org, token, user, user.graph_user_id(), None).await?;
+    ///
+    /// Runs in the background and returns at once: [`CHECKS_AT_ONCE`] mailboxes at a time, each
+    /// result recorded as it arrives; until its check ends a row is listed as checking
+    /// ([`Checks::pending`]). When every check has ended the schedule is updated, with the
+    /// directory ids learned.
+    pub(crate) fn check_mailboxes(&self, org: OrgId, token: &SecretString, users: Vec<ServiceAccountUser>) {
+        let checks: Vec<(ServiceAccountUser, Checking)> = users
+            .into_iter()
+            .map(|u| {
+                let checking = Checking::start(&self.checks, u.id);
+                (u, checking)
+            })
+            .collect();
+        let (this, token) = (self.clone(), token.clone());
+        tokio::spawn(async move {
+            this.check_each(org, &token, checks).await;
+            this.reschedule(org).await;
+        });
+    }
+
+    /// The checks of [`Integration::check_mailboxes`], at most [`CHECKS_AT_ONCE`] at a time.
+    async fn check_each(&self, org: OrgId, token: &SecretString, checks: Vec<(ServiceAccountUser, Checking)>) {
+        // Refused once (a service user has no directory permission): not asked again for every row.
+        let directory = Arc::new(AtomicBool::new(true));
+        let mut running = tokio::task::JoinSet::new();
+        for (user, checking) in checks {
+            if running.len() >= CHECKS_AT_ONCE {
+                running.join_next().await;
+            }
+            let (this, token, directory) = (self.clone(), token.clone(), directory.clone());
+            running.spawn(async move {
+                if let Err(e) = this.check_mailbox(org, &token, &user, &directory).await {
+                    tracing::warn!(org = %org, error = %e, "could not record a mailbox check");
                 }
+                drop(checking);
+            });
+        }
+        while running.join_next().await.is_some() {}
+    }
+
+    /// Looks `user`'s address up in the directory (while `directory` says it may be read), then
+    /// probes the mailbox and records the answer.
+    async fn check_mailbox(&self, org: OrgId, token: &SecretString, user: &ServiceAccountUser, directory: &AtomicBool) -> Result<()> {
+        let answer =
+            if directory.load(Ordering::Relaxed) { self.look_up(token, &user.ms_username).await } else { DirectoryAnswer::CannotLook };
+        match answer {
+            DirectoryAnswer::Found(found) => self.probe_and_record(org, token, user, &found.id, Some(&found.id)).await,
+            // Nobody has this address (any more): its mailbox, not a stored id's, is the one to open.
+            DirectoryAnswer::Unknown => self.probe_and_record(org, token, user, &user.ms_username, None).await,
+            DirectoryAnswer::CannotLook => {
+                directory.store(false, Ordering::Relaxed);
+                self.probe_and_record(org, token, user, user.graph_user_id(), None).await
             }
         }
-        Ok(())
     }
 
     /// Probes the mailbox `who` (a directory id or an address) for `user`'s row and records its
@@ -129,10 +168,47 @@ impl Integration {
         }
     }
 
-    /// Checks every service account user's mailbox with a token just obtained.
+    /// Checks every service account user's mailbox with a token just obtained, in the background
+    /// ([`Integration::check_mailboxes`]), and then updates the schedule.
     pub(crate) async fn check_all_mailboxes(&self, org: OrgId, token: &SecretString) -> Result<()> {
         let users = self.store.service_account_users(org).await?;
-        self.check_mailboxes(org, token, &users).await
+        self.check_mailboxes(org, token, users);
+        Ok(())
+    }
+}
+
+/// Mailboxes checked at once in the background (each a directory lookup and a probe): a 96-person
+/// team at Microsoft's latency is checked in seconds, without a burst Graph would throttle.
+pub(crate) const CHECKS_AT_ONCE: usize = 6;
+
+/// The service account users whose mailbox check is under way in this process.
+#[derive(Default)]
+pub(crate) struct Checks(Mutex<HashSet<uuid::Uuid>>);
+
+impl Checks {
+    /// Of `users`, those whose check has not ended yet.
+    pub(crate) fn pending(&self, users: &[ServiceAccountUser]) -> Vec<uuid::Uuid> {
+        let checking = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        users.iter().map(|u| u.id).filter(|id| checking.contains(id)).collect()
+    }
+}
+
+/// One check under way: listed in [`Checks`] until dropped, however the check ends.
+pub(crate) struct Checking {
+    checks: Arc<Checks>,
+    user: uuid::Uuid,
+}
+
+impl Checking {
+    fn start(checks: &Arc<Checks>, user: uuid::Uuid) -> Checking {
+        checks.0.lock().unwrap_or_else(|p| p.into_inner()).insert(user);
+        Checking { checks: checks.clone(), user }
+    }
+}
+
+impl Drop for Checking {
+    fn drop(&mut self) {
+        self.checks.0.lock().unwrap_or_else(|p| p.into_inner()).remove(&self.user);
     }
 }
 

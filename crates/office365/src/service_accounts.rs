@@ -21,11 +21,13 @@ impl Integration {
         admin_only(admin)?;
         let settings = self.settings(admin.org_id).await?;
         let service = self.store.service_connection(admin.org_id).await?;
+        let users = self.store.service_account_users(admin.org_id).await?;
         Ok(ServiceAccountsView {
             enabled: settings.enabled,
             mode: settings.mode,
             activated: service.is_some_and(|c| c.kind == ConnectionKind::for_mode(settings.mode)),
-            users: self.store.service_account_users(admin.org_id).await?,
+            checking: self.checks.pending(&users),
+            users,
         })
     }
 
@@ -141,17 +143,17 @@ impl Integration {
                 added.push(user);
             }
         }
-        self.check_new_mailboxes(admin.org_id, settings, &added).await
+        self.check_new_mailboxes(admin.org_id, settings, added).await
     }
 
-    /// Checks newly listed mailboxes when the service connection is there; otherwise activation
-    /// does it.
-    async fn check_new_mailboxes(&self, org: OrgId, settings: &Office365Settings, users: &[ServiceAccountUser]) -> Result<()> {
+    /// Checks newly listed mailboxes (in the background) when the service connection is there;
+    /// otherwise activation does it.
+    async fn check_new_mailboxes(&self, org: OrgId, settings: &Office365Settings, users: Vec<ServiceAccountUser>) -> Result<()> {
         if users.is_empty() {
             return Ok(());
         }
         if let Ok(token) = self.service_token(org, settings).await {
-            self.check_mailboxes(org, &token, users).await?;
+            self.check_mailboxes(org, &token, users);
         }
         Ok(())
     }

@@ -41,6 +41,11 @@ async fn a_directory_id_sent_by_the_browser_never_decides_whose_mailbox_is_synce
     let back = m365_emulator::testkit::sign_in(&to_microsoft, "admin@northwind.test").await.unwrap();
     let res = admin.get(app.url(&format!("/oauth/office365/admin-consent?{}", back.query()))).send().await.unwrap();
     assert_eq!(res.headers().get("location").unwrap(), "/settings/integrations/office365/my-connection");
+    // The mailboxes are checked in the background after the redirect.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    while stored_id(&app, org, "alice@northwind.test").await == Some(None) && std::time::Instant::now() < deadline {
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
     assert_eq!(stored_id(&app, org, "alice@northwind.test").await, Some(Some(ALICE_ID.to_owned())));
 
     // Picked from the directory search, with a forged id: the address's owner's id is stored.

@@ -108,6 +108,16 @@ impl Env {
         self.o365.complete_sign_in(Some(&self.admin), callback.query()).await.unwrap()
     }
 
+    /// The Service account users page once the background mailbox checks have ended (at most 20 s):
+    /// nobody is checking any more and every row has a result.
+    pub async fn checks_done(&self) -> domain::views::ServiceAccountsView {
+        eventually("the mailbox checks end", || async {
+            let view = self.o365.service_accounts(&self.admin.user).await.unwrap();
+            (view.checking.is_empty() && view.users.iter().all(|u| u.health.is_some())).then_some(view)
+        })
+        .await
+    }
+
     pub async fn enable_with(&self, form: SettingsForm) {
         let saved = self.o365.save_settings(&self.admin.user, &form, SaveConfirmations::default()).await.unwrap();
         assert!(saved.saved, "{saved:?}");
@@ -122,4 +132,21 @@ pub fn param(url: &str, name: &str) -> Option<String> {
 /// The `{tenant}` path segment of an identity platform URL.
 pub fn authority(url: &str) -> String {
     url::Url::parse(url).unwrap().path_segments().unwrap().next().unwrap().to_owned()
+}
+
+/// Polls `check` every 50 ms until it answers something (at most 20 s): for what a workflow
+/// finishes in the background.
+pub async fn eventually<T, F, Fut>(what: &str, mut check: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Option<T>>,
+{
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    loop {
+        if let Some(v) = check().await {
+            return v;
+        }
+        assert!(std::time::Instant::now() < deadline, "timed out waiting until {what}");
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
 }

@@ -8,6 +8,7 @@ mod harness;
 mod mode_switch;
 mod oauth;
 mod people;
+mod probes;
 mod reconnect;
 mod settings;
 mod tenant;

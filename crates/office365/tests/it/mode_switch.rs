@@ -108,8 +108,13 @@ async fn a_member_added_by_their_microsoft_account_owns_its_synced_mail_whatever
     let callback = m365_emulator::testkit::sign_in(&url, ADMIN).await.unwrap();
     env.o365.complete_admin_consent(Some(&env.admin), callback.query()).await.unwrap();
     let service = env.store.service_connection(env.org).await.unwrap().unwrap();
-    let mailboxes = env.store.sync_mailboxes_in_org(env.org).await.unwrap();
-    let theirs: Vec<_> = mailboxes.iter().filter(|m| m.connection_id == service.id).collect();
-    assert_eq!(theirs.len(), 1, "{mailboxes:?}");
+    // Scheduled once the mailbox checks (in the background) have ended.
+    let theirs = crate::harness::eventually("the service connection's mailbox is scheduled", || async {
+        let mailboxes = env.store.sync_mailboxes_in_org(env.org).await.unwrap();
+        let theirs: Vec<_> = mailboxes.into_iter().filter(|m| m.connection_id == service.id).collect();
+        (!theirs.is_empty()).then_some(theirs)
+    })
+    .await;
+    assert_eq!(theirs.len(), 1, "{theirs:?}");
     assert_eq!(theirs[0].user_id, ava.user.user_id, "matched by the Microsoft account on their own connection, not by address");
 }

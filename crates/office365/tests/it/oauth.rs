@@ -134,7 +134,7 @@ async fn admin_consent_in_application_mode_activates_the_service_connection() {
     let landing = env.o365.complete_admin_consent(Some(&env.admin), callback.query()).await.unwrap();
     assert_eq!(landing, "/settings/integrations/office365/my-connection");
 
-    let accounts = env.o365.service_accounts(&env.admin.user).await.unwrap();
+    let accounts = env.checks_done().await;
     assert!(accounts.activated);
     assert_eq!(accounts.users[0].health, Some(domain::MailboxHealth::Ok), "the mailbox was checked at activation");
     let consent = env.o365.admin_consent_view(&env.admin.user).await.unwrap();

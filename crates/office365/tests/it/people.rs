@@ -1,7 +1,7 @@
 //! Service account users and Team connections: what a form or a stale page sends gets a 4xx with
 //! words, never a 500.
 
-use crate::harness::{ADMIN, Env, MEMBER, demo_form, spawn};
+use crate::harness::{ADMIN, Env, MEMBER, demo_form, eventually, spawn};
 use domain::views::SaveConfirmations;
 use domain::{ErrorCode, MailboxHealth, ServiceAccountUser};
 use office365::{Error, NewServiceAccountUser};
@@ -18,7 +18,7 @@ async fn application_mode_activated(env: &Env) {
     let url = env.o365.start_admin_consent(&env.admin).await.unwrap();
     let callback = m365_emulator::testkit::sign_in(&url, ADMIN).await.unwrap();
     env.o365.complete_admin_consent(Some(&env.admin), callback.query()).await.unwrap();
-    assert!(env.o365.service_accounts(&env.admin.user).await.unwrap().activated);
+    assert!(env.checks_done().await.activated);
 }
 
 /// The mailbox the service connection syncs for `address`: `/users/{this}`.
@@ -80,7 +80,9 @@ async fn a_directory_id_stored_for_another_person_is_replaced_by_microsofts_at_t
     application_mode_activated(&env).await;
     let users = env.o365.service_accounts(&env.admin.user).await.unwrap().users;
     assert_eq!(users[0].ms_object_id.as_deref(), Some(ALICE_ID), "Bob's id is still stored for Alice's address");
-    assert_eq!(synced_as(&env, MEMBER).await.as_deref(), Some(ALICE_ID), "Bob's mailbox would be synced as Alice's");
+    // Scheduled once the checks have ended.
+    let synced = eventually("Alice's mailbox is scheduled", || async { synced_as(&env, MEMBER).await }).await;
+    assert_eq!(synced, ALICE_ID, "Bob's mailbox would be synced as Alice's");
     let mailboxes = env.store.sync_mailboxes_in_org(env.org).await.unwrap();
     assert!(mailboxes.iter().all(|m| m.graph_user_id.as_deref() != Some(BOB_ID)), "{mailboxes:?}");
 }
