@@ -3,7 +3,7 @@
 //! delta is in `delta`.
 
 use super::mail::param;
-use super::mailbox::Call;
+use super::mailbox::{Call, stored};
 use super::props;
 use super::*;
 use crate::registry::{Effect, note};
@@ -131,10 +131,7 @@ pub(super) fn cancel_event(call: &Call, id: &str) -> GResp {
     let owner = &call.user.user;
     let arc = call.mailbox();
     let mut mb = lock(&arc);
-    let Some((Kind::Event, n)) = mb.resolve(id) else {
-        return call.not_found();
-    };
-    let Some(Value::Object(event)) = mb.item_full(Kind::Event, n, false) else {
+    let Some((n, event)) = stored(&mb, Kind::Event, id) else {
         return call.not_found();
     };
     let organizer = event.get("organizer").and_then(|o| o.pointer("/emailAddress/address")).and_then(Value::as_str);

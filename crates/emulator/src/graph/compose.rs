@@ -4,7 +4,7 @@
 //! delivers a copy to each recipient the emulator hosts (MICROSOFT.md §3.7, §7).
 
 use super::mail::param;
-use super::mailbox::Call;
+use super::mailbox::{Call, stored};
 use super::props;
 use super::routes::Respond;
 use super::*;
@@ -147,12 +147,8 @@ pub(super) fn create_response(call: &Call, id: &str, how: Respond) -> GResp {
             Err(r) => return r,
         }
     };
-    let original = {
-        let arc = call.mailbox();
-        let mb = lock(&arc);
-        mb.resolve(id).filter(|(k, _)| *k == Kind::Message).and_then(|(_, n)| mb.item_full(Kind::Message, n, false))
-    };
-    let Some(Value::Object(original)) = original else {
+    let original = stored(&lock(&call.mailbox()), Kind::Message, id);
+    let Some((_, original)) = original else {
         return call.not_found();
     };
     let mut m = response_fields(call, &original, how);
@@ -231,15 +227,9 @@ fn quoted_body(original: &Map<String, Value>, comment: &str) -> String {
 pub(super) fn send_draft(call: &Call, id: &str) -> GResp {
     let arc = call.mailbox();
     let mut mb = lock(&arc);
-    let Some((Kind::Message, n)) = mb.resolve(id) else {
+    let Some((n, draft)) = stored(&mb, Kind::Message, id).filter(|(_, d)| d.get("isDraft") == Some(&json!(true))) else {
         return call.not_found();
     };
-    let Some(Value::Object(draft)) = mb.item_full(Kind::Message, n, false) else {
-        return call.not_found();
-    };
-    if draft.get("isDraft") != Some(&json!(true)) {
-        return call.not_found();
-    }
     let to = recipients(&draft);
     if let Some(r) = recipient_error(call.ctx, &to) {
         return r;

@@ -1,17 +1,52 @@
 //! Contacts: contact folders, listing (with the extended-property `$filter`), creating and updating
 //! contacts (contacts delta is in `delta`).
 
-use super::mailbox::{Call, collection, container};
+use super::mailbox::{Call, collection, container, stored};
 use super::props;
 use super::*;
 
-pub(super) fn folders(call: &Call) -> GResp {
+/// The folder a contact folder sits in: the default Contacts folder holds the others; it sits in the
+/// mailbox's contact root.
+fn parent_of(key: &str) -> &'static str {
+    if key == "contacts" { "contactroot" } else { "contacts" }
+}
+
+fn folder_json(hash: u64, key: &str) -> Value {
+    let name = CONTACT_FOLDERS.iter().find(|(k, _)| *k == key).map(|(_, n)| *n).unwrap_or(key);
+    json!({"id": generate::folder_id(hash, key), "displayName": name, "parentFolderId": generate::folder_id(hash, parent_of(key))})
+}
+
+/// The contact folders inside `parent`.
+fn folders_in(call: &Call, parent: &str, entity: &str) -> GResp {
     let hash = lock(&call.mailbox()).ctx.hash;
-    let v: Vec<Value> = CONTACT_FOLDERS
-        .iter()
-        .map(|(k, name)| json!({"id": generate::folder_id(hash, k), "displayName": name, "parentFolderId": generate::folder_id(hash, "contactroot")}))
-        .collect();
-    GResp::json(200, &collection(call.shared, "users('{id}')/contactFolders", v))
+    let v: Vec<Value> =
+        CONTACT_FOLDERS.iter().filter(|(k, _)| *k != parent && parent_of(k) == parent).map(|(k, _)| folder_json(hash, k)).collect();
+    GResp::json(200, &collection(call.shared, entity, v))
+}
+
+/// `GET /me/contactFolders`: the folders inside the default Contacts folder, not that folder itself,
+/// which is addressed by its well-known name `contacts` (see [`folder`]).
+pub(super) fn folders(call: &Call) -> GResp {
+    folders_in(call, "contacts", "users('{id}')/contactFolders")
+}
+
+/// `GET /me/contactFolders/{id}/childFolders`.
+pub(super) fn child_folders(call: &Call, id: &str) -> GResp {
+    let key = container(&lock(&call.mailbox()), Kind::Contact, id);
+    match key {
+        Some(key) => folders_in(call, &key, "users('{id}')/contactFolders('{id}')/childFolders"),
+        None => call.not_found(),
+    }
+}
+
+/// `GET /me/contactFolders/{id}`, also by the well-known name `contacts` (the default folder).
+pub(super) fn folder(call: &Call, id: &str) -> GResp {
+    let arc = call.mailbox();
+    let mb = lock(&arc);
+    match container(&mb, Kind::Contact, id) {
+        Some(key) => GResp::json(200, &folder_json(mb.ctx.hash, &key)),
+        None => call.not_found(),
+    }
 }
 
 pub(super) fn create_contact(call: &Call, folder: &str) -> GResp {
@@ -44,15 +79,8 @@ pub(super) fn create_contact(call: &Call, folder: &str) -> GResp {
 /// `GET /me/contacts`: the default folder's contacts, `$filter` (extended property or string property),
 /// `$top`/`$skip`, `$select`, `$expand`.
 pub(super) fn list(call: &Call) -> GResp {
-    let filter = match call.item_filter() {
-        Ok(f) => f,
-        Err(r) => return r,
-    };
-    let arc = call.mailbox();
-    let mb = lock(&arc);
-    let all = mb.page(Kind::Contact, "contacts", None, usize::MAX);
-    let ns = call.matching(&mb, Kind::Contact, filter.as_ref(), all);
-    call.listing(&mb, Kind::Contact, &ns, "users('{id}')/contacts", |v| v)
+    let all = |mb: &crate::store::MailboxState| mb.page(Kind::Contact, "contacts", None, usize::MAX);
+    call.filtered_listing(Kind::Contact, "users('{id}')/contacts", all, |v| v)
 }
 
 /// `PATCH /me/contacts/{id}` → 200 the merged contact (extended properties merged by id).
@@ -70,10 +98,7 @@ pub(super) fn update_contact(call: &Call, id: &str) -> GResp {
     });
     let arc = call.mailbox();
     let mut mb = lock(&arc);
-    let Some((Kind::Contact, n)) = mb.resolve(id) else {
-        return call.not_found();
-    };
-    let Some(current) = mb.item_full(Kind::Contact, n, false) else {
+    let Some((n, current)) = stored(&mb, Kind::Contact, id) else {
         return call.not_found();
     };
     if let Some(ext) = ext {

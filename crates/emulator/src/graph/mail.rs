@@ -88,16 +88,10 @@ pub(super) fn message(call: &Call, id: &str) -> GResp {
 /// `GET /me/messages`: messages of every folder, `$filter` by an extended property (or a string
 /// property such as `internetMessageId`), `$top`/`$skip`, `$select`, `$expand`.
 pub(super) fn messages(call: &Call) -> GResp {
-    let filter = match call.item_filter() {
-        Ok(f) => f,
-        Err(r) => return r,
-    };
-    let arc = call.mailbox();
-    let mb = lock(&arc);
-    let all: Vec<u64> = (0..mb.upper(Kind::Message)).filter(|n| mb.container_of(Kind::Message, *n).is_some()).collect();
-    let ns = call.matching(&mb, Kind::Message, filter.as_ref(), all);
+    let all =
+        |mb: &crate::store::MailboxState| (0..mb.upper(Kind::Message)).filter(|n| mb.container_of(Kind::Message, *n).is_some()).collect();
     let basic = !call.grant.full_mail_read(call.caller.is_some());
-    call.listing(&mb, Kind::Message, &ns, "users('{id}')/messages", |v| if basic { without_body(v) } else { v })
+    call.filtered_listing(Kind::Message, "users('{id}')/messages", all, |v| if basic { without_body(v) } else { v })
 }
 
 /// What `Mail.ReadBasic` lets a client see of a message: everything but its body.

@@ -80,7 +80,7 @@ impl Call<'_> {
     }
 
     /// The `$filter` of a plain collection: none, one we understand, or the 400 Graph answers.
-    pub(super) fn item_filter(&self) -> Result<Option<ItemFilter>, GResp> {
+    fn item_filter(&self) -> Result<Option<ItemFilter>, GResp> {
         match self.query("$filter") {
             None => Ok(None),
             Some(f) => ItemFilter::parse(&f)
@@ -90,7 +90,7 @@ impl Call<'_> {
     }
 
     /// Items of `kind` matching `filter` among `candidates` (all items, in n order).
-    pub(super) fn matching(&self, mb: &MailboxState, kind: Kind, filter: Option<&ItemFilter>, candidates: Vec<u64>) -> Vec<u64> {
+    fn matching(&self, mb: &MailboxState, kind: Kind, filter: Option<&ItemFilter>, candidates: Vec<u64>) -> Vec<u64> {
         match filter {
             Some(f) if f.only_added_items() => {
                 let added = mb.find(kind, |v| f.matches(v));
@@ -99,6 +99,25 @@ impl Call<'_> {
             Some(f) => candidates.into_iter().filter(|n| mb.item_full(kind, *n, false).is_some_and(|v| f.matches(&v))).collect(),
             None => candidates,
         }
+    }
+
+    /// A plain collection of `kind`: the `candidates` (in n order) the request's `$filter` keeps, paged
+    /// as [`Call::listing`] does.
+    pub(super) fn filtered_listing(
+        &self,
+        kind: Kind,
+        entity: &str,
+        candidates: impl FnOnce(&MailboxState) -> Vec<u64>,
+        view: impl Fn(Value) -> Value,
+    ) -> GResp {
+        let filter = match self.item_filter() {
+            Ok(f) => f,
+            Err(r) => return r,
+        };
+        let arc = self.mailbox();
+        let mb = lock(&arc);
+        let ns = self.matching(&mb, kind, filter.as_ref(), candidates(&mb));
+        self.listing(&mb, kind, &ns, entity, view)
     }
 
     /// A plain (non-delta) collection of `ns`: `$top` (default 10, at most 1000) and `$skip` paging
@@ -128,6 +147,15 @@ impl Call<'_> {
     }
 }
 
+/// The stored item `id` (either id form) when it is of `kind`: its number and its full JSON object.
+pub(super) fn stored(mb: &MailboxState, kind: Kind, id: &str) -> Option<(u64, Map<String, Value>)> {
+    let (k, n) = mb.resolve(id).filter(|(k, _)| *k == kind)?;
+    match mb.item_full(k, n, false)? {
+        Value::Object(m) => Some((n, m)),
+        _ => None,
+    }
+}
+
 /// Resolves a folder/list id (or well-known name) of `kind` in this mailbox.
 pub(super) fn container(mb: &MailboxState, kind: Kind, id: &str) -> Option<String> {
     generate::parse_container_id(mb.ctx.hash, id, &kind.container_keys())
@@ -153,6 +181,8 @@ pub(super) fn mailbox_op(call: &Call, op: Op) -> GResp {
         Op::CreateEvent => calendar::create_event(call),
         Op::CancelEvent(id) => calendar::cancel_event(call, &id),
         Op::ContactFolders => contacts::folders(call),
+        Op::ContactFolder(f) => contacts::folder(call, &f),
+        Op::ContactChildFolders(f) => contacts::child_folders(call, &f),
         Op::CreateContact(f) => contacts::create_contact(call, &f),
         Op::Contacts => contacts::list(call),
         Op::Contact(id) => call.item(&id, Kind::Contact, call.query("$select").as_ref()),

@@ -228,13 +228,41 @@ async fn calendar_view_delta_needs_a_window_and_expands_series() {
 }
 
 #[tokio::test]
+async fn contact_folders_list_the_folders_inside_the_default_one_which_answers_to_its_well_known_name() {
+    let t = spawn().await;
+    let at = user_token(&t, "carol@northwind.test").await;
+    let default = graph(&t, &at, "/me/contactFolders/contacts", &[]).await;
+    assert_eq!(default.status, 200, "{}", default.text);
+    assert_eq!(default.body["displayName"], "Contacts");
+    let fid = default.body["id"].as_str().unwrap();
+    assert_eq!(graph(&t, &at, &format!("/me/contactFolders/{fid}"), &[]).await.body, default.body, "by id as by name");
+    assert_eq!(graph(&t, &at, "/me/contactFolders('Contacts')", &[]).await.body["id"], fid);
+    let listed = graph(&t, &at, "/me/contactFolders", &[]).await;
+    let listed = listed.body["value"].as_array().unwrap().clone();
+    assert_eq!(listed.len(), 1, "the default folder is not in the list: {listed:?}");
+    assert_eq!((listed[0]["displayName"].as_str(), listed[0]["parentFolderId"].as_str()), (Some("Suppliers"), Some(fid)));
+    let children = graph(&t, &at, "/me/contactFolders/contacts/childFolders", &[]).await;
+    assert_eq!(children.body["value"].as_array().unwrap(), &listed);
+    let sid = listed[0]["id"].as_str().unwrap();
+    assert_eq!(graph(&t, &at, &format!("/me/contactFolders/{sid}/childFolders"), &[]).await.body["value"], json!([]));
+    assert_eq!(graph(&t, &at, "/me/contactFolders/nowhere", &[]).await.status, 404);
+
+    // App-only through /users/{id}, and the permission it needs.
+    t.emu.grant_admin_consent(NW, DEMO_CLIENT_ID, &[], &["Contacts.Read"]).unwrap();
+    let (_, app) = app_token(&t, NW).await;
+    let app = app["access_token"].as_str().unwrap().to_string();
+    let theirs = graph(&t, &app, "/users/carol@northwind.test/contactFolders/contacts", &[]).await;
+    assert_eq!((theirs.status, theirs.body["id"].as_str()), (200, Some(fid)));
+    let alice = user_tokens(&t, "alice@northwind.test", "openid User.Read Mail.Read").await["access_token"].as_str().unwrap().to_string();
+    assert_eq!(graph(&t, &alice, "/me/contactFolders/contacts", &[]).await.status, 403, "needs a contacts permission");
+    t.emu.shutdown().await;
+}
+
+#[tokio::test]
 async fn contacts_and_todo_delta_and_creation() {
     let t = spawn().await;
     let at = user_token(&t, "carol@northwind.test").await;
-    let folders = graph(&t, &at, "/me/contactFolders", &[]).await;
-    let names: Vec<&str> = folders.body["value"].as_array().unwrap().iter().map(|f| f["displayName"].as_str().unwrap()).collect();
-    assert_eq!(names, ["Contacts", "Suppliers"]);
-    let fid = folders.body["value"][0]["id"].as_str().unwrap().to_string();
+    let fid = graph(&t, &at, "/me/contactFolders/contacts", &[]).await.body["id"].as_str().unwrap().to_string();
     let (contacts, delta, _) = delta_round(&t, &at, &format!("/me/contactFolders/{fid}/contacts/delta"), &["odata.maxpagesize=10"]).await;
     assert_eq!(contacts.len(), 24, "30 contacts, every fifth a supplier");
     assert!(contacts[0]["emailAddresses"][0]["address"].is_string());
