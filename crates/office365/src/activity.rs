@@ -6,7 +6,7 @@ use crate::{Error, Integration, Result};
 use domain::Resource;
 use domain::views::{ACTIVITY_PAGE_SIZE, ActivityQuery, ActivityRow, ActivityView, ProgressRow};
 use domain::{SessionUser, UserId};
-use store::sync::{ItemQuery, MailboxStatus};
+use store::sync::{ItemQuery, MailboxFilter, MailboxStatus};
 
 impl Integration {
     pub async fn activity(&self, user: &SessionUser, q: &ActivityQuery) -> Result<ActivityView> {
@@ -29,19 +29,19 @@ impl Integration {
             }
             _ => people.iter().find(|p| p.id == user.user_id).ok_or(Error::Unauthorized)?,
         };
-        let mailboxes: Vec<_> =
-            self.store.sync_mailboxes_in_org(user.org_id).await?.into_iter().filter(|m| m.user_id == target.id).collect();
+        // The person's mailboxes with their status, in one read (the database picks them).
+        let filter = MailboxFilter { user: Some(target.id), ..MailboxFilter::default() };
+        let mailboxes = self.store.org_sync_overview(user.org_id, &filter).await?;
         let settings = self.settings(user.org_id).await?;
         let expected = sync::resources_for(&settings.resources);
         let now = store::now_unix();
         let (mut states, mut progress) = (Vec::new(), Vec::new());
-        for mb in &mailboxes {
-            let Some(status) = self.store.mailbox_status(mb.id).await? else { continue };
+        for status in mailboxes.iter().map(|o| &o.status) {
             let state = status.state(now);
             if !states.contains(&state) {
                 states.push(state);
             }
-            progress.extend(first_sync_progress(&status, &expected));
+            progress.extend(first_sync_progress(status, &expected));
         }
         let query = ItemQuery {
             org_id: user.org_id,
@@ -53,7 +53,7 @@ impl Integration {
         };
         // Whose events these are: the person's own address and the Microsoft accounts they synced.
         let mut addresses = vec![target.email.as_str().to_lowercase()];
-        let synced: Vec<_> = mailboxes.iter().map(|m| m.connection_id).collect();
+        let synced: Vec<_> = mailboxes.iter().map(|o| o.status.mailbox.connection_id).collect();
         for c in self.store.connections_in_org(user.org_id).await? {
             if synced.contains(&c.id) && !c.ms_username.is_empty() {
                 addresses.push(c.ms_username.to_lowercase());

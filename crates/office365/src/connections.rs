@@ -108,10 +108,11 @@ impl Integration {
         admin_only(admin)?;
         let settings = self.settings(admin.org_id).await?;
         let people = self.store.users_in_org(admin.org_id).await?;
-        let mailboxes = self.store.sync_mailboxes_in_org(admin.org_id).await?;
+        // Every connection's mailboxes in one read: the page's statements do not grow with them.
+        let org_sync = self.org_sync(admin.org_id, store::sync::MailboxFilter::default()).await?;
         let mut rows = Vec::new();
         for c in self.store.connections_in_org(admin.org_id).await? {
-            let sync = self.sync_summary(&settings, &mailboxes, c.id).await?;
+            let sync = self.sync_summary(&settings, &org_sync, c.id);
             let owner = people.iter().find(|u| u.id == c.user_id);
             rows.push(TeamRow {
                 id: c.id.to_string(),

@@ -13,7 +13,7 @@ use domain::views::{PendingWrite, WriteOffer};
 use domain::writes::write_allowed;
 use domain::{Resource, SessionUser, WriteKind, WriteRefusal, WriteRequest, WriteState};
 use store::outbox::{NewWrite, OutboxWrite};
-use store::sync::SyncMailbox;
+use store::sync::{MailboxFilter, SyncMailbox};
 
 /// How long a pending or failed write stays on Activity.
 const SHOWN_FOR_SECS: i64 = 7 * 24 * 3600;
@@ -25,6 +25,8 @@ const DONE_SHOWN_FOR_SECS: i64 = 10 * 60;
 struct WriteTarget {
     settings: Office365Settings,
     mailbox: SyncMailbox,
+    /// Its To Do lists (the containers of its task cursors).
+    task_lists: Vec<String>,
     granted: Vec<String>,
 }
 
@@ -49,13 +51,16 @@ impl Integration {
         if !settings.enabled {
             return Ok(None);
         }
-        let mailboxes = self.store.sync_mailboxes_in_org(user.org_id).await?;
-        let Some(mailbox) = mailboxes.into_iter().find(|m| m.user_id == user.user_id && m.paused.is_none()) else {
+        // The database picks the caller's synced mailbox out of the organization's.
+        let filter = MailboxFilter { user: Some(user.user_id), synced_only: true, ..MailboxFilter::default() };
+        let Some(mailbox) = self.store.org_sync_overview(user.org_id, &filter).await?.into_iter().next() else {
             return Ok(None);
         };
+        let task_lists = mailbox.cursors.iter().filter(|c| c.resource == Resource::Tasks).map(|c| c.container.clone()).collect();
+        let mailbox = mailbox.status.mailbox;
         let connections = self.store.connections_in_org(user.org_id).await?;
         let granted = connections.into_iter().find(|c| c.id == mailbox.connection_id).map(|c| c.granted_scopes).unwrap_or_default();
-        Ok(Some(WriteTarget { settings, mailbox, granted }))
+        Ok(Some(WriteTarget { settings, mailbox, task_lists, granted }))
     }
 
     /// What Activity offers the caller: each kind of write, or why not.
@@ -70,14 +75,7 @@ impl Integration {
                 Err(why) => offer.refused.push((kind, why.sentence())),
             }
         }
-        offer.task_lists = self
-            .store
-            .cursors(target.mailbox.id)
-            .await?
-            .into_iter()
-            .filter(|c| c.resource == Resource::Tasks)
-            .map(|c| c.container)
-            .collect();
+        offer.task_lists = target.task_lists;
         Ok(offer)
     }
 

@@ -17,7 +17,9 @@
 //!   ([`SyncStore::reset_cursor`]), and only when that round completes are the items it did not
 //!   see removed.
 //! - **Status** per mailbox and resource (last success, next due, last error, throttled until,
-//!   first-sync progress) and the **Activity** page's item listing.
+//!   first-sync progress, and the number of items, kept by every write to the items in the same
+//!   transaction, never counted on a read), read for a whole organization at once
+//!   ([`SyncStore::org_sync_overview`]), and the **Activity** page's item listing.
 //! - **Tokens** of a connection: read them unsealed (with their **version**), save a refreshed access
 //!   token together with the rotated refresh token, mark the connection as needing attention. Both
 //!   writes are compare-and-set on the version read, and a reconnect bumps it: a refresh or a mark
@@ -197,6 +199,80 @@ impl MailboxStatus {
     }
 }
 
+/// Which of an organization's mailboxes [`SyncStore::org_sync_overview`] reads; the database
+/// does the filtering.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct MailboxFilter {
+    /// Only this connection's mailboxes.
+    pub connection: Option<Uuid>,
+    /// Only the mailboxes whose data is this person's.
+    pub user: Option<UserId>,
+    /// Only the mailboxes that sync (not paused).
+    pub synced_only: bool,
+}
+
+/// A cursor as change delivery judges it: which resource and container, and whether a round
+/// started from scratch is still running there.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CursorState {
+    pub resource: Resource,
+    pub container: String,
+    pub full_round: bool,
+}
+
+impl From<&SyncCursor> for CursorState {
+    fn from(c: &SyncCursor) -> CursorState {
+        CursorState { resource: c.resource, container: c.container.clone(), full_round: c.full_round }
+    }
+}
+
+/// A change-notification subscription as the status pages show it: live until when, or why it
+/// failed; never its client state.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SubscriptionStatus {
+    pub resource: Resource,
+    pub container: String,
+    /// Microsoft's subscription exists and expires then.
+    pub live_until: Option<UnixTime>,
+    /// Not live: the last attempt failed with this reason and Microsoft's words.
+    pub failure: Option<(ReasonCode, String)>,
+}
+
+impl SubscriptionStatus {
+    /// Live and not yet expired at `now`.
+    pub fn is_live(&self, now: UnixTime) -> bool {
+        self.live_until.is_some_and(|t| t > now)
+    }
+}
+
+impl From<&crate::subscriptions::Subscription> for SubscriptionStatus {
+    fn from(s: &crate::subscriptions::Subscription) -> SubscriptionStatus {
+        use crate::subscriptions::SubscriptionState;
+        let (live_until, failure) = match &s.state {
+            SubscriptionState::Live { expires_at, .. } => (Some(*expires_at), None),
+            SubscriptionState::Failed { reason, detail } => (None, Some((*reason, detail.clone()))),
+            SubscriptionState::Missing => (None, None),
+        };
+        SubscriptionStatus { resource: s.resource, container: s.container.clone(), live_until, failure }
+    }
+}
+
+/// One mailbox as My Connection, Profile, Team connections and Activity show it: its status per
+/// resource and what its change delivery is judged by.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MailboxOverview {
+    pub status: MailboxStatus,
+    pub cursors: Vec<CursorState>,
+    pub subscriptions: Vec<SubscriptionStatus>,
+}
+
+impl MailboxOverview {
+    /// A mailbox with nothing known of it yet.
+    pub fn new(mailbox: SyncMailbox) -> MailboxOverview {
+        MailboxOverview { status: MailboxStatus { mailbox, resources: Vec::new() }, cursors: Vec::new(), subscriptions: Vec::new() }
+    }
+}
+
 /// What the Activity page asks for.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ItemQuery {
@@ -308,7 +384,13 @@ pub trait SyncStore: Send + Sync + 'static {
     ) -> Result<CommitOutcome, StoreError>;
     /// The estimated total of a first sync (sum of the containers' item counts).
     async fn set_estimated_total(&self, mailbox: Uuid, resource: Resource, total: Option<u64>) -> Result<(), StoreError>;
+    /// A mailbox's status per resource, with the item counts kept as pages commit.
     async fn mailbox_status(&self, mailbox: Uuid) -> Result<Option<MailboxStatus>, StoreError>;
+    /// Every mailbox of an organization that `filter` selects (the database filters), oldest
+    /// first, each with its status per resource (item counts included), its cursors' first-round
+    /// state and its subscriptions: what the status pages show, in the same three statements
+    /// however many mailboxes there are.
+    async fn org_sync_overview(&self, org: OrgId, filter: &MailboxFilter) -> Result<Vec<MailboxOverview>, StoreError>;
 
     // ---- reading items
 

@@ -119,6 +119,51 @@ macro_rules! item_from_row {
 }
 pub(crate) use item_from_row;
 
+/// Columns of a `ResourceStatus` (of `sync_status`), in the order `resource_status_from_row!` reads.
+macro_rules! status_columns {
+    () => {
+        "resource, last_success_at, last_error, last_error_at, throttled_until, first_sync_done, estimated_total, items"
+    };
+}
+pub(crate) use status_columns;
+
+/// A `ResourceStatus` from a row with [`status_columns!`]; `None` when the row has none (a
+/// mailbox without status, through a `LEFT JOIN`).
+macro_rules! resource_status_from_row {
+    ($row:expr) => {{
+        use sqlx::Row as _;
+        let row = &$row;
+        (|| -> Result<Option<$crate::sync::ResourceStatus>, $crate::StoreError> {
+            let Some(resource) = row.try_get::<Option<String>, _>("resource")? else {
+                return Ok(None);
+            };
+            let total: Option<i64> = row.try_get("estimated_total")?;
+            let items: i64 = row.try_get("items")?;
+            Ok(Some($crate::sync::ResourceStatus {
+                resource: $crate::sync_common::resource_of(&resource)?,
+                last_success_at: row.try_get("last_success_at")?,
+                last_error: $crate::sync_common::reason_of(row.try_get("last_error")?)?,
+                last_error_at: row.try_get("last_error_at")?,
+                throttled_until: row.try_get("throttled_until")?,
+                items: u64::try_from(items).unwrap_or(0),
+                first_sync_done: row.try_get("first_sync_done")?,
+                estimated_total: total.map(|t| u64::try_from(t).unwrap_or(0)),
+            }))
+        })()
+    }};
+}
+pub(crate) use resource_status_from_row;
+
+/// Which mailboxes of an organization the overview reads (`m` is `sync_mailboxes`): `$1` the
+/// organization, `$2` a connection or NULL, `$3` a user or NULL, `$4` synced (unpaused) ones only.
+macro_rules! overview_filter {
+    () => {
+        " WHERE m.org_id = $1 AND ($2 IS NULL OR m.connection_id = $2) AND ($3 IS NULL OR m.user_id = $3) \
+           AND (m.paused_reason IS NULL OR NOT $4)"
+    };
+}
+pub(crate) use overview_filter;
+
 fn parse_resource(s: &str) -> Result<domain::Resource, crate::StoreError> {
     domain::Resource::parse(s).ok_or_else(|| crate::StoreError::Corrupt(format!("sync resource {s:?}")))
 }
@@ -174,6 +219,289 @@ macro_rules! impl_sync_store {
                     tx.rollback().await?;
                     Ok(None)
                 }
+            }
+        }
+
+        impl $store {
+            /// The page's cursor, made at the start of a full round when it is the first page of
+            /// its container: `(round, full_round)`.
+            async fn page_cursor(
+                tx: &mut sqlx::Transaction<'_, $db>,
+                page: &$crate::sync::PageCommit,
+            ) -> Result<(i64, bool), $crate::StoreError> {
+                use sqlx::Row as _;
+                sqlx::query(
+                    "INSERT INTO sync_cursors (mailbox_id, resource, container, link, link_is_delta, round, full_round, updated_at) \
+                     VALUES ($1, $2, $3, NULL, FALSE, 1, TRUE, $4) ON CONFLICT (mailbox_id, resource, container) DO NOTHING",
+                )
+                .bind(page.mailbox_id)
+                .bind(page.resource.as_str())
+                .bind(&page.container)
+                .bind(page.now)
+                .execute(&mut **tx)
+                .await?;
+                let cursor = sqlx::query("SELECT round, full_round FROM sync_cursors WHERE mailbox_id = $1 AND resource = $2 AND container = $3")
+                    .bind(page.mailbox_id)
+                    .bind(page.resource.as_str())
+                    .bind(&page.container)
+                    .fetch_one(&mut **tx)
+                    .await?;
+                Ok((cursor.try_get("round")?, cursor.try_get("full_round")?))
+            }
+
+            /// Upserts the page's items, seen in `round`; returns how many of them are new.
+            async fn upsert_page_items(
+                tx: &mut sqlx::Transaction<'_, $db>,
+                page: &$crate::sync::PageCommit,
+                round: i64,
+            ) -> Result<u64, $crate::StoreError> {
+                use sqlx::Row as _;
+                if page.upserts.is_empty() {
+                    return Ok(0);
+                }
+                let owner = sqlx::query("SELECT org_id, user_id FROM sync_mailboxes WHERE id = $1")
+                    .bind(page.mailbox_id)
+                    .fetch_one(&mut **tx)
+                    .await?;
+                let org: uuid::Uuid = owner.try_get("org_id")?;
+                let user: uuid::Uuid = owner.try_get("user_id")?;
+                let ids: std::collections::BTreeSet<&str> = page.upserts.iter().map(|i| i.graph_id.as_str()).collect();
+                let existing = Self::stored_of(tx, page, &ids).await?;
+                for item in &page.upserts {
+                    sqlx::query(
+                        "INSERT INTO sync_items (mailbox_id, org_id, user_id, resource, container, graph_id, title, subtitle, preview, \
+                           occurred_at, data, search_text, seen_round, updated_at) \
+                         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14) \
+                         ON CONFLICT (mailbox_id, resource, container, graph_id) DO UPDATE SET title = excluded.title, \
+                           subtitle = excluded.subtitle, preview = excluded.preview, occurred_at = excluded.occurred_at, \
+                           data = excluded.data, search_text = excluded.search_text, seen_round = excluded.seen_round, \
+                           updated_at = excluded.updated_at",
+                    )
+                    .bind(page.mailbox_id)
+                    .bind(org)
+                    .bind(user)
+                    .bind(page.resource.as_str())
+                    .bind(&page.container)
+                    .bind(&item.graph_id)
+                    .bind(&item.title)
+                    .bind(&item.subtitle)
+                    .bind(&item.preview)
+                    .bind(item.occurred_at)
+                    .bind(&item.data)
+                    .bind(item.search_text())
+                    .bind(round)
+                    .bind(page.now)
+                    .execute(&mut **tx)
+                    .await?;
+                }
+                Ok((ids.len() as u64).saturating_sub(existing))
+            }
+
+            /// How many of `ids` the page's container already holds. The lists are padded (with
+            /// their last id) to a power of two, so a handful of statement shapes serve every page.
+            async fn stored_of(
+                tx: &mut sqlx::Transaction<'_, $db>,
+                page: &$crate::sync::PageCommit,
+                ids: &std::collections::BTreeSet<&str>,
+            ) -> Result<u64, $crate::StoreError> {
+                let ids: Vec<&str> = ids.iter().copied().collect();
+                let mut stored = 0;
+                for chunk in ids.chunks(512) {
+                    let mut q = sqlx::QueryBuilder::<$db>::new("SELECT COUNT(*) FROM sync_items WHERE mailbox_id = ");
+                    q.push_bind(page.mailbox_id).push(" AND resource = ").push_bind(page.resource.as_str());
+                    q.push(" AND container = ").push_bind(page.container.clone()).push(" AND graph_id IN (");
+                    let mut list = q.separated(", ");
+                    let Some(last) = chunk.last() else { continue };
+                    let padded = chunk.iter().chain(std::iter::repeat_n(last, chunk.len().next_power_of_two() - chunk.len()));
+                    for id in padded {
+                        list.push_bind(id.to_string());
+                    }
+                    q.push(")");
+                    let n: i64 = q.build_query_scalar().fetch_one(&mut **tx).await?;
+                    stored += u64::try_from(n).unwrap_or(0);
+                }
+                Ok(stored)
+            }
+
+            /// Moves the page's cursor on; at the end of a full round, removes what the round did
+            /// not see and returns how many.
+            async fn advance_page_cursor(
+                tx: &mut sqlx::Transaction<'_, $db>,
+                page: &$crate::sync::PageCommit,
+                round: i64,
+                full_round: bool,
+            ) -> Result<u64, $crate::StoreError> {
+                let (link, is_delta) = match &page.cursor {
+                    $crate::sync::CursorUpdate::NextLink(link) => (link, false),
+                    $crate::sync::CursorUpdate::DeltaLink(link) => (link, true),
+                };
+                let mut swept = 0;
+                if is_delta && full_round {
+                    // The full round is complete: whatever it did not see is gone.
+                    let done = sqlx::query(
+                        "DELETE FROM sync_items WHERE mailbox_id = $1 AND resource = $2 AND container = $3 AND seen_round < $4",
+                    )
+                    .bind(page.mailbox_id)
+                    .bind(page.resource.as_str())
+                    .bind(&page.container)
+                    .bind(round)
+                    .execute(&mut **tx)
+                    .await?;
+                    swept = done.rows_affected();
+                }
+                // A deltaLink ends the round (and with it a full round); a nextLink keeps it going.
+                sqlx::query(
+                    "UPDATE sync_cursors SET link = $1, link_is_delta = $2, full_round = (full_round AND NOT $2), updated_at = $3 \
+                     WHERE mailbox_id = $4 AND resource = $5 AND container = $6",
+                )
+                .bind(link)
+                .bind(is_delta)
+                .bind(page.now)
+                .bind(page.mailbox_id)
+                .bind(page.resource.as_str())
+                .bind(&page.container)
+                .execute(&mut **tx)
+                .await?;
+                Ok(swept)
+            }
+
+            /// Keeps the mailbox's item count of `resource` right: `added` new items, `removed`
+            /// gone, in the transaction that added and removed them.
+            async fn count_items(
+                tx: &mut sqlx::Transaction<'_, $db>,
+                mailbox: uuid::Uuid,
+                resource: ::domain::Resource,
+                added: u64,
+                removed: u64,
+            ) -> Result<(), $crate::StoreError> {
+                let delta = i64::try_from(added).unwrap_or(i64::MAX) - i64::try_from(removed).unwrap_or(i64::MAX);
+                if delta == 0 {
+                    return Ok(());
+                }
+                sqlx::query(
+                    "INSERT INTO sync_status (mailbox_id, resource, items) VALUES ($1, $2, $3) \
+                     ON CONFLICT (mailbox_id, resource) DO UPDATE SET items = sync_status.items + excluded.items",
+                )
+                .bind(mailbox)
+                .bind(resource.as_str())
+                .bind(delta)
+                .execute(&mut **tx)
+                .await?;
+                Ok(())
+            }
+        }
+
+        impl $store {
+            /// The overview's mailboxes, each with its status per resource (one statement: the
+            /// mailboxes joined with their status rows).
+            async fn overview_statuses(
+                &self,
+                org: domain::OrgId,
+                filter: &$crate::sync::MailboxFilter,
+            ) -> Result<Vec<$crate::sync::MailboxOverview>, $crate::StoreError> {
+                let rows = sqlx::query(concat!(
+                    "SELECT ",
+                    $crate::sync_common::mailbox_columns!(),
+                    ", s.resource, s.last_success_at, s.last_error, s.last_error_at, s.throttled_until, s.first_sync_done, \
+                       s.estimated_total, s.items \
+                     FROM sync_mailboxes m LEFT JOIN sync_status s ON s.mailbox_id = m.id",
+                    $crate::sync_common::overview_filter!(),
+                    " ORDER BY m.created_at, m.id, s.resource"
+                ))
+                .bind(org.as_uuid())
+                .bind(filter.connection)
+                .bind(filter.user.map(|u| u.as_uuid()))
+                .bind(filter.synced_only)
+                .fetch_all(&self.pool)
+                .await?;
+                let mut out: Vec<$crate::sync::MailboxOverview> = Vec::new();
+                for row in rows {
+                    let mailbox = $crate::sync_common::mailbox_from_row!(row)?;
+                    let resource = $crate::sync_common::resource_status_from_row!(row)?;
+                    let same = out.last().is_some_and(|o| o.status.mailbox.id == mailbox.id);
+                    if !same {
+                        out.push($crate::sync::MailboxOverview::new(mailbox));
+                    }
+                    if let (Some(o), Some(r)) = (out.last_mut(), resource) {
+                        o.status.resources.push(r);
+                    }
+                }
+                Ok(out)
+            }
+
+            /// The overview's mailboxes' cursors: whose first round is done, no links.
+            async fn overview_cursors(
+                &self,
+                org: domain::OrgId,
+                filter: &$crate::sync::MailboxFilter,
+            ) -> Result<Vec<(uuid::Uuid, $crate::sync::CursorState)>, $crate::StoreError> {
+                use sqlx::Row as _;
+                let rows = sqlx::query(concat!(
+                    "SELECT c.mailbox_id, c.resource, c.container, c.full_round FROM sync_cursors c \
+                     JOIN sync_mailboxes m ON m.id = c.mailbox_id",
+                    $crate::sync_common::overview_filter!(),
+                    " ORDER BY c.mailbox_id, c.resource, c.container"
+                ))
+                .bind(org.as_uuid())
+                .bind(filter.connection)
+                .bind(filter.user.map(|u| u.as_uuid()))
+                .bind(filter.synced_only)
+                .fetch_all(&self.pool)
+                .await?;
+                rows.into_iter()
+                    .map(|r| {
+                        let resource: String = r.try_get("resource")?;
+                        let cursor = $crate::sync::CursorState {
+                            resource: $crate::sync_common::resource_of(&resource)?,
+                            container: r.try_get("container")?,
+                            full_round: r.try_get("full_round")?,
+                        };
+                        Ok((r.try_get("mailbox_id")?, cursor))
+                    })
+                    .collect()
+            }
+
+            /// The overview's mailboxes' subscriptions, as far as the pages show them (never a
+            /// client state: nothing is unsealed).
+            async fn overview_subscriptions(
+                &self,
+                org: domain::OrgId,
+                filter: &$crate::sync::MailboxFilter,
+            ) -> Result<Vec<(uuid::Uuid, $crate::sync::SubscriptionStatus)>, $crate::StoreError> {
+                use sqlx::Row as _;
+                let rows = sqlx::query(concat!(
+                    "SELECT s.mailbox_id, s.resource, s.container, s.failure, s.failure_detail, \
+                       CASE WHEN s.graph_id IS NOT NULL AND s.client_state IS NOT NULL THEN s.expires_at END AS live_until \
+                     FROM sync_subscriptions s JOIN sync_mailboxes m ON m.id = s.mailbox_id",
+                    $crate::sync_common::overview_filter!(),
+                    " ORDER BY s.mailbox_id, s.resource, s.container"
+                ))
+                .bind(org.as_uuid())
+                .bind(filter.connection)
+                .bind(filter.user.map(|u| u.as_uuid()))
+                .bind(filter.synced_only)
+                .fetch_all(&self.pool)
+                .await?;
+                rows.into_iter()
+                    .map(|r| {
+                        let resource: String = r.try_get("resource")?;
+                        let live_until: Option<i64> = r.try_get("live_until")?;
+                        // A live one's failure (none is stored) is not looked at.
+                        let failure = match $crate::sync_common::reason_of(r.try_get("failure")?)? {
+                            Some(reason) if live_until.is_none() => {
+                                Some((reason, r.try_get::<Option<String>, _>("failure_detail")?.unwrap_or_default()))
+                            }
+                            _ => None,
+                        };
+                        let status = $crate::sync::SubscriptionStatus {
+                            resource: $crate::sync_common::resource_of(&resource)?,
+                            container: r.try_get("container")?,
+                            live_until,
+                            failure,
+                        };
+                        Ok((r.try_get("mailbox_id")?, status))
+                    })
+                    .collect()
             }
         }
 
@@ -371,113 +699,25 @@ macro_rules! impl_sync_store {
             }
 
             async fn commit_page(&self, page: &$crate::sync::PageCommit) -> Result<$crate::sync::CommitOutcome, $crate::StoreError> {
-                use sqlx::Row as _;
                 let Some(mut tx) = self.begin_fenced(page.mailbox_id, page.fence, page.now).await? else {
                     return Ok($crate::sync::CommitOutcome::LeaseLost);
                 };
-                let resource = page.resource.as_str();
-                let owner = sqlx::query("SELECT org_id, user_id FROM sync_mailboxes WHERE id = $1")
-                    .bind(page.mailbox_id)
-                    .fetch_one(&mut *tx)
-                    .await?;
-                let org: uuid::Uuid = owner.try_get("org_id")?;
-                let user: uuid::Uuid = owner.try_get("user_id")?;
-                sqlx::query(
-                    "INSERT INTO sync_cursors (mailbox_id, resource, container, link, link_is_delta, round, full_round, updated_at) \
-                     VALUES ($1, $2, $3, NULL, FALSE, 1, TRUE, $4) ON CONFLICT (mailbox_id, resource, container) DO NOTHING",
-                )
-                .bind(page.mailbox_id)
-                .bind(resource)
-                .bind(&page.container)
-                .bind(page.now)
-                .execute(&mut *tx)
-                .await?;
-                let cursor = sqlx::query("SELECT round, full_round FROM sync_cursors WHERE mailbox_id = $1 AND resource = $2 AND container = $3")
-                    .bind(page.mailbox_id)
-                    .bind(resource)
-                    .bind(&page.container)
-                    .fetch_one(&mut *tx)
-                    .await?;
-                let round: i64 = cursor.try_get("round")?;
-                let full_round: bool = cursor.try_get("full_round")?;
-                for item in &page.upserts {
-                    sqlx::query(
-                        "INSERT INTO sync_items (mailbox_id, org_id, user_id, resource, container, graph_id, title, subtitle, preview, \
-                           occurred_at, data, search_text, seen_round, updated_at) \
-                         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14) \
-                         ON CONFLICT (mailbox_id, resource, container, graph_id) DO UPDATE SET title = excluded.title, \
-                           subtitle = excluded.subtitle, preview = excluded.preview, occurred_at = excluded.occurred_at, \
-                           data = excluded.data, search_text = excluded.search_text, seen_round = excluded.seen_round, \
-                           updated_at = excluded.updated_at",
-                    )
-                    .bind(page.mailbox_id)
-                    .bind(org)
-                    .bind(user)
-                    .bind(resource)
-                    .bind(&page.container)
-                    .bind(&item.graph_id)
-                    .bind(&item.title)
-                    .bind(&item.subtitle)
-                    .bind(&item.preview)
-                    .bind(item.occurred_at)
-                    .bind(&item.data)
-                    .bind(item.search_text())
-                    .bind(round)
-                    .bind(page.now)
-                    .execute(&mut *tx)
-                    .await?;
-                }
+                let (round, full_round) = Self::page_cursor(&mut tx, page).await?;
+                let added = Self::upsert_page_items(&mut tx, page, round).await?;
+                let mut removed = 0;
                 for id in &page.deletes {
-                    sqlx::query("DELETE FROM sync_items WHERE mailbox_id = $1 AND resource = $2 AND container = $3 AND graph_id = $4")
-                        .bind(page.mailbox_id)
-                        .bind(resource)
-                        .bind(&page.container)
-                        .bind(id)
-                        .execute(&mut *tx)
-                        .await?;
-                }
-                let mut swept = 0;
-                match &page.cursor {
-                    $crate::sync::CursorUpdate::NextLink(link) => {
-                        sqlx::query(
-                            "UPDATE sync_cursors SET link = $1, link_is_delta = FALSE, updated_at = $2 \
-                             WHERE mailbox_id = $3 AND resource = $4 AND container = $5",
-                        )
-                        .bind(link)
-                        .bind(page.now)
-                        .bind(page.mailbox_id)
-                        .bind(resource)
-                        .bind(&page.container)
-                        .execute(&mut *tx)
-                        .await?;
-                    }
-                    $crate::sync::CursorUpdate::DeltaLink(link) => {
-                        if full_round {
-                            // The full round is complete: whatever it did not see is gone.
-                            let done = sqlx::query(
-                                "DELETE FROM sync_items WHERE mailbox_id = $1 AND resource = $2 AND container = $3 AND seen_round < $4",
-                            )
+                    let done =
+                        sqlx::query("DELETE FROM sync_items WHERE mailbox_id = $1 AND resource = $2 AND container = $3 AND graph_id = $4")
                             .bind(page.mailbox_id)
-                            .bind(resource)
+                            .bind(page.resource.as_str())
                             .bind(&page.container)
-                            .bind(round)
+                            .bind(id)
                             .execute(&mut *tx)
                             .await?;
-                            swept = done.rows_affected();
-                        }
-                        sqlx::query(
-                            "UPDATE sync_cursors SET link = $1, link_is_delta = TRUE, full_round = FALSE, updated_at = $2 \
-                             WHERE mailbox_id = $3 AND resource = $4 AND container = $5",
-                        )
-                        .bind(link)
-                        .bind(page.now)
-                        .bind(page.mailbox_id)
-                        .bind(resource)
-                        .bind(&page.container)
-                        .execute(&mut *tx)
-                        .await?;
-                    }
+                    removed += done.rows_affected();
                 }
+                let swept = Self::advance_page_cursor(&mut tx, page, round, full_round).await?;
+                Self::count_items(&mut tx, page.mailbox_id, page.resource, added, removed + swept).await?;
                 tx.commit().await?;
                 Ok($crate::sync::CommitOutcome::Committed { swept })
             }
@@ -529,6 +769,7 @@ macro_rules! impl_sync_store {
                     .bind(container)
                     .execute(&mut *tx)
                     .await?;
+                Self::count_items(&mut tx, mailbox, resource, 0, done.rows_affected()).await?;
                 tx.commit().await?;
                 Ok($crate::sync::CommitOutcome::Committed { swept: done.rows_affected() })
             }
@@ -608,45 +849,44 @@ macro_rules! impl_sync_store {
             }
 
             async fn mailbox_status(&self, mailbox: uuid::Uuid) -> Result<Option<$crate::sync::MailboxStatus>, $crate::StoreError> {
-                use sqlx::Row as _;
                 let Some(mb) = $crate::sync::SyncStore::sync_mailbox(self, mailbox).await? else {
                     return Ok(None);
                 };
-                let counts = sqlx::query("SELECT resource, COUNT(*) AS n FROM sync_items WHERE mailbox_id = $1 GROUP BY resource")
-                    .bind(mailbox)
-                    .fetch_all(&self.pool)
-                    .await?;
-                let mut count_of = std::collections::BTreeMap::new();
-                for r in counts {
-                    let resource: String = r.try_get("resource")?;
-                    let n: i64 = r.try_get("n")?;
-                    count_of.insert($crate::sync_common::resource_of(&resource)?, u64::try_from(n).unwrap_or(0));
-                }
-                let rows = sqlx::query(
-                    "SELECT resource, last_success_at, last_error, last_error_at, throttled_until, first_sync_done, estimated_total \
-                     FROM sync_status WHERE mailbox_id = $1",
-                )
+                let rows = sqlx::query(concat!(
+                    "SELECT ",
+                    $crate::sync_common::status_columns!(),
+                    " FROM sync_status WHERE mailbox_id = $1 ORDER BY resource"
+                ))
                 .bind(mailbox)
                 .fetch_all(&self.pool)
                 .await?;
                 let mut resources = Vec::new();
                 for r in rows {
-                    let resource: String = r.try_get("resource")?;
-                    let resource = $crate::sync_common::resource_of(&resource)?;
-                    let total: Option<i64> = r.try_get("estimated_total")?;
-                    resources.push($crate::sync::ResourceStatus {
-                        resource,
-                        last_success_at: r.try_get("last_success_at")?,
-                        last_error: $crate::sync_common::reason_of(r.try_get("last_error")?)?,
-                        last_error_at: r.try_get("last_error_at")?,
-                        throttled_until: r.try_get("throttled_until")?,
-                        items: count_of.get(&resource).copied().unwrap_or(0),
-                        first_sync_done: r.try_get("first_sync_done")?,
-                        estimated_total: total.map(|t| u64::try_from(t).unwrap_or(0)),
-                    });
+                    resources.extend($crate::sync_common::resource_status_from_row!(r)?);
                 }
                 resources.sort_by_key(|r| r.resource);
                 Ok(Some($crate::sync::MailboxStatus { mailbox: mb, resources }))
+            }
+
+            async fn org_sync_overview(
+                &self,
+                org: domain::OrgId,
+                filter: &$crate::sync::MailboxFilter,
+            ) -> Result<Vec<$crate::sync::MailboxOverview>, $crate::StoreError> {
+                let mut out = self.overview_statuses(org, filter).await?;
+                let at: std::collections::HashMap<uuid::Uuid, usize> =
+                    out.iter().enumerate().map(|(i, o)| (o.status.mailbox.id, i)).collect();
+                for (mailbox, cursor) in self.overview_cursors(org, filter).await? {
+                    if let Some(&i) = at.get(&mailbox) {
+                        out[i].cursors.push(cursor);
+                    }
+                }
+                for (mailbox, subscription) in self.overview_subscriptions(org, filter).await? {
+                    if let Some(&i) = at.get(&mailbox) {
+                        out[i].subscriptions.push(subscription);
+                    }
+                }
+                Ok(out)
             }
 
             async fn activity_items(&self, q: &$crate::sync::ItemQuery) -> Result<Vec<$crate::sync::ActivityItem>, $crate::StoreError> {

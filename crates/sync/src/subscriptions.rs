@@ -24,7 +24,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicI64, Ordering};
 use store::UnixTime;
 use store::subscriptions::{Subscription, SubscriptionState};
-use store::sync::{CommitOutcome, SyncCursor, SyncMailbox};
+use store::sync::{CommitOutcome, CursorState, MailboxOverview, SubscriptionStatus, SyncMailbox};
 use uuid::Uuid;
 
 /// The clock subscription expiries are judged by: this machine's, plus an offset tests move
@@ -65,10 +65,10 @@ pub fn polling_only(config: &SyncConfig, settings: &Office365Settings, mailbox: 
 
 /// The subscriptions a mailbox should have: each synced resource whose first full round is done
 /// (every cursor of it at a deltaLink), To Do tasks per list.
-fn wanted(resources: &[Resource], cursors: &[SyncCursor]) -> BTreeSet<(Resource, String)> {
+fn wanted(resources: &[Resource], cursors: &[CursorState]) -> BTreeSet<(Resource, String)> {
     let mut out = BTreeSet::new();
     for &r in resources {
-        let mine: Vec<&SyncCursor> = cursors.iter().filter(|c| c.resource == r).collect();
+        let mine: Vec<&CursorState> = cursors.iter().filter(|c| c.resource == r).collect();
         if mine.is_empty() || mine.iter().any(|c| c.full_round) {
             continue;
         }
@@ -83,13 +83,14 @@ fn wanted(resources: &[Resource], cursors: &[SyncCursor]) -> BTreeSet<(Resource,
 }
 
 /// How the mailbox learns of changes, from what it has: live when every resource synced has a
-/// live subscription; otherwise the first reason it is polled.
+/// live subscription; otherwise the first reason it is polled. The one place this is decided,
+/// for a worker's run and for the status pages alike.
 pub fn change_delivery(
     config: &SyncConfig,
     settings: &Office365Settings,
     mailbox: &SyncMailbox,
-    cursors: &[SyncCursor],
-    kept: &[Subscription],
+    cursors: &[CursorState],
+    kept: &[SubscriptionStatus],
     at: UnixTime,
 ) -> ChangeDelivery {
     if let Some(reason) = polling_only(config, settings, mailbox) {
@@ -103,9 +104,9 @@ pub fn change_delivery(
     }
     for (resource, container) in &want {
         let s = kept.iter().find(|s| s.resource == *resource && &s.container == container);
-        match s.map(|s| (&s.state, s.is_live(at))) {
-            Some((_, true)) => {}
-            Some((SubscriptionState::Failed { reason, detail }, _)) => {
+        match s.map(|s| (s.is_live(at), &s.failure)) {
+            Some((true, _)) => {}
+            Some((false, Some((reason, detail)))) => {
                 return ChangeDelivery::Polling(PollingReason::Failed { resource: *resource, reason: *reason, detail: detail.clone() });
             }
             _ => return ChangeDelivery::Polling(PollingReason::SettingUp),
@@ -147,7 +148,7 @@ impl Engine {
         let cfg = self.config();
         let now = || cfg.subscription_clock.now();
         let kept = store.mailbox_subscriptions(ctx.mailbox.id).await?;
-        let cursors = store.cursors(ctx.mailbox.id).await?;
+        let cursors: Vec<CursorState> = store.cursors(ctx.mailbox.id).await?.iter().map(CursorState::from).collect();
         let want = match (polling_only(cfg, settings, &ctx.mailbox), &cfg.notification_urls) {
             (None, Some(_)) => wanted(&crate::resources_for(&settings.resources), &cursors),
             _ => BTreeSet::new(),
@@ -209,15 +210,32 @@ impl Engine {
                 return Err(SyncError::LeaseLost);
             }
         }
-        let kept = store.mailbox_subscriptions(ctx.mailbox.id).await?;
+        let kept: Vec<SubscriptionStatus> =
+            store.mailbox_subscriptions(ctx.mailbox.id).await?.iter().map(SubscriptionStatus::from).collect();
         Ok(change_delivery(cfg, settings, &ctx.mailbox, &cursors, &kept, now()))
     }
 
-    /// How a mailbox learns of changes now (for My Connection, Team connections and the tests).
+    /// How one mailbox learns of changes now, reading its cursors and subscriptions (the tests
+    /// and the benchmarks; pages use [`Engine::change_deliveries`]).
     pub async fn change_delivery(&self, settings: &Office365Settings, mailbox: &SyncMailbox) -> Result<ChangeDelivery, SyncError> {
-        let cursors = self.store().cursors(mailbox.id).await?;
-        let kept = self.store().mailbox_subscriptions(mailbox.id).await?;
+        let cursors: Vec<CursorState> = self.store().cursors(mailbox.id).await?.iter().map(CursorState::from).collect();
+        let kept: Vec<SubscriptionStatus> =
+            self.store().mailbox_subscriptions(mailbox.id).await?.iter().map(SubscriptionStatus::from).collect();
         Ok(change_delivery(self.config(), settings, mailbox, &cursors, &kept, self.config().subscription_clock.now()))
+    }
+
+    /// How each mailbox of an organization's overview ([`store::SyncStore::org_sync_overview`])
+    /// learns of changes, from what the overview read: no further reads, one clock reading.
+    pub fn change_deliveries<'a>(
+        &self,
+        settings: &Office365Settings,
+        mailboxes: impl IntoIterator<Item = &'a MailboxOverview>,
+    ) -> Vec<ChangeDelivery> {
+        let at = self.config().subscription_clock.now();
+        mailboxes
+            .into_iter()
+            .map(|o| change_delivery(self.config(), settings, &o.status.mailbox, &o.cursors, &o.subscriptions, at))
+            .collect()
     }
 
     fn expiry(&self) -> time::OffsetDateTime {
@@ -300,8 +318,8 @@ fn failure_words(failure: CallFailure) -> (domain::ReasonCode, String) {
 mod tests {
     use super::*;
 
-    fn cursor(resource: Resource, container: &str, full_round: bool) -> SyncCursor {
-        SyncCursor { resource, container: container.into(), link: Some("l".into()), link_is_delta: !full_round, round: 1, full_round }
+    fn cursor(resource: Resource, container: &str, full_round: bool) -> CursorState {
+        CursorState { resource, container: container.into(), full_round }
     }
 
     #[test]
@@ -318,6 +336,50 @@ mod tests {
             [(Resource::Mail, ""), (Resource::Tasks, "list-1"), (Resource::Tasks, "list-2")].map(|(r, c)| (r, c.to_string())).into();
         assert_eq!(w, expect, "mail once for every folder, tasks per list, calendar not before its first round, contacts never synced");
         assert!(wanted(&[Resource::Contacts], &cursors).is_empty());
+    }
+
+    #[test]
+    fn change_delivery_is_decided_from_cursor_states_and_subscription_statuses() {
+        let cfg = SyncConfig {
+            notification_urls: Some(microsoft::NotificationUrls { notification: "https://n".into(), lifecycle: "https://l".into() }),
+            ..SyncConfig::default()
+        };
+        let settings = Office365Settings { resources: vec![Resource::Mail, Resource::Tasks], ..Office365Settings::default() };
+        let mailbox = SyncMailbox {
+            id: Uuid::nil(),
+            org_id: domain::OrgId(Uuid::nil()),
+            connection_id: Uuid::nil(),
+            user_id: domain::UserId(Uuid::nil()),
+            graph_user_id: None,
+            paused: None,
+            next_due_at: 0,
+            lease_owner: None,
+            lease_expires_at: 0,
+            fence: 1,
+            notified: Vec::new(),
+        };
+        let sub = |resource, container: &str, live_until, failure| SubscriptionStatus {
+            resource,
+            container: container.into(),
+            live_until,
+            failure,
+        };
+        let cursors = [cursor(Resource::Mail, "inbox", false), cursor(Resource::Tasks, "list-1", false)];
+        let decide = |cursors: &[CursorState], kept: &[SubscriptionStatus]| change_delivery(&cfg, &settings, &mailbox, cursors, kept, 100);
+        let mail_live = sub(Resource::Mail, "", Some(200), None);
+        assert_eq!(decide(&cursors[..1], &[mail_live.clone()]), ChangeDelivery::Polling(PollingReason::FirstSync), "tasks not yet");
+        assert_eq!(decide(&cursors, &[mail_live.clone()]), ChangeDelivery::Polling(PollingReason::SettingUp));
+        let refused = sub(Resource::Tasks, "list-1", None, Some((domain::ReasonCode::PermissionMissing, "No.".to_string())));
+        let failed =
+            PollingReason::Failed { resource: Resource::Tasks, reason: domain::ReasonCode::PermissionMissing, detail: "No.".into() };
+        assert_eq!(decide(&cursors, &[mail_live.clone(), refused]), ChangeDelivery::Polling(failed));
+        let tasks_live = sub(Resource::Tasks, "list-1", Some(101), None);
+        assert_eq!(decide(&cursors, &[mail_live.clone(), tasks_live]), ChangeDelivery::Live);
+        let lapsed = sub(Resource::Tasks, "list-1", Some(100), None);
+        assert_eq!(decide(&cursors, &[mail_live, lapsed]), ChangeDelivery::Polling(PollingReason::SettingUp), "lapsed at 100");
+        let no_url = SyncConfig::default();
+        let polled = change_delivery(&no_url, &settings, &mailbox, &cursors, &[], 100);
+        assert_eq!(polled, ChangeDelivery::Polling(PollingReason::NoHttpsUrl));
     }
 
     #[test]

@@ -165,7 +165,9 @@ async fn a_stale_fence_is_rejected_and_writes_nothing(db: &TestDb) {
     assert_eq!(cursors.len(), 1);
     assert_eq!(cursors[0].link.as_deref(), Some("next-1"));
     assert!(!cursors[0].link_is_delta);
-    assert!(db.store.mailbox_status(mb.id).await.unwrap().unwrap().resources.is_empty());
+    let status = db.store.mailbox_status(mb.id).await.unwrap().unwrap();
+    let kept: Vec<(Resource, u64, Option<i64>)> = status.resources.iter().map(|r| (r.resource, r.items, r.last_success_at)).collect();
+    assert_eq!(kept, vec![(Resource::Mail, 1, None)], "the first page's item counted, the stale one's not");
     // The current holder still works, and its lease is its own.
     assert!(db.store.renew_lease(mb.id, second.fence, 400).await.unwrap());
     assert_eq!(db.store.sync_mailbox(mb.id).await.unwrap().unwrap().lease_owner.as_deref(), Some("w2"));
