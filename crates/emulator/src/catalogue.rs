@@ -250,7 +250,11 @@ pub(crate) const PERMISSIONS: &[Permission] = &[
         "Allows the app to create, read, update and delete all users' tasks and task lists in your organization, without a signed-in user.",
     ),
     // The rest of the delegated mail, calendar, contact, task, user and mailbox-settings permissions a
-    // client may request (ids and wording from the permissions reference, S11).
+    // client may request. Checked against the permissions reference (S11: learn.microsoft.com/graph/
+    // permissions-reference and its graphpermissions.merill.net mirror) for ids and admin wording, and
+    // against published Graph service-principal dumps (S12) for the user-consent wording: every id
+    // matches; the user-consent wording of Calendars.ReadBasic, and the descriptions of User.ReadWrite,
+    // User.ReadWrite.All and Directory.Read.All, were not found there and stay UNCONFIRMED.
     d(
         "Mail.ReadBasic",
         "a4b8392a-d8d1-4954-a029-8e668a39a170",
@@ -278,9 +282,9 @@ pub(crate) const PERMISSIONS: &[Permission] = &[
     d(
         "Calendars.ReadBasic",
         "662d75ba-a364-42ad-adee-f5f880ea4878",
-        "Read user calendars except details",
+        "Read basic details of user calendars",
         "Allows the app to read events in user calendars, except for properties such as body, attachments, and extensions.",
-        "Read your calendars except details",
+        "Read basic details of your calendars",
         "Allows the app to read events in your calendars, except for properties such as body, attachments, and extensions.",
     ),
     d(
@@ -289,7 +293,7 @@ pub(crate) const PERMISSIONS: &[Permission] = &[
         "Read user and shared contacts",
         "Allows the app to read contacts a user has permissions to access, including their own and shared contacts.",
         "Read your and shared contacts",
-        "Allows the app to read contacts that you have permissions to access, including your own and shared contacts.",
+        "Allows the app to read contacts you have permissions to access, including your own and shared contacts.",
     ),
     d(
         "Contacts.ReadWrite.Shared",
@@ -312,7 +316,7 @@ pub(crate) const PERMISSIONS: &[Permission] = &[
         "c5ddf11b-c114-4886-8558-8a4e557cd52b",
         "Read and write user and shared tasks",
         "Allows the app to create, read, update, and delete tasks a user has permissions to, including their own and shared tasks.",
-        "Read and write your and shared tasks",
+        "Read and write to your and shared tasks",
         "Allows the app to read, update, create, and delete tasks you have permissions to access, including your own and shared tasks.",
     ),
     d(
@@ -353,7 +357,7 @@ pub(crate) const PERMISSIONS: &[Permission] = &[
         "Read user mailbox settings",
         "Allows the app to the read user's mailbox settings. Does not include permission to send mail.",
         "Read your mailbox settings",
-        "Allows the app to the read your mailbox settings.",
+        "Allows the app to read your mailbox settings.",
     ),
     d(
         "MailboxSettings.ReadWrite",
@@ -479,5 +483,26 @@ mod tests {
         assert_eq!(delegated("Mail.Read.Shared").unwrap().user_title, "Read mail you can access");
         assert_eq!(delegated("Calendars.Read.Shared").unwrap().user_title, "Read calendars\u{a0}you can access");
         assert_eq!(application("Calendars.Read").unwrap().admin_title, "Read calendars in all mailboxes");
+    }
+
+    #[test]
+    fn added_permissions_carry_microsofts_ids_and_wording() {
+        let d = |n: &str| delegated(n).unwrap();
+        assert_eq!(
+            (d("Mail.ReadBasic").id, d("Mail.ReadBasic").admin_title),
+            ("a4b8392a-d8d1-4954-a029-8e668a39a170", "Read user basic mail")
+        );
+        assert_eq!(d("Calendars.ReadBasic").admin_title, "Read basic details of user calendars");
+        assert_eq!(d("Contacts.Read.Shared").id, "242b9d9e-ed24-4d09-9a52-f43769beb9d4");
+        assert!(d("Contacts.Read.Shared").user_description.starts_with("Allows the app to read contacts you have"));
+        assert_eq!(d("Tasks.ReadWrite.Shared").user_title, "Read and write to your and shared tasks");
+        assert_eq!(d("MailboxSettings.Read").user_description, "Allows the app to read your mailbox settings.");
+        assert_eq!(d("User.Read.All").id, "a154be20-db9c-4678-8ab7-66f6cc099a59");
+        let a = |n: &str| application(n).unwrap().id;
+        assert_eq!(
+            (a("Mail.ReadBasic"), a("Mail.ReadBasic.All")),
+            ("6be147d2-ea4f-4b5a-a3fa-3eab6f3c140a", "693c5e45-0940-467d-9b8a-1022fb9d42ef")
+        );
+        assert_eq!(a("Contacts.ReadWrite"), "6918b873-d17a-4dc1-b314-35f528134491");
     }
 }

@@ -112,16 +112,16 @@ pub struct ProtocolOptions {
     /// Share of Graph requests that fail on their own with 503 `serviceNotAvailable` or 504
     /// `gatewayTimeout` (with `Retry-After`), without any injected fault. 0.0 = never.
     pub transient_failure_rate: f64,
-    /// HTTP status for a delta token that does not decode: 410 `SyncStateNotFound` (default) or 400
-    /// `SyncStateInvalid` (what Microsoft answers a malformed token).
+    /// HTTP status for a delta token that does not decode, answered `SyncStateInvalid`: 410 (default,
+    /// what public Outlook clients report) or 400 (Microsoft's documentation does not settle it).
     pub undecodable_delta_token_status: u16,
 }
 
 impl ProtocolOptions {
     /// Microsoft as it behaves in production, rough edges included: token lifetimes of 60–90 minutes,
     /// short-name `scope`s, `$top` ignored on message delta and `$select` on tasks, repeated calendar
-    /// items across pages, throttled directory requests, about 2 % random 503/504s, and 400 for a
-    /// malformed delta token.
+    /// items across pages, throttled directory requests and about 2 % random 503/504s. A malformed delta
+    /// token keeps the default answer (410 `SyncStateInvalid`, as Outlook clients report it).
     pub fn realistic() -> ProtocolOptions {
         ProtocolOptions {
             access_token_lifetime_secs: 3600,
@@ -132,7 +132,6 @@ impl ProtocolOptions {
             repeat_calendar_items_across_pages: true,
             throttle_directory: true,
             transient_failure_rate: 0.02,
-            undecodable_delta_token_status: 400,
             ..ProtocolOptions::default()
         }
     }

@@ -41,7 +41,7 @@ struct Args {
     public_url: Option<String>,
     /// Behave as Microsoft does in production, rough edges included (`ProtocolOptions::realistic`):
     /// varying token lifetimes, short-name scopes, ignored `$top`/`$select`, repeated calendar items,
-    /// directory throttling, random 503/504s, 400 for malformed delta tokens.
+    /// directory throttling, random 503/504s.
     #[arg(long, env = "M365_EMULATOR_REALISTIC")]
     realistic: bool,
     /// Print the demo fixture as JSON and exit.

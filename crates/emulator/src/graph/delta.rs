@@ -144,7 +144,7 @@ fn resume(
     (res, container): (Res, &str),
 ) -> Result<DeltaState, GResp> {
     let Some(mut st) = decode_token::<DeltaState>(token) else {
-        return Err(undecodable(call, gens));
+        return Err(undecodable(call));
     };
     let kept = call.shared.opts.sync_generations_kept;
     if st.m != call.user.user.id
@@ -165,19 +165,19 @@ fn resume(
     Ok(st)
 }
 
-/// A token that does not decode: 410 `SyncStateNotFound` (the emulator's default), or as Microsoft
-/// answers a malformed token, 400 `SyncStateInvalid` (`ProtocolOptions::undecodable_delta_token_status`).
-fn undecodable(call: &Call, gens: &Generations) -> GResp {
-    if call.shared.opts.undecodable_delta_token_status == 400 {
-        err(
-            call.ctx,
-            400,
-            "SyncStateInvalid",
-            "The sync state is invalid or malformed. The delta token cannot be read and data must be synchronized again.",
-        )
-    } else {
-        gens.gone(call.ctx, 0)
-    }
+/// A token that does not decode: `SyncStateInvalid`, with 410 Gone (default) or 400
+/// (`ProtocolOptions::undecodable_delta_token_status`).
+///
+/// Microsoft's documentation does not say what a malformed Outlook delta token gets: the errors page
+/// lists only `resyncRequired` and `syncStateNotFound`, the delta-query overview answers an expired
+/// token with 410 Gone, and directory resources answer an expired one with 400 `syncStateNotFound`
+/// (Microsoft 365 Developer Blog, 2020-07-03). Public Outlook clients see `SyncStateInvalid` with 410
+/// (e.g. ruby_outlook's client, a Nango Outlook sync fixture; Corso resyncs on the code alone), so 410
+/// is the default and 400 a switch for clients that must survive either. The message is the
+/// emulator's own wording.
+fn undecodable(call: &Call) -> GResp {
+    let status = if call.shared.opts.undecodable_delta_token_status == 400 { 400 } else { 410 };
+    err(call.ctx, status, "SyncStateInvalid", "The sync state is invalid. The delta token cannot be read; synchronize again.")
 }
 
 /// The first call of a round without a token: the query is checked and encoded in the state.

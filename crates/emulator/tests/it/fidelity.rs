@@ -232,8 +232,11 @@ async fn an_undecodable_delta_token_is_answered_like_microsoft() {
     let url = "/me/mailFolders/inbox/messages/delta?$deltatoken=not-a-token!";
     let t = spawn().await;
     let at = user_token(&t, "alice@northwind.test").await;
-    assert_eq!(graph(&t, &at, url, &[]).await.status, 410);
+    let r = graph(&t, &at, url, &[]).await;
+    assert_eq!(r.status, 410);
+    assert_graph_error_shape(&r.text, "SyncStateInvalid");
     t.emu.shutdown().await;
+    assert_eq!(ProtocolOptions::realistic().undecodable_delta_token_status, 410, "the realistic profile answers as Outlook does");
     let t = spawn_with(|c| c.protocol.undecodable_delta_token_status = 400).await;
     let at = user_token(&t, "alice@northwind.test").await;
     let r = graph(&t, &at, url, &[]).await;
