@@ -33,8 +33,9 @@ const NONCE_LEN: usize = 24;
 const HEADER_LEN: usize = 1 + 4 + NONCE_LEN;
 const KEY_LINE_PREFIX: &str = "i360-secret-key";
 const CURRENT_LINE_PREFIX: &str = "i360-current-key";
-/// A value sealed with a key this keyring does not hold makes it re-read its file, at most this
-/// often (a value under a key that is in no file would otherwise re-read it on every open).
+/// A value sealed with a key this keyring does not hold makes it re-read its file whenever the file
+/// changed since the last try, and otherwise at most this often (a value under a key that is in no
+/// file would re-read an unchanged file on every open).
 const UNKNOWN_KEY_RELOAD_INTERVAL: Duration = Duration::from_secs(2);
 
 #[derive(Debug, thiserror::Error)]
@@ -99,8 +100,9 @@ pub struct Keyring {
     keys: RwLock<Arc<KeySet>>,
     /// The file the keys come from; `None` for an in-memory keyring.
     file: Option<PathBuf>,
-    /// When the file was last re-read because a value named a key not held.
-    unknown_key_reload: Mutex<Option<Instant>>,
+    /// The last time the file was re-read because a value named a key not held, and how the file
+    /// looked then (`None`: it could not be seen).
+    unknown_key_reload: Mutex<Option<(Option<FileStamp>, Instant)>>,
 }
 
 impl fmt::Debug for Keyring {
@@ -232,16 +234,20 @@ impl Keyring {
         key.cipher.decrypt(nonce, Payload { msg: &sealed[HEADER_LEN..], aad: binding.0.as_bytes() }).map_err(|_| SecretError::Tampered)
     }
 
-    /// Re-reads the file for a value sealed with key `id`, unless it was re-read moments ago (then
-    /// the keys read then are all there is to try).
+    /// Re-reads the file for a value sealed with key `id`, unless the file is unchanged since it
+    /// was re-read moments ago for the same reason (then the keys read then are all there is).
     fn reload_for_unknown_key(&self, id: u32) {
         let Some(path) = &self.file else { return };
         let mut last = self.unknown_key_reload.lock().unwrap_or_else(PoisonError::into_inner);
         // Another caller may have re-read it while this one waited for the lock.
-        if self.snapshot().find(id).is_some() || last.is_some_and(|at| at.elapsed() < UNKNOWN_KEY_RELOAD_INTERVAL) {
+        if self.snapshot().find(id).is_some() {
             return;
         }
-        *last = Some(Instant::now());
+        let stamp = std::fs::metadata(path).ok().map(|m| FileStamp::of(&m));
+        if last.is_some_and(|(seen, at)| seen == stamp && at.elapsed() < UNKNOWN_KEY_RELOAD_INTERVAL) {
+            return;
+        }
+        *last = Some((stamp, Instant::now()));
         match self.reload() {
             Ok(()) => {
                 tracing::info!(key_file = %path.display(), "key file reloaded: {} (a stored secret was sealed with key {id})", self.summary())
@@ -260,6 +266,28 @@ impl Keyring {
     /// The id of the key that sealed a stored value (to find values still under an old key).
     pub fn key_id_of(sealed: &[u8]) -> Option<u32> {
         (sealed.len() >= HEADER_LEN && sealed[0] == VERSION).then(|| u32::from_be_bytes([sealed[1], sealed[2], sealed[3], sealed[4]]))
+    }
+}
+
+/// How the key file looked (taken before it is read: a change meanwhile shows as a change later).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct FileStamp {
+    len: u64,
+    modified: Option<std::time::SystemTime>,
+    #[cfg(unix)]
+    inode: u64,
+}
+
+impl FileStamp {
+    fn of(meta: &std::fs::Metadata) -> FileStamp {
+        #[cfg(unix)]
+        use std::os::unix::fs::MetadataExt;
+        FileStamp {
+            len: meta.len(),
+            modified: meta.modified().ok(),
+            #[cfg(unix)]
+            inode: meta.ino(),
+        }
     }
 }
 
@@ -441,6 +469,10 @@ mod tests {
         let mut foreign = sealed.clone();
         foreign[1..5].copy_from_slice(&9u32.to_be_bytes());
         assert!(matches!(running.open(&foreign, &b), Err(SecretError::UnknownKey(9))));
+        // ... but a key that reaches the file right after that is read at once.
+        Keyring::add_key(&path).unwrap();
+        let third = Keyring::promote(&path, None).unwrap().seal(b"third", &b).unwrap();
+        assert_eq!(running.open(&third, &b).unwrap(), b"third");
         // An in-memory keyring has no file to read and says which key it lacks.
         assert!(matches!(Keyring::ephemeral().open(&sealed, &b), Err(SecretError::UnknownKey(2))));
     }
