@@ -75,11 +75,26 @@ async fn sessions_expire_and_end(db: &TestDb) {
     let org = store.create_organization("Northwind").await.unwrap();
     accounts::create_user(store, org.id, "carol@northwind.test", "Carol", Role::Admin, "carol-password").await.unwrap();
     let now = 1_700_000_000;
-    let s = accounts::sign_in(store, "carol@northwind.test", "carol-password", "ip", now).await.unwrap();
-    assert_eq!(s.expires_at, now + accounts::SESSION_TTL_SECS);
+    // Never idle (its idle timeout is its lifetime): it ends at its absolute expiry.
+    let ttl = accounts::SESSION_TTL_SECS;
+    let s = accounts::sign_in_idle_after(store, ttl, "carol@northwind.test", "carol-password", "ip", now).await.unwrap();
+    assert_eq!(s.expires_at, now + ttl);
     assert!(store.session_user(&s.token.hash(), s.expires_at - 1).await.unwrap().is_some());
     assert!(store.session_user(&s.token.hash(), s.expires_at).await.unwrap().is_none());
     assert_eq!(store.purge_expired_sessions(s.expires_at).await.unwrap(), 1);
+
+    // Idle for 10 minutes: each use (recorded at most once a minute) starts the timeout over.
+    let idle = accounts::sign_in_idle_after(store, 600, "carol@northwind.test", "carol-password", "ip", now).await.unwrap();
+    let hash = idle.token.hash();
+    assert!(store.session_user(&hash, now + 30).await.unwrap().is_some(), "within the idle timeout");
+    assert!(store.session_user(&hash, now + 599).await.unwrap().is_some(), "its use at +30 s was not recorded (under a minute)");
+    assert!(store.session_user(&hash, now + 1100).await.unwrap().is_some(), "under 600 s after the last recorded use");
+    assert!(store.session_user(&hash, now + 1700).await.unwrap().is_none(), "unused for 600 s");
+    assert_eq!(store.purge_expired_sessions(now + 1700).await.unwrap(), 1, "the idle session is purged");
+    let fresh = accounts::sign_in(store, "carol@northwind.test", "carol-password", "ip", now).await.unwrap();
+    assert!(store.session_user(&fresh.token.hash(), now + accounts::SESSION_IDLE_SECS - 1).await.unwrap().is_some());
+    assert!(store.session_user(&fresh.token.hash(), now + 2 * accounts::SESSION_IDLE_SECS).await.unwrap().is_none(), "12 h by default");
+    accounts::sign_out(store, &fresh.token).await.unwrap();
 
     let s2 = accounts::sign_in(store, "carol@northwind.test", "carol-password", "ip", now).await.unwrap();
     accounts::sign_out(store, &s2.token).await.unwrap();
