@@ -4,7 +4,7 @@
 use crate::{Error, Integration, Result, audit};
 use domain::office365::Office365Settings;
 use domain::{AuditEntry, ConnectionKind, ConnectionSummary, MailboxHealth, OrgId, ServiceAccountUser, SessionUser};
-use std::collections::HashSet;
+use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use store::NewConnection;
@@ -181,15 +181,16 @@ impl Integration {
 /// team at Microsoft's latency is checked in seconds, without a burst Graph would throttle.
 pub(crate) const CHECKS_AT_ONCE: usize = 6;
 
-/// The service account users whose mailbox check is under way in this process.
+/// The service account users whose mailbox check is under way in this process, with how many
+/// checks of each (two activations in a row may overlap).
 #[derive(Default)]
-pub(crate) struct Checks(Mutex<HashSet<uuid::Uuid>>);
+pub(crate) struct Checks(Mutex<HashMap<uuid::Uuid, usize>>);
 
 impl Checks {
     /// Of `users`, those whose check has not ended yet.
     pub(crate) fn pending(&self, users: &[ServiceAccountUser]) -> Vec<uuid::Uuid> {
         let checking = self.0.lock().unwrap_or_else(|p| p.into_inner());
-        users.iter().map(|u| u.id).filter(|id| checking.contains(id)).collect()
+        users.iter().map(|u| u.id).filter(|id| checking.contains_key(id)).collect()
     }
 }
 
@@ -201,14 +202,20 @@ pub(crate) struct Checking {
 
 impl Checking {
     fn start(checks: &Arc<Checks>, user: uuid::Uuid) -> Checking {
-        checks.0.lock().unwrap_or_else(|p| p.into_inner()).insert(user);
+        *checks.0.lock().unwrap_or_else(|p| p.into_inner()).entry(user).or_default() += 1;
         Checking { checks: checks.clone(), user }
     }
 }
 
 impl Drop for Checking {
     fn drop(&mut self) {
-        self.checks.0.lock().unwrap_or_else(|p| p.into_inner()).remove(&self.user);
+        let mut checking = self.checks.0.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(n) = checking.get_mut(&self.user) {
+            *n = n.saturating_sub(1);
+            if *n == 0 {
+                checking.remove(&self.user);
+            }
+        }
     }
 }
 
