@@ -52,11 +52,38 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
 }
 
 async fn run(emu_rt: &tokio::runtime::Runtime) -> Result<(), Box<dyn std::error::Error>> {
-    let mailboxes: usize = std::env::var("BENCH_MAILBOXES").ok().and_then(|v| v.parse().ok()).unwrap_or(1000);
-    let messages: u64 = std::env::var("BENCH_MESSAGES").ok().and_then(|v| v.parse().ok()).unwrap_or(10_000);
-    let rounds: usize = std::env::var("BENCH_ROUNDS").ok().and_then(|v| v.parse().ok()).unwrap_or(32);
-    let page: usize = 500;
+    let env = |name: &str, default: u64| std::env::var(name).ok().and_then(|v| v.parse().ok()).unwrap_or(default);
+    let b = Bench {
+        mailboxes: env("BENCH_MAILBOXES", 1000) as usize,
+        messages: env("BENCH_MESSAGES", 10_000),
+        rounds: env("BENCH_ROUNDS", 32) as usize,
+        page: 500,
+    };
+    let rss_before = rss_mb();
+    let (emu, token) = spawn_bench(emu_rt, &b).await?;
+    let http = reqwest::Client::new();
+    let (sample, served_per_cpu_sec) = serve_rounds(&emu, &http, &token, &b).await?;
+    parse_only(&sample, served_per_cpu_sec)?;
+    parse_and_store(&sample, served_per_cpu_sec).await?;
+    drop(sample);
+    touch_all(&emu, &http, &token, &b, rss_before).await?;
+    emu.shutdown().await;
+    Ok(())
+}
 
+struct Bench {
+    mailboxes: usize,
+    messages: u64,
+    rounds: usize,
+    page: usize,
+}
+
+/// An emulator with `mailboxes` extra mailboxes of `messages` messages each, and an app-only token.
+async fn spawn_bench(
+    emu_rt: &tokio::runtime::Runtime,
+    b: &Bench,
+) -> Result<(m365_emulator::RunningEmulator, String), Box<dyn std::error::Error>> {
+    let (mailboxes, messages) = (b.mailboxes, b.messages);
     let mut fixture = Fixture::demo();
     fixture.set_all_counts(MailboxCounts { messages, events: 25, contacts: 30, tasks: 20 });
     let template = fixture.tenants[0].users[1].clone();
@@ -68,7 +95,6 @@ async fn run(emu_rt: &tokio::runtime::Runtime) -> Result<(), Box<dyn std::error:
             ..template.clone()
         });
     }
-    let rss_before = rss_mb();
     let mut config = EmulatorConfig::new(fixture);
     config.throttling = ThrottleConfig::disabled();
     let emu = emu_rt.spawn(m365_emulator::spawn(config)).await??;
@@ -87,14 +113,25 @@ async fn run(emu_rt: &tokio::runtime::Runtime) -> Result<(), Box<dyn std::error:
         .json()
         .await?;
     let token = tok["access_token"].as_str().ok_or("no token")?.to_string();
+    Ok((emu, token))
+}
 
-    // 1. Full delta rounds, 4 clients in parallel, raw bytes only (no parsing on the client side).
+/// 1. Full delta rounds, 4 clients in parallel; returns a sample of pages and the items served per
+/// emulator CPU-second.
+async fn serve_rounds(
+    emu: &m365_emulator::RunningEmulator,
+    http: &reqwest::Client,
+    token: &str,
+    b: &Bench,
+) -> Result<(Vec<axum::body::Bytes>, f64), Box<dyn std::error::Error>> {
+    let (rounds, page) = (b.rounds, b.page);
+    // Raw bytes only (no parsing on the client side).
     let cpu_before = thread_cpu_secs("emu-worker");
     let started = Instant::now();
     let mut tasks = Vec::new();
     for worker in 0..4usize {
         let http = http.clone();
-        let token = token.clone();
+        let token = token.to_string();
         let graph = emu.graph_base();
         tasks.push(tokio::spawn(async move {
             let mut pages = 0usize;
@@ -149,12 +186,15 @@ async fn run(emu_rt: &tokio::runtime::Runtime) -> Result<(), Box<dyn std::error:
         bytes as f64 / secs / 1e6
     );
     println!("  emulator CPU: {emu_cpu:.2} s → ~{:.0} items per emulator CPU-second", items as f64 / emu_cpu);
+    Ok((sample, items as f64 / emu_cpu))
+}
 
-    // 2. The same pages, parsed as JSON once each (the least work any client does before storing).
+/// 2. The same pages, parsed as JSON once each (the least work any client does before storing).
+fn parse_only(sample: &[axum::body::Bytes], served_per_cpu_sec: f64) -> Result<(), Box<dyn std::error::Error>> {
     let parse_start = Instant::now();
     let mut parsed_items = 0usize;
     let mut parsed_bytes = 0usize;
-    for body in &sample {
+    for body in sample {
         let v: serde_json::Value = serde_json::from_slice(body)?;
         parsed_items += v["value"].as_array().map(|a| a.len()).unwrap_or(0);
         parsed_bytes += body.len();
@@ -163,13 +203,13 @@ async fn run(emu_rt: &tokio::runtime::Runtime) -> Result<(), Box<dyn std::error:
     let parse_rate = parsed_bytes as f64 / psecs / 1e6;
     let parse_items_per_sec = parsed_items as f64 / psecs;
     println!("client-side JSON parse only (1 core): {parse_items_per_sec:.0} items/s, {parse_rate:.1} MB/s");
-    println!(
-        "  per CPU-second, the emulator serves {:.1}x the items a client can merely parse",
-        (items as f64 / emu_cpu) / parse_items_per_sec
-    );
+    println!("  per CPU-second, the emulator serves {:.1}x the items a client can merely parse", served_per_cpu_sec / parse_items_per_sec);
+    Ok(())
+}
 
-    // 2b. Parse and store: one SQLite transaction per page (WAL, on disk), what a sync engine does at the
-    //     very least with each page.
+/// 2b. Parse and store: one SQLite transaction per page (WAL, on disk), what a sync engine does at the
+/// very least with each page.
+async fn parse_and_store(sample: &[axum::body::Bytes], served_per_cpu_sec: f64) -> Result<(), Box<dyn std::error::Error>> {
     let db_path = std::env::temp_dir().join(format!("m365-emu-bench-{}.db", std::process::id()));
     let opts = sqlx::sqlite::SqliteConnectOptions::new()
         .filename(&db_path)
@@ -182,7 +222,7 @@ async fn run(emu_rt: &tokio::runtime::Runtime) -> Result<(), Box<dyn std::error:
         .await?;
     let store_start = Instant::now();
     let mut stored = 0usize;
-    for body in &sample {
+    for body in sample {
         let v: serde_json::Value = serde_json::from_slice(body)?;
         let mut tx = pool.begin().await?;
         for m in v["value"].as_array().map(Vec::as_slice).unwrap_or(&[]) {
@@ -204,16 +244,25 @@ async fn run(emu_rt: &tokio::runtime::Runtime) -> Result<(), Box<dyn std::error:
         let _ = std::fs::remove_file(format!("{}{suffix}", db_path.display()));
     }
     println!("client-side parse + store in SQLite (1 transaction per page): {store_rate:.0} items/s");
-    println!("  the emulator serves {:.1}x that per CPU-second", (items as f64 / emu_cpu) / store_rate);
+    println!("  the emulator serves {:.1}x that per CPU-second", served_per_cpu_sec / store_rate);
+    Ok(())
+}
 
-    // 3. Touch every mailbox (first page of its inbox delta) and report memory (sample pages freed first,
-    //    so the number is the emulator's own footprint plus this process's runtime).
-    drop(sample);
+/// 3. Touches every mailbox (first page of its inbox delta) and reports memory (sample pages freed
+/// first, so the number is the emulator's own footprint plus this process's runtime).
+async fn touch_all(
+    emu: &m365_emulator::RunningEmulator,
+    http: &reqwest::Client,
+    token: &str,
+    b: &Bench,
+    rss_before: f64,
+) -> Result<(), Box<dyn std::error::Error>> {
+    let (mailboxes, messages) = (b.mailboxes, b.messages);
     let rss_mid = rss_mb();
     let touch = Instant::now();
     for i in 0..mailboxes {
         let url = format!("{}/users/user{i:04}@northwind.test/mailFolders/inbox/messages/delta", emu.graph_base());
-        let r = http.get(url).bearer_auth(&token).header("Prefer", "odata.maxpagesize=10").send().await?;
+        let r = http.get(url).bearer_auth(token).header("Prefer", "odata.maxpagesize=10").send().await?;
         if !r.status().is_success() {
             return Err(format!("mailbox {i}: {}", r.status()).into());
         }
@@ -226,6 +275,5 @@ async fn run(emu_rt: &tokio::runtime::Runtime) -> Result<(), Box<dyn std::error:
         rss_before,
         rss_mid
     );
-    emu.shutdown().await;
     Ok(())
 }

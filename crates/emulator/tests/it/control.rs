@@ -3,21 +3,28 @@
 use crate::helpers::*;
 use serde_json::{Value, json};
 
+/// One control request: its status and JSON answer.
+async fn ctl(t: &TestEmu, method: reqwest::Method, path: &str, body: Option<Value>) -> (u16, Value) {
+    let mut req = t.http.request(method, format!("{}/_emulator/{path}", t.emu.base_url()));
+    if let Some(b) = body {
+        req = req.json(&b);
+    }
+    let r = req.send().await.unwrap();
+    (r.status().as_u16(), r.json().await.unwrap_or(Value::Null))
+}
+
+async fn post(t: &TestEmu, path: &str, body: Value) -> (u16, Value) {
+    ctl(t, reqwest::Method::POST, path, Some(body)).await
+}
+
 #[tokio::test]
-async fn control_api_over_http() {
+async fn control_api_injects_faults_counts_and_resets_over_http() {
     let t = spawn().await;
-    let base = t.emu.base_url();
     let at = user_token(&t, "alice@northwind.test").await;
 
     // Fail the next two delta requests for alice with 503 + Retry-After, then succeed.
-    let r = t
-        .http
-        .post(format!("{base}/_emulator/faults"))
-        .json(&json!({"route": "messages/delta", "mailbox": "alice@northwind.test", "status": 503, "retry_after": 1, "count": 2}))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), 200);
+    let fault = json!({"route": "messages/delta", "mailbox": "alice@northwind.test", "status": 503, "retry_after": 1, "count": 2});
+    assert_eq!(post(&t, "faults", fault).await.0, 200);
     for _ in 0..2 {
         let r = graph(&t, &at, "/me/mailFolders/inbox/messages/delta", &[]).await;
         assert_eq!(r.status, 503);
@@ -26,107 +33,68 @@ async fn control_api_over_http() {
     }
     assert_eq!(graph(&t, &at, "/me/mailFolders/inbox/messages/delta", &[]).await.status, 200);
     // 410 injection.
-    t.http
-        .post(format!("{base}/_emulator/faults"))
-        .json(&json!({"route": "calendarView", "status": 410, "count": 1}))
-        .send()
-        .await
-        .unwrap();
+    post(&t, "faults", json!({"route": "calendarView", "status": 410, "count": 1})).await;
     let r = graph(&t, &at, "/me/calendarView/delta?startDateTime=2026-01-01T00:00:00Z&endDateTime=2026-02-01T00:00:00Z", &[]).await;
     assert_eq!(r.status, 410);
     assert_graph_error_shape(&r.text, "SyncStateNotFound");
     // 500 on the token endpoint.
-    t.http
-        .post(format!("{base}/_emulator/faults"))
-        .json(&json!({"route": "/oauth2/v2.0/token", "status": 500, "count": 1}))
-        .send()
-        .await
-        .unwrap();
+    post(&t, "faults", json!({"route": "/oauth2/v2.0/token", "status": 500, "count": 1})).await;
     let (s, e) = app_token(&t, NW).await;
     assert_eq!((s, e["error"].as_str()), (500, Some("server_error")));
+    assert_eq!(post(&t, "faults", json!({"status": "often"})).await.0, 400, "a malformed rule is refused");
 
-    // Add/change/delete/move items over HTTP, visible in the next delta round.
+    // Counters (the bare object, not wrapped): by route and status, per mailbox.
+    let (status, c) = ctl(&t, reqwest::Method::GET, "counters", None).await;
+    assert_eq!(status, 200);
+    let c: m365_emulator::Counters = serde_json::from_value(c).unwrap();
+    assert_eq!(c.requests_matching("GET /me/mailFolders/{id}/messages/delta", Some(503)), 2);
+    assert_eq!(c.requests_matching("GET /me/mailFolders/{id}/messages/delta", Some(200)), 1);
+    assert_eq!(c.requests_matching("/oauth2/v2.0/token", Some(500)), 1);
+    let m = c.mailbox("alice@northwind.test").unwrap();
+    assert!(m.requests >= 4 && m.max_concurrency >= 1);
+    assert_eq!(post(&t, "reset", Value::Null).await, (200, json!({"ok": true, "result": null})));
+    assert!(t.emu.counters().requests.is_empty());
+    t.emu.shutdown().await;
+}
+
+#[tokio::test]
+async fn control_api_changes_mailboxes_over_http() {
+    let t = spawn().await;
+    let at = user_token(&t, "alice@northwind.test").await;
     let (_, delta, _) = delta_round(&t, &at, "/me/mailFolders/inbox/messages/delta", &["odata.maxpagesize=200"]).await;
-    let added: Value = t
-        .http
-        .post(format!("{base}/_emulator/mailboxes/alice@northwind.test/messages"))
-        .json(&json!({"container": "inbox", "fields": {"subject": "via HTTP"}}))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let (_, added) =
+        post(&t, "mailboxes/alice@northwind.test/messages", json!({"container": "inbox", "fields": {"subject": "via HTTP"}})).await;
     let id = added["result"]["id"].as_str().unwrap().to_string();
-    let listed: Value = t
-        .http
-        .get(format!("{base}/_emulator/mailboxes/alice@northwind.test/messages?container=inbox&limit=2"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let (_, listed) = ctl(&t, reqwest::Method::GET, "mailboxes/alice@northwind.test/messages?container=inbox&limit=2", None).await;
+    assert_eq!(listed["result"].as_array().unwrap().len(), 2);
     let other = listed["result"][0]["id"].as_str().unwrap().to_string();
-    let r = t
-        .http
-        .patch(format!("{base}/_emulator/mailboxes/alice@northwind.test/items/{other}"))
-        .json(&json!({"subject": "patched"}))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), 200);
+    let item = format!("mailboxes/alice@northwind.test/items/{other}");
+    assert_eq!(ctl(&t, reqwest::Method::PATCH, &item, Some(json!({"subject": "patched"}))).await.0, 200);
     let (changes, delta, _) = delta_round(&t, &at, &delta, &[]).await;
     assert_eq!(changes.len(), 2);
     assert!(changes.iter().any(|c| c["subject"] == "via HTTP") && changes.iter().any(|c| c["subject"] == "patched"));
-    let r = t
-        .http
-        .post(format!("{base}/_emulator/mailboxes/alice@northwind.test/items/{id}/move"))
-        .json(&json!({"to": "archive"}))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), 200);
-    let r = t.http.delete(format!("{base}/_emulator/mailboxes/alice@northwind.test/items/{other}")).send().await.unwrap();
-    assert_eq!(r.status(), 200);
+    assert_eq!(post(&t, &format!("mailboxes/alice@northwind.test/items/{id}/move"), json!({"to": "archive"})).await.0, 200);
+    assert_eq!(ctl(&t, reqwest::Method::DELETE, &item, None).await.0, 200);
     let (changes, _, _) = delta_round(&t, &at, &delta, &[]).await;
     assert_eq!(changes.iter().filter(|c| c.get("@removed").is_some()).count(), 2);
-    let r = t.http.delete(format!("{base}/_emulator/mailboxes/alice@northwind.test/items/{other}")).send().await.unwrap();
-    assert_eq!(r.status(), 404, "already deleted");
+    assert_eq!(ctl(&t, reqwest::Method::DELETE, &item, None).await.0, 404, "already deleted");
+    let (status, answer) = post(&t, "mailboxes/alice@northwind.test/parcels", json!({})).await;
+    assert_eq!((status, answer["ok"].as_bool()), (400, Some(false)), "unknown kind");
+    assert_eq!(post(&t, &format!("mailboxes/alice@northwind.test/items/{id}/move"), json!({})).await.0, 400, "no `to`");
+    assert_eq!(post(&t, "mailboxes/nobody@northwind.test/messages", json!({})).await.0, 404);
+    t.emu.shutdown().await;
+}
 
-    // Policy, secret, revocation over HTTP.
-    let r = t
-        .http
-        .post(format!("{base}/_emulator/tenants/northwind.test/consent-policy"))
-        .json(&json!({"users_may_consent": false}))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), 200);
-    let r = t
-        .http
-        .post(format!("{base}/_emulator/apps/{}/expire-secret", m365_emulator::DEMO_CLIENT_ID))
-        .json(&json!({"secret": m365_emulator::DEMO_CLIENT_SECRET}))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), 200);
+#[tokio::test]
+async fn control_api_switches_policy_secrets_and_sessions_over_http() {
+    let t = spawn().await;
+    assert_eq!(post(&t, "tenants/northwind.test/consent-policy", json!({"users_may_consent": false})).await.0, 200);
+    let expire = format!("apps/{}/expire-secret", m365_emulator::DEMO_CLIENT_ID);
+    assert_eq!(post(&t, &expire, json!({"secret": m365_emulator::DEMO_CLIENT_SECRET})).await.0, 200);
     let (s, e) = app_token(&t, NW).await;
     assert_eq!((s, e["error_codes"][0].as_u64()), (401, Some(7000222)));
-    let r = t.http.post(format!("{base}/_emulator/users/alice@northwind.test/revoke-refresh-tokens")).send().await.unwrap();
-    assert_eq!(r.status(), 200);
-
-    // Counters: by route and status, per mailbox.
-    let c: m365_emulator::Counters = t.http.get(format!("{base}/_emulator/counters")).send().await.unwrap().json().await.unwrap();
-    assert_eq!(c.requests_matching("GET /me/mailFolders/{id}/messages/delta", Some(503)), 2);
-    assert!(c.requests_matching("GET /me/mailFolders/{id}/messages/delta", Some(200)) >= 3);
-    assert_eq!(c.requests_matching("/oauth2/v2.0/token", Some(500)), 1);
-    let m = c.mailbox("alice@northwind.test").unwrap();
-    assert!(m.requests >= 6 && m.max_concurrency >= 1);
-    assert!(!m.retried_before_retry_after || m.requests > 0);
-    let r = t.http.post(format!("{base}/_emulator/reset")).send().await.unwrap();
-    assert_eq!(r.status(), 200);
-    assert!(t.emu.counters().requests.is_empty());
+    assert_eq!(post(&t, "users/alice@northwind.test/revoke-refresh-tokens", Value::Null).await.0, 200);
+    assert_eq!(post(&t, "tenants/nowhere.test/consent-policy", json!({"users_may_consent": true})).await.0, 404);
     t.emu.shutdown().await;
 }
 
