@@ -140,6 +140,7 @@ pub struct ServeArgs {
     /// still running after it are cut.
     #[arg(long, env = "I360_SHUTDOWN_TIMEOUT", default_value_t = 10, value_name = "SECONDS")]
     pub shutdown_timeout: u64,
+
     /// Seconds a connection has to send a whole request head, and the longest it may sit idle
     /// between requests; then it is closed (slow-connection floods hold nothing for long).
     /// Keep a reverse proxy's idle upstream keep-alive below it.

@@ -128,3 +128,43 @@ pub async fn serve(listener: TcpListener, router: Router, limits: &Limits, shutd
     connections.shutdown().await;
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::Parser;
+
+    fn edge(args: &[&str]) -> anyhow::Result<EdgeConfig> {
+        let cli = crate::cli::Cli::try_parse_from(std::iter::once("server").chain(args.iter().copied()))?;
+        EdgeConfig::from_args(&cli.serve)
+    }
+
+    #[test]
+    fn the_flags_set_the_limits_and_who_reads_metrics() {
+        use secrecy::ExposeSecret;
+        let defaults = edge(&[]).unwrap();
+        assert_eq!(defaults.limits, Limits::default());
+        assert!(defaults.metrics_token.is_none() && defaults.metrics_bind.is_none());
+
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("metrics.token");
+        std::fs::write(&file, "from-the-file\n").unwrap();
+        let file = file.to_str().unwrap();
+        let set = edge(&[
+            "--header-read-timeout",
+            "3",
+            "--max-connections",
+            "9",
+            "--metrics-bind",
+            "127.0.0.1:9100",
+            "--metrics-token-file",
+            file,
+        ])
+        .unwrap();
+        assert_eq!(set.limits.header_read_timeout, Duration::from_secs(3));
+        assert_eq!(set.limits.max_connections, 9);
+        assert_eq!(set.metrics_bind, Some("127.0.0.1:9100".parse().unwrap()));
+        assert_eq!(set.metrics_token.unwrap().expose_secret(), "from-the-file");
+        assert!(edge(&["--metrics-token", " "]).is_err(), "an empty token would let anyone in");
+    }
+}
