@@ -116,7 +116,7 @@ async fn spawn_bench(
     Ok((emu, token))
 }
 
-/// 1. Full delta rounds, 4 clients in parallel; returns a sample of pages and the items served per
+/// Step 1: full delta rounds, 4 clients in parallel; returns a sample of pages and the items served per
 /// emulator CPU-second.
 async fn serve_rounds(
     emu: &m365_emulator::RunningEmulator,
@@ -189,7 +189,7 @@ async fn serve_rounds(
     Ok((sample, items as f64 / emu_cpu))
 }
 
-/// 2. The same pages, parsed as JSON once each (the least work any client does before storing).
+/// Step 2: the same pages, parsed as JSON once each (the least work any client does before storing).
 fn parse_only(sample: &[axum::body::Bytes], served_per_cpu_sec: f64) -> Result<(), Box<dyn std::error::Error>> {
     let parse_start = Instant::now();
     let mut parsed_items = 0usize;
@@ -207,7 +207,7 @@ fn parse_only(sample: &[axum::body::Bytes], served_per_cpu_sec: f64) -> Result<(
     Ok(())
 }
 
-/// 2b. Parse and store: one SQLite transaction per page (WAL, on disk), what a sync engine does at the
+/// Step 2b, parse and store: one SQLite transaction per page (WAL, on disk), what a sync engine does at the
 /// very least with each page.
 async fn parse_and_store(sample: &[axum::body::Bytes], served_per_cpu_sec: f64) -> Result<(), Box<dyn std::error::Error>> {
     let db_path = std::env::temp_dir().join(format!("m365-emu-bench-{}.db", std::process::id()));
@@ -248,7 +248,7 @@ async fn parse_and_store(sample: &[axum::body::Bytes], served_per_cpu_sec: f64) 
     Ok(())
 }
 
-/// 3. Touches every mailbox (first page of its inbox delta) and reports memory (sample pages freed
+/// Step 3: touches every mailbox (first page of its inbox delta) and reports memory (sample pages freed
 /// first, so the number is the emulator's own footprint plus this process's runtime).
 async fn touch_all(
     emu: &m365_emulator::RunningEmulator,

@@ -508,14 +508,41 @@ const ROUTES: &[(&str, &str, Handler, Wrap)] = &[
     (
         "POST",
         "/_emulator/faults",
-        |s, r| done(Ok(registry::add_fault(s, FaultRule::deserialize(&r.body).map_err(|e| Error::Invalid(e.to_string()))?))),
+        |s, r| {
+            registry::add_fault(s, FaultRule::deserialize(&r.body).map_err(|e| Error::Invalid(e.to_string()))?);
+            Ok(Value::Null)
+        },
         Wrap::Ok,
     ),
     ("POST", "/_emulator/subscriptions/lifecycle", lifecycle, Wrap::Ok),
-    ("POST", "/_emulator/clock/advance", |s, r| done(Ok(s.ctl_advance_clock(r.field("seconds")?))), Wrap::Ok),
-    ("POST", "/_emulator/tokens/expire-access", |s, _| done(Ok(s.ctl_expire_access())), Wrap::Ok),
+    (
+        "POST",
+        "/_emulator/clock/advance",
+        |s, r| {
+            s.ctl_advance_clock(r.field("seconds")?);
+            Ok(Value::Null)
+        },
+        Wrap::Ok,
+    ),
+    (
+        "POST",
+        "/_emulator/tokens/expire-access",
+        |s, _| {
+            s.ctl_expire_access();
+            Ok(Value::Null)
+        },
+        Wrap::Ok,
+    ),
     ("GET", "/_emulator/counters", |s, _| done(Ok(s.ctl_counters())), Wrap::Bare),
-    ("POST", "/_emulator/reset", |s, _| done(Ok(s.ctl_reset())), Wrap::Ok),
+    (
+        "POST",
+        "/_emulator/reset",
+        |s, _| {
+            s.ctl_reset();
+            Ok(Value::Null)
+        },
+        Wrap::Ok,
+    ),
 ];
 
 pub(crate) fn routes() -> Router<Arc<Shared>> {
