@@ -216,8 +216,9 @@ impl Scheduler {
         }
         for mb in store.sync_mailboxes_in_org(org).await?.into_iter().filter(|m| m.connection_id == service.id) {
             let Some(graph) = &mb.graph_user_id else { continue };
-            let listed =
-                syncable.iter().any(|u| u.ms_object_id.as_deref() == Some(graph.as_str()) || u.ms_username.eq_ignore_ascii_case(graph));
+            // Matched on the id the mailbox is scheduled by now: one scheduled by address before the
+            // directory id was learned goes, or the person would be synced twice.
+            let listed = syncable.iter().any(|u| u.graph_user_id().eq_ignore_ascii_case(graph));
             if !listed {
                 self.engine.retire_mailbox_subscriptions(settings.mode, &mb).await?;
                 store.remove_sync_mailbox(mb.id).await?;

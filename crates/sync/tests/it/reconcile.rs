@@ -257,3 +257,23 @@ async fn a_failed_reconcile_is_healed_by_the_schedulers_own_pass() {
     tokio::time::timeout(Duration::from_secs(5), loop_handle).await.unwrap().unwrap();
     env.emu.shutdown().await;
 }
+
+#[tokio::test]
+async fn a_mailbox_scheduled_by_address_is_replaced_once_the_directory_id_is_known() {
+    let env = spawn().await;
+    activate_application(&env, env.org).await;
+    let bob = add_user(&env, env.org, BOB, None).await;
+    let s = env.scheduler("instance-a");
+    s.reconcile_org(env.org).await.unwrap();
+    let by_address = of(&user_mailboxes(&env, env.org).await, BOB).expect("scheduled by address").id;
+
+    // The background check learns Bob's directory id: one mailbox, scheduled by that id.
+    let bob_id = "0b0b0b0b-1111-4222-8333-444455556666".to_string();
+    env.store.set_service_account_user_health(env.org, bob, Some(&bob_id), MailboxHealth::Ok, store::now_unix()).await.unwrap();
+    s.reconcile_org(env.org).await.unwrap();
+    let users = user_mailboxes(&env, env.org).await;
+    assert_eq!(users.len(), 1, "Bob is synced once: {users:#?}");
+    assert_eq!(users[0].graph_user_id.as_deref(), Some(bob_id.as_str()));
+    assert_ne!(users[0].id, by_address);
+    env.emu.shutdown().await;
+}
