@@ -287,3 +287,68 @@ async fn a_session_unused_past_its_idle_timeout_is_refused_and_purged() {
     assert_eq!(server::housekeeping::sweep(&app.store).await.unwrap(), 1, "the idle session is purged");
     assert!(app.store.session_user(&used.hash(), now + 100).await.unwrap().is_some(), "the used one is kept");
 }
+
+/// The `server` binary itself, as an operator starts it (no demo), with `args` added; killed when
+/// dropped.
+struct Binary {
+    child: std::process::Child,
+    base: String,
+    _dir: tempfile::TempDir,
+}
+
+impl Binary {
+    fn start(args: &[&str]) -> Binary {
+        use std::io::BufRead as _;
+        let dir = tempfile::tempdir().unwrap();
+        let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_server"))
+            .args(["--bind", "127.0.0.1:0", "--database-url"])
+            .arg(format!("sqlite://{}", dir.path().join("app.db").display()))
+            .arg("--key-file")
+            .arg(dir.path().join("secrets.key"))
+            .arg("--site-root")
+            .arg(dir.path().join("site"))
+            .args(args)
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        // Its output is read to the end (it keeps logging), the address taken from it.
+        let stdout = std::io::BufReader::new(child.stdout.take().unwrap());
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            for line in stdout.lines().map_while(Result::ok) {
+                if let Some(url) = line.split("Intelligence360 is running at ").nth(1) {
+                    let _ = tx.send(url.trim().to_owned());
+                }
+            }
+        });
+        let base = rx.recv_timeout(Duration::from_secs(60)).expect("the server printed its address");
+        Binary { child, base, _dir: dir }
+    }
+}
+
+impl Drop for Binary {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+#[tokio::test]
+async fn the_binary_closes_a_slow_connection_after_its_header_read_timeout() {
+    let server = Binary::start(&["--header-read-timeout", "1"]);
+    let host = server.base.trim_start_matches("http://").to_owned();
+    let mut stream = TcpStream::connect(&host).await.unwrap();
+    let started = Instant::now();
+    stream.write_all(format!("GET /healthz HTTP/1.1\r\nHost: {host}\r\nX-Slow: ").as_bytes()).await.unwrap();
+    let mut closed = false;
+    for _ in 0..20 {
+        if stream.write_all(b"a").await.is_err() || read_until_closed(&mut stream, Duration::from_millis(300)).await.1 {
+            closed = true;
+            break;
+        }
+    }
+    let took = started.elapsed();
+    assert!(closed && took < Duration::from_secs(4), "still open after {took:?}");
+    assert_eq!(reqwest::get(format!("{}/healthz", server.base)).await.unwrap().status(), 200);
+}
