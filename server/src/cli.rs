@@ -168,8 +168,15 @@ pub struct ServeArgs {
     #[arg(long, env = "I360_METRICS_TOKEN_FILE")]
     pub metrics_token_file: Option<PathBuf>,
 
-    /// Seconds a session may go unused before it ends (it ends after 7 days regardless).
-    #[arg(long, env = "I360_SESSION_IDLE_TIMEOUT", default_value_t = 12 * 60 * 60, value_name = "SECONDS")]
+    /// Seconds a session may go unused before it ends (it ends after 7 days regardless). At least
+    /// 60: a session's use is recorded at most once a minute.
+    #[arg(
+        long,
+        env = "I360_SESSION_IDLE_TIMEOUT",
+        default_value_t = 12 * 60 * 60,
+        value_name = "SECONDS",
+        value_parser = clap::value_parser!(u64).range(60..)
+    )]
     pub session_idle_timeout: u64,
 }
 

@@ -166,5 +166,6 @@ mod tests {
         assert_eq!(set.metrics_bind, Some("127.0.0.1:9100".parse().unwrap()));
         assert_eq!(set.metrics_token.unwrap().expose_secret(), "from-the-file");
         assert!(edge(&["--metrics-token", " "]).is_err(), "an empty token would let anyone in");
+        assert!(edge(&["--session-idle-timeout", "30"]).is_err(), "under the minute between recorded uses");
     }
 }
