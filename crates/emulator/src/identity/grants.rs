@@ -12,13 +12,8 @@ fn grant_user(shared: &Shared, user_id: &str) -> Result<UserRef, Aad> {
     shared.user(user_id).ok_or_else(|| Aad::new("invalid_grant", 50034, "The user account does not exist in the directory."))
 }
 
-pub(super) fn redeem_code(
-    shared: &Shared,
-    pt: &PathTenant,
-    app: &AppFixture,
-    form: &HashMap<String, String>,
-    now: OffsetDateTime,
-) -> Result<Value, Aad> {
+pub(super) fn redeem_code(r: TokenRequest) -> Result<Value, Aad> {
+    let TokenRequest { shared, pt, app, form, now } = r;
     let code = form.get("code").ok_or_else(|| missing("code"))?;
     let redirect_uri = form.get("redirect_uri").ok_or_else(|| missing("redirect_uri"))?;
     let grant = {
@@ -85,13 +80,8 @@ fn check_verifier(verifier: Option<&String>, challenge: &str, method: &str) -> R
     Err(Aad::new("invalid_grant", 501481, "The Code_Verifier does not match the code_challenge supplied in the authorization request."))
 }
 
-pub(super) fn redeem_refresh(
-    shared: &Shared,
-    _pt: &PathTenant,
-    app: &AppFixture,
-    form: &HashMap<String, String>,
-    now: OffsetDateTime,
-) -> Result<Value, Aad> {
+pub(super) fn redeem_refresh(r: TokenRequest) -> Result<Value, Aad> {
+    let TokenRequest { shared, app, form, now, .. } = r;
     let rt = form.get("refresh_token").ok_or_else(|| missing("refresh_token"))?;
     let grant = {
         let mut idp = lock(&shared.idp);

@@ -96,35 +96,43 @@ fn user_access_token(
     now: OffsetDateTime,
     exp: OffsetDateTime,
 ) -> String {
-    let access = shared.keys.sign(&json!({
-        "aud": GRAPH_RESOURCE,
-        "iss": format!("https://sts.windows.net/{}/", user.tenant_id),
-        "iat": now.unix_timestamp(), "nbf": now.unix_timestamp(), "exp": exp.unix_timestamp(),
-        "app_displayname": app.display_name,
-        "appid": app.client_id,
+    let claims = json!({
         "idtyp": "user",
         "name": user.user.display_name,
         "oid": user.user.id,
         "scp": scp.iter().cloned().collect::<Vec<_>>().join(" "),
         "sub": pairwise(&user.user.id, GRAPH_APP_ID),
-        "tid": user.tenant_id,
         "unique_name": user.user.user_principal_name,
         "upn": user.user.user_principal_name,
+    });
+    let grant = AccessGrant {
+        tenant_id: user.tenant_id.clone(),
+        client_id: app.client_id.clone(),
+        user_id: Some(user.user.id.clone()),
+        scopes: scp.clone(),
+        roles: BTreeSet::new(),
+        expires: exp,
+    };
+    graph_access_token(shared, app, claims, grant, now)
+}
+
+/// Signs a Graph access token (the claims every one carries, then `claims`) and remembers its grant.
+pub(super) fn graph_access_token(shared: &Shared, app: &AppFixture, claims: Value, grant: AccessGrant, now: OffsetDateTime) -> String {
+    let mut all = json!({
+        "aud": GRAPH_RESOURCE,
+        "iss": format!("https://sts.windows.net/{}/", grant.tenant_id),
+        "iat": now.unix_timestamp(), "nbf": now.unix_timestamp(), "exp": grant.expires.unix_timestamp(),
+        "app_displayname": app.display_name,
+        "appid": app.client_id,
+        "tid": grant.tenant_id,
         "uti": random_token(16),
         "ver": "1.0",
-    }));
-    lock(&shared.idp).remember_access_token(
-        shared.now(),
-        access.clone(),
-        AccessGrant {
-            tenant_id: user.tenant_id.clone(),
-            client_id: app.client_id.clone(),
-            user_id: Some(user.user.id.clone()),
-            scopes: scp.clone(),
-            roles: BTreeSet::new(),
-            expires: exp,
-        },
-    );
+    });
+    if let (Value::Object(all), Value::Object(extra)) = (&mut all, claims) {
+        all.extend(extra);
+    }
+    let access = shared.keys.sign(&all);
+    lock(&shared.idp).remember_access_token(shared.now(), access.clone(), grant);
     access
 }
 

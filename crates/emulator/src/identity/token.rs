@@ -95,12 +95,7 @@ pub(super) fn token_inner(shared: &Shared, tenant: &str, headers: &HeaderMap, bo
     if let Some(assertion) = form.get("client_assertion") {
         verify_client_assertion(shared, &app, form.get("client_assertion_type").map(String::as_str), assertion)
             .map_err(|e| e.status(invalid_client))?;
-        let now = shared.now();
-        return match grant_type.as_str() {
-            "authorization_code" => redeem_code(shared, &pt, &app, &form, now),
-            "refresh_token" => redeem_refresh(shared, &pt, &app, &form, now),
-            _ => client_credentials(shared, &pt, &app, &form, now),
-        };
+        return redeem(grant_type, TokenRequest { shared, pt: &pt, app: &app, form: &form, now: shared.now() });
     }
     let Some(secret) = secret else {
         return Err(Aad::new(
@@ -123,20 +118,30 @@ pub(super) fn token_inner(shared: &Shared, tenant: &str, headers: &HeaderMap, bo
             }
         }
     }
-    match grant_type.as_str() {
-        "authorization_code" => redeem_code(shared, &pt, &app, &form, now),
-        "refresh_token" => redeem_refresh(shared, &pt, &app, &form, now),
-        _ => client_credentials(shared, &pt, &app, &form, now),
+    redeem(grant_type, TokenRequest { shared, pt: &pt, app: &app, form: &form, now })
+}
+
+/// One authenticated token request, as each grant type's handler sees it.
+#[derive(Clone, Copy)]
+pub(super) struct TokenRequest<'a> {
+    pub shared: &'a Shared,
+    pub pt: &'a PathTenant,
+    pub app: &'a AppFixture,
+    pub form: &'a HashMap<String, String>,
+    pub now: OffsetDateTime,
+}
+
+/// The grant type's handler (`grant_type` was checked before the client authenticated).
+fn redeem(grant_type: &str, r: TokenRequest) -> Result<Value, Aad> {
+    match grant_type {
+        "authorization_code" => redeem_code(r),
+        "refresh_token" => redeem_refresh(r),
+        _ => client_credentials(r),
     }
 }
 
-pub(super) fn client_credentials(
-    shared: &Shared,
-    pt: &PathTenant,
-    app: &AppFixture,
-    form: &HashMap<String, String>,
-    now: OffsetDateTime,
-) -> Result<Value, Aad> {
+pub(super) fn client_credentials(r: TokenRequest) -> Result<Value, Aad> {
+    let TokenRequest { shared, pt, app, form, now } = r;
     let PathTenant::Tenant(ti) = pt else {
         return Err(Aad::new(
             "invalid_request",
@@ -181,34 +186,22 @@ pub(super) fn client_credentials(
     let lifetime = access_token_lifetime(shared);
     let exp = now + Duration::seconds(lifetime);
     let mut claims = json!({
-        "aud": GRAPH_RESOURCE,
-        "iss": format!("https://sts.windows.net/{}/", tenant.id),
-        "iat": now.unix_timestamp(), "nbf": now.unix_timestamp(), "exp": exp.unix_timestamp(),
-        "app_displayname": app.display_name,
-        "appid": app.client_id,
         "idtyp": "app",
         "oid": pairwise(&app.client_id, &tenant.id),
         "sub": pairwise(&app.client_id, &tenant.id),
-        "tid": tenant.id,
-        "uti": random_token(16),
-        "ver": "1.0",
     });
     // Without granted application permissions the token simply has no `roles` (§1.4, Graph then 403s).
     if !roles.is_empty() {
         claims["roles"] = json!(roles.iter().cloned().collect::<Vec<_>>());
     }
-    let access = shared.keys.sign(&claims);
-    lock(&shared.idp).remember_access_token(
-        shared.now(),
-        access.clone(),
-        AccessGrant {
-            tenant_id: tenant.id.clone(),
-            client_id: app.client_id.clone(),
-            user_id: None,
-            scopes: BTreeSet::new(),
-            roles,
-            expires: exp,
-        },
-    );
+    let grant = AccessGrant {
+        tenant_id: tenant.id.clone(),
+        client_id: app.client_id.clone(),
+        user_id: None,
+        scopes: BTreeSet::new(),
+        roles,
+        expires: exp,
+    };
+    let access = graph_access_token(shared, app, claims, grant, now);
     Ok(json!({"token_type": "Bearer", "expires_in": lifetime, "ext_expires_in": lifetime, "access_token": access}))
 }
