@@ -32,7 +32,8 @@ build-server:
 	cargo build -p server
 
 # The front end is built on its own (never with the server's `ssr` feature), then bound with
-# wasm-bindgen and laid out next to the stylesheet and public files.
+# wasm-bindgen and laid out next to the stylesheet and public files; finish-site.mjs gives the
+# script, wasm and stylesheet content-hashed names, writes brotli and gzip copies, prints the sizes.
 build-site:
 	cargo build -p frontend --lib --target wasm32-unknown-unknown --profile wasm-release --target-dir $(FRONT_TARGET)
 	rm -rf $(SITE).new && mkdir -p $(SITE).new/pkg
@@ -40,6 +41,7 @@ build-site:
 	mv $(SITE).new/pkg/i360_bg.wasm $(SITE).new/pkg/i360.wasm
 	cp style/main.css $(SITE).new/pkg/i360.css
 	cp -r public/. $(SITE).new/
+	node scripts/finish-site.mjs $(SITE).new
 	rm -rf $(SITE) && mv $(SITE).new $(SITE)
 
 run: tools build

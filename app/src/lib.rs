@@ -11,12 +11,39 @@ pub mod pages;
 pub mod state;
 
 use leptos::prelude::*;
-use leptos_meta::{MetaTags, Stylesheet, Title, provide_meta_context};
+use leptos_meta::{MetaTags, Title, provide_meta_context};
 use leptos_router::components::{Route, Router, Routes};
 use leptos_router::{SsrMode, path};
 
 /// The name the wasm bundle, the JS glue and the stylesheet are served under (`/pkg/i360.*`).
 pub const OUTPUT_NAME: &str = "i360";
+
+/// The directory of the site the front end's files are served from (`/pkg/…`).
+pub const PKG_DIR: &str = "pkg";
+
+/// The stylesheet's address: `/pkg/i360.<hash>.css` when the site was built with content-hashed
+/// names (its hash file, which Leptos reads for the script and the wasm too), else `/pkg/i360.css`.
+/// The hash file is read once per path.
+pub fn stylesheet_href(options: &LeptosOptions) -> String {
+    static READ: std::sync::LazyLock<std::sync::Mutex<std::collections::HashMap<String, Option<String>>>> =
+        std::sync::LazyLock::new(Default::default);
+    let hash = options
+        .hash_files
+        .then(|| {
+            let mut read = READ.lock().unwrap_or_else(|p| p.into_inner());
+            read.entry(options.hash_file.to_string())
+                .or_insert_with(|| {
+                    let listed = std::fs::read_to_string(options.hash_file.as_ref()).ok()?;
+                    listed.lines().find_map(|l| l.trim().strip_prefix("css:").map(|h| h.trim().to_owned()))
+                })
+                .clone()
+        })
+        .flatten();
+    match hash {
+        Some(h) => format!("/{PKG_DIR}/{OUTPUT_NAME}.{h}.css"),
+        None => format!("/{PKG_DIR}/{OUTPUT_NAME}.css"),
+    }
+}
 
 /// The HTML document around the app; rendered on the server only.
 pub fn shell(options: LeptosOptions) -> impl IntoView {
@@ -28,6 +55,7 @@ pub fn shell(options: LeptosOptions) -> impl IntoView {
                 <meta name="viewport" content="width=device-width, initial-scale=1"/>
                 <meta name="color-scheme" content="light"/>
                 <link rel="icon" href="/favicon.svg" type="image/svg+xml"/>
+                <link rel="stylesheet" id="leptos" href=stylesheet_href(&options)/>
                 <AutoReload options=options.clone()/>
                 <HydrationScripts options/>
                 <MetaTags/>
@@ -52,7 +80,6 @@ pub fn App() -> impl IntoView {
     });
 
     view! {
-        <Stylesheet id="leptos" href="/pkg/i360.css"/>
         <Title formatter=|page: String| {
             if page.is_empty() { "Intelligence360".to_string() } else { format!("{page} · Intelligence360") }
         }/>

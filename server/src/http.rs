@@ -84,12 +84,13 @@ pub fn sync_scheduler_with(store: DynStore, config: &ServeConfig, sync: sync::Sy
 }
 
 pub fn router(store: DynStore, scheduler: Arc<sync::Scheduler>, config: &ServeConfig, metrics: Arc<Metrics>) -> anyhow::Result<Router> {
-    let options = LeptosOptions::builder()
+    let mut options = LeptosOptions::builder()
         .output_name(app::OUTPUT_NAME)
         .site_root(config.site_root.to_string_lossy().as_ref())
-        .site_pkg_dir("pkg")
+        .site_pkg_dir(app::PKG_DIR)
         .site_addr(config.bind)
         .build();
+    crate::assets::use_hashed_names(&mut options, &config.site_root);
     let endpoints = microsoft::Endpoints::parse(&config.microsoft.authority, &config.microsoft.graph)?;
     let microsoft = Arc::new(microsoft::MicrosoftClient::new(endpoints)?);
     let state = AppState {
@@ -154,6 +155,7 @@ pub fn router(store: DynStore, scheduler: Arc<sync::Scheduler>, config: &ServeCo
     Ok(operations
         .with_state(ops)
         .merge(oauth)
+        .merge(crate::assets::pkg_routes(&config.site_root))
         .merge(pages)
         .layer(middleware::from_fn_with_state(sessions, require_session_for_server_fns))
         .layer(middleware::from_fn_with_state(Arc::new(config.trusted_proxies.clone()), crate::client_address::resolve))

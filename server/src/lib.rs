@@ -3,6 +3,7 @@
 //! `main.rs` only parses the command line; everything here is a library so the integration tests
 //! can start the same server in-process on port 0.
 
+pub mod assets;
 pub mod cli;
 pub mod client_address;
 pub mod demo;

@@ -4,6 +4,7 @@
 // Test-only code: a failed unwrap is a failed test.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+mod assets;
 mod cli;
 mod edge;
 mod helpers;
