@@ -541,7 +541,7 @@ async fn tenant_forbidding_user_consent_shows_need_admin_approval() {
 }
 
 #[tokio::test]
-async fn admin_consent_v1_and_v2_success_and_cancel_redirects() {
+async fn admin_consent_v1_succeeds_for_an_admin_and_cancels_with_the_tenant() {
     let t = spawn().await;
     let base = t.emu.base_url();
     // v1: app permissions from the registration; success ?tenant&state&admin_consent=True.
@@ -576,6 +576,35 @@ async fn admin_consent_v1_and_v2_success_and_cancel_redirects() {
     let roles = claims(tok["access_token"].as_str().unwrap())["roles"].clone();
     assert!(roles.as_array().unwrap().iter().any(|r| r == "Calendars.Read"), "{roles}");
 
+    // v1 cancel keeps the tenant.
+    let b = Browser::new(&t);
+    let url = format!(
+        "{base}/{NW}/adminconsent?client_id={DEMO_CLIENT_ID}&redirect_uri={}&state=s3",
+        form_urlencoded::byte_serialize(ADMIN_REDIRECT.as_bytes()).collect::<String>()
+    );
+    let page = b.get(&url).await;
+    let consent = b
+        .post(NW, &[("flow", &flow_id(&page.body)), ("email", "admin@northwind.test"), ("password", DEMO_PASSWORD), ("action", "signin")])
+        .await;
+    let cancelled = b.post(NW, &[("flow", &flow_id(&consent.body)), ("action", "cancel")]).await;
+    let q = query_of(cancelled.location.as_deref().unwrap());
+    assert_eq!(
+        (q["error"].as_str(), q["admin_consent"].as_str(), q["tenant"].as_str(), q["state"].as_str()),
+        ("access_denied", "True", NW, "s3")
+    );
+
+    // v2 refuses /common; bad redirect URI gets an error page.
+    let page = b.get(&format!("{base}/common/v2.0/adminconsent?client_id={DEMO_CLIENT_ID}&redirect_uri={ADMIN_REDIRECT}&scope=https://graph.microsoft.com/.default")).await;
+    assert_eq!(page.status, 400);
+    let page = b.get(&format!("{base}/{NW}/adminconsent?client_id={DEMO_CLIENT_ID}&redirect_uri=http://evil.test/")).await;
+    assert!(page.location.is_none() && page.body.contains("AADSTS50011"));
+    t.emu.shutdown().await;
+}
+
+#[tokio::test]
+async fn admin_consent_v2_with_the_default_scope_succeeds_and_cancels_without_the_tenant() {
+    let t = spawn().await;
+    let base = t.emu.base_url();
     // v2 on Fabrikam with /.default: ?admin_consent=True&tenant&scope&state.
     let b = Browser::new(&t);
     let url = format!(
@@ -608,28 +637,6 @@ async fn admin_consent_v1_and_v2_success_and_cancel_redirects() {
     let order: Vec<&str> = loc.split('?').nth(1).unwrap().split('&').map(|kv| kv.split('=').next().unwrap()).collect();
     assert_eq!(order, ["error", "error_description", "error_uri", "admin_consent", "state"]);
 
-    // v1 cancel keeps the tenant.
-    let b = Browser::new(&t);
-    let url = format!(
-        "{base}/{NW}/adminconsent?client_id={DEMO_CLIENT_ID}&redirect_uri={}&state=s3",
-        form_urlencoded::byte_serialize(ADMIN_REDIRECT.as_bytes()).collect::<String>()
-    );
-    let page = b.get(&url).await;
-    let consent = b
-        .post(NW, &[("flow", &flow_id(&page.body)), ("email", "admin@northwind.test"), ("password", DEMO_PASSWORD), ("action", "signin")])
-        .await;
-    let cancelled = b.post(NW, &[("flow", &flow_id(&consent.body)), ("action", "cancel")]).await;
-    let q = query_of(cancelled.location.as_deref().unwrap());
-    assert_eq!(
-        (q["error"].as_str(), q["admin_consent"].as_str(), q["tenant"].as_str(), q["state"].as_str()),
-        ("access_denied", "True", NW, "s3")
-    );
-
-    // v2 refuses /common; bad redirect URI gets an error page.
-    let page = b.get(&format!("{base}/common/v2.0/adminconsent?client_id={DEMO_CLIENT_ID}&redirect_uri={ADMIN_REDIRECT}&scope=https://graph.microsoft.com/.default")).await;
-    assert_eq!(page.status, 400);
-    let page = b.get(&format!("{base}/{NW}/adminconsent?client_id={DEMO_CLIENT_ID}&redirect_uri=http://evil.test/")).await;
-    assert!(page.location.is_none() && page.body.contains("AADSTS50011"));
     t.emu.shutdown().await;
 }
 
