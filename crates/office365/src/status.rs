@@ -9,6 +9,7 @@ use crate::{Integration, Result};
 use domain::office365::Office365Settings;
 use domain::views::{MailboxDelivery, SyncSummary};
 use domain::{OrgId, Resource, ServiceAccountUser};
+use std::collections::HashMap;
 use store::User;
 use store::sync::{MailboxFilter, MailboxOverview, MailboxStatus};
 
@@ -70,18 +71,17 @@ impl Integration {
     fn change_delivery(&self, settings: &Office365Settings, sync: &OrgSync, mine: &[&MailboxOverview]) -> Vec<MailboxDelivery> {
         let synced: Vec<&MailboxOverview> = mine.iter().copied().filter(|o| o.status.mailbox.paused.is_none()).collect();
         let deliveries = self.scheduler.engine().change_deliveries(settings, synced.iter().copied());
+        // Looked up once each: a service account may sync thousands of mailboxes.
+        let users: HashMap<&str, &str> =
+            sync.users.iter().filter_map(|u| Some((u.ms_object_id.as_deref()?, u.display_name.as_str()))).collect();
+        let people: HashMap<domain::UserId, &str> = sync.people.iter().map(|p| (p.id, p.display_name.as_str())).collect();
         synced
             .iter()
             .zip(deliveries)
             .map(|(o, delivery)| {
                 let mb = &o.status.mailbox;
                 let mailbox = mb.graph_user_id.as_ref().map(|id| {
-                    sync.users
-                        .iter()
-                        .find(|u| u.ms_object_id.as_deref() == Some(id.as_str()))
-                        .map(|u| u.display_name.clone())
-                        .or_else(|| sync.people.iter().find(|p| p.id == mb.user_id).map(|p| p.display_name.clone()))
-                        .unwrap_or_else(|| id.clone())
+                    users.get(id.as_str()).or_else(|| people.get(&mb.user_id)).map_or_else(|| id.clone(), |name| name.to_string())
                 });
                 MailboxDelivery { mailbox, delivery }
             })

@@ -367,8 +367,12 @@ mod tests {
         let cursors = [cursor(Resource::Mail, "inbox", false), cursor(Resource::Tasks, "list-1", false)];
         let decide = |cursors: &[CursorState], kept: &[SubscriptionStatus]| change_delivery(&cfg, &settings, &mailbox, cursors, kept, 100);
         let mail_live = sub(Resource::Mail, "", Some(200), None);
-        assert_eq!(decide(&cursors[..1], &[mail_live.clone()]), ChangeDelivery::Polling(PollingReason::FirstSync), "tasks not yet");
-        assert_eq!(decide(&cursors, &[mail_live.clone()]), ChangeDelivery::Polling(PollingReason::SettingUp));
+        assert_eq!(
+            decide(&cursors[..1], std::slice::from_ref(&mail_live)),
+            ChangeDelivery::Polling(PollingReason::FirstSync),
+            "tasks not yet"
+        );
+        assert_eq!(decide(&cursors, std::slice::from_ref(&mail_live)), ChangeDelivery::Polling(PollingReason::SettingUp));
         let refused = sub(Resource::Tasks, "list-1", None, Some((domain::ReasonCode::PermissionMissing, "No.".to_string())));
         let failed =
             PollingReason::Failed { resource: Resource::Tasks, reason: domain::ReasonCode::PermissionMissing, detail: "No.".into() };

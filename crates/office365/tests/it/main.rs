@@ -11,5 +11,6 @@ mod people;
 mod probes;
 mod reconnect;
 mod settings;
+mod status_pages;
 mod tenant;
 mod writes;

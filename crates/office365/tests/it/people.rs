@@ -12,7 +12,7 @@ const BOB_ID: &str = "6e1f0a00-0000-4000-8000-000000000003";
 
 /// Service-account mode with application permissions, consented by the admin: the service
 /// connection is active and may read the directory.
-async fn application_mode_activated(env: &Env) {
+pub(crate) async fn application_mode_activated(env: &Env) {
     let form = domain::office365::SettingsForm { mode: "application".into(), ..demo_form() };
     assert!(env.o365.save_settings(&env.admin.user, &form, SaveConfirmations::default()).await.unwrap().saved);
     let url = env.o365.start_admin_consent(&env.admin).await.unwrap();
