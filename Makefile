@@ -15,21 +15,25 @@ PG_PORT ?= 55432
 PG_DIR := /tmp/i360-test-postgres-$(PG_PORT)
 NEXTEST_ARGS ?=
 
-.PHONY: run test tools build build-server build-site lint test-rust test-clients test-e2e bench-sync bench-fresh clean-data help
+.PHONY: run test tools build build-server build-site lint test-rust test-clients test-e2e bench-sync bench-fresh bench-scale bench-pages clean-data help
 
 help:
 	@echo "make run    install what is missing, build, start the demo on http://127.0.0.1:3000"
 	@echo "make test   install what is missing, build, run every test (Rust, SQLite + PostgreSQL, Playwright)"
 	@echo "make bench-sync   the sync benchmark (release build): items/s into SQLite against a plain insert"
 	@echo "make bench-fresh  freshness benchmark (release build, ~20 min): change notifications against 15-minute polling"
+	@echo "make bench-scale  the release server against 1,000 mailboxes: round times, Graph requests, RSS, page load"
+	@echo "make bench-pages  page speed of a release build: the settings page against /healthz"
 
 tools:
 	@./scripts/install-tools.sh
 
 build: build-server build-site
 
+# The server with its `demo` feature: `--demo` and the in-process emulator (`make run`, the
+# Playwright tests). A release build leaves the feature off (scripts/check-release-deps.sh).
 build-server:
-	cargo build -p server
+	cargo build -p server --features demo
 
 # The front end is built on its own (never with the server's `ssr` feature), then bound with
 # wasm-bindgen and laid out next to the stylesheet and public files; finish-site.mjs gives the
@@ -54,19 +58,23 @@ test: tools build
 	$(MAKE) --no-print-directory test-e2e
 
 # Formatting (rustfmt.toml); licences, bans and sources (deny.toml; duplicate versions only warn;
-# advisories are left out because their database cannot be fetched here); Clippy per side (never
-# `ssr` and `hydrate` together), where the workspace lints deny unwrap/expect/panic outside tests.
+# advisories are left out because their database cannot be fetched here); what a release build of
+# the server contains (no emulator); Clippy per side (never `ssr` and `hydrate` together), where the
+# workspace lints deny unwrap/expect/panic outside tests, and once more for the server without its
+# `demo` feature, as a release build compiles it.
 lint:
 	cargo fmt --all --check
 	cargo deny check --hide-inclusion-graph licenses bans sources
-	cargo clippy -p domain -p store -p sync -p office365 -p server -p m365-emulator -p microsoft -p app --features app/ssr --all-targets -- -D warnings
+	./scripts/check-release-deps.sh
+	cargo clippy -p domain -p store -p sync -p office365 -p server -p m365-emulator -p microsoft -p app --features app/ssr,server/demo --all-targets -- -D warnings
+	cargo clippy -p server --no-default-features -- -D warnings
 	cargo clippy -p frontend --target wasm32-unknown-unknown --target-dir $(FRONT_TARGET) -- -D warnings
 
 # The store suite runs on SQLite and on a throwaway PostgreSQL cluster started here.
 test-rust:
 	./scripts/test-postgres.sh start $(PG_DIR) $(PG_PORT)
 	status=0; STORE_TEST_POSTGRES_URL=postgres://postgres@127.0.0.1:$(PG_PORT)/postgres STORE_TEST_REQUIRE_POSTGRES=1 \
-	  cargo nextest run -p domain -p store -p sync -p office365 -p server -p m365-emulator -p microsoft -p app --features app/ssr $(NEXTEST_ARGS) \
+	  cargo nextest run -p domain -p store -p sync -p office365 -p server -p m365-emulator -p microsoft -p app --features app/ssr,server/demo $(NEXTEST_ARGS) \
 	  || status=$$?; ./scripts/test-postgres.sh stop $(PG_DIR); exit $$status
 
 # Microsoft's own client libraries (MSAL Node and the Graph JS client) against the emulator.
@@ -76,8 +84,11 @@ test-clients:
 test-e2e:
 	cd end2end && I360_SERVER_BIN=$(SERVER_BIN) I360_SITE_ROOT=$(SITE) npx playwright test
 
-# The sync benchmark: first full sync and a no-change round into SQLite against a plain batched
-# insert of the same rows, measured in the same run (release build; BENCH_MAILBOXES, BENCH_MESSAGES).
+# The sync benchmark: the scheduler's own loop with the server's defaults. A first full sync against
+# a bulk insert of the same rows into a fresh store database, a no-change round against the
+# emulator's per-request floor (a load tool), and a first sync under Microsoft's limits scaled down,
+# each with its ratio measured in the same run (release build; BENCH_MAILBOXES, BENCH_MESSAGES,
+# BENCH_THROTTLE=0 to skip the minute under limits, BENCH_DATABASE_URL=postgres://… for PostgreSQL).
 bench-sync:
 	cargo run --release -p sync --example bench_sync
 
@@ -87,7 +98,23 @@ bench-sync:
 # quick run at a shorter polling interval; BENCH_FRESH_POSTGRES_URL for PostgreSQL instead of
 # SQLite). Exits non-zero when issue 12's goals are missed.
 bench-fresh:
-	cargo run --release -p server --example bench_fresh
+	cargo run --release -p server --features demo --example bench_fresh
 
 clean-data:
 	rm -rf data
+
+# The scale check: the release server binary against the emulator binary with 1,000 mailboxes in
+# application-permissions mode; first round, a no-change round ("Sync now"), Graph requests, the
+# server's peak RSS and the Team connections page's load time (BENCH_SCALE_MAILBOXES,
+# BENCH_SCALE_MESSAGES).
+bench-scale:
+	cargo build --release -p server -p m365-emulator --bins
+	cargo run --release -p server --example bench_scale
+
+# Page speed of a release build as deployed (no demo): /healthz, the Office 365 settings page signed
+# in as an admin and the brotli wasm bundle under load, with the page's same-run ratios to /healthz
+# (BENCH_PAGES_CLIENTS, BENCH_PAGES_SECS; the site from make build-site).
+bench-pages: build-site
+	cargo build --release -p server --bin server
+	cargo build --release -p server --example bench_pages
+	$(CARGO_TARGET_DIR)/release/examples/bench_pages

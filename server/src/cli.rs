@@ -89,11 +89,13 @@ pub struct ServeArgs {
     pub public_url: Option<String>,
 
     /// Seed the demo organization (one admin, three members) if it is missing, and start the
-    /// Microsoft 365 emulator in-process with its demo tenant in place of Microsoft.
+    /// Microsoft 365 emulator in-process with its demo tenant in place of Microsoft. Only in a
+    /// build with the `demo` feature (`make run`'s; a release build has none), on SQLite and a
+    /// loopback --bind: the demo's passwords are public.
     #[arg(long, env = "I360_DEMO")]
     pub demo: bool,
 
-    /// Where the demo's Microsoft 365 emulator listens (only with --demo).
+    /// Where the demo's Microsoft 365 emulator listens (only with --demo; loopback only).
     #[arg(long, env = "I360_EMULATOR_BIND", default_value = "127.0.0.1:3001")]
     pub emulator_bind: SocketAddr,
 

@@ -1,87 +1,147 @@
-//! The demo organization `make run` starts with: one admin and three members whose emails match
-//! the users of the Microsoft 365 emulator's demo tenant (`northwind.test`).
+//! `--demo`: the Northwind organization with well-known passwords, and the Microsoft 365 emulator
+//! in place of Microsoft. Both exist only in a build with the `demo` feature (`make run` and
+//! `make test` turn it on; a release build leaves it off), and even there the demo runs only on a
+//! SQLite database and a loopback address, so its passwords never guard anything reachable or real.
+//!
+//! [`availability`] decides, in every build, whether `--demo` may run.
 
-use domain::Role;
-use store::{Store, accounts};
+use crate::cli::{Cli, Command};
+use std::net::SocketAddr;
 
-pub const ORG_NAME: &str = "Northwind Traders";
-pub const ADMIN_PASSWORD: &str = "northwind-admin";
-pub const MEMBER_PASSWORD: &str = "northwind-member";
+#[cfg(feature = "demo")]
+mod northwind;
+#[cfg(feature = "demo")]
+pub use northwind::*;
 
-pub struct DemoUser {
-    pub email: &'static str,
-    pub name: &'static str,
-    pub role: Role,
+/// Whether this binary was built with the demo (the `demo` feature).
+pub const BUILT_WITH_DEMO: bool = cfg!(feature = "demo");
+
+/// Why `--demo` does not run.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum DemoRefusal {
+    #[error("this build has no demo; build with --features demo (make run does)")]
+    NotBuilt,
+    #[error(
+        "the demo seeds well-known passwords, so it runs on a SQLite database only, not on {0}; \
+         give it --database-url sqlite://… (make run does)"
+    )]
+    NotSqlite(&'static str),
+    #[error(
+        "the demo seeds well-known passwords, so it listens on a loopback address only, not on {0}; \
+         give it --bind and --emulator-bind on 127.0.0.1 or [::1]"
+    )]
+    NotLoopback(SocketAddr),
 }
 
-pub const USERS: [DemoUser; 4] = [
-    DemoUser { email: "admin@northwind.test", name: "Adele Admin", role: Role::Admin },
-    DemoUser { email: "alice@northwind.test", name: "Alice Anders", role: Role::Member },
-    DemoUser { email: "bob@northwind.test", name: "Bob Burke", role: Role::Member },
-    DemoUser { email: "carol@northwind.test", name: "Carol Chen", role: Role::Member },
-];
-
-pub fn password_for(role: Role) -> &'static str {
-    match role {
-        Role::Admin => ADMIN_PASSWORD,
-        Role::Member => MEMBER_PASSWORD,
+/// Whether `--demo` may run: the build has the demo, the database is SQLite (what `store::open`
+/// takes as SQLite: a `sqlite:` URL) and the server and its emulator listen on loopback addresses
+/// only. Pure, so both builds' answers are tested wherever the tests are built.
+pub fn availability(build_has_demo: bool, database_url: &str, bind: SocketAddr, emulator_bind: SocketAddr) -> Result<(), DemoRefusal> {
+    if !build_has_demo {
+        return Err(DemoRefusal::NotBuilt);
     }
-}
-
-/// Creates whatever part of the demo organization is missing; running it twice changes nothing.
-pub async fn seed(store: &dyn Store) -> anyhow::Result<()> {
-    let org = match store.organization_by_name(ORG_NAME).await? {
-        Some(org) => org,
-        None => store.create_organization(ORG_NAME).await?,
-    };
-    for u in &USERS {
-        let email = domain::EmailAddress::parse(u.email)?;
-        if store.user_credentials(&email).await?.is_none() {
-            accounts::create_user(store, org.id, u.email, u.name, u.role, password_for(u.role)).await?;
+    if !database_url.starts_with("sqlite:") {
+        let kind = if database_url.starts_with("postgres://") || database_url.starts_with("postgresql://") {
+            "PostgreSQL"
+        } else {
+            "this database"
+        };
+        return Err(DemoRefusal::NotSqlite(kind));
+    }
+    for addr in [bind, emulator_bind] {
+        // `::ffff:127.0.0.1` is loopback too; `0.0.0.0` and `::` are every address, not loopback.
+        if !addr.ip().to_canonical().is_loopback() {
+            return Err(DemoRefusal::NotLoopback(addr));
         }
     }
     Ok(())
 }
 
-pub fn logins_banner() -> String {
-    let mut s = String::from("Demo logins:\n");
-    for u in &USERS {
-        s.push_str(&format!("  {:<8} {:<24} password: {}\n", u.role.as_str(), u.email, password_for(u.role)));
+/// Whether the command line may run: refuses `--demo` (or `I360_DEMO`) where [`availability`] does,
+/// for the command that serves. The other commands seed nothing and start no emulator.
+pub fn check(cli: &Cli) -> Result<(), DemoRefusal> {
+    let args = match &cli.command {
+        None => &cli.serve,
+        Some(Command::Serve(args)) => args,
+        Some(_) => return Ok(()),
+    };
+    if !args.demo {
+        return Ok(());
     }
-    s
+    availability(BUILT_WITH_DEMO, &cli.database_url, args.bind, args.emulator_bind)
 }
 
-/// The OAuth callback paths the product registers with Microsoft, relative to its public URL.
-pub const CALLBACK_PATHS: [&str; 2] = ["/oauth/office365/callback", "/oauth/office365/admin-consent"];
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::Parser;
 
-/// Starts the Microsoft 365 emulator with its demo tenants, registering this server's callback URLs
-/// on the demo app registrations so OAuth redirects come back here whatever port we run on.
-pub async fn start_emulator(bind: std::net::SocketAddr, public_url: &str) -> anyhow::Result<m365_emulator::RunningEmulator> {
-    let mut config = m365_emulator::EmulatorConfig::demo();
-    config.bind = bind;
-    // The first sync reaches back a number of days from today: the demo's mail must be recent.
-    config.fixture.date_content_today();
-    let base = public_url.trim_end_matches('/');
-    for path in CALLBACK_PATHS {
-        config.fixture.add_redirect_uri(&format!("{base}{path}"));
+    fn addr(s: &str) -> SocketAddr {
+        s.parse().unwrap()
     }
-    Ok(m365_emulator::spawn(config).await?)
-}
 
-pub fn emulator_banner(emulator_url: &str) -> String {
-    format!(
-        "Microsoft 365 emulator (plays Microsoft for the demo) at {emulator_url}\n\
-         \x20 Intelligence360 uses its own multi-tenant app (client id {deployment}): admins type no app registration.\n\
-         \x20 Microsoft sign-ins: admin@ alice@ bob@ carol@ service@ northwind.test, password {pw}\n\
-         \x20 Fabrikam (users may not consent): admin@ erin@ frank@ fabrikam.test; activate as admin@fabrikam.test to try it\n\
-         \x20 \"Use your own app registration\": Northwind tenant {tenant}, client id {client}, secret {secret};\n\
-         \x20   Fabrikam tenant {fabrikam}, client id {fabrikam_client}, same secret\n",
-        deployment = m365_emulator::DEPLOYMENT_CLIENT_ID,
-        tenant = m365_emulator::NORTHWIND_TENANT_ID,
-        client = m365_emulator::DEMO_CLIENT_ID,
-        secret = m365_emulator::DEMO_CLIENT_SECRET,
-        pw = m365_emulator::DEMO_PASSWORD,
-        fabrikam = m365_emulator::FABRIKAM_TENANT_ID,
-        fabrikam_client = m365_emulator::FABRIKAM_CLIENT_ID,
-    )
+    const SQLITE: &str = "sqlite://data/intelligence360.db";
+    const LOOPBACK: &str = "127.0.0.1:3001";
+
+    fn decide(build: bool, db: &str, bind: &str) -> Result<(), DemoRefusal> {
+        availability(build, db, addr(bind), addr(LOOPBACK))
+    }
+
+    #[test]
+    fn the_demo_runs_on_sqlite_and_loopback() {
+        assert_eq!(decide(true, SQLITE, "127.0.0.1:3000"), Ok(()));
+        assert_eq!(decide(true, "sqlite::memory:", "127.0.0.1:0"), Ok(()));
+        assert_eq!(decide(true, SQLITE, "127.8.9.10:3000"), Ok(()), "all of 127.0.0.0/8 is loopback");
+        assert_eq!(decide(true, SQLITE, "[::1]:3000"), Ok(()));
+        assert_eq!(decide(true, SQLITE, "[::ffff:127.0.0.1]:3000"), Ok(()), "an IPv4-mapped loopback");
+    }
+
+    #[test]
+    fn a_build_without_the_demo_refuses_it_whatever_else_is_given() {
+        assert_eq!(decide(false, SQLITE, "127.0.0.1:3000"), Err(DemoRefusal::NotBuilt));
+        assert_eq!(decide(false, "postgres://db/i360", "0.0.0.0:3000"), Err(DemoRefusal::NotBuilt));
+        let message = DemoRefusal::NotBuilt.to_string();
+        assert!(message.contains("this build has no demo") && message.contains("--features demo"), "{message}");
+    }
+
+    #[test]
+    fn the_demo_refuses_postgresql() {
+        for url in ["postgres://i360@127.0.0.1/i360", "postgresql://i360@localhost/i360"] {
+            let refusal = decide(true, url, "127.0.0.1:3000").unwrap_err();
+            assert_eq!(refusal, DemoRefusal::NotSqlite("PostgreSQL"));
+            assert!(refusal.to_string().contains("not on PostgreSQL"), "{refusal}");
+        }
+        assert_eq!(decide(true, "mysql://db/i360", "127.0.0.1:3000"), Err(DemoRefusal::NotSqlite("this database")));
+    }
+
+    #[test]
+    fn the_demo_refuses_an_address_beyond_loopback() {
+        for bind in ["0.0.0.0:3000", "[::]:3000", "192.0.2.10:3000", "[2001:db8::1]:3000", "[::ffff:192.0.2.10]:3000"] {
+            let refusal = decide(true, SQLITE, bind).unwrap_err();
+            assert_eq!(refusal, DemoRefusal::NotLoopback(addr(bind)));
+            assert!(refusal.to_string().contains(&format!("not on {}", addr(bind))), "{refusal}");
+        }
+        // The emulator's address counts too: it signs anyone in with the demo's password.
+        assert_eq!(
+            availability(true, SQLITE, addr("127.0.0.1:3000"), addr("0.0.0.0:3001")),
+            Err(DemoRefusal::NotLoopback(addr("0.0.0.0:3001")))
+        );
+    }
+
+    #[test]
+    fn the_command_line_is_checked_for_the_command_that_serves() {
+        let check_args = |args: &[&str]| check(&Cli::parse_from([&["server"][..], args].concat()));
+        let postgres = ["--database-url", "postgres://i360@db.internal/i360"];
+        // In this build (the tests are built with the demo) only the database and the binds count.
+        assert_eq!(check_args(&["--demo", "--database-url", "sqlite://x.db"]), Ok(()));
+        assert_eq!(check_args(&[&postgres[..], &["--demo"]].concat()), Err(DemoRefusal::NotSqlite("PostgreSQL")));
+        assert_eq!(
+            check_args(&["--database-url", "sqlite://x.db", "serve", "--demo", "--bind", "0.0.0.0:3000"]),
+            Err(DemoRefusal::NotLoopback(addr("0.0.0.0:3000")))
+        );
+        // Without --demo, or for a command that does not serve, nothing is refused.
+        assert_eq!(check_args(&postgres), Ok(()));
+        assert_eq!(check_args(&[&postgres[..], &["--bind", "0.0.0.0:3000"]].concat()), Ok(()));
+        assert_eq!(check_args(&[&postgres[..], &["--demo", "migrate"]].concat()), Ok(()));
+    }
 }

@@ -12,7 +12,7 @@ pub fn from_args(args: &ServeArgs) -> anyhow::Result<Option<sync::DeploymentApp>
         if args.microsoft_certificate_file.is_some() || args.microsoft_client_secret_file.is_some() {
             bail!("a certificate or client secret was given without --microsoft-client-id");
         }
-        return Ok(args.demo.then(demo_app));
+        return demo_app_if(args.demo);
     };
     let credential = match (&args.microsoft_certificate_file, &args.microsoft_client_secret_file) {
         (Some(_), Some(_)) => bail!("give the app registration a certificate or a client secret, not both"),
@@ -31,8 +31,25 @@ pub fn from_args(args: &ServeArgs) -> anyhow::Result<Option<sync::DeploymentApp>
     Ok(Some(sync::DeploymentApp { client_id: client_id.to_ascii_lowercase(), credential }))
 }
 
+/// With `--demo` and no app registration of the operator's, the emulator's (a build without the demo
+/// refuses `--demo`).
+fn demo_app_if(demo: bool) -> anyhow::Result<Option<sync::DeploymentApp>> {
+    if !demo {
+        return Ok(None);
+    }
+    #[cfg(feature = "demo")]
+    {
+        Ok(Some(demo_app()))
+    }
+    #[cfg(not(feature = "demo"))]
+    {
+        Err(crate::demo::DemoRefusal::NotBuilt.into())
+    }
+}
+
 /// The emulator's deployment app (multi-tenant, registered in the operator's tenant), as `make run`
 /// uses it: nothing for the admin to type.
+#[cfg(feature = "demo")]
 pub fn demo_app() -> sync::DeploymentApp {
     sync::DeploymentApp {
         client_id: m365_emulator::DEPLOYMENT_CLIENT_ID.into(),

@@ -12,6 +12,11 @@ mod keys;
 async fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
     telemetry::init(cli.log_format);
+    // Before the database is opened: a refused demo touches nothing.
+    if let Err(refusal) = demo::check(&cli) {
+        eprintln!("error: {refusal}");
+        return std::process::ExitCode::FAILURE;
+    }
     match run(cli).await {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(err) => {
@@ -75,7 +80,10 @@ async fn serve(store: store::DynStore, args: ServeArgs) -> anyhow::Result<()> {
     let signals = shutdown::Signals::listen();
     let drain = std::time::Duration::from_secs(args.shutdown_timeout);
     if args.demo {
+        #[cfg(feature = "demo")]
         demo::seed(store.as_ref()).await?;
+        #[cfg(not(feature = "demo"))]
+        return Err(demo::DemoRefusal::NotBuilt.into());
     }
     let listener = tokio::net::TcpListener::bind(args.bind).await?;
     let bound = listener.local_addr()?;
@@ -96,8 +104,7 @@ async fn serve(store: store::DynStore, args: ServeArgs) -> anyhow::Result<()> {
     tracing::info!(url = %config.public_url, authority = %config.microsoft.authority, "listening");
     println!("\nIntelligence360 is running at {}\n", config.public_url);
     if let Some(emu) = &emulator {
-        println!("{}", demo::logins_banner());
-        println!("{}", demo::emulator_banner(&emu.base_url()));
+        print_demo_banners(emu);
     }
     serve_until_stopped(listener, router, config.edge.limits, signals, drain, stop_sync, workers).await
 }
@@ -126,12 +133,38 @@ fn serve_config(
 }
 
 /// Microsoft's endpoints from the flags, or (demo) an emulator started in-process in its place.
-async fn microsoft_for(args: &ServeArgs, public_url: &str) -> anyhow::Result<(MicrosoftEndpoints, Option<m365_emulator::RunningEmulator>)> {
+async fn microsoft_for(args: &ServeArgs, public_url: &str) -> anyhow::Result<(MicrosoftEndpoints, Option<Emulator>)> {
     if !args.demo {
         return Ok((MicrosoftEndpoints { authority: args.microsoft_authority.clone(), graph: args.microsoft_graph.clone() }, None));
     }
-    let emu = demo::start_emulator(args.emulator_bind, public_url).await?;
-    Ok((MicrosoftEndpoints { authority: emu.login_base(), graph: emu.graph_base() }, Some(emu)))
+    #[cfg(feature = "demo")]
+    {
+        let emu = demo::start_emulator(args.emulator_bind, public_url).await?;
+        Ok((MicrosoftEndpoints { authority: emu.login_base(), graph: emu.graph_base() }, Some(emu)))
+    }
+    #[cfg(not(feature = "demo"))]
+    {
+        let _ = public_url;
+        Err(demo::DemoRefusal::NotBuilt.into())
+    }
+}
+
+/// The demo's emulator, kept alive for as long as the server runs. A build without the demo has
+/// none (its type has no values; `demo::check` refused `--demo` already, and `serve` would too).
+#[cfg(feature = "demo")]
+type Emulator = m365_emulator::RunningEmulator;
+#[cfg(not(feature = "demo"))]
+type Emulator = std::convert::Infallible;
+
+#[cfg(feature = "demo")]
+fn print_demo_banners(emu: &Emulator) {
+    println!("{}", demo::logins_banner());
+    println!("{}", demo::emulator_banner(&emu.base_url()));
+}
+
+#[cfg(not(feature = "demo"))]
+fn print_demo_banners(emu: &Emulator) {
+    match *emu {}
 }
 
 /// Serves within the edge's `limits` until SIGTERM or Ctrl-C, then stops accepting, stops the sync

@@ -185,3 +185,50 @@ fn the_default_key_file_is_kept_out_of_the_data_directory_and_an_old_one_there_i
     assert!(log.contains("still at data/secrets.key") && log.contains("mv data/secrets.key"), "{log}");
     assert!(!new_default.exists(), "a second key would leave every stored secret unreadable");
 }
+
+/// The server with these arguments (which ask for the demo) on a fresh directory's SQLite database
+/// unless they name another; the environment's demo settings are cleared so only the arguments count.
+/// A server that does start (a refusal missed) is stopped after 20 s and its output returned.
+fn demo_server(dir: &std::path::Path, args: &[&str]) -> std::process::Output {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_server"))
+        .args(args)
+        .env("DATABASE_URL", format!("sqlite://{}", dir.join("demo.db").display()))
+        .env("I360_KEY_FILE", dir.join("demo.key"))
+        .env("LEPTOS_SITE_ROOT", dir.join("site"))
+        .env_remove("I360_BIND")
+        .env_remove("I360_EMULATOR_BIND")
+        .env_remove("I360_DEMO")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    while child.try_wait().unwrap().is_none() && std::time::Instant::now() < deadline {
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    let _ = child.kill();
+    child.wait_with_output().unwrap()
+}
+
+#[test]
+fn the_demo_refuses_postgresql_and_addresses_beyond_loopback() {
+    let dir = tempfile::tempdir().unwrap();
+    // Nothing listens on port 9: a server that tried to connect would fail differently, and later.
+    let postgres = "postgres://i360:pw@127.0.0.1:9/i360";
+    let cases = [
+        (vec!["--demo", "--database-url", postgres, "--bind", "127.0.0.1:0"], "it runs on a SQLite database only, not on PostgreSQL"),
+        (vec!["--demo", "--bind", "0.0.0.0:0"], "it listens on a loopback address only, not on 0.0.0.0:0"),
+        (vec!["--demo", "--bind", "[::]:0"], "not on [::]:0"),
+        (vec!["--demo", "--bind", "127.0.0.1:0", "--emulator-bind", "0.0.0.0:0"], "not on 0.0.0.0:0"),
+        (vec!["serve", "--demo", "--bind", "192.0.2.1:0"], "not on 192.0.2.1:0"),
+    ];
+    for (args, expected) in cases {
+        let out = demo_server(dir.path(), &args);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success(), "{args:?} ran:\n{stderr}");
+        assert!(stderr.contains("error: the demo seeds well-known passwords") && stderr.contains(expected), "{args:?}:\n{stderr}");
+    }
+    // Refused before anything was opened: no database, no key file.
+    let left: Vec<_> = std::fs::read_dir(dir.path()).unwrap().map(|e| e.unwrap().file_name()).collect();
+    assert!(left.is_empty(), "a refused demo created {left:?}");
+}
