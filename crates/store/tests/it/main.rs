@@ -12,7 +12,7 @@ mod hygiene;
 mod office365;
 mod outbox;
 mod scenarios;
-mod status;
 mod scheduling;
+mod status;
 mod subscriptions;
 mod sync;
