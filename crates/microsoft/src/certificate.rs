@@ -13,15 +13,12 @@
 use crate::error::MicrosoftError;
 use base64::Engine;
 use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
-use rsa::pkcs1::DecodeRsaPrivateKey;
-use rsa::pkcs8::{DecodePrivateKey, DecodePublicKey};
-use rsa::signature::{RandomizedSigner, SignatureEncoding};
-use rsa::traits::PublicKeyParts;
-use rsa::{RsaPrivateKey, RsaPublicKey};
+use ring::rand::SystemRandom;
+use ring::signature::{RSA_PKCS1_SHA256, RsaKeyPair};
 use sha2::{Digest, Sha256};
 use std::fmt;
 use time::OffsetDateTime;
-use x509_cert::der::{Decode, Encode};
+use x509_cert::der::Decode;
 
 /// The `client_assertion_type` sent with a client assertion (RFC 7523, §1.4).
 pub const CLIENT_ASSERTION_TYPE: &str = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer";
@@ -32,10 +29,18 @@ const ASSERTION_LIFETIME_SECS: i64 = 300;
 /// Microsoft refuses RSA keys shorter than this for certificate credentials.
 const MIN_RSA_BITS: usize = 2048;
 
+/// The longest RSA key ring signs with.
+const MAX_RSA_BITS: usize = 4096;
+
+/// The DER contents of the rsaEncryption OID (1.2.840.113549.1.1.1), the algorithm of an RSA key in
+/// PKCS#8 and in a certificate's SubjectPublicKeyInfo.
+const RSA_ENCRYPTION_OID: &[u8] = &[0x2a, 0x86, 0x48, 0x86, 0xf7, 0x0d, 0x01, 0x01, 0x01];
+
 /// A certificate credential: the certificate registered on the app registration and its private
 /// key. `Debug` shows the certificate's subject, thumbprint and expiry, never the key.
 pub struct CertificateCredential {
-    signer: rsa::pkcs1v15::SigningKey<Sha256>,
+    key_pair: RsaKeyPair,
+    rng: SystemRandom,
     thumbprint: String,
     subject: String,
     not_after: OffsetDateTime,
@@ -60,6 +65,114 @@ struct PemBlock {
 
 fn config(what: impl fmt::Display) -> MicrosoftError {
     MicrosoftError::Config(format!("certificate credential: {what}"))
+}
+
+/// DER tags used below.
+const SEQUENCE: u8 = 0x30;
+const INTEGER: u8 = 0x02;
+const OCTET_STRING: u8 = 0x04;
+const OID: u8 = 0x06;
+
+/// One DER element from the front of `input`: (tag, contents, what follows). Definite lengths only
+/// (DER has no other); `None` for anything truncated or malformed.
+fn der_element(input: &[u8]) -> Option<(u8, &[u8], &[u8])> {
+    let (&tag, rest) = input.split_first()?;
+    let (&first, rest) = rest.split_first()?;
+    let (len, rest) = if first < 0x80 {
+        (usize::from(first), rest)
+    } else {
+        let count = usize::from(first & 0x7f);
+        if count == 0 || count > 4 || rest.len() < count {
+            return None;
+        }
+        let (bytes, rest) = rest.split_at(count);
+        (bytes.iter().fold(0usize, |acc, &b| (acc << 8) | usize::from(b)), rest)
+    };
+    if rest.len() < len {
+        return None;
+    }
+    let (contents, rest) = rest.split_at(len);
+    Some((tag, contents, rest))
+}
+
+/// The next element of `input`, which must have `tag`; `input` moves past it.
+fn take<'a>(input: &mut &'a [u8], tag: u8) -> Option<&'a [u8]> {
+    let (found, contents, rest) = der_element(input)?;
+    *input = rest;
+    (found == tag).then_some(contents)
+}
+
+/// The contents of the single SEQUENCE that is all of `der`.
+fn whole_sequence(der: &[u8]) -> Option<&[u8]> {
+    match der_element(der)? {
+        (SEQUENCE, contents, []) => Some(contents),
+        _ => None,
+    }
+}
+
+/// A non-negative INTEGER's value, big-endian without leading zeros; `None` for a negative one.
+fn unsigned(contents: &[u8]) -> Option<&[u8]> {
+    if contents.first().is_none_or(|b| b & 0x80 != 0) {
+        return None;
+    }
+    let zeros = contents.iter().take_while(|&&b| b == 0).count();
+    Some(&contents[zeros..])
+}
+
+/// An RSA public key's modulus and exponent, big-endian without leading zeros.
+#[derive(Debug, PartialEq, Eq)]
+struct RsaPublic<'a> {
+    n: &'a [u8],
+    e: &'a [u8],
+}
+
+impl RsaPublic<'_> {
+    fn bits(&self) -> usize {
+        self.n.first().map_or(0, |&top| (self.n.len() - 1) * 8 + (8 - top.leading_zeros() as usize))
+    }
+}
+
+/// PKCS#1 `RSAPublicKey` (SEQUENCE { modulus, publicExponent }): what a certificate's
+/// SubjectPublicKeyInfo holds for an RSA key, and what ring's `RsaKeyPair::public` gives.
+fn rsa_public_key(der: &[u8]) -> Option<RsaPublic<'_>> {
+    let mut body = whole_sequence(der)?;
+    let n = unsigned(take(&mut body, INTEGER)?)?;
+    let e = unsigned(take(&mut body, INTEGER)?)?;
+    body.is_empty().then_some(RsaPublic { n, e })
+}
+
+/// The public half of a PKCS#1 `RSAPrivateKey` (SEQUENCE { version, modulus, publicExponent, … }).
+fn rsa_private_key_public(der: &[u8]) -> Option<RsaPublic<'_>> {
+    let mut body = whole_sequence(der)?;
+    take(&mut body, INTEGER)?;
+    let n = unsigned(take(&mut body, INTEGER)?)?;
+    let e = unsigned(take(&mut body, INTEGER)?)?;
+    Some(RsaPublic { n, e })
+}
+
+/// The PKCS#1 key inside a PKCS#8 `PrivateKeyInfo` (SEQUENCE { version, AlgorithmIdentifier,
+/// privateKey OCTET STRING, … }) whose algorithm is rsaEncryption; `None` for any other key.
+fn pkcs8_rsa_key(der: &[u8]) -> Option<&[u8]> {
+    let mut body = whole_sequence(der)?;
+    take(&mut body, INTEGER)?;
+    let mut algorithm = take(&mut body, SEQUENCE)?;
+    if take(&mut algorithm, OID)? != RSA_ENCRYPTION_OID {
+        return None;
+    }
+    take(&mut body, OCTET_STRING)
+}
+
+/// A private key as found in the PEM: its PKCS#1 DER (unwrapped from PKCS#8) and its size.
+struct FoundKey {
+    pkcs1: Vec<u8>,
+    bits: usize,
+}
+
+impl FoundKey {
+    fn new(pkcs1: &[u8]) -> Option<FoundKey> {
+        let bits = rsa_private_key_public(pkcs1)?.bits();
+        Some(FoundKey { pkcs1: pkcs1.to_vec(), bits })
+    }
 }
 
 /// Splits PEM text into its blocks. Text outside blocks (OpenSSL's "Bag Attributes", comments) is
@@ -121,7 +234,7 @@ impl CertificateCredential {
     }
 
     fn from_blocks(blocks: Vec<PemBlock>) -> Result<CertificateCredential, MicrosoftError> {
-        let mut key: Option<RsaPrivateKey> = None;
+        let mut key: Option<FoundKey> = None;
         let mut certificates = Vec::new();
         for b in blocks {
             let found = match b.label.as_str() {
@@ -129,11 +242,10 @@ impl CertificateCredential {
                     certificates.push(b.der);
                     continue;
                 }
-                "PRIVATE KEY" => RsaPrivateKey::from_pkcs8_der(&b.der)
-                    .map_err(|_| config("the PRIVATE KEY block is not an RSA key in PKCS#8 form (Microsoft needs RSA)"))?,
-                "RSA PRIVATE KEY" => {
-                    RsaPrivateKey::from_pkcs1_der(&b.der).map_err(|_| config("the RSA PRIVATE KEY block is not a PKCS#1 RSA key"))?
-                }
+                "PRIVATE KEY" => pkcs8_rsa_key(&b.der)
+                    .and_then(FoundKey::new)
+                    .ok_or_else(|| config("the PRIVATE KEY block is not an RSA key in PKCS#8 form (Microsoft needs RSA)"))?,
+                "RSA PRIVATE KEY" => FoundKey::new(&b.der).ok_or_else(|| config("the RSA PRIVATE KEY block is not a PKCS#1 RSA key"))?,
                 "ENCRYPTED PRIVATE KEY" => return Err(config("the private key is encrypted; export it without a password")),
                 "EC PRIVATE KEY" => return Err(config("the private key is an EC key; certificate credentials here need RSA")),
                 _ => continue,
@@ -146,19 +258,33 @@ impl CertificateCredential {
         if certificates.is_empty() {
             return Err(config("no certificate (BEGIN CERTIFICATE) was given"));
         }
-        if key.size() * 8 < MIN_RSA_BITS {
-            return Err(config(format!("the RSA key has {} bits; Microsoft needs at least {MIN_RSA_BITS}", key.size() * 8)));
+        if key.bits < MIN_RSA_BITS {
+            return Err(config(format!("the RSA key has {} bits; Microsoft needs at least {MIN_RSA_BITS}", key.bits)));
         }
-        key.validate().map_err(|_| config("the RSA private key is inconsistent"))?;
-        let public = RsaPublicKey::from(&key);
+        if key.bits > MAX_RSA_BITS {
+            return Err(config(format!("the RSA key has {} bits; at most {MAX_RSA_BITS} are supported", key.bits)));
+        }
+        // ring checks the key's components against each other, and takes only keys it signs safely with.
+        let key_pair = RsaKeyPair::from_der(&key.pkcs1).map_err(|rejected| match rejected.to_string().as_str() {
+            "InconsistentComponents" | "InvalidComponent" | "InvalidEncoding" => config("the RSA private key is inconsistent"),
+            "VersionNotSupported" => config("the RSA private key has more than two primes; use a two-prime RSA key"),
+            // A public exponent below 65537, or primes not a multiple of 512 bits long.
+            other => config(format!(
+                "the RSA private key cannot be used for signing ({other}); use a 2048, 3072 or 4096-bit key with public exponent 65537"
+            )),
+        })?;
+        let public = rsa_public_key(key_pair.public().as_ref()).ok_or_else(|| config("the RSA private key is inconsistent"))?;
         let mut parsed = 0;
         for der in &certificates {
             let Ok(cert) = x509_cert::Certificate::from_der(der) else { continue };
             parsed += 1;
             let tbs = &cert.tbs_certificate;
-            let Ok(spki) = tbs.subject_public_key_info.to_der() else { continue };
+            let spki = &tbs.subject_public_key_info;
             // Not an RSA certificate: cannot be this key's.
-            let Ok(cert_key) = RsaPublicKey::from_public_key_der(&spki) else { continue };
+            if spki.algorithm.oid.as_bytes() != RSA_ENCRYPTION_OID {
+                continue;
+            }
+            let Some(cert_key) = spki.subject_public_key.as_bytes().and_then(rsa_public_key) else { continue };
             if cert_key != public {
                 continue;
             }
@@ -168,7 +294,8 @@ impl CertificateCredential {
                 thumbprint: URL_SAFE_NO_PAD.encode(Sha256::digest(der)),
                 subject: tbs.subject.to_string(),
                 not_after,
-                signer: rsa::pkcs1v15::SigningKey::<Sha256>::new(key),
+                key_pair,
+                rng: SystemRandom::new(),
             });
         }
         Err(config(if parsed == 0 {
@@ -196,7 +323,8 @@ impl CertificateCredential {
 
     /// A client assertion for one token request: RS256, header `x5t#S256`, claims `aud` = the
     /// request's token endpoint URL, `iss` = `sub` = `client_id`, a random `jti`, `nbf` = `iat` = now
-    /// and `exp` five minutes later (§1.4). The signature is randomized (RSA blinding).
+    /// and `exp` five minutes later (§1.4). ring blinds the private-key operation with the system's
+    /// random source.
     pub fn assertion(&self, client_id: &str, token_endpoint: &str) -> Result<String, MicrosoftError> {
         self.assertion_at(client_id, token_endpoint, OffsetDateTime::now_utc().unix_timestamp())
     }
@@ -214,11 +342,11 @@ impl CertificateCredential {
         });
         let part = |v: &serde_json::Value| URL_SAFE_NO_PAD.encode(v.to_string());
         let input = format!("{}.{}", part(&header), part(&claims));
-        let signature = self
-            .signer
-            .try_sign_with_rng(&mut rsa::rand_core::OsRng, input.as_bytes())
+        let mut signature = vec![0; self.key_pair.public().modulus_len()];
+        self.key_pair
+            .sign(&RSA_PKCS1_SHA256, &self.rng, input.as_bytes(), &mut signature)
             .map_err(|e| config(format!("signing the client assertion failed: {e}")))?;
-        Ok(format!("{input}.{}", URL_SAFE_NO_PAD.encode(signature.to_bytes())))
+        Ok(format!("{input}.{}", URL_SAFE_NO_PAD.encode(signature)))
     }
 }
 
@@ -227,8 +355,10 @@ mod tests {
     use super::*;
     use m365_emulator::CertificateFixture;
     use rsa::pkcs1::EncodeRsaPrivateKey;
+    use rsa::pkcs8::{DecodePrivateKey, DecodePublicKey};
     use rsa::signature::Verifier;
-    use rsa::traits::PrivateKeyParts;
+    use rsa::traits::{PrivateKeyParts, PublicKeyParts};
+    use rsa::{RsaPrivateKey, RsaPublicKey};
     use serde_json::Value;
     use std::sync::OnceLock;
 
@@ -376,5 +506,94 @@ mod tests {
         let small = RsaPrivateKey::new(&mut rsa::rand_core::OsRng, 1024).unwrap();
         let small_pem = rsa::pkcs8::EncodePrivateKey::to_pkcs8_pem(&small, rsa::pkcs8::LineEnding::LF).unwrap();
         assert!(msg(CertificateCredential::from_pem(cert_pem, &small_pem)).contains("1024 bits"));
+    }
+
+    /// A DER element: `tag`, its length (short or long form) and `contents`.
+    fn tlv(tag: u8, contents: &[u8]) -> Vec<u8> {
+        let mut out = vec![tag];
+        match contents.len() {
+            n if n < 0x80 => out.push(n as u8),
+            n if n < 0x100 => out.extend([0x81, n as u8]),
+            n => out.extend([0x82, (n >> 8) as u8, n as u8]),
+        }
+        out.extend_from_slice(contents);
+        out
+    }
+
+    fn key_der(key_pem: &str) -> Vec<u8> {
+        let body: String = key_pem.lines().filter(|l| !l.starts_with("-----")).collect();
+        STANDARD.decode(body).unwrap()
+    }
+
+    #[test]
+    fn the_der_walk_reads_rsa_keys_and_refuses_anything_else() {
+        let (cert_pem, key_pem, _) = generated();
+        let key = RsaPrivateKey::from_pkcs8_pem(key_pem).unwrap();
+        let (n, e) = (key.n().to_bytes_be(), key.e().to_bytes_be());
+        // PKCS#8 → PKCS#1 → the public half, as the rsa crate sees the same key.
+        let pkcs8 = key_der(key_pem);
+        let pkcs1 = pkcs8_rsa_key(&pkcs8).unwrap();
+        assert_eq!(pkcs1, key.to_pkcs1_der().unwrap().as_bytes());
+        let public = rsa_private_key_public(pkcs1).unwrap();
+        assert_eq!(public, RsaPublic { n: &n, e: &e });
+        assert_eq!(public.bits(), 2048);
+        // ring's public key and the certificate's SubjectPublicKeyInfo give the same modulus and exponent.
+        let ring_key = RsaKeyPair::from_der(pkcs1).unwrap();
+        assert_eq!(rsa_public_key(ring_key.public().as_ref()).unwrap(), public);
+        let cert = x509_cert::Certificate::from_der(&key_der(cert_pem)).unwrap();
+        let spki = &cert.tbs_certificate.subject_public_key_info;
+        assert_eq!(spki.algorithm.oid.as_bytes(), RSA_ENCRYPTION_OID);
+        assert_eq!(rsa_public_key(spki.subject_public_key.as_bytes().unwrap()).unwrap(), public);
+
+        // Hand-built: leading zeros are not part of the value, long-form lengths are read.
+        let rsa_public = |n: &[u8], e: &[u8]| tlv(SEQUENCE, &[tlv(INTEGER, n), tlv(INTEGER, e)].concat());
+        let big = [&[0x00, 0x80][..], &[0x11; 300]].concat();
+        let der = rsa_public(&big, &[0x01, 0x00, 0x01]);
+        assert_eq!(rsa_public_key(&der), Some(RsaPublic { n: &big[1..], e: &[0x01, 0x00, 0x01] }));
+        assert_eq!(RsaPublic { n: &big[1..], e: &[3] }.bits(), 301 * 8);
+        assert_eq!(RsaPublic { n: &[0x01, 0xff], e: &[3] }.bits(), 9);
+        // Negative integers, trailing bytes, truncation, a wrong tag and an indefinite length are refused.
+        assert_eq!(rsa_public_key(&rsa_public(&[0x80, 0x01], &[0x03])), None);
+        assert_eq!(rsa_public_key(&[rsa_public(&[0x7f], &[0x03]), vec![0]].concat()), None);
+        assert_eq!(rsa_public_key(&der[..der.len() - 1]), None);
+        assert_eq!(rsa_public_key(&tlv(0x31, &[tlv(INTEGER, &[1]), tlv(INTEGER, &[3])].concat())), None);
+        assert_eq!(rsa_public_key(&[0x30, 0x80, 0x02, 0x01, 0x01, 0x02, 0x01, 0x03, 0x00, 0x00]), None);
+        assert_eq!(rsa_public_key(&[tlv(SEQUENCE, &[tlv(INTEGER, &[1]), tlv(INTEGER, &[3]), tlv(INTEGER, &[5])].concat())].concat()), None);
+        assert_eq!(rsa_private_key_public(&tlv(SEQUENCE, &tlv(INTEGER, &[0]))), None);
+        assert_eq!(der_element(&[]), None);
+        assert_eq!(der_element(&[0x02, 0x85, 1, 0, 0, 0, 0]), None, "lengths past 4 bytes");
+
+        // Hand-built PKCS#8: rsaEncryption gives the PKCS#1 key inside, another algorithm
+        // (id-ecPublicKey, 1.2.840.10045.2.1) nothing.
+        let wrap = |algorithm: Vec<u8>| tlv(SEQUENCE, &[tlv(INTEGER, &[0]), tlv(SEQUENCE, &algorithm), tlv(OCTET_STRING, pkcs1)].concat());
+        let rsa = wrap([tlv(OID, RSA_ENCRYPTION_OID), vec![0x05, 0x00]].concat());
+        assert_eq!(pkcs8_rsa_key(&rsa), Some(pkcs1));
+        let ec = wrap(tlv(OID, &[0x2a, 0x86, 0x48, 0xce, 0x3d, 0x02, 0x01]));
+        assert_eq!(pkcs8_rsa_key(&ec), None);
+        assert_eq!(pkcs8_rsa_key(pkcs1), None, "PKCS#1 is not PKCS#8");
+    }
+
+    #[test]
+    fn keys_ring_cannot_sign_with_are_refused_with_the_reason() {
+        let (cert_pem, key_pem, _) = generated();
+        let msg = |key: &str| match CertificateCredential::from_pem(cert_pem, key) {
+            Err(MicrosoftError::Config(m)) => m,
+            other => panic!("expected a configuration error: {other:?}"),
+        };
+        let pem = |label: &str, der: &[u8]| format!("-----BEGIN {label}-----\n{}\n-----END {label}-----\n", STANDARD.encode(der));
+        // The last byte of the CRT coefficient changed: the components no longer fit together.
+        let mut pkcs1 = pkcs8_rsa_key(&key_der(key_pem)).unwrap().to_vec();
+        if let Some(last) = pkcs1.last_mut() {
+            *last ^= 0x01;
+        }
+        assert_eq!(msg(&pem("RSA PRIVATE KEY", &pkcs1)), "certificate credential: the RSA private key is inconsistent");
+        // More than 4096 bits: refused before ring sees it.
+        let n = [&[0x01][..], &[0xff; 512]].concat();
+        let huge = tlv(SEQUENCE, &[tlv(INTEGER, &[0]), tlv(INTEGER, &n), tlv(INTEGER, &[1, 0, 1])].concat());
+        assert_eq!(msg(&pem("RSA PRIVATE KEY", &huge)), "certificate credential: the RSA key has 4097 bits; at most 4096 are supported");
+        // Public exponent 3: ring signs only with 65537 or more.
+        let e3 = RsaPrivateKey::new_with_exp(&mut rsa::rand_core::OsRng, 2048, &rsa::BigUint::from(3u8)).unwrap();
+        let e = msg(&e3.to_pkcs1_pem(rsa::pkcs8::LineEnding::LF).unwrap());
+        assert!(e.contains("cannot be used for signing") && e.contains("exponent 65537"), "{e}");
     }
 }

@@ -5,12 +5,9 @@
 use crate::error::IdTokenError;
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use rsa::RsaPublicKey;
-use rsa::pkcs1v15::{Signature, VerifyingKey};
-use rsa::signature::Verifier;
+use ring::signature::{RSA_PKCS1_2048_8192_SHA256, RsaPublicKeyComponents};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
-use sha2::Sha256;
 
 /// Who signed in, as proven by a verified id_token. Key local accounts on (`tenant_id`,
 /// `object_id`), never on the mutable `username` or `email` (§1.6).
@@ -63,8 +60,9 @@ impl<'a> Jwt<'a> {
 
     pub(crate) fn verify(&self, key: &RsaPublicKey) -> Result<Value, IdTokenError> {
         self.check_alg()?;
-        let sig = Signature::try_from(self.signature.as_slice()).map_err(|_| IdTokenError::Signature)?;
-        VerifyingKey::<Sha256>::new(key.clone()).verify(self.signing_input.as_bytes(), &sig).map_err(|_| IdTokenError::Signature)?;
+        RsaPublicKeyComponents { n: &key.n, e: &key.e }
+            .verify(&RSA_PKCS1_2048_8192_SHA256, self.signing_input.as_bytes(), &self.signature)
+            .map_err(|_| IdTokenError::Signature)?;
         // Only now are the claims worth reading.
         serde_json::from_slice(&self.payload).map_err(|_| IdTokenError::Malformed("bad payload".into()))
     }
@@ -165,6 +163,21 @@ pub(crate) fn check_claims(claims: &Value, want: &Expected<'_>) -> Result<Verifi
     })
 }
 
+/// An RSA public key from a JWKS entry: modulus and exponent, big-endian without leading zeros.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) struct RsaPublicKey {
+    n: Vec<u8>,
+    e: Vec<u8>,
+}
+
+/// What ring verifies RS256 with (`RSA_PKCS1_2048_8192_SHA256`): a 2048 to 8192-bit modulus and an
+/// odd exponent from 3 to 2^33 - 1.
+fn usable(n: &[u8], e: &[u8]) -> bool {
+    let n_bits = n.first().map_or(0, |&top| (n.len() - 1) * 8 + (8 - top.leading_zeros() as usize));
+    let e_value = (e.len() <= 5).then(|| e.iter().fold(0u64, |acc, &b| (acc << 8) | u64::from(b)));
+    (2048..=8192).contains(&n_bits) && e_value.is_some_and(|e| (3..1 << 33).contains(&e) && e % 2 == 1)
+}
+
 /// An RSA signing key from a JWKS entry (`kty` RSA, `n`, `e`), or `None` for keys we cannot use.
 pub(crate) fn rsa_key(jwk: &Value) -> Option<(String, RsaPublicKey)> {
     if jwk.get("kty").and_then(Value::as_str) != Some("RSA") {
@@ -175,9 +188,9 @@ pub(crate) fn rsa_key(jwk: &Value) -> Option<(String, RsaPublicKey)> {
     }
     let kid = jwk.get("kid").and_then(Value::as_str)?.to_string();
     let dec = |k: &str| jwk.get(k).and_then(Value::as_str).and_then(|s| URL_SAFE_NO_PAD.decode(s.trim_end_matches('=')).ok());
-    let n = rsa::BigUint::from_bytes_be(&dec("n")?);
-    let e = rsa::BigUint::from_bytes_be(&dec("e")?);
-    RsaPublicKey::new(n, e).ok().map(|k| (kid, k))
+    let strip = |b: Vec<u8>| b.iter().position(|&x| x != 0).map(|start| b[start..].to_vec()).unwrap_or_default();
+    let (n, e) = (strip(dec("n")?), strip(dec("e")?));
+    usable(&n, &e).then_some((kid, RsaPublicKey { n, e }))
 }
 
 #[cfg(test)]
@@ -187,6 +200,7 @@ pub(crate) mod tests {
     use rsa::signature::{SignatureEncoding, Signer};
     use rsa::traits::PublicKeyParts;
     use serde_json::json;
+    use sha2::Sha256;
     use std::sync::OnceLock;
 
     const CLIENT: &str = "11111111-2222-4333-8444-555555555555";
@@ -224,6 +238,11 @@ pub(crate) mod tests {
         }
     }
 
+    /// The verifying key of a test key pair, as a JWKS entry would give it.
+    pub(crate) fn public(key: &rsa::RsaPrivateKey) -> RsaPublicKey {
+        RsaPublicKey { n: key.n().to_bytes_be(), e: key.e().to_bytes_be() }
+    }
+
     fn verify(token: &str, key: &RsaPublicKey, want: &Expected<'_>) -> Result<VerifiedIdentity, IdTokenError> {
         let jwt = Jwt::parse(token)?;
         let c = jwt.verify(key)?;
@@ -235,7 +254,7 @@ pub(crate) mod tests {
         let (k, _) = keys();
         let now = 1_800_000_000;
         let t = sign(k, &json!({"alg": "RS256", "typ": "JWT", "kid": "k1"}), &claims(now));
-        let id = verify(&t, &k.to_public_key(), &expected(now)).unwrap();
+        let id = verify(&t, &public(k), &expected(now)).unwrap();
         assert_eq!(id.tenant_id, TID);
         assert_eq!(id.object_id, "6e1f0a00-0000-4000-8000-000000000002");
         assert_eq!(id.username.as_deref(), Some("alice@northwind.test"));
@@ -248,14 +267,14 @@ pub(crate) mod tests {
         let (k, other) = keys();
         let now = 1_800_000_000;
         let t = sign(other, &json!({"alg": "RS256", "kid": "k1"}), &claims(now));
-        assert_eq!(verify(&t, &k.to_public_key(), &expected(now)).unwrap_err(), IdTokenError::Signature);
+        assert_eq!(verify(&t, &public(k), &expected(now)).unwrap_err(), IdTokenError::Signature);
         // A claim edited after signing breaks the signature too.
         let good = sign(k, &json!({"alg": "RS256", "kid": "k1"}), &claims(now));
         let parts: Vec<&str> = good.split('.').collect();
         let mut c = claims(now);
         c["oid"] = json!("attacker");
         let forged = format!("{}.{}.{}", parts[0], URL_SAFE_NO_PAD.encode(c.to_string()), parts[2]);
-        assert_eq!(verify(&forged, &k.to_public_key(), &expected(now)).unwrap_err(), IdTokenError::Signature);
+        assert_eq!(verify(&forged, &public(k), &expected(now)).unwrap_err(), IdTokenError::Signature);
     }
 
     #[test]
@@ -263,9 +282,9 @@ pub(crate) mod tests {
         let (k, _) = keys();
         let now = 1_800_000_000;
         let none = format!("{}.{}.", URL_SAFE_NO_PAD.encode(r#"{"alg":"none"}"#), URL_SAFE_NO_PAD.encode(claims(now).to_string()));
-        assert_eq!(verify(&none, &k.to_public_key(), &expected(now)).unwrap_err(), IdTokenError::Algorithm("none".into()));
+        assert_eq!(verify(&none, &public(k), &expected(now)).unwrap_err(), IdTokenError::Algorithm("none".into()));
         let hs = format!("{}.{}.AAAA", URL_SAFE_NO_PAD.encode(r#"{"alg":"HS256"}"#), URL_SAFE_NO_PAD.encode(claims(now).to_string()));
-        assert!(matches!(verify(&hs, &k.to_public_key(), &expected(now)), Err(IdTokenError::Algorithm(_))));
+        assert!(matches!(verify(&hs, &public(k), &expected(now)), Err(IdTokenError::Algorithm(_))));
         assert!(matches!(Jwt::parse("a.b"), Err(IdTokenError::Malformed(_))));
         assert!(matches!(Jwt::parse("a.b.c.d"), Err(IdTokenError::Malformed(_))));
     }
@@ -273,7 +292,7 @@ pub(crate) mod tests {
     #[test]
     fn each_claim_check_refuses_its_own_violation() {
         let (k, _) = keys();
-        let pk = k.to_public_key();
+        let pk = public(k);
         let now = 1_800_000_000;
         let h = json!({"alg": "RS256", "kid": "k1"});
         let with = |f: &dyn Fn(&mut Value)| {
@@ -326,27 +345,36 @@ pub(crate) mod tests {
         let t = sign(k, &json!({"alg": "RS256"}), &c);
         let mut want = expected(now);
         want.tenant_id = None;
-        assert_eq!(verify(&t, &k.to_public_key(), &want).unwrap().tenant_id, "9a8b7c6d-5e4f-4a3b-8c2d-1e0f9a8b7c6d");
+        assert_eq!(verify(&t, &public(k), &want).unwrap().tenant_id, "9a8b7c6d-5e4f-4a3b-8c2d-1e0f9a8b7c6d");
         // A personal account through `common` has its own issuer, and is still refused.
         let mut msa = c.clone();
         msa["tid"] = json!(PERSONAL_ACCOUNTS_TENANT);
         msa["iss"] = json!(format!("https://login.microsoftonline.com/{PERSONAL_ACCOUNTS_TENANT}/v2.0"));
         let t = sign(k, &json!({"alg": "RS256"}), &msa);
-        assert_eq!(verify(&t, &k.to_public_key(), &want).unwrap_err(), IdTokenError::PersonalAccount);
+        assert_eq!(verify(&t, &public(k), &want).unwrap_err(), IdTokenError::PersonalAccount);
         // …but the issuer must still be the one for the token's own tenant.
         c["iss"] = json!(format!("https://login.microsoftonline.com/{TID}/v2.0"));
         let t = sign(k, &json!({"alg": "RS256"}), &c);
-        assert!(matches!(verify(&t, &k.to_public_key(), &want), Err(IdTokenError::Issuer { .. })));
+        assert!(matches!(verify(&t, &public(k), &want), Err(IdTokenError::Issuer { .. })));
     }
 
     #[test]
     fn jwks_entries_become_keys() {
         let (k, _) = keys();
-        let pk = k.to_public_key();
-        let jwk = json!({"kty": "RSA", "use": "sig", "kid": "abc", "n": URL_SAFE_NO_PAD.encode(pk.n().to_bytes_be()), "e": "AQAB", "x5c": ["..."]});
+        let pk = public(k);
+        let jwk = json!({"kty": "RSA", "use": "sig", "kid": "abc", "n": URL_SAFE_NO_PAD.encode(&pk.n), "e": "AQAB", "x5c": ["..."]});
         let (kid, key) = rsa_key(&jwk).unwrap();
         assert_eq!(kid, "abc");
         assert_eq!(key, pk);
+        // A leading zero byte in `n` is not part of the value.
+        let padded = json!({"kty": "RSA", "kid": "abc", "n": URL_SAFE_NO_PAD.encode([&[0][..], &pk.n].concat()), "e": "AQAB"});
+        assert_eq!(rsa_key(&padded).unwrap().1, pk);
+        // Keys ring cannot verify RS256 with: a 1024-bit modulus, an even or a too-large exponent.
+        let with = |n: Vec<u8>, e: &[u8]| json!({"kty": "RSA", "kid": "x", "n": URL_SAFE_NO_PAD.encode(n), "e": URL_SAFE_NO_PAD.encode(e)});
+        assert!(rsa_key(&with(pk.n[..128].to_vec(), &[1, 0, 1])).is_none());
+        assert!(rsa_key(&with(pk.n.clone(), &[1, 0, 0])).is_none());
+        assert!(rsa_key(&with(pk.n.clone(), &[2, 0, 0, 0, 1])).is_none());
+        assert!(rsa_key(&with(pk.n.clone(), &[3])).is_some());
         assert!(rsa_key(&json!({"kty": "EC", "kid": "x"})).is_none());
         assert!(rsa_key(&json!({"kty": "RSA", "use": "enc", "kid": "x", "n": "AQAB", "e": "AQAB"})).is_none());
     }

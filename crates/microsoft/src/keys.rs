@@ -6,7 +6,7 @@
 //! a stream of forged tokens with random `kid`s cannot make us hammer Microsoft.
 
 use crate::config::is_guid;
-use rsa::RsaPublicKey;
+use crate::id_token::RsaPublicKey;
 use std::collections::HashMap;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
@@ -104,11 +104,11 @@ mod tests {
         let c = KeyCache::default();
         assert!(c.key("u", "k").unwrap_err(), "nothing cached: fetch");
         let (k, _) = crate::id_token::tests::keys();
-        c.put_keys("u", HashMap::from([("k".to_string(), k.to_public_key())]));
+        c.put_keys("u", HashMap::from([("k".to_string(), crate::id_token::tests::public(k))]));
         assert!(c.key("u", "k").is_ok());
         assert!(!c.key("u", "other").unwrap_err(), "just fetched: do not ask again");
         let eager = KeyCache::new(Duration::ZERO);
-        eager.put_keys("u", HashMap::from([("k".to_string(), k.to_public_key())]));
+        eager.put_keys("u", HashMap::from([("k".to_string(), crate::id_token::tests::public(k))]));
         assert!(eager.key("u", "other").unwrap_err(), "interval elapsed: fetch again");
     }
 }

@@ -251,7 +251,7 @@ impl MicrosoftClient {
         }
     }
 
-    async fn signing_key(&self, jwks_uri: &str, kid: &str) -> Result<rsa::RsaPublicKey, MicrosoftError> {
+    async fn signing_key(&self, jwks_uri: &str, kid: &str) -> Result<crate::id_token::RsaPublicKey, MicrosoftError> {
         match self.keys.key(jwks_uri, kid) {
             Ok(k) => return Ok(k),
             Err(false) => return Err(IdTokenError::UnknownKey { kid: kid.to_string() }.into()),
