@@ -8,6 +8,8 @@
 //! - `/healthz`, the floor: one database round trip and a few bytes;
 //! - the Office 365 settings page, rendered for the signed-in admin (session lookup, settings
 //!   read, server-side rendering of the whole page);
+//! - the sign-in page for a visitor (rendering a small page, nothing read), to tell rendering's
+//!   share from the reads';
 //! - the wasm bundle with brotli, as a browser fetches it.
 //!
 //! It prints requests per second and p50/p99 latency of each, and the settings page's ratios to
@@ -206,8 +208,11 @@ async fn measure(base: &str, site: &Path, password: &str, clients: u64, secs: u6
 
     let health = load(&plain, &format!("{base}/healthz"), &[], clients, secs).await?;
     let page = load(&admin, &format!("{base}{SETTINGS_PAGE}"), &[], clients, secs).await?;
+    // The sign-in page for a visitor: rendering a small page, with no session or settings read.
+    let public = load(&plain, &format!("{base}/login"), &[], clients, secs).await?;
     print("/healthz", &health);
     print(SETTINGS_PAGE, &page);
+    print("/login (a visitor)", &public);
     if let Some(wasm) = wasm_path(site) {
         let bundle = load(&plain, &format!("{base}{wasm}"), &[("accept-encoding", "br")], clients, secs).await?;
         print("wasm bundle (brotli)", &bundle);
