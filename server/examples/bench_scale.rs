@@ -22,7 +22,7 @@
 
 use domain::permissions::ConnectionMode;
 use domain::{AuditEntry, ConnectionKind, OrgId, Role, ServiceAccountUser};
-use m365_emulator::{AdminGrantFixture, DEMO_CLIENT_ID, DEMO_CLIENT_SECRET, Fixture, MailboxCounts, NORTHWIND_TENANT_ID, UserFixture};
+use m365_emulator::{AdminGrantFixture, DEMO_CLIENT_ID, DEMO_CLIENT_SECRET, Fixture, NORTHWIND_TENANT_ID};
 use microsoft::{AppRegistration, Endpoints, ExposeSecret, MicrosoftClient, SecretString};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -133,28 +133,17 @@ async fn wait_up(http: &reqwest::Client, url: &str, process: &mut Process, timeo
 }
 
 fn bench_user_id(i: usize) -> String {
-    format!("c0000000-0000-4000-8000-{i:012}")
+    Fixture::bench_user_id(i)
 }
 
 fn bench_upn(i: usize) -> String {
-    format!("scale{i:04}@northwind.test")
+    Fixture::bench_upn("scale", i)
 }
 
 /// The demo world plus `mailboxes` users with mailboxes, the app's application permissions
 /// consented for Northwind.
 fn fixture(mailboxes: usize, messages: u64) -> Fixture {
-    let mut fixture = Fixture::demo();
-    fixture.date_content_today();
-    fixture.set_all_counts(MailboxCounts { messages, events: 25, contacts: 30, tasks: 20 });
-    let template = fixture.tenants[0].users[1].clone();
-    for i in 0..mailboxes {
-        fixture.tenants[0].users.push(UserFixture {
-            id: bench_user_id(i),
-            user_principal_name: bench_upn(i),
-            display_name: format!("Scale User {i}"),
-            ..template.clone()
-        });
-    }
+    let mut fixture = Fixture::demo_with_bench_users("scale", mailboxes, messages);
     let application = ["Mail.Read", "Calendars.Read", "Contacts.Read", "Tasks.Read.All", "User.Read.All"];
     fixture.tenants[0].admin_grants.push(AdminGrantFixture {
         client_id: DEMO_CLIENT_ID.into(),

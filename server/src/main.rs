@@ -34,27 +34,27 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
     }
     let keyring = Arc::new(Keyring::load_or_create(&key_file)?);
     let store = store::open(&cli.database_url, keyring.clone()).await?;
-    match cli.command {
-        Some(Command::Keys(_)) => Ok(()),
+    let command = match cli.command {
+        None => Command::Serve(cli.serve),
+        Some(command) => command,
+    };
+    match command {
+        Command::Keys(_) => Ok(()),
         // SIGHUP re-reads the key file, listened to before the server serves (it would end it).
-        None => {
-            keys::reload_on_hangup(keyring);
-            serve(store, cli.serve).await
-        }
-        Some(Command::Serve(args)) => {
+        Command::Serve(args) => {
             keys::reload_on_hangup(keyring);
             serve(store, args).await
         }
-        Some(Command::Migrate) => {
+        Command::Migrate => {
             println!("database is up to date ({})", store.backend().as_str());
             Ok(())
         }
-        Some(Command::Org(OrgCommand::Create { name })) => {
+        Command::Org(OrgCommand::Create { name }) => {
             let org = store.create_organization(name.trim()).await?;
             println!("created organization {:?} ({})", org.name, org.id);
             Ok(())
         }
-        Some(Command::User(UserCommand::Create { org, email, name, role, password, password_file })) => {
+        Command::User(UserCommand::Create { org, email, name, role, password, password_file }) => {
             let password = match (password, password_file) {
                 (Some(p), _) => p,
                 (None, Some(path)) => std::fs::read_to_string(&path)?.lines().next().unwrap_or_default().to_owned(),

@@ -452,6 +452,35 @@ impl Fixture {
             }
         }
     }
+
+    /// What the benchmarks sync: the demo world dated today, every mailbox with `messages`
+    /// messages (and 25 events, 30 contacts, 20 tasks), plus `count` Northwind users made from
+    /// Alice's template, named by [`Fixture::bench_user_id`] and [`Fixture::bench_upn`].
+    pub fn demo_with_bench_users(prefix: &str, count: usize, messages: u64) -> Fixture {
+        let mut fixture = Fixture::demo();
+        fixture.date_content_today();
+        fixture.set_all_counts(MailboxCounts { messages, events: 25, contacts: 30, tasks: 20 });
+        let template = fixture.tenants[0].users[1].clone();
+        for i in 0..count {
+            fixture.tenants[0].users.push(UserFixture {
+                id: Fixture::bench_user_id(i),
+                user_principal_name: Fixture::bench_upn(prefix, i),
+                display_name: format!("Bench User {i}"),
+                ..template.clone()
+            });
+        }
+        fixture
+    }
+
+    /// The directory id of bench user `i`.
+    pub fn bench_user_id(i: usize) -> String {
+        format!("b0000000-0000-4000-8000-{i:012}")
+    }
+
+    /// The address of bench user `i` whose addresses start with `prefix`.
+    pub fn bench_upn(prefix: &str, i: usize) -> String {
+        format!("{prefix}{i:04}@northwind.test")
+    }
 }
 
 #[cfg(test)]

@@ -28,9 +28,7 @@
 
 use domain::permissions::ConnectionMode;
 use domain::{AuditEntry, ConnectionKind, OrgId, Resource, Role, ServiceAccountUser};
-use m365_emulator::{
-    DEMO_CLIENT_ID, DEMO_CLIENT_SECRET, EmulatorConfig, Fixture, MailboxCounts, NORTHWIND_TENANT_ID, ThrottleConfig, UserFixture,
-};
+use m365_emulator::{DEMO_CLIENT_ID, DEMO_CLIENT_SECRET, EmulatorConfig, Fixture, NORTHWIND_TENANT_ID, ThrottleConfig};
 use microsoft::{AppRegistration, Endpoints, ExposeSecret, MicrosoftClient, SecretString};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -64,25 +62,12 @@ fn load_average() -> String {
 }
 
 fn upn(i: usize) -> String {
-    format!("user{i:04}@northwind.test")
+    Fixture::bench_upn("user", i)
 }
 
-/// The demo world plus `mailboxes` bench users of `messages` messages each, the application
-/// permissions granted.
+/// The demo world plus `mailboxes` bench users of `messages` messages each.
 fn fixture(mailboxes: usize, messages: u64) -> Fixture {
-    let mut fixture = Fixture::demo();
-    fixture.date_content_today();
-    fixture.set_all_counts(MailboxCounts { messages, events: 25, contacts: 30, tasks: 20 });
-    let template = fixture.tenants[0].users[1].clone();
-    for i in 0..mailboxes {
-        fixture.tenants[0].users.push(UserFixture {
-            id: format!("b0000000-0000-4000-8000-{i:012}"),
-            user_principal_name: upn(i),
-            display_name: format!("Bench User {i}"),
-            ..template.clone()
-        });
-    }
-    fixture
+    Fixture::demo_with_bench_users("user", mailboxes, messages)
 }
 
 /// A fresh database: an SQLite file in `dir`, or with `BENCH_DATABASE_URL` a new database on that
