@@ -119,6 +119,16 @@ pub enum CursorUpdate {
     DeltaLink(String),
 }
 
+impl CursorUpdate {
+    /// The link to store and whether it ends the round.
+    pub fn link(&self) -> (&str, bool) {
+        match self {
+            CursorUpdate::NextLink(l) => (l, false),
+            CursorUpdate::DeltaLink(l) => (l, true),
+        }
+    }
+}
+
 /// One page of changes for one cursor.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PageCommit {

@@ -5,6 +5,9 @@
 //! serializes writers, so a single `UPDATE … WHERE id IN (SELECT …)` is already exclusive), passed
 //! in as `$claim_sql`, and how the database tells the time (`$db_now`, unix seconds): lease times
 //! come from the database's clock, so instances whose clocks disagree still agree on leases.
+//! A single-statement fenced write (`fenced_sql!`) reads the mailbox row with `$fence_lock`
+//! (PostgreSQL `FOR SHARE`, so a claim waits for the write or the write sees the claim's new
+//! fence; nothing on SQLite, where one statement is already exclusive).
 
 /// The database's clock in unix seconds, on SQLite.
 macro_rules! sqlite_now {
@@ -21,6 +24,15 @@ macro_rules! postgres_now {
     };
 }
 pub(crate) use postgres_now;
+
+/// The fence check of a write that is one statement, as an SQL condition: the mailbox `$m` is
+/// leased with fence `$f` (parameter names), its row read under `$lock`.
+macro_rules! fenced_sql {
+    ($m:literal, $f:literal, $lock:literal) => {
+        concat!("EXISTS (SELECT 1 FROM sync_mailboxes WHERE id = ", $m, " AND fence = ", $f, " AND lease_owner IS NOT NULL ", $lock, ")")
+    };
+}
+pub(crate) use fenced_sql;
 
 /// Columns of a `SyncMailbox`, in the order `mailbox_from_row!` reads them.
 macro_rules! mailbox_columns {
@@ -168,6 +180,19 @@ fn parse_resource(s: &str) -> Result<domain::Resource, crate::StoreError> {
     domain::Resource::parse(s).ok_or_else(|| crate::StoreError::Corrupt(format!("sync resource {s:?}")))
 }
 
+/// Rows per multi-row item statement: a page of the server's default size (100) is one statement,
+/// within SQLite's and PostgreSQL's limits on bound parameters (14 per row).
+pub(crate) const UPSERT_ROWS: usize = 200;
+
+/// A page's upserts with each id once, its last occurrence (a later one is newer), in page order:
+/// one statement must not upsert a row twice.
+pub(crate) fn last_of_each(items: &[crate::sync::SyncedItem]) -> Vec<&crate::sync::SyncedItem> {
+    let mut seen = std::collections::HashSet::new();
+    let mut kept: Vec<&crate::sync::SyncedItem> = items.iter().rev().filter(|i| seen.insert(i.graph_id.as_str())).collect();
+    kept.reverse();
+    kept
+}
+
 pub(crate) fn resource_of(s: &str) -> Result<domain::Resource, crate::StoreError> {
     parse_resource(s)
 }
@@ -180,25 +205,28 @@ pub(crate) fn reason_of(s: Option<String>) -> Result<Option<domain::ReasonCode>,
 }
 
 macro_rules! impl_sync_store {
-    ($store:ty, $db:ty, $claim_sql:expr, $db_now:expr) => {
+    ($store:ty, $db:ty, $claim_sql:expr, $db_now:expr, $fence_lock:literal) => {
         impl $store {
             /// The fence check every guarded write starts with: touches the mailbox row (taking
-            /// its write lock) only while `fence` is current.
+            /// its write lock) only while `fence` is current, and returns the mailbox's owner
+            /// (organization and user) then.
             async fn sync_fence_holds(
                 tx: &mut sqlx::Transaction<'_, $db>,
                 mailbox: uuid::Uuid,
                 fence: i64,
                 now: $crate::UnixTime,
-            ) -> Result<bool, $crate::StoreError> {
-                let done = sqlx::query(
-                    "UPDATE sync_mailboxes SET last_commit_at = $1 WHERE id = $2 AND fence = $3 AND lease_owner IS NOT NULL",
+            ) -> Result<Option<(uuid::Uuid, uuid::Uuid)>, $crate::StoreError> {
+                use sqlx::Row as _;
+                let row = sqlx::query(
+                    "UPDATE sync_mailboxes SET last_commit_at = $1 WHERE id = $2 AND fence = $3 AND lease_owner IS NOT NULL \
+                     RETURNING org_id, user_id",
                 )
                 .bind(now)
                 .bind(mailbox)
                 .bind(fence)
-                .execute(&mut **tx)
+                .fetch_optional(&mut **tx)
                 .await?;
-                Ok(done.rows_affected() > 0)
+                row.map(|r| Ok((r.try_get("org_id")?, r.try_get("user_id")?))).transpose()
             }
         }
 
@@ -212,89 +240,114 @@ macro_rules! impl_sync_store {
                 fence: i64,
                 now: $crate::UnixTime,
             ) -> Result<Option<sqlx::Transaction<'_, $db>>, $crate::StoreError> {
+                Ok(self.begin_fenced_owned(mailbox, fence, now).await?.map(|(tx, _)| tx))
+            }
+
+            /// [`Self::begin_fenced`], with the mailbox's owner (organization, user).
+            async fn begin_fenced_owned(
+                &self,
+                mailbox: uuid::Uuid,
+                fence: i64,
+                now: $crate::UnixTime,
+            ) -> Result<Option<(sqlx::Transaction<'_, $db>, (uuid::Uuid, uuid::Uuid))>, $crate::StoreError> {
                 let mut tx = self.begin_write().await?;
-                if Self::sync_fence_holds(&mut tx, mailbox, fence, now).await? {
-                    Ok(Some(tx))
-                } else {
-                    tx.rollback().await?;
-                    Ok(None)
+                match Self::sync_fence_holds(&mut tx, mailbox, fence, now).await? {
+                    Some(owner) => Ok(Some((tx, owner))),
+                    None => {
+                        tx.rollback().await?;
+                        Ok(None)
+                    }
                 }
             }
         }
 
         impl $store {
             /// The page's cursor, made at the start of a full round when it is the first page of
-            /// its container: `(round, full_round)`.
+            /// its container: `(round, full_round)`, in one statement.
             async fn page_cursor(
                 tx: &mut sqlx::Transaction<'_, $db>,
                 page: &$crate::sync::PageCommit,
             ) -> Result<(i64, bool), $crate::StoreError> {
                 use sqlx::Row as _;
-                sqlx::query(
+                let cursor = sqlx::query(
                     "INSERT INTO sync_cursors (mailbox_id, resource, container, link, link_is_delta, round, full_round, updated_at) \
-                     VALUES ($1, $2, $3, NULL, FALSE, 1, TRUE, $4) ON CONFLICT (mailbox_id, resource, container) DO NOTHING",
+                     VALUES ($1, $2, $3, NULL, FALSE, 1, TRUE, $4) ON CONFLICT (mailbox_id, resource, container) \
+                     DO UPDATE SET updated_at = excluded.updated_at RETURNING round, full_round",
                 )
                 .bind(page.mailbox_id)
                 .bind(page.resource.as_str())
                 .bind(&page.container)
                 .bind(page.now)
-                .execute(&mut **tx)
+                .fetch_one(&mut **tx)
                 .await?;
-                let cursor = sqlx::query("SELECT round, full_round FROM sync_cursors WHERE mailbox_id = $1 AND resource = $2 AND container = $3")
-                    .bind(page.mailbox_id)
-                    .bind(page.resource.as_str())
-                    .bind(&page.container)
-                    .fetch_one(&mut **tx)
-                    .await?;
                 Ok((cursor.try_get("round")?, cursor.try_get("full_round")?))
             }
 
-            /// Upserts the page's items, seen in `round`; returns how many of them are new.
+            /// Upserts the page's items, seen in `round`, for the mailbox's `owner` (organization,
+            /// user): one multi-row statement per [`UPSERT_ROWS`] items. Returns how many are new.
             async fn upsert_page_items(
                 tx: &mut sqlx::Transaction<'_, $db>,
                 page: &$crate::sync::PageCommit,
+                owner: (uuid::Uuid, uuid::Uuid),
                 round: i64,
             ) -> Result<u64, $crate::StoreError> {
-                use sqlx::Row as _;
                 if page.upserts.is_empty() {
                     return Ok(0);
                 }
-                let owner = sqlx::query("SELECT org_id, user_id FROM sync_mailboxes WHERE id = $1")
-                    .bind(page.mailbox_id)
-                    .fetch_one(&mut **tx)
-                    .await?;
-                let org: uuid::Uuid = owner.try_get("org_id")?;
-                let user: uuid::Uuid = owner.try_get("user_id")?;
                 let ids: std::collections::BTreeSet<&str> = page.upserts.iter().map(|i| i.graph_id.as_str()).collect();
                 let existing = Self::stored_of(tx, page, &ids).await?;
-                for item in &page.upserts {
-                    sqlx::query(
+                let rows = $crate::sync_common::last_of_each(&page.upserts);
+                for chunk in rows.chunks($crate::sync_common::UPSERT_ROWS) {
+                    let mut q = sqlx::QueryBuilder::<$db>::new(
                         "INSERT INTO sync_items (mailbox_id, org_id, user_id, resource, container, graph_id, title, subtitle, preview, \
-                           occurred_at, data, search_text, seen_round, updated_at) \
-                         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14) \
-                         ON CONFLICT (mailbox_id, resource, container, graph_id) DO UPDATE SET title = excluded.title, \
+                           occurred_at, data, search_text, seen_round, updated_at) ",
+                    );
+                    q.push_values(chunk, |mut row, item| {
+                        row.push_bind(page.mailbox_id)
+                            .push_bind(owner.0)
+                            .push_bind(owner.1)
+                            .push_bind(page.resource.as_str())
+                            .push_bind(page.container.clone())
+                            .push_bind(item.graph_id.clone())
+                            .push_bind(item.title.clone())
+                            .push_bind(item.subtitle.clone())
+                            .push_bind(item.preview.clone())
+                            .push_bind(item.occurred_at)
+                            .push_bind(item.data.clone())
+                            .push_bind(item.search_text())
+                            .push_bind(round)
+                            .push_bind(page.now);
+                    });
+                    q.push(
+                        " ON CONFLICT (mailbox_id, resource, container, graph_id) DO UPDATE SET title = excluded.title, \
                            subtitle = excluded.subtitle, preview = excluded.preview, occurred_at = excluded.occurred_at, \
                            data = excluded.data, search_text = excluded.search_text, seen_round = excluded.seen_round, \
                            updated_at = excluded.updated_at",
-                    )
-                    .bind(page.mailbox_id)
-                    .bind(org)
-                    .bind(user)
-                    .bind(page.resource.as_str())
-                    .bind(&page.container)
-                    .bind(&item.graph_id)
-                    .bind(&item.title)
-                    .bind(&item.subtitle)
-                    .bind(&item.preview)
-                    .bind(item.occurred_at)
-                    .bind(&item.data)
-                    .bind(item.search_text())
-                    .bind(round)
-                    .bind(page.now)
-                    .execute(&mut **tx)
-                    .await?;
+                    );
+                    q.build().execute(&mut **tx).await?;
                 }
                 Ok((ids.len() as u64).saturating_sub(existing))
+            }
+
+            /// Removes the page's deleted items (one statement per [`UPSERT_ROWS`] ids); returns
+            /// how many were stored.
+            async fn delete_page_items(
+                tx: &mut sqlx::Transaction<'_, $db>,
+                page: &$crate::sync::PageCommit,
+            ) -> Result<u64, $crate::StoreError> {
+                let mut removed = 0;
+                for chunk in page.deletes.chunks($crate::sync_common::UPSERT_ROWS) {
+                    let mut q = sqlx::QueryBuilder::<$db>::new("DELETE FROM sync_items WHERE mailbox_id = ");
+                    q.push_bind(page.mailbox_id).push(" AND resource = ").push_bind(page.resource.as_str());
+                    q.push(" AND container = ").push_bind(page.container.clone()).push(" AND graph_id IN (");
+                    let mut list = q.separated(", ");
+                    for id in chunk {
+                        list.push_bind(id.clone());
+                    }
+                    q.push(")");
+                    removed += q.build().execute(&mut **tx).await?.rows_affected();
+                }
+                Ok(removed)
             }
 
             /// How many of `ids` the page's container already holds. The lists are padded (with
@@ -331,10 +384,7 @@ macro_rules! impl_sync_store {
                 round: i64,
                 full_round: bool,
             ) -> Result<u64, $crate::StoreError> {
-                let (link, is_delta) = match &page.cursor {
-                    $crate::sync::CursorUpdate::NextLink(link) => (link, false),
-                    $crate::sync::CursorUpdate::DeltaLink(link) => (link, true),
-                };
+                let (link, is_delta) = page.cursor.link();
                 let mut swept = 0;
                 if is_delta && full_round {
                     // The full round is complete: whatever it did not see is gone.
@@ -363,6 +413,32 @@ macro_rules! impl_sync_store {
                 .execute(&mut **tx)
                 .await?;
                 Ok(swept)
+            }
+
+            /// A page with nothing in it, in an incremental round of a container that has its
+            /// cursor: only the link moves on, in one fenced statement. `false` (nothing written)
+            /// when the page is not such a page or the fence does not hold; the general path then
+            /// decides.
+            async fn commit_quiet_page(&self, page: &$crate::sync::PageCommit) -> Result<bool, $crate::StoreError> {
+                if !page.upserts.is_empty() || !page.deletes.is_empty() {
+                    return Ok(false);
+                }
+                let (link, is_delta) = page.cursor.link();
+                let done = sqlx::query(concat!(
+                    "UPDATE sync_cursors SET link = $1, link_is_delta = $2, updated_at = $3 \
+                     WHERE mailbox_id = $4 AND resource = $5 AND container = $6 AND full_round = FALSE AND ",
+                    $crate::sync_common::fenced_sql!("$4", "$7", $fence_lock)
+                ))
+                .bind(link)
+                .bind(is_delta)
+                .bind(page.now)
+                .bind(page.mailbox_id)
+                .bind(page.resource.as_str())
+                .bind(&page.container)
+                .bind(page.fence)
+                .execute(&self.pool)
+                .await?;
+                Ok(done.rows_affected() > 0)
             }
 
             /// Keeps the mailbox's item count of `resource` right: `added` new items, `removed`
@@ -699,23 +775,15 @@ macro_rules! impl_sync_store {
             }
 
             async fn commit_page(&self, page: &$crate::sync::PageCommit) -> Result<$crate::sync::CommitOutcome, $crate::StoreError> {
-                let Some(mut tx) = self.begin_fenced(page.mailbox_id, page.fence, page.now).await? else {
+                if self.commit_quiet_page(page).await? {
+                    return Ok($crate::sync::CommitOutcome::Committed { swept: 0 });
+                }
+                let Some((mut tx, owner)) = self.begin_fenced_owned(page.mailbox_id, page.fence, page.now).await? else {
                     return Ok($crate::sync::CommitOutcome::LeaseLost);
                 };
                 let (round, full_round) = Self::page_cursor(&mut tx, page).await?;
-                let added = Self::upsert_page_items(&mut tx, page, round).await?;
-                let mut removed = 0;
-                for id in &page.deletes {
-                    let done =
-                        sqlx::query("DELETE FROM sync_items WHERE mailbox_id = $1 AND resource = $2 AND container = $3 AND graph_id = $4")
-                            .bind(page.mailbox_id)
-                            .bind(page.resource.as_str())
-                            .bind(&page.container)
-                            .bind(id)
-                            .execute(&mut *tx)
-                            .await?;
-                    removed += done.rows_affected();
-                }
+                let added = Self::upsert_page_items(&mut tx, page, owner, round).await?;
+                let removed = Self::delete_page_items(&mut tx, page).await?;
                 let swept = Self::advance_page_cursor(&mut tx, page, round, full_round).await?;
                 Self::count_items(&mut tx, page.mailbox_id, page.resource, added, removed + swept).await?;
                 tx.commit().await?;
@@ -782,23 +850,26 @@ macro_rules! impl_sync_store {
                 first_sync_done: bool,
                 now: $crate::UnixTime,
             ) -> Result<$crate::sync::CommitOutcome, $crate::StoreError> {
-                let Some(mut tx) = self.begin_fenced(mailbox, fence, now).await? else {
-                    return Ok($crate::sync::CommitOutcome::LeaseLost);
-                };
-                sqlx::query(
+                let done = sqlx::query(concat!(
                     "INSERT INTO sync_status (mailbox_id, resource, last_success_at, last_error, last_error_at, throttled_until, first_sync_done) \
-                     VALUES ($1, $2, $3, NULL, NULL, NULL, $4) ON CONFLICT (mailbox_id, resource) DO UPDATE SET \
+                     SELECT $1, $2, $3, NULL, NULL, NULL, $4 WHERE ",
+                    $crate::sync_common::fenced_sql!("$1", "$5", $fence_lock),
+                    " ON CONFLICT (mailbox_id, resource) DO UPDATE SET \
                        last_success_at = excluded.last_success_at, last_error = NULL, last_error_at = NULL, throttled_until = NULL, \
-                       first_sync_done = (sync_status.first_sync_done OR excluded.first_sync_done)",
-                )
+                       first_sync_done = (sync_status.first_sync_done OR excluded.first_sync_done)"
+                ))
                 .bind(mailbox)
                 .bind(resource.as_str())
                 .bind(now)
                 .bind(first_sync_done)
-                .execute(&mut *tx)
+                .bind(fence)
+                .execute(&self.pool)
                 .await?;
-                tx.commit().await?;
-                Ok($crate::sync::CommitOutcome::Committed { swept: 0 })
+                Ok(if done.rows_affected() > 0 {
+                    $crate::sync::CommitOutcome::Committed { swept: 0 }
+                } else {
+                    $crate::sync::CommitOutcome::LeaseLost
+                })
             }
 
             async fn record_resource_error(

@@ -203,6 +203,9 @@ pub(crate) struct RunCtx {
     /// Per mail folder, the oldest received time stored, read at the first cursor restart of the
     /// run (see [`Engine::mail_restart_since`]).
     oldest_mail: tokio::sync::OnceCell<BTreeMap<String, UnixTime>>,
+    /// The mailbox's cursors as the run found them, read once (each resource's run changes only
+    /// its own).
+    cursors: tokio::sync::OnceCell<Vec<store::sync::SyncCursor>>,
 }
 
 /// The sync engine: cheap to clone, shared by the scheduler's workers.
@@ -423,6 +426,7 @@ impl Engine {
             mref,
             mail_since: mail_received_since(now(), settings.backfill_days),
             oldest_mail: tokio::sync::OnceCell::new(),
+            cursors: tokio::sync::OnceCell::new(),
         };
         // Writes first: the items they make are then synced by this very run.
         let writes = self.perform_writes(&ctx).await?;
@@ -473,13 +477,11 @@ impl Engine {
         .map(|c| (c.id, c.total_items))
         .collect();
         let cursors: BTreeMap<String, store::sync::SyncCursor> = self
-            .inner
-            .store
-            .cursors(ctx.mailbox.id)
+            .run_cursors(ctx)
             .await?
-            .into_iter()
+            .iter()
             .filter(|c| c.resource == resource)
-            .map(|c| (c.container.clone(), c))
+            .map(|c| (c.container.clone(), c.clone()))
             .collect();
         let first_sync = containers.iter().any(|(id, _)| cursors.get(id).is_none_or(|c| c.full_round));
         if first_sync && resource == Resource::Mail {
@@ -501,6 +503,11 @@ impl Engine {
             CommitOutcome::LeaseLost => Err(SyncError::LeaseLost),
             CommitOutcome::Committed { .. } => Ok(()),
         }
+    }
+
+    /// The mailbox's cursors at the start of the run (one read per run).
+    async fn run_cursors<'c>(&self, ctx: &'c RunCtx) -> Result<&'c [store::sync::SyncCursor], SyncError> {
+        Ok(ctx.cursors.get_or_try_init(|| async { self.inner.store.cursors(ctx.mailbox.id).await }).await?)
     }
 
     /// The `receivedDateTime` a restarted mail round asks from: the backfill start or the oldest

@@ -14,6 +14,8 @@ use crate::harness::{TestDb, on_both_backends};
 on_both_backends!(
     mailboxes_are_scheduled_once_and_can_be_paused,
     a_stale_fence_is_rejected_and_writes_nothing,
+    an_empty_page_moves_only_the_link_and_only_under_the_current_fence,
+    a_page_upserting_an_id_twice_keeps_the_last_and_counts_it_once,
     two_claimers_never_both_own_a_mailbox,
     an_expired_lease_is_taken_over,
     a_full_round_then_deltas_then_a_resync_without_duplicates_or_ghosts,
@@ -342,6 +344,52 @@ async fn a_refresh_racing_another_refresh_of_the_same_tokens_writes_nothing(db: 
     let t = db.store.connection_tokens(w.connection).await.unwrap().unwrap();
     assert_eq!(t.refresh_token.as_ref().unwrap().expose_secret(), &format!("refresh-rotated-{}", applied[0]));
     assert_eq!(t.version, read.version + 1);
+}
+
+/// An empty page of an incremental round is one fenced statement: it moves the link on, and a
+/// worker whose lease was taken over moves nothing. An empty page that ends a full round still
+/// sweeps what the round did not see.
+async fn an_empty_page_moves_only_the_link_and_only_under_the_current_fence(db: &TestDb) {
+    let w = world(db).await;
+    let mb = mailbox(db, &w).await;
+    let first = db.store.claim_due_mailboxes("w1", 100, 30, 10).await.unwrap().remove(0);
+    let full = page(mb.id, first.fence, vec![item("a", "A", 1), item("b", "B", 2)], &[], CursorUpdate::DeltaLink("d1".into()));
+    db.store.commit_page(&full).await.unwrap();
+    let quiet = page(mb.id, first.fence, vec![], &[], CursorUpdate::DeltaLink("d2".into()));
+    assert_eq!(db.store.commit_page(&quiet).await.unwrap(), CommitOutcome::Committed { swept: 0 });
+    let link = |c: Vec<store::sync::SyncCursor>| (c[0].link.clone(), c[0].link_is_delta, c[0].full_round);
+    assert_eq!(link(db.store.cursors(mb.id).await.unwrap()), (Some("d2".into()), true, false));
+
+    assert!(db.store.renew_lease(mb.id, first.fence, -1).await.unwrap());
+    let second = db.store.claim_due_mailboxes("w2", 200, 30, 10).await.unwrap().remove(0);
+    let stale = page(mb.id, first.fence, vec![], &[], CursorUpdate::NextLink("stale".into()));
+    assert_eq!(db.store.commit_page(&stale).await.unwrap(), CommitOutcome::LeaseLost);
+    assert_eq!(link(db.store.cursors(mb.id).await.unwrap()), (Some("d2".into()), true, false), "the stale worker moved the link");
+
+    // A resync whose only page is empty: Graph has nothing left, and the round's end sweeps both.
+    db.store.reset_cursor(mb.id, second.fence, Resource::Mail, "inbox", 300).await.unwrap();
+    let empty_round = page(mb.id, second.fence, vec![], &[], CursorUpdate::DeltaLink("d3".into()));
+    assert_eq!(db.store.commit_page(&empty_round).await.unwrap(), CommitOutcome::Committed { swept: 2 });
+    assert_eq!(ids(db, mb.id).await, set(&[]));
+    assert_eq!(link(db.store.cursors(mb.id).await.unwrap()), (Some("d3".into()), true, false));
+    let status = db.store.mailbox_status(mb.id).await.unwrap().unwrap();
+    assert_eq!(status.resources.iter().map(|r| r.items).collect::<Vec<_>>(), vec![0]);
+}
+
+/// One statement upserts a page's items: an id twice in a page is stored once, as its last
+/// occurrence, and counted once.
+async fn a_page_upserting_an_id_twice_keeps_the_last_and_counts_it_once(db: &TestDb) {
+    let w = world(db).await;
+    let mb = mailbox(db, &w).await;
+    let fence = db.store.claim_due_mailboxes("w1", 100, 30, 10).await.unwrap().remove(0).fence;
+    let twice =
+        page(mb.id, fence, vec![item("a", "old", 1), item("b", "B", 2), item("a", "new", 3)], &[], CursorUpdate::DeltaLink("d1".into()));
+    db.store.commit_page(&twice).await.unwrap();
+    let stored = db.store.mailbox_items(mb.id, Resource::Mail).await.unwrap();
+    let a: Vec<&str> = stored.iter().filter(|i| i.graph_id == "a").map(|i| i.title.as_str()).collect();
+    assert_eq!(a, vec!["new"]);
+    let status = db.store.mailbox_status(mb.id).await.unwrap().unwrap();
+    assert_eq!(status.resources.iter().map(|r| r.items).collect::<Vec<_>>(), vec![2]);
 }
 
 /// Item 12: a worker whose lease was taken over cannot overwrite the mailbox's status with its
