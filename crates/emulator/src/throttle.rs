@@ -41,6 +41,20 @@ struct Bucket {
     window_start: Option<Instant>,
     count: u32,
     retry_not_before: Option<Instant>,
+    /// When that Retry-After was handed out: a request sent before it (an inner request of a batch
+    /// that arrived earlier) could not know it.
+    retry_given_at: Option<Instant>,
+}
+
+impl Bucket {
+    /// A Retry-After handed out `now`, running `until`: it extends a running one, which keeps the
+    /// instant it was first given.
+    fn hold_off(&mut self, now: Instant, until: Instant) {
+        match self.retry_not_before {
+            Some(t) if t > now => self.retry_not_before = Some(t.max(until)),
+            _ => (self.retry_not_before, self.retry_given_at) = (Some(until), Some(now)),
+        }
+    }
 }
 
 pub(crate) struct Throttle {
@@ -72,7 +86,8 @@ pub(crate) struct Admission {
     pub refusal: Option<Refusal>,
     /// In flight for this app+mailbox including this request.
     pub concurrency: u32,
-    /// This request came before a Retry-After given to this app+mailbox had elapsed.
+    /// This request was sent after a Retry-After was given to this app+mailbox and arrived before
+    /// it had elapsed.
     pub early_retry: bool,
 }
 
@@ -81,13 +96,15 @@ impl Throttle {
         Throttle { cfg: Mutex::new(cfg), buckets: Arc::new(Mutex::new(HashMap::new())) }
     }
 
-    pub(crate) fn admit(&self, app: &str, mailbox: &str) -> Admission {
+    /// Admits a request `sent_at` an instant (its own arrival; for a batch's inner request, the
+    /// batch's).
+    pub(crate) fn admit(&self, app: &str, mailbox: &str, sent_at: Instant) -> Admission {
         let cfg = crate::lock(&self.cfg).clone();
         let key = (app.to_ascii_lowercase(), mailbox.to_ascii_lowercase());
         let now = Instant::now();
         let mut buckets = crate::lock(&self.buckets);
         let b = buckets.entry(key.clone()).or_default();
-        let early_retry = b.retry_not_before.is_some_and(|t| now < t);
+        let early_retry = b.retry_not_before.is_some_and(|t| now < t) && b.retry_given_at.is_some_and(|g| g <= sent_at);
         let concurrency = b.inflight + 1;
         if cfg.enabled {
             if b.inflight >= cfg.max_concurrent_per_mailbox {
@@ -102,7 +119,7 @@ impl Throttle {
                 let left = cfg.window.saturating_sub(now.duration_since(b.window_start.unwrap_or(now)));
                 let secs = (left.as_secs_f64() * 1000.0).ceil() / 1000.0;
                 let secs = secs.max(0.001);
-                b.retry_not_before = Some(now + Duration::from_secs_f64(secs));
+                b.hold_off(now, now + Duration::from_secs_f64(secs));
                 return Admission { permit: None, refusal: Some(Refusal::Rate { retry_after_secs: secs }), concurrency, early_retry };
             }
             b.count += 1;
@@ -114,10 +131,9 @@ impl Throttle {
     /// Remember a Retry-After handed out (by throttling or an injected fault).
     pub(crate) fn note_retry_after(&self, app: &str, mailbox: &str, secs: f64) {
         let key = (app.to_ascii_lowercase(), mailbox.to_ascii_lowercase());
-        let until = Instant::now() + Duration::from_secs_f64(secs.max(0.0));
+        let now = Instant::now();
         let mut buckets = crate::lock(&self.buckets);
-        let b = buckets.entry(key).or_default();
-        b.retry_not_before = Some(b.retry_not_before.map_or(until, |t| t.max(until)));
+        buckets.entry(key).or_default().hold_off(now, now + Duration::from_secs_f64(secs.max(0.0)));
     }
 
     pub(crate) fn reset(&self) {
@@ -137,23 +153,38 @@ mod tests {
     #[test]
     fn fifth_concurrent_request_is_refused_and_slot_frees_on_drop() {
         let t = Throttle::new(ThrottleConfig::default());
-        let permits: Vec<_> = (0..4).map(|_| t.admit("app", "mbx").permit.unwrap()).collect();
-        assert!(matches!(t.admit("app", "mbx").refusal, Some(Refusal::Concurrency)));
-        assert!(t.admit("app", "other").permit.is_some(), "other mailboxes unaffected");
+        let permits: Vec<_> = (0..4).map(|_| t.admit("app", "mbx", Instant::now()).permit.unwrap()).collect();
+        assert!(matches!(t.admit("app", "mbx", Instant::now()).refusal, Some(Refusal::Concurrency)));
+        assert!(t.admit("app", "other", Instant::now()).permit.is_some(), "other mailboxes unaffected");
         drop(permits);
-        assert!(t.admit("app", "mbx").permit.is_some());
+        assert!(t.admit("app", "mbx", Instant::now()).permit.is_some());
     }
 
     #[test]
     fn rate_limit_gives_retry_after_and_flags_early_retries() {
         let t = Throttle::new(ThrottleConfig { max_requests_per_window: 2, ..ThrottleConfig::default() });
-        assert!(t.admit("a", "m").permit.is_some());
-        assert!(t.admit("a", "m").permit.is_some());
-        let third = t.admit("a", "m");
+        assert!(t.admit("a", "m", Instant::now()).permit.is_some());
+        assert!(t.admit("a", "m", Instant::now()).permit.is_some());
+        let third = t.admit("a", "m", Instant::now());
         match third.refusal {
             Some(Refusal::Rate { retry_after_secs }) => assert!(retry_after_secs > 590.0),
             _ => panic!("expected rate refusal"),
         }
-        assert!(t.admit("a", "m").early_retry);
+        assert!(t.admit("a", "m", Instant::now()).early_retry);
+    }
+
+    /// A batch's inner requests were all sent with the batch: one that meets a Retry-After given
+    /// to an earlier request of the same batch is not an early retry; a request sent later is.
+    #[test]
+    fn a_retry_after_given_inside_a_batch_does_not_flag_the_batchs_later_requests() {
+        let t = Throttle::new(ThrottleConfig::default());
+        let batch_sent = Instant::now();
+        std::thread::sleep(Duration::from_millis(2));
+        t.note_retry_after("a", "m", 5.0);
+        assert!(!t.admit("a", "m", batch_sent).early_retry);
+        assert!(t.admit("a", "m", Instant::now()).early_retry);
+        // Extending the running Retry-After keeps when it was first given.
+        t.note_retry_after("a", "m", 9.0);
+        assert!(!t.admit("a", "m", batch_sent).early_retry);
     }
 }

@@ -281,7 +281,7 @@ impl GraphError {
 }
 
 #[derive(Deserialize)]
-struct RawPage {
+pub(crate) struct RawPage {
     #[serde(default)]
     value: Vec<serde_json::Value>,
     #[serde(default, rename = "@odata.nextLink")]
@@ -315,7 +315,7 @@ struct DeltaErrorInner {
     message: Option<String>,
 }
 
-fn local_error(code: &str, message: String) -> GraphError {
+pub(crate) fn local_error(code: &str, message: String) -> GraphError {
     GraphError { status: None, code: code.into(), message, request_id: None, retry_after: None, reason: ReasonCode::Unexpected }
 }
 
@@ -323,9 +323,35 @@ fn local_error(code: &str, message: String) -> GraphError {
 /// whole second, so the wait runs to the end of that second (a server that truncated its instant
 /// to the second still gets at least what it asked for).
 fn sync_retry_after(headers: &reqwest::header::HeaderMap) -> Option<Duration> {
-    let v = headers.get(reqwest::header::RETRY_AFTER)?.to_str().ok()?.trim();
+    sync_retry_after_value(headers.get(reqwest::header::RETRY_AFTER)?.to_str().ok()?)
+}
+
+/// [`sync_retry_after`] of one header value.
+pub(crate) fn sync_retry_after_value(v: &str) -> Option<Duration> {
+    let v = v.trim();
     let wait = parse_retry_after(v, std::time::SystemTime::now())?;
     if v.parse::<f64>().is_ok() { Some(wait) } else { Some(wait + Duration::from_secs(1)) }
+}
+
+/// The `Prefer` header of every sync request: immutable ids, pages of `page_size`.
+pub(crate) fn sync_prefer(page_size: u32) -> String {
+    format!("IdType=\"ImmutableId\", odata.maxpagesize={}", page_size.clamp(1, 1000))
+}
+
+/// A sync request's refusal: its status, Graph's error code and message, and the reason.
+pub(crate) fn sync_refusal(status: u16, body: &str, request_id: Option<String>, retry_after: Option<Duration>, other: bool) -> GraphError {
+    let inner = serde_json::from_str::<DeltaErrorBody>(body).ok().and_then(|b| b.error).unwrap_or_default();
+    let code = inner.code.unwrap_or_default();
+    let e = GraphError {
+        status: Some(status),
+        reason: graph_reason(status, &code, other),
+        message: inner.message.unwrap_or_default(),
+        request_id,
+        retry_after,
+        code,
+    };
+    tracing::debug!(status, code = %e.code, request_id = ?e.request_id, "Graph sync request refused");
+    e
 }
 
 fn parse_item(kind: Resource, v: serde_json::Value) -> Result<DeltaItem, serde_json::Error> {
@@ -399,7 +425,7 @@ impl MicrosoftClient {
         page_size: u32,
         other_mailbox: bool,
     ) -> Result<T, GraphError> {
-        let prefer = format!("IdType=\"ImmutableId\", odata.maxpagesize={}", page_size.clamp(1, 1000));
+        let prefer = sync_prefer(page_size);
         let r = self
             .http
             .get(url)
@@ -423,18 +449,7 @@ impl MicrosoftClient {
                 reason: ReasonCode::Unexpected,
             });
         }
-        let inner = serde_json::from_str::<DeltaErrorBody>(&text).ok().and_then(|b| b.error).unwrap_or_default();
-        let code = inner.code.unwrap_or_default();
-        let e = GraphError {
-            status: Some(status),
-            reason: graph_reason(status, &code, other_mailbox),
-            message: inner.message.unwrap_or_default(),
-            request_id,
-            retry_after: retry,
-            code,
-        };
-        tracing::debug!(status, code = %e.code, request_id = ?e.request_id, "Graph sync request refused");
-        Err(e)
+        Err(sync_refusal(status, &text, request_id, retry, other_mailbox))
     }
 
     /// Follows `@odata.nextLink`s of a plain collection.
@@ -563,16 +578,23 @@ impl MicrosoftClient {
     /// (`repeatedNextLink`, [`FailureClass::Other`]): nothing of it is to be stored.
     pub async fn delta_page(&self, token: &SecretString, req: &DeltaRequest<'_>) -> Result<DeltaPage, GraphError> {
         let other = matches!(req.mailbox, MailboxRef::User(_));
-        let url = match &req.start {
-            DeltaStart::Initial => self.delta_start_url(req)?,
-            DeltaStart::Link(link) => {
-                if !self.is_graph_link(link) {
-                    return Err(local_error("foreignLink", "a stored delta link does not point at Graph".into()));
-                }
-                link.clone()
-            }
-        };
+        let url = self.delta_url(req)?;
         let raw: RawPage = self.sync_get(token, &url, req.page_size, other).await?;
+        self.delta_page_of(&url, raw, req.resource)
+    }
+
+    /// The URL a delta request fetches: the start of a round, or a stored link (Graph's only).
+    pub(crate) fn delta_url(&self, req: &DeltaRequest<'_>) -> Result<String, GraphError> {
+        match &req.start {
+            DeltaStart::Initial => self.delta_start_url(req),
+            DeltaStart::Link(link) if self.is_graph_link(link) => Ok(link.clone()),
+            DeltaStart::Link(_) => Err(local_error("foreignLink", "a stored delta link does not point at Graph".into())),
+        }
+    }
+
+    /// The page Graph answered `url` with, checked: it ends in exactly one kind of link, that link
+    /// is Graph's, a nextLink moves on, and every item is the documented JSON.
+    pub(crate) fn delta_page_of(&self, url: &str, raw: RawPage, resource: Resource) -> Result<DeltaPage, GraphError> {
         let next = match (raw.next_link, raw.delta_link) {
             (Some(n), _) => DeltaNext::NextLink(n),
             (None, Some(d)) => DeltaNext::DeltaLink(d),
@@ -603,7 +625,7 @@ impl MicrosoftClient {
                 reason: ReasonCode::Unexpected,
             });
         }
-        let items = raw.value.into_iter().map(|v| parse_item(req.resource, v)).collect::<Result<Vec<_>, _>>().map_err(|e| GraphError {
+        let items = raw.value.into_iter().map(|v| parse_item(resource, v)).collect::<Result<Vec<_>, _>>().map_err(|e| GraphError {
             status: Some(200),
             code: "unexpectedResponse".into(),
             message: format!("a delta item is not the documented JSON: {e}"),

@@ -54,6 +54,7 @@
 //! ```
 
 mod authorize;
+mod batch;
 mod certificate;
 mod config;
 mod delta;
@@ -69,6 +70,7 @@ pub use authorize::{
     AdminConsentGranted, AuthorizationRequest, CallbackCode, CallbackError, FORWARDED_CONSENT_STATE, Prompt, parse_admin_consent_callback,
     parse_callback, pkce_challenge, secrets_match,
 };
+pub use batch::MAX_BATCH_REQUESTS;
 pub use certificate::{CLIENT_ASSERTION_TYPE, CertificateCredential};
 pub use config::{AppRegistration, ClientCredential, Endpoints, GRAPH_DEFAULT_SCOPE, MICROSOFT_AUTHORITY, MICROSOFT_GRAPH, Tenant};
 pub use delta::{

@@ -41,6 +41,7 @@
 //! mailbox; the semaphore of 4 stays as the hard cap (a timed-out request keeps its slot a while,
 //! since Microsoft may still be running it).
 
+mod batch;
 mod engine;
 mod error;
 mod items;

@@ -46,20 +46,27 @@ impl MailboxGate {
 
     /// Waits for the hold-off, then for a slot; the slot is given back when the permit drops.
     pub(crate) async fn acquire(self: &Arc<Self>) -> InFlight {
+        self.acquire_slots(1).await
+    }
+
+    /// [`MailboxGate::acquire`] for a request Microsoft runs as `slots` at once (a JSON batch:
+    /// up to 4 of its requests run concurrently), 1 to 4.
+    pub(crate) async fn acquire_slots(self: &Arc<Self>, slots: u32) -> InFlight {
+        let slots = slots.clamp(1, MAX_IN_FLIGHT_PER_MAILBOX as u32);
         loop {
             if let Some(t) = self.not_before() {
                 tokio::time::sleep_until(t).await;
             }
             // A closed semaphore cannot happen (never closed); treat it as "try again".
-            let Ok(permit) = self.permits.clone().acquire_owned().await else { continue };
+            let Ok(permit) = self.permits.clone().acquire_many_owned(slots).await else { continue };
             // A Retry-After may have arrived while we waited for the slot.
             if self.not_before().is_some() {
                 drop(permit);
                 continue;
             }
-            let now = self.in_flight.fetch_add(1, Ordering::SeqCst) + 1;
+            let now = self.in_flight.fetch_add(slots, Ordering::SeqCst) + slots;
             self.max_in_flight.fetch_max(now, Ordering::SeqCst);
-            return InFlight { gate: self.clone(), permit: Some(permit) };
+            return InFlight { gate: self.clone(), permit: Some(permit), slots };
         }
     }
 
@@ -74,15 +81,16 @@ impl MailboxGate {
 pub(crate) struct InFlight {
     gate: Arc<MailboxGate>,
     permit: Option<OwnedSemaphorePermit>,
+    slots: u32,
 }
 
 impl InFlight {
     pub(crate) fn linger(mut self, for_how_long: Duration) {
         if let Some(permit) = self.permit.take() {
-            let gate = self.gate.clone();
+            let (gate, slots) = (self.gate.clone(), self.slots);
             tokio::spawn(async move {
                 tokio::time::sleep(for_how_long).await;
-                gate.in_flight.fetch_sub(1, Ordering::SeqCst);
+                gate.in_flight.fetch_sub(slots, Ordering::SeqCst);
                 drop(permit);
             });
         }
@@ -92,7 +100,7 @@ impl InFlight {
 impl Drop for InFlight {
     fn drop(&mut self) {
         if self.permit.take().is_some() {
-            self.gate.in_flight.fetch_sub(1, Ordering::SeqCst);
+            self.gate.in_flight.fetch_sub(self.slots, Ordering::SeqCst);
         }
     }
 }

@@ -37,6 +37,8 @@ pub struct SyncMetrics {
     pub writes_performed: AtomicU64,
     /// Writes that ended failed (Microsoft refused them).
     pub writes_failed: AtomicU64,
+    /// JSON batches sent (their inner requests count in `requests_by_status`, one each).
+    pub batches: AtomicU64,
     /// Graph requests by HTTP status (0 = no answer: timeout or connection failure).
     requests_by_status: Mutex<BTreeMap<u16, u64>>,
 }
@@ -63,6 +65,7 @@ pub struct MetricsSnapshot {
     pub subscription_failures: u64,
     pub writes_performed: u64,
     pub writes_failed: u64,
+    pub batches: u64,
     pub requests_by_status: BTreeMap<u16, u64>,
 }
 
@@ -105,6 +108,7 @@ impl SyncMetrics {
             subscription_failures: get(&self.subscription_failures),
             writes_performed: get(&self.writes_performed),
             writes_failed: get(&self.writes_failed),
+            batches: get(&self.batches),
             requests_by_status: self.requests_by_status.lock().unwrap_or_else(|p| p.into_inner()).clone(),
         }
     }

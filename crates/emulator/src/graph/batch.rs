@@ -24,6 +24,7 @@ pub(super) struct BatchItem {
 /// Inner requests run one at a time, so a batch never exceeds the 4-concurrent limit by itself (§3.8).
 pub(super) async fn batch(shared: &Arc<Shared>, req: GReq) -> GResp {
     let ctx = Ctx::new(shared, &req.headers);
+    let sent_at = std::time::Instant::now();
     let route = "POST /$batch";
     let body = match checked_body(&req) {
         Ok(body) => body,
@@ -36,7 +37,7 @@ pub(super) async fn batch(shared: &Arc<Shared>, req: GReq) -> GResp {
         let resp = if failed_dep {
             err(&ctx, 424, "FailedDependency", "The request could not be processed because a request it depends on failed.")
         } else {
-            run_item(shared, &ctx, &req.headers, &item).await
+            run_item(shared, &ctx, &req.headers, &item, sent_at).await
         };
         statuses.push((item.id.clone(), resp.status));
         parts.push(response_part(&item.id, &resp));
@@ -70,7 +71,7 @@ fn checked_body(req: &GReq) -> Result<BatchBody, String> {
 }
 
 /// One inner request, dispatched like a top-level one with the batch's bearer token.
-async fn run_item(shared: &Arc<Shared>, ctx: &Ctx, outer: &HeaderMap, item: &BatchItem) -> GResp {
+async fn run_item(shared: &Arc<Shared>, ctx: &Ctx, outer: &HeaderMap, item: &BatchItem, sent_at: std::time::Instant) -> GResp {
     let url = item.url.trim_start_matches("/v1.0").to_string();
     let url = if url.starts_with('/') { url } else { format!("/{url}") };
     let (path, query) = url.split_once('?').map(|(p, q)| (p.to_string(), q.to_string())).unwrap_or((url.clone(), String::new()));
@@ -88,7 +89,7 @@ async fn run_item(shared: &Arc<Shared>, ctx: &Ctx, outer: &HeaderMap, item: &Bat
     }
     let body = item.body.as_ref().map(|b| Bytes::from(b.to_string())).unwrap_or_default();
     let method = Method::from_bytes(item.method.to_ascii_uppercase().as_bytes()).unwrap_or(Method::GET);
-    dispatch(shared, GReq { method, path, query, headers, body }, true).await
+    dispatch(shared, GReq { method, path, query, headers, body }, sent_at).await
 }
 
 /// One entry of `responses`: id, status, the headers a client needs, and the body as it is.

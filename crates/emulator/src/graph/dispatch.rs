@@ -9,7 +9,8 @@ use super::*;
 use crate::registry::{self, FaultRule};
 use crate::throttle::{Permit, Refusal};
 
-pub(super) async fn dispatch(shared: &Arc<Shared>, req: GReq, _in_batch: bool) -> GResp {
+/// `sent_at`: when the client sent it (its arrival; a batch's inner request, the batch's).
+pub(super) async fn dispatch(shared: &Arc<Shared>, req: GReq, sent_at: std::time::Instant) -> GResp {
     let ctx = Ctx::new(shared, &req.headers);
     let segs = path_segments(&req.path);
     let routed = route(&req.method, &segs);
@@ -41,7 +42,7 @@ pub(super) async fn dispatch(shared: &Arc<Shared>, req: GReq, _in_batch: bool) -
     let mailbox_route = !matches!(op, Op::Me | Op::UserGet | Op::UsersList);
     let label = target_user.as_ref().filter(|_| mailbox_route).map(|u| u.user.user_principal_name.to_ascii_lowercase());
     let label = label.as_deref();
-    let _permit = match admit(shared, &ctx, &grant, target_user.as_ref(), mailbox_route) {
+    let _permit = match admit(shared, &ctx, &grant, target_user.as_ref(), mailbox_route, sent_at) {
         Ok(p) => p,
         Err(r) => return finish(shared, &ctx, &template, label, r),
     };
@@ -146,15 +147,22 @@ fn target_user(
 
 /// Outlook limits per app + mailbox (§4.1), and with `throttle_directory` per app + tenant for
 /// directory requests: a permit to hold while the request runs, or the 429.
-fn admit(shared: &Shared, ctx: &Ctx, grant: &AccessGrant, target: Option<&UserRef>, mailbox_route: bool) -> Result<Option<Permit>, GResp> {
+fn admit(
+    shared: &Shared,
+    ctx: &Ctx,
+    grant: &AccessGrant,
+    target: Option<&UserRef>,
+    mailbox_route: bool,
+    sent_at: std::time::Instant,
+) -> Result<Option<Permit>, GResp> {
     if !mailbox_route {
-        return admit_directory(shared, ctx, grant);
+        return admit_directory(shared, ctx, grant, sent_at);
     }
     let Some(t) = target else {
         return Ok(None);
     };
     let upn = &t.user.user_principal_name;
-    let adm = shared.throttle.admit(&grant.client_id, &t.user.id);
+    let adm = shared.throttle.admit(&grant.client_id, &t.user.id, sent_at);
     registry::note_admission(shared, upn, adm.concurrency, adm.early_retry);
     let r = match adm.refusal {
         None => return Ok(adm.permit),
@@ -173,12 +181,12 @@ fn rate_limited(ctx: &Ctx, retry_after_secs: f64) -> GResp {
 }
 
 /// Directory requests share one bucket per app and tenant (only with `throttle_directory`).
-fn admit_directory(shared: &Shared, ctx: &Ctx, grant: &AccessGrant) -> Result<Option<Permit>, GResp> {
+fn admit_directory(shared: &Shared, ctx: &Ctx, grant: &AccessGrant, sent_at: std::time::Instant) -> Result<Option<Permit>, GResp> {
     if !shared.opts.throttle_directory {
         return Ok(None);
     }
     let bucket = format!("directory|{}", grant.tenant_id.to_ascii_lowercase());
-    let adm = shared.throttle.admit(&grant.client_id, &bucket);
+    let adm = shared.throttle.admit(&grant.client_id, &bucket, sent_at);
     let wait = match adm.refusal {
         None => return Ok(adm.permit),
         Some(Refusal::Concurrency) => 1.0,

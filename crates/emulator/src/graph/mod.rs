@@ -144,7 +144,11 @@ pub(crate) fn access_denied(ctx: &Ctx) -> GResp {
 async fn entry(State(shared): State<Arc<Shared>>, method: Method, uri: Uri, headers: HeaderMap, body: Bytes) -> Response {
     let path = uri.path().strip_prefix("/v1.0").unwrap_or("/").to_string();
     let req = GReq { method, path, query: uri.query().unwrap_or("").to_string(), headers, body };
-    let resp = if req.path.trim_matches('/') == "$batch" { batch(&shared, req).await } else { dispatch(&shared, req, false).await };
+    let resp = if req.path.trim_matches('/') == "$batch" {
+        batch(&shared, req).await
+    } else {
+        dispatch(&shared, req, std::time::Instant::now()).await
+    };
     into_response(resp)
 }
 

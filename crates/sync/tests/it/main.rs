@@ -2,6 +2,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 mod backfill;
+mod batching;
 mod faults;
 mod harness;
 mod instances;
