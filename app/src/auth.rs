@@ -67,7 +67,7 @@ pub async fn logout() -> Result<(), AppError> {
 }
 
 #[cfg(feature = "ssr")]
-pub use ssr::{require_admin, require_user};
+pub use ssr::{RequestSession, provide_request_session, require_admin, require_user};
 
 #[cfg(feature = "ssr")]
 mod ssr {
@@ -75,7 +75,30 @@ mod ssr {
     use axum::http::{HeaderMap, HeaderValue, header};
     use domain::SessionUser;
     use leptos::prelude::*;
+    use std::sync::Arc;
     use store::SessionToken;
+
+    /// The session of the request being served, looked up at most once however many resources
+    /// and server functions of the request ask (a page's header and its data both do). A failed
+    /// lookup is not kept: the next asker tries again.
+    #[derive(Clone, Default)]
+    pub struct RequestSession(Arc<tokio::sync::OnceCell<Option<SessionUser>>>);
+
+    impl RequestSession {
+        /// A lookup already made for this request (the server's early check of server-function
+        /// calls), put into the request's extensions so the function does not repeat it.
+        pub fn known(user: Option<SessionUser>) -> RequestSession {
+            RequestSession(Arc::new(tokio::sync::OnceCell::new_with(Some(user))))
+        }
+    }
+
+    /// Gives the request being served its [`RequestSession`]: the one in the request's extensions
+    /// if the server's middleware looked the session up already, else an empty one. Call it in the
+    /// context of every page render and server-function call.
+    pub fn provide_request_session() {
+        let known = use_context::<axum::http::request::Parts>().and_then(|p| p.extensions.get::<RequestSession>().cloned());
+        provide_context(known.unwrap_or_default());
+    }
 
     /// The session token in this request's cookies, if it carries one of ours.
     pub async fn session_token() -> Option<SessionToken> {
@@ -84,7 +107,16 @@ mod ssr {
         rule.token_in(headers.get_all(header::COOKIE).iter().filter_map(|v| v.to_str().ok()))
     }
 
+    /// The signed-in user of this request: read once per request when the request has its
+    /// [`RequestSession`] (every page and server function does), else read now.
     pub async fn session_user() -> Result<Option<SessionUser>, AppError> {
+        match use_context::<RequestSession>() {
+            Some(memo) => memo.0.get_or_try_init(read_session_user).await.cloned(),
+            None => read_session_user().await,
+        }
+    }
+
+    async fn read_session_user() -> Result<Option<SessionUser>, AppError> {
         let Some(token) = session_token().await else {
             return Ok(None);
         };
@@ -121,5 +153,51 @@ mod ssr {
         if let (Some(res), Ok(v)) = (use_context::<leptos_axum::ResponseOptions>(), HeaderValue::from_str(&value)) {
             res.append_header(header::SET_COOKIE, v);
         }
+    }
+}
+
+#[cfg(test)]
+#[cfg(feature = "ssr")]
+mod tests {
+    use super::ssr::{RequestSession, session_user};
+    use domain::{EmailAddress, OrgId, Role, SessionUser, UserId};
+    use leptos::prelude::{Owner, provide_context};
+
+    fn admin() -> SessionUser {
+        SessionUser {
+            user_id: UserId(uuid::Uuid::nil()),
+            org_id: OrgId(uuid::Uuid::nil()),
+            org_name: "Northwind".into(),
+            email: EmailAddress::parse("admin@northwind.test").unwrap(),
+            display_name: "Adele Admin".into(),
+            role: Role::Admin,
+        }
+    }
+
+    /// `session_user` polled in `owner`'s context (where a request's contexts are).
+    fn looked_up_in(owner: &Owner) -> Result<Option<SessionUser>, crate::error::AppError> {
+        let runtime = tokio::runtime::Builder::new_current_thread().build().unwrap();
+        owner.with(|| runtime.block_on(session_user()))
+    }
+
+    #[test]
+    fn a_session_already_looked_up_for_the_request_is_not_read_again() {
+        // No application state in context: a read would fail, so an answer proves none was made.
+        let owner = Owner::new();
+        owner.with(|| provide_context(RequestSession::known(Some(admin()))));
+        assert_eq!(looked_up_in(&owner).unwrap(), Some(admin()));
+        assert_eq!(looked_up_in(&owner).unwrap(), Some(admin()), "asked twice, still no read");
+    }
+
+    #[test]
+    fn the_lookup_of_the_servers_early_check_reaches_the_function() {
+        let (mut parts, ()) = axum::http::Request::new(()).into_parts();
+        parts.extensions.insert(RequestSession::known(Some(admin())));
+        let owner = Owner::new();
+        owner.with(|| {
+            provide_context(parts);
+            super::provide_request_session();
+        });
+        assert_eq!(looked_up_in(&owner).unwrap(), Some(admin()));
     }
 }

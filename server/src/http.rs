@@ -111,6 +111,7 @@ pub fn router(store: DynStore, scheduler: Arc<sync::Scheduler>, config: &ServeCo
                 let (state, headers) = (state.clone(), headers.clone());
                 move || {
                     provide_context(state.clone());
+                    app::auth::provide_request_session();
                     headers.provide_page_policy();
                 }
             },
@@ -126,6 +127,7 @@ pub fn router(store: DynStore, scheduler: Arc<sync::Scheduler>, config: &ServeCo
                 let (state, headers) = (state.clone(), headers.clone());
                 move || {
                     provide_context(state.clone());
+                    app::auth::provide_request_session();
                     headers.provide_page_policy();
                 }
             },
@@ -250,9 +252,10 @@ async fn metrics_text(State(ops): State<Ops>, headers: HeaderMap) -> Response {
 
 /// Server functions other than the public ones answer a visitor 401 before their arguments are
 /// read, so nothing a visitor sends them is decoded. (Each function still checks the caller's role
-/// itself; this only turns visitors away early.) Should the database not answer, the request goes
-/// on and the function reports that.
-async fn require_session_for_server_fns(State(sessions): State<Sessions>, req: Request, next: Next) -> Response {
+/// itself; this only turns visitors away early.) The session found is handed to the function in
+/// the request's extensions, so its own check does not read it again. Should the database not
+/// answer, the request goes on and the function reports that.
+async fn require_session_for_server_fns(State(sessions): State<Sessions>, mut req: Request, next: Next) -> Response {
     let Some(endpoint) = req.uri().path().strip_prefix(SERVER_FN_PREFIX) else {
         return next.run(req).await;
     };
@@ -260,12 +263,18 @@ async fn require_session_for_server_fns(State(sessions): State<Sessions>, req: R
         return next.run(req).await;
     }
     let cookies = req.headers().get_all(header::COOKIE).iter().filter_map(|v| v.to_str().ok());
-    let signed_in = match sessions.cookie.token_in(cookies) {
-        None => false,
-        Some(token) => !matches!(sessions.store.session_user(&token.hash(), store::now_unix()).await, Ok(None)),
+    let looked_up = match sessions.cookie.token_in(cookies) {
+        None => Ok(None),
+        Some(token) => sessions.store.session_user(&token.hash(), store::now_unix()).await,
     };
-    if signed_in {
-        return next.run(req).await;
+    match looked_up {
+        // The function's own check reads this lookup instead of repeating it.
+        Ok(Some(user)) => {
+            req.extensions_mut().insert(app::auth::RequestSession::known(Some(user)));
+            return next.run(req).await;
+        }
+        Err(_) => return next.run(req).await,
+        Ok(None) => {}
     }
     let err = office365::Error::Unauthorized;
     let body = app::error::AppError { code: err.code(), message: err.to_string() };
