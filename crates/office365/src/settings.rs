@@ -5,7 +5,8 @@
 use crate::{Integration, Result, admin_only, today};
 use domain::office365::{self, Office365Settings, SettingsForm};
 use domain::views::{self, MailboxSource, Office365View, OrgMailbox, SaveConfirmations, SaveResult};
-use domain::{AuditEntry, ConnectionKind, MailboxHealth, OrgId, ReasonCode, SessionUser};
+use domain::{AuditEntry, ConnectionKind, MailboxHealth, OrgId, ReasonCode, SessionUser, UserId};
+use std::collections::HashMap;
 use store::secrets::SecretString;
 
 impl Integration {
@@ -80,10 +81,16 @@ impl Integration {
     /// connection, and every service account user the service connection can open (one it cannot
     /// is synced in no mode; its row already says why).
     async fn org_mailboxes(&self, org: OrgId) -> Result<Vec<OrgMailbox>> {
-        let people = self.store.users_in_org(org).await?;
+        let own: Vec<_> = self.store.connections_in_org(org).await?.into_iter().filter(|c| c.kind == ConnectionKind::Individual).collect();
+        // The people are read only to name their own connections, so only when there are some.
+        let names: HashMap<UserId, String> = if own.is_empty() {
+            HashMap::new()
+        } else {
+            self.store.users_in_org(org).await?.into_iter().map(|p| (p.id, p.display_name)).collect()
+        };
         let mut mailboxes = Vec::new();
-        for c in self.store.connections_in_org(org).await?.into_iter().filter(|c| c.kind == ConnectionKind::Individual) {
-            let name = people.iter().find(|p| p.id == c.user_id).map_or_else(|| c.ms_name.clone(), |p| p.display_name.clone());
+        for c in own {
+            let name = names.get(&c.user_id).cloned().unwrap_or(c.ms_name);
             let source = MailboxSource::OwnConnection { primary: c.is_primary };
             mailboxes.push(OrgMailbox { id: c.id.to_string(), name, address: c.ms_username, source });
         }
