@@ -8,6 +8,10 @@ use store::secrets::Keyring;
 
 mod keys;
 
+/// See the `mimalloc` line of Cargo.toml: page rendering allocates much, across threads.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[tokio::main]
 async fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
