@@ -370,6 +370,18 @@ pub trait SyncStore: Send + Sync + 'static {
     /// A container disappeared (folder deleted): its cursor and items go.
     async fn drop_container(&self, mailbox: Uuid, fence: i64, resource: Resource, container: &str) -> Result<CommitOutcome, StoreError>;
 
+    /// The quiet end of a run, in one transaction: each of `links` (a page that brought nothing
+    /// and ended an incremental round) moves its container's link on, and each of `succeeded`
+    /// is recorded as a completed pass at `now`; nothing (`LeaseLost`) when `fence` is stale.
+    async fn commit_quiet(
+        &self,
+        mailbox: Uuid,
+        fence: i64,
+        links: &[PageCommit],
+        succeeded: &[Resource],
+        now: UnixTime,
+    ) -> Result<CommitOutcome, StoreError>;
+
     // ---- status
 
     /// Records a completed pass over one resource.

@@ -34,6 +34,22 @@ macro_rules! fenced_sql {
 }
 pub(crate) use fenced_sql;
 
+/// A resource's completed pass (`$1` mailbox, `$2` resource, `$3` time, `$4` first sync done),
+/// written only while the mailbox's fence is `$5` (read under `$lock`, see `fenced_sql!`).
+macro_rules! success_sql {
+    ($lock:literal) => {
+        concat!(
+            "INSERT INTO sync_status (mailbox_id, resource, last_success_at, last_error, last_error_at, throttled_until, first_sync_done) \
+             SELECT $1, $2, $3, NULL, NULL, NULL, $4 WHERE ",
+            $crate::sync_common::fenced_sql!("$1", "$5", $lock),
+            " ON CONFLICT (mailbox_id, resource) DO UPDATE SET \
+               last_success_at = excluded.last_success_at, last_error = NULL, last_error_at = NULL, throttled_until = NULL, \
+               first_sync_done = (sync_status.first_sync_done OR excluded.first_sync_done)"
+        )
+    };
+}
+pub(crate) use success_sql;
+
 /// Columns of a `SyncMailbox`, in the order `mailbox_from_row!` reads them.
 macro_rules! mailbox_columns {
     () => {
@@ -842,6 +858,46 @@ macro_rules! impl_sync_store {
                 Ok($crate::sync::CommitOutcome::Committed { swept: done.rows_affected() })
             }
 
+            async fn commit_quiet(
+                &self,
+                mailbox: uuid::Uuid,
+                fence: i64,
+                links: &[$crate::sync::PageCommit],
+                succeeded: &[::domain::Resource],
+                now: $crate::UnixTime,
+            ) -> Result<$crate::sync::CommitOutcome, $crate::StoreError> {
+                let Some(mut tx) = self.begin_fenced(mailbox, fence, now).await? else {
+                    return Ok($crate::sync::CommitOutcome::LeaseLost);
+                };
+                for page in links {
+                    let (link, is_delta) = page.cursor.link();
+                    sqlx::query(
+                        "UPDATE sync_cursors SET link = $1, link_is_delta = $2, updated_at = $3 \
+                         WHERE mailbox_id = $4 AND resource = $5 AND container = $6 AND full_round = FALSE",
+                    )
+                    .bind(link)
+                    .bind(is_delta)
+                    .bind(page.now)
+                    .bind(mailbox)
+                    .bind(page.resource.as_str())
+                    .bind(&page.container)
+                    .execute(&mut *tx)
+                    .await?;
+                }
+                for resource in succeeded {
+                    sqlx::query($crate::sync_common::success_sql!($fence_lock))
+                        .bind(mailbox)
+                        .bind(resource.as_str())
+                        .bind(now)
+                        .bind(true)
+                        .bind(fence)
+                        .execute(&mut *tx)
+                        .await?;
+                }
+                tx.commit().await?;
+                Ok($crate::sync::CommitOutcome::Committed { swept: 0 })
+            }
+
             async fn record_resource_success(
                 &self,
                 mailbox: uuid::Uuid,
@@ -850,14 +906,7 @@ macro_rules! impl_sync_store {
                 first_sync_done: bool,
                 now: $crate::UnixTime,
             ) -> Result<$crate::sync::CommitOutcome, $crate::StoreError> {
-                let done = sqlx::query(concat!(
-                    "INSERT INTO sync_status (mailbox_id, resource, last_success_at, last_error, last_error_at, throttled_until, first_sync_done) \
-                     SELECT $1, $2, $3, NULL, NULL, NULL, $4 WHERE ",
-                    $crate::sync_common::fenced_sql!("$1", "$5", $fence_lock),
-                    " ON CONFLICT (mailbox_id, resource) DO UPDATE SET \
-                       last_success_at = excluded.last_success_at, last_error = NULL, last_error_at = NULL, throttled_until = NULL, \
-                       first_sync_done = (sync_status.first_sync_done OR excluded.first_sync_done)"
-                ))
+                let done = sqlx::query($crate::sync_common::success_sql!($fence_lock))
                 .bind(mailbox)
                 .bind(resource.as_str())
                 .bind(now)

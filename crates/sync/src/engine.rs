@@ -214,6 +214,17 @@ pub(crate) struct RunCtx {
     /// Pages fetched ahead in a batch ([`Engine::prefetch_pages`]), by resource and container,
     /// each with the link that fetched it; taken by the container's first request.
     pub(crate) prefetched: std::sync::Mutex<std::collections::HashMap<(Resource, String), (String, microsoft::DeltaPage)>>,
+    /// What the run writes at its end in one transaction ([`Engine::commit_quiet`]).
+    quiet: std::sync::Mutex<Quiet>,
+}
+
+/// A run's writes that can wait for its end: pages that brought nothing and ended an
+/// incremental round (losing one to a crash only means fetching it again from the older link,
+/// which Graph still honours), and the resources whose pass completed.
+#[derive(Default)]
+struct Quiet {
+    links: Vec<PageCommit>,
+    succeeded: Vec<Resource>,
 }
 
 /// The sync engine: cheap to clone, shared by the scheduler's workers.
@@ -436,6 +447,7 @@ impl Engine {
             oldest_mail: tokio::sync::OnceCell::new(),
             cursors: tokio::sync::OnceCell::new(),
             prefetched: Default::default(),
+            quiet: Default::default(),
         };
         // Writes first: the items they make are then synced by this very run.
         let writes = self.perform_writes(&ctx).await?;
@@ -452,6 +464,10 @@ impl Engine {
                 _ => self.run_resource(&ctx, resource, &window, &mut report).await,
             };
             if let Err(e) = result {
+                // The resources that completed before this one keep their success.
+                if !matches!(e, SyncError::LeaseLost) {
+                    self.commit_quiet(&ctx).await?;
+                }
                 let throttled_until = match &e {
                     SyncError::Throttled(t) => Some(*t),
                     _ => None,
@@ -467,6 +483,7 @@ impl Engine {
                 return Err(e);
             }
         }
+        self.commit_quiet(&ctx).await?;
         report.delivery = Some(self.keep_subscriptions(&ctx, &settings).await?);
         Ok(report)
     }
@@ -499,8 +516,10 @@ impl Engine {
             self.inner.store.set_estimated_total(ctx.mailbox.id, resource, Some(total)).await?;
         }
         for (container, _) in &containers {
-            let link = cursors.get(container).and_then(|c| c.link.clone());
-            self.run_container(ctx, resource, container, link, report).await?;
+            let cursor = cursors.get(container);
+            let incremental = cursor.is_some_and(|c| !c.full_round);
+            let link = cursor.and_then(|c| c.link.clone());
+            self.run_container(ctx, resource, container, (link, incremental), report).await?;
         }
         // Containers Graph no longer lists (deleted folders, an old calendar window) go, after the
         // live ones completed their round.
@@ -509,7 +528,26 @@ impl Engine {
                 return Err(SyncError::LeaseLost);
             }
         }
-        match self.inner.store.record_resource_success(ctx.mailbox.id, ctx.fence, resource, true, now()).await? {
+        ctx.quiet.lock().unwrap_or_else(|p| p.into_inner()).succeeded.push(resource);
+        Ok(())
+    }
+
+    /// The test hook [`SyncConfig::commit_barrier`], before each commit.
+    async fn commit_barrier(&self) {
+        if let Some(b) = &self.inner.config.commit_barrier {
+            b.reached.notify_one();
+            b.proceed.notified().await;
+        }
+    }
+
+    /// Writes what the run kept for its end ([`Quiet`]) in one transaction.
+    async fn commit_quiet(&self, ctx: &RunCtx) -> Result<(), SyncError> {
+        let quiet = std::mem::take(&mut *ctx.quiet.lock().unwrap_or_else(|p| p.into_inner()));
+        if quiet.links.is_empty() && quiet.succeeded.is_empty() {
+            return Ok(());
+        }
+        self.commit_barrier().await;
+        match self.inner.store.commit_quiet(ctx.mailbox.id, ctx.fence, &quiet.links, &quiet.succeeded, now()).await? {
             CommitOutcome::LeaseLost => Err(SyncError::LeaseLost),
             CommitOutcome::Committed { .. } => Ok(()),
         }
@@ -561,7 +599,7 @@ impl Engine {
         ctx: &RunCtx,
         resource: Resource,
         container: &str,
-        link: Option<String>,
+        (link, incremental): (Option<String>, bool),
         report: &mut RunReport,
     ) -> Result<(), SyncError> {
         let sync = &self.inner.store;
@@ -621,10 +659,15 @@ impl Engine {
                 }
             };
             let commit = page_commit(ctx, resource, container, &page);
-            if let Some(b) = &self.inner.config.commit_barrier {
-                b.reached.notify_one();
-                b.proceed.notified().await;
+            // The one page of an incremental round that brought nothing: its link waits for the
+            // run's end ([`Quiet`]).
+            let quiet = incremental && pages == 0 && resets == 0 && commit.upserts.is_empty() && commit.deletes.is_empty();
+            if quiet && matches!(page.next, DeltaNext::DeltaLink(_)) {
+                self.count_commit(&commit, 0, &mut upserted, report);
+                ctx.quiet.lock().unwrap_or_else(|p| p.into_inner()).links.push(commit);
+                return Ok(());
             }
+            self.commit_barrier().await;
             match sync.commit_page(&commit).await? {
                 CommitOutcome::LeaseLost => return Err(SyncError::LeaseLost),
                 CommitOutcome::Committed { swept } => self.count_commit(&commit, swept, &mut upserted, report),

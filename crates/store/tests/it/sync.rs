@@ -15,6 +15,7 @@ on_both_backends!(
     mailboxes_are_scheduled_once_and_can_be_paused,
     a_stale_fence_is_rejected_and_writes_nothing,
     an_empty_page_moves_only_the_link_and_only_under_the_current_fence,
+    a_runs_quiet_end_moves_links_and_records_passes_in_one_fenced_transaction,
     a_page_upserting_an_id_twice_keeps_the_last_and_counts_it_once,
     two_claimers_never_both_own_a_mailbox,
     an_expired_lease_is_taken_over,
@@ -374,6 +375,47 @@ async fn an_empty_page_moves_only_the_link_and_only_under_the_current_fence(db: 
     assert_eq!(link(db.store.cursors(mb.id).await.unwrap()), (Some("d3".into()), true, false));
     let status = db.store.mailbox_status(mb.id).await.unwrap().unwrap();
     assert_eq!(status.resources.iter().map(|r| r.items).collect::<Vec<_>>(), vec![0]);
+}
+
+/// The quiet end of a run: links of pages that brought nothing move on and the passes are
+/// recorded, together, only under the current fence; a container in a full round keeps its link
+/// (its end must sweep, which only `commit_page` does).
+async fn a_runs_quiet_end_moves_links_and_records_passes_in_one_fenced_transaction(db: &TestDb) {
+    let w = world(db).await;
+    let mb = mailbox(db, &w).await;
+    let first = db.store.claim_due_mailboxes("w1", 100, 30, 10).await.unwrap().remove(0);
+    db.store.commit_page(&page(mb.id, first.fence, vec![item("a", "A", 1)], &[], CursorUpdate::DeltaLink("d1".into()))).await.unwrap();
+    let mut sent = page(mb.id, first.fence, vec![item("s", "S", 1)], &[], CursorUpdate::NextLink("sent-n1".into()));
+    sent.container = "sent".into();
+    db.store.commit_page(&sent).await.unwrap();
+    let quiet = |fence: i64, link: &str, container: &str| {
+        let mut p = page(mb.id, fence, vec![], &[], CursorUpdate::DeltaLink(link.into()));
+        p.container = container.into();
+        p
+    };
+    let links = |c: Vec<store::sync::SyncCursor>| c.into_iter().map(|c| (c.container, c.link.unwrap_or_default())).collect::<Vec<_>>();
+
+    // A stale fence writes nothing.
+    assert!(db.store.renew_lease(mb.id, first.fence, -1).await.unwrap());
+    let second = db.store.claim_due_mailboxes("w2", 200, 30, 10).await.unwrap().remove(0);
+    let stale = db.store.commit_quiet(mb.id, first.fence, &[quiet(first.fence, "d-stale", "inbox")], &[Resource::Mail], 250).await.unwrap();
+    assert_eq!(stale, CommitOutcome::LeaseLost);
+    assert_eq!(links(db.store.cursors(mb.id).await.unwrap()), vec![("inbox".into(), "d1".into()), ("sent".into(), "sent-n1".into())]);
+    let status = db.store.mailbox_status(mb.id).await.unwrap().unwrap();
+    assert!(status.resources.iter().all(|r| r.last_success_at.is_none()));
+
+    let pages = [quiet(second.fence, "d2", "inbox"), quiet(second.fence, "sent-d", "sent")];
+    let done = db.store.commit_quiet(mb.id, second.fence, &pages, &[Resource::Mail, Resource::Tasks], 300).await.unwrap();
+    assert_eq!(done, CommitOutcome::Committed { swept: 0 });
+    assert_eq!(
+        links(db.store.cursors(mb.id).await.unwrap()),
+        vec![("inbox".into(), "d2".into()), ("sent".into(), "sent-n1".into())],
+        "the full round's container keeps its link"
+    );
+    let status = db.store.mailbox_status(mb.id).await.unwrap().unwrap();
+    let passes: Vec<(Resource, Option<i64>, bool)> =
+        status.resources.iter().map(|r| (r.resource, r.last_success_at, r.first_sync_done)).collect();
+    assert_eq!(passes, vec![(Resource::Mail, Some(300), true), (Resource::Tasks, Some(300), true)]);
 }
 
 /// One statement upserts a page's items: an id twice in a page is stored once, as its last
