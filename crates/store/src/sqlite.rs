@@ -28,6 +28,9 @@ impl SqliteStore {
         let pool = SqlitePoolOptions::new()
             // An in-memory database exists per connection: keep exactly one.
             .max_connections(if in_memory { 1 } else { 8 })
+            // An in-process SQLite connection cannot have dropped: no ping to its worker thread
+            // before each use (a query is then two hops to that thread, not three).
+            .test_before_acquire(false)
             .connect_with(options)
             .await?;
         sqlx::migrate!("./migrations/sqlite").run(&pool).await?;

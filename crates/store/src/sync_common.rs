@@ -431,32 +431,6 @@ macro_rules! impl_sync_store {
                 Ok(swept)
             }
 
-            /// A page with nothing in it, in an incremental round of a container that has its
-            /// cursor: only the link moves on, in one fenced statement. `false` (nothing written)
-            /// when the page is not such a page or the fence does not hold; the general path then
-            /// decides.
-            async fn commit_quiet_page(&self, page: &$crate::sync::PageCommit) -> Result<bool, $crate::StoreError> {
-                if !page.upserts.is_empty() || !page.deletes.is_empty() {
-                    return Ok(false);
-                }
-                let (link, is_delta) = page.cursor.link();
-                let done = sqlx::query(concat!(
-                    "UPDATE sync_cursors SET link = $1, link_is_delta = $2, updated_at = $3 \
-                     WHERE mailbox_id = $4 AND resource = $5 AND container = $6 AND full_round = FALSE AND ",
-                    $crate::sync_common::fenced_sql!("$4", "$7", $fence_lock)
-                ))
-                .bind(link)
-                .bind(is_delta)
-                .bind(page.now)
-                .bind(page.mailbox_id)
-                .bind(page.resource.as_str())
-                .bind(&page.container)
-                .bind(page.fence)
-                .execute(&self.pool)
-                .await?;
-                Ok(done.rows_affected() > 0)
-            }
-
             /// Keeps the mailbox's item count of `resource` right: `added` new items, `removed`
             /// gone, in the transaction that added and removed them.
             async fn count_items(
@@ -791,9 +765,6 @@ macro_rules! impl_sync_store {
             }
 
             async fn commit_page(&self, page: &$crate::sync::PageCommit) -> Result<$crate::sync::CommitOutcome, $crate::StoreError> {
-                if self.commit_quiet_page(page).await? {
-                    return Ok($crate::sync::CommitOutcome::Committed { swept: 0 });
-                }
                 let Some((mut tx, owner)) = self.begin_fenced_owned(page.mailbox_id, page.fence, page.now).await? else {
                     return Ok($crate::sync::CommitOutcome::LeaseLost);
                 };

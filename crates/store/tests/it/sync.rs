@@ -347,9 +347,8 @@ async fn a_refresh_racing_another_refresh_of_the_same_tokens_writes_nothing(db: 
     assert_eq!(t.version, read.version + 1);
 }
 
-/// An empty page of an incremental round is one fenced statement: it moves the link on, and a
-/// worker whose lease was taken over moves nothing. An empty page that ends a full round still
-/// sweeps what the round did not see.
+/// An empty page of an incremental round moves the link on, and a worker whose lease was taken
+/// over moves nothing. An empty page that ends a full round still sweeps what the round did not see.
 async fn an_empty_page_moves_only_the_link_and_only_under_the_current_fence(db: &TestDb) {
     let w = world(db).await;
     let mb = mailbox(db, &w).await;
