@@ -384,15 +384,6 @@ pub trait SyncStore: Send + Sync + 'static {
 
     // ---- status
 
-    /// Records a completed pass over one resource.
-    async fn record_resource_success(
-        &self,
-        mailbox: Uuid,
-        fence: i64,
-        resource: Resource,
-        first_sync_done: bool,
-        now: UnixTime,
-    ) -> Result<CommitOutcome, StoreError>;
     /// Records a failure (reason code) and, when throttled, until when; nothing (`LeaseLost`) when
     /// `fence` is stale: a worker that lost its lease cannot overwrite the status.
     async fn record_resource_error(

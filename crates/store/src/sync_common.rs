@@ -5,9 +5,6 @@
 //! serializes writers, so a single `UPDATE … WHERE id IN (SELECT …)` is already exclusive), passed
 //! in as `$claim_sql`, and how the database tells the time (`$db_now`, unix seconds): lease times
 //! come from the database's clock, so instances whose clocks disagree still agree on leases.
-//! A single-statement fenced write (`fenced_sql!`) reads the mailbox row with `$fence_lock`
-//! (PostgreSQL `FOR SHARE`, so a claim waits for the write or the write sees the claim's new
-//! fence; nothing on SQLite, where one statement is already exclusive).
 
 /// The database's clock in unix seconds, on SQLite.
 macro_rules! sqlite_now {
@@ -24,31 +21,6 @@ macro_rules! postgres_now {
     };
 }
 pub(crate) use postgres_now;
-
-/// The fence check of a write that is one statement, as an SQL condition: the mailbox `$m` is
-/// leased with fence `$f` (parameter names), its row read under `$lock`.
-macro_rules! fenced_sql {
-    ($m:literal, $f:literal, $lock:literal) => {
-        concat!("EXISTS (SELECT 1 FROM sync_mailboxes WHERE id = ", $m, " AND fence = ", $f, " AND lease_owner IS NOT NULL ", $lock, ")")
-    };
-}
-pub(crate) use fenced_sql;
-
-/// A resource's completed pass (`$1` mailbox, `$2` resource, `$3` time, `$4` first sync done),
-/// written only while the mailbox's fence is `$5` (read under `$lock`, see `fenced_sql!`).
-macro_rules! success_sql {
-    ($lock:literal) => {
-        concat!(
-            "INSERT INTO sync_status (mailbox_id, resource, last_success_at, last_error, last_error_at, throttled_until, first_sync_done) \
-             SELECT $1, $2, $3, NULL, NULL, NULL, $4 WHERE ",
-            $crate::sync_common::fenced_sql!("$1", "$5", $lock),
-            " ON CONFLICT (mailbox_id, resource) DO UPDATE SET \
-               last_success_at = excluded.last_success_at, last_error = NULL, last_error_at = NULL, throttled_until = NULL, \
-               first_sync_done = (sync_status.first_sync_done OR excluded.first_sync_done)"
-        )
-    };
-}
-pub(crate) use success_sql;
 
 /// Columns of a `SyncMailbox`, in the order `mailbox_from_row!` reads them.
 macro_rules! mailbox_columns {
@@ -221,7 +193,7 @@ pub(crate) fn reason_of(s: Option<String>) -> Result<Option<domain::ReasonCode>,
 }
 
 macro_rules! impl_sync_store {
-    ($store:ty, $db:ty, $claim_sql:expr, $db_now:expr, $fence_lock:literal) => {
+    ($store:ty, $db:ty, $claim_sql:expr, $db_now:expr) => {
         impl $store {
             /// The fence check every guarded write starts with: touches the mailbox row (taking
             /// its write lock) only while `fence` is current, and returns the mailbox's owner
@@ -856,40 +828,21 @@ macro_rules! impl_sync_store {
                     .await?;
                 }
                 for resource in succeeded {
-                    sqlx::query($crate::sync_common::success_sql!($fence_lock))
+                    // A completed pass also completes the resource's first sync.
+                    sqlx::query(
+                        "INSERT INTO sync_status (mailbox_id, resource, last_success_at, last_error, last_error_at, throttled_until, first_sync_done) \
+                         VALUES ($1, $2, $3, NULL, NULL, NULL, TRUE) ON CONFLICT (mailbox_id, resource) DO UPDATE SET \
+                           last_success_at = excluded.last_success_at, last_error = NULL, last_error_at = NULL, throttled_until = NULL, \
+                           first_sync_done = TRUE",
+                    )
                         .bind(mailbox)
                         .bind(resource.as_str())
                         .bind(now)
-                        .bind(true)
-                        .bind(fence)
                         .execute(&mut *tx)
                         .await?;
                 }
                 tx.commit().await?;
                 Ok($crate::sync::CommitOutcome::Committed { swept: 0 })
-            }
-
-            async fn record_resource_success(
-                &self,
-                mailbox: uuid::Uuid,
-                fence: i64,
-                resource: ::domain::Resource,
-                first_sync_done: bool,
-                now: $crate::UnixTime,
-            ) -> Result<$crate::sync::CommitOutcome, $crate::StoreError> {
-                let done = sqlx::query($crate::sync_common::success_sql!($fence_lock))
-                .bind(mailbox)
-                .bind(resource.as_str())
-                .bind(now)
-                .bind(first_sync_done)
-                .bind(fence)
-                .execute(&self.pool)
-                .await?;
-                Ok(if done.rows_affected() > 0 {
-                    $crate::sync::CommitOutcome::Committed { swept: 0 }
-                } else {
-                    $crate::sync::CommitOutcome::LeaseLost
-                })
             }
 
             async fn record_resource_error(

@@ -8,8 +8,7 @@ crate::sync_common::impl_sync_store!(
     PgStore,
     sqlx::Postgres,
     crate::sync_common::claim_sql!("FOR UPDATE OF m SKIP LOCKED", crate::sync_common::postgres_now!()),
-    crate::sync_common::postgres_now!(),
-    "FOR SHARE"
+    crate::sync_common::postgres_now!()
 );
 
 crate::subscriptions_common::impl_subscription_store!(PgStore);

@@ -7,8 +7,7 @@ crate::sync_common::impl_sync_store!(
     SqliteStore,
     sqlx::Sqlite,
     crate::sync_common::claim_sql!("", crate::sync_common::sqlite_now!()),
-    crate::sync_common::sqlite_now!(),
-    ""
+    crate::sync_common::sqlite_now!()
 );
 
 crate::subscriptions_common::impl_subscription_store!(SqliteStore);

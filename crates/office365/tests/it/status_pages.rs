@@ -84,7 +84,7 @@ async fn service_account_syncing(env: &Env, n: usize, items: usize) {
             now,
         };
         env.store.commit_page(&page).await.unwrap();
-        env.store.record_resource_success(mb, lease.fence, Resource::Mail, true, now).await.unwrap();
+        env.store.commit_quiet(mb, lease.fence, &[], &[Resource::Mail], now).await.unwrap();
         assert!(env.store.release_lease(mb, lease.fence, now + 900).await.unwrap());
     }
     assert_eq!(env.store.sync_mailboxes_in_org(env.org).await.unwrap().len(), n);

@@ -146,7 +146,7 @@ async fn an_organizations_overview_is_read_at_once_and_filtered_by_the_database(
     let task = store::sync::SyncedItem { container: "list-1".into(), ..item("t", "T", 3) };
     let tasks = PageCommit { resource: Resource::Tasks, container: "list-1".into(), ..page(own, fence, vec![task], &[], next()) };
     db.store.commit_page(&tasks).await.unwrap();
-    db.store.record_resource_success(own, fence, Resource::Mail, true, 200).await.unwrap();
+    db.store.commit_quiet(own, fence, &[], &[Resource::Mail], 200).await.unwrap();
     db.store.record_resource_error(own, fence, Resource::Tasks, ReasonCode::Throttled, Some(900), 250).await.unwrap();
     let state =
         SubscriptionState::Live { graph_id: "sub-1".into(), client_state: SecretString::from("cs"), expires_at: 5_000, renew: false };
@@ -191,7 +191,7 @@ async fn the_migration_counts_the_items_already_synced(db: &TestDb) {
     let task = store::sync::SyncedItem { container: "list-1".into(), ..item("t", "T", 3) };
     let tasks = PageCommit { resource: Resource::Tasks, container: "list-1".into(), ..page(mb, fence, vec![task], &[], next()) };
     db.store.commit_page(&tasks).await.unwrap();
-    db.store.record_resource_success(mb, fence, Resource::Mail, true, 200).await.unwrap();
+    db.store.commit_quiet(mb, fence, &[], &[Resource::Mail], 200).await.unwrap();
     let url = match &db.raw {
         Raw::SqliteDir(dir) => format!("sqlite://{}", dir.join("test.db").display()),
         Raw::Postgres(url) => url.clone(),

@@ -159,7 +159,7 @@ async fn a_stale_fence_is_rejected_and_writes_nothing(db: &TestDb) {
     let stale = page(mb.id, first.fence, vec![item("b", "B", 2)], &["a"], CursorUpdate::DeltaLink("delta-stale".into()));
     assert_eq!(db.store.commit_page(&stale).await.unwrap(), CommitOutcome::LeaseLost);
     assert_eq!(db.store.reset_cursor(mb.id, first.fence, Resource::Mail, "inbox", 200).await.unwrap(), CommitOutcome::LeaseLost);
-    assert_eq!(db.store.record_resource_success(mb.id, first.fence, Resource::Mail, true, 200).await.unwrap(), CommitOutcome::LeaseLost);
+    assert_eq!(db.store.commit_quiet(mb.id, first.fence, &[], &[Resource::Mail], 200).await.unwrap(), CommitOutcome::LeaseLost);
     assert!(!db.store.renew_lease(mb.id, first.fence, 1_000).await.unwrap());
     assert!(!db.store.release_lease(mb.id, first.fence, 1_000).await.unwrap());
 
@@ -442,7 +442,7 @@ async fn a_worker_that_lost_its_lease_cannot_record_an_error(db: &TestDb) {
     assert!(db.store.renew_lease(mb.id, first.fence, -1).await.unwrap());
     let second = db.store.claim_due_mailboxes("w2", 100, 30, 10).await.unwrap().remove(0);
     assert_eq!(
-        db.store.record_resource_success(mb.id, second.fence, Resource::Mail, true, 300).await.unwrap(),
+        db.store.commit_quiet(mb.id, second.fence, &[], &[Resource::Mail], 300).await.unwrap(),
         CommitOutcome::Committed { swept: 0 }
     );
     let stale = db.store.record_resource_error(mb.id, first.fence, Resource::Mail, ReasonCode::Throttled, Some(900), 400).await.unwrap();
@@ -514,14 +514,15 @@ async fn status_counts_and_first_sync_progress(db: &TestDb) {
     assert_eq!((r.last_error, r.throttled_until, r.last_success_at), (Some(ReasonCode::Throttled), Some(250), None));
 
     db.store.commit_page(&page(mb.id, fence, vec![item("b", "B", 2)], &[], CursorUpdate::DeltaLink("d".into()))).await.unwrap();
-    db.store.record_resource_success(mb.id, fence, Resource::Mail, true, 300).await.unwrap();
+    db.store.commit_quiet(mb.id, fence, &[], &[Resource::Mail], 300).await.unwrap();
     let r = db.store.mailbox_status(mb.id).await.unwrap().unwrap().resources.remove(0);
     assert_eq!((r.last_error, r.throttled_until, r.last_success_at, r.items), (None, None, Some(300), 2));
     assert!(r.first_sync_done);
     assert_eq!(r.progress(), None, "no bar after the first sync");
-    // A later pass that is not a first sync does not undo "done".
-    db.store.record_resource_success(mb.id, fence, Resource::Mail, false, 400).await.unwrap();
-    assert!(db.store.mailbox_status(mb.id).await.unwrap().unwrap().resources[0].first_sync_done);
+    // A later pass moves the time and keeps "done".
+    db.store.commit_quiet(mb.id, fence, &[], &[Resource::Mail], 400).await.unwrap();
+    let r = db.store.mailbox_status(mb.id).await.unwrap().unwrap().resources.remove(0);
+    assert_eq!((r.last_success_at, r.first_sync_done), (Some(400), true));
 }
 
 async fn activity_lists_newest_first_with_search_and_paging(db: &TestDb) {
@@ -690,7 +691,7 @@ async fn a_reconnect_as_another_microsoft_account_keeps_nothing_of_the_first(db:
         let items = vec![item(&format!("alice-{}", lease.mailbox.id), "Alice's secret plans", 5)];
         let commit = page(lease.mailbox.id, lease.fence, items, &[], CursorUpdate::DeltaLink("delta-alice".into()));
         assert_eq!(db.store.commit_page(&commit).await.unwrap(), CommitOutcome::Committed { swept: 0 });
-        db.store.record_resource_success(lease.mailbox.id, lease.fence, Resource::Mail, true, 200).await.unwrap();
+        db.store.commit_quiet(lease.mailbox.id, lease.fence, &[], &[Resource::Mail], 200).await.unwrap();
         assert!(db.store.release_lease(lease.mailbox.id, lease.fence, 0).await.unwrap());
     }
     let everything = ItemQuery { org_id: w.org, user_id: w.user, resource: None, text: None, offset: 0, limit: 100 };
