@@ -66,7 +66,9 @@ pub struct SyncConfig {
     pub max_delta_pages_per_run: u32,
     /// A run first fetches the next page of every container it continues (a stored link) in JSON
     /// batches of up to 20 (MICROSOFT.md §3.8): a mailbox with nothing new is then one round trip
-    /// for all its folders. Off: one request per container.
+    /// for all its folders. Off: one request per container. Off by default until a batch the
+    /// client gave up on (a timeout) is handled: its later inner requests may still run at
+    /// Microsoft and be throttled, and the client cannot see their Retry-After.
     pub batch_requests: bool,
     /// After a failed run, due again this much later; after a transient one (Microsoft or the
     /// database briefly unavailable), after a backoff with jitter from `transient_retry_base`,
@@ -124,7 +126,7 @@ impl Default for SyncConfig {
             abandoned_request_hold: Duration::from_secs(30),
             max_resets_per_run: 3,
             max_delta_pages_per_run: 10_000,
-            batch_requests: true,
+            batch_requests: false,
             error_retry_secs: 300,
             transient_retry_base: Duration::from_secs(5),
             attention_retry_secs: 6 * 3600,
