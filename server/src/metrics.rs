@@ -79,6 +79,7 @@ pub fn render_sync(s: &sync::MetricsSnapshot) -> String {
         ("sync_items_upserted_total", "Synced items written (new or changed).", s.items_upserted),
         ("sync_items_deleted_total", "Synced items removed (deleted in Microsoft 365, or gone after a resync).", s.items_deleted),
         ("sync_pages_committed_total", "Pages of changes committed with their cursor.", s.pages_committed),
+        ("sync_graph_batches_total", "JSON batches sent to Graph (their requests count in graph_requests_total).", s.batches),
         ("sync_throttled_total", "Graph answers of 429 Too Many Requests.", s.throttled),
         ("sync_resyncs_total", "Cursors restarted after 410 / SyncStateNotFound.", s.resyncs),
         ("sync_lease_takeovers_total", "Expired leases of another worker taken over.", s.lease_takeovers),

@@ -117,10 +117,10 @@ impl MicrosoftClient {
     }
 
     /// One inner answer, read as the request sent alone would be.
-    fn inner_page(&self, url: &str, req: &DeltaRequest<'_>, a: InnerAnswer) -> Result<DeltaPage, GraphError> {
+    fn inner_page(&self, url: &str, req: &DeltaRequest<'_>, mut a: InnerAnswer) -> Result<DeltaPage, GraphError> {
         let other = matches!(req.mailbox, MailboxRef::User(_));
         let request_id = a.header("request-id").map(str::to_string);
-        let body = a.body.clone().unwrap_or(serde_json::Value::Null);
+        let body = a.body.take().unwrap_or(serde_json::Value::Null);
         if !(200..300).contains(&a.status) {
             let retry = a.header("Retry-After").and_then(sync_retry_after_value);
             return Err(sync_refusal(a.status, &body.to_string(), request_id, retry, other));

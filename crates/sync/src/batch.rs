@@ -10,7 +10,6 @@ use crate::error::SyncError;
 use crate::metrics::SyncMetrics;
 use domain::Resource;
 use microsoft::{DeltaPage, DeltaRequest, DeltaStart, FailureClass, GraphError, MAX_BATCH_REQUESTS};
-use std::time::Duration;
 
 impl RunCtx {
     /// The page fetched ahead for `container`, if its first request is the one fetched ahead.
@@ -107,7 +106,7 @@ impl Engine {
             Err(e) => {
                 tracing::debug!(mailbox = %ctx.mailbox.id, status = ?e.status, code = %e.code, "batch refused: fetching one by one");
                 metrics.request(e.status);
-                self.hold_off_if_asked(ctx, &e);
+                self.hold_off_as_asked(ctx, &e, 0);
                 return false;
             }
         };
@@ -121,27 +120,10 @@ impl Engine {
                 }
                 Err(e) => {
                     metrics.request(e.status);
-                    throttled |= self.hold_off_if_asked(ctx, &e);
+                    throttled |= self.hold_off_as_asked(ctx, &e, 0);
                 }
             }
         }
         !throttled
-    }
-
-    /// A 429 holds the mailbox's requests off for its `Retry-After` (or a backoff), and so does
-    /// any other answer that carries a `Retry-After` (a 503); `true` then.
-    fn hold_off_if_asked(&self, ctx: &RunCtx, e: &GraphError) -> bool {
-        let wait = match e.class() {
-            FailureClass::Throttled(retry_after) => {
-                SyncMetrics::add(&self.inner.metrics.throttled, 1);
-                retry_after.unwrap_or(self.inner.config.backoff_base)
-            }
-            _ => match e.retry_after {
-                Some(retry_after) => retry_after,
-                None => return false,
-            },
-        };
-        ctx.gate.hold_off(wait + Duration::from_millis(50));
-        true
     }
 }

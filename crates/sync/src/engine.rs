@@ -364,23 +364,18 @@ impl Engine {
                 c => c,
             };
             match class {
-                FailureClass::Throttled(retry_after) => {
+                FailureClass::Throttled(_) => {
                     drop(slot);
-                    SyncMetrics::add(&metrics.throttled, 1);
-                    // A small margin: our clock starts after Microsoft's did.
-                    let wait = retry_after.unwrap_or_else(|| self.backoff(attempt)) + Duration::from_millis(50);
-                    ctx.gate.hold_off(wait);
-                    tracing::debug!(mailbox = %ctx.mailbox.id, ?wait, "Graph throttled this mailbox");
+                    self.hold_off_as_asked(ctx, &e, attempt);
+                    tracing::debug!(mailbox = %ctx.mailbox.id, "Graph throttled this mailbox");
                 }
-                FailureClass::Transient(retry_after) => {
+                FailureClass::Transient(_) => {
                     if e.status.is_none() {
                         slot.linger(cfg.abandoned_request_hold);
                     } else {
                         drop(slot);
                     }
-                    if let Some(ra) = retry_after {
-                        ctx.gate.hold_off(ra + Duration::from_millis(50));
-                    }
+                    self.hold_off_as_asked(ctx, &e, attempt);
                     if !repeatable {
                         return Err(CallFailure::Unknown(e));
                     }
@@ -410,6 +405,24 @@ impl Engine {
                 }));
             }
         }
+    }
+
+    /// Holds the mailbox's requests off as a refused request asks: a 429 for its Retry-After (or a
+    /// backoff after `attempt` failures), any other refusal for the Retry-After it carries (a 503),
+    /// with a small margin since our clock starts after Microsoft's did. `true` when it did.
+    pub(crate) fn hold_off_as_asked(&self, ctx: &RunCtx, e: &GraphError, attempt: u32) -> bool {
+        let wait = match e.class() {
+            FailureClass::Throttled(retry_after) => {
+                SyncMetrics::add(&self.inner.metrics.throttled, 1);
+                retry_after.unwrap_or_else(|| self.backoff(attempt))
+            }
+            _ => match e.retry_after {
+                Some(retry_after) => retry_after,
+                None => return false,
+            },
+        };
+        ctx.gate.hold_off(wait + Duration::from_millis(50));
+        true
     }
 
     /// A list call (containers) through the retry policy.

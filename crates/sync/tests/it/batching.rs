@@ -24,8 +24,7 @@ async fn quiet_round(batch_requests: bool, fault: Option<FaultRule>) -> (Metrics
     }
     let before = s.engine().metrics().snapshot();
     s.sync_now(mb).await.unwrap();
-    let outcomes = until_ok(&s, mb).await;
-    assert!(outcomes > 0);
+    until_ok(&s, mb).await;
     let after = s.engine().metrics().snapshot();
     let counters = env.emu.counters();
     let alice = counters.mailbox(ALICE).unwrap();
@@ -47,11 +46,11 @@ async fn quiet_round(batch_requests: bool, fault: Option<FaultRule>) -> (Metrics
     (round, batches, cursors)
 }
 
-/// Runs the mailbox until a run succeeds; returns how many runs that took.
-async fn until_ok(s: &Arc<Scheduler>, mb: uuid::Uuid) -> usize {
-    for n in 1..=10 {
+/// Runs the mailbox until a run succeeds.
+async fn until_ok(s: &Arc<Scheduler>, mb: uuid::Uuid) {
+    for _ in 0..10 {
         if one_run(s).await.iter().any(|o| o.mailbox == mb && o.result.is_ok()) {
-            return n;
+            return;
         }
     }
     panic!("no successful run in 10 attempts");

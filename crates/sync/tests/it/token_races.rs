@@ -32,8 +32,10 @@ struct Proxy {
     order: Order,
     http: reqwest::Client,
     used: std::sync::Mutex<HashSet<String>>,
-    /// The first refresh is held back (by `order`); later ones pass straight through.
+    /// The first refresh is held back until the second one (presenting the same refresh token)
+    /// has arrived, so the two really race; later ones pass straight through.
     race_armed: AtomicBool,
+    second_arrived: Notify,
     refused: AtomicUsize,
     winner_answered: Notify,
     loser_answered: Notify,
@@ -49,6 +51,7 @@ impl Proxy {
             http: reqwest::Client::new(),
             used: std::sync::Mutex::new(HashSet::new()),
             race_armed: AtomicBool::new(true),
+            second_arrived: Notify::new(),
             refused: AtomicUsize::new(0),
             winner_answered: Notify::new(),
             loser_answered: Notify::new(),
@@ -100,6 +103,7 @@ impl Proxy {
 
         let (status, answer) = match refresh {
             Some(rt) if !self.used.lock().unwrap().insert(rt.clone()) => {
+                self.second_arrived.notify_one();
                 // Presented before: refused, after the winner's answer when that is the order.
                 if self.order == Order::WinnerSavesFirst {
                     let _ = tokio::time::timeout(Duration::from_secs(5), self.winner_answered.notified()).await;
@@ -119,8 +123,14 @@ impl Proxy {
                 return;
             }
             Some(_) => {
+                let first = self.race_armed.swap(false, Ordering::SeqCst);
+                if first {
+                    // Without this, a slow second instance may read the rotated token the first
+                    // one already saved, and there is no race to test.
+                    let _ = tokio::time::timeout(Duration::from_secs(5), self.second_arrived.notified()).await;
+                }
                 let forwarded = self.forward(&method, &path, &body).await;
-                if self.race_armed.swap(false, Ordering::SeqCst) && self.order == Order::LoserHearsFirst {
+                if first && self.order == Order::LoserHearsFirst {
                     let _ = tokio::time::timeout(Duration::from_secs(5), self.loser_answered.notified()).await;
                     tokio::time::sleep(Duration::from_millis(500)).await;
                 }
