@@ -99,16 +99,7 @@ pub async fn serve(listener: TcpListener, router: Router, limits: &Limits, shutd
         };
         let (stream, peer) = tokio::select! {
             () = &mut shutdown => break,
-            accepted = listener.accept() => match accepted {
-                Ok(accepted) => accepted,
-                Err(e) => {
-                    // Out of file descriptors, or a connection reset before it was accepted: the
-                    // listener itself is fine, so wait a moment rather than spin or stop serving.
-                    tracing::warn!(error = %e, "could not accept a connection");
-                    tokio::time::sleep(Duration::from_millis(50)).await;
-                    continue;
-                }
-            },
+            accepted = accept(&listener) => accepted,
         };
         let _ = stream.set_nodelay(true);
         // What `into_make_service_with_connect_info` gives handlers: the connection's peer.
@@ -127,6 +118,21 @@ pub async fn serve(listener: TcpListener, router: Router, limits: &Limits, shutd
     drop(listener);
     connections.shutdown().await;
     Ok(())
+}
+
+/// The next connection. A failed accept (out of file descriptors, a connection reset before it
+/// was accepted) leaves the listener fine, so it waits a moment and tries again rather than spin
+/// or stop serving.
+async fn accept(listener: &TcpListener) -> (tokio::net::TcpStream, std::net::SocketAddr) {
+    loop {
+        match listener.accept().await {
+            Ok(accepted) => return accepted,
+            Err(e) => {
+                tracing::warn!(error = %e, "could not accept a connection");
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+        }
+    }
 }
 
 #[cfg(test)]

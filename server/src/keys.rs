@@ -58,29 +58,8 @@ fn choose_default(default: PathBuf, old: &Path) -> anyhow::Result<PathBuf> {
 /// `server keys …`.
 pub async fn run(command: &KeysCommand, key_file: &Path, database_url: &str) -> anyhow::Result<()> {
     match command {
-        KeysCommand::Add => {
-            let id = Keyring::add_key(key_file)?;
-            let held = Keyring::load(key_file)?;
-            println!(
-                "added key {id} to {} ({}): it does not seal yet.\n\
-                 Next: copy the key file to every host that runs the server and send each instance SIGHUP\n\
-                 (instances reading this same file need nothing), then run `server keys promote`.",
-                key_file.display(),
-                held.summary()
-            );
-            Ok(())
-        }
-        KeysCommand::Promote { key } => {
-            let keyring = Arc::new(Keyring::promote(key_file, *key)?);
-            let count = reseal(keyring.clone(), database_url).await?;
-            println!(
-                "key {} is now current; re-sealed {count} stored secrets.\n\
-                 Instances seal with it once they reload the key file (SIGHUP) or restart; run `server keys reseal`\n\
-                 after that, before removing an older key from the file.",
-                keyring.current_key_id()
-            );
-            Ok(())
-        }
+        KeysCommand::Add => add(key_file),
+        KeysCommand::Promote { key } => promote(key_file, *key, database_url).await,
         KeysCommand::Reseal => {
             let keyring = Arc::new(Keyring::load(key_file)?);
             let count = reseal(keyring.clone(), database_url).await?;
@@ -94,6 +73,33 @@ pub async fn run(command: &KeysCommand, key_file: &Path, database_url: &str) -> 
              Nothing was changed."
         ),
     }
+}
+
+/// `keys add`: a new key in the file that does not seal yet.
+fn add(key_file: &Path) -> anyhow::Result<()> {
+    let id = Keyring::add_key(key_file)?;
+    let held = Keyring::load(key_file)?;
+    println!(
+        "added key {id} to {} ({}): it does not seal yet.\n\
+         Next: copy the key file to every host that runs the server and send each instance SIGHUP\n\
+         (instances reading this same file need nothing), then run `server keys promote`.",
+        key_file.display(),
+        held.summary()
+    );
+    Ok(())
+}
+
+/// `keys promote`: the key seals from now on, and every stored secret is re-sealed with it.
+async fn promote(key_file: &Path, key: Option<u32>, database_url: &str) -> anyhow::Result<()> {
+    let keyring = Arc::new(Keyring::promote(key_file, key)?);
+    let count = reseal(keyring.clone(), database_url).await?;
+    println!(
+        "key {} is now current; re-sealed {count} stored secrets.\n\
+         Instances seal with it once they reload the key file (SIGHUP) or restart; run `server keys reseal`\n\
+         after that, before removing an older key from the file.",
+        keyring.current_key_id()
+    );
+    Ok(())
 }
 
 async fn reseal(keyring: Arc<Keyring>, database_url: &str) -> anyhow::Result<u64> {

@@ -59,13 +59,17 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             Ok(())
         }
         Command::User(UserCommand::Create { org, email, name, role, password, password_file }) => {
-            let password = match (password, password_file) {
-                (Some(p), _) => p,
-                (None, Some(path)) => std::fs::read_to_string(&path)?.lines().next().unwrap_or_default().to_owned(),
-                (None, None) => anyhow::bail!("give the password with --password-file or I360_USER_PASSWORD"),
-            };
-            create_user(store, &org, &email, &name, role, &password).await
+            create_user(store, &org, &email, &name, role, &user_password(password, password_file)?).await
         }
+    }
+}
+
+/// The new user's password: given (`I360_USER_PASSWORD`), or the first line of `--password-file`.
+fn user_password(given: Option<String>, file: Option<std::path::PathBuf>) -> anyhow::Result<String> {
+    match (given, file) {
+        (Some(p), _) => Ok(p),
+        (None, Some(path)) => Ok(std::fs::read_to_string(&path)?.lines().next().unwrap_or_default().to_owned()),
+        (None, None) => anyhow::bail!("give the password with --password-file or I360_USER_PASSWORD"),
     }
 }
 

@@ -75,7 +75,7 @@ impl Metrics {
 /// The sync engine's counters in Prometheus text.
 pub fn render_sync(s: &sync::MetricsSnapshot) -> String {
     let mut out = String::new();
-    let counters: [(&str, &str, u64); 19] = [
+    let counters: [(&str, &str, u64); 20] = [
         ("sync_items_upserted_total", "Synced items written (new or changed).", s.items_upserted),
         ("sync_items_deleted_total", "Synced items removed (deleted in Microsoft 365, or gone after a resync).", s.items_deleted),
         ("sync_pages_committed_total", "Pages of changes committed with their cursor.", s.pages_committed),
