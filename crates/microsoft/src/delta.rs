@@ -1,7 +1,6 @@
 //! Graph delta queries for the sync engine (MICROSOFT.md §3.3–§3.6, §3.9, §4.2).
 //!
-//! - Containers: [`MicrosoftClient::mail_folders`] (every folder, nested ones included),
-//!   [`MicrosoftClient::contact_folders`], [`MicrosoftClient::todo_lists`].
+//! - Containers: [`MicrosoftClient::containers`] (in `containers.rs`).
 //! - One page of changes: [`MicrosoftClient::delta_page`], either from a start request
 //!   ([`DeltaStart::Initial`]) or from a stored `@odata.nextLink` / `@odata.deltaLink`
 //!   ([`DeltaStart::Link`]). The page ends with a [`DeltaNext`]: more pages of this round, or the
@@ -283,22 +282,11 @@ impl GraphError {
 #[derive(Deserialize)]
 pub(crate) struct RawPage {
     #[serde(default)]
-    value: Vec<serde_json::Value>,
+    pub(crate) value: Vec<serde_json::Value>,
     #[serde(default, rename = "@odata.nextLink")]
-    next_link: Option<String>,
+    pub(crate) next_link: Option<String>,
     #[serde(default, rename = "@odata.deltaLink")]
     delta_link: Option<String>,
-}
-
-#[derive(Deserialize)]
-struct RawContainer {
-    id: String,
-    #[serde(default, rename = "displayName")]
-    display_name: Option<String>,
-    #[serde(default, rename = "childFolderCount")]
-    child_folder_count: Option<u64>,
-    #[serde(default, rename = "totalItemCount")]
-    total_item_count: Option<u64>,
 }
 
 #[derive(Deserialize, Default)]
@@ -387,14 +375,14 @@ fn encode(s: &str) -> String {
 }
 
 impl MicrosoftClient {
-    fn mailbox_segments(mailbox: &MailboxRef) -> (Vec<&str>, bool) {
+    pub(crate) fn mailbox_segments(mailbox: &MailboxRef) -> (Vec<&str>, bool) {
         match mailbox {
             MailboxRef::Me => (vec!["me"], false),
             MailboxRef::User(id) => (vec!["users", id.as_str()], true),
         }
     }
 
-    fn graph_link(&self, segments: &[&str], query: &[(&str, &str)]) -> Result<String, GraphError> {
+    pub(crate) fn graph_link(&self, segments: &[&str], query: &[(&str, &str)]) -> Result<String, GraphError> {
         let mut url = self.endpoints.graph_url(segments).map_err(|e| local_error("configuration", e.to_string()))?;
         url.set_query(None);
         let mut s = url.to_string();
@@ -408,7 +396,7 @@ impl MicrosoftClient {
     }
 
     /// True when `link` points under the configured Graph base (same scheme, host, port, path prefix).
-    fn is_graph_link(&self, link: &str) -> bool {
+    pub(crate) fn is_graph_link(&self, link: &str) -> bool {
         let Ok(base) = self.endpoints.graph_url(&[]) else { return false };
         let Ok(link) = url::Url::parse(link) else { return false };
         link.scheme() == base.scheme()
@@ -418,7 +406,7 @@ impl MicrosoftClient {
     }
 
     /// A GET with the sync engine's `Prefer` headers; the body parsed as `T` on 2xx.
-    async fn sync_get<T: DeserializeOwned>(
+    pub(crate) async fn sync_get<T: DeserializeOwned>(
         &self,
         token: &SecretString,
         url: &str,
@@ -450,96 +438,6 @@ impl MicrosoftClient {
             });
         }
         Err(sync_refusal(status, &text, request_id, retry, other_mailbox))
-    }
-
-    /// Follows `@odata.nextLink`s of a plain collection.
-    async fn collect_pages(&self, token: &SecretString, first: String, other: bool) -> Result<Vec<RawContainer>, GraphError> {
-        let mut out = Vec::new();
-        let mut url = Some(first);
-        // A defensive bound: no mailbox has ten thousand pages of folders.
-        let mut pages = 0;
-        while let Some(u) = url.take() {
-            pages += 1;
-            if pages > 10_000 {
-                return Err(local_error("tooManyPages", "collection paging did not end".into()));
-            }
-            let page: RawPage = self.sync_get(token, &u, 100, other).await?;
-            for v in page.value {
-                out.push(serde_json::from_value(v).map_err(|e| local_error("unexpectedResponse", e.to_string()))?);
-            }
-            if let Some(next) = page.next_link {
-                if !self.is_graph_link(&next) {
-                    return Err(local_error("foreignLink", "a nextLink pointed away from Graph".into()));
-                }
-                url = Some(next);
-            }
-        }
-        Ok(out)
-    }
-
-    /// Every mail folder of the mailbox, nested folders included (listed through `childFolders`
-    /// wherever `childFolderCount` is not zero).
-    pub async fn mail_folders(&self, token: &SecretString, mailbox: &MailboxRef) -> Result<Vec<Container>, GraphError> {
-        let (mut segs, other) = Self::mailbox_segments(mailbox);
-        segs.push("mailFolders");
-        let select = [("$select", "id,displayName,childFolderCount,totalItemCount"), ("$top", "100")];
-        let mut pending = self.collect_pages(token, self.graph_link(&segs, &select)?, other).await?;
-        let mut out = Vec::new();
-        while let Some(f) = pending.pop() {
-            if f.child_folder_count.unwrap_or(0) > 0 && out.len() < 10_000 {
-                let mut child = segs.clone();
-                child.push(f.id.as_str());
-                child.push("childFolders");
-                let url = self.graph_link(&child, &select)?;
-                pending.extend(self.collect_pages(token, url, other).await?);
-            }
-            out.push(Container { display_name: f.display_name.unwrap_or_default(), id: f.id, total_items: f.total_item_count });
-        }
-        out.sort_by(|a, b| a.id.cmp(&b.id));
-        Ok(out)
-    }
-
-    /// The mailbox's contact folders: `/contactFolders`, plus the default Contacts folder, which
-    /// Graph may leave out of that list (it is addressed by its well-known name `contacts`). A
-    /// mailbox or server that does not know the well-known name (400/404) simply has no extra
-    /// folder; any other failure is an error, so a listing is never silently partial.
-    pub async fn contact_folders(&self, token: &SecretString, mailbox: &MailboxRef) -> Result<Vec<Container>, GraphError> {
-        let (mut segs, other) = Self::mailbox_segments(mailbox);
-        segs.push("contactFolders");
-        let url = self.graph_link(&segs, &[("$select", "id,displayName")])?;
-        let mut out: Vec<Container> = self
-            .collect_pages(token, url, other)
-            .await?
-            .into_iter()
-            .map(|f| Container { id: f.id, display_name: f.display_name.unwrap_or_default(), total_items: None })
-            .collect();
-        segs.push("contacts");
-        let url = self.graph_link(&segs, &[("$select", "id,displayName")])?;
-        match self.sync_get::<RawContainer>(token, &url, 1, other).await {
-            Ok(f) if !out.iter().any(|c| c.id == f.id) => {
-                out.push(Container { id: f.id, display_name: f.display_name.unwrap_or_default(), total_items: None });
-            }
-            Ok(_) => {}
-            Err(e) if matches!(e.status, Some(400) | Some(404)) && e.class() != FailureClass::NeedsAttention(e.reason) => {}
-            Err(e) => return Err(e),
-        }
-        out.sort_by(|a, b| a.id.cmp(&b.id));
-        Ok(out)
-    }
-
-    /// The mailbox's To Do lists (`/todo/lists`, paged).
-    pub async fn todo_lists(&self, token: &SecretString, mailbox: &MailboxRef) -> Result<Vec<Container>, GraphError> {
-        let (mut segs, other) = Self::mailbox_segments(mailbox);
-        segs.extend(["todo", "lists"]);
-        let url = self.graph_link(&segs, &[])?;
-        let mut out: Vec<Container> = self
-            .collect_pages(token, url, other)
-            .await?
-            .into_iter()
-            .map(|f| Container { id: f.id, display_name: f.display_name.unwrap_or_default(), total_items: None })
-            .collect();
-        out.sort_by(|a, b| a.id.cmp(&b.id));
-        Ok(out)
     }
 
     /// The URL of a first delta request (a full round).

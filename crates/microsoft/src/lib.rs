@@ -57,6 +57,7 @@ mod authorize;
 mod batch;
 mod certificate;
 mod config;
+mod containers;
 mod delta;
 mod error;
 mod graph;
@@ -70,9 +71,10 @@ pub use authorize::{
     AdminConsentGranted, AuthorizationRequest, CallbackCode, CallbackError, FORWARDED_CONSENT_STATE, Prompt, parse_admin_consent_callback,
     parse_callback, pkce_challenge, secrets_match,
 };
-pub use batch::MAX_BATCH_REQUESTS;
+pub use batch::{BatchGet, Fetched, MAX_BATCH_REQUESTS};
 pub use certificate::{CLIENT_ASSERTION_TYPE, CertificateCredential};
 pub use config::{AppRegistration, ClientCredential, Endpoints, GRAPH_DEFAULT_SCOPE, MICROSOFT_AUTHORITY, MICROSOFT_GRAPH, Tenant};
+pub use containers::ListingStart;
 pub use delta::{
     Contact, Container, DeltaItem, DeltaNext, DeltaPage, DeltaRequest, DeltaStart, EmailAddress, Event, FailureClass, GraphItem, Location,
     Message, Recipient, Task, ZonedDateTime,
@@ -114,6 +116,8 @@ pub struct MicrosoftClient {
     keys: Arc<keys::KeyCache>,
     /// Allowed clock skew for id_token `exp`/`nbf` (Microsoft's own libraries use 5 minutes).
     leeway: Duration,
+    /// One request's time limit; a `$batch` gets one per wave of the requests Graph runs at once.
+    request_timeout: Duration,
 }
 
 impl std::fmt::Debug for MicrosoftClient {
@@ -142,6 +146,7 @@ impl MicrosoftClient {
             endpoints: Arc::new(endpoints),
             keys: Arc::new(keys::KeyCache::default()),
             leeway: Duration::from_secs(300),
+            request_timeout: timeouts.request,
         })
     }
 

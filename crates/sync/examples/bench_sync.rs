@@ -194,8 +194,8 @@ impl World {
         let org = seed_org(&store, &client, mailboxes).await?;
         // The server's sync configuration: production defaults (polling: a loopback URL gets no
         // change notifications).
-        // `BENCH_BATCH=1` turns on `$batch` (off by default, see `SyncConfig::batch_requests`).
-        let config = SyncConfig { batch_requests: env_or("BENCH_BATCH", 0) == 1, ..SyncConfig::default() };
+        // `BENCH_BATCH=0` turns off `$batch` (on by default, as in the server).
+        let config = SyncConfig { batch_requests: env_or("BENCH_BATCH", 1) == 1, ..SyncConfig::default() };
         let scheduler = Scheduler::new(Engine::new(store.clone(), client.clone(), config));
         // What activating the service connection and adding its users do.
         scheduler.reconcile_org(org).await?;

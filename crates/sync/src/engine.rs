@@ -7,6 +7,7 @@
 //! (hold the whole mailbox off for `Retry-After`), transient (exponential backoff with jitter),
 //! 401 (refresh once) — or gives up with a reason.
 
+use crate::batch::Listed;
 use crate::error::SyncError;
 use crate::items::to_row;
 use crate::limiter::{Gates, MailboxGate};
@@ -66,9 +67,8 @@ pub struct SyncConfig {
     pub max_delta_pages_per_run: u32,
     /// A run first fetches the next page of every container it continues (a stored link) in JSON
     /// batches of up to 20 (MICROSOFT.md §3.8): a mailbox with nothing new is then one round trip
-    /// for all its folders. Off: one request per container. Off by default until a batch the
-    /// client gave up on (a timeout) is handled: its later inner requests may still run at
-    /// Microsoft and be throttled, and the client cannot see their Retry-After.
+    /// for all its folders. Off: one request per container. A batch given up on (a timeout)
+    /// holds its slots like a single request given up on.
     pub batch_requests: bool,
     /// After a failed run, due again this much later; after a transient one (Microsoft or the
     /// database briefly unavailable), after a backoff with jitter from `transient_retry_base`,
@@ -126,7 +126,7 @@ impl Default for SyncConfig {
             abandoned_request_hold: Duration::from_secs(30),
             max_resets_per_run: 3,
             max_delta_pages_per_run: 10_000,
-            batch_requests: false,
+            batch_requests: true,
             error_retry_secs: 300,
             transient_retry_base: Duration::from_secs(5),
             attention_retry_secs: 6 * 3600,
@@ -213,9 +213,8 @@ pub(crate) struct RunCtx {
     /// The mailbox's cursors as the run found them, read once (each resource's run changes only
     /// its own).
     cursors: tokio::sync::OnceCell<Vec<store::sync::SyncCursor>>,
-    /// Pages fetched ahead in a batch ([`Engine::prefetch_pages`]), by resource and container,
-    /// each with the link that fetched it; taken by the container's first request.
-    pub(crate) prefetched: std::sync::Mutex<std::collections::HashMap<(Resource, String), (String, microsoft::DeltaPage)>>,
+    /// Listings and pages fetched ahead in batches ([`Engine::fetch_ahead`]).
+    pub(crate) ahead: std::sync::Mutex<crate::batch::Ahead>,
     /// What the run writes at its end in one transaction ([`Engine::commit_quiet`]).
     quiet: std::sync::Mutex<Quiet>,
 }
@@ -461,7 +460,7 @@ impl Engine {
             mail_since: mail_received_since(now(), settings.backfill_days),
             oldest_mail: tokio::sync::OnceCell::new(),
             cursors: tokio::sync::OnceCell::new(),
-            prefetched: Default::default(),
+            ahead: Default::default(),
             quiet: Default::default(),
         };
         // Writes first: the items they make are then synced by this very run.
@@ -471,10 +470,10 @@ impl Engine {
         let mut report = RunReport { full, writes, ..RunReport::default() };
         let window = events_window(now(), settings.backfill_days);
         let resources: Vec<Resource> = resources_for(&settings.resources).into_iter().filter(|r| full || mb.notified.contains(r)).collect();
-        // A failure of the batch that fetches ahead (no access token) is the first resource's.
-        let mut prefetched = Some(self.prefetch_pages(&ctx, &resources, &window).await);
+        // A failure of the batches that fetch ahead (no access token) is the first resource's.
+        let mut ahead = Some(self.fetch_ahead(&ctx, &resources, &window).await);
         for resource in resources {
-            let result = match prefetched.take() {
+            let result = match ahead.take() {
                 Some(Err(e)) => Err(e),
                 _ => self.run_resource(&ctx, resource, &window, &mut report).await,
             };
@@ -510,15 +509,17 @@ impl Engine {
         window: &(String, String),
         report: &mut RunReport,
     ) -> Result<(), SyncError> {
-        let client = &self.inner.client;
-        let mref = &ctx.mref;
-        let containers: Vec<(String, Option<u64>)> = match resource {
-            Resource::Mail => self.list(ctx, |t| async move { client.mail_folders(&t, mref).await }).await?,
-            Resource::Contacts => self.list(ctx, |t| async move { client.contact_folders(&t, mref).await }).await?,
-            Resource::Tasks => self.list(ctx, |t| async move { client.todo_lists(&t, mref).await }).await?,
-            Resource::Calendar => {
+        let (client, mref) = (&self.inner.client, &ctx.mref);
+        let containers: Vec<(String, Option<u64>)> = match (resource, ctx.take_listing(resource)) {
+            (Resource::Calendar, _) => {
                 vec![microsoft::Container { id: format!("{}/{}", window.0, window.1), display_name: String::new(), total_items: None }]
             }
+            (_, Some(Listed::Whole(listed))) => listed,
+            (_, Some(Listed::Started(start))) => {
+                let start = &start;
+                self.list(ctx, |t| async move { client.finish_listing(&t, mref, start).await }).await?
+            }
+            (_, None) => self.list(ctx, |t| async move { client.containers(&t, mref, resource).await }).await?,
         }
         .into_iter()
         .map(|c| (c.id, c.total_items))

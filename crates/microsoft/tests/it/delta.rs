@@ -62,14 +62,14 @@ fn snapshot_ids(env: &Env, kind: Kind, container: &str) -> BTreeSet<String> {
 async fn containers_are_listed_for_each_resource() {
     let env = spawn().await;
     let token = sign_in(&env, ALICE, SYNC_SCOPES).await.tokens.access_token;
-    let folders = env.client.mail_folders(&token, &MailboxRef::Me).await.unwrap();
+    let folders = env.client.containers(&token, &MailboxRef::Me, Resource::Mail).await.unwrap();
     let names: BTreeSet<&str> = folders.iter().map(|f| f.display_name.as_str()).collect();
     assert!(names.contains("Inbox") && names.contains("Projects"), "nested folders included: {names:?}");
     assert_eq!(folders.len(), 7);
     let total: u64 = folders.iter().map(|f| f.total_items.unwrap()).sum();
     assert_eq!(total, 60, "the demo mailbox holds 60 messages");
-    assert_eq!(env.client.contact_folders(&token, &MailboxRef::Me).await.unwrap().len(), 2);
-    assert_eq!(env.client.todo_lists(&token, &MailboxRef::Me).await.unwrap().len(), 3);
+    assert_eq!(env.client.containers(&token, &MailboxRef::Me, Resource::Contacts).await.unwrap().len(), 2);
+    assert_eq!(env.client.containers(&token, &MailboxRef::Me, Resource::Tasks).await.unwrap().len(), 3);
 
     // App-only, through /users/{id}.
     env.emu
@@ -77,7 +77,7 @@ async fn containers_are_listed_for_each_resource() {
         .unwrap();
     let app_token = env.client.client_credentials(&app(NW)).await.unwrap().access_token;
     let bob = MailboxRef::User("6e1f0a00-0000-4000-8000-000000000003".into());
-    assert_eq!(env.client.mail_folders(&app_token, &bob).await.unwrap().len(), 7);
+    assert_eq!(env.client.containers(&app_token, &bob, Resource::Mail).await.unwrap().len(), 7);
     env.emu.shutdown().await;
 }
 
@@ -167,8 +167,8 @@ async fn each_resource_yields_typed_items_with_the_shown_fields() {
     assert_eq!(events.into_iter().collect::<BTreeSet<_>>(), view);
 
     for (kind, lists) in [
-        (Resource::Contacts, env.client.contact_folders(&token, &me).await.unwrap()),
-        (Resource::Tasks, env.client.todo_lists(&token, &me).await.unwrap()),
+        (Resource::Contacts, env.client.containers(&token, &me, Resource::Contacts).await.unwrap()),
+        (Resource::Tasks, env.client.containers(&token, &me, Resource::Tasks).await.unwrap()),
     ] {
         // Some containers are empty; the first item of any will do.
         let mut first = None;
@@ -269,7 +269,7 @@ async fn someone_elses_mailbox_without_access_needs_attention() {
         .unwrap_err();
     assert_eq!(err.class(), FailureClass::NeedsAttention(ReasonCode::NoMailboxAccess));
     let dave = sign_in(&env, "dave@northwind.test", SYNC_SCOPES).await.tokens;
-    let err = env.client.mail_folders(&dave.access_token, &MailboxRef::Me).await.unwrap_err();
+    let err = env.client.containers(&dave.access_token, &MailboxRef::Me, Resource::Mail).await.unwrap_err();
     assert_eq!(err.class(), FailureClass::NeedsAttention(ReasonCode::MailboxNotLicensed));
     env.emu.shutdown().await;
 }

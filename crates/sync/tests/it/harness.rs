@@ -204,7 +204,7 @@ impl Env {
         let token = self.client.client_credentials(&app()).await.unwrap().access_token;
         let mref = MailboxRef::User(email.to_string());
         let mut out = Vec::new();
-        for f in self.client.mail_folders(&token, &mref).await.unwrap() {
+        for f in self.client.containers(&token, &mref, Resource::Mail).await.unwrap() {
             for v in self.emu.snapshot(email, Kind::Message, &f.id, true).unwrap() {
                 let received = time::OffsetDateTime::parse(&s(&v["receivedDateTime"]), &time::format_description::well_known::Rfc3339)
                     .unwrap_or_else(|e| panic!("receivedDateTime of {v}: {e}"));
@@ -228,12 +228,12 @@ impl Env {
                 expected.insert((Resource::Mail, folder, id, subject));
             }
         }
-        for f in self.client.contact_folders(&token, &mref).await.unwrap() {
+        for f in self.client.containers(&token, &mref, Resource::Contacts).await.unwrap() {
             for v in self.emu.snapshot(email, Kind::Contact, &f.id, true).unwrap() {
                 expected.insert((Resource::Contacts, f.id.clone(), s(&v["id"]), s(&v["displayName"])));
             }
         }
-        for l in self.client.todo_lists(&token, &mref).await.unwrap() {
+        for l in self.client.containers(&token, &mref, Resource::Tasks).await.unwrap() {
             for v in self.emu.snapshot(email, Kind::Task, &l.id, true).unwrap() {
                 expected.insert((Resource::Tasks, l.id.clone(), s(&v["id"]), s(&v["title"])));
             }

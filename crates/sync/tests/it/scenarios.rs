@@ -187,9 +187,14 @@ async fn a_revoked_refresh_token_needs_the_owner_and_reconnecting_resumes_from_t
     // refresh, then the run goes on.
     env.emu.expire_access_tokens();
     s.sync_now(mb).await.unwrap();
+    let before = s.engine().metrics().snapshot();
     one_run(&s).await.remove(0).result.unwrap();
-    assert_eq!(s.engine().metrics().snapshot().token_refreshes, 2);
-    assert_eq!(s.engine().metrics().snapshot().requests_by_status.get(&401), Some(&1));
+    let after = s.engine().metrics().snapshot();
+    assert_eq!(after.token_refreshes, 2);
+    // The run's first round trip, a batch of every folder's delta request, came back 401 (each of
+    // its requests); sent again once with the fresh token, nothing else was refused.
+    assert_eq!(after.batches - before.batches, 2);
+    assert!(after.requests_by_status.get(&401).is_some_and(|n| *n > 1), "{:?}", after.requests_by_status);
 
     // Revoked: the next refresh fails with invalid_grant.
     env.emu.revoke_refresh_tokens(ALICE).unwrap();
