@@ -1,9 +1,10 @@
 //! The [`crate::sync::SyncStore`] operations, written once for both databases.
 //!
 //! `impl_sync_store!` expands to an `impl SyncStore` for a type with `pool` and `keyring` fields.
-//! The only SQL that differs is the claim query (PostgreSQL adds `FOR UPDATE … SKIP LOCKED`; SQLite
-//! serializes writers, so a single `UPDATE … WHERE id IN (SELECT …)` is already exclusive), passed
-//! in as `$claim_sql`, and how the database tells the time (`$db_now`, unix seconds): lease times
+//! The only SQL that differs is in the claim query (how each organization's most overdue mailbox
+//! is picked, and PostgreSQL's `FOR UPDATE … SKIP LOCKED`; SQLite serializes writers, so a single
+//! `UPDATE … WHERE id IN (SELECT …)` is already exclusive), passed in as `$claim_sql`, and how the
+//! database tells the time (`$db_now`, unix seconds): lease times
 //! come from the database's clock, so instances whose clocks disagree still agree on leases.
 
 /// The database's clock in unix seconds, on SQLite.
@@ -31,17 +32,50 @@ macro_rules! mailbox_columns {
 }
 pub(crate) use mailbox_columns;
 
-/// The claim query, common part: due (by time, or by a change notification's pending bits, or
+/// Which mailboxes may be claimed, in the words of the claim query's alias `$m` (the mailbox)
+/// and `$c` (its connection): due (by time, or by a change notification's pending bits, or
 /// holding bits a lost worker claimed), unpaused mailboxes of active connections with a free or
-/// expired lease; the pending bits move to the claim. Organizations take turns: every
-/// organization's most overdue mailbox comes before any organization's second, so one with a
-/// thousand-mailbox service account does not hold back another's few (the turn is computed in a
-/// subquery, because PostgreSQL locks rows only outside window functions). `$1` owner, `$2` lease TTL in seconds, `$3` now (the caller's, for due times
-/// only), `$4` limit; `$db_now` the database's clock, which alone decides lease expiry. Times are
-/// whole seconds, so a lease counts as expired only once its last second has passed (`<`, never
-/// `<=`): a lease lasts at least its TTL, never up to a second less.
+/// expired lease. `$3` is now (the caller's, for due times only); `$db_now` the database's clock,
+/// which alone decides lease expiry.
+macro_rules! claimable {
+    ($m:literal, $c:literal, $db_now:expr) => {
+        concat!(
+            $m,
+            ".paused_reason IS NULL AND ",
+            $c,
+            ".state = 'active' \
+               AND (",
+            $m,
+            ".next_due_at <= $3 OR ",
+            $m,
+            ".pending_resources <> 0 OR ",
+            $m,
+            ".claimed_resources <> 0) \
+               AND (",
+            $m,
+            ".lease_owner IS NULL OR ",
+            $m,
+            ".lease_expires_at < ",
+            $db_now,
+            ")"
+        )
+    };
+}
+pub(crate) use claimable;
+
+/// The claim query, common part: the [`claimable`] mailboxes; the pending bits move to the claim.
+/// Organizations take turns: every organization's most overdue mailbox comes before any
+/// organization's second, so one with a thousand-mailbox service account does not hold back
+/// another's few. `$firsts` selects the `id` of each organization's most overdue claimable
+/// mailbox (one per organization: how depends on the database), and the claim orders those first,
+/// then by due time: a sort of the claimable rows, which a window function's turn numbers made
+/// ten times dearer on SQLite with a thousand mailboxes due. Later claims see the claimed ones
+/// leased, so each organization's next mailbox is then its first. `$1` owner, `$2` lease TTL in
+/// seconds, `$3` now, `$4` limit. Times are whole seconds, so a lease counts as expired only once
+/// its last second has passed (`<`, never `<=`): a lease lasts at least its TTL, never up to a
+/// second less.
 macro_rules! claim_sql {
-    ($lock:literal, $db_now:expr) => {
+    ($firsts:expr, $lock:literal, $db_now:expr) => {
         concat!(
             "UPDATE sync_mailboxes SET lease_owner = $1, lease_expires_at = ",
             $db_now,
@@ -49,15 +83,12 @@ macro_rules! claim_sql {
                claim_was_takeover = (lease_owner IS NOT NULL), \
                next_due_at = CASE WHEN next_due_at = 0 THEN 1 ELSE next_due_at END, \
                claimed_resources = claimed_resources | pending_resources, pending_resources = 0 \
-             WHERE id IN (SELECT m.id FROM sync_mailboxes m JOIN ( \
-                            SELECT d.id, d.next_due_at, \
-                                   row_number() OVER (PARTITION BY d.org_id ORDER BY d.next_due_at, d.id) AS turn \
-                            FROM sync_mailboxes d JOIN connections c ON c.id = d.connection_id \
-                            WHERE d.paused_reason IS NULL AND c.state = 'active' \
-                              AND (d.next_due_at <= $3 OR d.pending_resources <> 0 OR d.claimed_resources <> 0) \
-                              AND (d.lease_owner IS NULL OR d.lease_expires_at < ",
-            $db_now,
-            ")) due ON due.id = m.id ORDER BY due.turn, due.next_due_at LIMIT $4 ",
+             WHERE id IN (SELECT d.id FROM sync_mailboxes d JOIN connections c ON c.id = d.connection_id \
+                            LEFT JOIN (",
+            $firsts,
+            ") f ON f.id = d.id WHERE ",
+            $crate::sync_common::claimable!("d", "c", $db_now),
+            " ORDER BY (f.id IS NULL), d.next_due_at, d.id LIMIT $4 ",
             $lock,
             ") AND (lease_owner IS NULL OR lease_expires_at < ",
             $db_now,

@@ -7,7 +7,15 @@ use crate::PgStore;
 crate::sync_common::impl_sync_store!(
     PgStore,
     sqlx::Postgres,
-    crate::sync_common::claim_sql!("FOR UPDATE OF m SKIP LOCKED", crate::sync_common::postgres_now!()),
+    crate::sync_common::claim_sql!(
+        concat!(
+            "SELECT DISTINCT ON (x.org_id) x.id AS id FROM sync_mailboxes x JOIN connections y ON y.id = x.connection_id WHERE ",
+            crate::sync_common::claimable!("x", "y", crate::sync_common::postgres_now!()),
+            " ORDER BY x.org_id, x.next_due_at, x.id"
+        ),
+        "FOR UPDATE OF d SKIP LOCKED",
+        crate::sync_common::postgres_now!()
+    ),
     crate::sync_common::postgres_now!()
 );
 

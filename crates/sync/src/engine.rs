@@ -185,6 +185,8 @@ pub struct RunReport {
     pub delivery: Option<domain::ChangeDelivery>,
     /// What the run did with the mailbox's writes.
     pub writes: crate::outbox::OutboxReport,
+    /// The organization's sync interval as the run read it (none when the run did not sync).
+    pub interval_minutes: Option<u32>,
 }
 
 /// How a request failed, for the caller's decision.
@@ -467,7 +469,7 @@ impl Engine {
         let writes = self.perform_writes(&ctx).await?;
         // Due by time ("sync now" included): every resource. Only notified: just those.
         let full = mb.next_due_at <= now();
-        let mut report = RunReport { full, writes, ..RunReport::default() };
+        let mut report = RunReport { full, writes, interval_minutes: Some(settings.sync_interval_minutes), ..RunReport::default() };
         let window = events_window(now(), settings.backfill_days);
         let resources: Vec<Resource> = resources_for(&settings.resources).into_iter().filter(|r| full || mb.notified.contains(r)).collect();
         // A failure of the batches that fetch ahead (no access token) is the first resource's.

@@ -148,11 +148,19 @@ impl Engine {
         let cfg = self.config();
         let now = || cfg.subscription_clock.now();
         let kept = store.mailbox_subscriptions(ctx.mailbox.id).await?;
+        let polling = polling_only(cfg, settings, &ctx.mailbox);
+        if let Some(reason) = &polling
+            && kept.is_empty()
+        {
+            // Polled, and no subscription left to remove: nothing to keep.
+            return Ok(ChangeDelivery::Polling(reason.clone()));
+        }
         let cursors: Vec<CursorState> = store.cursors(ctx.mailbox.id).await?.iter().map(CursorState::from).collect();
-        let want = match (polling_only(cfg, settings, &ctx.mailbox), &cfg.notification_urls) {
+        let want = match (polling, &cfg.notification_urls) {
             (None, Some(_)) => wanted(&crate::resources_for(&settings.resources), &cursors),
             _ => BTreeSet::new(),
         };
+        let mut wrote = false;
         for s in kept.iter().filter(|s| !want.contains(&(s.resource, s.container.clone()))) {
             if let Some(id) = s.graph_id() {
                 let client = &self.inner.client;
@@ -168,6 +176,7 @@ impl Engine {
             {
                 return Err(SyncError::LeaseLost);
             }
+            wrote = true;
         }
         for (resource, container) in &want {
             let current = kept.iter().find(|s| s.resource == *resource && &s.container == container);
@@ -209,9 +218,10 @@ impl Engine {
             if store.save_subscription(ctx.fence, &row, store::now_unix()).await? == CommitOutcome::LeaseLost {
                 return Err(SyncError::LeaseLost);
             }
+            wrote = true;
         }
-        let kept: Vec<SubscriptionStatus> =
-            store.mailbox_subscriptions(ctx.mailbox.id).await?.iter().map(SubscriptionStatus::from).collect();
+        let kept = if wrote { store.mailbox_subscriptions(ctx.mailbox.id).await? } else { kept };
+        let kept: Vec<SubscriptionStatus> = kept.iter().map(SubscriptionStatus::from).collect();
         Ok(change_delivery(cfg, settings, &ctx.mailbox, &cursors, &kept, now()))
     }
 
