@@ -203,11 +203,11 @@ fn parse_resource(s: &str) -> Result<domain::Resource, crate::StoreError> {
 /// within SQLite's and PostgreSQL's limits on bound parameters (14 per row).
 pub(crate) const UPSERT_ROWS: usize = 200;
 
-/// A page's upserts with each id once, its last occurrence (a later one is newer), in page order:
-/// one statement must not upsert a row twice.
-pub(crate) fn last_of_each(items: &[crate::sync::SyncedItem]) -> Vec<&crate::sync::SyncedItem> {
+/// `items` with each key once, at its last occurrence (a later one is newer), in their order:
+/// one statement must not write a row twice.
+pub(crate) fn last_of_each<'a, T, K: std::hash::Hash + Eq>(items: &'a [T], key: impl Fn(&'a T) -> K) -> Vec<&'a T> {
     let mut seen = std::collections::HashSet::new();
-    let mut kept: Vec<&crate::sync::SyncedItem> = items.iter().rev().filter(|i| seen.insert(i.graph_id.as_str())).collect();
+    let mut kept: Vec<&T> = items.iter().rev().filter(|i| seen.insert(key(i))).collect();
     kept.reverse();
     kept
 }
@@ -315,7 +315,7 @@ macro_rules! impl_sync_store {
                 }
                 let ids: std::collections::BTreeSet<&str> = page.upserts.iter().map(|i| i.graph_id.as_str()).collect();
                 let existing = Self::stored_of(tx, page, &ids).await?;
-                let rows = $crate::sync_common::last_of_each(&page.upserts);
+                let rows = $crate::sync_common::last_of_each(&page.upserts, |i| i.graph_id.as_str());
                 for chunk in rows.chunks($crate::sync_common::UPSERT_ROWS) {
                     let mut q = sqlx::QueryBuilder::<$db>::new(
                         "INSERT INTO sync_items (mailbox_id, org_id, user_id, resource, container, graph_id, title, subtitle, preview, \
@@ -843,34 +843,43 @@ macro_rules! impl_sync_store {
                 let Some(mut tx) = self.begin_fenced(mailbox, fence, now).await? else {
                     return Ok($crate::sync::CommitOutcome::LeaseLost);
                 };
-                for page in links {
-                    let (link, is_delta) = page.cursor.link();
-                    sqlx::query(
-                        "UPDATE sync_cursors SET link = $1, link_is_delta = $2, updated_at = $3 \
-                         WHERE mailbox_id = $4 AND resource = $5 AND container = $6 AND full_round = FALSE",
-                    )
-                    .bind(link)
-                    .bind(is_delta)
-                    .bind(page.now)
-                    .bind(mailbox)
-                    .bind(page.resource.as_str())
-                    .bind(&page.container)
-                    .execute(&mut *tx)
-                    .await?;
+                // Each in one statement: the links (a pass ends with one page per container), then
+                // the passes. A completed pass also completes the resource's first sync.
+                // One row per cursor, its last link: a statement must not update a row twice.
+                let links = $crate::sync_common::last_of_each(links, |p| (p.resource, p.container.as_str()));
+                if !links.is_empty() {
+                    let mut q = sqlx::QueryBuilder::<$db>::new(
+                        "UPDATE sync_cursors SET link = v.column3, link_is_delta = v.column4, updated_at = v.column5 FROM (",
+                    );
+                    q.push_values(links, |mut row, page| {
+                        let (link, is_delta) = page.cursor.link();
+                        row.push_bind(page.resource.as_str())
+                            .push_bind(page.container.clone())
+                            .push_bind(link.to_string())
+                            .push_bind(is_delta)
+                            .push_bind(page.now);
+                    });
+                    q.push(") AS v WHERE sync_cursors.mailbox_id = ")
+                        .push_bind(mailbox)
+                        .push(" AND sync_cursors.resource = v.column1 AND sync_cursors.container = v.column2 AND sync_cursors.full_round = FALSE");
+                    q.build().execute(&mut *tx).await?;
                 }
-                for resource in succeeded {
-                    // A completed pass also completes the resource's first sync.
-                    sqlx::query(
-                        "INSERT INTO sync_status (mailbox_id, resource, last_success_at, last_error, last_error_at, throttled_until, first_sync_done) \
-                         VALUES ($1, $2, $3, NULL, NULL, NULL, TRUE) ON CONFLICT (mailbox_id, resource) DO UPDATE SET \
+                if !succeeded.is_empty() {
+                    let mut q = sqlx::QueryBuilder::<$db>::new(
+                        "INSERT INTO sync_status (mailbox_id, resource, last_success_at, last_error, last_error_at, throttled_until, first_sync_done) ",
+                    );
+                    q.push_values(succeeded, |mut row, resource| {
+                        row.push_bind(mailbox)
+                            .push_bind(resource.as_str())
+                            .push_bind(now)
+                            .push("NULL, NULL, NULL, TRUE");
+                    });
+                    q.push(
+                        " ON CONFLICT (mailbox_id, resource) DO UPDATE SET \
                            last_success_at = excluded.last_success_at, last_error = NULL, last_error_at = NULL, throttled_until = NULL, \
                            first_sync_done = TRUE",
-                    )
-                        .bind(mailbox)
-                        .bind(resource.as_str())
-                        .bind(now)
-                        .execute(&mut *tx)
-                        .await?;
+                    );
+                    q.build().execute(&mut *tx).await?;
                 }
                 tx.commit().await?;
                 Ok($crate::sync::CommitOutcome::Committed { swept: 0 })

@@ -195,7 +195,14 @@ impl World {
         // The server's sync configuration: production defaults (polling: a loopback URL gets no
         // change notifications).
         // `BENCH_BATCH=0` turns off `$batch` (on by default, as in the server).
-        let config = SyncConfig { batch_requests: env_or("BENCH_BATCH", 1) == 1, ..SyncConfig::default() };
+        // `BENCH_CONCURRENCY` overrides the mailboxes synced at once (the server's default for this
+        // machine otherwise).
+        let defaults = SyncConfig::default();
+        let config = SyncConfig {
+            batch_requests: env_or("BENCH_BATCH", 1) == 1,
+            max_concurrent_mailboxes: env_or("BENCH_CONCURRENCY", defaults.max_concurrent_mailboxes as u64) as usize,
+            ..defaults
+        };
         let scheduler = Scheduler::new(Engine::new(store.clone(), client.clone(), config));
         // What activating the service connection and adding its users do.
         scheduler.reconcile_org(org).await?;

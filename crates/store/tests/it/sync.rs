@@ -403,7 +403,8 @@ async fn a_runs_quiet_end_moves_links_and_records_passes_in_one_fenced_transacti
     let status = db.store.mailbox_status(mb.id).await.unwrap().unwrap();
     assert!(status.resources.iter().all(|r| r.last_success_at.is_none()));
 
-    let pages = [quiet(second.fence, "d2", "inbox"), quiet(second.fence, "sent-d", "sent")];
+    // One statement moves the links: a cursor named twice keeps the later link.
+    let pages = [quiet(second.fence, "d-older", "inbox"), quiet(second.fence, "d2", "inbox"), quiet(second.fence, "sent-d", "sent")];
     let done = db.store.commit_quiet(mb.id, second.fence, &pages, &[Resource::Mail, Resource::Tasks], 300).await.unwrap();
     assert_eq!(done, CommitOutcome::Committed { swept: 0 });
     assert_eq!(
