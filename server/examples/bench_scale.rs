@@ -383,6 +383,13 @@ async fn main() -> Res<()> {
     );
 
     let admin = sign_in(&s.server_base).await?;
+    let (hwm, rss) = memory_mb(s.server.pid());
+    println!("after the admin's sign-in: server RSS {rss:.0} MB, peak {hwm:.0} MB");
+    for _ in 0..env_or("BENCH_SCALE_EXTRA_LOADS", 0) {
+        page_load(&admin, &s.server_base, 5).await?;
+        let (hwm, rss) = memory_mb(s.server.pid());
+        println!("after 5 more loads: server RSS {rss:.0} MB, peak {hwm:.0} MB");
+    }
     let (median, slowest, bytes) = page_load(&admin, &s.server_base, 5).await?;
     let (hwm, rss) = memory_mb(s.server.pid());
     println!(
