@@ -110,7 +110,7 @@ impl MicrosoftClient {
         let mut requests = Vec::with_capacity(total);
         for (url, page_size) in urls.iter().flatten() {
             let relative = url.strip_prefix(&base).filter(|r| r.starts_with('/'));
-            let relative = relative.ok_or_else(|| local_error("foreignLink", "a delta link is not under the Graph base".into()))?;
+            let relative = relative.ok_or_else(|| local_error("foreignLink", "a request is not under the Graph base".into()))?;
             let headers = HashMap::from([("Accept", "application/json".to_string()), ("Prefer", sync_prefer(*page_size))]);
             requests.push(BatchRequest { id: requests.len().to_string(), method: "GET", url: relative.to_string(), headers });
         }
@@ -120,32 +120,34 @@ impl MicrosoftClient {
         // still run (and be throttled) at Microsoft, unseen.
         let timeout = self.request_timeout * BATCH_WAVES;
         let reply = self.send_batch(token, &format!("{base}/$batch"), &BatchBody { requests }, other, timeout).await?;
+        // Each get's answers, in the order of its URLs (the ids count through every get's URLs).
         let mut by_id: HashMap<String, InnerAnswer> = reply.responses.into_iter().map(|a| (a.id.clone(), a)).collect();
-        let mut next_id = 0usize;
+        let mut ids = 0..;
+        let answered: Vec<Vec<Result<serde_json::Value, GraphError>>> = urls
+            .iter()
+            .map(|urls| {
+                urls.iter()
+                    .zip(&mut ids)
+                    .map(|(_, id)| match by_id.remove(&id.to_string()) {
+                        None => Err(local_error("batchIncomplete", format!("the batch did not answer request {id}"))),
+                        Some(a) => inner_value(a, other),
+                    })
+                    .collect()
+            })
+            .collect();
         let mut out = Vec::with_capacity(gets.len());
-        for (get, urls) in gets.iter().zip(&urls) {
-            let mut answers = urls.iter().map(|_| {
-                let id = next_id.to_string();
-                next_id += 1;
-                match by_id.remove(&id) {
-                    None => Err(local_error("batchIncomplete", format!("the batch did not answer request {id}"))),
-                    Some(a) => inner_value(a, other),
-                }
-            });
+        for ((get, urls), answers) in gets.iter().zip(&urls).zip(answered) {
             out.push(match get {
                 BatchGet::Delta(req) => {
-                    answers.next().unwrap_or_else(|| Err(local_error("batchIncomplete", String::new()))).and_then(|v| {
+                    answers.into_iter().next().unwrap_or_else(|| Err(local_error("batchIncomplete", "no answer".into()))).and_then(|v| {
                         let raw: RawPage = serde_json::from_value(v).map_err(|e| unexpected(200, &e, None))?;
                         self.delta_page_of(&urls[0].0, raw, req.resource).map(Fetched::Delta)
                     })
                 }
-                BatchGet::Containers(r) => {
-                    let firsts: Vec<_> = answers.collect();
-                    match self.containers_from(None, mailbox, *r, firsts.clone()).await {
-                        Err(e) if e.code == LISTING_CONTINUES => Ok(Fetched::ListingStarted(ListingStart { resource: *r, firsts })),
-                        listed => listed.map(Fetched::Containers),
-                    }
-                }
+                BatchGet::Containers(r) => match self.containers_from(None, mailbox, *r, answers.clone()).await {
+                    Err(e) if e.code == LISTING_CONTINUES => Ok(Fetched::ListingStarted(ListingStart { resource: *r, firsts: answers })),
+                    listed => listed.map(Fetched::Containers),
+                },
             });
         }
         Ok(out)

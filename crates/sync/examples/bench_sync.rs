@@ -15,7 +15,7 @@
 //!    floor: a small load tool sends the round's delta GETs (every stored deltaLink, with a valid
 //!    token) over `BENCH_LOAD_CONNECTIONS` concurrent connections (default 16) for
 //!    `BENCH_LOAD_SECS` (default 3) and gives requests/s; the round is compared with
-//!    requests × 1 / (requests/s). The round sends most of its delta GETs inside `$batch`
+//!    requests × 1 / (requests/s). The round sends its listings and delta GETs inside `$batch`
 //!    requests; each inner request counts as one request (Microsoft answers and counts each), so
 //!    the floor is what the same Graph work costs as separate GETs, and the batch's saving of
 //!    round trips shows in the ratio.
@@ -576,7 +576,7 @@ async fn sync_and_floor(p: &Params, dir: &std::path::Path, databases: &mut Vec<S
 
     let quiet = world.no_change_round(Duration::from_secs(600)).await?;
     println!(
-        "no-change round: {:.3} s, {} Graph requests ({:.1} per mailbox; {} of the round trips were $batch requests carrying the delta GETs), {} items written, {} failed runs",
+        "no-change round: {:.3} s, {} Graph requests ({:.1} per mailbox; {} of the round trips were $batch requests carrying the listings and delta GETs), {} items written, {} failed runs",
         quiet.elapsed.as_secs_f64(),
         quiet.graph_requests,
         quiet.graph_requests as f64 / world.mailboxes.len().max(1) as f64,
