@@ -65,10 +65,10 @@ pub struct SyncConfig {
     /// forever reaches it. The pages committed stay, each with its nextLink: the next run goes on
     /// from the last one, losing and repeating nothing.
     pub max_delta_pages_per_run: u32,
-    /// A run first fetches the next page of every container it continues (a stored link) in JSON
-    /// batches of up to 20 (MICROSOFT.md §3.8): a mailbox with nothing new is then one round trip
-    /// for all its folders. Off: one request per container. A batch given up on (a timeout)
-    /// holds its slots like a single request given up on.
+    /// A run first fetches its container listings and the next page of every container it
+    /// continues (a stored link) in JSON batches of up to 20 (MICROSOFT.md §3.8): a mailbox with
+    /// nothing new is then one round trip. Off: one request per listing and container. A batch
+    /// given up on (a timeout) holds its slots like a single request given up on.
     pub batch_requests: bool,
     /// After a failed run, due again this much later; after a transient one (Microsoft or the
     /// database briefly unavailable), after a backoff with jitter from `transient_retry_base`,
