@@ -101,23 +101,35 @@ pub async fn serve(listener: TcpListener, router: Router, limits: &Limits, shutd
             () = &mut shutdown => break,
             accepted = accept(&listener) => accepted,
         };
-        let _ = stream.set_nodelay(true);
-        // What `into_make_service_with_connect_info` gives handlers: the connection's peer.
-        let service = router.clone().map_request(move |mut req: axum::http::Request<Incoming>| {
-            req.extensions_mut().insert(ConnectInfo(peer));
-            req
-        });
-        let connection = connections.watch(http.serve_connection(TokioIo::new(stream), TowerToHyperService::new(service)));
-        tokio::spawn(async move {
-            if let Err(e) = connection.await {
-                tracing::debug!(error = %e, %peer, "connection closed");
-            }
-            drop(slot);
-        });
+        spawn_connection(&http, &connections, router.clone(), (stream, peer), slot);
     }
     drop(listener);
     connections.shutdown().await;
     Ok(())
+}
+
+/// Serves one accepted connection on a task of its own, watched for the graceful shutdown; its
+/// `slot` is given back when it closes.
+fn spawn_connection(
+    http: &hyper::server::conn::http1::Builder,
+    connections: &GracefulShutdown,
+    router: Router,
+    (stream, peer): (tokio::net::TcpStream, SocketAddr),
+    slot: tokio::sync::OwnedSemaphorePermit,
+) {
+    let _ = stream.set_nodelay(true);
+    // What `into_make_service_with_connect_info` gives handlers: the connection's peer.
+    let service = router.map_request(move |mut req: axum::http::Request<Incoming>| {
+        req.extensions_mut().insert(ConnectInfo(peer));
+        req
+    });
+    let connection = connections.watch(http.serve_connection(TokioIo::new(stream), TowerToHyperService::new(service)));
+    tokio::spawn(async move {
+        if let Err(e) = connection.await {
+            tracing::debug!(error = %e, %peer, "connection closed");
+        }
+        drop(slot);
+    });
 }
 
 /// The next connection. A failed accept (out of file descriptors, a connection reset before it

@@ -38,11 +38,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
     }
     let keyring = Arc::new(Keyring::load_or_create(&key_file)?);
     let store = store::open(&cli.database_url, keyring.clone()).await?;
-    let command = match cli.command {
-        None => Command::Serve(cli.serve),
-        Some(command) => command,
-    };
-    match command {
+    match cli.command.unwrap_or(Command::Serve(cli.serve)) {
         Command::Keys(_) => Ok(()),
         // SIGHUP re-reads the key file, listened to before the server serves (it would end it).
         Command::Serve(args) => {
@@ -88,10 +84,7 @@ async fn serve(store: store::DynStore, args: ServeArgs) -> anyhow::Result<()> {
     let signals = shutdown::Signals::listen();
     let drain = std::time::Duration::from_secs(args.shutdown_timeout);
     if args.demo {
-        #[cfg(feature = "demo")]
-        demo::seed(store.as_ref()).await?;
-        #[cfg(not(feature = "demo"))]
-        return Err(demo::DemoRefusal::NotBuilt.into());
+        seed_demo(&store).await?;
     }
     let listener = tokio::net::TcpListener::bind(args.bind).await?;
     let bound = listener.local_addr()?;
@@ -115,6 +108,19 @@ async fn serve(store: store::DynStore, args: ServeArgs) -> anyhow::Result<()> {
         print_demo_banners(emu);
     }
     serve_until_stopped(listener, router, config.edge.limits, signals, drain, stop_sync, workers).await
+}
+
+/// `--demo`: the demo organization and its people, in a build with the `demo` feature only.
+async fn seed_demo(store: &store::DynStore) -> anyhow::Result<()> {
+    #[cfg(feature = "demo")]
+    {
+        demo::seed(store.as_ref()).await
+    }
+    #[cfg(not(feature = "demo"))]
+    {
+        let _ = store;
+        Err(demo::DemoRefusal::NotBuilt.into())
+    }
 }
 
 /// What the router and the sync engine are built from: the flags, the bound address, the public URL
