@@ -73,6 +73,7 @@ macro_rules! impl_store {
 
             async fn close(&self) {
                 self.pool.close().await;
+                self.writer().close().await;
             }
 
             async fn create_organization(&self, name: &str) -> Result<$crate::Organization, $crate::StoreError> {
@@ -81,7 +82,7 @@ macro_rules! impl_store {
                     .bind(id)
                     .bind(name)
                     .bind($crate::now_unix())
-                    .execute(&self.pool)
+                    .execute(self.writer())
                     .await
                     .map_err(|e| $crate::StoreError::conflict_or(e, "an organization with that name"))?;
                 Ok($crate::Organization { id: domain::OrgId(id), name: name.to_owned() })
@@ -118,7 +119,7 @@ macro_rules! impl_store {
                 .bind(new.role.as_str())
                 .bind(new.password_hash.as_str())
                 .bind($crate::now_unix())
-                .execute(&self.pool)
+                .execute(self.writer())
                 .await
                 .map_err(|e| $crate::StoreError::conflict_or(e, "a user with that email"))?;
                 Ok($crate::User {
@@ -184,7 +185,7 @@ macro_rules! impl_store {
                 .bind(now)
                 .bind(expires_at)
                 .bind(idle_timeout_secs)
-                .execute(&self.pool)
+                .execute(self.writer())
                 .await
                 .map_err(|e| $crate::StoreError::conflict_or(e, "a session with that token"))?;
                 Ok(())
@@ -214,7 +215,7 @@ macro_rules! impl_store {
                     sqlx::query("UPDATE sessions SET last_used_at = $2 WHERE token_hash = $1 AND last_used_at < $2")
                         .bind(&token.0[..])
                         .bind(now)
-                        .execute(&self.pool)
+                        .execute(self.writer())
                         .await?;
                 }
                 $crate::common::session_user_from_row(&row).map(Some)
@@ -223,7 +224,7 @@ macro_rules! impl_store {
             async fn end_session(&self, token: &$crate::SessionTokenHash) -> Result<(), $crate::StoreError> {
                 sqlx::query("DELETE FROM sessions WHERE token_hash = $1")
                     .bind(&token.0[..])
-                    .execute(&self.pool)
+                    .execute(self.writer())
                     .await?;
                 Ok(())
             }
@@ -231,7 +232,7 @@ macro_rules! impl_store {
             async fn purge_expired_sessions(&self, now: $crate::UnixTime) -> Result<u64, $crate::StoreError> {
                 let done = sqlx::query("DELETE FROM sessions WHERE expires_at <= $1 OR last_used_at + idle_timeout <= $1")
                     .bind(now)
-                    .execute(&self.pool)
+                    .execute(self.writer())
                     .await?;
                 Ok(done.rows_affected())
             }
@@ -284,7 +285,7 @@ macro_rules! impl_store {
             }
 
             async fn withdraw_sign_in_attempt(&self, attempt: i64) -> Result<(), $crate::StoreError> {
-                sqlx::query("DELETE FROM sign_in_failures WHERE id = $1").bind(attempt).execute(&self.pool).await?;
+                sqlx::query("DELETE FROM sign_in_failures WHERE id = $1").bind(attempt).execute(self.writer()).await?;
                 Ok(())
             }
 
@@ -314,7 +315,7 @@ macro_rules! impl_store {
             async fn clear_sign_in_failures(&self, email: &str) -> Result<(), $crate::StoreError> {
                 sqlx::query("DELETE FROM sign_in_failures WHERE email = $1")
                     .bind(email)
-                    .execute(&self.pool)
+                    .execute(self.writer())
                     .await?;
                 Ok(())
             }
@@ -475,7 +476,7 @@ macro_rules! impl_store {
             }
 
             async fn record_audit(&self, org: domain::OrgId, entry: &domain::AuditEntry) -> Result<(), $crate::StoreError> {
-                $crate::common::insert_audit!(&self.pool, org, entry);
+                $crate::common::insert_audit!(self.writer(), org, entry);
                 Ok(())
             }
 
@@ -507,7 +508,7 @@ macro_rules! impl_store {
                     None => None,
                 };
                 // Old, never-finished flows are useless; drop them while we are here.
-                sqlx::query("DELETE FROM oauth_flows WHERE expires_at <= $1").bind(now).execute(&self.pool).await?;
+                sqlx::query("DELETE FROM oauth_flows WHERE expires_at <= $1").bind(now).execute(self.writer()).await?;
                 sqlx::query(
                     "INSERT INTO oauth_flows (state_hash, org_id, user_id, session_hash, purpose, pkce_verifier, nonce, created_at, expires_at) \
                      VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
@@ -521,7 +522,7 @@ macro_rules! impl_store {
                 .bind(&flow.nonce)
                 .bind(now)
                 .bind(flow.expires_at)
-                .execute(&self.pool)
+                .execute(self.writer())
                 .await?;
                 Ok(())
             }
@@ -535,7 +536,7 @@ macro_rules! impl_store {
                      RETURNING org_id, user_id, session_hash, purpose, pkce_verifier, nonce, expires_at",
                 )
                 .bind(&hash[..])
-                .fetch_optional(&self.pool)
+                .fetch_optional(self.writer())
                 .await?;
                 let Some(row) = row else { return Ok(None) };
                 let expires_at: i64 = row.try_get("expires_at")?;
@@ -878,7 +879,7 @@ macro_rules! impl_store {
                 .bind(ms_object_id)
                 .bind(org.as_uuid())
                 .bind(id)
-                .execute(&self.pool)
+                .execute(self.writer())
                 .await?;
                 Ok(())
             }
@@ -923,7 +924,7 @@ macro_rules! impl_store {
                         .bind(resealed)
                         .bind(org.as_uuid())
                         .bind(sealed)
-                        .execute(&self.pool)
+                        .execute(self.writer())
                         .await?;
                     count += 1;
                 }
@@ -948,7 +949,7 @@ macro_rules! impl_store {
                         .bind(resealed)
                         .bind(id)
                         .bind(sealed)
-                        .execute(&self.pool)
+                        .execute(self.writer())
                         .await?;
                         count += 1;
                     }
@@ -966,7 +967,7 @@ macro_rules! impl_store {
                         .bind(resealed)
                         .bind(id)
                         .bind(sealed)
-                        .execute(&self.pool)
+                        .execute(self.writer())
                         .await?;
                     count += 1;
                 }
@@ -985,7 +986,7 @@ macro_rules! impl_store {
                         .bind(resealed)
                         .bind(&graph_id)
                         .bind(sealed)
-                        .execute(&self.pool)
+                        .execute(self.writer())
                         .await?;
                     count += 1;
                 }

@@ -34,6 +34,11 @@ impl PgStore {
         self.pool.begin().await
     }
 
+    /// Where a single write statement goes (PostgreSQL's row locks need no writer of its own).
+    pub(crate) fn writer(&self) -> &PgPool {
+        &self.pool
+    }
+
     /// The pool, for tests that look at raw rows.
     pub fn pool(&self) -> &PgPool {
         &self.pool

@@ -8,7 +8,12 @@ use std::sync::Arc;
 use std::time::Duration;
 
 pub struct SqliteStore {
+    /// Reads, any number at once (WAL lets them run while a write commits).
     pub(crate) pool: SqlitePool,
+    /// Writes, one connection: SQLite lets one writer in at a time, and a writer that finds the
+    /// lock taken sleeps in its busy handler (1, 2, 5 ms…) although the lock is free again within
+    /// microseconds. Queued here instead, writers take turns as soon as the one before commits.
+    pub(crate) writer: SqlitePool,
     pub(crate) keyring: Arc<Keyring>,
 }
 
@@ -25,23 +30,30 @@ impl SqliteStore {
             .pragma("secure_delete", "ON")
             .busy_timeout(Duration::from_secs(10));
         let in_memory = url.contains(":memory:") || url.contains("mode=memory");
-        let pool = SqlitePoolOptions::new()
-            // An in-memory database exists per connection: keep exactly one.
-            .max_connections(if in_memory { 1 } else { 8 })
-            // An in-process SQLite connection cannot have dropped: no ping to its worker thread
-            // before each use (a query is then two hops to that thread, not three).
-            .test_before_acquire(false)
-            .connect_with(options)
-            .await?;
+        let pool_of = |connections: u32| {
+            SqlitePoolOptions::new()
+                .max_connections(connections)
+                // An in-process SQLite connection cannot have dropped: no ping to its worker
+                // thread before each use (a query is then two hops to that thread, not three).
+                .test_before_acquire(false)
+        };
+        // An in-memory database exists per connection: keep exactly one, for reads and writes.
+        let pool = pool_of(if in_memory { 1 } else { 8 }).connect_with(options.clone()).await?;
         sqlx::migrate!("./migrations/sqlite").run(&pool).await?;
-        Ok(SqliteStore { pool, keyring })
+        let writer = if in_memory { pool.clone() } else { pool_of(1).connect_with(options).await? };
+        Ok(SqliteStore { pool, writer, keyring })
     }
 
     /// A transaction that will write. It takes SQLite's write lock at its start (`BEGIN
     /// IMMEDIATE`), so it waits its turn on the busy timeout; a deferred one that reads first and
     /// then writes would fail at once with "database is locked" while another writer commits.
     pub(crate) async fn begin_write(&self) -> Result<sqlx::Transaction<'_, sqlx::Sqlite>, sqlx::Error> {
-        self.pool.begin_with("BEGIN IMMEDIATE").await
+        self.writer.begin_with("BEGIN IMMEDIATE").await
+    }
+
+    /// Where a single write statement goes: the one writer connection.
+    pub(crate) fn writer(&self) -> &SqlitePool {
+        &self.writer
     }
 
     /// The pool, for tests that look at raw rows.

@@ -145,7 +145,7 @@ macro_rules! impl_subscription_store {
             }
 
             async fn forget_subscriptions(&self, mailbox: uuid::Uuid) -> Result<u64, $crate::StoreError> {
-                let done = sqlx::query("DELETE FROM sync_subscriptions WHERE mailbox_id = $1").bind(mailbox).execute(&self.pool).await?;
+                let done = sqlx::query("DELETE FROM sync_subscriptions WHERE mailbox_id = $1").bind(mailbox).execute(self.writer()).await?;
                 Ok(done.rows_affected())
             }
 
@@ -179,7 +179,7 @@ macro_rules! impl_subscription_store {
                          WHERE graph_id = $1"
                     }
                 };
-                let done = sqlx::query(sql).bind(graph_id).execute(&self.pool).await?;
+                let done = sqlx::query(sql).bind(graph_id).execute(self.writer()).await?;
                 Ok(done.rows_affected() > 0)
             }
 
@@ -188,7 +188,7 @@ macro_rules! impl_subscription_store {
                 let done = sqlx::query("UPDATE sync_mailboxes SET pending_resources = pending_resources | $1 WHERE id = $2")
                     .bind(bits)
                     .bind(mailbox)
-                    .execute(&self.pool)
+                    .execute(self.writer())
                     .await?;
                 Ok(done.rows_affected() > 0)
             }

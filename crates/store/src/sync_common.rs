@@ -1,8 +1,8 @@
 //! The [`crate::sync::SyncStore`] operations, written once for both databases.
 //!
 //! `impl_sync_store!` expands to an `impl SyncStore` for a type with `pool` and `keyring` fields.
-//! The only SQL that differs is in the claim query (how each organization's most overdue mailbox
-//! is picked, and PostgreSQL's `FOR UPDATE … SKIP LOCKED`; SQLite serializes writers, so a single
+//! The only SQL that differs is in the claim query (how the candidates in turn order are found,
+//! and PostgreSQL's `FOR UPDATE … SKIP LOCKED`; SQLite serializes writers, so a single
 //! `UPDATE … WHERE id IN (SELECT …)` is already exclusive), passed in as `$claim_sql`, and how the
 //! database tells the time (`$db_now`, unix seconds): lease times
 //! come from the database's clock, so instances whose clocks disagree still agree on leases.
@@ -63,19 +63,19 @@ macro_rules! claimable {
 }
 pub(crate) use claimable;
 
-/// The claim query, common part: the [`claimable`] mailboxes; the pending bits move to the claim.
-/// Organizations take turns: every organization's most overdue mailbox comes before any
-/// organization's second, so one with a thousand-mailbox service account does not hold back
-/// another's few. `$firsts` selects the `id` of each organization's most overdue claimable
-/// mailbox (one per organization: how depends on the database), and the claim orders those first,
-/// then by due time: a sort of the claimable rows, which a window function's turn numbers made
-/// ten times dearer on SQLite with a thousand mailboxes due. Later claims see the claimed ones
-/// leased, so each organization's next mailbox is then its first. `$1` owner, `$2` lease TTL in
-/// seconds, `$3` now, `$4` limit. Times are whole seconds, so a lease counts as expired only once
-/// its last second has passed (`<`, never `<=`): a lease lasts at least its TTL, never up to a
-/// second less.
+/// The claim query, common part: claims the mailboxes `$candidates` selects (the `id`s of at most
+/// `$4` [`claimable`] mailboxes, in turn order); the pending bits move to the claim. `$1` owner,
+/// `$2` lease TTL in seconds, `$3` now, `$4` limit. Times are whole seconds, so a lease counts as
+/// expired only once its last second has passed (`<`, never `<=`): a lease lasts at least its
+/// TTL, never up to a second less.
+///
+/// Turn order: organizations take turns. Every organization's most overdue claimable mailbox comes
+/// before any organization's second, then the rest by due time (ties by id), so one with a
+/// thousand-mailbox service account does not hold back another's few. Later claims see the
+/// claimed ones leased, so each organization's next mailbox is then its first. How the candidates
+/// are found depends on the database.
 macro_rules! claim_sql {
-    ($firsts:expr, $lock:literal, $db_now:expr) => {
+    ($candidates:expr, $db_now:expr) => {
         concat!(
             "UPDATE sync_mailboxes SET lease_owner = $1, lease_expires_at = ",
             $db_now,
@@ -83,13 +83,8 @@ macro_rules! claim_sql {
                claim_was_takeover = (lease_owner IS NOT NULL), \
                next_due_at = CASE WHEN next_due_at = 0 THEN 1 ELSE next_due_at END, \
                claimed_resources = claimed_resources | pending_resources, pending_resources = 0 \
-             WHERE id IN (SELECT d.id FROM sync_mailboxes d JOIN connections c ON c.id = d.connection_id \
-                            LEFT JOIN (",
-            $firsts,
-            ") f ON f.id = d.id WHERE ",
-            $crate::sync_common::claimable!("d", "c", $db_now),
-            " ORDER BY (f.id IS NULL), d.next_due_at, d.id LIMIT $4 ",
-            $lock,
+             WHERE id IN (",
+            $candidates,
             ") AND (lease_owner IS NULL OR lease_expires_at < ",
             $db_now,
             ") RETURNING ",
@@ -592,7 +587,7 @@ macro_rules! impl_sync_store {
                 .bind(new.user_id.as_uuid())
                 .bind(&graph_user)
                 .bind(now)
-                .execute(&self.pool)
+                .execute(self.writer())
                 .await?;
                 let row = sqlx::query(concat!(
                     "SELECT ",
@@ -647,7 +642,7 @@ macro_rules! impl_sync_store {
                         sqlx::query("UPDATE sync_mailboxes SET paused_reason = $1 WHERE id = $2")
                             .bind(p.as_str())
                             .bind(id)
-                            .execute(&self.pool)
+                            .execute(self.writer())
                             .await?;
                     }
                     None => {
@@ -658,7 +653,7 @@ macro_rules! impl_sync_store {
                         )
                         .bind(now)
                         .bind(id)
-                        .execute(&self.pool)
+                        .execute(self.writer())
                         .await?;
                     }
                 }
@@ -666,12 +661,12 @@ macro_rules! impl_sync_store {
             }
 
             async fn remove_sync_mailbox(&self, id: uuid::Uuid) -> Result<bool, $crate::StoreError> {
-                let done = sqlx::query("DELETE FROM sync_mailboxes WHERE id = $1").bind(id).execute(&self.pool).await?;
+                let done = sqlx::query("DELETE FROM sync_mailboxes WHERE id = $1").bind(id).execute(self.writer()).await?;
                 Ok(done.rows_affected() > 0)
             }
 
             async fn request_sync_now(&self, id: uuid::Uuid) -> Result<(), $crate::StoreError> {
-                sqlx::query("UPDATE sync_mailboxes SET next_due_at = 0 WHERE id = $1").bind(id).execute(&self.pool).await?;
+                sqlx::query("UPDATE sync_mailboxes SET next_due_at = 0 WHERE id = $1").bind(id).execute(self.writer()).await?;
                 Ok(())
             }
 
@@ -688,7 +683,7 @@ macro_rules! impl_sync_store {
                     .bind(ttl_secs)
                     .bind(now)
                     .bind(i64::from(limit))
-                    .fetch_all(&self.pool)
+                    .fetch_all(self.writer())
                     .await?;
                 rows.into_iter()
                     .map(|r| {
@@ -722,7 +717,7 @@ macro_rules! impl_sync_store {
                 .bind(ttl_secs)
                 .bind(mailbox)
                 .bind(fence)
-                .execute(&self.pool)
+                .execute(self.writer())
                 .await?;
                 Ok(done.rows_affected() > 0)
             }
@@ -738,7 +733,7 @@ macro_rules! impl_sync_store {
                 .bind(next_due_at)
                 .bind(mailbox)
                 .bind(fence)
-                .execute(&self.pool)
+                .execute(self.writer())
                 .await?;
                 Ok(done.rows_affected() > 0)
             }
@@ -927,7 +922,7 @@ macro_rules! impl_sync_store {
                 .bind(mailbox)
                 .bind(resource.as_str())
                 .bind(total)
-                .execute(&self.pool)
+                .execute(self.writer())
                 .await?;
                 Ok(())
             }
@@ -1099,7 +1094,7 @@ macro_rules! impl_sync_store {
                 .bind(domain::ConnectionState::Active.as_str())
                 .bind(connection)
                 .bind(version)
-                .execute(&self.pool)
+                .execute(self.writer())
                 .await?;
                 Ok(done.rows_affected() > 0)
             }
@@ -1120,7 +1115,7 @@ macro_rules! impl_sync_store {
                 .bind(now)
                 .bind(connection)
                 .bind(version)
-                .execute(&self.pool)
+                .execute(self.writer())
                 .await?;
                 Ok(done.rows_affected() > 0)
             }

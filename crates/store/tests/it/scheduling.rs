@@ -10,7 +10,11 @@ use store::sync::NewSyncMailbox;
 use crate::harness::{TestDb, on_both_backends};
 use crate::sync::{World, world};
 
-on_both_backends!(organizations_take_turns_in_a_claim, the_next_due_time_is_the_earliest_unclaimed_one);
+on_both_backends!(
+    organizations_take_turns_in_a_claim,
+    an_organizations_mailboxes_are_claimed_most_overdue_first,
+    the_next_due_time_is_the_earliest_unclaimed_one
+);
 
 /// `n` mailboxes of `w`'s connection (a service account's users), each due at `due`.
 async fn service_mailboxes(db: &TestDb, w: &World, n: usize, due: i64) -> Vec<uuid::Uuid> {
@@ -60,6 +64,26 @@ async fn organizations_take_turns_in_a_claim(db: &TestDb) {
     let rest = db.store.claim_due_mailboxes("w1", 1_000, 30, 10).await.unwrap();
     assert_eq!(rest.len(), 5);
     assert!(rest.iter().all(|l| big.contains(&l.mailbox.id)));
+}
+
+async fn an_organizations_mailboxes_are_claimed_most_overdue_first(db: &TestDb) {
+    let w = world(db).await;
+    // Created in an order unlike their due times; two share a due time (as after "sync now").
+    let mut due = Vec::new();
+    for (i, at) in [300, 100, 200, 100, 50].into_iter().enumerate() {
+        let new = NewSyncMailbox { org_id: w.org, connection_id: w.connection, user_id: w.user, graph_user_id: Some(format!("due-{i}")) };
+        due.push((at, db.store.ensure_sync_mailbox(&new, at).await.unwrap().id));
+    }
+    due.sort();
+    // One at a time, with earlier claims still leased: due order, ties by id.
+    let mut claimed = Vec::new();
+    for _ in 0..due.len() {
+        let lease = db.store.claim_due_mailboxes("w1", 1_000, 30, 1).await.unwrap();
+        assert_eq!(lease.len(), 1);
+        claimed.push(lease[0].mailbox.id);
+    }
+    assert_eq!(claimed, due.iter().map(|(_, id)| *id).collect::<Vec<_>>());
+    assert!(db.store.claim_due_mailboxes("w1", 1_000, 30, 1).await.unwrap().is_empty(), "all leased");
 }
 
 async fn the_next_due_time_is_the_earliest_unclaimed_one(db: &TestDb) {
