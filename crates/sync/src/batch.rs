@@ -101,7 +101,7 @@ impl Engine {
         // token, as for any request.
         let mut fresh_token = false;
         loop {
-            let token = self.inner.tokens.access_token(ctx.token, fresh_token).await?;
+            let token = self.inner.tokens.access_token_as_of(ctx.token, &ctx.settings, fresh_token).await?;
             let slot = ctx.gate.acquire_slots(u32::try_from(requests).unwrap_or(u32::MAX)).await;
             let answers = self.inner.client.fetch_batched(&token, &ctx.mref, &gets).await;
             match &answers {

@@ -206,6 +206,8 @@ pub(crate) struct RunCtx {
     pub(crate) fence: i64,
     pub(crate) mref: MailboxRef,
     pub(crate) token: TokenKind,
+    /// The organization's settings as the run read them at its start.
+    pub(crate) settings: domain::office365::Office365Settings,
     pub(crate) gate: Arc<MailboxGate>,
     /// How far back a mail folder's first round reaches ([`mail_received_since`]).
     mail_since: time::OffsetDateTime,
@@ -349,7 +351,12 @@ impl Engine {
                     return Err(CallFailure::Fatal(SyncError::Throttled(now() + i64::try_from(wait.as_secs()).unwrap_or(i64::MAX) + 1)));
                 }
             }
-            let token = self.inner.tokens.access_token(ctx.token, std::mem::take(&mut force_next)).await.map_err(CallFailure::Fatal)?;
+            let token = self
+                .inner
+                .tokens
+                .access_token_as_of(ctx.token, &ctx.settings, std::mem::take(&mut force_next))
+                .await
+                .map_err(CallFailure::Fatal)?;
             let slot = ctx.gate.acquire().await;
             let result = op(token).await;
             let e = match result {
@@ -455,6 +462,7 @@ impl Engine {
         };
         let ctx = RunCtx {
             token: TokenSource::kind_for(settings.mode, mb.org_id, mb.connection_id, mb.graph_user_id.is_some()),
+            settings: settings.clone(),
             gate: self.inner.gates.gate(mb.id),
             fence: lease.fence,
             mailbox: mb.clone(),
@@ -500,7 +508,7 @@ impl Engine {
             }
         }
         self.commit_quiet(&ctx).await?;
-        report.delivery = Some(self.keep_subscriptions(&ctx, &settings).await?);
+        report.delivery = Some(self.keep_subscriptions(&ctx).await?);
         Ok(report)
     }
 

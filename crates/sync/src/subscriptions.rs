@@ -143,7 +143,8 @@ impl Engine {
     /// Brings the mailbox's subscriptions in line with what it syncs (see the module docs), under
     /// the run's lease. Subscription trouble never fails the run: it is recorded, and the mailbox
     /// is polled meanwhile. Returns how the mailbox learns of changes now.
-    pub(crate) async fn keep_subscriptions(&self, ctx: &RunCtx, settings: &Office365Settings) -> Result<ChangeDelivery, SyncError> {
+    pub(crate) async fn keep_subscriptions(&self, ctx: &RunCtx) -> Result<ChangeDelivery, SyncError> {
+        let settings = &ctx.settings;
         let store = self.store();
         let cfg = self.config();
         let now = || cfg.subscription_clock.now();

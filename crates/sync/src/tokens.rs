@@ -17,6 +17,7 @@
 use crate::error::SyncError;
 use crate::metrics::SyncMetrics;
 use domain::OrgId;
+use domain::office365::Office365Settings;
 use domain::permissions::ConnectionMode;
 use microsoft::{AppRegistration, MicrosoftClient, SecretString};
 use std::collections::HashMap;
@@ -127,11 +128,20 @@ impl TokenSource {
     /// Which app registration, in which tenant, an organization's app-only token comes from (read
     /// from its settings without unsealing any secret).
     async fn app_token_key(&self, org: OrgId) -> Result<AppTokenKey, SyncError> {
-        let settings = self.store.office365_settings(org).await?;
-        Ok(match (&self.deployment_app, settings.own_app) {
-            (Some(app), false) => (org, settings.pinned_tenant.unwrap_or_else(|| ANY_ORGANIZATION.into()), app.client_id.clone()),
-            _ => (org, settings.tenant, settings.client_id),
-        })
+        Ok(self.app_token_key_of(org, &self.store.office365_settings(org).await?))
+    }
+
+    fn app_token_key_of(&self, org: OrgId, settings: &Office365Settings) -> AppTokenKey {
+        match (&self.deployment_app, settings.own_app) {
+            (Some(app), false) => (org, settings.pinned_tenant.clone().unwrap_or_else(|| ANY_ORGANIZATION.into()), app.client_id.clone()),
+            _ => (org, settings.tenant.clone(), settings.client_id.clone()),
+        }
+    }
+
+    /// The app-only token cached for `key`, unless it expires within the margin.
+    fn cached_app_token(&self, key: &AppTokenKey) -> Option<SecretString> {
+        let cached = self.app_tokens.lock().unwrap_or_else(|p| p.into_inner()).get(key).cloned();
+        cached.filter(|(_, expires)| expires - self.margin_secs > now()).map(|(token, _)| token)
     }
 
     /// Why Microsoft refused a token request of `app`: a refused credential of the deployment's
@@ -154,21 +164,29 @@ impl TokenSource {
     pub async fn access_token(&self, kind: TokenKind, force: bool) -> Result<SecretString, SyncError> {
         match kind {
             TokenKind::Delegated { connection } => self.delegated(connection, force).await,
-            TokenKind::App { org } => self.app(org, force).await,
+            TokenKind::App { org } => self.app(org, force, None).await,
         }
     }
 
-    async fn app(&self, org: OrgId, force: bool) -> Result<SecretString, SyncError> {
+    /// [`TokenSource::access_token`] for a run that has read the organization's settings: an
+    /// app-only token cached for the app registration they name is used without reading them
+    /// again or waiting for the organization's turn to fetch one.
+    pub async fn access_token_as_of(&self, kind: TokenKind, settings: &Office365Settings, force: bool) -> Result<SecretString, SyncError> {
+        match kind {
+            TokenKind::Delegated { connection } => self.delegated(connection, force).await,
+            TokenKind::App { org } => self.app(org, force, Some(settings)).await,
+        }
+    }
+
+    async fn app(&self, org: OrgId, force: bool, settings: Option<&Office365Settings>) -> Result<SecretString, SyncError> {
+        if !force && let Some(token) = settings.and_then(|s| self.cached_app_token(&self.app_token_key_of(org, s))) {
+            return Ok(token);
+        }
         let lock = self.app_fetching.lock().unwrap_or_else(|p| p.into_inner()).entry(org).or_default().clone();
         let _one_at_a_time = lock.lock().await;
         let key = self.app_token_key(org).await?;
-        if !force {
-            let cached = self.app_tokens.lock().unwrap_or_else(|p| p.into_inner()).get(&key).cloned();
-            if let Some((token, expires)) = cached
-                && expires - self.margin_secs > now()
-            {
-                return Ok(token);
-            }
+        if !force && let Some(token) = self.cached_app_token(&key) {
+            return Ok(token);
         }
         let app = self.app_registration(org).await?;
         match self.client.client_credentials(&app).await {
