@@ -132,7 +132,8 @@ pub fn now_unix() -> UnixTime {
 
 /// The one store handle: the product's operations and, as its supertraits, the sync engine's
 /// ([`SyncStore`]), the change-notification subscriptions' ([`SubscriptionStore`]) and the write
-/// outbox's ([`WriteStore`]), over one pool.
+/// outbox's ([`WriteStore`]), over one pool (on SQLite, reads over one and writes through a
+/// connection of their own, so writers queue rather than sleep on SQLite's lock).
 #[async_trait]
 pub trait Store: SyncStore + SubscriptionStore + WriteStore {
     fn backend(&self) -> Backend;
