@@ -44,9 +44,10 @@ impl SqliteStore {
         Ok(SqliteStore { pool, writer, keyring })
     }
 
-    /// A transaction that will write. It takes SQLite's write lock at its start (`BEGIN
-    /// IMMEDIATE`), so it waits its turn on the busy timeout; a deferred one that reads first and
-    /// then writes would fail at once with "database is locked" while another writer commits.
+    /// A transaction that will write, on the writer connection. It takes SQLite's write lock at
+    /// its start (`BEGIN IMMEDIATE`), so against another process's writer it waits on the busy
+    /// timeout; a deferred one that reads first and then writes would fail at once with
+    /// "database is locked" while that writer commits.
     pub(crate) async fn begin_write(&self) -> Result<sqlx::Transaction<'_, sqlx::Sqlite>, sqlx::Error> {
         self.writer.begin_with("BEGIN IMMEDIATE").await
     }

@@ -281,13 +281,22 @@ async fn an_app_only_token_is_not_reused_after_the_app_registration_changes() {
         credential: microsoft::ClientCredential::Secret(SecretString::from("not-the-deployment-secret")),
     };
     let engine = env.engine(sync::SyncConfig { deployment_app: Some(wrong), ..test_config("switch") });
-    let own = engine.tokens().access_token(TokenKind::App { org: env.org }, false).await;
+    let app = TokenKind::App { org: env.org };
+    let own = engine.tokens().access_token(app, false).await;
     assert!(own.is_ok(), "the organization's own registration gets a token: {own:?}");
+    let before = env.store.office365_settings(env.org).await.unwrap();
     env.settings(|s| {
         s.own_app = false;
         s.pinned_tenant = Some(NW.into());
     })
     .await;
-    let after = engine.tokens().access_token(TokenKind::App { org: env.org }, false).await;
+    let after = engine.tokens().access_token(app, false).await;
     assert!(after.is_err(), "the own registration's cached token must not stand in for the deployment app's");
+
+    // A run takes the token cached for the registration its settings name, and no other.
+    let run_before = engine.tokens().access_token_as_of(app, &before, false).await.expect("the run that began before the change");
+    assert_eq!(run_before.expose_secret(), own.unwrap().expose_secret());
+    let now_settings = env.store.office365_settings(env.org).await.unwrap();
+    let run_after = engine.tokens().access_token_as_of(app, &now_settings, false).await;
+    assert!(run_after.is_err(), "a run under the new settings asks for the deployment app's token");
 }
