@@ -1,5 +1,6 @@
-//! [`crate::sync::SyncStore`] on SQLite. Writers are serialized by SQLite itself, so the claim is a
-//! single `UPDATE … WHERE id IN (SELECT …)` statement.
+//! [`crate::sync::SyncStore`] on SQLite. Writers take turns (SQLite lets one in at a time, and the
+//! store sends every write through its one writer connection), so the claim is a single
+//! `UPDATE … WHERE id IN (SELECT …)` statement.
 //!
 //! The candidates are read in due order through the indexes on `(next_due_at, id)` and
 //! `(org_id, next_due_at, id)`, each read stopping at what it needs: every organization's first
