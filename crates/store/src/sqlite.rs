@@ -8,7 +8,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 pub struct SqliteStore {
-    /// Reads, any number at once (WAL lets them run while a write commits).
+    /// Reads, any number at once (WAL lets them run while a write commits); read-only connections.
     pub(crate) pool: SqlitePool,
     /// Writes, one connection: SQLite lets one writer in at a time, and a writer that finds the
     /// lock taken sleeps in its busy handler (1, 2, 5 ms…) although the lock is free again within
@@ -38,9 +38,11 @@ impl SqliteStore {
                 .test_before_acquire(false)
         };
         // An in-memory database exists per connection: keep exactly one, for reads and writes.
-        let pool = pool_of(if in_memory { 1 } else { 8 }).connect_with(options.clone()).await?;
-        sqlx::migrate!("./migrations/sqlite").run(&pool).await?;
-        let writer = if in_memory { pool.clone() } else { pool_of(1).connect_with(options).await? };
+        let writer = pool_of(1).connect_with(options.clone()).await?;
+        sqlx::migrate!("./migrations/sqlite").run(&writer).await?;
+        // The read connections cannot write: a write sent to them by mistake fails in every test
+        // instead of quietly sleeping on SQLite's lock again.
+        let pool = if in_memory { writer.clone() } else { pool_of(8).connect_with(options.read_only(true)).await? };
         Ok(SqliteStore { pool, writer, keyring })
     }
 

@@ -1,6 +1,7 @@
 //! The [`crate::sync::SyncStore`] operations, written once for both databases.
 //!
-//! `impl_sync_store!` expands to an `impl SyncStore` for a type with `pool` and `keyring` fields.
+//! `impl_sync_store!` expands to an `impl SyncStore` for a type with `pool` (reads) and `keyring`
+//! fields and a `writer()` (single write statements; transactions come from `begin_write`).
 //! The only SQL that differs is in the claim query (how the candidates in turn order are found,
 //! and PostgreSQL's `FOR UPDATE … SKIP LOCKED`; SQLite serializes writers, so a single
 //! `UPDATE … WHERE id IN (SELECT …)` is already exclusive), passed in as `$claim_sql`, and how the

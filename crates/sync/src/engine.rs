@@ -185,8 +185,9 @@ pub struct RunReport {
     pub delivery: Option<domain::ChangeDelivery>,
     /// What the run did with the mailbox's writes.
     pub writes: crate::outbox::OutboxReport,
-    /// The organization's sync interval as the run read it (none when the run did not sync).
-    pub interval_minutes: Option<u32>,
+    /// The organization's sync interval as the run read it: the scheduler makes the mailbox due
+    /// again after it.
+    pub interval_minutes: u32,
 }
 
 /// How a request failed, for the caller's decision.
@@ -454,7 +455,7 @@ impl Engine {
         let settings = self.inner.store.office365_settings(mb.org_id).await?;
         if !settings.enabled {
             // Disabled since the claim (reconcile_org pauses it next): touch nothing.
-            return Ok(RunReport::default());
+            return Ok(RunReport { interval_minutes: settings.sync_interval_minutes, ..RunReport::default() });
         }
         let mref = match &mb.graph_user_id {
             Some(id) => MailboxRef::User(id.clone()),
@@ -477,7 +478,7 @@ impl Engine {
         let writes = self.perform_writes(&ctx).await?;
         // Due by time ("sync now" included): every resource. Only notified: just those.
         let full = mb.next_due_at <= now();
-        let mut report = RunReport { full, writes, interval_minutes: Some(settings.sync_interval_minutes), ..RunReport::default() };
+        let mut report = RunReport { full, writes, interval_minutes: settings.sync_interval_minutes, ..RunReport::default() };
         let window = events_window(now(), settings.backfill_days);
         let resources: Vec<Resource> = resources_for(&settings.resources).into_iter().filter(|r| full || mb.notified.contains(r)).collect();
         // A failure of the batches that fetch ahead (no access token) is the first resource's.

@@ -397,11 +397,7 @@ impl Scheduler {
         };
         let next_due = match &result {
             Ok(report) => {
-                let interval = match report.interval_minutes {
-                    Some(minutes) => minutes,
-                    None => engine.store().office365_settings(lease.mailbox.org_id).await.map(|s| s.sync_interval_minutes).unwrap_or(15),
-                };
-                let interval = i64::from(interval) * 60;
+                let interval = i64::from(report.interval_minutes) * 60;
                 let live = matches!(report.delivery, Some(domain::ChangeDelivery::Live));
                 let safety = i64::try_from(cfg.live_poll_every.as_secs()).unwrap_or(i64::MAX);
                 let next = now() + if live { interval.max(safety) } else { interval };

@@ -162,19 +162,20 @@ impl TokenSource {
 
     /// A usable access token. `force` skips the stored one (Graph answered 401 with it).
     pub async fn access_token(&self, kind: TokenKind, force: bool) -> Result<SecretString, SyncError> {
-        match kind {
-            TokenKind::Delegated { connection } => self.delegated(connection, force).await,
-            TokenKind::App { org } => self.app(org, force, None).await,
-        }
+        self.token(kind, None, force).await
     }
 
     /// [`TokenSource::access_token`] for a run that has read the organization's settings: an
     /// app-only token cached for the app registration they name is used without reading them
     /// again or waiting for the organization's turn to fetch one.
     pub async fn access_token_as_of(&self, kind: TokenKind, settings: &Office365Settings, force: bool) -> Result<SecretString, SyncError> {
+        self.token(kind, Some(settings), force).await
+    }
+
+    async fn token(&self, kind: TokenKind, settings: Option<&Office365Settings>, force: bool) -> Result<SecretString, SyncError> {
         match kind {
             TokenKind::Delegated { connection } => self.delegated(connection, force).await,
-            TokenKind::App { org } => self.app(org, force, Some(settings)).await,
+            TokenKind::App { org } => self.app(org, force, settings).await,
         }
     }
 

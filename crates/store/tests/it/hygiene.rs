@@ -26,6 +26,21 @@ async fn a_removed_mailboxs_mail_is_not_left_readable_in_the_sqlite_file() {
     assert!(!db.raw.contains(secret).await, "a removed mailbox's mail is still readable in the SQLite file's free pages");
 }
 
+/// SQLite only: writes go through the one writer connection. The read connections are opened
+/// read-only, so a write sent to them by mistake fails here rather than sleeping on SQLite's lock.
+#[tokio::test]
+async fn sqlites_read_connections_refuse_writes_and_its_writer_takes_them() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}", dir.path().join("rw.db").display());
+    let store = store::SqliteStore::open(&url, std::sync::Arc::new(store::secrets::Keyring::ephemeral())).await.unwrap();
+    let refused = sqlx::query("UPDATE organizations SET name = name").execute(store.pool()).await;
+    assert!(refused.is_err(), "a read connection wrote");
+    let org = store::Store::create_organization(&store, "Northwind").await.unwrap();
+    let read: String =
+        sqlx::query_scalar("SELECT name FROM organizations WHERE id = $1").bind(org.id.as_uuid()).fetch_one(store.pool()).await.unwrap();
+    assert_eq!(read, "Northwind", "what the writer wrote, the readers read");
+}
+
 async fn checkpoint(dir: &std::path::Path) {
     use sqlx::Connection;
     let url = format!("sqlite://{}", dir.join("test.db").display());
