@@ -67,6 +67,12 @@ pub struct Lease {
     pub expires_at: UnixTime,
     /// The previous lease had expired without being released (its worker died or stalled).
     pub taken_over: bool,
+    /// The mailbox had writes to perform when it was claimed. One recorded later makes the
+    /// mailbox due again, so a run that saw none need not look.
+    pub writes_waiting: bool,
+    /// The mailbox had change-notification subscriptions when it was claimed. Only the lease's
+    /// holder makes them, so a run that saw none has none until it makes one.
+    pub has_subscriptions: bool,
 }
 
 /// A delta cursor: where the next page of (mailbox, resource, container) starts.
@@ -272,6 +278,9 @@ impl From<&crate::subscriptions::Subscription> for SubscriptionStatus {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct MailboxOverview {
     pub status: MailboxStatus,
+    /// One per subscription target: a resource as a whole (container `""`: its folders or
+    /// calendars taken together, `full_round` when any of them is in a round from scratch), and
+    /// each To Do list on its own. [`CursorState`]s of single cursors judge change delivery alike.
     pub cursors: Vec<CursorState>,
     pub subscriptions: Vec<SubscriptionStatus>,
 }

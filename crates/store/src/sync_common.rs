@@ -90,7 +90,9 @@ macro_rules! claim_sql {
             $db_now,
             ") RETURNING ",
             $crate::sync_common::mailbox_columns!(),
-            ", claim_was_takeover"
+            ", claim_was_takeover, \
+               EXISTS (SELECT 1 FROM write_outbox w WHERE w.mailbox_id = sync_mailboxes.id AND w.state = 'pending') AS writes_waiting, \
+               EXISTS (SELECT 1 FROM sync_subscriptions s WHERE s.mailbox_id = sync_mailboxes.id) AS has_subscriptions"
         )
     };
 }
@@ -494,7 +496,10 @@ macro_rules! impl_sync_store {
                 Ok(out)
             }
 
-            /// The overview's mailboxes' cursors: whose first round is done, no links.
+            /// The overview's mailboxes' cursors, one per subscription target (see
+            /// [`MailboxOverview::cursors`](crate::sync::MailboxOverview)): whether a round from
+            /// scratch is running there, no links. A mailbox's many mail folders come back as one
+            /// row, so the status pages read a few rows per mailbox rather than one per folder.
             async fn overview_cursors(
                 &self,
                 org: domain::OrgId,
@@ -502,10 +507,11 @@ macro_rules! impl_sync_store {
             ) -> Result<Vec<(uuid::Uuid, $crate::sync::CursorState)>, $crate::StoreError> {
                 use sqlx::Row as _;
                 let rows = sqlx::query(concat!(
-                    "SELECT c.mailbox_id, c.resource, c.container, c.full_round FROM sync_cursors c \
-                     JOIN sync_mailboxes m ON m.id = c.mailbox_id",
+                    "SELECT c.mailbox_id, c.resource, CASE WHEN c.resource = 'tasks' THEN c.container ELSE '' END AS target, \
+                       MAX(CASE WHEN c.full_round THEN 1 ELSE 0 END) = 1 AS full_round \
+                     FROM sync_cursors c JOIN sync_mailboxes m ON m.id = c.mailbox_id",
                     $crate::sync_common::overview_filter!(),
-                    " ORDER BY c.mailbox_id, c.resource, c.container"
+                    " GROUP BY c.mailbox_id, c.resource, target ORDER BY c.mailbox_id, c.resource, target"
                 ))
                 .bind(org.as_uuid())
                 .bind(filter.connection)
@@ -518,7 +524,7 @@ macro_rules! impl_sync_store {
                         let resource: String = r.try_get("resource")?;
                         let cursor = $crate::sync::CursorState {
                             resource: $crate::sync_common::resource_of(&resource)?,
-                            container: r.try_get("container")?,
+                            container: r.try_get("target")?,
                             full_round: r.try_get("full_round")?,
                         };
                         Ok((r.try_get("mailbox_id")?, cursor))
@@ -693,6 +699,8 @@ macro_rules! impl_sync_store {
                             fence: mailbox.fence,
                             expires_at: mailbox.lease_expires_at,
                             taken_over: r.try_get("claim_was_takeover")?,
+                            writes_waiting: r.try_get("writes_waiting")?,
+                            has_subscriptions: r.try_get("has_subscriptions")?,
                             mailbox,
                         })
                     })

@@ -207,6 +207,9 @@ pub(crate) struct RunCtx {
     pub(crate) fence: i64,
     pub(crate) mref: MailboxRef,
     pub(crate) token: TokenKind,
+    /// What the claim saw: writes waiting, subscriptions kept ([`Lease`]).
+    pub(crate) writes_waiting: bool,
+    pub(crate) has_subscriptions: bool,
     /// The organization's settings as the run read them at its start.
     pub(crate) settings: domain::office365::Office365Settings,
     pub(crate) gate: Arc<MailboxGate>,
@@ -464,6 +467,8 @@ impl Engine {
         let ctx = RunCtx {
             token: TokenSource::kind_for(settings.mode, mb.org_id, mb.connection_id, mb.graph_user_id.is_some()),
             settings: settings.clone(),
+            writes_waiting: lease.writes_waiting,
+            has_subscriptions: lease.has_subscriptions,
             gate: self.inner.gates.gate(mb.id),
             fence: lease.fence,
             mailbox: mb.clone(),

@@ -51,6 +51,9 @@ impl Engine {
     /// Performs the mailbox's pending writes, oldest first.
     pub(crate) async fn perform_writes(&self, ctx: &RunCtx) -> Result<OutboxReport, SyncError> {
         let mut report = OutboxReport::default();
+        if !ctx.writes_waiting {
+            return Ok(report);
+        }
         let retry = |r: &mut OutboxReport, at: UnixTime| r.retry_at = Some(r.retry_at.map_or(at, |t| t.min(at)));
         for w in self.store().pending_writes(ctx.mailbox.id).await? {
             if w.not_before > now() {

@@ -148,8 +148,10 @@ impl Engine {
         let store = self.store();
         let cfg = self.config();
         let now = || cfg.subscription_clock.now();
-        let kept = store.mailbox_subscriptions(ctx.mailbox.id).await?;
         let polling = polling_only(cfg, settings, &ctx.mailbox);
+        // A polled mailbox whose claim saw no subscription has none: nothing to read.
+        let kept =
+            if polling.is_some() && !ctx.has_subscriptions { Vec::new() } else { store.mailbox_subscriptions(ctx.mailbox.id).await? };
         if let Some(reason) = &polling
             && kept.is_empty()
         {

@@ -29,6 +29,7 @@ async fn a_write_is_recorded_once_per_key_sealed_and_makes_its_mailbox_due(db: &
     let mb = mailbox(db, &w).await;
     let now = store::now_unix();
     let lease = db.store.claim_due_mailboxes("w1", now, 30, 10).await.unwrap().remove(0);
+    assert!(!lease.writes_waiting, "no write recorded yet");
     db.store.release_lease(mb.id, lease.fence, now + 3600).await.unwrap();
 
     let new = NewWrite {
@@ -55,6 +56,7 @@ async fn a_write_is_recorded_once_per_key_sealed_and_makes_its_mailbox_due(db: &
     // Its mailbox is due for mail at once.
     let lease = db.store.claim_due_mailboxes("w1", now, 30, 10).await.unwrap().remove(0);
     assert_eq!(lease.mailbox.notified, vec![Resource::Mail]);
+    assert!(lease.writes_waiting, "the claim tells the run to look for writes");
     // Another organization's mailbox id records nothing.
     let other = NewWrite { org_id: domain::OrgId(uuid::Uuid::new_v4()), key: "key-2".into(), ..new };
     assert!(db.store.record_write(&other).await.unwrap().is_none());

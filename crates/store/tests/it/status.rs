@@ -147,6 +147,15 @@ async fn an_organizations_overview_is_read_at_once_and_filtered_by_the_database(
     let tasks = PageCommit { resource: Resource::Tasks, container: "list-1".into(), ..page(own, fence, vec![task], &[], next()) };
     db.store.commit_page(&tasks).await.unwrap();
     db.store.commit_quiet(own, fence, &[], &[Resource::Mail], 200).await.unwrap();
+    // A second mail folder in a round from scratch, a second To Do list whose round is done.
+    let archive = PageCommit { container: "archive".into(), ..page(own, fence, vec![], &[], next()) };
+    db.store.commit_page(&archive).await.unwrap();
+    let done = PageCommit {
+        resource: Resource::Tasks,
+        container: "list-2".into(),
+        ..page(own, fence, vec![], &[], CursorUpdate::DeltaLink("d2".into()))
+    };
+    db.store.commit_page(&done).await.unwrap();
     db.store.record_resource_error(own, fence, Resource::Tasks, ReasonCode::Throttled, Some(900), 250).await.unwrap();
     let state =
         SubscriptionState::Live { graph_id: "sub-1".into(), client_state: SecretString::from("cs"), expires_at: 5_000, renew: false };
@@ -163,7 +172,9 @@ async fn an_organizations_overview_is_read_at_once_and_filtered_by_the_database(
     assert_eq!(counts, vec![(Resource::Mail, 2, true), (Resource::Tasks, 1, false)]);
     assert_eq!(o.status.resources[1].throttled_until, Some(900));
     let cursors: Vec<(Resource, &str, bool)> = o.cursors.iter().map(|c| (c.resource, c.container.as_str(), c.full_round)).collect();
-    assert_eq!(cursors, vec![(Resource::Mail, "inbox", false), (Resource::Tasks, "list-1", true)]);
+    // Mail's folders are one target (in a round from scratch while any folder is); each To Do list
+    // is its own.
+    assert_eq!(cursors, vec![(Resource::Mail, "", true), (Resource::Tasks, "list-1", true), (Resource::Tasks, "list-2", false)]);
     assert_eq!(o.subscriptions, vec![SubscriptionStatus::from(&live), SubscriptionStatus::from(&failed)]);
     assert!(o.subscriptions[0].is_live(4_999) && !o.subscriptions[0].is_live(5_000));
     assert_eq!(o.subscriptions[1].failure, Some((ReasonCode::PermissionMissing, "No.".into())));

@@ -92,6 +92,7 @@ async fn subscriptions_are_kept_under_the_lease_with_a_sealed_client_state(db: &
     let mb = mailbox(db, &w).await;
     let now = store::now_unix();
     let lease = db.store.claim_due_mailboxes("w1", now, 30, 10).await.unwrap().remove(0);
+    assert!(!lease.has_subscriptions);
     let mail = live(mb.id, Resource::Mail, "", "sub-mail", now + 1000);
     let list = live(mb.id, Resource::Tasks, "list-1", "sub-list-1", now + 2000);
     for s in [&mail, &list] {
@@ -126,6 +127,7 @@ async fn subscriptions_are_kept_under_the_lease_with_a_sealed_client_state(db: &
     assert_eq!(db.store.mailbox_subscriptions(mb.id).await.unwrap().len(), 2);
 
     let again = db.store.claim_due_mailboxes("w1", now + 60, 30, 10).await.unwrap().remove(0);
+    assert!(again.has_subscriptions, "the claim tells the run it keeps subscriptions");
     db.store.remove_subscription(mb.id, again.fence, Resource::Tasks, "list-1", now).await.unwrap();
     assert_eq!(db.store.mailbox_subscriptions(mb.id).await.unwrap().len(), 1);
     assert_eq!(db.store.forget_subscriptions(mb.id).await.unwrap(), 1);
