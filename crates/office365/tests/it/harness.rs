@@ -45,6 +45,9 @@ pub async fn spawn_deployed_with(credential: microsoft::ClientCredential, fixtur
 }
 
 async fn spawn_with(deployment_app: Option<sync::DeploymentApp>, mut fixture: Fixture) -> Env {
+    // Mail received up to today: the sync reaches back only `backfill_days` from now, so a fixed
+    // date would leave the mailboxes empty of mail a month after it.
+    fixture.date_content_today();
     // The redirect URIs an operator registers for this deployment.
     fixture.add_redirect_uri(&format!("{PUBLIC_URL}/oauth/office365/callback"));
     fixture.add_redirect_uri(&format!("{PUBLIC_URL}/oauth/office365/admin-consent"));
