@@ -48,6 +48,13 @@ fn mail_to_bob(subject: &str) -> WriteRequest {
     })
 }
 
+/// A day a week from now, `YYYY-MM-DD`: inside the window the sync reads events from whatever day
+/// the tests run (a fixed date would leave it some weeks later).
+fn next_week() -> String {
+    let day = time::OffsetDateTime::now_utc().date() + time::Duration::days(7);
+    format!("{:04}-{:02}-{:02}", day.year(), u8::from(day.month()), day.day())
+}
+
 fn lose_answer(route: &str, method: &str) -> FaultRule {
     FaultRule {
         route: Some(route.into()),
@@ -203,8 +210,8 @@ async fn events_contacts_and_tasks_whose_answers_are_lost_are_made_once() {
     }
     let event = WriteRequest::CreateEvent(EventDraft {
         subject: "Planning".into(),
-        start: "2026-12-10T10:00".into(),
-        end: "2026-12-10T11:00".into(),
+        start: format!("{}T10:00", next_week()),
+        end: format!("{}T11:00", next_week()),
         time_zone: "UTC".into(),
         attendees: vec![EmailAddress::parse(BOB).unwrap()],
         ..Default::default()
@@ -216,7 +223,7 @@ async fn events_contacts_and_tasks_whose_answers_are_lost_are_made_once() {
         ..Default::default()
     });
     let list = env.store.cursors(mailbox).await.unwrap().into_iter().find(|c| c.resource == Resource::Tasks).unwrap().container;
-    let task = WriteRequest::CreateTask(TaskDraft { list: list.clone(), title: "Call Nora".into(), due: Some("2026-12-11".into()) });
+    let task = WriteRequest::CreateTask(TaskDraft { list: list.clone(), title: "Call Nora".into(), due: Some(next_week()) });
     let ids = [
         record(&env, user, mailbox, "write-event", event).await,
         record(&env, user, mailbox, "write-contact", contact).await,
@@ -282,8 +289,8 @@ mod interleavings {
             0 => WriteRequest::SendMail(MailDraft { to: bob(), subject: format!("Write {n}"), body: "b".into(), ..Default::default() }),
             1 => WriteRequest::CreateEvent(EventDraft {
                 subject: format!("Write {n}"),
-                start: "2026-12-10T10:00".into(),
-                end: "2026-12-10T11:00".into(),
+                start: format!("{}T10:00", next_week()),
+                end: format!("{}T11:00", next_week()),
                 time_zone: "UTC".into(),
                 ..Default::default()
             }),
