@@ -144,7 +144,7 @@ impl Engine {
         let answers = match answers {
             Ok(a) => a,
             Err(e) => {
-                tracing::debug!(mailbox = %ctx.mailbox.id, status = ?e.status, code = %e.code, "batch refused: fetching one by one");
+                tracing::debug!(mailbox = %ctx.lease.mailbox.id, status = ?e.status, code = %e.code, "batch refused: fetching one by one");
                 metrics.request(e.status);
                 self.hold_off_as_asked(ctx, &e, 0);
                 return false;

@@ -19,7 +19,7 @@ use std::collections::{BTreeMap, HashSet};
 use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
-use store::sync::{CommitOutcome, CursorUpdate, Lease, PageCommit, SyncMailbox};
+use store::sync::{CommitOutcome, CursorUpdate, Lease, PageCommit};
 use store::{DynStore, UnixTime};
 
 /// Tuning; the defaults suit production, tests shorten the waits.
@@ -203,13 +203,10 @@ pub(crate) enum CallFailure {
 }
 
 pub(crate) struct RunCtx {
-    pub(crate) mailbox: SyncMailbox,
-    pub(crate) fence: i64,
+    /// The claim: the mailbox, the fence every write is made under, and what the claim saw.
+    pub(crate) lease: Lease,
     pub(crate) mref: MailboxRef,
     pub(crate) token: TokenKind,
-    /// What the claim saw: writes waiting, subscriptions kept ([`Lease`]).
-    pub(crate) writes_waiting: bool,
-    pub(crate) has_subscriptions: bool,
     /// The organization's settings as the run read them at its start.
     pub(crate) settings: domain::office365::Office365Settings,
     pub(crate) gate: Arc<MailboxGate>,
@@ -379,7 +376,7 @@ impl Engine {
                 FailureClass::Throttled(_) => {
                     drop(slot);
                     self.hold_off_as_asked(ctx, &e, attempt);
-                    tracing::debug!(mailbox = %ctx.mailbox.id, "Graph throttled this mailbox");
+                    tracing::debug!(mailbox = %ctx.lease.mailbox.id, "Graph throttled this mailbox");
                 }
                 FailureClass::Transient(_) => {
                     if e.status.is_none() {
@@ -466,14 +463,11 @@ impl Engine {
         };
         let ctx = RunCtx {
             token: TokenSource::kind_for(settings.mode, mb.org_id, mb.connection_id, mb.graph_user_id.is_some()),
-            settings: settings.clone(),
-            writes_waiting: lease.writes_waiting,
-            has_subscriptions: lease.has_subscriptions,
             gate: self.inner.gates.gate(mb.id),
-            fence: lease.fence,
-            mailbox: mb.clone(),
+            lease: lease.clone(),
             mref,
             mail_since: mail_received_since(now(), settings.backfill_days),
+            settings,
             oldest_mail: tokio::sync::OnceCell::new(),
             cursors: tokio::sync::OnceCell::new(),
             ahead: Default::default(),
@@ -483,9 +477,10 @@ impl Engine {
         let writes = self.perform_writes(&ctx).await?;
         // Due by time ("sync now" included): every resource. Only notified: just those.
         let full = mb.next_due_at <= now();
-        let mut report = RunReport { full, writes, interval_minutes: settings.sync_interval_minutes, ..RunReport::default() };
-        let window = events_window(now(), settings.backfill_days);
-        let resources: Vec<Resource> = resources_for(&settings.resources).into_iter().filter(|r| full || mb.notified.contains(r)).collect();
+        let mut report = RunReport { full, writes, interval_minutes: ctx.settings.sync_interval_minutes, ..RunReport::default() };
+        let window = events_window(now(), ctx.settings.backfill_days);
+        let resources: Vec<Resource> =
+            resources_for(&ctx.settings.resources).into_iter().filter(|r| full || mb.notified.contains(r)).collect();
         // A failure of the batches that fetch ahead (no access token) is the first resource's.
         let mut ahead = Some(self.fetch_ahead(&ctx, &resources, &window).await);
         for resource in resources {
@@ -545,7 +540,7 @@ impl Engine {
         let first_sync = containers.iter().any(|(id, _)| cursors.get(id).is_none_or(|c| c.full_round));
         if first_sync && resource == Resource::Mail {
             let total = containers.iter().map(|(_, t)| t.unwrap_or(0)).sum();
-            self.inner.store.set_estimated_total(ctx.mailbox.id, resource, Some(total)).await?;
+            self.inner.store.set_estimated_total(ctx.lease.mailbox.id, resource, Some(total)).await?;
         }
         for (container, _) in &containers {
             let cursor = cursors.get(container);
@@ -556,7 +551,7 @@ impl Engine {
         // Containers Graph no longer lists (deleted folders, an old calendar window) go, after the
         // live ones completed their round.
         for gone in cursors.keys().filter(|k| !containers.iter().any(|(id, _)| id == *k)) {
-            if self.inner.store.drop_container(ctx.mailbox.id, ctx.fence, resource, gone).await? == CommitOutcome::LeaseLost {
+            if self.inner.store.drop_container(ctx.lease.mailbox.id, ctx.lease.fence, resource, gone).await? == CommitOutcome::LeaseLost {
                 return Err(SyncError::LeaseLost);
             }
         }
@@ -579,7 +574,7 @@ impl Engine {
             return Ok(());
         }
         self.commit_barrier().await;
-        match self.inner.store.commit_quiet(ctx.mailbox.id, ctx.fence, &quiet.links, &quiet.succeeded, now()).await? {
+        match self.inner.store.commit_quiet(ctx.lease.mailbox.id, ctx.lease.fence, &quiet.links, &quiet.succeeded, now()).await? {
             CommitOutcome::LeaseLost => Err(SyncError::LeaseLost),
             CommitOutcome::Committed { .. } => Ok(()),
         }
@@ -587,7 +582,7 @@ impl Engine {
 
     /// The mailbox's cursors at the start of the run (one read per run).
     pub(crate) async fn run_cursors<'c>(&self, ctx: &'c RunCtx) -> Result<&'c [store::sync::SyncCursor], SyncError> {
-        Ok(ctx.cursors.get_or_try_init(|| async { self.inner.store.cursors(ctx.mailbox.id).await }).await?)
+        Ok(ctx.cursors.get_or_try_init(|| async { self.inner.store.cursors(ctx.lease.mailbox.id).await }).await?)
     }
 
     /// The `receivedDateTime` a restarted mail round asks from: the backfill start or the oldest
@@ -599,7 +594,7 @@ impl Engine {
             .oldest_mail
             .get_or_try_init(|| async {
                 let mut oldest: BTreeMap<String, UnixTime> = BTreeMap::new();
-                for item in self.inner.store.mailbox_items(ctx.mailbox.id, Resource::Mail).await? {
+                for item in self.inner.store.mailbox_items(ctx.lease.mailbox.id, Resource::Mail).await? {
                     if let Some(t) = item.occurred_at {
                         let o = oldest.entry(item.container).or_insert(t);
                         *o = (*o).min(t);
@@ -666,7 +661,7 @@ impl Engine {
                 Err(CallFailure::Fatal(e)) => return Err(e),
                 Err(CallFailure::Unknown(e)) => return Err(SyncError::Graph(e)),
                 Err(CallFailure::Gone) => {
-                    return match sync.drop_container(ctx.mailbox.id, ctx.fence, resource, container).await? {
+                    return match sync.drop_container(ctx.lease.mailbox.id, ctx.lease.fence, resource, container).await? {
                         CommitOutcome::LeaseLost => Err(SyncError::LeaseLost),
                         CommitOutcome::Committed { .. } => Ok(()),
                     };
@@ -676,8 +671,10 @@ impl Engine {
                     if resets > self.inner.config.max_resets_per_run {
                         return Err(SyncError::Graph(e));
                     }
-                    tracing::info!(mailbox = %ctx.mailbox.id, resource = resource.as_str(), "delta cursor expired: restarting it");
-                    if sync.reset_cursor(ctx.mailbox.id, ctx.fence, resource, container, now()).await? == CommitOutcome::LeaseLost {
+                    tracing::info!(mailbox = %ctx.lease.mailbox.id, resource = resource.as_str(), "delta cursor expired: restarting it");
+                    if sync.reset_cursor(ctx.lease.mailbox.id, ctx.lease.fence, resource, container, now()).await?
+                        == CommitOutcome::LeaseLost
+                    {
                         return Err(SyncError::LeaseLost);
                     }
                     SyncMetrics::add(&self.inner.metrics.resyncs, 1);
@@ -707,7 +704,7 @@ impl Engine {
             pages += 1;
             match page.next {
                 DeltaNext::NextLink(_) if pages >= self.inner.config.max_delta_pages_per_run => {
-                    tracing::warn!(mailbox = %ctx.mailbox.id, resource = resource.as_str(), pages, "delta paging did not end; stopping the run");
+                    tracing::warn!(mailbox = %ctx.lease.mailbox.id, resource = resource.as_str(), pages, "delta paging did not end; stopping the run");
                     return Err(SyncError::PagingDidNotEnd { resource, pages });
                 }
                 DeltaNext::NextLink(l) => start = DeltaStart::Link(l),
@@ -728,8 +725,8 @@ fn page_commit(ctx: &RunCtx, resource: Resource, container: &str, page: &microso
         };
     }
     let mut commit = PageCommit {
-        mailbox_id: ctx.mailbox.id,
-        fence: ctx.fence,
+        mailbox_id: ctx.lease.mailbox.id,
+        fence: ctx.lease.fence,
         resource,
         container: container.to_string(),
         upserts: Vec::new(),

@@ -51,11 +51,11 @@ impl Engine {
     /// Performs the mailbox's pending writes, oldest first.
     pub(crate) async fn perform_writes(&self, ctx: &RunCtx) -> Result<OutboxReport, SyncError> {
         let mut report = OutboxReport::default();
-        if !ctx.writes_waiting {
+        if !ctx.lease.writes_waiting {
             return Ok(report);
         }
         let retry = |r: &mut OutboxReport, at: UnixTime| r.retry_at = Some(r.retry_at.map_or(at, |t| t.min(at)));
-        for w in self.store().pending_writes(ctx.mailbox.id).await? {
+        for w in self.store().pending_writes(ctx.lease.mailbox.id).await? {
             if w.not_before > now() {
                 retry(&mut report, w.not_before);
                 continue;
@@ -72,7 +72,7 @@ impl Engine {
                 Turn::Done(graph_id) => WriteState::Done { graph_id },
                 Turn::Failed(reason, detail) => WriteState::Failed { reason, detail },
                 Turn::Held(until) => {
-                    self.fenced(self.store().hold_write(ctx.mailbox.id, ctx.fence, w.id, until).await?)?;
+                    self.fenced(self.store().hold_write(ctx.lease.mailbox.id, ctx.lease.fence, w.id, until).await?)?;
                     retry(&mut report, until);
                     continue;
                 }
@@ -85,8 +85,8 @@ impl Engine {
                 WriteState::Done { .. } => report.performed += 1,
                 _ => report.failed += 1,
             }
-            let audit = audit_entry(&w, &outcome, &ctx.mailbox);
-            self.fenced(self.store().finish_write(ctx.mailbox.id, ctx.fence, w.id, &outcome, &audit, now()).await?)?;
+            let audit = audit_entry(&w, &outcome, &ctx.lease.mailbox);
+            self.fenced(self.store().finish_write(ctx.lease.mailbox.id, ctx.lease.fence, w.id, &outcome, &audit, now()).await?)?;
         }
         SyncMetrics::add(&self.inner.metrics.writes_performed, report.performed);
         SyncMetrics::add(&self.inner.metrics.writes_failed, report.failed);
@@ -102,7 +102,7 @@ impl Engine {
 
     /// Counts an attempt (and what it made so far) before a call that may reach Microsoft.
     async fn attempt(&self, ctx: &RunCtx, w: &OutboxWrite, step: Option<&str>) -> Result<(), SyncError> {
-        self.fenced(self.store().note_write_attempt(ctx.mailbox.id, ctx.fence, w.id, step, now()).await?)
+        self.fenced(self.store().note_write_attempt(ctx.lease.mailbox.id, ctx.lease.fence, w.id, step, now()).await?)
     }
 
     async fn perform(&self, ctx: &RunCtx, w: &OutboxWrite) -> Result<Turn, SyncError> {

@@ -148,17 +148,20 @@ impl Engine {
         let store = self.store();
         let cfg = self.config();
         let now = || cfg.subscription_clock.now();
-        let polling = polling_only(cfg, settings, &ctx.mailbox);
+        let polling = polling_only(cfg, settings, &ctx.lease.mailbox);
         // A polled mailbox whose claim saw no subscription has none: nothing to read.
-        let kept =
-            if polling.is_some() && !ctx.has_subscriptions { Vec::new() } else { store.mailbox_subscriptions(ctx.mailbox.id).await? };
+        let kept = if polling.is_some() && !ctx.lease.has_subscriptions {
+            Vec::new()
+        } else {
+            store.mailbox_subscriptions(ctx.lease.mailbox.id).await?
+        };
         if let Some(reason) = &polling
             && kept.is_empty()
         {
             // Polled, and no subscription left to remove: nothing to keep.
             return Ok(ChangeDelivery::Polling(reason.clone()));
         }
-        let cursors: Vec<CursorState> = store.cursors(ctx.mailbox.id).await?.iter().map(CursorState::from).collect();
+        let cursors: Vec<CursorState> = store.cursors(ctx.lease.mailbox.id).await?.iter().map(CursorState::from).collect();
         let want = match (polling, &cfg.notification_urls) {
             (None, Some(_)) => wanted(&crate::resources_for(&settings.resources), &cursors),
             _ => BTreeSet::new(),
@@ -171,10 +174,10 @@ impl Engine {
                     Ok(()) => SyncMetrics::add(&self.inner.metrics.subscriptions_deleted, 1),
                     Err(CallFailure::Fatal(SyncError::LeaseLost)) => return Err(SyncError::LeaseLost),
                     // It lapses by itself within three days; its notifications find no subscription.
-                    Err(_) => tracing::info!(mailbox = %ctx.mailbox.id, "could not delete a change-notification subscription"),
+                    Err(_) => tracing::info!(mailbox = %ctx.lease.mailbox.id, "could not delete a change-notification subscription"),
                 }
             }
-            if store.remove_subscription(ctx.mailbox.id, ctx.fence, s.resource, &s.container, store::now_unix()).await?
+            if store.remove_subscription(ctx.lease.mailbox.id, ctx.lease.fence, s.resource, &s.container, store::now_unix()).await?
                 == CommitOutcome::LeaseLost
             {
                 return Err(SyncError::LeaseLost);
@@ -206,26 +209,31 @@ impl Engine {
                 Err(CallFailure::Fatal(SyncError::LeaseLost)) => return Err(SyncError::LeaseLost),
                 // Throttled or Microsoft unavailable: the next run tries again; a live one stays.
                 Err(CallFailure::Fatal(e @ (SyncError::Throttled(_) | SyncError::Token(_) | SyncError::Store(_)))) => {
-                    tracing::info!(mailbox = %ctx.mailbox.id, error = %e, "change-notification upkeep postponed");
+                    tracing::info!(mailbox = %ctx.lease.mailbox.id, error = %e, "change-notification upkeep postponed");
                     break;
                 }
                 Err(failure) => {
                     SyncMetrics::add(&self.inner.metrics.subscription_failures, 1);
                     let (reason, detail) = failure_words(failure);
-                    tracing::info!(mailbox = %ctx.mailbox.id, resource = resource.as_str(), ?reason, %detail, "no change notifications");
+                    tracing::info!(mailbox = %ctx.lease.mailbox.id, resource = resource.as_str(), ?reason, %detail, "no change notifications");
                     SubscriptionState::Failed { reason, detail }
                 }
             };
-            let row =
-                Subscription { mailbox_id: ctx.mailbox.id, resource: *resource, container: container.clone(), state, attempted_at: now() };
-            if store.save_subscription(ctx.fence, &row, store::now_unix()).await? == CommitOutcome::LeaseLost {
+            let row = Subscription {
+                mailbox_id: ctx.lease.mailbox.id,
+                resource: *resource,
+                container: container.clone(),
+                state,
+                attempted_at: now(),
+            };
+            if store.save_subscription(ctx.lease.fence, &row, store::now_unix()).await? == CommitOutcome::LeaseLost {
                 return Err(SyncError::LeaseLost);
             }
             wrote = true;
         }
-        let kept = if wrote { store.mailbox_subscriptions(ctx.mailbox.id).await? } else { kept };
+        let kept = if wrote { store.mailbox_subscriptions(ctx.lease.mailbox.id).await? } else { kept };
         let kept: Vec<SubscriptionStatus> = kept.iter().map(SubscriptionStatus::from).collect();
-        Ok(change_delivery(cfg, settings, &ctx.mailbox, &cursors, &kept, now()))
+        Ok(change_delivery(cfg, settings, &ctx.lease.mailbox, &cursors, &kept, now()))
     }
 
     /// How one mailbox learns of changes now, reading its cursors and subscriptions (the tests
