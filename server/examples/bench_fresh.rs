@@ -103,8 +103,7 @@ async fn database_url(dir: &tempfile::TempDir, label: &str) -> Res<String> {
 /// One product instance and its Microsoft: `notifications` decides whether the sync configuration
 /// keeps the notification URLs the server derived from its public URL.
 async fn start_world(label: &str, mailboxes: usize, notifications: bool, interval_minutes: u32) -> Res<World> {
-    let mut fixture = Fixture::demo();
-    fixture.date_content_today();
+    let mut fixture = Fixture::demo_today();
     fixture.add_redirect_uri(REDIRECT);
     let template = fixture.tenants[0].users[1].clone();
     for i in 0..mailboxes {

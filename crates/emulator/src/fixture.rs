@@ -436,6 +436,15 @@ impl Fixture {
         t.users.push(UserFixture { licensed: false, job_title: None, ..demo_user(&id, email, display_name, "") });
     }
 
+    /// [`Fixture::demo`] with its content dated today ([`Fixture::date_content_today`]): what a
+    /// product that syncs only the last N days needs. `demo()` keeps its fixed date, so it equals
+    /// `fixtures/demo.json` and generates the same content every day.
+    pub fn demo_today() -> Fixture {
+        let mut fixture = Fixture::demo();
+        fixture.date_content_today();
+        fixture
+    }
+
     /// Dates the generated content around today (mail received up to today, events around it), so
     /// a product that syncs only the last N days finds the demo's mail whatever day it runs.
     pub fn date_content_today(&mut self) {
@@ -457,8 +466,7 @@ impl Fixture {
     /// messages (and 25 events, 30 contacts, 20 tasks), plus `count` Northwind users made from
     /// Alice's template, named by [`Fixture::bench_user_id`] and [`Fixture::bench_upn`].
     pub fn demo_with_bench_users(prefix: &str, count: usize, messages: u64) -> Fixture {
-        let mut fixture = Fixture::demo();
-        fixture.date_content_today();
+        let mut fixture = Fixture::demo_today();
         fixture.set_all_counts(MailboxCounts { messages, events: 25, contacts: 30, tasks: 20 });
         let template = fixture.tenants[0].users[1].clone();
         for i in 0..count {

@@ -60,9 +60,8 @@ pub fn test_config(owner: &str) -> SyncConfig {
 /// The demo world, its generated content dated around today: the first sync's mail filter (from
 /// `backfill_days`) is then the same whatever day the tests run.
 pub fn demo_fixture() -> Fixture {
-    let mut fixture = Fixture::demo();
+    let mut fixture = Fixture::demo_today();
     fixture.add_redirect_uri(REDIRECT);
-    fixture.date_content_today();
     fixture
 }
 
